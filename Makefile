@@ -1,0 +1,51 @@
+# stallmon build, generation and tests. Every target installs what it needs.
+GO       ?= go
+CLANG    ?= clang-19
+STRIP    ?= llvm-strip-19
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+BIN      := bin/stallmon
+export BPF2GO_CC    := $(CLANG)
+export BPF2GO_STRIP := $(STRIP)
+# bpf2go's own flags pin -mcpu=v3 etc. in gen/gen.go.
+
+APT_BPF  := clang-19 llvm-19 libbpf-dev
+APT_TEST := iproute2
+
+.PHONY: all build generate test lint demo bench deps-bpf deps-test clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/stallmon
+
+# Regenerates gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
+generate: deps-bpf
+	cd gen && $(GO) generate ./...
+
+# Tests that need root or BPF fail instead of skipping when
+# STALLMON_REQUIRE_PRIVILEGED=1 (set by .ci/run).
+test: deps-test
+	$(GO) mod download
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build
+	./$(BIN) demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000000x -count 1 ./monitor/
+
+deps-bpf:
+	@command -v $(CLANG) >/dev/null && command -v $(STRIP) >/dev/null && test -e /usr/include/bpf/bpf_helpers.h || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_BPF); }
+
+deps-test:
+	@command -v ip >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_TEST); }
+
+clean:
+	rm -rf bin

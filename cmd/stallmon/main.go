@@ -1,0 +1,36 @@
+// Command stallmon watches a process from the kernel side and stops its
+// cluster heartbeat while one of its syscalls is stuck.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	err := newRootCmd().ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ec *exitError
+	if errors.As(err, &ec) {
+		if ec.err != nil {
+			fmt.Fprintln(os.Stderr, "stallmon:", ec.err)
+		}
+		return ec.code
+	}
+	// cobra reports flag parsing problems as plain errors: they are usage errors.
+	fmt.Fprintln(os.Stderr, "stallmon:", err)
+	return exitUsage
+}

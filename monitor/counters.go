@@ -1,0 +1,42 @@
+package monitor
+
+import (
+	"fmt"
+
+	"github.com/stallmon/stallmon/gen"
+)
+
+// Counters are the tracker's kernel-side counters, summed over CPUs.
+type Counters struct {
+	Enter           uint64 // syscalls entered by the target
+	StorageCreated  uint64 // per-thread entries created
+	StorageFailed   uint64 // entries that could not be created
+	ExitNoEntry     uint64 // sys_exit without a recorded entry (new threads, pre-attach syscalls)
+	StorageReleased uint64 // entries released at thread exit
+	NrTooLarge      uint64 // syscall numbers that did not fit the record
+}
+
+// Live is the number of per-thread entries that exist now.
+func (c Counters) Live() uint64 { return c.StorageCreated - c.StorageReleased }
+
+// Counters reads the kernel counters.
+func (m *Monitor) Counters() (Counters, error) {
+	var c Counters
+	for key, dst := range map[gen.StallmonCounter]*uint64{
+		gen.StallmonCounterCOUNTER_ENTER:            &c.Enter,
+		gen.StallmonCounterCOUNTER_STORAGE_CREATED:  &c.StorageCreated,
+		gen.StallmonCounterCOUNTER_STORAGE_FAILED:   &c.StorageFailed,
+		gen.StallmonCounterCOUNTER_EXIT_NO_ENTRY:    &c.ExitNoEntry,
+		gen.StallmonCounterCOUNTER_STORAGE_RELEASED: &c.StorageReleased,
+		gen.StallmonCounterCOUNTER_NR_TOO_LARGE:     &c.NrTooLarge,
+	} {
+		var perCPU []uint64
+		if err := m.objs.Counters.Lookup(key, &perCPU); err != nil {
+			return Counters{}, fmt.Errorf("reading counter %d: %w", key, err)
+		}
+		for _, v := range perCPU {
+			*dst += v
+		}
+	}
+	return c, nil
+}

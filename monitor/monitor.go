@@ -1,0 +1,153 @@
+// Package monitor loads stallmon's BPF tracker for one process and answers,
+// on demand, which of its threads are inside which syscall and since when.
+// It is the only package that touches the generated code in gen/.
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/stallmon/stallmon/gen"
+)
+
+// Monitor is an attached tracker for one process. Its methods may be
+// called from one goroutine at a time, except Done and Close.
+type Monitor struct {
+	log    *slog.Logger
+	target *target
+	objs   gen.StallmonObjects
+	links  []link.Link
+	iter   *link.Iter
+
+	preAttach map[int]preAttach // tid -> syscall already in flight at attach
+
+	done     chan struct{}
+	waitErr  error
+	closeMu  sync.Mutex
+	isClosed bool
+}
+
+// Attach validates pid, loads the BPF programs filtered on it, and attaches
+// them. On any error nothing stays loaded or attached.
+func Attach(pid int, log *slog.Logger) (_ *Monitor, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tgt, err := openTarget(pid)
+	if err != nil {
+		return nil, err
+	}
+	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			m.closeObjects()
+			tgt.close()
+		}
+	}()
+
+	if err := checkPIDNamespace(); err != nil {
+		return nil, err
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
+	// use memcg and this is a no-op.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising memlock limit: %w", err)
+	}
+	if err := m.load(pid); err != nil {
+		return nil, err
+	}
+	if err := m.attach(pid); err != nil {
+		return nil, err
+	}
+	go m.watchExit()
+	return m, nil
+}
+
+func (m *Monitor) load(pid int) error {
+	spec, err := gen.LoadStallmon()
+	if err != nil {
+		return fmt.Errorf("loading tracker spec: %w", err)
+	}
+	if err := spec.Variables[gen.StallmonVarTargetTgid].Set(uint32(pid)); err != nil {
+		return fmt.Errorf("setting target pid: %w", err)
+	}
+	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("loading tracker: %+v", verr)
+		}
+		return fmt.Errorf("loading tracker: %w", err)
+	}
+	return nil
+}
+
+func (m *Monitor) attach(pid int) error {
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sys_enter", m.objs.SysEnter},
+		{"sys_exit", m.objs.SysExit},
+		{"sched_process_exit", m.objs.ThreadExit},
+	} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
+		if err != nil {
+			return fmt.Errorf("attaching raw tracepoint %s: %w", tp.name, err)
+		}
+		m.links = append(m.links, l)
+	}
+	it, err := attachTaskIter(m.objs.Snapshot, pid)
+	if err != nil {
+		return fmt.Errorf("attaching task iterator: %w", err)
+	}
+	m.iter = it
+	return nil
+}
+
+// PID returns the monitored process id.
+func (m *Monitor) PID() int { return m.target.pid }
+
+// Done is closed when the target process has exited.
+func (m *Monitor) Done() <-chan struct{} { return m.done }
+
+func (m *Monitor) watchExit() {
+	m.waitErr = m.target.waitExit()
+	close(m.done)
+}
+
+// Close detaches and unloads everything. It is safe to call more than once.
+func (m *Monitor) Close() error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.isClosed {
+		return nil
+	}
+	m.isClosed = true
+	err := m.closeObjects()
+	// Closing the pidfd ends watchExit's wait.
+	if cerr := m.target.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing pidfd: %w", cerr)
+	}
+	return err
+}
+
+func (m *Monitor) closeObjects() error {
+	var errs []error
+	if m.iter != nil {
+		errs = append(errs, m.iter.Close())
+	}
+	for _, l := range m.links {
+		errs = append(errs, l.Close())
+	}
+	errs = append(errs, m.objs.Close())
+	return errors.Join(errs...)
+}
