@@ -33,6 +33,7 @@ func (m *Monitor) fillPreAttach(t *Thread, now time.Time) {
 	t.Nr = nr
 	t.Arg0 = arg0
 	t.Elapsed = now.Sub(p.first)
+	t.Entered = uint64(p.first.UnixNano())
 }
 
 // readProcSyscall parses /proc/PID/task/TID/syscall: "NR ARG0 ... SP PC"

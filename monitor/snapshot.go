@@ -31,10 +31,16 @@ type Thread struct {
 	FD      int
 	Arg0    uint64
 	Elapsed time.Duration
+	// Entered identifies this syscall instance: the kernel's monotonic
+	// entry time in ns (for SinceAttach, when it was first seen).
+	Entered uint64
 	// SinceAttach marks a syscall that was already in flight when the
 	// tracker attached: its entry time is unknown and Elapsed counts from
 	// the first snapshot that saw it, a lower bound.
 	SinceAttach bool
+	// Tracked is true once the thread has entered a syscall since attach
+	// and so owns a kernel-side entry.
+	Tracked bool
 }
 
 // InFlight returns the threads that are inside a syscall.
@@ -103,10 +109,11 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 
 func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	t := Thread{
-		TID:   int(rec.Tid),
-		Comm:  string(rec.Comm[:]),
-		State: decodeState(rec.State, rec.OnCpu != 0),
-		FD:    -1,
+		TID:     int(rec.Tid),
+		Comm:    string(rec.Comm[:]),
+		State:   decodeState(rec.State, rec.OnCpu != 0),
+		FD:      -1,
+		Tracked: rec.HasStorage != 0,
 	}
 	if i := bytes.IndexByte(rec.Comm[:], 0); i >= 0 {
 		t.Comm = string(rec.Comm[:i])
@@ -118,6 +125,7 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 		t.Nr = int(rec.Word & nrMask)
 		t.Arg0 = rec.Arg0
 		start := (rec.Word >> nrBits) << tsShift
+		t.Entered = start
 		if rec.Now > start {
 			t.Elapsed = time.Duration(rec.Now - start)
 		}

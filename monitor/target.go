@@ -31,9 +31,6 @@ func openTarget(pid int) (*target, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
 	}
-	if pid == os.Getpid() {
-		return nil, fmt.Errorf("pid %d is stallmon itself: %w", pid, ErrNotProcess)
-	}
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	switch {
 	case errors.Is(err, unix.ESRCH):

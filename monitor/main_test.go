@@ -1,0 +1,89 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/stallmon/stallmon/internal/privtest"
+	"github.com/stallmon/stallmon/workload"
+)
+
+func TestMain(m *testing.M) {
+	// The workload is this test binary re-executed: it runs the command
+	// protocol instead of the tests.
+	if os.Getenv(workload.EnvVar) == "1" {
+		os.Exit(workload.Main(os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+// startWorkload starts a workload process that the test can make hang.
+func startWorkload(t *testing.T) *workload.Proc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := workload.Start(context.Background(), exe, nil, nil)
+	if err != nil {
+		t.Fatalf("starting workload: %v", err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	return p
+}
+
+// attach attaches a tracker to pid for the duration of the test.
+func attach(t *testing.T, pid int) *Monitor {
+	t.Helper()
+	privtest.Require(t)
+	m, err := Attach(pid, nil)
+	if err != nil {
+		t.Fatalf("attaching to %d: %v", pid, err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("closing monitor: %v", err)
+		}
+	})
+	return m
+}
+
+func do(t *testing.T, p *workload.Proc, cmd string) workload.Reply {
+	t.Helper()
+	f, err := p.Do(cmd)
+	if err != nil {
+		t.Fatalf("workload %q: %v", cmd, err)
+	}
+	return f
+}
+
+func fieldInt(t *testing.T, f workload.Reply, key string) int {
+	t.Helper()
+	v, err := f.Int(key)
+	if err != nil {
+		t.Fatalf("reply field %s: %v", key, err)
+	}
+	return v
+}
+
+func snapshot(t *testing.T, m *Monitor) Snapshot {
+	t.Helper()
+	s, err := m.Snapshot()
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	return s
+}
+
+func mustThread(t *testing.T, s Snapshot, tid int) Thread {
+	t.Helper()
+	th, ok := s.Thread(tid)
+	if !ok {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", s.PID))
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", s.PID, tid))
+		t.Fatalf("thread %d missing from snapshot %+v; /proc has %v; stat %s", tid, s.Threads, ents, stat)
+	}
+	return th
+}
