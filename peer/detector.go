@@ -1,0 +1,222 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stallmon/stallmon/heartbeat"
+)
+
+var (
+	// ErrReplay: same incarnation, sequence not higher than one already seen.
+	ErrReplay = errors.New("peer: replayed packet")
+	// ErrStale: incarnation older than the node's current one.
+	ErrStale = errors.New("peer: stale incarnation")
+	// ErrTooManyNodes: a new node id while the detector tracks MaxNodes.
+	ErrTooManyNodes = errors.New("peer: too many nodes")
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout  = 3 * time.Second
+	DefaultMaxNodes = 1024
+)
+
+// Config tunes a Detector.
+type Config struct {
+	// Timeout after the last accepted packet at which a node is declared
+	// Dead. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// MaxNodes bounds memory when anyone can make up node ids (unauthenticated
+	// mode). Nodes are never forgotten, because forgetting one would also
+	// forget what a replay of its packets looks like. Zero means DefaultMaxNodes.
+	MaxNodes int
+}
+
+// Event reports what the detector concluded from one packet or one tick.
+type Event struct {
+	Node     string
+	State    State
+	Previous State
+	// Failover is true exactly once per failure: on the transition from
+	// Alive into Stalled, Fenced or Dead. Later steps of the same failure
+	// (Stalled then Dead, say) do not repeat it; the node must be Alive
+	// again first.
+	Failover bool
+	// Reason is "stalled", "fenced" or "dead" when State is one of those
+	// failed states, and "" otherwise.
+	Reason        string
+	Incarnation   uint64
+	Seq           uint64
+	Authenticated bool
+	Time          time.Time // receive time of the packet, or the tick time
+	// TakeoverDeadline is from the node's last accepted packet: the time by
+	// which its agent promised to have killed the process. Zero if none.
+	TakeoverDeadline time.Time
+	// Stall is the stuck syscall from the node's last accepted packet, when
+	// that packet was not ALIVE.
+	Stall heartbeat.Stall
+}
+
+// NodeStatus is a snapshot of one node as the detector sees it.
+type NodeStatus struct {
+	Node          string
+	State         State
+	Incarnation   uint64
+	Seq           uint64
+	Authenticated bool
+	LastSeen      time.Time
+}
+
+type node struct {
+	state         State
+	incarnation   uint64
+	seq           uint64
+	authenticated bool
+	lastSeen      time.Time
+	deadline      time.Time
+	stall         heartbeat.Stall
+}
+
+// Detector decides node states from decoded packets and the passage of
+// time. It starts no goroutines and never reads the clock: callers pass
+// now. It is safe for concurrent use.
+type Detector struct {
+	timeout  time.Duration
+	maxNodes int
+
+	mu    sync.Mutex
+	nodes map[string]*node
+	stats Stats
+}
+
+// NewDetector returns a detector; zero Config fields take the defaults.
+func NewDetector(cfg Config) (*Detector, error) {
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("peer detector: negative timeout %v", cfg.Timeout)
+	}
+	if cfg.MaxNodes < 0 {
+		return nil, fmt.Errorf("peer detector: negative MaxNodes %d", cfg.MaxNodes)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxNodes == 0 {
+		cfg.MaxNodes = DefaultMaxNodes
+	}
+	return &Detector{timeout: cfg.Timeout, maxNodes: cfg.MaxNodes, nodes: make(map[string]*node)}, nil
+}
+
+// Timeout is the silence after which a node is declared Dead.
+func (d *Detector) Timeout() time.Duration { return d.timeout }
+
+// Observe takes one decoded packet received at now. It returns the node's
+// event and whether its state changed; a rejected packet (replay, stale
+// incarnation, too many nodes) returns an error and changes nothing.
+func (d *Detector) Observe(p heartbeat.Packet, now time.Time) (Event, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ev, changed, err := d.observe(p, now)
+	if err != nil {
+		d.stats.reject(err)
+		return Event{}, false, err
+	}
+	d.stats.Accepted++
+	return ev, changed, nil
+}
+
+func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, error) {
+	next := fromWire(p.State)
+	if next == Unknown {
+		return Event{}, false, fmt.Errorf("observing packet: state %d: %w", p.State, heartbeat.ErrBadState)
+	}
+	if p.NodeID == "" {
+		return Event{}, false, fmt.Errorf("observing packet: empty node id: %w", heartbeat.ErrMalformed)
+	}
+	n, known := d.nodes[p.NodeID]
+	switch {
+	case !known && len(d.nodes) >= d.maxNodes:
+		return Event{}, false, fmt.Errorf("node %q: tracking %d nodes already: %w", p.NodeID, len(d.nodes), ErrTooManyNodes)
+	case !known:
+		n = &node{}
+		d.nodes[p.NodeID] = n
+	case p.Incarnation < n.incarnation:
+		return Event{}, false, fmt.Errorf("node %q: incarnation %d older than %d: %w", p.NodeID, p.Incarnation, n.incarnation, ErrStale)
+	case p.Incarnation == n.incarnation && p.Seq <= n.seq:
+		return Event{}, false, fmt.Errorf("node %q: incarnation %d seq %d not after %d: %w", p.NodeID, p.Incarnation, p.Seq, n.seq, ErrReplay)
+	}
+	n.incarnation, n.seq, n.authenticated, n.lastSeen = p.Incarnation, p.Seq, p.Authenticated, now
+	n.deadline, _ = p.Deadline()
+	n.stall = p.Stall
+	ev, changed := d.enter(p.NodeID, n, next, now)
+	return ev, changed, nil
+}
+
+// enter moves n to next and builds the event. This is the one place that
+// decides failover, so packets and timeouts follow the same rule.
+func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, bool) {
+	prev := n.state
+	n.state = next
+	ev := Event{
+		Node:             id,
+		State:            next,
+		Previous:         prev,
+		Failover:         prev == Alive && next.failed(),
+		Incarnation:      n.incarnation,
+		Seq:              n.seq,
+		Authenticated:    n.authenticated,
+		Time:             now,
+		TakeoverDeadline: n.deadline,
+		Stall:            n.stall,
+	}
+	if next.failed() {
+		ev.Reason = next.String()
+	}
+	return ev, prev != next
+}
+
+// Tick declares Dead every node that has been silent for the timeout and
+// returns those transitions, ordered by node id. Nodes that left are not
+// expected to speak again and stay Left.
+func (d *Detector) Tick(now time.Time) []Event {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var evs []Event
+	for id, n := range d.nodes {
+		if n.state == Dead || n.state == Left {
+			continue
+		}
+		if now.Sub(n.lastSeen) >= d.timeout {
+			ev, _ := d.enter(id, n, Dead, now)
+			evs = append(evs, ev)
+		}
+	}
+	slices.SortFunc(evs, func(a, b Event) int { return strings.Compare(a.Node, b.Node) })
+	return evs
+}
+
+// Stats returns a copy of the packet counters.
+func (d *Detector) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats.clone()
+}
+
+// Nodes returns a snapshot of every known node, ordered by node id.
+func (d *Detector) Nodes() []NodeStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]NodeStatus, 0, len(d.nodes))
+	for id, n := range d.nodes {
+		out = append(out, NodeStatus{
+			Node: id, State: n.state, Incarnation: n.incarnation, Seq: n.seq,
+			Authenticated: n.authenticated, LastSeen: n.lastSeen,
+		})
+	}
+	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.Node, b.Node) })
+	return out
+}

@@ -1,0 +1,217 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stallmon/stallmon/heartbeat"
+)
+
+// Source yields raw datagrams. *heartbeat.Receiver is one; tests and
+// embedders can supply their own (to drop packets for loss tests, say).
+// Read must return once ctx is done.
+type Source interface {
+	Read(ctx context.Context) ([]byte, error)
+}
+
+var _ Source = (*heartbeat.Receiver)(nil)
+
+// ListenerConfig configures a Listener. Only Source-independent settings
+// live here; the zero value listens unauthenticated with default timeouts.
+type ListenerConfig struct {
+	// Keys accepted; an empty ring accepts only unauthenticated packets.
+	Keys heartbeat.KeyRing
+	// Detector tunes the failure detector (timeout, node limit).
+	Detector Config
+	// OnEvent receives every state transition, from the Run goroutine: it
+	// should return quickly, since packets wait while it runs.
+	OnEvent func(Event)
+	// OnFailover, when set, is run as `/bin/sh -c OnFailover` once per
+	// failover, with STALLMON_* variables describing the event.
+	OnFailover string
+	// HookTimeout bounds each OnFailover run; zero means DefaultHookTimeout.
+	HookTimeout time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Listener ties a Source, the decoder, a Detector and the failover hook.
+type Listener struct {
+	src     Source
+	keys    heartbeat.KeyRing
+	det     *Detector
+	onEvent func(Event)
+	hooks   *hookRunner
+	log     *slog.Logger
+	now     func() time.Time
+	tick    time.Duration
+	running atomic.Bool
+
+	mu     sync.Mutex
+	stats  Stats // decode rejections; the detector counts the rest
+	warned map[string]bool
+}
+
+type datagram struct {
+	b  []byte
+	at time.Time
+}
+
+// NewListener checks cfg and returns a Listener reading from src.
+func NewListener(src Source, cfg ListenerConfig) (*Listener, error) {
+	if src == nil {
+		return nil, errors.New("peer listener: nil source")
+	}
+	det, err := NewDetector(cfg.Detector)
+	if err != nil {
+		return nil, fmt.Errorf("peer listener: %w", err)
+	}
+	if cfg.HookTimeout < 0 {
+		return nil, fmt.Errorf("peer listener: negative hook timeout %v", cfg.HookTimeout)
+	}
+	if cfg.HookTimeout == 0 {
+		cfg.HookTimeout = DefaultHookTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.OnEvent == nil {
+		cfg.OnEvent = func(Event) {}
+	}
+	l := &Listener{
+		src: src, keys: cfg.Keys, det: det, onEvent: cfg.OnEvent,
+		log: cfg.Logger, now: cfg.Now, warned: make(map[string]bool),
+		// Checking ten times per timeout bounds the detection delay at 110%
+		// of the timeout without measurable cost.
+		tick: max(det.Timeout()/10, 5*time.Millisecond),
+	}
+	if cfg.OnFailover != "" {
+		l.hooks = &hookRunner{command: cfg.OnFailover, timeout: cfg.HookTimeout, log: cfg.Logger}
+	}
+	return l, nil
+}
+
+// Run receives and judges packets until ctx is done, then waits for
+// running failover hooks and returns nil. It returns an error only when
+// the source fails. Bad packets are counted and dropped, never fatal.
+func (l *Listener) Run(ctx context.Context) error {
+	if !l.running.CompareAndSwap(false, true) {
+		return errors.New("peer listener: Run called twice")
+	}
+	if l.hooks != nil {
+		defer l.hooks.wait()
+	}
+	readCtx, stopReading := context.WithCancel(ctx)
+	var reader sync.WaitGroup
+	defer func() {
+		stopReading()
+		reader.Wait()
+	}()
+	packets := make(chan datagram, 64)
+	readErr := make(chan error, 1)
+	reader.Go(func() { l.read(readCtx, packets, readErr) })
+
+	ticker := time.NewTicker(l.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			return fmt.Errorf("peer listener: %w", err)
+		case dg := <-packets:
+			l.handle(ctx, dg)
+		case <-ticker.C:
+			for _, ev := range l.det.Tick(l.now()) {
+				l.emit(ctx, ev)
+			}
+		}
+	}
+}
+
+// read stamps each datagram on arrival: the detector's timeout is about
+// when we heard a node, not when the main loop got round to it.
+func (l *Listener) read(ctx context.Context, out chan<- datagram, errc chan<- error) {
+	for {
+		b, err := l.src.Read(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				errc <- err
+			}
+			return
+		}
+		select {
+		case out <- datagram{b: b, at: l.now()}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (l *Listener) handle(ctx context.Context, dg datagram) {
+	p, err := heartbeat.Unmarshal(dg.b, l.keys)
+	if err != nil {
+		l.mu.Lock()
+		l.stats.reject(err)
+		l.mu.Unlock()
+		l.logReject(err)
+		return
+	}
+	ev, changed, err := l.det.Observe(p, dg.at)
+	if err != nil {
+		l.logReject(err)
+		return
+	}
+	if changed {
+		l.emit(ctx, ev)
+	}
+}
+
+// logReject warns on the first rejection of each kind and then drops to
+// debug, so a flood of forged packets cannot flood the log as well.
+func (l *Listener) logReject(err error) {
+	reason := RejectReason(err)
+	level := slog.LevelDebug
+	if !l.warned[reason] {
+		l.warned[reason] = true
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "dropped heartbeat packet", "reason", reason, "err", err)
+}
+
+func (l *Listener) emit(ctx context.Context, ev Event) {
+	attrs := []any{"node", ev.Node, "state", ev.State, "previous", ev.Previous,
+		"incarnation", ev.Incarnation, "seq", ev.Seq}
+	if ev.Failover {
+		l.log.Warn("node failed", append(attrs, "reason", ev.Reason)...)
+		if l.hooks != nil {
+			// Started before OnEvent so that a Run stopped from inside
+			// OnEvent still waits for this hook.
+			l.hooks.start(ctx, ev)
+		}
+	} else {
+		l.log.Info("node state changed", attrs...)
+	}
+	l.onEvent(ev)
+}
+
+// Stats returns accepted packets and rejections by reason, decoding and
+// replay checks together.
+func (l *Listener) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.det.Stats().merge(l.stats)
+}
+
+// Nodes returns a snapshot of every node heard from.
+func (l *Listener) Nodes() []NodeStatus { return l.det.Nodes() }
