@@ -1,0 +1,27 @@
+package budget
+
+import (
+	_ "embed"
+	"fmt"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the built-in table. Unlike Parse, it skips syscalls that
+// known rejects instead of failing: the table names syscalls of every
+// architecture (arm64 has no epoll_wait or poll), and a syscall that does
+// not exist cannot stall.
+func Default(known func(name string) bool) (*Table, error) {
+	t, err := parse(defaultYAML, known, true)
+	if err != nil {
+		return nil, fmt.Errorf("built-in budget table: %w", err)
+	}
+	return t, nil
+}
+
+// DefaultYAML returns the built-in table's source, whose comments explain
+// each choice; a starting point for a custom table.
+func DefaultYAML() []byte {
+	return append([]byte(nil), defaultYAML...)
+}

@@ -1,0 +1,87 @@
+package budget
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestFormatShape(t *testing.T) {
+	tb := mustParse(t, `default: {budget: 5s, kill_after: 60s}
+syscalls:
+  write:
+    budget: unbounded
+    by_fd: {regular: {budget: 90s, kill_after: 3600s}}
+  fsync: {budget: 1500ms, kill_after: never}
+  accept: unbounded
+  read:
+    by_fd: {other: unbounded, socket: unbounded}
+`)
+	want := `default: {budget: 5s, kill_after: 1m}
+syscalls:
+  accept: unbounded
+  fsync: {budget: 1.5s, kill_after: never}
+  read:
+    budget: 5s
+    kill_after: 1m
+    by_fd:
+      socket: unbounded
+      other: unbounded
+  write:
+    budget: unbounded
+    by_fd:
+      regular: {budget: 1m30s, kill_after: 1h}
+`
+	if got := format(t, tb); got != want {
+		t.Errorf("Format:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestFormatEmpty(t *testing.T) {
+	tb := mustParse(t, "default: unbounded\n")
+	if got := format(t, tb); got != "default: unbounded\nsyscalls: {}\n" {
+		t.Errorf("Format = %q", got)
+	}
+}
+
+func TestFormatRoundTrip(t *testing.T) {
+	def, err := Default(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overridden, err := def.WithDefaults(dur(1500*time.Millisecond), dur(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := map[string]*Table{
+		"default":    def,
+		"overridden": overridden,
+		"precedence": mustParse(t, precedenceTable),
+		"override":   mustParse(t, overrideTable),
+	}
+	for name, tb := range tables {
+		text := format(t, tb)
+		back, err := Parse([]byte(text), nil)
+		if err != nil {
+			t.Errorf("%s: Format output does not parse: %v\n%s", name, err, text)
+			continue
+		}
+		if d := sameBehaviour(tb, back); d != "" {
+			t.Errorf("%s: round trip changed %s\n%s", name, d, text)
+		}
+		if again := format(t, back); again != text {
+			t.Errorf("%s: Format is not stable:\n%s\nthen\n%s", name, text, again)
+		}
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestFormatWriteError(t *testing.T) {
+	err := mustParse(t, "default: unbounded\n").Format(failWriter{})
+	if err == nil || err.Error() != "write budget table: disk full" {
+		t.Errorf("Format to a failing writer: %v", err)
+	}
+}
