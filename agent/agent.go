@@ -1,5 +1,6 @@
 // Package agent runs stallmon's poll loop: it takes snapshots from the
-// tracker, judges each in-flight syscall against its budget, and reports.
+// tracker, judges each in-flight syscall against its budget, gates the
+// heartbeat on the verdict, and fences a target whose syscall never returns.
 package agent
 
 import (
@@ -7,29 +8,50 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/stallmon/stallmon/budget"
+	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/monitor"
 )
-
-// BudgetFunc returns how long thread t's current syscall may take before
-// it counts as a stall; ok=false means it may wait forever.
-type BudgetFunc func(t monitor.Thread) (budget time.Duration, ok bool)
 
 // Config configures an Agent.
 type Config struct {
 	PollInterval time.Duration
-	Budget       BudgetFunc
-	Logger       *slog.Logger
+	Table        *budget.Table
+	// Kill enables fencing: SIGKILL through the pidfd at kill_after.
+	Kill bool
+	// KillGrace is how long to wait for the killed target to exit before
+	// reporting it unkillable.
+	KillGrace time.Duration
+	// Heartbeat is nil when no heartbeat is sent.
+	Heartbeat *HeartbeatConfig
+	Logger    *slog.Logger
 }
+
+// Outcome is how Run ended.
+type Outcome int
+
+const (
+	Detached         Outcome = iota // ctx was cancelled
+	TargetExited                    // the target exited on its own
+	TargetKilled                    // stallmon killed the target
+	TargetUnkillable                // killed, but it outlived the grace period first
+)
 
 // Agent watches one attached process.
 type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	mon     *monitor.Monitor
+	judge   *judge
 	stalls  *stallSet
+	gate    *gate
+	beacon  *beacon
 	threads map[int]bool
+	lastAt  time.Time
+	late    bool
 }
 
 // New returns an agent for an attached monitor. It does not own mon.
@@ -37,64 +59,157 @@ func New(mon *monitor.Monitor, cfg Config) (*Agent, error) {
 	if cfg.PollInterval <= 0 {
 		return nil, fmt.Errorf("poll interval must be positive, got %v", cfg.PollInterval)
 	}
-	if cfg.Budget == nil {
-		return nil, errors.New("no budget function")
+	if cfg.Table == nil {
+		return nil, errors.New("no budget table")
+	}
+	if cfg.Kill && cfg.KillGrace <= 0 {
+		return nil, fmt.Errorf("kill grace must be positive, got %v", cfg.KillGrace)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, mon: mon, stalls: newStallSet()}, nil
+	a := &Agent{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		mon:    mon,
+		judge:  newJudge(cfg.Table, mon.PID()),
+		stalls: newStallSet(),
+		// One missed poll is jitter; two means we cannot vouch any more.
+		gate: newGate(2 * cfg.PollInterval),
+	}
+	if hb := cfg.Heartbeat; hb != nil {
+		if hb.Interval <= 0 || hb.Sender == nil || hb.NodeID == "" {
+			return nil, errors.New("heartbeat needs a positive interval, a sender and a node id")
+		}
+		if hb.Repeats <= 0 {
+			hb.Repeats = 3
+		}
+		a.beacon = &beacon{
+			cfg:         *hb,
+			log:         cfg.Logger,
+			gate:        a.gate,
+			kick:        make(chan struct{}, 1),
+			incarnation: uint64(time.Now().UnixNano()),
+			deadline:    a.takeoverDeadline,
+		}
+	}
+	return a, nil
 }
 
-// ErrTargetExited is returned by Run when the watched process exits.
-var ErrTargetExited = errors.New("target exited")
+// Run polls until ctx is done or the target is gone.
+func (a *Agent) Run(ctx context.Context) (Outcome, error) {
+	bctx, stopBeacon := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	// The first poll runs before the beacon starts, so the first packet
+	// already speaks from a judged snapshot.
+	a.poll(ctx)
+	if a.beacon != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.beacon.run(bctx) }()
+	}
+	halt := func() {
+		stopBeacon()
+		wg.Wait()
+	}
+	defer halt()
 
-// Run polls until ctx is done or the target exits (ErrTargetExited).
-func (a *Agent) Run(ctx context.Context) error {
 	tick := time.NewTicker(a.cfg.PollInterval)
 	defer tick.Stop()
-	if err := a.poll(); err != nil {
-		return err
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			halt()
+			a.final(heartbeat.StateLeaving, nil)
+			return Detached, nil
 		case <-a.mon.Done():
+			a.gate.fence()
+			halt()
 			a.targetExited()
-			return ErrTargetExited
+			a.final(heartbeat.StateFenced, nil)
+			return TargetExited, nil
 		case <-tick.C:
-			if err := a.poll(); err != nil {
-				return err
+			if victim := a.poll(ctx); victim != nil {
+				a.gate.fence()
+				halt()
+				return a.fenceTarget(ctx, *victim)
 			}
 		}
 	}
 }
 
-func (a *Agent) poll() error {
+// poll takes and judges one snapshot. It returns the syscall that went
+// past kill_after when the target must be fenced.
+func (a *Agent) poll(ctx context.Context) *judged {
+	now := time.Now()
+	// A late poll means the agent itself was stalled or starved: the gate
+	// closes on its own (stale), and the kill waits for an on-time poll so
+	// that our lateness is never blamed on the target.
+	onTime := a.lastAt.IsZero() || now.Sub(a.lastAt) <= 2*a.cfg.PollInterval
+	if !onTime && !a.late {
+		a.log.Warn(EvAgentLate, "gap_seconds", now.Sub(a.lastAt).Seconds())
+	}
+	a.late = !onTime
+	a.lastAt = now
+
 	snap, err := a.mon.Snapshot()
 	if err != nil {
-		return fmt.Errorf("taking snapshot: %w", err)
+		// Fail closed: no fresh poll, so the gate goes blind.
+		a.log.Error(EvPollFailed, "err", err)
+		return nil
 	}
 	a.trackThreads(snap)
-	var over []monitor.Thread
-	for _, t := range snap.InFlight() {
-		if b, ok := a.cfg.Budget(t); ok && t.Elapsed > b {
-			over = append(over, t)
-		}
+	over := a.judge.over(snap)
+	a.gate.polled(now, over)
+	started, cleared := a.stalls.update(over)
+	for _, j := range started {
+		a.event(slog.LevelWarn, EvStall, judgedAttrs(snap.PID, j)...)
 	}
-	started, cleared := a.stalls.update(over, snap.Taken)
-	for _, st := range started {
-		a.event(slog.LevelWarn, EvStall, threadAttrs(snap.PID, st.thread)...)
-	}
-	for _, st := range cleared {
-		attrs := threadAttrs(snap.PID, st.thread)
-		// The syscall returned between this poll and the last one that
-		// saw it: its duration is at least the elapsed time seen then.
-		attrs = append(attrs, slog.Float64("duration_seconds", st.thread.Elapsed.Seconds()))
+	for _, j := range cleared {
+		attrs := judgedAttrs(snap.PID, j)
+		// It returned between this poll and the last one that saw it: it
+		// lasted at least the elapsed time seen then.
+		attrs = append(attrs, slog.Float64("duration_seconds", j.thread.Elapsed.Seconds()))
 		a.event(slog.LevelInfo, EvStallCleared, attrs...)
 	}
+	if a.beacon != nil && (len(started) > 0 || len(cleared) > 0) {
+		a.beacon.poke()
+	}
+	if !a.cfg.Kill || !onTime {
+		return nil
+	}
+	for i := range over {
+		if over[i].overKill() {
+			return &over[i]
+		}
+	}
 	return nil
+}
+
+// takeoverDeadline is the promise carried by each packet: the time by
+// which, if nothing more is heard, the target will have been killed. With
+// no kill configured there is no promise.
+func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
+	if !a.cfg.Kill {
+		return time.Time{}
+	}
+	slack := 2*a.cfg.PollInterval + a.cfg.KillGrace
+	if j != nil && j.rule.Kills() {
+		return now.Add(j.rule.KillAfter - j.thread.Elapsed + slack)
+	}
+	max, ok := maxKillAfter(a.cfg.Table)
+	if !ok {
+		return time.Time{}
+	}
+	return now.Add(max + slack)
+}
+
+// final sends the last packets of this incarnation, after the beacon stopped.
+func (a *Agent) final(state heartbeat.State, j *judged) {
+	if a.beacon == nil {
+		return
+	}
+	a.beacon.send(state, j, a.beacon.cfg.Repeats)
+	a.log.Info(EvHeartbeatFinal, "state", state.String(), "seq", a.beacon.seq)
 }
 
 func (a *Agent) trackThreads(snap monitor.Snapshot) {

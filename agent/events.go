@@ -3,22 +3,28 @@ package agent
 import (
 	"context"
 	"log/slog"
-
-	"github.com/stallmon/stallmon/monitor"
 )
 
 // Event names are the "msg" of log records; operators and tests match on
 // them, so they are part of the interface (see README).
 const (
-	EvAttached      = "attached"
-	EvStall         = "stall"
-	EvStallCleared  = "stall_cleared"
-	EvTargetExited  = "target_exited"
-	EvThreadStarted = "thread_started"
-	EvThreadExited  = "thread_exited"
+	EvAttached         = "attached"
+	EvStall            = "stall"
+	EvStallCleared     = "stall_cleared"
+	EvHeartbeatStopped = "heartbeat_stopped"
+	EvHeartbeatResumed = "heartbeat_resumed"
+	EvHeartbeatFinal   = "heartbeat_final"
+	EvKill             = "kill"
+	EvUnkillable       = "unkillable"
+	EvTargetExited     = "target_exited"
+	EvAgentLate        = "agent_late"
+	EvPollFailed       = "poll_failed"
+	EvThreadStarted    = "thread_started"
+	EvThreadExited     = "thread_exited"
 )
 
-func threadAttrs(pid int, t monitor.Thread) []slog.Attr {
+func judgedAttrs(pid int, j judged) []slog.Attr {
+	t := j.thread
 	attrs := []slog.Attr{
 		slog.Int("pid", pid),
 		slog.Int("tid", t.TID),
@@ -28,6 +34,11 @@ func threadAttrs(pid int, t monitor.Thread) []slog.Attr {
 		slog.Int("fd", t.FD),
 		slog.Float64("elapsed_seconds", t.Elapsed.Seconds()),
 		slog.String("state", t.State.String()),
+		slog.String("fd_kind", j.kind.String()),
+		slog.Float64("budget_seconds", j.rule.Budget.Seconds()),
+	}
+	if j.rule.Kills() {
+		attrs = append(attrs, slog.Float64("kill_after_seconds", j.rule.KillAfter.Seconds()))
 	}
 	if t.SinceAttach {
 		// Entered before stallmon attached: elapsed is a lower bound.

@@ -15,7 +15,10 @@ import (
 type attachOptions struct {
 	pid          int
 	pollInterval time.Duration
-	budget       time.Duration
+	noKill       bool
+	killGrace    time.Duration
+	table        tableOptions
+	hb           heartbeatOptions
 	log          logOptions
 }
 
@@ -23,19 +26,27 @@ func newAttachCmd() *cobra.Command {
 	o := attachOptions{}
 	cmd := &cobra.Command{
 		Use:   "attach --pid PID",
-		Short: "Watch a running process for syscalls stuck in the kernel",
-		Long: `attach loads stallmon's BPF tracker for one process and polls it. Every
-syscall in flight for longer than --budget is reported as a "stall" event,
-and as "stall_cleared" once it returns. stallmon exits 0 when the target exits.`,
+		Short: "Watch a process; heartbeat while healthy, kill it if a syscall never returns",
+		Long: `attach loads stallmon's BPF tracker for one process and polls it. Each
+in-flight syscall is judged against the timeout table (see 'stallmon budgets'):
+over its budget the process is stalled and the multicast heartbeat stops;
+over kill_after the process is killed through a pidfd.
+
+Exit status: 0 the target exited on its own (or stallmon was stopped),
+1 runtime failure, 2 bad usage or configuration, 3 target killed by
+stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 		Example: `  sudo stallmon attach --pid 1234
-  sudo stallmon attach --pid "$(pidof myservice)" --budget 2s --log-format json`,
+  sudo stallmon attach --pid "$(pidof myservice)" --key-file /etc/stallmon/key --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.pid, "pid", 0, "process id to watch (required)")
 	f.DurationVar(&o.pollInterval, "poll-interval", 100*time.Millisecond, "how often to read the tracker")
-	f.DurationVar(&o.budget, "budget", 5*time.Second, "report syscalls in flight for longer than this")
+	f.BoolVar(&o.noKill, "no-kill", false, "never kill the target; only stop the heartbeat")
+	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
+	o.table.register(f)
+	o.hb.register(f)
 	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("pid")
@@ -50,13 +61,22 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if o.pollInterval <= 0 {
 		return usageError(fmt.Errorf("--poll-interval must be positive, got %v", o.pollInterval))
 	}
-	if o.budget <= 0 {
-		return usageError(fmt.Errorf("--budget must be positive, got %v", o.budget))
+	if o.killGrace <= 0 {
+		return usageError(fmt.Errorf("--kill-grace must be positive, got %v", o.killGrace))
 	}
-
+	table, err := o.table.load()
+	if err != nil {
+		return usageError(err)
+	}
+	hb, closeHB, err := o.hb.build(log)
+	if err != nil {
+		return usageError(err)
+	}
+	defer closeHB()
 	if o.pid == os.Getpid() {
 		return usageError(fmt.Errorf("pid %d is stallmon itself", o.pid))
 	}
+
 	mon, err := monitor.Attach(o.pid, log)
 	switch {
 	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess):
@@ -66,26 +86,29 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	}
 	defer mon.Close()
 
-	budget := o.budget
 	a, err := agent.New(mon, agent.Config{
 		PollInterval: o.pollInterval,
-		Budget:       func(monitor.Thread) (time.Duration, bool) { return budget, true },
+		Table:        table,
+		Kill:         !o.noKill,
+		KillGrace:    o.killGrace,
+		Heartbeat:    hb,
 		Logger:       log,
 	})
 	if err != nil {
 		return usageError(err)
 	}
 	log.Info(agent.EvAttached, "pid", o.pid, "arch", monitor.Arch,
-		"poll_interval_seconds", o.pollInterval.Seconds(), "budget_seconds", o.budget.Seconds())
+		"poll_interval_seconds", o.pollInterval.Seconds(), "kill", !o.noKill, "heartbeat", hb != nil)
 
-	err = a.Run(cmd.Context())
-	switch {
-	case errors.Is(err, agent.ErrTargetExited):
-		return nil
-	case cmd.Context().Err() != nil:
-		log.Info("detached", "pid", o.pid, "reason", "signal")
-		return nil
-	default:
+	outcome, err := a.Run(cmd.Context())
+	if err != nil {
 		return runtimeError(err)
 	}
+	switch outcome {
+	case agent.TargetKilled:
+		return &exitError{code: exitKilled}
+	case agent.TargetUnkillable:
+		return &exitError{code: exitUnkillable}
+	}
+	return nil
 }

@@ -4,10 +4,11 @@ import "strconv"
 
 // Exit statuses are part of the interface: supervisors and the demo rely on them.
 const (
-	exitOK      = 0 // target exited on its own, or command succeeded
-	exitRuntime = 1 // runtime failure: stallmon could not keep watching
-	exitUsage   = 2 // bad usage, bad configuration, bad target
-	exitKilled  = 3 // target killed by stallmon
+	exitOK         = 0 // target exited on its own, or command succeeded
+	exitRuntime    = 1 // runtime failure: stallmon could not keep watching
+	exitUsage      = 2 // bad usage, bad configuration, bad target
+	exitKilled     = 3 // target killed by stallmon
+	exitUnkillable = 4 // target killed, but it outlived the kill grace first
 )
 
 // exitError carries an exit status through cobra's error return.

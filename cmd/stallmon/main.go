@@ -9,9 +9,16 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/stallmon/stallmon/workload"
 )
 
 func main() {
+	// The demo's sample service is this binary re-executed: one file to
+	// ship, and the service does real syscalls that can really hang.
+	if os.Getenv(workload.EnvVar) == "1" {
+		os.Exit(workload.Main(os.Stdin, os.Stdout))
+	}
 	os.Exit(run())
 }
 

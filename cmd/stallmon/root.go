@@ -11,6 +11,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAttachCmd(), newListenCmd(), newVersionCmd())
+	root.AddCommand(newAttachCmd(), newListenCmd(), newBudgetsCmd(), newVersionCmd())
 	return root
 }

@@ -1,0 +1,67 @@
+package agent
+
+import (
+	"sync"
+	"time"
+)
+
+// gateState is what the heartbeat may say right now.
+type gateState int
+
+const (
+	gateAlive   gateState = iota // latest poll is fresh and found nothing over budget
+	gateStalled                  // a syscall is over its budget
+	gateBlind                    // no fresh successful poll: cannot vouch for the target
+	gateFenced                   // the target is being or has been killed: never alive again
+)
+
+func (s gateState) String() string {
+	return [...]string{"alive", "stalled", "blind", "fenced"}[s]
+}
+
+// gate is shared by the poll loop, which writes it, and the beacon, which
+// reads it before every packet. Staleness is judged at read time, so a
+// poll loop that stops (the agent itself stuck) silences the heartbeat
+// without anyone having to notice.
+type gate struct {
+	mu     sync.Mutex
+	maxAge time.Duration
+	lastOK time.Time // when the latest successful poll was taken
+	worst  *judged   // the stall to report, nil if none
+	fenced bool
+}
+
+func newGate(maxAge time.Duration) *gate { return &gate{maxAge: maxAge} }
+
+func (g *gate) polled(at time.Time, over []judged) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.lastOK = at
+	g.worst = nil
+	for i := range over {
+		if g.worst == nil || over[i].thread.Elapsed > g.worst.thread.Elapsed {
+			g.worst = &over[i]
+		}
+	}
+}
+
+func (g *gate) fence() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fenced = true
+}
+
+// state returns the gate's verdict at now, and the stall when stalled.
+func (g *gate) state(now time.Time) (gateState, *judged) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.fenced:
+		return gateFenced, g.worst
+	case g.lastOK.IsZero() || now.Sub(g.lastOK) > g.maxAge:
+		return gateBlind, nil
+	case g.worst != nil:
+		return gateStalled, g.worst
+	}
+	return gateAlive, nil
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/privtest"
+)
+
+func TestAttachBadInput(t *testing.T) {
+	zombie := exec.Command("true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Wait()
+	waitZombie(t, zombie.Process.Pid)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no pid", []string{"attach"}, exitUsage, `required flag(s) "pid" not set`},
+		{"non-numeric pid", []string{"attach", "--pid", "abc"}, exitUsage, `invalid argument "abc" for "--pid"`},
+		{"missing process", []string{"attach", "--pid", "4194304"}, exitUsage, "process 4194304 does not exist"},
+		{"zombie", []string{"attach", "--pid", strconv.Itoa(zombie.Process.Pid)}, exitUsage, "is a zombie"},
+		{"bad log format", []string{"attach", "--pid", "1", "--log-format", "xml"}, exitUsage, `--log-format "xml"`},
+		{"bad budget", []string{"attach", "--pid", "1", "--budget", "-1s"}, exitUsage, "default budget override must be positive"},
+		{"stray argument", []string{"attach", "--pid", "1", "extra"}, exitUsage, `unknown command "extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stderr := runStallmon(t, nil, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.msg) {
+				t.Fatalf("exit %d, stderr %q; want exit %d with %q", code, stderr, tc.code, tc.msg)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); n != 0 {
+				t.Fatalf("error is %d lines, want one: %q", n+1, stderr)
+			}
+		})
+	}
+}
+
+// Without the capabilities to load BPF, attach says which are missing.
+func TestAttachWithoutCapabilities(t *testing.T) {
+	privtest.Require(t) // to drop to another user
+	p := startWorkload(t)
+	code, stderr := runStallmon(t, func(c *exec.Cmd) {
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}, "attach", "--pid", strconv.Itoa(p.PID))
+	if code != exitRuntime || !strings.Contains(stderr, "missing CAP_BPF and CAP_PERFMON") {
+		t.Fatalf("exit %d, stderr %q; want exit %d naming CAP_BPF and CAP_PERFMON", code, stderr, exitRuntime)
+	}
+}
+
+// The story end to end: a real hung syscall is reported as a stall within
+// one poll interval of its budget, cleared when it returns, and stallmon
+// exits 0 with the target's status when the target exits.
+func TestAttachReportsStall(t *testing.T) {
+	privtest.Require(t)
+	const budget, poll = 300 * time.Millisecond, 100 * time.Millisecond
+	p := startWorkload(t)
+	cmd := exec.Command(stallmonBin, "attach", "--pid", strconv.Itoa(p.PID),
+		"--budget", budget.String(), "--poll-interval", poll.String(), "--log-format", "json")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ev := newEventStream(t, out)
+	ev.next("attached", 10*time.Second)
+
+	r, err := p.Do("uffd-hang")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := ev.next("stall", 10*time.Second)
+	wantTID, _ := r.Int("tid")
+	wantFD, _ := r.Int("fd")
+	if stall["tid"] != float64(wantTID) || stall["syscall"] != "read" || stall["fd"] != float64(wantFD) ||
+		stall["pid"] != float64(p.PID) || stall["state"] != "interruptible" || stall["comm"] == "" {
+		t.Fatalf("stall event = %v, want read on fd %d by tid %d", stall, wantFD, wantTID)
+	}
+	// Judged at the first poll after the budget ran out; slack covers
+	// timer jitter on a loaded machine.
+	el := stall["elapsed_seconds"].(float64)
+	if el <= budget.Seconds() || el > (budget+poll+100*time.Millisecond).Seconds() {
+		t.Fatalf("stall reported at %.3fs in flight, want within (%.1f, %.1f]", el, budget.Seconds(), (budget + poll + 100*time.Millisecond).Seconds())
+	}
+
+	if _, err := p.Do("uffd-release"); err != nil {
+		t.Fatal(err)
+	}
+	cleared := ev.next("stall_cleared", 10*time.Second)
+	if cleared["tid"] != float64(wantTID) || cleared["duration_seconds"].(float64) < el {
+		t.Fatalf("stall_cleared = %v", cleared)
+	}
+
+	if err := p.Send("exit 5"); err != nil {
+		t.Fatal(err)
+	}
+	exited := ev.next("target_exited", 10*time.Second)
+	if exited["exit_code"] != float64(5) {
+		t.Fatalf("target_exited = %v, want exit_code 5", exited)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("stallmon did not exit 0 after its target: %v", err)
+	}
+}

@@ -1,0 +1,58 @@
+package monitor
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kill sends sig to the whole target process through its pidfd: if the PID
+// was recycled after the target exited, the signal fails with ESRCH instead
+// of reaching a stranger.
+func (m *Monitor) Kill(sig unix.Signal) error {
+	rc, err := m.target.pidfd.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("pidfd of %d: %w", m.target.pid, err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.PidfdSendSignal(int(fd), sig, nil, 0)
+	}); err != nil {
+		return fmt.Errorf("pidfd of %d: %w", m.target.pid, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("sending %s to %d: %w", unix.SignalName(sig), m.target.pid, serr)
+	}
+	return nil
+}
+
+// Diagnosis is what the kernel shows about a thread that did not die.
+type Diagnosis struct {
+	TID   int
+	State string // the /proc state letter and name, e.g. "D (disk sleep)"
+	Wchan string
+	Stack string // kernel stack, one frame per line; needs root
+}
+
+// Diagnose reads a thread's scheduler state, wait channel and kernel stack.
+// Missing pieces are left empty: this runs when things already went wrong.
+func (m *Monitor) Diagnose(tid int) Diagnosis {
+	dir := fmt.Sprintf("/proc/%d/task/%d/", m.target.pid, tid)
+	d := Diagnosis{TID: tid}
+	if b, err := os.ReadFile(dir + "status"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "State:"); ok {
+				d.State = strings.TrimSpace(v)
+			}
+		}
+	}
+	if b, err := os.ReadFile(dir + "wchan"); err == nil {
+		d.Wchan = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile(dir + "stack"); err == nil {
+		d.Stack = strings.TrimSpace(string(b))
+	}
+	return d
+}

@@ -1,0 +1,121 @@
+//go:build linux && amd64
+
+package workload
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawReader is a thread made by one clone(2) of our own, outside the Go
+// runtime, that reads one byte from a pipe and exits. It exists for
+// spawn-wait: a parent steers the next tid with ns_last_pid, and only a
+// clone made right now takes it. A goroutine cannot promise that: the
+// runtime starts threads of its own around every goroutine start (measured
+// here: the steered tid went to a runtime thread in 19 of 20 tries) and
+// may run the goroutine on a thread it already had.
+type rawReader struct {
+	tid  int
+	mem  []byte  // page holding the words below; never the child's stack in use
+	word *uint32 // kernel sets it to tid at clone and zeroes it at exit
+	ret  *int64  // what the child's read returned
+	res  *result // that, copied out once the thread is gone and mem unmapped
+}
+
+const rawCloneFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
+	unix.CLONE_THREAD | unix.CLONE_SYSVSEM | unix.CLONE_PARENT_SETTID | unix.CLONE_CHILD_CLEARTID
+
+//go:noescape
+func cloneReader(flags, stackTop, tidAddr, fd, buf, result uintptr) (ret int64)
+
+// startRawReader clones the thread, which blocks reading fd.
+func startRawReader(fd int) (*rawReader, error) {
+	mem, err := unix.Mmap(-1, 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("mapping raw thread memory: %w", err)
+	}
+	base := uintptr(unsafe.Pointer(&mem[0]))
+	r := &rawReader{
+		mem:  mem,
+		word: (*uint32)(unsafe.Pointer(&mem[0])),
+		ret:  (*int64)(unsafe.Pointer(&mem[8])),
+	}
+	buf := base + 16
+	// The child needs no stack, but the kernel wants a valid pointer.
+	stackTop := base + uintptr(len(mem))
+
+	// The child inherits this thread's signal mask. With every signal
+	// blocked it can never run the Go signal handler, which expects a Go
+	// thread, and no process-directed signal picks it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &all, &old); err != nil {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("blocking signals for clone: %w", err)
+	}
+	tid := cloneReader(rawCloneFlags, stackTop, base, uintptr(fd), buf, base+8)
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil); err != nil {
+		// The clone is done; a thread stuck with all signals blocked would
+		// break the runtime, so this is fatal.
+		panic(fmt.Sprintf("restoring signal mask after clone: %v", err))
+	}
+	if tid < 0 {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("clone: %w", unix.Errno(-tid))
+	}
+	r.tid = int(tid)
+	return r, nil
+}
+
+func (r *rawReader) id() int { return r.tid }
+
+// finished reports whether the thread is gone; the kernel zeroes the word
+// only after the thread stopped using user memory.
+func (r *rawReader) finished() (int, error, bool) {
+	if r.res == nil && atomic.LoadUint32(r.word) != 0 {
+		return 0, nil, false
+	}
+	ret, err := r.await()
+	return ret, err, true
+}
+
+// await waits, on the futex the kernel wakes at thread exit, for the thread
+// to be gone and returns what its read returned.
+func (r *rawReader) await() (int, error) {
+	deadline := time.Now().Add(settleTimeout)
+	for r.res == nil {
+		v := atomic.LoadUint32(r.word)
+		if v == 0 {
+			r.res = &result{ret: int(*r.ret)}
+			if *r.ret < 0 {
+				r.res = &result{err: unix.Errno(-*r.ret)}
+			}
+			unix.Munmap(r.mem)
+			break
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			// Leave the memory mapped: the thread may still write to it.
+			return 0, fmt.Errorf("raw thread %d still running after %v", r.tid, settleTimeout)
+		}
+		ts := unix.NsecToTimespec(left.Nanoseconds())
+		// Not FUTEX_PRIVATE_FLAG: the kernel's wake at thread exit is a
+		// shared-key wake, and the keys must match.
+		_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(r.word)), futexWait, uintptr(v), uintptr(unsafe.Pointer(&ts)), 0, 0)
+		if errno != 0 && errno != unix.EAGAIN && errno != unix.EINTR && errno != unix.ETIMEDOUT {
+			return 0, fmt.Errorf("waiting for raw thread %d: %w", r.tid, errno)
+		}
+	}
+	return r.res.ret, r.res.err
+}
+
+const futexWait = 0 // FUTEX_WAIT

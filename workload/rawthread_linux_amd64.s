@@ -1,0 +1,35 @@
+#include "textflag.h"
+
+// func cloneReader(flags, stackTop, tidAddr, fd, buf, result uintptr) (ret int64)
+//
+// The child runs only the instructions below: read(fd, buf, 1), store what
+// read returned at result, exit(0). It never touches its stack or Go state.
+TEXT ·cloneReader(SB),NOSPLIT|NOFRAME,$0-56
+	MOVQ	flags+0(FP), DI
+	MOVQ	stackTop+8(FP), SI
+	MOVQ	tidAddr+16(FP), DX	// parent_tid
+	MOVQ	tidAddr+16(FP), R10	// child_tid
+	MOVQ	$0, R8			// tls
+	// The child gets a copy of the registers; syscalls keep all but
+	// AX, CX and R11.
+	MOVQ	fd+24(FP), R12
+	MOVQ	buf+32(FP), R13
+	MOVQ	result+40(FP), R9
+	MOVQ	$56, AX			// SYS_clone
+	SYSCALL
+	CMPQ	AX, $0
+	JEQ	child
+	MOVQ	AX, ret+48(FP)
+	RET
+
+child:
+	MOVQ	R12, DI
+	MOVQ	R13, SI
+	MOVQ	$1, DX
+	MOVQ	$0, AX			// SYS_read
+	SYSCALL
+	MOVQ	AX, 0(R9)
+	MOVQ	$0, DI
+	MOVQ	$60, AX			// SYS_exit: this thread only
+	SYSCALL
+	JMP	-3(PC)

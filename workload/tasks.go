@@ -1,0 +1,100 @@
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// listTasks returns the tids of this process, sorted.
+func listTasks() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, fmt.Errorf("listing threads: %w", err)
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	slices.Sort(tids)
+	return tids, nil
+}
+
+// thread is a worker or a rawReader, seen from the command loop.
+type thread interface {
+	id() int
+	// finished tells, without blocking, whether the thread is done with
+	// its syscall, and what the syscall returned.
+	finished() (ret int, err error, ok bool)
+	await() (int, error)
+}
+
+// waitAsleepIn returns once th sleeps inside syscall nr with first argument
+// arg0, or fails if it finished instead. The kernel sends no
+// notification when a thread goes to sleep, so this polls
+// /proc/self/task/TID/syscall, which names the syscall only while the thread
+// is not running; short interval, bounded wait.
+func waitAsleepIn(th thread, nr, arg0 int) error {
+	path := fmt.Sprintf("/proc/self/task/%d/syscall", th.id())
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && SleepsIn(string(b), nr, arg0) {
+			return nil
+		}
+		// Checked before the read error: a thread that returned at once
+		// may be gone from /proc already.
+		if ret, err, ok := th.finished(); ok {
+			return fmt.Errorf("thread %d returned instead of blocking in syscall %d: ret=%d err=%v", th.id(), nr, ret, err)
+		}
+		if err != nil {
+			return fmt.Errorf("reading thread state: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("thread %d not asleep in syscall %d after %v: %s is %q", th.id(), nr, settleTimeout, path, strings.TrimSpace(string(b)))
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// SleepsIn reports whether the text of a /proc/PID/task/TID/syscall file
+// shows a thread asleep in syscall nr with first argument arg0.
+func SleepsIn(procSyscall string, nr, arg0 int) bool {
+	f := strings.Fields(procSyscall)
+	if len(f) < 2 || f[0] != strconv.Itoa(nr) {
+		return false
+	}
+	a, err := strconv.ParseUint(strings.TrimPrefix(f[1], "0x"), 16, 64)
+	return err == nil && a == uint64(arg0)
+}
+
+// waitGone returns once none of tids is a thread of this process any more.
+// A thread's exit has no notification a sibling can wait on (the runtime
+// ends it after our goroutine is gone), so this polls /proc, bounded.
+func waitGone(tids []int) error {
+	deadline := time.Now().Add(settleTimeout)
+	for _, tid := range tids {
+		path := fmt.Sprintf("/proc/self/task/%d", tid)
+		for {
+			_, err := os.Stat(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("checking thread %d: %w", tid, err)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("thread %d still exists %v after its goroutine returned", tid, settleTimeout)
+			}
+			time.Sleep(pollInterval)
+		}
+	}
+	return nil
+}
