@@ -103,19 +103,30 @@ func newEventStream(t *testing.T, r io.Reader) *eventStream {
 // next returns the next event named msg, failing the test after timeout.
 func (es *eventStream) next(msg string, timeout time.Duration) map[string]any {
 	es.t.Helper()
+	return es.nextWhere(msg, timeout, func(ev map[string]any) bool { return ev["msg"] == msg })
+}
+
+// nextAny returns the next event, whatever it is.
+func (es *eventStream) nextAny(timeout time.Duration) map[string]any {
+	es.t.Helper()
+	return es.nextWhere("any", timeout, func(map[string]any) bool { return true })
+}
+
+func (es *eventStream) nextWhere(what string, timeout time.Duration, match func(map[string]any) bool) map[string]any {
+	es.t.Helper()
 	deadline := time.After(timeout)
 	for {
 		select {
 		case ev, ok := <-es.ch:
 			if !ok {
-				es.t.Fatalf("event stream ended before %q; saw %v", msg, es.all)
+				es.t.Fatalf("event stream ended before %q; saw %v", what, es.all)
 			}
 			es.all = append(es.all, ev)
-			if ev["msg"] == msg {
+			if match(ev) {
 				return ev
 			}
 		case <-deadline:
-			es.t.Fatalf("no %q event within %v; saw %v", msg, timeout, es.all)
+			es.t.Fatalf("no %q event within %v; saw %v", what, timeout, es.all)
 		}
 	}
 }
