@@ -35,7 +35,7 @@ func TestStallStopsHeartbeatAndKills(t *testing.T) {
 		"--poll-interval", poll.String(), "--interval", interval.String(), "--kill-grace", "3s"}, c.groupFlags()...)...)
 
 	agent.events.next("attached", 10*time.Second)
-	if ev := listener.events.nextAny(10*time.Second); ev["state"] != "alive" || ev["node"] != "n1" || ev["authenticated"] != true {
+	if ev := listener.events.nextAny(10 * time.Second); ev["state"] != "alive" || ev["node"] != "n1" || ev["authenticated"] != true {
 		t.Fatalf("listener's first transition = %v, want n1 alive, authenticated", ev)
 	}
 
@@ -50,7 +50,7 @@ func TestStallStopsHeartbeatAndKills(t *testing.T) {
 	// STALLED was sent, which dates the hang on the sender's clock.
 	hang := time.Unix(0, stalled.SendTime).Add(-stalled.Stall.Elapsed)
 
-	ev := listener.events.nextAny(10*time.Second)
+	ev := listener.events.nextAny(10 * time.Second)
 	if ev["state"] != "stalled" || ev["failover"] != true {
 		t.Fatalf("listener transition = %v, want stalled with failover", ev)
 	}
