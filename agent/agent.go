@@ -14,6 +14,7 @@ import (
 	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/nodefence"
 )
 
 // Config configures an Agent.
@@ -27,6 +28,9 @@ type Config struct {
 	KillGrace time.Duration
 	// Heartbeat is nil when no heartbeat is sent.
 	Heartbeat *HeartbeatConfig
+	// NodeFence, when set, takes the node down if the killed target does
+	// not die within KillGrace. It is fed at every poll.
+	NodeFence nodefence.Fencer
 	Logger    *slog.Logger
 }
 
@@ -128,6 +132,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 			a.final(heartbeat.StateFenced, nil)
 			return TargetExited, nil
 		case <-tick.C:
+			a.feed()
 			if victim := a.poll(ctx); victim != nil {
 				a.gate.fence()
 				halt()
@@ -183,6 +188,16 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		}
 	}
 	return nil
+}
+
+// feed tells the node fencer that stallmon is still working.
+func (a *Agent) feed() {
+	if a.cfg.NodeFence == nil {
+		return
+	}
+	if err := a.cfg.NodeFence.Feed(); err != nil {
+		a.log.Error("feeding node fencer", "method", a.cfg.NodeFence.String(), "err", err)
+	}
 }
 
 // takeoverDeadline is the promise carried by each packet: the time by

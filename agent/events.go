@@ -16,6 +16,7 @@ const (
 	EvHeartbeatFinal   = "heartbeat_final"
 	EvKill             = "kill"
 	EvUnkillable       = "unkillable"
+	EvNodeFence        = "node_fence"
 	EvTargetExited     = "target_exited"
 	EvAgentLate        = "agent_late"
 	EvPollFailed       = "poll_failed"

@@ -29,27 +29,50 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 
 	grace := time.NewTimer(a.cfg.KillGrace)
 	defer grace.Stop()
-	select {
-	case <-a.mon.Done():
+	if a.waitExit(ctx, grace.C) {
 		a.targetExited()
 		a.final(heartbeat.StateFenced, &victim)
 		return TargetKilled, nil
-	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
 		return Detached, nil
-	case <-grace.C:
 	}
 
 	// A thread in uninterruptible sleep cannot die until the kernel returns
 	// from its syscall, which after an oops may be never. Say exactly where
 	// it is stuck; the heartbeat stays off.
 	a.reportUnkillable()
-	select {
-	case <-a.mon.Done():
+	if nf := a.cfg.NodeFence; nf != nil {
+		a.log.Error(EvNodeFence, "pid", a.mon.PID(), "method", nf.String())
+		if err := nf.Fence(); err != nil {
+			a.log.Error(EvNodeFence, "pid", a.mon.PID(), "method", nf.String(), "err", err)
+		}
+	}
+	if a.waitExit(ctx, nil) {
 		a.targetExited()
 		a.final(heartbeat.StateFenced, &victim)
 		return TargetUnkillable, nil
-	case <-ctx.Done():
-		return Detached, nil
+	}
+	return Detached, nil
+}
+
+// waitExit waits for the target to exit (true), for timeout or ctx
+// (false), feeding the node fencer meanwhile: the wait is stallmon
+// working, not stallmon stuck.
+func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
+	feed := time.NewTicker(a.cfg.PollInterval)
+	defer feed.Stop()
+	for {
+		select {
+		case <-a.mon.Done():
+			return true
+		case <-ctx.Done():
+			return false
+		case <-timeout:
+			return false
+		case <-feed.C:
+			a.feed()
+		}
 	}
 }
 

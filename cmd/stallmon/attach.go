@@ -19,6 +19,7 @@ type attachOptions struct {
 	killGrace    time.Duration
 	table        tableOptions
 	hb           heartbeatOptions
+	nodeFence    nodeFenceOptions
 	log          logOptions
 }
 
@@ -47,6 +48,7 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
 	o.table.register(f)
 	o.hb.register(f)
+	o.nodeFence.register(f)
 	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("pid")
@@ -77,6 +79,13 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return usageError(fmt.Errorf("pid %d is stallmon itself", o.pid))
 	}
 
+	nf, err := o.nodeFence.build(!o.noKill, log)
+	if err != nil {
+		return usageError(err)
+	}
+	if nf != nil {
+		defer nf.Close()
+	}
 	mon, err := monitor.Attach(o.pid, log)
 	switch {
 	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess):
@@ -92,6 +101,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		Kill:         !o.noKill,
 		KillGrace:    o.killGrace,
 		Heartbeat:    hb,
+		NodeFence:    nf,
 		Logger:       log,
 	})
 	if err != nil {

@@ -31,6 +31,10 @@ func TestAttachBadInput(t *testing.T) {
 		{"zombie", []string{"attach", "--pid", strconv.Itoa(zombie.Process.Pid)}, exitUsage, "is a zombie"},
 		{"bad log format", []string{"attach", "--pid", "1", "--log-format", "xml"}, exitUsage, `--log-format "xml"`},
 		{"bad budget", []string{"attach", "--pid", "1", "--budget", "-1s"}, exitUsage, "default budget override must be positive"},
+		{"unknown node fence", []string{"attach", "--pid", "1", "--on-unkillable", "halt"}, exitUsage, `--on-unkillable "halt"`},
+		{"node fence without kill", []string{"attach", "--pid", "1", "--on-unkillable", "reboot", "--no-kill"}, exitUsage, "needs the kill"},
+		{"bad config", []string{"attach", "--pid", "1", "--config", "/nonexistent.yaml"}, exitUsage, "timeout table"},
+		{"short key", []string{"attach", "--pid", "1", "--key-file", "/dev/null"}, exitUsage, "--key-file"},
 		{"stray argument", []string{"attach", "--pid", "1", "extra"}, exitUsage, `unknown command "extra"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv(workload.EnvVar) == "1" {
 		os.Exit(workload.Main(os.Stdin, os.Stdout))
 	}
+	// Inside the test VM there is no Go toolchain: the harness ships a
+	// prebuilt binary and names it here.
+	if bin := os.Getenv("STALLMON_BIN"); bin != "" {
+		stallmonBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "stallmon-bin")
 	if err != nil {
 		panic(err)

@@ -1,0 +1,105 @@
+package nodefence
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux watchdog ioctls (include/uapi/linux/watchdog.h).
+const (
+	wdiocKeepalive  = 0x80045705
+	wdiocSetTimeout = 0xc0045706
+)
+
+// Watchdog feeds a hardware or software watchdog (/dev/watchdog) while
+// stallmon works and stops feeding to fence: the watchdog then resets the
+// node after its timeout, even if the kernel is too broken to reboot on
+// request. Opening the device arms it.
+type Watchdog struct {
+	mu      sync.Mutex
+	f       *os.File
+	stopped bool
+	timeout time.Duration
+}
+
+// OpenWatchdog arms the watchdog at path with the given timeout.
+func OpenWatchdog(path string, timeout time.Duration) (*Watchdog, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening watchdog %s: %w", path, err)
+	}
+	secs := int32(timeout / time.Second)
+	if secs < 1 {
+		f.Close()
+		return nil, errors.New("watchdog timeout must be at least 1s")
+	}
+	if err := ioctl(f, wdiocSetTimeout, unsafe.Pointer(&secs)); err != nil {
+		// Not every driver can change its timeout; it keeps its own.
+		secs = 0
+	}
+	w := &Watchdog{f: f, timeout: time.Duration(secs) * time.Second}
+	return w, w.Feed()
+}
+
+// Timeout is the timeout the driver accepted, 0 if it kept its own.
+func (w *Watchdog) Timeout() time.Duration { return w.timeout }
+
+func (w *Watchdog) Feed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return nil
+	}
+	var dummy int32
+	if err := ioctl(w.f, wdiocKeepalive, unsafe.Pointer(&dummy)); err != nil {
+		return fmt.Errorf("feeding watchdog: %w", err)
+	}
+	return nil
+}
+
+// Fence stops feeding for good; the node resets when the timeout expires.
+func (w *Watchdog) Fence() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	return nil
+}
+
+// Close disarms with the magic close character unless fencing started
+// (then the device is closed without it, and the reset still comes).
+func (w *Watchdog) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		if _, err := w.f.Write([]byte("V")); err != nil {
+			w.f.Close()
+			return fmt.Errorf("disarming watchdog: %w", err)
+		}
+	}
+	return w.f.Close()
+}
+
+func (w *Watchdog) String() string { return "watchdog" }
+
+func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errno unix.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, req, uintptr(arg))
+	}); err != nil {
+		return err
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
