@@ -56,6 +56,7 @@ type Agent struct {
 	threads map[int]bool
 	lastAt  time.Time
 	late    bool
+	failing int // consecutive failed polls
 }
 
 // New returns an agent for an attached monitor. It does not own mon.
@@ -158,9 +159,17 @@ func (a *Agent) poll(ctx context.Context) *judged {
 
 	snap, err := a.mon.Snapshot()
 	if err != nil {
-		// Fail closed: no fresh poll, so the gate goes blind.
-		a.log.Error(EvPollFailed, "err", err)
+		// Fail closed: no fresh poll, so the gate goes blind by itself.
+		// Logged once per failure run, not at every poll.
+		if a.failing == 0 {
+			a.log.Error(EvPollFailed, "err", err)
+		}
+		a.failing++
 		return nil
+	}
+	if a.failing > 0 {
+		a.log.Info(EvPollRecovered, "failed_polls", a.failing)
+		a.failing = 0
 	}
 	a.trackThreads(snap)
 	over := a.judge.over(snap)

@@ -20,6 +20,7 @@ const (
 	EvTargetExited     = "target_exited"
 	EvAgentLate        = "agent_late"
 	EvPollFailed       = "poll_failed"
+	EvPollRecovered    = "poll_recovered"
 	EvThreadStarted    = "thread_started"
 	EvThreadExited     = "thread_exited"
 )

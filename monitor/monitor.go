@@ -91,6 +91,9 @@ func (m *Monitor) load(pid int) error {
 }
 
 func (m *Monitor) attach(pid int) error {
+	// Raw tracepoint links cannot be detached through BPF_LINK_DETACH
+	// (EOPNOTSUPP): while these fds are open, no one can silently unhook
+	// the tracker and leave snapshots that look idle.
 	for _, tp := range []struct {
 		name string
 		prog *ebpf.Program
@@ -119,8 +122,13 @@ func (m *Monitor) PID() int { return m.target.pid }
 // Done is closed when the target process has exited.
 func (m *Monitor) Done() <-chan struct{} { return m.done }
 
+// watchExit closes done only when the target really exited: Close ends
+// the wait with an error, and that must not look like an exit.
 func (m *Monitor) watchExit() {
-	m.waitErr = m.target.waitExit()
+	if err := m.target.waitExit(); err != nil {
+		m.waitErr = err
+		return
+	}
 	close(m.done)
 }
 

@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/budget"
+	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/privtest"
+	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/workload"
+)
+
+// recorder is a heartbeat Sender that keeps what was sent.
+type recorder struct {
+	mu   sync.Mutex
+	sent []heartbeat.Packet
+	got  chan heartbeat.Packet
+}
+
+func (r *recorder) Send(b []byte) error {
+	p, err := heartbeat.Unmarshal(b, heartbeat.KeyRing{})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.sent = append(r.sent, p)
+	r.mu.Unlock()
+	select {
+	case r.got <- p:
+	default:
+	}
+	return nil
+}
+
+func (r *recorder) packets() []heartbeat.Packet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]heartbeat.Packet(nil), r.sent...)
+}
+
+// When the agent can no longer read the tracker (here: its BPF objects
+// are closed under it, so every snapshot fails), heartbeats stop within
+// two poll intervals plus one heartbeat interval: it fails closed.
+func TestSnapshotFailureStopsHeartbeat(t *testing.T) {
+	privtest.Require(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := workload.Start(context.Background(), exe, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	mon, err := monitor.Attach(w.PID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	table, err := budget.Parse([]byte("default: {budget: 1s, kill_after: 5s}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const poll, interval = 50 * time.Millisecond, 50 * time.Millisecond
+	rec := &recorder{got: make(chan heartbeat.Packet, 1)}
+	a, err := New(mon, Config{PollInterval: poll, Table: table, Kill: true, KillGrace: time.Second,
+		Heartbeat: &HeartbeatConfig{Sender: rec, Interval: interval, NodeID: "n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	if p := <-rec.got; p.State != heartbeat.StateAlive {
+		t.Fatalf("first heartbeat %v, want ALIVE", p.State)
+	}
+	broken := time.Now()
+	if err := mon.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait past the point where the gate must have closed, then check
+	// that nothing ALIVE went out after it.
+	limit := broken.Add(2*poll + interval)
+	for time.Now().Before(limit.Add(5 * interval)) {
+		select {
+		case <-rec.got:
+		case <-time.After(interval):
+		}
+	}
+	var last time.Time
+	for _, p := range rec.packets() {
+		if p.State == heartbeat.StateAlive {
+			last = time.Unix(0, p.SendTime)
+		}
+	}
+	if last.After(limit) {
+		t.Fatalf("ALIVE sent %v after the tracker broke, want none after %v", last.Sub(broken), limit.Sub(broken))
+	}
+	select {
+	case <-done:
+		t.Fatal("agent stopped instead of staying up, blind")
+	default:
+	}
+}
