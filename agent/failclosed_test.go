@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/monitor"
-	"github.com/stallmon/stallmon/workload"
+	"github.com/stallmon/stallmon/workload/workloadtest"
 )
 
 // recorder is a heartbeat Sender that keeps what was sent.
@@ -47,15 +46,7 @@ func (r *recorder) packets() []heartbeat.Packet {
 // two poll intervals plus one heartbeat interval: it fails closed.
 func TestSnapshotFailureStopsHeartbeat(t *testing.T) {
 	privtest.Require(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := workload.Start(context.Background(), exe, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := workloadtest.Start(t)
 	mon, err := monitor.Attach(w.PID, nil)
 	if err != nil {
 		t.Fatal(err)

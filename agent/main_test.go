@@ -8,8 +8,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(workload.EnvVar) == "1" {
-		os.Exit(workload.Main(os.Stdin, os.Stdout))
-	}
+	workload.RunIfChild()
 	os.Exit(m.Run())
 }

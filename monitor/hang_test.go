@@ -70,12 +70,12 @@ func TestPipeWaitAndFastLoop(t *testing.T) {
 	m := attach(t, p.PID)
 	pr := do(t, p, "pipe-wait")
 	pipeTID, pipeFD := fieldInt(t, pr, "tid"), fieldInt(t, pr, "fd")
-	busyTID := fieldInt(t, do(t, p, "busy"), "tid")
-
 	before, err := m.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
+	busyTID := fieldInt(t, do(t, p, "busy"), "tid")
+
 	const budget = 50 * time.Millisecond
 	for i := 0; i < 200; i++ {
 		s := snapshot(t, m)
@@ -87,14 +87,14 @@ func TestPipeWaitAndFastLoop(t *testing.T) {
 			t.Fatalf("fast loop shows %s in flight for %v (> %v)", busy.Syscall, busy.Elapsed, budget)
 		}
 	}
+	calls := fieldInt(t, do(t, p, "busy-stop"), "count")
 	after, err := m.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := fieldInt(t, do(t, p, "busy-stop"), "count")
-	// The tracker saw (at least) the loop's syscalls while the snapshots ran.
-	if seen := after.Enter - before.Enter; seen < 1000 || calls < 1000 {
-		t.Fatalf("tracker saw %d syscalls, loop made %d; want both >= 1000", seen, calls)
+	// Every getppid of the loop entered the tracker (other threads add more).
+	if seen := after.Enter - before.Enter; calls == 0 || seen < uint64(calls) {
+		t.Fatalf("tracker saw %d syscall entries, the loop alone made %d", seen, calls)
 	}
 	mustThread(t, snapshot(t, m), pipeTID)
 }

@@ -1,38 +1,24 @@
 package monitor
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
 
 	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/workload"
+	"github.com/stallmon/stallmon/workload/workloadtest"
 )
 
 func TestMain(m *testing.M) {
 	// The workload is this test binary re-executed: it runs the command
 	// protocol instead of the tests.
-	if os.Getenv(workload.EnvVar) == "1" {
-		os.Exit(workload.Main(os.Stdin, os.Stdout))
-	}
+	workload.RunIfChild()
 	os.Exit(m.Run())
 }
 
 // startWorkload starts a workload process that the test can make hang.
-func startWorkload(t *testing.T) *workload.Proc {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := workload.Start(context.Background(), exe, nil, nil)
-	if err != nil {
-		t.Fatalf("starting workload: %v", err)
-	}
-	t.Cleanup(func() { p.Stop() })
-	return p
-}
+func startWorkload(t *testing.T) *workload.Proc { return workloadtest.Start(t) }
 
 // attach attaches a tracker to pid for the duration of the test.
 func attach(t *testing.T, pid int) *Monitor {

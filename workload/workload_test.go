@@ -19,9 +19,7 @@ import (
 
 // TestMain turns the re-executed test binary into the workload.
 func TestMain(m *testing.M) {
-	if os.Getenv(workload.EnvVar) == "1" {
-		os.Exit(workload.Main(os.Stdin, os.Stdout))
-	}
+	workload.RunIfChild()
 	os.Exit(m.Run())
 }
 

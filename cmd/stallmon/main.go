@@ -16,9 +16,7 @@ import (
 func main() {
 	// The demo's sample service is this binary re-executed: one file to
 	// ship, and the service does real syscalls that can really hang.
-	if os.Getenv(workload.EnvVar) == "1" {
-		os.Exit(workload.Main(os.Stdin, os.Stdout))
-	}
+	workload.RunIfChild()
 	os.Exit(run())
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/workload"
+	"github.com/stallmon/stallmon/workload/workloadtest"
 )
 
 // stallmonBin is the stallmon binary built once for the tests that run it
@@ -21,9 +21,7 @@ import (
 var stallmonBin string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(workload.EnvVar) == "1" {
-		os.Exit(workload.Main(os.Stdin, os.Stdout))
-	}
+	workload.RunIfChild()
 	// Inside the test VM there is no Go toolchain: the harness ships a
 	// prebuilt binary and names it here.
 	if bin := os.Getenv("STALLMON_BIN"); bin != "" {
@@ -46,19 +44,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startWorkload(t *testing.T) *workload.Proc {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := workload.Start(context.Background(), exe, nil, nil)
-	if err != nil {
-		t.Fatalf("starting workload: %v", err)
-	}
-	t.Cleanup(func() { p.Stop() })
-	return p
-}
+func startWorkload(t *testing.T) *workload.Proc { return workloadtest.Start(t) }
 
 // runStallmon runs the binary to completion and returns its exit status
 // and stderr.
