@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/monitor"
 )
 
 // fenceTarget kills the target whose syscall went past kill_after, so it
@@ -83,6 +84,11 @@ func (a *Agent) reportUnkillable() {
 		return
 	}
 	for _, t := range snap.Threads {
+		if t.State == monitor.StateDead {
+			// An exited thread (often the group leader, a zombie until
+			// the last thread goes) is not what keeps the process alive.
+			continue
+		}
 		d := a.mon.Diagnose(t.TID)
 		a.event(slog.LevelError, EvUnkillable,
 			slog.Int("pid", snap.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),

@@ -18,6 +18,8 @@
 //	churn ROUNDS THREADS round n= tids=  (per round) then ok rounds= threads=
 //	fsync-loop [DIR]     ok tid= fd= path=              pwrite 4 KiB + fsync every 50ms (first pass done)
 //	fsync-stop           ok tid= count=
+//	read-file PATH       ok tid= fd= nr= syscall=read   open(2) + read(2) of PATH whose reads block (a FUSE file whose
+//	                                                    server withholds the reply); released by that server only
 //	tids                 ok tids=                       /proc/self/task
 //	exit CODE            (no reply) exits with CODE
 //

@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"churn":         {"ROUNDS THREADS", []int{2}, (*workload).churn},
 	"fsync-loop":    {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
 	"fsync-stop":    {"", []int{0}, (*workload).fsyncStop},
+	"read-file":     {"PATH", []int{1}, (*workload).readFile},
 	"tids":          {"", []int{0}, (*workload).tids},
 	"exit":          {"CODE", []int{1}, (*workload).exit},
 }
@@ -48,6 +49,7 @@ type workload struct {
 	waiters map[string]*pipeWaiter
 	busy    *busyLoop
 	fsync   *fsyncLoop
+	reader  *fileReader
 }
 
 // Main runs the command protocol on in and out and returns the exit status:

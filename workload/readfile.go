@@ -1,0 +1,55 @@
+package workload
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// fileReader is a thread that opened a file and sleeps in read(2) on it:
+// meant for a file whose reads block in the kernel, such as a FUSE file
+// whose server does not answer (see internal/fusehang). Nothing in the
+// workload can release it; the file's server does, and then the thread
+// closes the file and exits.
+type fileReader struct {
+	wk   *worker
+	fd   int
+	path string
+}
+
+func (w *workload) readFile(args []string) ([]any, error) {
+	if r := w.reader; r != nil {
+		if _, _, done := r.wk.finished(); !done {
+			return nil, fmt.Errorf("thread %d still reads %s", r.wk.tid, r.path)
+		}
+		w.reader = nil
+	}
+	path := args[0]
+	// The open happens on the worker too, with signals blocked: on a FUSE
+	// file, a signal during the open would become an interrupt request.
+	opened := make(chan int, 1)
+	wk, err := startWorker(threadOpts{blockSignals: true}, func() (int, error) {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			opened <- -1
+			return 0, fmt.Errorf("opening %s: %w", path, err)
+		}
+		opened <- fd
+		defer unix.Close(fd)
+		buf := make([]byte, unix.Getpagesize())
+		return unix.Read(fd, buf)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &fileReader{wk: wk, fd: <-opened, path: path}
+	if r.fd < 0 {
+		_, err := wk.await()
+		return nil, err
+	}
+	w.reader = r
+	if err := waitAsleepIn(wk, unix.SYS_READ, r.fd); err != nil {
+		return nil, err
+	}
+	return []any{"tid", wk.tid, "fd", r.fd, "nr", unix.SYS_READ, "syscall", "read"}, nil
+}
