@@ -35,10 +35,14 @@ func openTarget(pid int) (*target, error) {
 	switch {
 	case errors.Is(err, unix.ESRCH):
 		return nil, fmt.Errorf("process %d does not exist: %w", pid, ErrNoProcess)
-	case errors.Is(err, unix.ENOENT):
-		// pidfd_open refuses thread ids that are not a thread-group leader.
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EINVAL):
+		// pidfd_open refuses thread ids that are not a thread-group
+		// leader: ENOENT since 6.9, EINVAL before (seen on 6.1 and 6.12).
 		if tgid, terr := tgidOf(pid); terr == nil && tgid != pid {
 			return nil, fmt.Errorf("%d is a thread of process %d, pass the process id: %w", pid, tgid, ErrNotProcess)
+		}
+		if errors.Is(err, unix.EINVAL) {
+			return nil, fmt.Errorf("opening pidfd for %d: %w", pid, err)
 		}
 		return nil, fmt.Errorf("process %d does not exist: %w", pid, ErrNoProcess)
 	case err != nil:
