@@ -49,3 +49,11 @@ deps-test:
 
 clean:
 	rm -rf bin
+
+# Boots Debian's kernels in QEMU (TCG unless the CPU has vmx/svm) and runs
+# the privileged test suites of VMTEST_PKGS inside each; needs root, and
+# installs QEMU and the kernels it needs. See vmtests/doc.go for settings.
+VMTEST_PKGS ?= ./monitor/ ./heartbeat/ ./peer/ ./vmtests/guest/
+.PHONY: vmtest
+vmtest:
+	STALLMON_VMTEST=1 VMTEST_PKGS="$(VMTEST_PKGS)" $(GO) test -count=1 -timeout 40m -v -run '^TestKernels$$' ./vmtests/

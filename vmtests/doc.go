@@ -1,0 +1,22 @@
+// Package vmtests boots Debian's kernels in QEMU and runs stallmon's
+// privileged test suites inside them, so that the BPF programs are proven
+// on the kernels users run and not only on the host's.
+//
+// Run it as root with `make vmtest`, which sets VMTestEnv=1; a plain
+// `go test ./...` skips TestKernels, since it downloads kernels and boots
+// VMs for minutes. Settings, all optional, from the environment:
+//
+//	VMTEST_KERNELS   kernel lines to boot (default "bookworm,bookworm-backports"; also "bullseye-security")
+//	VMTEST_PKGS      packages to test in the guest (default "./monitor/ ./heartbeat/ ./peer/ ./vmtests/guest/")
+//	VMTEST_RUN       -test.run pattern for the guest's test binaries
+//	VMTEST_CMDLINE   extra kernel command line words (e.g. loglevel=7 for stack traces of a hang)
+//	VMTEST_TIMEOUT   limit per VM, boot included (default 8m)
+//	VMTEST_CACHE     where .debs, extracted kernels and logs live (default vmtests/.cache)
+//
+// The guest side lives in vmtests/guest (tests that only run in the VM)
+// and vmtests/faultmod (a kernel module that reproduces kernel bugs, and
+// its Go bindings).
+package vmtests
+
+// VMTestEnv must be 1 for TestKernels to run.
+const VMTestEnv = "STALLMON_VMTEST"

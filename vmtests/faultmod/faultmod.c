@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+//go:build ignore
+
+/*
+ * faultmod: a misc device whose ioctls reproduce the kernel bugs stallmon
+ * exists to detect (a task stuck in D for good, an oops that leaves a lock
+ * held, a syscall that never leaves the CPU). Test-only: load it in a VM.
+ */
+#include <linux/atomic.h>
+#include <linux/fs.h>
+#include <linux/ktime.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+
+#include "faultmod.h"
+
+static DEFINE_MUTEX(faultmod_mutex);
+static DECLARE_WAIT_QUEUE_HEAD(release_wq);
+
+/*
+ * Each FAULTMOD_RELEASE starts a new generation: sleepers and spinners end
+ * when it differs from the one they started in, so a release never frees a
+ * caller that arrives after it.
+ */
+static atomic_t release_gen = ATOMIC_INIT(0);
+static atomic_t sleepers = ATOMIC_INIT(0);
+
+static long faultmod_sleep_d(void)
+{
+	int gen = atomic_read(&release_gen);
+	DEFINE_WAIT(wait);
+
+	atomic_inc(&sleepers);
+	for (;;) {
+		/* Plain TASK_UNINTERRUPTIBLE, not TASK_KILLABLE: the point is a
+		 * task that SIGKILL cannot end. */
+		prepare_to_wait(&release_wq, &wait, TASK_UNINTERRUPTIBLE);
+		if (atomic_read(&release_gen) != gen)
+			break;
+		schedule();
+	}
+	finish_wait(&release_wq, &wait);
+	atomic_dec(&sleepers);
+	return 0;
+}
+
+static long faultmod_spin(u32 __user *uarg)
+{
+	int gen = atomic_read(&release_gen);
+	ktime_t end;
+	u32 secs;
+
+	if (get_user(secs, uarg))
+		return -EFAULT;
+	if (secs > FAULTMOD_SPIN_MAX_SECONDS)
+		return -EINVAL;
+	/* ktime rather than jiffies: a jiffies deadline ends up to a tick
+	 * early, and callers check that the whole time went by. */
+	end = ktime_add_ms(ktime_get(), (u64)secs * MSEC_PER_SEC);
+	/* cond_resched() lets other tasks and the watchdogs run, so this is a
+	 * syscall that stays on the CPU, not a lockup. */
+	while (ktime_before(ktime_get(), end) && atomic_read(&release_gen) == gen)
+		cond_resched();
+	return 0;
+}
+
+static long faultmod_oops_mutex(unsigned long arg)
+{
+	if (arg != FAULTMOD_OOPS_CONFIRM)
+		return -EINVAL;
+	mutex_lock(&faultmod_mutex);
+	pr_emerg("faultmod: BUG() with faultmod_mutex held, pid %d\n", task_pid_nr(current));
+	BUG();
+	return 0;
+}
+
+static long faultmod_lock(void)
+{
+	mutex_lock(&faultmod_mutex);
+	mutex_unlock(&faultmod_mutex);
+	return 0;
+}
+
+static long faultmod_release(void)
+{
+	int n = atomic_read(&sleepers);
+
+	atomic_inc(&release_gen);
+	wake_up_all(&release_wq);
+	return n;
+}
+
+static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	switch (cmd) {
+	case FAULTMOD_SLEEP_D:
+		return faultmod_sleep_d();
+	case FAULTMOD_OOPS_MUTEX:
+		return faultmod_oops_mutex(arg);
+	case FAULTMOD_LOCK:
+		return faultmod_lock();
+	case FAULTMOD_SPIN:
+		return faultmod_spin((u32 __user *)arg);
+	case FAULTMOD_RELEASE:
+		return faultmod_release();
+	}
+	return -ENOTTY;
+}
+
+static const struct file_operations faultmod_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = faultmod_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+static struct miscdevice faultmod_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "faultmod",
+	.fops = &faultmod_fops,
+	.mode = 0600,
+};
+
+module_misc_device(faultmod_dev);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Reproduces stuck-syscall kernel bugs for stallmon's VM tests");

@@ -1,0 +1,263 @@
+package vmtests
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/privtest"
+)
+
+const (
+	defaultPkgs      = "./monitor/ ./heartbeat/ ./peer/ ./vmtests/guest/"
+	defaultVMTimeout = 8 * time.Minute
+	// guestTestTimeout is each guest test binary's -test.timeout: a hung
+	// test then dumps its goroutines instead of running into the VM limit.
+	guestTestTimeout = "4m"
+)
+
+// TestKernels boots each selected Debian kernel with stallmon's test
+// binaries as the initramfs and fails with every test that failed inside.
+func TestKernels(t *testing.T) {
+	if os.Getenv(VMTestEnv) != "1" {
+		t.Skipf("downloads kernels and boots VMs for minutes: run `make vmtest` (or set %s=1)", VMTestEnv)
+	}
+	privtest.Require(t)
+	ctx := t.Context()
+	sw := newStopwatch(t)
+	cache := cacheDir(t)
+	timeout := envDuration(t, "VMTEST_TIMEOUT", defaultVMTimeout)
+	sources := selectSources(t)
+
+	if err := ensureInstalled(ctx, map[string]string{"qemu-system-x86_64": "qemu-system-x86"}); err != nil {
+		t.Fatalf("installing QEMU: %v", err)
+	}
+	sw.lap("host tools")
+	bins := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
+	sw.lap("guest test binaries")
+	busybox, err := fetchBusybox(ctx, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.lap("busybox")
+
+	kvm := kvmUsable()
+	t.Logf("accelerator: %s", map[bool]string{true: "kvm", false: "tcg (no vmx/svm in /proc/cpuinfo)"}[kvm])
+	var summary []string
+	for _, src := range sources {
+		k, err := resolveKernel(ctx, src, cache)
+		sw.lap("resolve and download " + src.name)
+		if err != nil {
+			t.Run(src.name, func(t *testing.T) { t.Fatal(err) })
+			summary = append(summary, fmt.Sprintf("%-42s FAIL  %v", src.name, err))
+			continue
+		}
+		var r *vmResult
+		passed := t.Run(k.version, func(t *testing.T) {
+			r = bootKernel(t, k, initramfs{busybox: busybox, tests: bins}, cache, timeout, kvm)
+		})
+		sw.skip() // the subtest timed its own steps
+		summary = append(summary, summaryLine(k, passed, r))
+	}
+	t.Logf("summary, %.1fs in all:\n%s", sw.total().Seconds(), strings.Join(summary, "\n"))
+}
+
+// summaryLine is a kernel's row in TestKernels' closing summary; r is nil
+// if the kernel never booted.
+func summaryLine(k *kernel, passed bool, r *vmResult) string {
+	line := fmt.Sprintf("%-42s %s", k.version+" ("+k.source.name+")", map[bool]string{true: "PASS", false: "FAIL"}[passed])
+	if r == nil {
+		return line + "  did not boot"
+	}
+	return line + fmt.Sprintf("  status=%-3d boot=%5.1fs run=%6.1fs  %s", r.status, r.boot.Seconds(), r.run.Seconds(), r.verdict())
+}
+
+// bootKernel builds k's module and initramfs, boots it and reports one
+// subtest per guest test binary. It returns what the boot told, or nil
+// if there was no boot.
+func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) *vmResult {
+	ctx := t.Context()
+	sw := newStopwatch(t)
+
+	ko, err := buildFaultmod(ctx, k, cache)
+	sw.lap("faultmod.ko")
+	if err != nil {
+		// The stallmon suites do not need it: boot anyway, and let the
+		// guest's faultmod tests fail for want of the device.
+		t.Errorf("%v", err)
+	} else {
+		ir.modules = []string{ko}
+	}
+	initrd := filepath.Join(cache, "build", "initramfs-"+k.version+".cpio.gz")
+	if err := ir.write(initrd); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(initrd); err == nil {
+		sw.lap(fmt.Sprintf("initramfs (%.1f MiB)", float64(st.Size())/(1<<20)))
+	}
+
+	v := vm{
+		kernel:  k.vmlinuz,
+		initrd:  initrd,
+		cmdline: []string{"vmtest_timeout=" + guestTestTimeout},
+		log:     filepath.Join(cache, "logs", k.version+".log"),
+		timeout: timeout,
+		kvm:     kvm,
+	}
+	if run := os.Getenv("VMTEST_RUN"); run != "" {
+		v.cmdline = append(v.cmdline, "vmtest_run="+run)
+	}
+	v.cmdline = append(v.cmdline, strings.Fields(os.Getenv("VMTEST_CMDLINE"))...)
+	if err := os.MkdirAll(filepath.Dir(v.log), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := v.boot(ctx)
+	sw.lap("boot and guest tests")
+	if err != nil {
+		t.Fatalf("%v (console log %s)", err, v.log)
+	}
+	t.Logf("%s: guest kernel %s, boot %.1fs, run %.1fs, qemu exit %d, guest status %d; console log %s",
+		r.verdict(), r.kernel, r.boot.Seconds(), r.run.Seconds(), r.qemuExit, r.status, v.log)
+
+	for _, b := range ir.tests {
+		t.Run(b.name, func(t *testing.T) {
+			i := slices.IndexFunc(r.packages, func(p *packageRun) bool { return p.name == b.name })
+			if i < 0 {
+				t.Fatalf("the guest never ran %s", b.name)
+			}
+			p := r.packages[i]
+			t.Logf("rc=%d in %.1fs", p.rc, p.duration.Seconds())
+			if p.rc != 0 {
+				t.Errorf("%s.test failed in the guest (rc=%d); last lines:\n%s", b.name, p.rc, tail(p.output, 80))
+			}
+		})
+	}
+	if !r.ok() {
+		t.Errorf("%s; console tail:\n%s", r.verdict(), tail(r.lines, 60))
+	}
+	return r
+}
+
+// buildGuestBinaries compiles the test binaries of VMTEST_PKGS, static so
+// that they run on the initramfs' bare root.
+func buildGuestBinaries(t *testing.T, dir string) []guestBinary {
+	t.Helper()
+	pkgs := strings.Fields(cmp.Or(os.Getenv("VMTEST_PKGS"), defaultPkgs))
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	list := exec.Command("go", append([]string{"list", "-f", "{{.ImportPath}} {{.Dir}}"}, pkgs...)...)
+	list.Dir = repo
+	out, err := list.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", pkgs, err)
+	}
+	build := exec.Command("go", append([]string{"test", "-c", "-o", dir + "/"}, pkgs...)...)
+	build.Dir = repo
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c %v: %v\n%s", pkgs, err, out)
+	}
+	var bins []guestBinary
+	for line := range strings.Lines(string(out)) {
+		importPath, pkgDir, _ := strings.Cut(strings.TrimSpace(line), " ")
+		name := path.Base(importPath)
+		b := guestBinary{name: name, path: filepath.Join(dir, name+".test"), pkgDir: pkgDir}
+		if _, err := os.Stat(b.path); err != nil {
+			t.Fatalf("no test binary for %s (a package without tests?): %v", importPath, err)
+		}
+		bins = append(bins, b)
+	}
+	// /init runs /tests/*/ in glob order; keep the same order here.
+	slices.SortFunc(bins, func(a, b guestBinary) int { return strings.Compare(a.name, b.name) })
+	return bins
+}
+
+// fetchBusybox returns the static busybox of the system's Debian release.
+func fetchBusybox(ctx context.Context, cache string) (string, error) {
+	deb, err := systemRepo.download(ctx, "busybox-static", filepath.Join(cache, "debs"))
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Join(cache, "busybox", strings.TrimSuffix(filepath.Base(deb), ".deb"))
+	if err := extractMember(ctx, deb, root, "./bin/busybox"); err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "bin", "busybox"), nil
+}
+
+// selectSources picks VMTEST_KERNELS out of kernelSources.
+func selectSources(t *testing.T) []kernelSource {
+	t.Helper()
+	var out []kernelSource
+	for _, name := range strings.Split(cmp.Or(os.Getenv("VMTEST_KERNELS"), defaultKernels), ",") {
+		i := slices.IndexFunc(kernelSources, func(s kernelSource) bool { return s.name == strings.TrimSpace(name) })
+		if i < 0 {
+			t.Fatalf("VMTEST_KERNELS: unknown kernel line %q", name)
+		}
+		out = append(out, kernelSources[i])
+	}
+	return out
+}
+
+func cacheDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(cmp.Or(os.Getenv("VMTEST_CACHE"), ".cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
+
+// stopwatch logs how long each step of a test took.
+type stopwatch struct {
+	t           *testing.T
+	start, last time.Time
+}
+
+func newStopwatch(t *testing.T) *stopwatch {
+	now := time.Now()
+	return &stopwatch{t: t, start: now, last: now}
+}
+
+func (s *stopwatch) lap(step string) {
+	s.t.Helper()
+	s.t.Logf("%-40s %6.1fs", step, time.Since(s.last).Seconds())
+	s.last = time.Now()
+}
+
+// skip starts the next lap now, leaving out what came since the last.
+func (s *stopwatch) skip() { s.last = time.Now() }
+
+func (s *stopwatch) total() time.Duration { return time.Since(s.start) }
