@@ -31,6 +31,12 @@ type StallmonInflight struct {
 	Arg0 uint64
 }
 
+type StallmonLatencyHist struct {
+	_       structs.HostLayout
+	Buckets [32]uint64
+	Sum     uint64
+}
+
 type StallmonThreadRec struct {
 	_          structs.HostLayout
 	Tid        uint32
@@ -47,16 +53,18 @@ type StallmonThreadRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	StallmonMapCounters        = "counters"
-	StallmonMapInflight        = "inflight"
-	StallmonProgSnapshot       = "snapshot"
-	StallmonProgSysEnter       = "sys_enter"
-	StallmonProgSysExit        = "sys_exit"
-	StallmonProgThreadExit     = "thread_exit"
-	StallmonVarExitStatus      = "exit_status"
-	StallmonVarExited          = "exited"
-	StallmonVarTargetTgid      = "target_tgid"
-	StallmonVarUnusedThreadRec = "unused_thread_rec"
+	StallmonMapCounters              = "counters"
+	StallmonMapInflight              = "inflight"
+	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
+	StallmonProgSnapshot             = "snapshot"
+	StallmonProgSysEnter             = "sys_enter"
+	StallmonProgSysExit              = "sys_exit"
+	StallmonProgThreadExit           = "thread_exit"
+	StallmonVarExitStatus            = "exit_status"
+	StallmonVarExited                = "exited"
+	StallmonVarLatencyHistogram      = "latency_histogram"
+	StallmonVarTargetTgid            = "target_tgid"
+	StallmonVarUnusedThreadRec       = "unused_thread_rec"
 )
 
 // LoadStallmon returns the embedded CollectionSpec for Stallmon.
@@ -111,18 +119,20 @@ type StallmonProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonMapSpecs struct {
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Inflight *ebpf.MapSpec `ebpf:"inflight"`
+	Counters              *ebpf.MapSpec `ebpf:"counters"`
+	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
+	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 }
 
 // StallmonVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonVariableSpecs struct {
-	ExitStatus      *ebpf.VariableSpec `ebpf:"exit_status"`
-	Exited          *ebpf.VariableSpec `ebpf:"exited"`
-	TargetTgid      *ebpf.VariableSpec `ebpf:"target_tgid"`
-	UnusedThreadRec *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	ExitStatus       *ebpf.VariableSpec `ebpf:"exit_status"`
+	Exited           *ebpf.VariableSpec `ebpf:"exited"`
+	LatencyHistogram *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	TargetTgid       *ebpf.VariableSpec `ebpf:"target_tgid"`
+	UnusedThreadRec  *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
 }
 
 // StallmonObjects contains all objects after they have been loaded into the kernel.
@@ -145,14 +155,16 @@ func (o *StallmonObjects) Close() error {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonMaps struct {
-	Counters *ebpf.Map `ebpf:"counters"`
-	Inflight *ebpf.Map `ebpf:"inflight"`
+	Counters              *ebpf.Map `ebpf:"counters"`
+	Inflight              *ebpf.Map `ebpf:"inflight"`
+	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 }
 
 func (m *StallmonMaps) Close() error {
 	return _StallmonClose(
 		m.Counters,
 		m.Inflight,
+		m.SyscallLatencySeconds,
 	)
 }
 
@@ -160,10 +172,11 @@ func (m *StallmonMaps) Close() error {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonVariables struct {
-	ExitStatus      *ebpf.Variable `ebpf:"exit_status"`
-	Exited          *ebpf.Variable `ebpf:"exited"`
-	TargetTgid      *ebpf.Variable `ebpf:"target_tgid"`
-	UnusedThreadRec *ebpf.Variable `ebpf:"unused_thread_rec"`
+	ExitStatus       *ebpf.Variable `ebpf:"exit_status"`
+	Exited           *ebpf.Variable `ebpf:"exited"`
+	LatencyHistogram *ebpf.Variable `ebpf:"latency_histogram"`
+	TargetTgid       *ebpf.Variable `ebpf:"target_tgid"`
+	UnusedThreadRec  *ebpf.Variable `ebpf:"unused_thread_rec"`
 }
 
 // StallmonPrograms contains all programs after they have been loaded into the kernel.

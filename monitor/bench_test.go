@@ -15,7 +15,8 @@ import (
 
 // BenchmarkSyscallCost measures what the tracker adds to a getppid loop:
 // with no tracker, with the tracker watching another process (every task on
-// the machine pays for the attached tracepoints), and watching this process.
+// the machine pays for the attached tracepoints), watching this process,
+// and watching it with the latency histogram on (self+hist).
 // The three cases run interleaved in rounds within one run, so machine
 // noise hits them alike; medians and ratios to the baseline are reported.
 //
@@ -31,17 +32,19 @@ func BenchmarkSyscallCost(b *testing.B) {
 	cases := []struct {
 		name string
 		pid  int // 0: no tracker
+		opts Options
 	}{
-		{"none", 0},
-		{"other", other.Process.Pid},
-		{"self", os.Getpid()},
+		{"none", 0, Options{}},
+		{"other", other.Process.Pid, Options{}},
+		{"self", os.Getpid(), Options{}},
+		{"self+hist", os.Getpid(), Options{LatencyHistogram: true}},
 	}
 	const rounds = 7
 	perCall := make([][]float64, len(cases))
 	b.ResetTimer()
 	for r := 0; r < rounds; r++ {
 		for i, c := range cases {
-			ns, err := timeGetppid(b.N, c.pid)
+			ns, err := timeGetppid(b.N, c.pid, c.opts)
 			if err != nil {
 				b.Fatalf("%s: %v", c.name, err)
 			}
@@ -59,15 +62,15 @@ func BenchmarkSyscallCost(b *testing.B) {
 		}
 	}
 	b.ReportMetric(0, "ns/op") // the per-case metrics above are the result
-	b.Logf("getppid ns/call medians over %d rounds of %d calls: none=%.1f other=%.1f self=%.1f",
-		rounds, b.N, base, median(perCall[1]), median(perCall[2]))
+	b.Logf("getppid ns/call medians over %d rounds of %d calls: none=%.1f other=%.1f self=%.1f self+hist=%.1f (histogram adds %.1f)",
+		rounds, b.N, base, median(perCall[1]), median(perCall[2]), median(perCall[3]), median(perCall[3])-median(perCall[2]))
 }
 
 // timeGetppid returns the mean ns per getppid over n calls, with the
 // tracker attached to pid (none if pid is 0) for the duration.
-func timeGetppid(n, pid int) (float64, error) {
+func timeGetppid(n, pid int, opts Options) (float64, error) {
 	if pid != 0 {
-		m, err := Attach(pid, nil)
+		m, err := AttachWith(pid, nil, opts)
 		if err != nil {
 			return 0, fmt.Errorf("attaching: %w", err)
 		}

@@ -19,9 +19,15 @@ type Counters struct {
 // Live is the number of per-thread entries that exist now.
 func (c Counters) Live() uint64 { return c.StorageCreated - c.StorageReleased }
 
-// Counters reads the kernel counters.
+// Counters reads the kernel counters. It is safe to call concurrently
+// with any other method.
 func (m *Monitor) Counters() (Counters, error) {
 	var c Counters
+	unlock, err := m.holdOpen()
+	if err != nil {
+		return c, err
+	}
+	defer unlock()
 	for key, dst := range map[gen.StallmonCounter]*uint64{
 		gen.StallmonCounterCOUNTER_ENTER:            &c.Enter,
 		gen.StallmonCounterCOUNTER_STORAGE_CREATED:  &c.StorageCreated,

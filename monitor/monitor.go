@@ -26,6 +26,7 @@ type Monitor struct {
 	iter   *link.Iter
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
+	opts      Options
 
 	done     chan struct{}
 	waitErr  error
@@ -33,9 +34,9 @@ type Monitor struct {
 	isClosed bool
 }
 
-// Attach validates pid, loads the BPF programs filtered on it, and attaches
-// them. On any error nothing stays loaded or attached.
-func Attach(pid int, log *slog.Logger) (_ *Monitor, err error) {
+// AttachWith validates pid, loads the BPF programs filtered on it, and
+// attaches them. On any error nothing stays loaded or attached.
+func AttachWith(pid int, log *slog.Logger, opts Options) (_ *Monitor, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -43,7 +44,7 @@ func Attach(pid int, log *slog.Logger) (_ *Monitor, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, done: make(chan struct{})}
+	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, opts: opts, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.closeObjects()
@@ -79,6 +80,9 @@ func (m *Monitor) load(pid int) error {
 	}
 	if err := spec.Variables[gen.StallmonVarTargetTgid].Set(uint32(pid)); err != nil {
 		return fmt.Errorf("setting target pid: %w", err)
+	}
+	if err := m.opts.apply(spec); err != nil {
+		return err
 	}
 	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
