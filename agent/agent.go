@@ -57,6 +57,7 @@ type Agent struct {
 	lastAt  time.Time
 	late    bool
 	failing int // consecutive failed polls
+	stats   *statsRecorder
 }
 
 // New returns an agent for an attached monitor. It does not own mon.
@@ -80,7 +81,8 @@ func New(mon *monitor.Monitor, cfg Config) (*Agent, error) {
 		judge:  newJudge(cfg.Table, mon.PID()),
 		stalls: newStallSet(),
 		// One missed poll is jitter; two means we cannot vouch any more.
-		gate: newGate(2 * cfg.PollInterval),
+		gate:  newGate(2 * cfg.PollInterval),
+		stats: newStatsRecorder(cfg.PollInterval),
 	}
 	if hb := cfg.Heartbeat; hb != nil {
 		if hb.Interval <= 0 || hb.Sender == nil || hb.NodeID == "" {
@@ -96,6 +98,7 @@ func New(mon *monitor.Monitor, cfg Config) (*Agent, error) {
 			kick:        make(chan struct{}, 1),
 			incarnation: uint64(time.Now().UnixNano()),
 			deadline:    a.takeoverDeadline,
+			stats:       a.stats,
 		}
 	}
 	return a, nil
@@ -165,6 +168,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 			a.log.Error(EvPollFailed, "err", err)
 		}
 		a.failing++
+		a.stats.pollFailed(now)
 		return nil
 	}
 	if a.failing > 0 {
@@ -174,6 +178,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	a.trackThreads(snap)
 	over := a.judge.over(snap)
 	a.gate.polled(now, over)
+	a.stats.polled(now, snap, over)
 	started, cleared := a.stalls.update(over)
 	for _, j := range started {
 		a.event(slog.LevelWarn, EvStall, judgedAttrs(snap.PID, j)...)

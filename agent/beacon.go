@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
@@ -36,6 +37,7 @@ type beacon struct {
 	deadline    func(now time.Time, j *judged) time.Time
 	last        gateState
 	sentAny     bool
+	stats       *statsRecorder
 }
 
 func (b *beacon) run(ctx context.Context) {
@@ -117,8 +119,10 @@ func (b *beacon) send(state heartbeat.State, j *judged, n int) {
 			b.log.Error("encoding heartbeat", "err", err)
 			return
 		}
-		if err := b.cfg.Sender.Send(raw); err != nil {
+		err = b.cfg.Sender.Send(raw)
+		if err != nil {
 			b.log.Warn("sending heartbeat", "state", state.String(), "err", err)
 		}
+		b.stats.sent(strings.ToLower(state.String()), err)
 	}
 }

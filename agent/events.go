@@ -50,5 +50,6 @@ func judgedAttrs(pid int, j judged) []slog.Attr {
 }
 
 func (a *Agent) event(level slog.Level, name string, attrs ...slog.Attr) {
+	a.stats.event(name, attrs)
 	a.log.LogAttrs(context.Background(), level, name, attrs...)
 }

@@ -1,0 +1,234 @@
+package agent
+
+import (
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/stallmon/stallmon/monitor"
+)
+
+// Stats is a copy of what the agent has done and what its latest poll
+// saw, for metrics. Counters only grow over the agent's life; the maps
+// hold only keys that were counted at least once.
+type Stats struct {
+	PID int
+	// NodeID is the heartbeat's node id, "" without a heartbeat.
+	NodeID string
+	// Gate is what the heartbeat may say now: one of GateStates().
+	Gate string
+	// Unkillable is set once the target outlived its kill grace.
+	Unkillable bool
+
+	HeartbeatsSent      map[string]uint64 // by packet state: alive, stalled, fenced, leaving
+	HeartbeatSendErrors map[string]uint64 // by packet state
+	Stalls              map[string]uint64 // stalls begun, by syscall
+	Kills               map[string]uint64 // SIGKILLs sent, by the syscall that went past kill_after
+
+	Polls        uint64 // successful polls
+	PollFailures uint64 // polls whose snapshot failed
+	LatePolls    uint64 // polls that came over two intervals after the previous one
+	PollDuration Histogram
+	// PollLag is how much later than its interval each poll started: the
+	// agent's own scheduling delay.
+	PollLag  Histogram
+	LastPoll time.Time // start of the latest successful poll; zero before
+
+	// InFlight and Stalled are from the latest successful poll.
+	InFlight []InFlight      // by syscall name, sorted
+	Stalled  []StalledThread // threads over budget, sorted by tid
+}
+
+// InFlight is the target's threads inside one syscall.
+type InFlight struct {
+	Syscall string
+	Threads int
+	Oldest  time.Duration
+}
+
+// StalledThread is one thread whose syscall is over its budget.
+type StalledThread struct {
+	TID       int
+	Comm      string
+	Syscall   string
+	FDKind    string
+	Elapsed   time.Duration
+	Budget    time.Duration
+	KillAfter time.Duration // zero: never killed
+}
+
+// Histogram is a fixed-bucket histogram. Counts are per bucket, not
+// cumulative, with one more element than Bounds for the overflow.
+type Histogram struct {
+	Bounds []time.Duration
+	Counts []uint64
+	Count  uint64
+	Sum    time.Duration
+}
+
+func newHistogram(bounds []time.Duration) Histogram {
+	return Histogram{Bounds: bounds, Counts: make([]uint64, len(bounds)+1)}
+}
+
+func (h *Histogram) observe(d time.Duration) {
+	i, _ := slices.BinarySearch(h.Bounds, d)
+	h.Counts[i]++
+	h.Count++
+	h.Sum += d
+}
+
+func (h Histogram) clone() Histogram {
+	h.Bounds = slices.Clone(h.Bounds)
+	h.Counts = slices.Clone(h.Counts)
+	return h
+}
+
+// pollBounds are the buckets of Stats.PollDuration and Stats.PollLag:
+// a snapshot takes around 100 µs, and a lag near the poll interval is
+// what makes the gate go blind.
+var pollBounds = []time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second,
+}
+
+// GateStates returns the names Stats.Gate takes.
+func GateStates() []string {
+	return []string{gateAlive.String(), gateStalled.String(), gateBlind.String(), gateFenced.String()}
+}
+
+// Stats returns the agent's statistics. It is safe to call from any
+// goroutine while Run runs, and after.
+func (a *Agent) Stats() Stats {
+	st := a.stats.snapshot()
+	gs, _ := a.gate.state(time.Now())
+	st.Gate = gs.String()
+	st.PID = a.mon.PID()
+	if a.beacon != nil {
+		st.NodeID = a.beacon.cfg.NodeID
+	}
+	return st
+}
+
+// statsRecorder accumulates Stats. The poll loop, the beacon and the fencing
+// path feed it through small hook calls; metrics scrapes read it from
+// their own goroutine.
+type statsRecorder struct {
+	interval time.Duration
+
+	mu      sync.Mutex
+	st      Stats
+	lastTry time.Time // start of the previous poll, successful or not
+}
+
+func newStatsRecorder(interval time.Duration) *statsRecorder {
+	return &statsRecorder{interval: interval, st: Stats{
+		HeartbeatsSent: map[string]uint64{}, HeartbeatSendErrors: map[string]uint64{},
+		Stalls: map[string]uint64{}, Kills: map[string]uint64{},
+		PollDuration: newHistogram(pollBounds), PollLag: newHistogram(pollBounds),
+	}}
+}
+
+// tick accounts for a poll that started at now; the caller holds mu.
+func (r *statsRecorder) tick(now time.Time) {
+	if !r.lastTry.IsZero() {
+		gap := now.Sub(r.lastTry)
+		r.st.PollLag.observe(max(gap-r.interval, 0))
+		if gap > 2*r.interval {
+			r.st.LatePolls++
+		}
+	}
+	r.lastTry = now
+}
+
+func (r *statsRecorder) pollFailed(start time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tick(start)
+	r.st.PollFailures++
+	r.st.PollDuration.observe(time.Since(start))
+}
+
+func (r *statsRecorder) polled(start time.Time, snap monitor.Snapshot, over []judged) {
+	inFlight := map[string]*InFlight{}
+	for _, t := range snap.InFlight() {
+		f := inFlight[t.Syscall]
+		if f == nil {
+			f = &InFlight{Syscall: t.Syscall}
+			inFlight[t.Syscall] = f
+		}
+		f.Threads++
+		f.Oldest = max(f.Oldest, t.Elapsed)
+	}
+	flights := make([]InFlight, 0, len(inFlight))
+	for _, name := range slices.Sorted(maps.Keys(inFlight)) {
+		flights = append(flights, *inFlight[name])
+	}
+	stalled := make([]StalledThread, 0, len(over))
+	for _, j := range over {
+		stalled = append(stalled, StalledThread{
+			TID: j.thread.TID, Comm: j.thread.Comm, Syscall: j.thread.Syscall, FDKind: j.kind.String(),
+			Elapsed: j.thread.Elapsed, Budget: j.rule.Budget, KillAfter: j.rule.KillAfter,
+		})
+	}
+	slices.SortFunc(stalled, func(a, b StalledThread) int { return a.TID - b.TID })
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tick(start)
+	r.st.Polls++
+	r.st.LastPoll = start
+	r.st.InFlight, r.st.Stalled = flights, stalled
+	r.st.PollDuration.observe(time.Since(start))
+}
+
+func (r *statsRecorder) sent(state string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.st.HeartbeatSendErrors[state]++
+		return
+	}
+	r.st.HeartbeatsSent[state]++
+}
+
+// event counts the events that metrics report. Counting them where they
+// are logged keeps the metrics and the event log from ever disagreeing.
+func (r *statsRecorder) event(name string, attrs []slog.Attr) {
+	syscall := func() string {
+		for _, a := range attrs {
+			if a.Key == "syscall" {
+				return a.Value.String()
+			}
+		}
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch name {
+	case EvStall:
+		r.st.Stalls[syscall()]++
+	case EvKill:
+		r.st.Kills[syscall()]++
+	case EvUnkillable:
+		r.st.Unkillable = true
+	}
+}
+
+func (r *statsRecorder) snapshot() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.st
+	st.HeartbeatsSent = maps.Clone(st.HeartbeatsSent)
+	st.HeartbeatSendErrors = maps.Clone(st.HeartbeatSendErrors)
+	st.Stalls = maps.Clone(st.Stalls)
+	st.Kills = maps.Clone(st.Kills)
+	st.PollDuration = st.PollDuration.clone()
+	st.PollLag = st.PollLag.clone()
+	// InFlight and Stalled are replaced, never modified, by polled.
+	return st
+}
