@@ -20,6 +20,7 @@ type attachOptions struct {
 	table        tableOptions
 	hb           heartbeatOptions
 	nodeFence    nodeFenceOptions
+	metrics      metricsOptions
 	log          logOptions
 }
 
@@ -49,6 +50,7 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	o.table.register(f)
 	o.hb.register(f)
 	o.nodeFence.register(f)
+	o.metrics.registerAttach(f)
 	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("pid")
@@ -86,7 +88,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if nf != nil {
 		defer nf.Close()
 	}
-	mon, err := monitor.Attach(o.pid, log)
+	mon, err := monitor.AttachWith(o.pid, log, o.metrics.monitorOptions())
 	switch {
 	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess):
 		return usageError(err)
@@ -107,6 +109,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return usageError(err)
 	}
+	defer o.metrics.serveAgent(cmd.Context(), log, mon, a, table, o.pollInterval)()
 	log.Info(agent.EvAttached, "pid", o.pid, "arch", monitor.Arch,
 		"poll_interval_seconds", o.pollInterval.Seconds(), "kill", !o.noKill, "heartbeat", hb != nil)
 

@@ -24,6 +24,7 @@ type listenOptions struct {
 	onFailover  string
 	hookTimeout time.Duration
 	log         logOptions
+	metrics     metricsOptions
 }
 
 func newListenCmd() *cobra.Command {
@@ -58,6 +59,7 @@ dropped and counted. The wire format is described in docs/wire.md.`,
 	f.DurationVar(&o.hookTimeout, "hook-timeout", peer.DefaultHookTimeout, "kill the --on-failover command after this long")
 	f.StringVar(&o.log.format, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
+	o.metrics.registerListen(f)
 	return cmd
 }
 
@@ -107,7 +109,7 @@ func (o *listenOptions) run(cmd *cobra.Command) error {
 	l, err := peer.NewListener(recv, peer.ListenerConfig{
 		Keys:        ring,
 		Detector:    peer.Config{Timeout: o.timeout},
-		OnEvent:     printer.print,
+		OnEvent:     o.metrics.tap(printer.print),
 		OnFailover:  o.onFailover,
 		HookTimeout: o.hookTimeout,
 		Logger:      log,
@@ -121,7 +123,9 @@ func (o *listenOptions) run(cmd *cobra.Command) error {
 	}
 	log.Info("listening", "group", group.String(), "interface", o.iface, "key_ids", keyIDs,
 		"timeout_seconds", o.timeout.Seconds(), "on_failover", o.onFailover != "")
+	stopMetrics := o.metrics.serveListener(cmd.Context(), log, l)
 	runErr := l.Run(cmd.Context())
+	stopMetrics()
 	st := l.Stats()
 	log.Info("stopped", "accepted", st.Accepted, "rejected", st.Rejected)
 	if runErr != nil {

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/privtest"
+)
+
+func TestMetricsAddrUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"attach", "--pid", "1", "--metrics-addr", "localhost"},
+		{"listen", "--metrics-addr", "9478"},
+	} {
+		code, stderr := runStallmon(t, nil, args...)
+		if code != exitUsage || !strings.Contains(stderr, "--metrics-addr") {
+			t.Errorf("%v: exit %d, stderr %q; want a usage error naming --metrics-addr", args, code, stderr)
+		}
+	}
+}
+
+// A metrics port that is taken does not stop the agent from guarding its
+// target: it says so and goes on.
+func TestMetricsPortTakenIsNotFatal(t *testing.T) {
+	privtest.Require(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	w := startWorkload(t)
+	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--log-format", "json", "--no-heartbeat",
+		"--metrics-addr", ln.Addr().String())
+	ev := agent.events.next("metrics_failed", 10*time.Second)
+	if !strings.Contains(ev["err"].(string), "address already in use") {
+		t.Errorf("metrics_failed = %v", ev)
+	}
+	agent.events.next("attached", 10*time.Second)
+}
+
+// With --metrics-linger, the agent whose target is gone waits for one
+// more scrape, which shows the final state, and then exits at once.
+func TestMetricsLingerUntilScraped(t *testing.T) {
+	privtest.Require(t)
+	w := startWorkload(t)
+	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--log-format", "json", "--no-heartbeat",
+		"--metrics-addr", "127.0.0.1:0", "--metrics-linger", "1m")
+	addr := agent.events.next("metrics_listening", 10*time.Second)["addr"].(string)
+	agent.events.next("attached", 10*time.Second)
+	if body := scrape(t, addr); !strings.Contains(body, "stallmon_target_healthy 1") {
+		t.Fatalf("healthy target not reported:\n%s", body)
+	}
+
+	if _, err := w.Do("exit 0"); err == nil {
+		t.Fatal("workload answered an exit")
+	}
+	agent.events.next("target_exited", 10*time.Second)
+	select {
+	case <-agent.done:
+		t.Fatalf("stallmon exited (%d) before the final scrape", agent.code)
+	case <-time.After(500 * time.Millisecond):
+	}
+	body := scrape(t, addr)
+	if !strings.Contains(body, `stallmon_gate_state{state="fenced"} 1`) || !strings.Contains(body, "stallmon_target_healthy 0") {
+		t.Fatalf("final scrape does not show the target gone:\n%s", body)
+	}
+	if code := agent.wait(t, 5*time.Second); code != exitOK {
+		t.Fatalf("stallmon exited %d, want %d", code, exitOK)
+	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,71 @@
+package metrics
+
+import (
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stallmon/stallmon/budget"
+	"github.com/stallmon/stallmon/fdkind"
+)
+
+// budgetCollector exports the timeout table so that dashboards can draw
+// each syscall's budget and kill_after next to its time in flight.
+// Unbounded rules have no series: they never stall.
+type budgetCollector struct {
+	table *budget.Table
+	// inFlight names the syscalls in flight now, which get a series even
+	// when the table does not list them (they follow the default rule).
+	inFlight func() []string
+
+	budget, killAfter *prometheus.Desc
+}
+
+func newBudgetCollector(table *budget.Table, inFlight func() []string) *budgetCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, []string{"syscall", "fd_kind"}, nil)
+	}
+	return &budgetCollector{
+		table: table, inFlight: inFlight,
+		budget: d("syscall_budget_seconds",
+			"How long a syscall may run before the heartbeat stops, for each syscall the table lists or that is in flight; fd_kind is set for rules that depend on the kind of fd (empty: the syscall's own rule)."),
+		killAfter: d("syscall_kill_after_seconds",
+			"How long a syscall may run before the target is killed, for the same syscalls as stallmon_syscall_budget_seconds; no series when the rule never kills."),
+	}
+}
+
+func (c *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.budget
+	ch <- c.killAfter
+}
+
+func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	names := c.table.Names()
+	for _, n := range c.inFlight() {
+		if _, found := slices.BinarySearch(names, n); !found {
+			names = append(names, n)
+			slices.Sort(names)
+		}
+	}
+	emit := func(r budget.Rule, syscall, kind string) {
+		if r.Unbounded {
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, r.Budget.Seconds(), syscall, kind)
+		if r.Kills() {
+			ch <- prometheus.MustNewConstMetric(c.killAfter, prometheus.GaugeValue, r.KillAfter.Seconds(), syscall, kind)
+		}
+	}
+	for _, name := range names {
+		own := c.table.Lookup(name, fdkind.None)
+		emit(own, name, "")
+		if !c.table.NeedsFDKind(name) {
+			continue
+		}
+		for _, k := range fdkind.Kinds() {
+			if r := c.table.Lookup(name, k); k != fdkind.None && r != own {
+				emit(r, name, k.String())
+			}
+		}
+	}
+}
