@@ -9,7 +9,10 @@ export BPF2GO_STRIP := $(STRIP)
 # bpf2go's own flags pin -mcpu=v3 etc. in gen/gen.go.
 
 APT_BPF  := clang-19 llvm-19 libbpf-dev
-APT_TEST := iproute2
+APT_TEST := iproute2 prometheus
+# npm tools that check the Grafana dashboards (dashboards/schema_test.go),
+# pinned by the lock file there; node_modules is git-ignored.
+NPM_SCHEMA := dashboards/testdata/schema
 
 .PHONY: all build generate test lint demo bench deps-bpf deps-test clean
 
@@ -43,9 +46,15 @@ deps-bpf:
 	@command -v $(CLANG) >/dev/null && command -v $(STRIP) >/dev/null && test -e /usr/include/bpf/bpf_helpers.h || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_BPF); }
 
-deps-test:
-	@command -v ip >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_TEST); }
+deps-test: $(NPM_SCHEMA)/node_modules/.package-lock.json
+	@command -v ip >/dev/null && command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_TEST); }
+
+# npm ci rewrites node_modules/.package-lock.json: reinstalls only when the lock changes.
+$(NPM_SCHEMA)/node_modules/.package-lock.json: $(NPM_SCHEMA)/package-lock.json
+	@command -v npm >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd $(NPM_SCHEMA) && npm ci --no-audit --no-fund --loglevel=error
 
 clean:
 	rm -rf bin
