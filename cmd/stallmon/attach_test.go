@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/e2e"
 	"github.com/stallmon/stallmon/internal/privtest"
 )
 
@@ -78,14 +79,14 @@ func TestAttachReportsStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	ev := newEventStream(t, out)
-	ev.next("attached", 10*time.Second)
+	ev := e2e.NewEventStream(t, out)
+	ev.Next("attached", 10*time.Second)
 
 	r, err := p.Do("uffd-hang")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stall := ev.next("stall", 10*time.Second)
+	stall := ev.Next("stall", 10*time.Second)
 	wantTID, _ := r.Int("tid")
 	wantFD, _ := r.Int("fd")
 	if stall["tid"] != float64(wantTID) || stall["syscall"] != "read" || stall["fd"] != float64(wantFD) ||
@@ -102,7 +103,7 @@ func TestAttachReportsStall(t *testing.T) {
 	if _, err := p.Do("uffd-release"); err != nil {
 		t.Fatal(err)
 	}
-	cleared := ev.next("stall_cleared", 10*time.Second)
+	cleared := ev.Next("stall_cleared", 10*time.Second)
 	if cleared["tid"] != float64(wantTID) || cleared["duration_seconds"].(float64) < el {
 		t.Fatalf("stall_cleared = %v", cleared)
 	}
@@ -110,7 +111,7 @@ func TestAttachReportsStall(t *testing.T) {
 	if err := p.Send("exit 5"); err != nil {
 		t.Fatal(err)
 	}
-	exited := ev.next("target_exited", 10*time.Second)
+	exited := ev.Next("target_exited", 10*time.Second)
 	if exited["exit_code"] != float64(5) {
 		t.Fatalf("target_exited = %v, want exit_code 5", exited)
 	}

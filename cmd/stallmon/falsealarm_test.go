@@ -26,23 +26,23 @@ func TestIdleAndBusyTargetKeepsHeartbeat(t *testing.T) {
 		}
 	}
 	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json",
-		"--node-id", "idle", "--budget", "300ms", "--poll-interval", "100ms", "--interval", interval.String()}, c.groupFlags()...)...)
-	agent.events.next("attached", 10*time.Second)
-	first := c.waitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
+		"--node-id", "idle", "--budget", "300ms", "--poll-interval", "100ms", "--interval", interval.String()}, c.GroupFlags()...)...)
+	agent.Events.Next("attached", 10*time.Second)
+	first := c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
 
 	start := time.Unix(0, first.SendTime)
 	// The window is measured on the sender's clock, from its packets.
-	c.waitPacket("10s of heartbeats", watch+10*time.Second, func(p heartbeat.Packet) bool {
+	c.WaitPacket("10s of heartbeats", watch+10*time.Second, func(p heartbeat.Packet) bool {
 		return time.Unix(0, p.SendTime).Sub(start) >= watch
 	})
 
 	var alive int
 	var prev time.Time
-	for _, tp := range c.seen() {
-		if tp.p.State != heartbeat.StateAlive {
-			t.Fatalf("non-ALIVE heartbeat from a healthy target: %+v", tp.p)
+	for _, tp := range c.Seen() {
+		if tp.P.State != heartbeat.StateAlive {
+			t.Fatalf("non-ALIVE heartbeat from a healthy target: %+v", tp.P)
 		}
-		sent := time.Unix(0, tp.p.SendTime)
+		sent := time.Unix(0, tp.P.SendTime)
 		if !prev.IsZero() && sent.Sub(prev) > 3*interval {
 			t.Errorf("heartbeat gap of %v at %v (interval %v)", sent.Sub(prev), sent.Sub(start), interval)
 		}
@@ -52,7 +52,7 @@ func TestIdleAndBusyTargetKeepsHeartbeat(t *testing.T) {
 	if want := int(watch/interval) - 2; alive < want {
 		t.Fatalf("%d ALIVE heartbeats in %v, want at least %d", alive, watch, want)
 	}
-	for _, ev := range drain(agent.events) {
+	for _, ev := range agent.Events.Drain() {
 		if ev["msg"] == "stall" || ev["msg"] == "heartbeat_stopped" {
 			t.Fatalf("false alarm: %v", ev)
 		}
@@ -67,50 +67,35 @@ func TestStallThatClearsResumesHeartbeat(t *testing.T) {
 	c := newCluster(t)
 	w := startWorkload(t)
 	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json",
-		"--node-id", "slow", "--budget", "300ms", "--kill-after", "10s", "--poll-interval", "100ms", "--interval", "200ms"}, c.groupFlags()...)...)
-	agent.events.next("attached", 10*time.Second)
-	c.waitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
+		"--node-id", "slow", "--budget", "300ms", "--kill-after", "10s", "--poll-interval", "100ms", "--interval", "200ms"}, c.GroupFlags()...)...)
+	agent.Events.Next("attached", 10*time.Second)
+	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
 
 	if _, err := w.Do("uffd-hang"); err != nil {
 		t.Fatal(err)
 	}
-	stalled := c.waitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
-	agent.events.next("heartbeat_stopped", 5*time.Second)
+	stalled := c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
+	agent.Events.Next("heartbeat_stopped", 5*time.Second)
 	if _, err := w.Do("uffd-release"); err != nil {
 		t.Fatal(err)
 	}
-	cleared := agent.events.next("stall_cleared", 5*time.Second)
+	cleared := agent.Events.Next("stall_cleared", 5*time.Second)
 	if cleared["syscall"] != "read" {
 		t.Fatalf("stall_cleared = %v", cleared)
 	}
-	agent.events.next("heartbeat_resumed", 5*time.Second)
-	resumed := c.waitPacket("ALIVE after STALLED", 5*time.Second, func(p heartbeat.Packet) bool {
+	agent.Events.Next("heartbeat_resumed", 5*time.Second)
+	resumed := c.WaitPacket("ALIVE after STALLED", 5*time.Second, func(p heartbeat.Packet) bool {
 		return p.State == heartbeat.StateAlive && p.Seq > stalled.Seq
 	})
 	if resumed.Incarnation != stalled.Incarnation {
 		t.Fatalf("incarnation changed from %d to %d without a restart", stalled.Incarnation, resumed.Incarnation)
 	}
 	select {
-	case <-agent.done:
-		t.Fatalf("stallmon exited (%d) although the syscall returned before kill_after", agent.code)
+	case <-agent.Done():
+		t.Fatalf("stallmon exited (%d) although the syscall returned before kill_after", agent.Code())
 	default:
 	}
 	if _, err := w.Do("tids"); err != nil {
 		t.Fatalf("workload no longer answers: %v", err)
-	}
-}
-
-// drain returns the events already read from the stream, without waiting.
-func drain(es *eventStream) []map[string]any {
-	for {
-		select {
-		case ev, ok := <-es.ch:
-			if !ok {
-				return es.all
-			}
-			es.all = append(es.all, ev)
-		default:
-			return es.all
-		}
 	}
 }

@@ -29,20 +29,20 @@ func TestStallStopsHeartbeatAndKills(t *testing.T) {
 	w := startWorkload(t)
 	hookFile := filepath.Join(t.TempDir(), "hook")
 	listener := startStallmon(t, append([]string{"listen", "--json", "--timeout", "3s",
-		"--on-failover", `echo "$STALLMON_NODE $STALLMON_REASON $(date +%s%N)" >> ` + hookFile}, c.groupFlags()...)...)
+		"--on-failover", `echo "$STALLMON_NODE $STALLMON_REASON $(date +%s%N)" >> ` + hookFile}, c.GroupFlags()...)...)
 	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json",
 		"--node-id", "n1", "--budget", budget.String(), "--kill-after", killAfter.String(),
-		"--poll-interval", poll.String(), "--interval", interval.String(), "--kill-grace", "3s"}, c.groupFlags()...)...)
+		"--poll-interval", poll.String(), "--interval", interval.String(), "--kill-grace", "3s"}, c.GroupFlags()...)...)
 
-	agent.events.next("attached", 10*time.Second)
-	if ev := listener.events.nextAny(10 * time.Second); ev["state"] != "alive" || ev["node"] != "n1" || ev["authenticated"] != true {
+	agent.Events.Next("attached", 10*time.Second)
+	if ev := listener.Events.NextAny(10 * time.Second); ev["state"] != "alive" || ev["node"] != "n1" || ev["authenticated"] != true {
 		t.Fatalf("listener's first transition = %v, want n1 alive, authenticated", ev)
 	}
 
 	if _, err := w.Do("uffd-hang"); err != nil {
 		t.Fatal(err)
 	}
-	stalled := c.waitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
+	stalled := c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
 	if stalled.Stall.Name != "read" || stalled.TakeoverDeadline == 0 {
 		t.Fatalf("STALLED packet = %+v, want the read and a takeover deadline", stalled)
 	}
@@ -50,15 +50,15 @@ func TestStallStopsHeartbeatAndKills(t *testing.T) {
 	// STALLED was sent, which dates the hang on the sender's clock.
 	hang := time.Unix(0, stalled.SendTime).Add(-stalled.Stall.Elapsed)
 
-	ev := listener.events.nextAny(10 * time.Second)
+	ev := listener.Events.NextAny(10 * time.Second)
 	if ev["state"] != "stalled" || ev["failover"] != true {
 		t.Fatalf("listener transition = %v, want stalled with failover", ev)
 	}
-	if code := agent.wait(t, 15*time.Second); code != exitKilled {
+	if code := agent.Wait(t, 15*time.Second); code != exitKilled {
 		t.Fatalf("stallmon attach exited %d, want %d (killed)", code, exitKilled)
 	}
 	for _, name := range []string{"stall", "heartbeat_stopped", "kill", "target_exited"} {
-		agent.events.next(name, time.Second)
+		agent.Events.Next(name, time.Second)
 	}
 	if err := w.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("workload ended with %v, want killed by a signal", err)
@@ -66,15 +66,15 @@ func TestStallStopsHeartbeatAndKills(t *testing.T) {
 	if ws := w.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("workload status %v, want SIGKILL", ws)
 	}
-	fenced := c.waitPacket("FENCED", 5*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateFenced })
+	fenced := c.WaitPacket("FENCED", 5*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateFenced })
 
 	var lastAlive time.Time
-	for _, tp := range c.seen() {
-		if tp.p.State == heartbeat.StateAlive && tp.p.Seq < stalled.Seq {
-			lastAlive = maxTime(lastAlive, time.Unix(0, tp.p.SendTime))
+	for _, tp := range c.Seen() {
+		if tp.P.State == heartbeat.StateAlive && tp.P.Seq < stalled.Seq {
+			lastAlive = maxTime(lastAlive, time.Unix(0, tp.P.SendTime))
 		}
-		if tp.p.State == heartbeat.StateAlive && tp.p.Seq > stalled.Seq {
-			t.Fatalf("ALIVE sent after STALLED: %+v", tp.p)
+		if tp.P.State == heartbeat.StateAlive && tp.P.Seq > stalled.Seq {
+			t.Fatalf("ALIVE sent after STALLED: %+v", tp.P)
 		}
 	}
 	hookAt := readHook(t, hookFile, "n1 stalled")

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stallmon/stallmon/workload"
 	"github.com/stallmon/stallmon/workload/workloadtest"
@@ -66,59 +62,4 @@ func runStallmon(t *testing.T, setup func(*exec.Cmd), args ...string) (int, stri
 	}
 	t.Fatalf("running stallmon: %v", err)
 	return 0, ""
-}
-
-// eventStream reads JSON events (one object per line) from a running stallmon.
-type eventStream struct {
-	t   *testing.T
-	ch  chan map[string]any
-	all []map[string]any
-}
-
-func newEventStream(t *testing.T, r io.Reader) *eventStream {
-	es := &eventStream{t: t, ch: make(chan map[string]any, 1024)}
-	go func() {
-		defer close(es.ch)
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			var ev map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				t.Errorf("event is not one JSON object per line: %q: %v", sc.Text(), err)
-				continue
-			}
-			es.ch <- ev
-		}
-	}()
-	return es
-}
-
-// next returns the next event named msg, failing the test after timeout.
-func (es *eventStream) next(msg string, timeout time.Duration) map[string]any {
-	es.t.Helper()
-	return es.nextWhere(msg, timeout, func(ev map[string]any) bool { return ev["msg"] == msg })
-}
-
-// nextAny returns the next event, whatever it is.
-func (es *eventStream) nextAny(timeout time.Duration) map[string]any {
-	es.t.Helper()
-	return es.nextWhere("any", timeout, func(map[string]any) bool { return true })
-}
-
-func (es *eventStream) nextWhere(what string, timeout time.Duration, match func(map[string]any) bool) map[string]any {
-	es.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case ev, ok := <-es.ch:
-			if !ok {
-				es.t.Fatalf("event stream ended before %q; saw %v", what, es.all)
-			}
-			es.all = append(es.all, ev)
-			if match(ev) {
-				return ev
-			}
-		case <-deadline:
-			es.t.Fatalf("no %q event within %v; saw %v", what, timeout, es.all)
-		}
-	}
 }

@@ -35,11 +35,11 @@ func TestMetricsPortTakenIsNotFatal(t *testing.T) {
 	w := startWorkload(t)
 	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--log-format", "json", "--no-heartbeat",
 		"--metrics-addr", ln.Addr().String())
-	ev := agent.events.next("metrics_failed", 10*time.Second)
+	ev := agent.Events.Next("metrics_failed", 10*time.Second)
 	if !strings.Contains(ev["err"].(string), "address already in use") {
 		t.Errorf("metrics_failed = %v", ev)
 	}
-	agent.events.next("attached", 10*time.Second)
+	agent.Events.Next("attached", 10*time.Second)
 }
 
 // With --metrics-linger, the agent whose target is gone waits for one
@@ -49,8 +49,8 @@ func TestMetricsLingerUntilScraped(t *testing.T) {
 	w := startWorkload(t)
 	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--log-format", "json", "--no-heartbeat",
 		"--metrics-addr", "127.0.0.1:0", "--metrics-linger", "1m")
-	addr := agent.events.next("metrics_listening", 10*time.Second)["addr"].(string)
-	agent.events.next("attached", 10*time.Second)
+	addr := agent.Events.Next("metrics_listening", 10*time.Second)["addr"].(string)
+	agent.Events.Next("attached", 10*time.Second)
 	if body := scrape(t, addr); !strings.Contains(body, "stallmon_target_healthy 1") {
 		t.Fatalf("healthy target not reported:\n%s", body)
 	}
@@ -58,17 +58,17 @@ func TestMetricsLingerUntilScraped(t *testing.T) {
 	if _, err := w.Do("exit 0"); err == nil {
 		t.Fatal("workload answered an exit")
 	}
-	agent.events.next("target_exited", 10*time.Second)
+	agent.Events.Next("target_exited", 10*time.Second)
 	select {
-	case <-agent.done:
-		t.Fatalf("stallmon exited (%d) before the final scrape", agent.code)
+	case <-agent.Done():
+		t.Fatalf("stallmon exited (%d) before the final scrape", agent.Code())
 	case <-time.After(500 * time.Millisecond):
 	}
 	body := scrape(t, addr)
 	if !strings.Contains(body, `stallmon_gate_state{state="fenced"} 1`) || !strings.Contains(body, "stallmon_target_healthy 0") {
 		t.Fatalf("final scrape does not show the target gone:\n%s", body)
 	}
-	if code := agent.wait(t, 5*time.Second); code != exitOK {
+	if code := agent.Wait(t, 5*time.Second); code != exitOK {
 		t.Fatalf("stallmon exited %d, want %d", code, exitOK)
 	}
 }

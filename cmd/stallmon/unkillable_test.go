@@ -39,7 +39,7 @@ func TestUnkillableUntilFUSEServerAnswers(t *testing.T) {
 	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--no-heartbeat", "--log-format", "json",
 		"--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", grace.String(),
 		"--poll-interval", poll.String())
-	agent.events.next("attached", 10*time.Second)
+	agent.Events.Next("attached", 10*time.Second)
 
 	r, err := w.Do("read-file " + fs.File)
 	if err != nil {
@@ -55,19 +55,19 @@ func TestUnkillableUntilFUSEServerAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stall := agent.events.next("stall", 10*time.Second)
+	stall := agent.Events.Next("stall", 10*time.Second)
 	wantFields(t, "stall", stall, map[string]any{
 		"tid": tid, "syscall": "read", "fd": fd, "fd_kind": "regular", "state": "interruptible",
 		"budget_seconds": budget.Seconds(), "kill_after_seconds": killAfter.Seconds(),
 	})
-	kill := agent.events.next("kill", 10*time.Second)
+	kill := agent.Events.Next("kill", 10*time.Second)
 	killed := time.Now()
 	wantFields(t, "kill", kill, map[string]any{"tid": tid, "syscall": "read", "signal": "SIGKILL"})
 	if el, _ := kill["elapsed_seconds"].(float64); el < killAfter.Seconds() {
 		t.Errorf("kill at elapsed %vs, before kill_after %v", el, killAfter)
 	}
 
-	unk := agent.events.nextWhere("unkillable for the reader", grace+10*time.Second, func(ev map[string]any) bool {
+	unk := agent.Events.NextWhere("unkillable for the reader", grace+10*time.Second, func(ev map[string]any) bool {
 		return ev["msg"] == "unkillable" && ev["tid"] == float64(tid)
 	})
 	wantFields(t, "unkillable", unk, map[string]any{
@@ -103,8 +103,8 @@ func TestUnkillableUntilFUSEServerAnswers(t *testing.T) {
 	// else (no node fencing without --on-unkillable). The window is one
 	// more grace period; a premature exit would show as soon as it happens.
 	select {
-	case <-agent.done:
-		t.Fatalf("stallmon exited %d while the target could not die", agent.code)
+	case <-agent.Done():
+		t.Fatalf("stallmon exited %d while the target could not die", agent.Code())
 	case <-time.After(grace):
 	}
 	if processExited(t, w.PID) {
@@ -113,11 +113,11 @@ func TestUnkillableUntilFUSEServerAnswers(t *testing.T) {
 
 	fs.Release()
 	released := time.Now()
-	if code := agent.wait(t, 10*time.Second); code != exitUnkillable {
+	if code := agent.Wait(t, 10*time.Second); code != exitUnkillable {
 		t.Fatalf("stallmon attach exited %d, want %d (unkillable, then killed)", code, exitUnkillable)
 	}
 	exitedAt := time.Now()
-	ev := agent.events.next("target_exited", time.Second)
+	ev := agent.Events.Next("target_exited", time.Second)
 	wantFields(t, "target_exited", ev, map[string]any{"pid": w.PID, "signal": int(syscall.SIGKILL)})
 	if err := w.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("workload ended with %v, want killed by a signal", err)
@@ -128,11 +128,8 @@ func TestUnkillableUntilFUSEServerAnswers(t *testing.T) {
 
 	// The whole stream, up to EOF: no node fencing, and the unkillable
 	// report names the reader once.
-	for ev := range agent.events.ch {
-		agent.events.all = append(agent.events.all, ev)
-	}
 	readerReports := 0
-	for _, ev := range agent.events.all {
+	for _, ev := range agent.Events.Rest() {
 		msg, _ := ev["msg"].(string)
 		if msg == "node_fence" || strings.Contains(msg, "node fencing") {
 			t.Errorf("node fencing without --on-unkillable: %v", ev)
