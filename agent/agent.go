@@ -57,6 +57,7 @@ type Agent struct {
 	lastAt  time.Time
 	late    bool
 	failing int // consecutive failed polls
+	deaths  deathWatch
 	stats   *statsRecorder
 }
 
@@ -176,7 +177,10 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		a.failing = 0
 	}
 	a.trackThreads(snap)
-	over := a.judge.over(snap)
+	for _, j := range a.deaths.update(snap) {
+		a.event(slog.LevelError, EvDiedInSyscall, judgedAttrs(snap.PID, j)...)
+	}
+	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
 	a.gate.polled(now, over)
 	a.stats.polled(now, snap, over)
 	started, cleared := a.stalls.update(over)
@@ -222,6 +226,9 @@ func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
 		return time.Time{}
 	}
 	slack := 2*a.cfg.PollInterval + a.cfg.KillGrace
+	if j != nil && j.death != nil {
+		return now.Add(slack)
+	}
 	if j != nil && j.rule.Kills() {
 		return now.Add(j.rule.KillAfter - j.thread.Elapsed + slack)
 	}

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+
+	"golang.org/x/sys/unix"
 )
 
 // Event names are the "msg" of log records; operators and tests match on
@@ -10,6 +13,7 @@ import (
 const (
 	EvAttached         = "attached"
 	EvStall            = "stall"
+	EvDiedInSyscall    = "died_in_syscall"
 	EvStallCleared     = "stall_cleared"
 	EvHeartbeatStopped = "heartbeat_stopped"
 	EvHeartbeatResumed = "heartbeat_resumed"
@@ -37,8 +41,16 @@ func judgedAttrs(pid int, j judged) []slog.Attr {
 		slog.Float64("elapsed_seconds", t.Elapsed.Seconds()),
 		slog.String("state", t.State.String()),
 		slog.String("fd_kind", j.kind.String()),
-		slog.Float64("budget_seconds", j.rule.Budget.Seconds()),
+		slog.String("reason", j.reason()),
 	}
+	if d := j.death; d != nil {
+		// The table did not decide this one: say what the kernel did.
+		attrs = append(attrs,
+			slog.Float64("in_syscall_seconds", d.InSyscall.Seconds()),
+			slog.String("signal", signalName(d.Signal)))
+		return attrs
+	}
+	attrs = append(attrs, slog.Float64("budget_seconds", j.rule.Budget.Seconds()))
 	if j.rule.Kills() {
 		attrs = append(attrs, slog.Float64("kill_after_seconds", j.rule.KillAfter.Seconds()))
 	}
@@ -52,4 +64,15 @@ func judgedAttrs(pid int, j judged) []slog.Attr {
 func (a *Agent) event(level slog.Level, name string, attrs ...slog.Attr) {
 	a.stats.event(name, attrs)
 	a.log.LogAttrs(context.Background(), level, name, attrs...)
+}
+
+// signalName is "SIGSEGV" rather than Go's "segmentation fault".
+func signalName(s unix.Signal) string {
+	if s == 0 {
+		return ""
+	}
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(s))
 }

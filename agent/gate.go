@@ -39,10 +39,19 @@ func (g *gate) polled(at time.Time, over []judged) {
 	g.lastOK = at
 	g.worst = nil
 	for i := range over {
-		if g.worst == nil || over[i].thread.Elapsed > g.worst.thread.Elapsed {
+		if g.worst == nil || worse(over[i], *g.worst) {
 			g.worst = &over[i]
 		}
 	}
+}
+
+// worse orders the stalls the heartbeat reports: a thread the kernel
+// killed first (it can never recover), then the longest running.
+func worse(a, b judged) bool {
+	if (a.death != nil) != (b.death != nil) {
+		return a.death != nil
+	}
+	return a.thread.Elapsed > b.thread.Elapsed
 }
 
 func (g *gate) fence() {

@@ -13,11 +13,25 @@ type judged struct {
 	thread monitor.Thread
 	kind   fdkind.Kind
 	rule   budget.Rule
+	// death is set when the kernel killed the thread inside the syscall:
+	// past budget and kill_after at once, whatever the rule says.
+	death *monitor.Death
 }
 
-func (j judged) overBudget() bool { return !j.rule.Unbounded && j.thread.Elapsed > j.rule.Budget }
+func (j judged) overBudget() bool {
+	return j.death != nil || (!j.rule.Unbounded && j.thread.Elapsed > j.rule.Budget)
+}
+
 func (j judged) overKill() bool {
-	return j.overBudget() && j.rule.Kills() && j.thread.Elapsed > j.rule.KillAfter
+	return j.death != nil || (j.overBudget() && j.rule.Kills() && j.thread.Elapsed > j.rule.KillAfter)
+}
+
+// reason says why a syscall is a stall, for events.
+func (j judged) reason() string {
+	if j.death != nil {
+		return "died_in_syscall"
+	}
+	return "over_budget"
 }
 
 // judge applies the timeout table. The fd kind costs a stat in /proc, so

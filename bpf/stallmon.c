@@ -85,6 +85,40 @@ struct {
 __u32 exit_status = 0;
 __u32 exited = 0;
 
+// The running architecture's exit and exit_group numbers, set before load.
+// They are the only syscalls a thread may end inside. Every other syscall
+// passes sys_exit before its thread can die (a fatal signal is acted on
+// after sys_exit, seccomp kills before sys_enter), so a thread that exits
+// with any other syscall in flight was killed by the kernel inside it: an
+// oops. Its syscall will never return, and nothing else would show it,
+// since the thread and its entry vanish.
+volatile const __u32 nr_exit = 0;
+volatile const __u32 nr_exit_group = 0;
+
+// The last DEATHS threads that died inside a syscall, in a ring indexed by
+// deaths_total; seq is written last, so a reader that finds the seq it
+// expects has the whole record.
+#define DEATHS 16
+
+struct death {
+	__u64 seq;       // 1 + this death's index in deaths_total
+	__u64 word;      // the in-flight word at death
+	__u64 arg0;
+	__u64 at;        // bpf_ktime_get_ns() at death
+	__u32 tid;
+	__u32 exit_code; // task->exit_code: the signal the kernel killed it with
+	__u8 comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DEATHS);
+	__type(key, __u32);
+	__type(value, struct death);
+} deaths SEC(".maps");
+
+__u64 deaths_total = 0;
+
 static __always_inline void count(enum counter c)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &c);
@@ -186,6 +220,29 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+// record_death notes a thread that exits with a syscall other than exit or
+// exit_group in flight (see nr_exit).
+static __always_inline void record_death(struct task_struct *task, struct inflight *f)
+{
+	__u64 word = READ_ONCE(f->word);
+	__u32 nr = word & NR_MASK;
+
+	if (word == 0 || nr == nr_exit || nr == nr_exit_group)
+		return;
+	__u64 seq = __sync_fetch_and_add(&deaths_total, 1);
+	__u32 slot = seq % DEATHS;
+	struct death *d = bpf_map_lookup_elem(&deaths, &slot);
+	if (!d)
+		return;
+	d->word = word;
+	d->arg0 = f->arg0;
+	d->at = bpf_ktime_get_ns();
+	d->tid = BPF_CORE_READ(task, pid);
+	d->exit_code = BPF_CORE_READ(task, exit_code);
+	bpf_probe_read_kernel_str(d->comm, sizeof(d->comm), task->comm);
+	WRITE_ONCE(d->seq, seq + 1);
+}
+
 // exit and exit_group never reach sys_exit. Storage is freed with the task
 // anyway; deleting it here makes "created - released" an exact count of
 // live entries, which the tests use to prove nothing leaks.
@@ -198,6 +255,9 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	exit_status = BPF_CORE_READ(task, exit_code);
 	exited = 1;
+	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+	if (f)
+		record_death(task, f);
 	if (bpf_task_storage_delete(&inflight, task) == 0)
 		count(COUNTER_STORAGE_RELEASED);
 	return 0;

@@ -25,6 +25,17 @@ const (
 	StallmonCounterCOUNTER_MAX              StallmonCounter = 6
 )
 
+type StallmonDeath struct {
+	_        structs.HostLayout
+	Seq      uint64
+	Word     uint64
+	Arg0     uint64
+	At       uint64
+	Tid      uint32
+	ExitCode uint32
+	Comm     [16]uint8
+}
+
 type StallmonInflight struct {
 	_    structs.HostLayout
 	Word uint64
@@ -54,15 +65,19 @@ type StallmonThreadRec struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	StallmonMapCounters              = "counters"
+	StallmonMapDeaths                = "deaths"
 	StallmonMapInflight              = "inflight"
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
 	StallmonProgThreadExit           = "thread_exit"
+	StallmonVarDeathsTotal           = "deaths_total"
 	StallmonVarExitStatus            = "exit_status"
 	StallmonVarExited                = "exited"
 	StallmonVarLatencyHistogram      = "latency_histogram"
+	StallmonVarNrExit                = "nr_exit"
+	StallmonVarNrExitGroup           = "nr_exit_group"
 	StallmonVarTargetTgid            = "target_tgid"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
 )
@@ -120,6 +135,7 @@ type StallmonProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonMapSpecs struct {
 	Counters              *ebpf.MapSpec `ebpf:"counters"`
+	Deaths                *ebpf.MapSpec `ebpf:"deaths"`
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 }
@@ -128,9 +144,12 @@ type StallmonMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonVariableSpecs struct {
+	DeathsTotal      *ebpf.VariableSpec `ebpf:"deaths_total"`
 	ExitStatus       *ebpf.VariableSpec `ebpf:"exit_status"`
 	Exited           *ebpf.VariableSpec `ebpf:"exited"`
 	LatencyHistogram *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NrExit           *ebpf.VariableSpec `ebpf:"nr_exit"`
+	NrExitGroup      *ebpf.VariableSpec `ebpf:"nr_exit_group"`
 	TargetTgid       *ebpf.VariableSpec `ebpf:"target_tgid"`
 	UnusedThreadRec  *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
 }
@@ -156,6 +175,7 @@ func (o *StallmonObjects) Close() error {
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonMaps struct {
 	Counters              *ebpf.Map `ebpf:"counters"`
+	Deaths                *ebpf.Map `ebpf:"deaths"`
 	Inflight              *ebpf.Map `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 }
@@ -163,6 +183,7 @@ type StallmonMaps struct {
 func (m *StallmonMaps) Close() error {
 	return _StallmonClose(
 		m.Counters,
+		m.Deaths,
 		m.Inflight,
 		m.SyscallLatencySeconds,
 	)
@@ -172,9 +193,12 @@ func (m *StallmonMaps) Close() error {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonVariables struct {
+	DeathsTotal      *ebpf.Variable `ebpf:"deaths_total"`
 	ExitStatus       *ebpf.Variable `ebpf:"exit_status"`
 	Exited           *ebpf.Variable `ebpf:"exited"`
 	LatencyHistogram *ebpf.Variable `ebpf:"latency_histogram"`
+	NrExit           *ebpf.Variable `ebpf:"nr_exit"`
+	NrExitGroup      *ebpf.Variable `ebpf:"nr_exit_group"`
 	TargetTgid       *ebpf.Variable `ebpf:"target_tgid"`
 	UnusedThreadRec  *ebpf.Variable `ebpf:"unused_thread_rec"`
 }

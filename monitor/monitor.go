@@ -81,6 +81,9 @@ func (m *Monitor) load(pid int) error {
 	if err := spec.Variables[gen.StallmonVarTargetTgid].Set(uint32(pid)); err != nil {
 		return fmt.Errorf("setting target pid: %w", err)
 	}
+	if err := setExitNrs(spec); err != nil {
+		return err
+	}
 	if err := m.opts.apply(spec); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stallmon/stallmon/gen"
 )
 
@@ -16,6 +18,11 @@ type Snapshot struct {
 	PID     int
 	Taken   time.Time // wall clock, for reports
 	Threads []Thread  // sorted by TID
+	// Deaths are the threads that died inside a syscall since attach (the
+	// latest 16), oldest first; DeathsTotal counts them all. Either being
+	// non-empty means the kernel killed a thread of the target mid-call.
+	Deaths      []Death
+	DeathsTotal uint64
 }
 
 // Thread is one thread of the target.
@@ -104,6 +111,16 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 		}
 	}
 	slices.SortFunc(snap.Threads, func(a, b Thread) int { return a.TID - b.TID })
+	// Read after the iterator: a thread that died since it ran is seen
+	// here, and one that died before is absent from Threads, so no dying
+	// thread slips between the two reads.
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return Snapshot{}, fmt.Errorf("reading monotonic clock: %w", err)
+	}
+	if snap.Deaths, snap.DeathsTotal, err = m.deaths(uint64(ts.Nano())); err != nil {
+		return Snapshot{}, err
+	}
 	return snap, nil
 }
 
