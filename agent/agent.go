@@ -141,6 +141,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 			if victim := a.poll(ctx); victim != nil {
 				a.gate.fence()
 				halt()
+				a.announceStall(victim)
 				return a.fenceTarget(ctx, *victim)
 			}
 		}
@@ -237,6 +238,19 @@ func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
 		return time.Time{}
 	}
 	return now.Add(max + slack)
+}
+
+// announceStall sends the STALLED burst that the beacon, now stopped, had
+// no time to send: a stall past kill_after at the poll that first sees it
+// (a thread that died in the kernel, a budget equal to kill_after) is
+// fenced at once, and peers must still hear STALLED at once, not only
+// FENCED once the kill is confirmed, which never comes for a target that
+// cannot die.
+func (a *Agent) announceStall(j *judged) {
+	if a.beacon == nil || a.beacon.last == gateStalled {
+		return
+	}
+	a.beacon.announce(j)
 }
 
 // final sends the last packets of this incarnation, after the beacon stopped.

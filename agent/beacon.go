@@ -37,6 +37,7 @@ type beacon struct {
 	deadline    func(now time.Time, j *judged) time.Time
 	last        gateState
 	sentAny     bool
+	silent      bool // heartbeat_stopped was logged and ALIVE has not resumed
 	stats       *statsRecorder
 }
 
@@ -72,22 +73,34 @@ func (b *beacon) step(now time.Time) {
 	switch st {
 	case gateAlive:
 		b.send(heartbeat.StateAlive, nil, 1)
-		if prev != gateAlive && b.sentAny {
+		if b.silent {
 			b.log.Info(EvHeartbeatResumed, "seq", b.seq)
 		}
-		b.sentAny = true
+		b.sentAny, b.silent = true, false
 	case gateStalled:
 		if prev != gateStalled {
-			b.send(heartbeat.StateStalled, j, b.cfg.Repeats)
-			b.log.Warn(EvHeartbeatStopped, "reason", "stall", "tid", j.thread.TID, "syscall", j.thread.Syscall,
-				"elapsed_seconds", j.thread.Elapsed.Seconds())
+			b.announce(j)
 		}
 	case gateBlind:
 		if prev == gateAlive {
 			b.log.Warn(EvHeartbeatStopped, "reason", "no_fresh_poll")
+			b.silent = true
 		}
 	case gateFenced:
 		// The fencing path sends FENCED itself once the kill is confirmed.
+	}
+}
+
+// announce sends the STALLED burst for j. It is logged as the heartbeat
+// stopping once per silence: a stall seen again after a blind spell
+// (the agent starved) is announced again, not reported again.
+func (b *beacon) announce(j *judged) {
+	b.send(heartbeat.StateStalled, j, b.cfg.Repeats)
+	b.last = gateStalled
+	if !b.silent {
+		b.log.Warn(EvHeartbeatStopped, "reason", "stall", "tid", j.thread.TID, "syscall", j.thread.Syscall,
+			"elapsed_seconds", j.thread.Elapsed.Seconds())
+		b.silent = true
 	}
 }
 

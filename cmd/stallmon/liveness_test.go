@@ -115,3 +115,37 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// A stall that is past kill_after at the very poll that first sees it
+// (here kill_after equals the budget) is fenced at once; the peers must
+// still hear STALLED before the kill, not only FENCED after it.
+func TestStalledSentBeforeImmediateKill(t *testing.T) {
+	privtest.Require(t)
+	c := newCluster(t)
+	w := startWorkload(t)
+	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json",
+		"--node-id", "n1", "--budget", "300ms", "--kill-after", "300ms", "--poll-interval", "100ms",
+		"--interval", "200ms", "--kill-grace", "3s"}, c.GroupFlags()...)...)
+	agent.Events.Next("attached", 10*time.Second)
+	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
+	if _, err := w.Do("uffd-hang"); err != nil {
+		t.Fatal(err)
+	}
+	if code := agent.Wait(t, 15*time.Second); code != exitKilled {
+		t.Fatalf("stallmon attach exited %d, want %d (killed)", code, exitKilled)
+	}
+	stopped := agent.Events.Next("heartbeat_stopped", time.Second)
+	if stopped["reason"] != "stall" || stopped["syscall"] != "read" {
+		t.Fatalf("heartbeat_stopped = %v, want the read's stall", stopped)
+	}
+	fenced := c.WaitPacket("FENCED", 5*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateFenced })
+	var stalled []heartbeat.Packet
+	for _, tp := range c.Seen() {
+		if tp.P.State == heartbeat.StateStalled {
+			stalled = append(stalled, tp.P)
+		}
+	}
+	if len(stalled) == 0 || stalled[0].Seq > fenced.Seq || stalled[0].Stall.Name != "read" || stalled[0].TakeoverDeadline == 0 {
+		t.Fatalf("STALLED packets %+v before FENCED seq %d, want the read's, with a takeover deadline", stalled, fenced.Seq)
+	}
+}
