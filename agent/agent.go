@@ -111,6 +111,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 	var wg sync.WaitGroup
 	// The first poll runs before the beacon starts, so the first packet
 	// already speaks from a judged snapshot.
+	a.feed()
 	a.poll(ctx)
 	if a.beacon != nil {
 		wg.Add(1)

@@ -81,12 +81,8 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return usageError(fmt.Errorf("pid %d is stallmon itself", o.pid))
 	}
 
-	nf, err := o.nodeFence.build(!o.noKill, log)
-	if err != nil {
+	if err := o.nodeFence.validate(!o.noKill); err != nil {
 		return usageError(err)
-	}
-	if nf != nil {
-		defer nf.Close()
 	}
 	mon, err := monitor.AttachWith(o.pid, log, o.metrics.monitorOptions())
 	switch {
@@ -96,6 +92,13 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return runtimeError(err)
 	}
 	defer mon.Close()
+	nf, err := o.nodeFence.build(!o.noKill, log)
+	if err != nil {
+		return usageError(err)
+	}
+	if nf != nil {
+		defer nf.Close()
+	}
 
 	a, err := agent.New(mon, agent.Config{
 		PollInterval: o.pollInterval,

@@ -34,6 +34,8 @@ func TestAttachBadInput(t *testing.T) {
 		{"bad budget", []string{"attach", "--pid", "1", "--budget", "-1s"}, exitUsage, "default budget override must be positive"},
 		{"unknown node fence", []string{"attach", "--pid", "1", "--on-unkillable", "halt"}, exitUsage, `--on-unkillable "halt"`},
 		{"node fence without kill", []string{"attach", "--pid", "1", "--on-unkillable", "reboot", "--no-kill"}, exitUsage, "needs the kill"},
+		{"missing watchdog device", []string{"attach", "--pid", "1", "--on-unkillable", "watchdog", "--watchdog-device", "/nonexistent/watchdog"}, exitUsage, "/nonexistent/watchdog"},
+		{"watchdog timeout under 1s", []string{"attach", "--pid", "1", "--on-unkillable", "watchdog", "--watchdog-timeout", "500ms"}, exitUsage, "at least 1s"},
 		{"bad config", []string{"attach", "--pid", "1", "--config", "/nonexistent.yaml"}, exitUsage, "timeout table"},
 		{"short key", []string{"attach", "--pid", "1", "--key-file", "/dev/null"}, exitUsage, "--key-file"},
 		{"stray argument", []string{"attach", "--pid", "1", "extra"}, exitUsage, `unknown command "extra"`},

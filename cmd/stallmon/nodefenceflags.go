@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,9 +24,37 @@ func (o *nodeFenceOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.watchdogTimeout, "watchdog-timeout", 10*time.Second, "watchdog timeout to set (with --on-unkillable=watchdog)")
 }
 
+// validate checks the flags before anything is attached.
+func (o *nodeFenceOptions) validate(kill bool) error {
+	switch o.onUnkillable {
+	case "none", "reboot", "watchdog":
+	default:
+		return fmt.Errorf("--on-unkillable %q: want none, reboot or watchdog", o.onUnkillable)
+	}
+	if o.onUnkillable != "none" && !kill {
+		return fmt.Errorf("--on-unkillable=%s needs the kill: it acts only when a killed target does not die (drop --no-kill)", o.onUnkillable)
+	}
+	if o.onUnkillable == "watchdog" && o.watchdogTimeout < time.Second {
+		return fmt.Errorf("--watchdog-timeout %v: the watchdog counts whole seconds, want at least 1s", o.watchdogTimeout)
+	}
+	if o.onUnkillable == "watchdog" {
+		// Opened (armed) only after attach; a wrong path fails here.
+		if _, err := os.Stat(o.watchdogDevice); err != nil {
+			return fmt.Errorf("--on-unkillable=watchdog: %w", err)
+		}
+	}
+	return nil
+}
+
 // build arms the node fencer, or returns nil for "none". Arming is never
-// implicit: only an explicit --on-unkillable value does it.
+// implicit: only an explicit --on-unkillable value does it. It is called
+// once the tracker is attached, right before the agent starts feeding, so
+// that a slow attach (the verifier on a loaded machine) cannot outlast the
+// watchdog's timeout and reset a healthy node.
 func (o *nodeFenceOptions) build(kill bool, log *slog.Logger) (nodefence.Fencer, error) {
+	if err := o.validate(kill); err != nil {
+		return nil, err
+	}
 	var nf nodefence.Fencer
 	switch o.onUnkillable {
 	case "none":
@@ -38,12 +67,6 @@ func (o *nodeFenceOptions) build(kill bool, log *slog.Logger) (nodefence.Fencer,
 			return nil, fmt.Errorf("--on-unkillable=watchdog: %w", err)
 		}
 		nf = wd
-	default:
-		return nil, fmt.Errorf("--on-unkillable %q: want none, reboot or watchdog", o.onUnkillable)
-	}
-	if !kill {
-		nf.Close()
-		return nil, fmt.Errorf("--on-unkillable=%s needs the kill: it acts only when a killed target does not die (drop --no-kill)", o.onUnkillable)
 	}
 	log.Warn("node fencing armed: if the target cannot be killed, this node goes down",
 		"method", nf.String(), "watchdog_device", o.watchdogDevice)
