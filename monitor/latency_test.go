@@ -23,11 +23,16 @@ func TestLatencyHistogram(t *testing.T) {
 	t.Cleanup(func() { m.Close() })
 
 	do(t, p, "busy")
+	// The read lasts at least held (the kernel said so) and at most from
+	// before it was asked for to after its release was answered: on a slow
+	// machine (a TCG guest) that window is much wider than held.
+	asked := time.Now()
 	tid := fieldInt(t, do(t, p, "uffd-hang"), "tid")
 	const held = 30 * time.Millisecond
 	for mustThread(t, snapshot(t, m), tid).Elapsed < held {
 	}
 	do(t, p, "uffd-release")
+	atMost := time.Since(asked)
 	n := fieldInt(t, do(t, p, "busy-stop"), "count")
 
 	hist, err := m.LatencyHistogram()
@@ -59,8 +64,9 @@ func TestLatencyHistogram(t *testing.T) {
 			slowest = i
 		}
 	}
-	if slowest >= len(bounds) || bounds[slowest] < held || (slowest > 0 && bounds[slowest-1] > 4*held) {
-		t.Errorf("slowest read in bucket %d (bounds %v), want the bucket of ~%v", slowest, bounds[max(slowest-1, 0):min(slowest+1, len(bounds))], held)
+	if slowest >= len(bounds) || bounds[slowest] < held || (slowest > 0 && bounds[slowest-1] > atMost) {
+		t.Errorf("slowest read in bucket %d (bounds %v), want one that holds a latency in [%v, %v]",
+			slowest, bounds[max(slowest-1, 0):min(slowest+1, len(bounds))], held, atMost)
 	}
 }
 

@@ -17,6 +17,8 @@ mount -t tmpfs tmpfs /tmp
 [ -d /sys/kernel/debug ] && mount -t debugfs debugfs /sys/kernel/debug
 [ -d /sys/fs/bpf ] && mount -t bpf bpf /sys/fs/bpf
 ip link set lo up
+# The guest suites run stallmon as a user does (internal/e2e).
+[ -x /bin/stallmon ] && export STALLMON_BIN=/bin/stallmon
 
 echo "stallmon-vm: boot kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 

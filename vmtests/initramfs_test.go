@@ -23,9 +23,10 @@ type guestBinary struct {
 
 // initramfs is what goes into the guest besides the kernel.
 type initramfs struct {
-	busybox string        // static busybox binary
-	tests   []guestBinary // run by /init in this order (sorted by name)
-	modules []string      // .ko files /init loads before the tests
+	busybox  string        // static busybox binary
+	tests    []guestBinary // run by /init in this order (sorted by name)
+	modules  []string      // .ko files /init loads before the tests, in glob order
+	stallmon string        // the stallmon command, /bin/stallmon in the guest
 }
 
 // write builds the gzip-compressed newc archive at path.
@@ -51,6 +52,9 @@ func (r initramfs) write(path string) error {
 	c.File("init", 0o755, initScript)
 	c.CopyFile("bin/busybox", r.busybox)
 	c.Symlink("bin/sh", "busybox")
+	if r.stallmon != "" {
+		c.CopyFile("bin/stallmon", r.stallmon)
+	}
 	for _, ko := range r.modules {
 		c.CopyFile("lib/modules/"+filepath.Base(ko), ko)
 	}

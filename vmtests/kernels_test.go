@@ -41,8 +41,8 @@ func TestKernels(t *testing.T) {
 		t.Fatalf("installing QEMU: %v", err)
 	}
 	sw.lap("host tools")
-	bins := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
-	sw.lap("guest test binaries")
+	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
+	sw.lap("guest test binaries and stallmon")
 	busybox, err := fetchBusybox(ctx, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -60,73 +60,122 @@ func TestKernels(t *testing.T) {
 			summary = append(summary, fmt.Sprintf("%-42s FAIL  %v", src.name, err))
 			continue
 		}
-		var r *vmResult
-		passed := t.Run(k.version, func(t *testing.T) {
-			r = bootKernel(t, k, initramfs{busybox: busybox, tests: bins}, cache, timeout, kvm)
+		var lines []string
+		t.Run(k.version, func(t *testing.T) {
+			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon}, cache, timeout, kvm)
 		})
 		sw.skip() // the subtest timed its own steps
-		summary = append(summary, summaryLine(k, passed, r))
+		if len(lines) == 0 {
+			lines = []string{fmt.Sprintf("%-42s %-15s FAIL  before any boot (see above)", k.version+" ("+k.source.name+")", "")}
+		}
+		summary = append(summary, lines...)
 	}
 	t.Logf("summary, %.1fs in all:\n%s", sw.total().Seconds(), strings.Join(summary, "\n"))
 }
 
-// summaryLine is a kernel's row in TestKernels' closing summary; r is nil
+// summaryLine is one boot's row in TestKernels' closing summary; r is nil
 // if the kernel never booted.
-func summaryLine(k *kernel, passed bool, r *vmResult) string {
-	line := fmt.Sprintf("%-42s %s", k.version+" ("+k.source.name+")", map[bool]string{true: "PASS", false: "FAIL"}[passed])
+func summaryLine(k *kernel, boot string, passed bool, r *vmResult) string {
+	line := fmt.Sprintf("%-42s %-15s %s", k.version+" ("+k.source.name+")", boot, map[bool]string{true: "PASS", false: "FAIL"}[passed])
 	if r == nil {
 		return line + "  did not boot"
 	}
-	return line + fmt.Sprintf("  status=%-3d boot=%5.1fs run=%6.1fs  %s", r.status, r.boot.Seconds(), r.run.Seconds(), r.verdict())
+	return line + fmt.Sprintf("  qemu=%-3d boot=%5.1fs run=%6.1fs  %s", r.qemuExit, r.boot.Seconds(), r.run.Seconds(), r.verdict())
 }
 
-// bootKernel builds k's module and initramfs, boots it and reports one
-// subtest per guest test binary. It returns what the boot told, or nil
-// if there was no boot.
-func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) *vmResult {
+// bootKernel builds k's modules, boots it once with every suite, then
+// once per scenario boot, and returns its rows of the summary (with the
+// scenarios' RESULT lines).
+func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) []string {
 	ctx := t.Context()
 	sw := newStopwatch(t)
 
+	kmods, err := extractModules(ctx, k, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir.modules = kmods
 	ko, err := buildFaultmod(ctx, k, cache)
-	sw.lap("faultmod.ko")
+	sw.lap("faultmod.ko, watchdog.ko, softdog.ko")
 	if err != nil {
 		// The stallmon suites do not need it: boot anyway, and let the
 		// guest's faultmod tests fail for want of the device.
 		t.Errorf("%v", err)
 	} else {
-		ir.modules = []string{ko}
+		ir.modules = append(ir.modules, ko)
 	}
-	initrd := filepath.Join(cache, "build", "initramfs-"+k.version+".cpio.gz")
+
+	var rows []string
+	var r *vmResult
+	passed := t.Run("suites", func(t *testing.T) { r = bootSuites(t, k, ir, cache, timeout, kvm) })
+	rows = append(rows, summaryLine(k, "suites", passed, r))
+	if r != nil {
+		for _, l := range r.results() {
+			rows = append(rows, "      "+l)
+		}
+	}
+	if os.Getenv("VMTEST_RUN") != "" {
+		return rows // a developer's focused run: no scenario boots
+	}
+	guestOnly := ir
+	guestOnly.tests = slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
+	if len(guestOnly.tests) == 0 {
+		t.Fatal("VMTEST_PKGS has no ./vmtests/guest/: the scenario boots need it")
+	}
+	for _, sc := range scenarioBoots {
+		var r *vmResult
+		passed := t.Run(sc.name, func(t *testing.T) { r = bootScenario(t, k, sc, guestOnly, cache, timeout, kvm) })
+		rows = append(rows, summaryLine(k, sc.name, passed, r))
+		if r != nil {
+			for _, l := range r.results() {
+				rows = append(rows, "      "+l)
+			}
+		}
+	}
+	return rows
+}
+
+// boot writes the initramfs and boots k with it.
+func bootWith(t *testing.T, k *kernel, ir initramfs, name string, cmdline []string, cache string, timeout time.Duration, kvm bool) *vmResult {
+	t.Helper()
+	sw := newStopwatch(t)
+	initrd := filepath.Join(cache, "build", "initramfs-"+k.version+"-"+name+".cpio.gz")
 	if err := ir.write(initrd); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(initrd); err == nil {
 		sw.lap(fmt.Sprintf("initramfs (%.1f MiB)", float64(st.Size())/(1<<20)))
 	}
-
 	v := vm{
 		kernel:  k.vmlinuz,
 		initrd:  initrd,
-		cmdline: []string{"vmtest_timeout=" + guestTestTimeout},
-		log:     filepath.Join(cache, "logs", k.version+".log"),
+		cmdline: append([]string{"vmtest_timeout=" + guestTestTimeout}, cmdline...),
+		log:     filepath.Join(cache, "logs", k.version+"-"+name+".log"),
 		timeout: timeout,
 		kvm:     kvm,
-	}
-	if run := os.Getenv("VMTEST_RUN"); run != "" {
-		v.cmdline = append(v.cmdline, "vmtest_run="+run)
 	}
 	v.cmdline = append(v.cmdline, strings.Fields(os.Getenv("VMTEST_CMDLINE"))...)
 	if err := os.MkdirAll(filepath.Dir(v.log), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r, err := v.boot(ctx)
+	r, err := v.boot(t.Context())
 	sw.lap("boot and guest tests")
 	if err != nil {
 		t.Fatalf("%v (console log %s)", err, v.log)
 	}
 	t.Logf("%s: guest kernel %s, boot %.1fs, run %.1fs, qemu exit %d, guest status %d; console log %s",
 		r.verdict(), r.kernel, r.boot.Seconds(), r.run.Seconds(), r.qemuExit, r.status, v.log)
+	return r
+}
 
+// bootSuites boots k with every test binary of VMTEST_PKGS and reports
+// one subtest per binary.
+func bootSuites(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) *vmResult {
+	var cmdline []string
+	if run := os.Getenv("VMTEST_RUN"); run != "" {
+		cmdline = append(cmdline, "vmtest_run="+run)
+	}
+	r := bootWith(t, k, ir, "suites", cmdline, cache, timeout, kvm)
 	for _, b := range ir.tests {
 		t.Run(b.name, func(t *testing.T) {
 			i := slices.IndexFunc(r.packages, func(p *packageRun) bool { return p.name == b.name })
@@ -146,9 +195,9 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	return r
 }
 
-// buildGuestBinaries compiles the test binaries of VMTEST_PKGS, static so
-// that they run on the initramfs' bare root.
-func buildGuestBinaries(t *testing.T, dir string) []guestBinary {
+// buildGuestBinaries compiles the test binaries of VMTEST_PKGS and the
+// stallmon command, static so that they run on the initramfs' bare root.
+func buildGuestBinaries(t *testing.T, dir string) (tests []guestBinary, stallmon string) {
 	t.Helper()
 	pkgs := strings.Fields(cmp.Or(os.Getenv("VMTEST_PKGS"), defaultPkgs))
 	repo, err := filepath.Abs("..")
@@ -173,6 +222,13 @@ func buildGuestBinaries(t *testing.T, dir string) []guestBinary {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go test -c %v: %v\n%s", pkgs, err, out)
 	}
+	stallmon = filepath.Join(dir, "stallmon")
+	build = exec.Command("go", "build", "-o", stallmon, "./cmd/stallmon")
+	build.Dir = repo
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/stallmon: %v\n%s", err, out)
+	}
 	var bins []guestBinary
 	for line := range strings.Lines(string(out)) {
 		importPath, pkgDir, _ := strings.Cut(strings.TrimSpace(line), " ")
@@ -185,7 +241,7 @@ func buildGuestBinaries(t *testing.T, dir string) []guestBinary {
 	}
 	// /init runs /tests/*/ in glob order; keep the same order here.
 	slices.SortFunc(bins, func(a, b guestBinary) int { return strings.Compare(a.name, b.name) })
-	return bins
+	return bins, stallmon
 }
 
 // fetchBusybox returns the static busybox of the system's Debian release.

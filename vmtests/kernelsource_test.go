@@ -32,6 +32,7 @@ type kernel struct {
 	repo    *aptRepo
 	version string // uname -r, e.g. 6.1.0-56-amd64
 	vmlinuz string
+	image   string // the linux-image .deb
 	root    string // where its packages are extracted
 }
 
@@ -80,8 +81,9 @@ func resolveKernel(ctx context.Context, src kernelSource, cache string) (*kernel
 	if err != nil {
 		return nil, err
 	}
+	k.image = deb
 	// Only the kernel: the modules in the package are several hundred MB
-	// unpacked, and the guest needs none of them.
+	// unpacked; the guest needs two, taken one by one (kmods_test.go).
 	k.vmlinuz = filepath.Join(k.root, "boot", "vmlinuz-"+version)
 	if err := extractMember(ctx, deb, k.root, "./boot/vmlinuz-"+version); err != nil {
 		return nil, err

@@ -32,8 +32,11 @@ type vmResult struct {
 	boot, run time.Duration // QEMU start to /init's first line; from there to QEMU's exit
 	timedOut  bool
 	insmodErr []string
-	packages  []*packageRun // in the order the guest ran them
-	lines     []string      // the whole console, for failure reports
+	packages  []*packageRun   // in the order the guest ran them
+	lines     []string        // the whole console, for failure reports
+	times     []time.Duration // when each line arrived, from QEMU's start
+	extra     []string        // results the host measured (scenarioBoot)
+	wantReset bool            // the boot is meant to end in a guest reset
 }
 
 // packageRun is one guest test binary's run.
@@ -134,6 +137,7 @@ func (r *vmResult) follow(console io.Reader, log io.Writer, start time.Time) err
 			return fmt.Errorf("writing console log: %w", err)
 		}
 		r.lines = append(r.lines, line)
+		r.times = append(r.times, at)
 		i := strings.Index(line, marker)
 		if i < 0 {
 			if cur != nil {
@@ -202,6 +206,10 @@ func (r *vmResult) verdict() string {
 		return "timed out"
 	case r.boot == 0:
 		return fmt.Sprintf("never reached /init (qemu exit %d)", r.qemuExit)
+	case r.wantReset && r.done < 0 && r.qemuExit == 0:
+		return "reset, as the scenario means it to"
+	case r.wantReset:
+		return fmt.Sprintf("not reset (qemu exit %d, guest status %d)", r.qemuExit, r.status)
 	case r.done < 0:
 		return fmt.Sprintf("guest stopped before /init finished (qemu exit %d: a panic or a crashed /init)", r.qemuExit)
 	case r.status < 0:

@@ -5,3 +5,17 @@ package guest
 
 // InVMEnv is set to 1 by the VM's /init for every test binary it runs.
 const InVMEnv = "STALLMON_IN_VM"
+
+// ScenarioEnv names the boot: empty for the main one, where all the
+// suites run; otherwise a scenario that changes the guest for good (an
+// oops, a node reset), which make vmtest boots on its own.
+const ScenarioEnv = "vmtest_scenario"
+
+// FenceMarker starts the console line that tells the host harness that
+// stallmon has fenced the node (method=reboot or watchdog); the host then
+// expects the VM to reset, not to finish.
+const FenceMarker = "stallmon-vm: fenced"
+
+// ResultPrefix marks a scenario's measured outcome in the test log; the
+// host harness collects these lines into its summary.
+const ResultPrefix = "RESULT "

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -26,6 +27,7 @@ func TestSleepDIgnoresSIGKILL(t *testing.T) {
 	requireVM(t)
 	d := openDevice(t)
 	c := startChild(t, "sleep-d")
+	c.enter(t)
 
 	stat := waitFor(t, c, 10*time.Second, func(s procStat) bool { return s.state == 'D' })
 	if want := syscallLine(c.fd, faultmod.IoctlSleepD); !strings.HasPrefix(stat.syscall, want) {
@@ -65,6 +67,7 @@ func TestSpinStaysOnCPU(t *testing.T) {
 	requireVM(t)
 	openDevice(t) // its cleanup releases a spinner left behind by a failure
 	c := startChild(t, "spin")
+	c.enter(t)
 
 	first := waitFor(t, c, 10*time.Second, func(s procStat) bool { return s.state == 'R' })
 	// The kernel only names the syscall of a task that is off the CPU:
@@ -82,15 +85,16 @@ func TestSpinStaysOnCPU(t *testing.T) {
 			du, last.stime-first.stime)
 	}
 
-	if !c.exitedWithin(t, (spinSeconds+10)*time.Second) {
-		t.Fatalf("spinner still running %ds after it started a %ds spin", spinSeconds+10, spinSeconds)
-	}
-	if err := c.cmd.Wait(); err != nil {
-		t.Fatalf("spinner: %v", err)
-	}
 	var took time.Duration
 	if line := c.readLine(t); !scanDuration(line, &took) || took < spinSeconds*time.Second {
 		t.Fatalf("spinner said %q, want took= at least %ds", line, spinSeconds)
+	}
+	c.in.Close()
+	if !c.exitedWithin(t, 10*time.Second) {
+		t.Fatal("spinner still running 10s after its spin and its stdin ended")
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("spinner: %v", err)
 	}
 }
 
@@ -140,10 +144,12 @@ type child struct {
 	pidfd int
 	fd    int           // the child's /dev/faultmod descriptor
 	out   *bufio.Reader // the child's stdout: "fd=N", then "took=NS" if the ioctl returned
+	outF  *os.File
+	in    io.WriteCloser // a line on it sends the child into the ioctl
 }
 
 // startChild re-executes this binary to make ioctl what; it returns once
-// the child is about to enter the ioctl.
+// the child waits to enter the ioctl (see enter).
 func startChild(t *testing.T, what string) *child {
 	t.Helper()
 	exe, err := os.Executable()
@@ -159,6 +165,10 @@ func startChild(t *testing.T, what string) *child {
 	cmd.Env = append(os.Environ(), childEnv+"="+what)
 	cmd.Stdout = w
 	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = cmd.Start()
 	w.Close()
 	if err != nil {
@@ -169,13 +179,12 @@ func startChild(t *testing.T, what string) *child {
 		cmd.Process.Kill()
 		t.Fatalf("pidfd_open: %v", err)
 	}
-	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, out: bufio.NewReader(r)}
+	c := &child{cmd: cmd, pid: cmd.Process.Pid, pidfd: pidfd, out: bufio.NewReader(r), outF: r, in: in}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		unix.Close(pidfd)
 	})
 
-	r.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line := c.readLine(t)
 	if _, err := fmt.Sscanf(line, "fd=%d", &c.fd); err != nil {
 		t.Fatalf("child said %q: %v", line, err)
@@ -183,8 +192,20 @@ func startChild(t *testing.T, what string) *child {
 	return c
 }
 
+// enter sends the child into its ioctl and returns the time, a few
+// microseconds before the syscall starts.
+func (c *child) enter(t *testing.T) time.Time {
+	t.Helper()
+	at := time.Now()
+	if _, err := io.WriteString(c.in, "go\n"); err != nil {
+		t.Fatalf("releasing the child into its ioctl: %v", err)
+	}
+	return at
+}
+
 func (c *child) readLine(t *testing.T) string {
 	t.Helper()
+	c.outF.SetReadDeadline(time.Now().Add(30 * time.Second))
 	line, err := c.out.ReadString('\n')
 	if err != nil {
 		t.Fatalf("reading the child's output: %v (got %q)", err, line)

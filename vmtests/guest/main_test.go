@@ -1,11 +1,15 @@
 package guest
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/vmtests/faultmod"
 )
@@ -26,20 +30,43 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// runChild makes one faultmod ioctl from the main thread. what is the
+// ioctl, with ":busy" appended for a second thread that makes fast
+// syscalls meanwhile: the heartbeat thread of the incident, which kept
+// the process looking alive.
 func runChild(what string) int {
+	what, busy := strings.CutSuffix(what, ":busy")
 	d, err := faultmod.Open()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	// The parent waits for this line: the child is about to enter the ioctl.
+	if busy {
+		started := make(chan struct{})
+		go busyLoop(started)
+		<-started
+	}
+	// The parent waits for this line, and sends one back when the ioctl
+	// should start: it may first attach stallmon, which only sees a
+	// running syscall that it saw begin.
 	fmt.Printf("fd=%d\n", d.Fd())
+	stdin := bufio.NewReader(os.Stdin)
+	if _, err := stdin.ReadString('\n'); err != nil {
+		fmt.Fprintln(os.Stderr, "waiting for the parent:", err)
+		return 2
+	}
 	start := time.Now()
 	switch what {
 	case "sleep-d":
 		err = d.SleepD()
 	case "spin":
 		err = d.Spin(spinSeconds)
+	case "spin-long":
+		err = d.Spin(longSpinSeconds)
+	case "oops":
+		err = d.OopsMutex()
+	case "lock":
+		err = d.Lock()
 	default:
 		err = fmt.Errorf("unknown %s=%q", childEnv, what)
 	}
@@ -48,6 +75,9 @@ func runChild(what string) int {
 		return 1
 	}
 	fmt.Printf("took=%d\n", time.Since(start))
+	// Live on until the parent closes stdin, so that a watcher can see
+	// the syscall return before the process goes.
+	stdin.ReadString('\n')
 	return 0
 }
 
@@ -55,5 +85,18 @@ func requireVM(t *testing.T) {
 	t.Helper()
 	if os.Getenv(InVMEnv) != "1" {
 		t.Skipf("runs only inside a vmtests VM (%s=1, set by its /init; see make vmtest)", InVMEnv)
+	}
+}
+
+// busyLoop makes bursts of getppid calls on a thread of its own for as
+// long as the process lives, leaving the guest's CPUs some room.
+func busyLoop(started chan<- struct{}) {
+	runtime.LockOSThread()
+	close(started)
+	for {
+		for range 100 {
+			unix.Getppid()
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
