@@ -26,11 +26,14 @@ generate: deps-bpf
 	cd gen && $(GO) generate ./...
 
 # Tests that need root or BPF fail instead of skipping when
-# STALLMON_REQUIRE_PRIVILEGED=1 (set by .ci/run).
+# STALLMON_REQUIRE_PRIVILEGED=1 (set by .ci/run). The VM suite runs after
+# the host's, not beside it: QEMU's emulation would starve the host's
+# timing-sensitive tests.
 test: deps-test
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) vmtest
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

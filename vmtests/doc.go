@@ -13,6 +13,11 @@
 //	VMTEST_TIMEOUT   limit per VM, boot included (default 8m)
 //	VMTEST_CACHE     where .debs, extracted kernels and logs live (default vmtests/.cache)
 //
+// Each kernel boots once with every suite, then once per scenario that
+// changes the guest for good (scenarios_test.go): an oops, and a node
+// fence by reboot and by watchdog, whose reset the host checks from the
+// console and QEMU's exit status. VMTEST_RUN skips the scenario boots.
+//
 // The guest side lives in vmtests/guest (tests that only run in the VM)
 // and vmtests/faultmod (a kernel module that reproduces kernel bugs, and
 // its Go bindings).
