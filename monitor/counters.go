@@ -14,6 +14,9 @@ type Counters struct {
 	ExitNoEntry     uint64 // sys_exit without a recorded entry (new threads, pre-attach syscalls)
 	StorageReleased uint64 // entries released at thread exit
 	NrTooLarge      uint64 // syscall numbers that did not fit the record
+	// DiedInSyscall counts threads the kernel killed inside a syscall
+	// (see Death): any of them means the kernel oopsed on the target.
+	DiedInSyscall uint64
 }
 
 // Live is the number of per-thread entries that exist now.
@@ -43,6 +46,9 @@ func (m *Monitor) Counters() (Counters, error) {
 		for _, v := range perCPU {
 			*dst += v
 		}
+	}
+	if err := m.objs.DeathsTotal.Get(&c.DiedInSyscall); err != nil {
+		return Counters{}, fmt.Errorf("reading death count: %w", err)
 	}
 	return c, nil
 }
