@@ -167,18 +167,7 @@ func TestOops(t *testing.T) {
 		const budget, killAfter = 300 * time.Millisecond, time.Second
 		n := startNode(t, "lock:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
 		hang := n.child.enter(t)
-		stall := n.agent.Events.Next("stall", 30*time.Second)
-		wantFields(t, stall, map[string]any{"tid": n.child.pid, "syscall": "ioctl", "state": "uninterruptible", "reason": "over_budget"})
-		stalled := n.cluster.WaitPacket("STALLED", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
-		hookAt := n.waitHook("vm stalled")
-		n.agent.Events.Next("kill", 30*time.Second)
-		unk := nextUnkillable(t, n)
-		// Still there, still silent: the heartbeat stays off for good.
-		select {
-		case <-n.agent.Done():
-			t.Fatalf("stallmon exited %d while the target could not die", n.agent.Code())
-		case <-time.After(2 * time.Second):
-		}
+		stalled, hookAt, unk := n.killedButAlive(2 * time.Second)
 		toLastAlive := n.lastAliveBefore(stalled).Sub(hang)
 		t.Logf(ResultPrefix+"oops-lock: budget %v, kill_after %v: hang->last ALIVE %v, hang->peer hook %v, kill not completed: unkillable, state %v, stack %v",
 			budget, killAfter, toLastAlive.Round(time.Millisecond), hookAt.Sub(hang).Round(time.Millisecond), unk["proc_state"], unk["stack"])
@@ -240,17 +229,7 @@ func TestUnkillableIsReported(t *testing.T) {
 	n := startNode(t, "sleep-d:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
 	hang := n.child.enter(t)
 
-	wantFields(t, n.agent.Events.Next("stall", 30*time.Second), map[string]any{
-		"tid": n.child.pid, "syscall": "ioctl", "state": "uninterruptible"})
-	stalled := n.cluster.WaitPacket("STALLED", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
-	hookAt := n.waitHook("vm stalled")
-	n.agent.Events.Next("kill", 30*time.Second)
-	unk := nextUnkillable(t, n)
-	select {
-	case <-n.agent.Done():
-		t.Fatalf("stallmon exited %d while the target could not die", n.agent.Code())
-	case <-time.After(time.Second):
-	}
+	stalled, hookAt, unk := n.killedButAlive(time.Second)
 
 	d, err := faultmod.Open()
 	if err != nil {
@@ -275,6 +254,28 @@ func TestUnkillableIsReported(t *testing.T) {
 	if bound := budget + poll + interval; toLastAlive > bound {
 		t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval = %v", toLastAlive, bound)
 	}
+}
+
+// killedButAlive follows a target stuck in uninterruptible sleep: a stall
+// over budget, STALLED, the peer's hook, the kill, the unkillable report;
+// then stallmon must stay for hold (it exits only once the target is
+// gone), keeping the heartbeat off.
+func (n *node) killedButAlive(hold time.Duration) (stalled heartbeat.Packet, hookAt time.Time, unk map[string]any) {
+	t := n.t
+	t.Helper()
+	wantFields(t, n.agent.Events.Next("stall", 30*time.Second), map[string]any{
+		"tid": n.child.pid, "syscall": "ioctl", "state": "uninterruptible", "reason": "over_budget"})
+	stalled = n.cluster.WaitPacket("STALLED", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
+	hookAt = n.waitHook("vm stalled")
+	n.agent.Events.Next("kill", 30*time.Second)
+	unk = nextUnkillable(t, n)
+	select {
+	case <-n.agent.Done():
+		t.Fatalf("stallmon exited %d while the target could not die", n.agent.Code())
+	case <-time.After(hold):
+		// Nothing happening is the point: no event marks its absence.
+	}
+	return stalled, hookAt, unk
 }
 
 // nextUnkillable waits for the unkillable report of the child's stuck main
