@@ -156,12 +156,17 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	// A late poll means the agent itself was stalled or starved: the gate
 	// closes on its own (stale), and the kill waits for an on-time poll so
 	// that our lateness is never blamed on the target.
-	onTime := a.lastAt.IsZero() || now.Sub(a.lastAt) <= 2*a.cfg.PollInterval
+	var gap time.Duration // since the previous poll; 0 for the first
+	if !a.lastAt.IsZero() {
+		gap = now.Sub(a.lastAt)
+	}
+	onTime := gap <= 2*a.cfg.PollInterval
 	if !onTime && !a.late {
-		a.log.Warn(EvAgentLate, "gap_seconds", now.Sub(a.lastAt).Seconds())
+		a.log.Warn(EvAgentLate, "gap_seconds", gap.Seconds())
 	}
 	a.late = !onTime
 	a.lastAt = now
+	timing := pollTiming{start: now, gap: gap, late: !onTime}
 
 	snap, err := a.mon.Snapshot()
 	if err != nil {
@@ -171,7 +176,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 			a.log.Error(EvPollFailed, "err", err)
 		}
 		a.failing++
-		a.stats.pollFailed(now)
+		a.stats.pollFailed(timing)
 		return nil
 	}
 	if a.failing > 0 {
@@ -184,7 +189,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	}
 	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
 	a.gate.polled(now, over)
-	a.stats.polled(now, snap, over)
+	a.stats.polled(timing, snap, over)
 	started, cleared := a.stalls.update(over)
 	for _, j := range started {
 		a.event(slog.LevelWarn, EvStall, judgedAttrs(snap.PID, j)...)

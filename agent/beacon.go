@@ -36,7 +36,6 @@ type beacon struct {
 	seq         uint64
 	deadline    func(now time.Time, j *judged) time.Time
 	last        gateState
-	sentAny     bool
 	silent      bool // heartbeat_stopped was logged and ALIVE has not resumed
 	stats       *statsRecorder
 }
@@ -76,7 +75,7 @@ func (b *beacon) step(now time.Time) {
 		if b.silent {
 			b.log.Info(EvHeartbeatResumed, "seq", b.seq)
 		}
-		b.sentAny, b.silent = true, false
+		b.silent = false
 	case gateStalled:
 		if prev != gateStalled {
 			b.announce(j)

@@ -13,9 +13,8 @@ import (
 // the table says: heartbeats stop for good and, with kill on, the
 // process is fenced at once.
 type deathWatch struct {
-	seen  uint64 // highest Seq taken in
-	total uint64 // deaths the kernel counted
-	dead  []death
+	seen uint64 // highest Seq taken in
+	dead []death
 }
 
 type death struct {
@@ -48,7 +47,6 @@ func (w *deathWatch) update(snap monitor.Snapshot) (fresh []judged) {
 		// alone condemns the process.
 		take(monitor.Death{Syscall: "unknown", FD: -1, Seq: snap.DeathsTotal})
 	}
-	w.total = max(w.total, snap.DeathsTotal)
 	return fresh
 }
 

@@ -120,9 +120,16 @@ func (a *Agent) Stats() Stats {
 type statsRecorder struct {
 	interval time.Duration
 
-	mu      sync.Mutex
-	st      Stats
-	lastTry time.Time // start of the previous poll, successful or not
+	mu sync.Mutex
+	st Stats
+}
+
+// pollTiming is when a poll started and how late it was, as the agent's
+// loop judged it.
+type pollTiming struct {
+	start time.Time
+	gap   time.Duration // since the previous poll, 0 for the first
+	late  bool          // over two intervals after the previous one
 }
 
 func newStatsRecorder(interval time.Duration) *statsRecorder {
@@ -133,27 +140,25 @@ func newStatsRecorder(interval time.Duration) *statsRecorder {
 	}}
 }
 
-// tick accounts for a poll that started at now; the caller holds mu.
-func (r *statsRecorder) tick(now time.Time) {
-	if !r.lastTry.IsZero() {
-		gap := now.Sub(r.lastTry)
-		r.st.PollLag.observe(max(gap-r.interval, 0))
-		if gap > 2*r.interval {
-			r.st.LatePolls++
-		}
+// tick accounts for a poll, successful or not; the caller holds mu.
+func (r *statsRecorder) tick(pt pollTiming) {
+	if pt.gap > 0 {
+		r.st.PollLag.observe(max(pt.gap-r.interval, 0))
 	}
-	r.lastTry = now
+	if pt.late {
+		r.st.LatePolls++
+	}
+	r.st.PollDuration.observe(time.Since(pt.start))
 }
 
-func (r *statsRecorder) pollFailed(start time.Time) {
+func (r *statsRecorder) pollFailed(pt pollTiming) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.tick(start)
+	r.tick(pt)
 	r.st.PollFailures++
-	r.st.PollDuration.observe(time.Since(start))
 }
 
-func (r *statsRecorder) polled(start time.Time, snap monitor.Snapshot, over []judged) {
+func (r *statsRecorder) polled(pt pollTiming, snap monitor.Snapshot, over []judged) {
 	inFlight := map[string]*InFlight{}
 	for _, t := range snap.InFlight() {
 		f := inFlight[t.Syscall]
@@ -179,11 +184,10 @@ func (r *statsRecorder) polled(start time.Time, snap monitor.Snapshot, over []ju
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.tick(start)
+	r.tick(pt)
 	r.st.Polls++
-	r.st.LastPoll = start
+	r.st.LastPoll = pt.start
 	r.st.InFlight, r.st.Stalled = flights, stalled
-	r.st.PollDuration.observe(time.Since(start))
 }
 
 func (r *statsRecorder) sent(state string, err error) {
