@@ -180,14 +180,7 @@ func TestProvisioningFile(t *testing.T) {
 
 // Every alert the issue asks for exists, so a rename breaks this test.
 func TestAlertNames(t *testing.T) {
-	b, err := Files.ReadFile("prometheus/stallmon-rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules ruleFile
-	if err := yaml.Unmarshal(b, &rules); err != nil {
-		t.Fatal(err)
-	}
+	rules := loadRules(t)
 	var names []string
 	for _, r := range rules.alerts() {
 		names = append(names, r.Alert)
@@ -197,6 +190,20 @@ func TestAlertNames(t *testing.T) {
 			t.Errorf("no alert %s in %v", want, names)
 		}
 	}
+}
+
+// loadRules parses the shipped alerting rules.
+func loadRules(t *testing.T) ruleFile {
+	t.Helper()
+	b, err := Files.ReadFile("prometheus/stallmon-rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules ruleFile
+	if err := yaml.Unmarshal(b, &rules); err != nil {
+		t.Fatal(err)
+	}
+	return rules
 }
 
 type ruleFile struct {

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/stallmon/stallmon/internal/nettest"
 	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/workload/workloadtest"
@@ -146,14 +144,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	}
 
 	// Every metric the alerting rules read was scraped.
-	b, err := Files.ReadFile("prometheus/stallmon-rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules ruleFile
-	if err := yaml.Unmarshal(b, &rules); err != nil {
-		t.Fatal(err)
-	}
+	rules := loadRules(t)
 	metricName := regexp.MustCompile(`\b(stallmon_[a-z0-9_]+|up)\b`)
 	for _, r := range rules.alerts() {
 		names := metricName.FindAllString(r.Expr, -1)
