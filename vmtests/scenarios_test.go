@@ -21,18 +21,23 @@ type scenarioBoot struct {
 	// the guest said guest.FenceMarker and the kernel said resetMsg.
 	reset    bool
 	resetMsg string
-	// resetWithin bounds the time from the marker to resetMsg: the
-	// watchdog's timeout plus slack, or at once for reboot(2).
+	// resetWithin bounds the time from the marker (the kill) to
+	// resetMsg: the kill grace, then the watchdog's timeout or at once
+	// for reboot(2), plus slack for the emulated guest.
 	resetWithin time.Duration
 }
+
+// fenceGrace is the --kill-grace of guest/fence_test.go: the reset may
+// come no sooner after the kill.
+const fenceGrace = time.Second
 
 var scenarioBoots = []scenarioBoot{
 	{name: "oops", run: "^TestOops$"},
 	{name: "fence-reboot", run: "^TestNodeFence$/^reboot$", reset: true,
-		resetMsg: "reboot: Restarting system", resetWithin: 5 * time.Second},
+		resetMsg: "reboot: Restarting system", resetWithin: fenceGrace + 5*time.Second},
 	// stallmon sets softdog's timeout to 3s (guest/fence_test.go).
 	{name: "fence-watchdog", run: "^TestNodeFence$/^watchdog$", reset: true,
-		resetMsg: "softdog: Initiating system reboot", resetWithin: 10 * time.Second},
+		resetMsg: "softdog: Initiating system reboot", resetWithin: fenceGrace + 10*time.Second},
 }
 
 // bootScenario boots k for one scenario and checks how the boot ended.
@@ -61,16 +66,16 @@ func bootScenario(t *testing.T, k *kernel, sc scenarioBoot, ir initramfs, cache 
 	case r.status >= 0 || r.done >= 0:
 		t.Errorf("the guest finished (status %d) instead of being reset; console tail:\n%s", r.status, tail(r.lines, 80))
 	case !okMarker:
-		t.Errorf("no %q on the console: stallmon never fenced; console tail:\n%s", marker, tail(r.lines, 80))
+		t.Errorf("no %q on the console: stallmon never killed; console tail:\n%s", marker, tail(r.lines, 80))
 	case !okReset:
 		t.Errorf("no %q on the console: the reset did not come from %s; console tail:\n%s", sc.resetMsg, sc.name, tail(r.lines, 80))
 	case r.qemuExit != 0:
 		t.Errorf("qemu exited %d, want 0 (a guest reset under -no-reboot)", r.qemuExit)
-	case resetAt < fencedAt || resetAt-fencedAt > sc.resetWithin:
-		t.Errorf("reset %v after stallmon fenced, want within %v", resetAt-fencedAt, sc.resetWithin)
+	case resetAt-fencedAt < fenceGrace || resetAt-fencedAt > sc.resetWithin:
+		t.Errorf("reset %v after stallmon's kill, want between the kill grace %v and %v", resetAt-fencedAt, fenceGrace, sc.resetWithin)
 	default:
-		r.extra = append(r.extra, fmt.Sprintf("%s%s: node reset %.1fs after stallmon's node_fence (%q)",
-			guest.ResultPrefix, sc.name, (resetAt-fencedAt).Seconds(), sc.resetMsg))
+		r.extra = append(r.extra, fmt.Sprintf("%s%s: node reset %.1fs after stallmon's kill, kill grace %v (%q)",
+			guest.ResultPrefix, sc.name, (resetAt-fencedAt).Seconds(), fenceGrace, sc.resetMsg))
 	}
 	return r
 }

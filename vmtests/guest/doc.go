@@ -12,9 +12,12 @@ const InVMEnv = "STALLMON_IN_VM"
 const ScenarioEnv = "vmtest_scenario"
 
 // FenceMarker starts the console line that tells the host harness that
-// stallmon has fenced the node (method=reboot or watchdog); the host then
-// expects the VM to reset, not to finish.
-const FenceMarker = "stallmon-vm: fenced"
+// stallmon, armed with --on-unkillable (method=reboot or watchdog), has
+// sent its SIGKILL; the host then expects the VM to reset within the kill
+// grace plus the method's delay, not to finish. It is said at the kill,
+// not at stallmon's node_fence event: after that event a reboot(2) can
+// come before the test has read it, and the line would never be written.
+const FenceMarker = "stallmon-vm: killed, fencing armed"
 
 // ResultPrefix marks a scenario's measured outcome in the test log; the
 // host harness collects these lines into its summary.

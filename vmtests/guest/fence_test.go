@@ -23,10 +23,12 @@ func TestNodeFence(t *testing.T) {
 			n := startNode(t, "sleep-d:busy", flags...)
 			n.child.enter(t)
 			n.agent.Events.Next("kill", 30*time.Second)
+			fmt.Printf("\n%s method=%s\n", FenceMarker, method)
+			// Checked if the guest lives long enough to read them (with
+			// reboot it usually does not); the host checks the reset.
 			nextUnkillable(t, n)
 			ev := n.agent.Events.Next("node_fence", 30*time.Second)
 			wantFields(t, ev, map[string]any{"method": method})
-			fmt.Printf("\n%s method=%s\n", FenceMarker, method)
 			// Nothing in the guest can see its own reset: the host does.
 			// Reaching the end of this wait is the failure.
 			time.Sleep(30 * time.Second)
