@@ -22,8 +22,17 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/stallmon
 
 # Regenerates gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
+# clang-19 emits BTF forward declarations in heap-address order, and the heap
+# layout follows the length of the working directory: the same source gives
+# different objects in checkouts at different paths. So generation runs in a
+# copy at one fixed path, and its output is copied back.
+GEN_DIR := /tmp/stallmon-generate
 generate: deps-bpf
-	cd gen && $(GO) generate ./...
+	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
+	tar -c go.mod go.sum bpf gen internal/tools | tar -x -C $(GEN_DIR)
+	cd $(GEN_DIR)/gen && $(GO) generate ./...
+	cp $(GEN_DIR)/gen/* gen/
+	rm -rf $(GEN_DIR)
 
 # Tests that need root or BPF fail instead of skipping when
 # STALLMON_REQUIRE_PRIVILEGED=1 (set by .ci/run). The VM suite runs after
