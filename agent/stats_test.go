@@ -93,10 +93,23 @@ func TestStatsThroughStallAndKill(t *testing.T) {
 	if st.Gate != "fenced" || st.Kills["read"] != 1 || st.Unkillable {
 		t.Fatalf("after the kill: gate %s, kills %v, unkillable %v", st.Gate, st.Kills, st.Unkillable)
 	}
-	want := map[string]uint64{"stalled": 2, "fenced": 2}
-	for state, n := range want {
-		if st.HeartbeatsSent[state] != n {
-			t.Errorf("%s heartbeats sent = %d, want %d (all: %v)", state, st.HeartbeatsSent[state], n, st.HeartbeatsSent)
+	// One burst of Repeats per announcement. The stall is announced again
+	// if the agent itself went blind meanwhile (a starved poll loop, which
+	// a loaded CI machine does produce at a 20ms poll), so only the burst
+	// size is fixed here; TestBeaconPacketsPerGateState pins the rest.
+	sent := st.HeartbeatsSent
+	if n := sent["stalled"]; n == 0 || n%2 != 0 {
+		t.Errorf("stalled heartbeats sent = %d, want whole bursts of 2 (all: %v)", n, sent)
+	}
+	if sent["fenced"] != 2 {
+		t.Errorf("fenced heartbeats sent = %d, want 2 (all: %v)", sent["fenced"], sent)
+	}
+	if got := uint64(len(rec.packets())); got != sent["alive"]+sent["stalled"]+sent["fenced"] {
+		t.Errorf("sender got %d packets, stats count %v", got, sent)
+	}
+	for _, p := range rec.packets() {
+		if p.State == heartbeat.StateStalled && (int(p.Stall.TID) != tid || p.Stall.Name != "read") {
+			t.Errorf("STALLED names tid %d %q, want %d read", p.Stall.TID, p.Stall.Name, tid)
 		}
 	}
 	if st.PollDuration.Count != st.Polls+st.PollFailures || st.PollLag.Count != st.PollDuration.Count-1 {

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/monitor"
+)
+
+// The beacon's packets for each gate verdict, stepped at chosen times so
+// that no scheduler decides when the gate goes stale: one STALLED burst
+// per stall, silence while it lasts, a new burst (but not a new
+// heartbeat_stopped) after a blind spell, and ALIVE again once it clears.
+func TestBeaconPacketsPerGateState(t *testing.T) {
+	const maxAge, repeats = 100 * time.Millisecond, 3
+	var logs bytes.Buffer
+	rec := &recorder{got: make(chan heartbeat.Packet, 1)}
+	g := newGate(maxAge)
+	b := &beacon{
+		cfg:      HeartbeatConfig{Sender: rec, Interval: time.Second, NodeID: "n", Repeats: repeats},
+		log:      slog.New(slog.NewJSONHandler(&logs, nil)),
+		gate:     g,
+		kick:     make(chan struct{}, 1),
+		deadline: func(time.Time, *judged) time.Time { return time.Time{} },
+		stats:    newStatsRecorder(maxAge / 2),
+		last:     gateBlind,
+	}
+	stall := judged{thread: monitor.Thread{TID: 42, Syscall: "read", Nr: 0, Elapsed: time.Second}}
+	t0 := time.Unix(1000, 0)
+
+	steps := []struct {
+		name   string
+		polled []judged // nil: no new poll before this step
+		fresh  bool     // a poll at the step's time
+		at     time.Duration
+		want   []heartbeat.State
+	}{
+		{"healthy", nil, true, 0, []heartbeat.State{heartbeat.StateAlive}},
+		{"stall begins", []judged{stall}, true, 10 * time.Millisecond, stalledBurst(repeats)},
+		{"stall goes on", []judged{stall}, true, 20 * time.Millisecond, nil},
+		{"agent starved: blind", nil, false, 20*time.Millisecond + maxAge + 1, nil},
+		{"stall seen again", []judged{stall}, true, 200 * time.Millisecond, stalledBurst(repeats)},
+		{"stall goes on again", []judged{stall}, true, 210 * time.Millisecond, nil},
+		{"stall cleared", nil, true, 220 * time.Millisecond, []heartbeat.State{heartbeat.StateAlive}},
+		{"still healthy", nil, true, 230 * time.Millisecond, []heartbeat.State{heartbeat.StateAlive}},
+	}
+	for _, st := range steps {
+		at := t0.Add(st.at)
+		if st.fresh {
+			g.polled(at, st.polled)
+		}
+		before := len(rec.packets())
+		b.step(at)
+		var got []heartbeat.State
+		for _, p := range rec.packets()[before:] {
+			got = append(got, p.State)
+			if p.State == heartbeat.StateStalled && (p.Stall.TID != 42 || p.Stall.Name != "read") {
+				t.Errorf("%s: STALLED names tid %d %q, want 42 read", st.name, p.Stall.TID, p.Stall.Name)
+			}
+		}
+		if !sameStates(got, st.want) {
+			t.Fatalf("%s: sent %v, want %v", st.name, got, st.want)
+		}
+	}
+	seq := uint64(0)
+	for _, p := range rec.packets() {
+		if p.Seq != seq+1 {
+			t.Fatalf("sequence jumps from %d to %d", seq, p.Seq)
+		}
+		seq = p.Seq
+	}
+	if n := countEvents(t, logs.Bytes(), EvHeartbeatStopped); n != 1 {
+		t.Errorf("%d %s events, want 1: the blind spell is part of the same silence", n, EvHeartbeatStopped)
+	}
+	if n := countEvents(t, logs.Bytes(), EvHeartbeatResumed); n != 1 {
+		t.Errorf("%d %s events, want 1", n, EvHeartbeatResumed)
+	}
+}
+
+func stalledBurst(n int) []heartbeat.State {
+	s := make([]heartbeat.State, n)
+	for i := range s {
+		s[i] = heartbeat.StateStalled
+	}
+	return s
+}
+
+func sameStates(a, b []heartbeat.State) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func countEvents(t *testing.T, logs []byte, msg string) int {
+	t.Helper()
+	n := 0
+	for line := range bytes.Lines(logs) {
+		var rec struct{ Msg string }
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg == msg {
+			n++
+		}
+	}
+	return n
+}
