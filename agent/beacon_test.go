@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func TestBeaconPacketsPerGateState(t *testing.T) {
 				t.Errorf("%s: STALLED names tid %d %q, want 42 read", st.name, p.Stall.TID, p.Stall.Name)
 			}
 		}
-		if !sameStates(got, st.want) {
+		if !slices.Equal(got, st.want) {
 			t.Fatalf("%s: sent %v, want %v", st.name, got, st.want)
 		}
 	}
@@ -87,18 +88,6 @@ func stalledBurst(n int) []heartbeat.State {
 		s[i] = heartbeat.StateStalled
 	}
 	return s
-}
-
-func sameStates(a, b []heartbeat.State) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func countEvents(t *testing.T, logs []byte, msg string) int {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -131,19 +132,7 @@ func TestHistogramBuckets(t *testing.T) {
 	for _, d := range []time.Duration{0, time.Millisecond, time.Millisecond + 1, 10 * time.Millisecond, time.Second} {
 		h.observe(d)
 	}
-	if want := []uint64{2, 2, 1}; !equal(h.Counts, want) || h.Count != 5 {
+	if want := []uint64{2, 2, 1}; !slices.Equal(h.Counts, want) || h.Count != 5 {
 		t.Fatalf("counts %v (total %d), want %v: a bound belongs to its own bucket", h.Counts, h.Count, want)
 	}
-}
-
-func equal(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
