@@ -83,8 +83,11 @@ func TestPipeWaitAndFastLoop(t *testing.T) {
 		if !pipe.InSyscall || pipe.Syscall != "read" || pipe.FD != pipeFD {
 			t.Fatalf("pipe reader = %+v, want in read(fd=%d)", pipe, pipeFD)
 		}
-		if busy := mustThread(t, s, busyTID); busy.InSyscall && busy.Elapsed > budget {
-			t.Fatalf("fast loop shows %s in flight for %v (> %v)", busy.Syscall, busy.Elapsed, budget)
+		// Only the loop's own getppid is judged: between two calls the Go
+		// runtime may park the loop's thread in futex (it lost its P), a
+		// real wait that lasted over 50ms in the 6.1 TCG guest.
+		if busy := mustThread(t, s, busyTID); busy.InSyscall && busy.Syscall == "getppid" && busy.Elapsed > budget {
+			t.Fatalf("fast loop shows getppid in flight for %v (> %v): its exit was missed", busy.Elapsed, budget)
 		}
 	}
 	calls := fieldInt(t, do(t, p, "busy-stop"), "count")
