@@ -188,8 +188,11 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		a.event(slog.LevelError, EvDiedInSyscall, judgedAttrs(snap.PID, j)...)
 	}
 	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
-	a.gate.polled(now, over)
-	a.stats.polled(timing, snap, over)
+	// Events first, then the gate: the beacon logs heartbeat_stopped and
+	// heartbeat_resumed when it reads the gate, so they always follow the
+	// stall or stall_cleared that caused them. This delays the gate by one
+	// log write; a log that blocks stalls this loop, and the gate then goes
+	// blind by itself.
 	started, cleared := a.stalls.update(over)
 	for _, j := range started {
 		a.event(slog.LevelWarn, EvStall, judgedAttrs(snap.PID, j)...)
@@ -201,6 +204,8 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		attrs = append(attrs, slog.Float64("duration_seconds", j.thread.Elapsed.Seconds()))
 		a.event(slog.LevelInfo, EvStallCleared, attrs...)
 	}
+	a.gate.polled(now, over)
+	a.stats.polled(timing, snap, over)
 	if a.beacon != nil && (len(started) > 0 || len(cleared) > 0) {
 		a.beacon.poke()
 	}
