@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -63,19 +64,19 @@ func TestReusedTIDStartsClean(t *testing.T) {
 	if err != nil || len(old) == 0 {
 		t.Fatalf("churn reply has no tids: %v %v", round, err)
 	}
-	want := old[0]
-	for attempt := 0; ; attempt++ {
+	// Each attempt steers to another tid of the churn: whatever takes the
+	// steered tid first (a new runtime thread of the workload, a kworker)
+	// may keep it for good, so retrying the same tid can never land.
+	var misses []string
+	for _, want := range old {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(want-1)), 0); err != nil {
 			t.Fatalf("steering tid allocation: %v", err)
 		}
 		r := do(t, p, "spawn-wait")
 		tid := fieldInt(t, r, "tid")
 		if tid != want {
-			// Another task on the machine took the tid first; try again.
 			do(t, p, "spawn-release")
-			if attempt == 20 {
-				t.Fatalf("could not get tid %d reused after %d attempts", want, attempt)
-			}
+			misses = append(misses, fmt.Sprintf("want %d got %d", want, tid))
 			continue
 		}
 		th := mustThread(t, snapshot(t, m), tid)
@@ -85,4 +86,5 @@ func TestReusedTIDStartsClean(t *testing.T) {
 		do(t, p, "spawn-release")
 		return
 	}
+	t.Fatalf("no churned tid was reused: %s", strings.Join(misses, "; "))
 }
