@@ -7,11 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/heartbeat"
-	"github.com/stallmon/stallmon/internal/privtest"
-	"github.com/stallmon/stallmon/monitor"
-	"github.com/stallmon/stallmon/workload/workloadtest"
 )
 
 // gateWatch is a log handler that notes what the gate says at the moment
@@ -46,24 +42,7 @@ func (h *gateWatch) Handle(_ context.Context, r slog.Record) error {
 // the two would log heartbeat_resumed ahead of stall_cleared: an operator
 // reading the log, and a test waiting for them in order, were misled.
 func TestStallEventsPrecedeGate(t *testing.T) {
-	privtest.Require(t)
-	privtest.RequireUserfaultfd(t)
-	w := workloadtest.Start(t)
-	mon, err := monitor.Attach(w.PID, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mon.Close()
-	// The built-in table, where the workload's waits are unbounded, with a
-	// short default rule that never kills for the hung read of a device.
-	table, err := budget.Default(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, never := 100*time.Millisecond, time.Duration(0)
-	if table, err = table.WithDefaults(&b, &never); err != nil {
-		t.Fatal(err)
-	}
+	w, mon, table := watchHang(t, 100*time.Millisecond, 0)
 	watch := &gateWatch{seen: map[string]gateState{}, got: make(chan string, 4)}
 	rec := &recorder{got: make(chan heartbeat.Packet, 1)}
 	a, err := New(mon, Config{PollInterval: 20 * time.Millisecond, Table: table, Logger: slog.New(watch),

@@ -6,34 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/heartbeat"
-	"github.com/stallmon/stallmon/internal/privtest"
-	"github.com/stallmon/stallmon/monitor"
-	"github.com/stallmon/stallmon/workload/workloadtest"
 )
 
 // Stats follow a real stall through to the kill, read from another
 // goroutine while Run runs, as a metrics scrape does.
 func TestStatsThroughStallAndKill(t *testing.T) {
-	privtest.Require(t)
-	privtest.RequireUserfaultfd(t)
-	w := workloadtest.Start(t)
-	mon, err := monitor.Attach(w.PID, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mon.Close()
-	// The built-in table, where waits on futexes and pipes are unbounded,
-	// with a short default rule for everything else.
-	table, err := budget.Default(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, k := 200*time.Millisecond, 1500*time.Millisecond
-	if table, err = table.WithDefaults(&b, &k); err != nil {
-		t.Fatal(err)
-	}
+	w, mon, table := watchHang(t, 200*time.Millisecond, 1500*time.Millisecond)
 	const poll = 20 * time.Millisecond
 	rec := &recorder{got: make(chan heartbeat.Packet, 1)}
 	a, err := New(mon, Config{PollInterval: poll, Table: table, Kill: true, KillGrace: 2 * time.Second,
