@@ -1,10 +1,8 @@
 package dashboards
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/e2e"
 	"github.com/stallmon/stallmon/internal/nettest"
 	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/workload/workloadtest"
@@ -52,15 +51,15 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		}
 	}
 
-	listener := startStallmon(t, stallmon, append([]string{"listen", "--json", "--log-format", "json",
+	listener := e2e.StartLogging(t, stallmon, append([]string{"listen", "--json", "--log-format", "json",
 		"--timeout", "2s", "--metrics-addr", "127.0.0.1:0"}, net...)...)
 	const killAfter = 10 * time.Second
-	agent := startStallmon(t, stallmon, append([]string{"attach", "--pid", strconv.Itoa(w.PID), "--log-format", "json",
+	agent := e2e.Start(t, stallmon, append([]string{"attach", "--pid", strconv.Itoa(w.PID), "--log-format", "json",
 		"--node-id", "e2e-node", "--budget", "300ms", "--kill-after", killAfter.String(), "--kill-grace", "3s",
 		"--poll-interval", "100ms", "--interval", "200ms",
 		"--metrics-addr", "127.0.0.1:0", "--latency-histogram", "--bpf-stats", "--metrics-linger", "15s"}, net...)...)
-	agentAddr := agent.metricsAddr(t)
-	listenerAddr := listener.metricsAddr(t)
+	agentAddr := metricsAddr(t, agent)
+	listenerAddr := metricsAddr(t, listener)
 
 	// What the commands serve passes promtool's linter as served.
 	for _, addr := range []string{agentAddr, listenerAddr} {
@@ -89,7 +88,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 
 	// At kill_after the agent kills the target and, with --metrics-linger,
 	// stays until Prometheus has scraped the kill.
-	if code := agent.wait(t, killAfter+30*time.Second); code != 3 {
+	if code := agent.Wait(t, killAfter+30*time.Second); code != 3 {
 		t.Fatalf("stallmon attach exited %d, want 3 (target killed)", code)
 	}
 	waitFor(t, "the kill in Prometheus", 10*time.Second, func() (bool, error) {
@@ -216,95 +215,15 @@ func buildStallmon(t *testing.T) string {
 	return bin
 }
 
-// stallmonProc is a running stallmon whose stdout and stderr are JSON
-// lines (events, transitions and logs).
-type stallmonProc struct {
-	cmd    *exec.Cmd
-	events chan map[string]any
-	done   chan struct{}
-	code   int
-	log    bytes.Buffer // every line, for failure reports
-}
-
-func startStallmon(t *testing.T, bin string, args ...string) *stallmonProc {
-	t.Helper()
-	sp := &stallmonProc{cmd: exec.Command(bin, args...), events: make(chan map[string]any, 1024), done: make(chan struct{})}
-	stdout, err := sp.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := sp.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string)
-	read := func(r io.Reader) {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}
-	go read(stdout)
-	go read(stderr)
-	go func() {
-		for l := range lines {
-			sp.log.WriteString(l + "\n")
-			var ev map[string]any
-			if json.Unmarshal([]byte(l), &ev) == nil {
-				select {
-				case sp.events <- ev:
-				default: // nobody reads past the events a test waits for
-				}
-			}
-		}
-	}()
-	go func() {
-		sp.cmd.Wait()
-		sp.code = sp.cmd.ProcessState.ExitCode()
-		close(sp.done)
-	}()
-	t.Cleanup(func() {
-		sp.cmd.Process.Kill()
-		<-sp.done
-		if t.Failed() {
-			t.Logf("stallmon %s output:\n%s", args[0], sp.log.String())
-		}
-	})
-	return sp
-}
-
 // metricsAddr waits for the metrics_listening event and returns its
 // address (the port was chosen by the kernel).
-func (sp *stallmonProc) metricsAddr(t *testing.T) string {
+func metricsAddr(t *testing.T, p *e2e.Proc) string {
 	t.Helper()
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case ev := <-sp.events:
-			if ev["msg"] == "metrics_listening" {
-				return ev["addr"].(string)
-			}
-			if ev["msg"] == "metrics_failed" {
-				t.Fatalf("metrics server failed: %v", ev)
-			}
-		case <-sp.done:
-			t.Fatalf("stallmon exited %d before serving metrics", sp.code)
-		case <-timeout:
-			t.Fatal("no metrics_listening event within 15s")
-		}
+	ev := p.Events.NextWhere("metrics_listening", 15*time.Second, func(ev map[string]any) bool {
+		return ev["msg"] == "metrics_listening" || ev["msg"] == "metrics_failed"
+	})
+	if ev["msg"] == "metrics_failed" {
+		t.Fatalf("metrics server failed: %v", ev)
 	}
-}
-
-func (sp *stallmonProc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-sp.done:
-		return sp.code
-	case <-time.After(timeout):
-		t.Fatalf("stallmon still running after %v", timeout)
-		return 0
-	}
+	return ev["addr"].(string)
 }

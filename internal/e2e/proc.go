@@ -19,6 +19,19 @@ type Proc struct {
 // the test fails.
 func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
+	return start(t, false, bin, args)
+}
+
+// StartLogging is Start for a subcommand that writes its JSON log to
+// stderr (listen --log-format json): the log's events, such as
+// metrics_listening, come on Events too.
+func StartLogging(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	return start(t, true, bin, args)
+}
+
+func start(t testing.TB, logEvents bool, bin string, args []string) *Proc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -26,6 +39,10 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	if logEvents {
+		// One pipe for both: whole log lines are written at once.
+		cmd.Stderr = cmd.Stdout
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
