@@ -35,9 +35,6 @@ type Death struct {
 	Seq uint64
 }
 
-// deathRing matches DEATHS in bpf/stallmon.c.
-const deathRing = 16
-
 // setExitNrs tells the kernel side which syscalls a thread may end inside.
 func setExitNrs(spec *ebpf.CollectionSpec) error {
 	for name, sc := range map[string]string{gen.StallmonVarNrExit: "exit", gen.StallmonVarNrExitGroup: "exit_group"} {
@@ -54,7 +51,7 @@ func setExitNrs(spec *ebpf.CollectionSpec) error {
 
 // deaths returns the threads that died inside a syscall since attach, the
 // oldest first, as of the kernel clock now. The kernel keeps the latest
-// deathRing; when more died between two reads, the count still says so:
+// few (DEATHS in bpf/stallmon.c, the size of the deaths map); when more died between two reads, the count still says so:
 // total is exact even when the list is not.
 func (m *Monitor) deaths(now uint64) (list []Death, total uint64, err error) {
 	if err := m.objs.DeathsTotal.Get(&total); err != nil {
@@ -63,13 +60,14 @@ func (m *Monitor) deaths(now uint64) (list []Death, total uint64, err error) {
 	if total == 0 {
 		return nil, 0, nil
 	}
+	ring := uint64(m.objs.Deaths.MaxEntries())
 	first := uint64(1)
-	if total > deathRing {
-		first = total - deathRing + 1
+	if total > ring {
+		first = total - ring + 1
 	}
 	for seq := first; seq <= total; seq++ {
 		var d gen.StallmonDeath
-		slot := uint32((seq - 1) % deathRing)
+		slot := uint32((seq - 1) % ring)
 		if err := m.objs.Deaths.Lookup(slot, &d); err != nil {
 			return nil, 0, fmt.Errorf("reading death record %d: %w", seq, err)
 		}

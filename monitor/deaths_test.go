@@ -49,18 +49,19 @@ func TestDeathRingKeepsLatest(t *testing.T) {
 	m := attach(t, os.Getpid())
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	const n = deathRing + 5
+	ring := int(m.objs.Deaths.MaxEntries())
+	n := ring + 5
 	for range n {
 		if _, err := m.objs.ThreadExit.Run(&ebpf.RunOptions{Context: make([]byte, 16)}); err != nil {
 			t.Fatalf("running the exit hook: %v", err)
 		}
 	}
 	s := snapshot(t, m)
-	if s.DeathsTotal != n || len(s.Deaths) != deathRing {
-		t.Fatalf("total %d with %d records, want %d with %d", s.DeathsTotal, len(s.Deaths), n, deathRing)
+	if s.DeathsTotal != uint64(n) || len(s.Deaths) != ring {
+		t.Fatalf("total %d with %d records, want %d with %d", s.DeathsTotal, len(s.Deaths), n, ring)
 	}
 	for i, d := range s.Deaths {
-		if want := uint64(n - deathRing + 1 + i); d.Seq != want {
+		if want := uint64(n - ring + 1 + i); d.Seq != want {
 			t.Fatalf("record %d has seq %d, want %d", i, d.Seq, want)
 		}
 	}

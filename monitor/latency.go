@@ -10,9 +10,9 @@ import (
 	"github.com/stallmon/stallmon/gen"
 )
 
-// Histogram geometry, shared with bpf/stallmon.c.
+// Histogram geometry, from bpf/stallmon.c; the syscall numbers it covers
+// are the size of its map.
 const (
-	histNr      = 512
 	histBuckets = len(gen.StallmonLatencyHist{}.Buckets)
 	// tsUnit is the resolution of the in-flight word, in which the kernel
 	// measures latency: 2^tsShift ns.
@@ -86,8 +86,9 @@ func (m *Monitor) LatencyHistogram() ([]SyscallLatency, error) {
 // readHistograms reads every entry in one batch (one syscall for all
 // syscalls), or entry by entry on kernels without batch lookups.
 func readHistograms(m *ebpf.Map) ([]gen.StallmonLatencyHist, error) {
-	keys := make([]uint32, histNr)
-	vals := make([]gen.StallmonLatencyHist, histNr)
+	nrs := m.MaxEntries()
+	keys := make([]uint32, nrs)
+	vals := make([]gen.StallmonLatencyHist, nrs)
 	var cursor ebpf.MapBatchCursor
 	n, err := m.BatchLookup(&cursor, keys, vals, nil)
 	switch {
@@ -103,9 +104,9 @@ func readHistograms(m *ebpf.Map) ([]gen.StallmonLatencyHist, error) {
 	case err != nil:
 		return nil, err
 	}
-	out := make([]gen.StallmonLatencyHist, histNr)
+	out := make([]gen.StallmonLatencyHist, nrs)
 	for i := range n {
-		if keys[i] < histNr {
+		if keys[i] < nrs {
 			out[keys[i]] = vals[i]
 		}
 	}
