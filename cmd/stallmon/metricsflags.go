@@ -76,21 +76,19 @@ func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *
 		}
 		return func() {}
 	}
-	var statsHeld atomic.Bool
 	var stats io.Closer
 	if o.bpfStats {
 		var err error
 		if stats, err = monitor.EnableBPFStats(); err != nil {
 			log.Warn(evMetricsFailed, "err", err)
-		} else {
-			statsHeld.Store(true)
 		}
 	}
+	statsHeld := stats != nil
 	reg, err := metrics.NewAgentRegistry(metrics.AgentConfig{
 		Agent: a, Tracker: mon, Table: table, PollInterval: poll, Version: buildVersion(), Logger: log,
 		BPFStats: func() bool {
 			on, _ := monitor.BPFStatsSysctl()
-			return on || statsHeld.Load()
+			return on || statsHeld
 		},
 	})
 	srv := o.serve(ctx, log, reg, err)
