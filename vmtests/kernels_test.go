@@ -106,14 +106,17 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	}
 
 	var rows []string
-	var r *vmResult
-	passed := t.Run("suites", func(t *testing.T) { r = bootSuites(t, k, ir, cache, timeout, kvm) })
-	rows = append(rows, summaryLine(k, "suites", passed, r))
-	if r != nil {
-		for _, l := range r.results() {
-			rows = append(rows, "      "+l)
+	report := func(boot string, passed bool, r *vmResult) {
+		rows = append(rows, summaryLine(k, boot, passed, r))
+		if r != nil {
+			for _, l := range r.results() {
+				rows = append(rows, "      "+l)
+			}
 		}
 	}
+	var r *vmResult
+	passed := t.Run("suites", func(t *testing.T) { r = bootSuites(t, k, ir, cache, timeout, kvm) })
+	report("suites", passed, r)
 	if os.Getenv("VMTEST_RUN") != "" {
 		return rows // a developer's focused run: no scenario boots
 	}
@@ -125,17 +128,12 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	for _, sc := range scenarioBoots {
 		var r *vmResult
 		passed := t.Run(sc.name, func(t *testing.T) { r = bootScenario(t, k, sc, guestOnly, cache, timeout, kvm) })
-		rows = append(rows, summaryLine(k, sc.name, passed, r))
-		if r != nil {
-			for _, l := range r.results() {
-				rows = append(rows, "      "+l)
-			}
-		}
+		report(sc.name, passed, r)
 	}
 	return rows
 }
 
-// boot writes the initramfs and boots k with it.
+// bootWith writes the initramfs and boots k with it.
 func bootWith(t *testing.T, k *kernel, ir initramfs, name string, cmdline []string, cache string, timeout time.Duration, kvm bool) *vmResult {
 	t.Helper()
 	sw := newStopwatch(t)
