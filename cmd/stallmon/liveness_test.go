@@ -68,15 +68,7 @@ func TestStallStopsHeartbeatAndKills(t *testing.T) {
 	}
 	fenced := c.WaitPacket("FENCED", 5*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateFenced })
 
-	var lastAlive time.Time
-	for _, tp := range c.Seen() {
-		if tp.P.State == heartbeat.StateAlive && tp.P.Seq < stalled.Seq {
-			lastAlive = maxTime(lastAlive, time.Unix(0, tp.P.SendTime))
-		}
-		if tp.P.State == heartbeat.StateAlive && tp.P.Seq > stalled.Seq {
-			t.Fatalf("ALIVE sent after STALLED: %+v", tp.P)
-		}
-	}
+	lastAlive := c.LastAliveBefore(stalled)
 	hookAt := readHook(t, hookFile, "n1 stalled")
 	toLastAlive, toHook, toFenced := lastAlive.Sub(hang), hookAt.Sub(hang), time.Unix(0, fenced.SendTime).Sub(hang)
 	t.Logf("budget %v, poll %v, interval %v, kill_after %v: hang->last ALIVE %v, hang->STALLED sent %v, hang->peer hook %v, hang->FENCED %v",
@@ -107,13 +99,6 @@ func readHook(t *testing.T, path, prefix string) time.Time {
 		t.Fatalf("hook time: %v", err)
 	}
 	return time.Unix(0, ns)
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // A stall that is past kill_after at the very poll that first sees it

@@ -119,3 +119,26 @@ func (c *Cluster) WaitPacket(what string, timeout time.Duration, ok func(heartbe
 		}
 	}
 }
+
+// LastAliveBefore is the send time of the last ALIVE before stalled, on
+// the sender's clock. It fails the test if an ALIVE followed stalled, or
+// if none came before it.
+func (c *Cluster) LastAliveBefore(stalled heartbeat.Packet) time.Time {
+	c.t.Helper()
+	var last time.Time
+	for _, tp := range c.Seen() {
+		if tp.P.State != heartbeat.StateAlive {
+			continue
+		}
+		if tp.P.Seq > stalled.Seq {
+			c.t.Fatalf("ALIVE sent after STALLED: %+v", tp.P)
+		}
+		if at := time.Unix(0, tp.P.SendTime); at.After(last) {
+			last = at
+		}
+	}
+	if last.IsZero() {
+		c.t.Fatal("no ALIVE before STALLED")
+	}
+	return last
+}

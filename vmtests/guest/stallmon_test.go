@@ -67,28 +67,6 @@ func startNode(t *testing.T, what string, attachFlags ...string) *node {
 	return n
 }
 
-// lastAliveBefore is the send time of the last ALIVE before the first
-// STALLED, and fails the test if any ALIVE followed it.
-func (n *node) lastAliveBefore(stalled heartbeat.Packet) time.Time {
-	n.t.Helper()
-	var last time.Time
-	for _, tp := range n.cluster.Seen() {
-		if tp.P.State != heartbeat.StateAlive {
-			continue
-		}
-		if tp.P.Seq > stalled.Seq {
-			n.t.Fatalf("ALIVE sent after STALLED: %+v", tp.P)
-		}
-		if at := time.Unix(0, tp.P.SendTime); at.After(last) {
-			last = at
-		}
-	}
-	if last.IsZero() {
-		n.t.Fatal("no ALIVE before STALLED")
-	}
-	return last
-}
-
 // waitHook waits for the listener's failover hook to have written its
 // line, and returns when it wrote it (the file's mtime).
 func (n *node) waitHook(want string) time.Time {
@@ -155,7 +133,7 @@ func TestOops(t *testing.T) {
 			t.Fatal("no oops in the kernel log: the scenario did not run for real")
 		}
 
-		toLastAlive := n.lastAliveBefore(stalled).Sub(hang)
+		toLastAlive := n.cluster.LastAliveBefore(stalled).Sub(hang)
 		t.Logf(ResultPrefix+"oops: budget %v, poll %v, interval %v: hang->last ALIVE %v, hang->peer hook %v, hang->FENCED %v, kill confirmed (exit %d)",
 			budget, poll, interval, toLastAlive.Round(time.Millisecond), hookAt.Sub(hang).Round(time.Millisecond),
 			time.Unix(0, fenced.SendTime).Sub(hang).Round(time.Millisecond), exitKilled)
@@ -168,7 +146,7 @@ func TestOops(t *testing.T) {
 		n := startNode(t, "lock:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
 		hang := n.child.enter(t)
 		stalled, hookAt, unk := n.killedButAlive(2 * time.Second)
-		toLastAlive := n.lastAliveBefore(stalled).Sub(hang)
+		toLastAlive := n.cluster.LastAliveBefore(stalled).Sub(hang)
 		t.Logf(ResultPrefix+"oops-lock: budget %v, kill_after %v: hang->last ALIVE %v, hang->peer hook %v, kill not completed: unkillable, state %v, stack %v",
 			budget, killAfter, toLastAlive.Round(time.Millisecond), hookAt.Sub(hang).Round(time.Millisecond), unk["proc_state"], unk["stack"])
 		if bound := budget + poll + interval; toLastAlive > bound {
@@ -248,7 +226,7 @@ func TestUnkillableIsReported(t *testing.T) {
 			t.Errorf("node fencing without --on-unkillable: %v", ev)
 		}
 	}
-	toLastAlive := n.lastAliveBefore(stalled).Sub(hang)
+	toLastAlive := n.cluster.LastAliveBefore(stalled).Sub(hang)
 	t.Logf(ResultPrefix+"unkillable: budget %v, kill_after %v: hang->last ALIVE %v, hang->peer hook %v, unkillable in %v, stack %v",
 		budget, killAfter, toLastAlive.Round(time.Millisecond), hookAt.Sub(hang).Round(time.Millisecond), unk["proc_state"], unk["stack"])
 	if bound := budget + poll + interval; toLastAlive > bound {
