@@ -14,21 +14,43 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // constant the verifier can see rather than a map lookup on every syscall.
 volatile const __u32 target_tgid = 0;
 
-// The in-flight word packs the syscall number (low NR_BITS) with the entry
-// time (upper bits, in units of 2^TS_SHIFT ns, about 1 us). One aligned
-// 64-bit store publishes both at once: a reader racing with sys_enter can
-// never pair a new syscall number with the previous syscall's timestamp,
-// which would show a fast syscall as hours old. 0 means "not in a syscall".
+// The in-flight word packs the syscall number (low NR_BITS), the ABI it
+// was made through (ABI_BITS above) and the entry time (upper bits, in
+// units of 2^TS_SHIFT ns, about 1 us). One aligned 64-bit store publishes
+// all at once: a reader racing with sys_enter can never pair a new syscall
+// number with the previous syscall's timestamp, which would show a fast
+// syscall as hours old. 0 means "not in a syscall".
 #define NR_BITS 12
 #define NR_MASK ((1ULL << NR_BITS) - 1)
+#define ABI_BITS 2
+#define ABI_SHIFT NR_BITS
+#define TS_BITS_SHIFT (NR_BITS + ABI_BITS)
 #define TS_SHIFT 10
+
+// The syscall ABI a thread entered through: a 64-bit process may make
+// 32-bit syscalls (int 0x80) and a 32-bit process makes nothing else, and
+// the same number names different syscalls in each table (ia32 read is 3,
+// native 3 is close).
+#define ABI_NATIVE 0
+#define ABI_COMPAT 1 // ia32 on amd64, aarch32 on arm64
+#define ABI_X32 2
 
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
+// What close(2) closes, classified at sys_enter: by the time a close
+// waits (a tty draining its output, an NFS flush) the fd is gone from the
+// table, and the iterator could no longer tell what it was.
+struct fd_class {
+	__s32 fd;
+	__u32 kind;
+	__u64 magic; // the super block's s_magic: which file system
+};
+
 struct inflight {
 	__u64 word;
 	__u64 arg0;
+	struct fd_class closing;
 };
 
 struct {
@@ -45,6 +67,7 @@ enum counter {
 	COUNTER_EXIT_NO_ENTRY,     // sys_exit without a recorded entry
 	COUNTER_STORAGE_RELEASED,  // storage released at thread exit
 	COUNTER_NR_TOO_LARGE,      // syscall number did not fit NR_BITS
+	COUNTER_ENTRY_OVERWRITTEN, // sys_enter found the previous syscall still recorded: its exit was missed
 	COUNTER_MAX,
 };
 
@@ -94,6 +117,10 @@ __u32 exited = 0;
 // since the thread and its entry vanish.
 volatile const __u32 nr_exit = 0;
 volatile const __u32 nr_exit_group = 0;
+
+// close(2)'s number in the native and the compat table, set before load.
+volatile const __u32 nr_close = 0;
+volatile const __u32 nr_close_compat = 0;
 
 // The last DEATHS threads that died inside a syscall, in a ring indexed by
 // deaths_total; seq is written last, so a reader that finds the seq it
@@ -148,18 +175,231 @@ static __always_inline __u32 log2_u64(__u64 v)
 static __always_inline void observe(__u64 word)
 {
 	__u32 nr = word & NR_MASK;
-	if (nr >= HIST_NR)
+	// Indexed by native syscall number: compat calls, rare and numbered
+	// from another table, are left out rather than mislabelled.
+	if (nr >= HIST_NR || ((word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1)) != ABI_NATIVE)
 		return;
 	struct latency_hist *h = bpf_map_lookup_elem(&syscall_latency_seconds, &nr);
 	if (!h)
 		return;
-	__u64 units = (bpf_ktime_get_ns() >> TS_SHIFT) - (word >> NR_BITS);
+	__u64 units = (bpf_ktime_get_ns() >> TS_SHIFT) - (word >> TS_BITS_SHIFT);
 	__u32 slot = units ? log2_u64(units) + 1 : 0;
 	if (slot >= HIST_BUCKETS)
 		slot = HIST_BUCKETS - 1;
 	__sync_fetch_and_add(&h->buckets[slot], 1);
 	__sync_fetch_and_add(&h->sum, units);
 }
+
+// Which arguments of each syscall are file descriptors, a bit per argument,
+// indexed by ABI * FD_ARGS_NR + number; set by the agent before load from
+// its syscall tables. The iterator classifies the first two.
+#define FD_ARGS_NR 1024
+#define FD_ARGS_LEN (3 * FD_ARGS_NR)
+volatile const __u8 fd_args[FD_ARGS_LEN] = {};
+
+// What an fd refers to, decided from its inode in the kernel: no path
+// lookup, no stat, nothing that could wait on the file system it lives on.
+// The values are fdkind.Kind's.
+enum fd_kind {
+	KIND_NONE = 0,
+	KIND_REGULAR,
+	KIND_SOCKET,
+	KIND_PIPE,
+	KIND_TTY,
+	KIND_DEVICE,
+	KIND_OTHER,
+};
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFBLK 0060000
+#define S_IFDIR 0040000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+#define ANON_INODE_FS_MAGIC 0x09041934
+#define MINORBITS 20
+
+// Majors that Documentation/admin-guide/devices.txt gives terminals:
+// BSD ptys (2, 3), virtual consoles and serial ports (4), /dev/tty,
+// console and ptmx (5), Unix98 pty slaves (136-143), ACM modems (166),
+// USB serial (188), low-density serial ports (204).
+static __always_inline bool tty_major(__u32 major)
+{
+	return (major >= 2 && major <= 5) || (major >= 136 && major <= 143) ||
+	       major == 166 || major == 188 || major == 204;
+}
+
+static __always_inline void classify_fd(struct task_struct *task, __u64 arg, struct fd_class *c)
+{
+	int fd = (int)arg;
+
+	c->fd = fd;
+	c->kind = KIND_NONE;
+	c->magic = 0;
+	if (fd < 0)
+		return;
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	if (!files)
+		return;
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	struct file **table = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	// A probe read: the table may be resized or the file closed under
+	// us, and a stale pointer only ever yields a wrong kind for a syscall
+	// on an fd that another thread just closed.
+	if (bpf_probe_read_kernel(&file, sizeof(file), &table[fd]) || !file)
+		return;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (!inode)
+		return;
+	__u32 mode = BPF_CORE_READ(inode, i_mode);
+	c->magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	switch (mode & S_IFMT) {
+	case S_IFSOCK:
+		c->kind = KIND_SOCKET;
+		break;
+	case S_IFIFO:
+		c->kind = KIND_PIPE;
+		break;
+	case S_IFBLK:
+		c->kind = KIND_DEVICE;
+		break;
+	case S_IFCHR:
+		c->kind = tty_major(BPF_CORE_READ(inode, i_rdev) >> MINORBITS) ? KIND_TTY : KIND_DEVICE;
+		break;
+	case S_IFREG:
+		// Kernels have given anonymous inodes (eventfd, epoll, timerfd...)
+		// no type bits or S_IFREG; their file system says what they are.
+		c->kind = c->magic == ANON_INODE_FS_MAGIC ? KIND_OTHER : KIND_REGULAR;
+		break;
+	default:
+		c->kind = KIND_OTHER;
+	}
+}
+
+// Saved user registers. A task's pt_regs hold what it entered the kernel
+// with: for a task inside a syscall, the syscall number and its arguments,
+// whether it sleeps or runs. An interrupt or fault taken in user mode
+// overwrites them, so the syscall number alone is not proof; the entry
+// code's own marks are (see regs_in_syscall).
+#if defined(__TARGET_ARCH_x86)
+
+#define TS_COMPAT 0x0002            // thread_info.status: a 32-bit syscall is active
+#define X32_SYSCALL_BIT 0x40000000ULL
+#define ENOSYS 38
+
+static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
+{
+	if (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT)
+		return ABI_COMPAT;
+	if (nr & X32_SYSCALL_BIT)
+		return ABI_X32;
+	return ABI_NATIVE;
+}
+
+static __always_inline long regs_nr(struct pt_regs *r)
+{
+	return BPF_CORE_READ(r, orig_ax);
+}
+
+// The x86 entry code sets ax to -ENOSYS before it dispatches a syscall and
+// the syscall's return value replaces it on the way out; an interrupt frame
+// holds the user's ax and, in orig_ax, -1 or an encoded vector that can
+// look like a small syscall number.
+static __always_inline bool regs_in_syscall(struct pt_regs *r)
+{
+	return (long)BPF_CORE_READ(r, orig_ax) >= 0 && (long)BPF_CORE_READ(r, ax) == -ENOSYS;
+}
+
+static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
+{
+	return abi == ABI_COMPAT ? (__u32)BPF_CORE_READ(r, bx) : BPF_CORE_READ(r, di);
+}
+
+static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
+{
+	if (abi == ABI_COMPAT) {
+		a[0] = (__u32)BPF_CORE_READ(r, bx);
+		a[1] = (__u32)BPF_CORE_READ(r, cx);
+		a[2] = (__u32)BPF_CORE_READ(r, dx);
+		a[3] = (__u32)BPF_CORE_READ(r, si);
+		a[4] = (__u32)BPF_CORE_READ(r, di);
+		a[5] = (__u32)BPF_CORE_READ(r, bp);
+		return;
+	}
+	a[0] = BPF_CORE_READ(r, di);
+	a[1] = BPF_CORE_READ(r, si);
+	a[2] = BPF_CORE_READ(r, dx);
+	a[3] = BPF_CORE_READ(r, r10);
+	a[4] = BPF_CORE_READ(r, r8);
+	a[5] = BPF_CORE_READ(r, r9);
+}
+
+#elif defined(__TARGET_ARCH_arm64)
+
+// vmlinux.h describes x86; these flavours name arm64's fields for CO-RE.
+struct pt_regs___stallmon {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+	__u64 orig_x0;
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+
+#define PSR_MODE32_BIT 0x10
+
+static __always_inline __u32 regs_abi(struct pt_regs___stallmon *r)
+{
+	return (BPF_CORE_READ(r, pstate) & PSR_MODE32_BIT) ? ABI_COMPAT : ABI_NATIVE;
+}
+
+static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
+{
+	return regs_abi((struct pt_regs___stallmon *)bpf_task_pt_regs(t));
+}
+
+static __always_inline long regs_nr(struct pt_regs *r)
+{
+	return BPF_CORE_READ((struct pt_regs___stallmon *)r, syscallno);
+}
+
+// arm64's entry code stores NO_SYSCALL (-1) in syscallno for every
+// exception that is not a syscall.
+static __always_inline bool regs_in_syscall(struct pt_regs *r)
+{
+	return regs_nr(r) >= 0;
+}
+
+static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
+{
+	__u64 v = BPF_CORE_READ((struct pt_regs___stallmon *)r, orig_x0);
+
+	return abi == ABI_COMPAT ? (__u32)v : v;
+}
+
+static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
+{
+	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
+
+	a[0] = BPF_CORE_READ(ar, orig_x0);
+	a[1] = BPF_CORE_READ(ar, regs[1]);
+	a[2] = BPF_CORE_READ(ar, regs[2]);
+	a[3] = BPF_CORE_READ(ar, regs[3]);
+	a[4] = BPF_CORE_READ(ar, regs[4]);
+	a[5] = BPF_CORE_READ(ar, regs[5]);
+	if (abi == ABI_COMPAT) {
+		for (int i = 0; i < 6; i++)
+			a[i] = (__u32)a[i];
+	}
+}
+
+#else
+#error "stallmon's kernel side knows amd64 and arm64"
+#endif
 
 static __always_inline bool is_target(void)
 {
@@ -186,18 +426,26 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	}
 
 	__u64 nr = ctx->args[1];
+	__u32 abi = task_abi(task, nr);
+#if defined(__TARGET_ARCH_x86)
+	nr &= ~X32_SYSCALL_BIT;
+#endif
 	if (nr > NR_MASK) {
 		count(COUNTER_NR_TOO_LARGE);
 		nr = NR_MASK;
 	}
+	if (READ_ONCE(f->word) != 0)
+		count(COUNTER_ENTRY_OVERWRITTEN);
 
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	f->arg0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	// arg0 is informational (the fd): a racing reader may pair it with
-	// the previous word, which only ever mislabels a syscall that has
-	// just returned. The word alone decides what is in flight.
+	// arg0 is informational (the fd of a death record): a racing reader
+	// may pair it with the previous word, which only ever mislabels a
+	// syscall that has just returned. The word alone decides what is in
+	// flight; the iterator reads the arguments from the registers.
+	f->arg0 = regs_arg0((struct pt_regs *)ctx->args[0], abi);
+	if ((abi == ABI_COMPAT && nr == nr_close_compat) || (abi != ABI_COMPAT && nr == nr_close))
+		classify_fd(task, f->arg0, &f->closing);
 	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
-	WRITE_ONCE(f->word, (ts << NR_BITS) | nr);
+	WRITE_ONCE(f->word, (ts << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr);
 	return 0;
 }
 
@@ -268,11 +516,20 @@ struct thread_rec {
 	__u32 tid;
 	__u32 state;       // task->__state (TASK_* bits)
 	__u64 word;        // struct inflight.word, 0 if not in a syscall
-	__u64 arg0;
 	__u64 now;         // bpf_ktime_get_ns() when this record was made
-	__u8 comm[16];
+	__u64 switches;    // nvcsw + nivcsw: unchanged means it has not run since
+	__s64 regs_nr;     // syscall number in the saved user registers, -1 if none
+	__u64 args[6];     // the syscall's arguments, from the same registers
+	struct fd_class fds[2];
+	struct fd_class closing; // what the latest close(2) closed, see struct inflight
+	__u32 flags;       // task->flags (PF_*)
+	__u32 exit_state;  // task->exit_state: nonzero once the thread is a zombie
+	__u32 signal_flags; // task->signal->flags (SIGNAL_GROUP_EXIT...)
+	__u32 core_dump;   // 1 while the process dumps core
+	__u32 regs_abi;    // ABI_* of the syscall in the registers
 	__u32 has_storage; // 1 if the thread has storage
 	__u32 on_cpu;      // 1 if running on a CPU right now
+	__u8 comm[16];
 };
 
 // Makes the type visible in BTF so bpf2go can generate its Go mirror.
@@ -283,11 +540,24 @@ struct task_struct___pre514 {
 	long state;
 } __attribute__((preserve_access_index));
 
+// Before 5.16 the core dump state hung off the mm.
+struct mm_struct___pre516 {
+	struct core_state *core_state;
+} __attribute__((preserve_access_index));
+
 static __always_inline __u32 task_state(struct task_struct *t)
 {
 	if (bpf_core_field_exists(t->__state))
 		return BPF_CORE_READ(t, __state);
 	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+static __always_inline bool dumping_core(struct task_struct *t)
+{
+	if (bpf_core_field_exists(struct signal_struct, core_state))
+		return BPF_CORE_READ(t, signal, core_state) != NULL;
+	struct mm_struct___pre516 *mm = (void *)BPF_CORE_READ(t, mm);
+	return mm && BPF_CORE_READ(mm, core_state) != NULL;
 }
 
 SEC("iter/task")
@@ -305,13 +575,39 @@ int snapshot(struct bpf_iter__task *ctx)
 	rec.tid = task->pid;
 	rec.state = task_state(task);
 	rec.on_cpu = BPF_CORE_READ(task, on_cpu);
+	rec.flags = BPF_CORE_READ(task, flags);
+	rec.exit_state = BPF_CORE_READ(task, exit_state);
+	rec.switches = BPF_CORE_READ(task, nvcsw) + BPF_CORE_READ(task, nivcsw);
+	rec.signal_flags = BPF_CORE_READ(task, signal, flags);
+	rec.core_dump = dumping_core(task);
 	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
 
 	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (f) {
 		rec.has_storage = 1;
 		rec.word = READ_ONCE(f->word);
-		rec.arg0 = f->arg0;
+		rec.closing = f->closing;
+	}
+
+	rec.regs_nr = -1;
+	rec.fds[0].fd = -1;
+	rec.fds[1].fd = -1;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (regs && regs_in_syscall(regs)) {
+		long nr = regs_nr(regs);
+		rec.regs_abi = task_abi(task, nr);
+		rec.regs_nr = nr;
+		regs_args(regs, rec.regs_abi, rec.args);
+
+		__u64 idx = (__u64)rec.regs_abi * FD_ARGS_NR + (nr & (FD_ARGS_NR - 1));
+		__u8 mask = idx < FD_ARGS_LEN ? fd_args[idx] : 0;
+		int found = 0;
+		for (int i = 0; i < 6; i++) {
+			if (!(mask & (1 << i)) || found >= 2)
+				continue;
+			classify_fd(task, rec.args[i], &rec.fds[found & 1]);
+			found++;
+		}
 	}
 	rec.now = bpf_ktime_get_ns();
 	bpf_seq_write(seq, &rec, sizeof(rec));

@@ -16,13 +16,14 @@ import (
 type StallmonCounter uint32
 
 const (
-	StallmonCounterCOUNTER_ENTER            StallmonCounter = 0
-	StallmonCounterCOUNTER_STORAGE_CREATED  StallmonCounter = 1
-	StallmonCounterCOUNTER_STORAGE_FAILED   StallmonCounter = 2
-	StallmonCounterCOUNTER_EXIT_NO_ENTRY    StallmonCounter = 3
-	StallmonCounterCOUNTER_STORAGE_RELEASED StallmonCounter = 4
-	StallmonCounterCOUNTER_NR_TOO_LARGE     StallmonCounter = 5
-	StallmonCounterCOUNTER_MAX              StallmonCounter = 6
+	StallmonCounterCOUNTER_ENTER             StallmonCounter = 0
+	StallmonCounterCOUNTER_STORAGE_CREATED   StallmonCounter = 1
+	StallmonCounterCOUNTER_STORAGE_FAILED    StallmonCounter = 2
+	StallmonCounterCOUNTER_EXIT_NO_ENTRY     StallmonCounter = 3
+	StallmonCounterCOUNTER_STORAGE_RELEASED  StallmonCounter = 4
+	StallmonCounterCOUNTER_NR_TOO_LARGE      StallmonCounter = 5
+	StallmonCounterCOUNTER_ENTRY_OVERWRITTEN StallmonCounter = 6
+	StallmonCounterCOUNTER_MAX               StallmonCounter = 7
 )
 
 type StallmonDeath struct {
@@ -36,10 +37,18 @@ type StallmonDeath struct {
 	Comm     [16]uint8
 }
 
+type StallmonFdClass struct {
+	_     structs.HostLayout
+	Fd    int32
+	Kind  uint32
+	Magic uint64
+}
+
 type StallmonInflight struct {
-	_    structs.HostLayout
-	Word uint64
-	Arg0 uint64
+	_       structs.HostLayout
+	Word    uint64
+	Arg0    uint64
+	Closing StallmonFdClass
 }
 
 type StallmonLatencyHist struct {
@@ -49,15 +58,25 @@ type StallmonLatencyHist struct {
 }
 
 type StallmonThreadRec struct {
-	_          structs.HostLayout
-	Tid        uint32
-	State      uint32
-	Word       uint64
-	Arg0       uint64
-	Now        uint64
-	Comm       [16]uint8
-	HasStorage uint32
-	OnCpu      uint32
+	_           structs.HostLayout
+	Tid         uint32
+	State       uint32
+	Word        uint64
+	Now         uint64
+	Switches    uint64
+	RegsNr      int64
+	Args        [6]uint64
+	Fds         [2]StallmonFdClass
+	Closing     StallmonFdClass
+	Flags       uint32
+	ExitState   uint32
+	SignalFlags uint32
+	CoreDump    uint32
+	RegsAbi     uint32
+	HasStorage  uint32
+	OnCpu       uint32
+	Comm        [16]uint8
+	_           [4]byte
 }
 
 // Names of all BPF objects in the ELF.
@@ -75,7 +94,10 @@ const (
 	StallmonVarDeathsTotal           = "deaths_total"
 	StallmonVarExitStatus            = "exit_status"
 	StallmonVarExited                = "exited"
+	StallmonVarFdArgs                = "fd_args"
 	StallmonVarLatencyHistogram      = "latency_histogram"
+	StallmonVarNrClose               = "nr_close"
+	StallmonVarNrCloseCompat         = "nr_close_compat"
 	StallmonVarNrExit                = "nr_exit"
 	StallmonVarNrExitGroup           = "nr_exit_group"
 	StallmonVarTargetTgid            = "target_tgid"
@@ -147,7 +169,10 @@ type StallmonVariableSpecs struct {
 	DeathsTotal      *ebpf.VariableSpec `ebpf:"deaths_total"`
 	ExitStatus       *ebpf.VariableSpec `ebpf:"exit_status"`
 	Exited           *ebpf.VariableSpec `ebpf:"exited"`
+	FdArgs           *ebpf.VariableSpec `ebpf:"fd_args"`
 	LatencyHistogram *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NrClose          *ebpf.VariableSpec `ebpf:"nr_close"`
+	NrCloseCompat    *ebpf.VariableSpec `ebpf:"nr_close_compat"`
 	NrExit           *ebpf.VariableSpec `ebpf:"nr_exit"`
 	NrExitGroup      *ebpf.VariableSpec `ebpf:"nr_exit_group"`
 	TargetTgid       *ebpf.VariableSpec `ebpf:"target_tgid"`
@@ -196,7 +221,10 @@ type StallmonVariables struct {
 	DeathsTotal      *ebpf.Variable `ebpf:"deaths_total"`
 	ExitStatus       *ebpf.Variable `ebpf:"exit_status"`
 	Exited           *ebpf.Variable `ebpf:"exited"`
+	FdArgs           *ebpf.Variable `ebpf:"fd_args"`
 	LatencyHistogram *ebpf.Variable `ebpf:"latency_histogram"`
+	NrClose          *ebpf.Variable `ebpf:"nr_close"`
+	NrCloseCompat    *ebpf.Variable `ebpf:"nr_close_compat"`
 	NrExit           *ebpf.Variable `ebpf:"nr_exit"`
 	NrExitGroup      *ebpf.Variable `ebpf:"nr_exit_group"`
 	TargetTgid       *ebpf.Variable `ebpf:"target_tgid"`

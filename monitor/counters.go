@@ -14,6 +14,12 @@ type Counters struct {
 	ExitNoEntry     uint64 // sys_exit without a recorded entry (new threads, pre-attach syscalls)
 	StorageReleased uint64 // entries released at thread exit
 	NrTooLarge      uint64 // syscall numbers that did not fit the record
+	// EntryOverwritten counts sys_enters that found the previous syscall
+	// still recorded: its exit was missed.
+	EntryOverwritten uint64
+	// StaleWords counts in-flight records that a snapshot found belied by
+	// the thread's saved registers (a missed exit), and did not judge.
+	StaleWords uint64
 	// DiedInSyscall counts threads the kernel killed inside a syscall
 	// (see Death): any of them means the kernel oopsed on the target.
 	DiedInSyscall uint64
@@ -38,6 +44,7 @@ func (m *Monitor) Counters() (Counters, error) {
 		gen.StallmonCounterCOUNTER_EXIT_NO_ENTRY:    &c.ExitNoEntry,
 		gen.StallmonCounterCOUNTER_STORAGE_RELEASED: &c.StorageReleased,
 		gen.StallmonCounterCOUNTER_NR_TOO_LARGE:     &c.NrTooLarge,
+		gen.StallmonCounterCOUNTER_ENTRY_OVERWRITTEN: &c.EntryOverwritten,
 	} {
 		var perCPU []uint64
 		if err := m.objs.Counters.Lookup(key, &perCPU); err != nil {
@@ -47,6 +54,7 @@ func (m *Monitor) Counters() (Counters, error) {
 			*dst += v
 		}
 	}
+	c.StaleWords = m.staleWords.Load()
 	if err := m.objs.DeathsTotal.Get(&c.DiedInSyscall); err != nil {
 		return Counters{}, fmt.Errorf("reading death count: %w", err)
 	}

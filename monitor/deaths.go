@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -35,9 +36,17 @@ type Death struct {
 	Seq uint64
 }
 
-// setExitNrs tells the kernel side which syscalls a thread may end inside.
+// setExitNrs tells the kernel side which syscalls a thread may end inside,
+// and which one is close(2).
 func setExitNrs(spec *ebpf.CollectionSpec) error {
-	for name, sc := range map[string]string{gen.StallmonVarNrExit: "exit", gen.StallmonVarNrExitGroup: "exit_group"} {
+	closeCompat := slices.Index(gen.CompatSyscallNames[:], "close")
+	if closeCompat < 0 {
+		return fmt.Errorf("no close syscall in the %s table", gen.CompatArch)
+	}
+	if err := spec.Variables[gen.StallmonVarNrCloseCompat].Set(uint32(closeCompat)); err != nil {
+		return fmt.Errorf("setting compat close number: %w", err)
+	}
+	for name, sc := range map[string]string{gen.StallmonVarNrExit: "exit", gen.StallmonVarNrExitGroup: "exit_group", gen.StallmonVarNrClose: "close"} {
 		nr, ok := SyscallNr(sc)
 		if !ok {
 			return fmt.Errorf("no %s syscall on %s", sc, Arch)
@@ -82,17 +91,17 @@ func (m *Monitor) deaths(now uint64) (list []Death, total uint64, err error) {
 }
 
 func decodeDeath(d gen.StallmonDeath, now uint64) Death {
-	nr := int(d.Word & nrMask)
-	start := (d.Word >> nrBits) << tsShift
+	nr, abi, start := unpackWord(d.Word)
+	name, _ := abi.name(nr, [6]uint64{d.Arg0})
 	out := Death{
-		TID: int(d.Tid), Nr: nr, Syscall: SyscallName(nr), FD: -1,
+		TID: int(d.Tid), Nr: nr, Syscall: name, FD: -1,
 		Signal: unix.Signal(d.ExitCode & 0x7f), Seq: d.Seq,
 	}
 	out.Comm = string(d.Comm[:])
 	if i := bytes.IndexByte(d.Comm[:], 0); i >= 0 {
 		out.Comm = string(d.Comm[:i])
 	}
-	if TakesFD(nr) {
+	if FDArgs(name)&1 != 0 {
 		out.FD = int(int32(d.Arg0))
 	}
 	if d.At > start {

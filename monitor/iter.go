@@ -15,12 +15,26 @@ import (
 // the threads of pid. cilium/ebpf has no option for the task filter
 // (union bpf_iter_link_info.task, Linux 6.1), so the link is created by
 // hand; without the filter every snapshot would walk every task on the
-// host. Kernels without it ignore the field and the program's own tgid
-// check keeps the result right.
-func attachTaskIter(prog *ebpf.Program, pid int) (*link.Iter, error) {
+// host. Kernels before 6.1 reject the larger link info (E2BIG, or EINVAL);
+// there the link is made without it, every snapshot walks every task, and
+// the program's own tgid check keeps the result right.
+func attachTaskIter(prog *ebpf.Program, pid int) (it *link.Iter, filtered bool, err error) {
+	it, err = linkTaskIter(prog, pid, true)
+	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EINVAL) {
+		it, err = linkTaskIter(prog, pid, false)
+		return it, false, err
+	}
+	return it, err == nil, err
+}
+
+func linkTaskIter(prog *ebpf.Program, pid int, filter bool) (*link.Iter, error) {
 	info := struct {
 		tid, pid, pidFD uint32
 	}{pid: uint32(pid)}
+	infoPtr, infoLen := uint64(uintptr(unsafe.Pointer(&info))), uint32(unsafe.Sizeof(info))
+	if !filter {
+		infoPtr, infoLen = 0, 0
+	}
 	attr := struct {
 		progFD      uint32
 		targetFD    uint32
@@ -32,8 +46,8 @@ func attachTaskIter(prog *ebpf.Program, pid int) (*link.Iter, error) {
 	}{
 		progFD:      uint32(prog.FD()),
 		attachType:  unix.BPF_TRACE_ITER,
-		iterInfo:    uint64(uintptr(unsafe.Pointer(&info))),
-		iterInfoLen: uint32(unsafe.Sizeof(info)),
+		iterInfo:    infoPtr,
+		iterInfoLen: infoLen,
 	}
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	runtime.KeepAlive(&info)

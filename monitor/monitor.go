@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -26,6 +27,8 @@ type Monitor struct {
 	iter   *link.Iter
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
+	stale     map[int]uint64    // tid -> in-flight word found stale, counted once
+	staleWords atomic.Uint64
 	opts      Options
 
 	done     chan struct{}
@@ -44,7 +47,7 @@ func AttachWith(pid int, log *slog.Logger, opts Options) (_ *Monitor, err error)
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, opts: opts, done: make(chan struct{})}
+	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, stale: map[int]uint64{}, opts: opts, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.closeObjects()
@@ -56,6 +59,9 @@ func AttachWith(pid int, log *slog.Logger, opts Options) (_ *Monitor, err error)
 		return nil, err
 	}
 	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	if err := checkKernel(); err != nil {
 		return nil, err
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
@@ -84,6 +90,9 @@ func (m *Monitor) load(pid int) error {
 	if err := setExitNrs(spec); err != nil {
 		return err
 	}
+	if err := setFDArgs(spec); err != nil {
+		return err
+	}
 	if err := m.opts.apply(spec); err != nil {
 		return err
 	}
@@ -101,13 +110,18 @@ func (m *Monitor) attach(pid int) error {
 	// Raw tracepoint links cannot be detached through BPF_LINK_DETACH
 	// (EOPNOTSUPP): while these fds are open, no one can silently unhook
 	// the tracker and leave snapshots that look idle.
+	//
+	// The exit side goes first: were sys_enter attached first, a syscall
+	// entered in between and returned before sys_exit was attached would
+	// leave its word set for good, and its thread, computing in user
+	// space, would look stuck in it.
 	for _, tp := range []struct {
 		name string
 		prog *ebpf.Program
 	}{
-		{"sys_enter", m.objs.SysEnter},
 		{"sys_exit", m.objs.SysExit},
 		{"sched_process_exit", m.objs.ThreadExit},
+		{"sys_enter", m.objs.SysEnter},
 	} {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
 		if err != nil {
@@ -115,9 +129,12 @@ func (m *Monitor) attach(pid int) error {
 		}
 		m.links = append(m.links, l)
 	}
-	it, err := attachTaskIter(m.objs.Snapshot, pid)
+	it, filtered, err := attachTaskIter(m.objs.Snapshot, pid)
 	if err != nil {
 		return fmt.Errorf("attaching task iterator: %w", err)
+	}
+	if !filtered {
+		m.log.Warn("task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
 	}
 	m.iter = it
 	return nil

@@ -1,59 +1,38 @@
 package monitor
 
 import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/stallmon/stallmon/gen"
 )
 
-// preAttach remembers a syscall that was in flight before the tracker
-// attached, so that a process already stuck when stallmon starts is
-// still caught, with an elapsed time counted from when it was first seen.
+// preAttach remembers a syscall the tracker did not see enter: one in
+// flight before the tracker attached, so that a process already stuck
+// when stallmon starts is still caught, or one whose entry was missed.
+// Its elapsed time counts from when it was first seen.
 type preAttach struct {
 	nr    int
-	arg0  uint64
+	abi   ABI
+	args  [6]uint64
 	first time.Time
 }
 
-func (m *Monitor) fillPreAttach(t *Thread, now time.Time) {
-	nr, arg0, ok := readProcSyscall(m.target.pid, t.TID)
-	if !ok {
-		delete(m.preAttach, t.TID)
-		return
-	}
+// fillUntracked shows a thread whose saved registers say it is inside a
+// syscall that has no in-flight word. The registers, read by the kernel
+// side, are valid whether the thread sleeps or runs in the kernel, so a
+// kernel spin already under way is seen too. The first-seen time is kept
+// for as long as the registers show the same call, whatever the thread's
+// state in between.
+func (m *Monitor) fillUntracked(t *Thread, rec gen.StallmonThreadRec, now time.Time) {
+	nr, abi := int(rec.RegsNr)&nrMask, ABI(rec.RegsAbi)
 	p, known := m.preAttach[t.TID]
-	if !known || p.nr != nr || p.arg0 != arg0 {
-		p = preAttach{nr: nr, arg0: arg0, first: now}
+	if !known || p.nr != nr || p.abi != abi || p.args != rec.Args {
+		p = preAttach{nr: nr, abi: abi, args: rec.Args, first: now}
 		m.preAttach[t.TID] = p
 	}
 	t.InSyscall = true
 	t.SinceAttach = true
-	t.Nr = nr
-	t.Arg0 = arg0
+	t.Nr, t.ABI = nr, abi
 	t.Elapsed = now.Sub(p.first)
 	t.Entered = uint64(p.first.UnixNano())
-}
-
-// readProcSyscall parses /proc/PID/task/TID/syscall: "NR ARG0 ... SP PC"
-// while blocked in a syscall, "-1 SP PC" or "running" otherwise.
-func readProcSyscall(pid, tid int) (nr int, arg0 uint64, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid))
-	if err != nil {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0, 0, false
-	}
-	nr, err = strconv.Atoi(f[0])
-	if err != nil || nr < 0 {
-		return 0, 0, false
-	}
-	arg0, err = strconv.ParseUint(strings.TrimPrefix(f[1], "0x"), 16, 64)
-	if err != nil {
-		return 0, 0, false
-	}
-	return nr, arg0, true
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/fdkind"
 	"github.com/stallmon/stallmon/gen"
 )
 
@@ -30,25 +31,62 @@ type Thread struct {
 	TID   int
 	Comm  string
 	State TaskState
+	// Switches counts the thread's context switches: unchanged between
+	// two snapshots, it has not run in between.
+	Switches uint64
+	// Kernel marks a thread the kernel made inside the process (io_uring's
+	// iou-sqp and iou-wrk workers, PF_IO_WORKER or PF_USER_WORKER): it
+	// makes no syscalls of its own and its saved registers are a copy of
+	// its creator's, so it is never shown in a syscall; only its state
+	// says what it does.
+	Kernel bool
+	// Zombie marks a thread that has exited and waits to be reaped (an
+	// exited group leader waits for the other threads).
+	Zombie bool
+	// Process-wide conditions, seen from this thread.
+	Frozen      bool // cgroup freezer
+	Exiting     bool // the process is exiting (group exit)
+	DumpingCore bool // a core dump is in progress
+
 	// InSyscall is false when the thread is in user space.
 	InSyscall bool
 	Nr        int
-	Syscall   string
-	// FD is the syscall's first argument when it is a file descriptor, else -1.
-	FD      int
-	Arg0    uint64
+	ABI       ABI
+	// Syscall is the name the thread is judged by: the native name, also
+	// for a 32-bit call that has its own number or spelling.
+	Syscall string
+	// Args are the syscall's arguments from the thread's saved registers.
+	Args [6]uint64
+	// FD is the syscall's first file descriptor argument, else -1; FDs
+	// are all of them (at most two), classified by the kernel.
+	FD  int
+	FDs []FD
+	// Elapsed is how long the syscall has run.
 	Elapsed time.Duration
 	// Entered identifies this syscall instance: the kernel's monotonic
 	// entry time in ns (for SinceAttach, when it was first seen).
 	Entered uint64
-	// SinceAttach marks a syscall that was already in flight when the
-	// tracker attached: its entry time is unknown and Elapsed counts from
-	// the first snapshot that saw it, a lower bound.
+	// SinceAttach marks a syscall the tracker did not see enter (it was in
+	// flight when the tracker attached, or its entry was missed): its
+	// entry time is unknown and Elapsed counts from the first snapshot
+	// that saw it, a lower bound.
 	SinceAttach bool
 	// Tracked is true once the thread has entered a syscall since attach
 	// and so owns a kernel-side entry.
 	Tracked bool
 }
+
+// FD is a file descriptor argument, classified in the kernel from its
+// inode: nothing looked it up by path or waited on its file system.
+type FD struct {
+	Num   int
+	Kind  fdkind.Kind
+	Magic uint64 // super block magic of the file's file system
+}
+
+// FS names the file system the fd's file lives on ("nfs", "fuse"...), or
+// its magic number in hex.
+func (f FD) FS() string { return fdkind.FSName(f.Magic) }
 
 // InFlight returns the threads that are inside a syscall.
 func (s Snapshot) InFlight() []Thread {
@@ -72,10 +110,19 @@ func (s Snapshot) Thread(tid int) (Thread, bool) {
 
 // Word layout, shared with bpf/stallmon.c.
 const (
-	nrBits  = 12
-	nrMask  = 1<<nrBits - 1
-	tsShift = 10
+	nrBits    = 12
+	nrMask    = 1<<nrBits - 1
+	abiBits   = 2
+	abiShift  = nrBits
+	tsBitsOff = nrBits + abiBits
+	tsShift   = 10
 )
+
+// unpackWord splits an in-flight word into syscall number, ABI and entry
+// time (kernel monotonic ns).
+func unpackWord(w uint64) (nr int, abi ABI, entered uint64) {
+	return int(w & nrMask), ABI(w >> abiShift & (1<<abiBits - 1)), (w >> tsBitsOff) << tsShift
+}
 
 var recSize = binary.Size(gen.StallmonThreadRec{})
 
@@ -110,6 +157,11 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 			delete(m.preAttach, tid)
 		}
 	}
+	for tid := range m.stale {
+		if !seen[tid] {
+			delete(m.stale, tid)
+		}
+	}
 	slices.SortFunc(snap.Threads, func(a, b Thread) int { return a.TID - b.TID })
 	// Read after the iterator: a thread that died since it ran is seen
 	// here, and one that died before is absent from Threads, so no dying
@@ -124,40 +176,89 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 	return snap, nil
 }
 
+// Task flags and signal flags the snapshot reads (include/linux/sched.h,
+// include/linux/sched/signal.h).
+const (
+	pfIOWorker      = 0x00000010
+	pfUserWorker    = 0x00004000
+	pfFrozen        = 0x00010000 // before 6.1; later kernels set TASK_FROZEN
+	signalGroupExit = 0x00000004
+)
+
 func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	t := Thread{
-		TID:     int(rec.Tid),
-		Comm:    string(rec.Comm[:]),
-		State:   decodeState(rec.State, rec.OnCpu != 0),
-		FD:      -1,
-		Tracked: rec.HasStorage != 0,
+		TID:         int(rec.Tid),
+		Comm:        cString(rec.Comm[:]),
+		State:       decodeState(rec.State, rec.OnCpu != 0),
+		Switches:    rec.Switches,
+		Kernel:      rec.Flags&(pfIOWorker|pfUserWorker) != 0,
+		Zombie:      rec.ExitState != 0,
+		Exiting:     rec.SignalFlags&signalGroupExit != 0,
+		DumpingCore: rec.CoreDump != 0,
+		FD:          -1,
+		Tracked:     rec.HasStorage != 0,
 	}
-	if i := bytes.IndexByte(rec.Comm[:], 0); i >= 0 {
-		t.Comm = string(rec.Comm[:i])
-	}
+	t.Frozen = t.State == StateFrozen || rec.Flags&pfFrozen != 0
+	regsIn := rec.RegsNr >= 0
+	regsNr, regsABI := int(rec.RegsNr), ABI(rec.RegsAbi)
 	switch {
-	case rec.Word != 0:
+	case t.Kernel || t.Zombie:
 		delete(m.preAttach, t.TID)
-		t.InSyscall = true
-		t.Nr = int(rec.Word & nrMask)
-		t.Arg0 = rec.Arg0
-		start := (rec.Word >> nrBits) << tsShift
-		t.Entered = start
+	case rec.Word != 0:
+		nr, abi, start := unpackWord(rec.Word)
+		if !regsIn || nr != regsNr&nrMask || abi != regsABI {
+			// The registers say the thread is not in that syscall: its
+			// exit was missed (a syscall that returned while the
+			// tracker attached, a recursion miss). Never judge it.
+			m.noteStale(t.TID, rec.Word)
+			if regsIn {
+				m.fillUntracked(&t, rec, taken)
+			}
+			break
+		}
+		delete(m.preAttach, t.TID)
+		t.InSyscall, t.Nr, t.ABI, t.Entered = true, nr, abi, start
 		if rec.Now > start {
 			t.Elapsed = time.Duration(rec.Now - start)
 		}
-	case rec.HasStorage == 0 && t.State != StateRunning && t.State != StateRunnable:
-		// No syscall recorded since attach, yet asleep: it may have been
-		// in this syscall from before we attached.
-		m.fillPreAttach(&t, taken)
+	case regsIn:
+		m.fillUntracked(&t, rec, taken)
 	default:
 		delete(m.preAttach, t.TID)
 	}
 	if t.InSyscall {
-		t.Syscall = SyscallName(t.Nr)
-		if TakesFD(t.Nr) {
-			t.FD = int(int32(t.Arg0))
+		t.Args = rec.Args
+		t.Syscall, _ = t.ABI.name(t.Nr, t.Args)
+		for _, c := range rec.Fds {
+			if c.Fd < 0 {
+				continue
+			}
+			fd := FD{Num: int(c.Fd), Kind: fdkind.Kind(c.Kind), Magic: c.Magic}
+			if t.Syscall == "close" && fd.Kind == fdkind.None && rec.Closing.Fd == c.Fd {
+				fd.Kind, fd.Magic = fdkind.Kind(rec.Closing.Kind), rec.Closing.Magic
+			}
+			t.FDs = append(t.FDs, fd)
+		}
+		if len(t.FDs) > 0 {
+			t.FD = t.FDs[0].Num
 		}
 	}
 	return t
+}
+
+// noteStale counts an in-flight word that the thread's registers belie,
+// once per word.
+func (m *Monitor) noteStale(tid int, word uint64) {
+	if m.stale[tid] == word {
+		return
+	}
+	m.stale[tid] = word
+	m.staleWords.Add(1)
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return string(b[:i])
+	}
+	return string(b)
 }

@@ -1,7 +1,10 @@
 package monitor
 
 import (
+	"fmt"
 	"strconv"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/stallmon/stallmon/gen"
 )
@@ -9,13 +12,15 @@ import (
 // Arch is the architecture whose syscall numbers the tracker reports.
 const Arch = gen.SyscallArch
 
-// SyscallName returns the name of syscall nr on this architecture, or
-// "syscall_NR" for a number the table does not know.
-func SyscallName(nr int) string {
-	if nr >= 0 && nr < len(gen.SyscallNames) && gen.SyscallNames[nr] != "" {
-		return gen.SyscallNames[nr]
+// SyscallName returns the name of native syscall nr on this architecture,
+// or "syscall_NR" for a number the table does not know.
+func SyscallName(nr int) string { return tableName(gen.SyscallNames[:], nr, "syscall_") }
+
+func tableName(table []string, nr int, unknown string) string {
+	if nr >= 0 && nr < len(table) && table[nr] != "" {
+		return table[nr]
 	}
-	return "syscall_" + strconv.Itoa(nr)
+	return unknown + strconv.Itoa(nr)
 }
 
 var syscallNrs = func() map[string]int {
@@ -34,33 +39,61 @@ func SyscallNr(name string) (int, bool) {
 	return nr, ok
 }
 
-// fdSyscalls take a file descriptor as their first argument; for them the
-// snapshot reports it, so a stall can be traced to a file or socket.
-var fdSyscalls = []string{
-	"read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
-	"preadv2", "pwritev2", "close", "fstat", "fsync", "fdatasync", "ftruncate",
-	"fallocate", "sync_file_range", "syncfs", "flock", "fcntl", "ioctl", "lseek",
-	"getdents64", "sendfile", "splice", "tee", "vmsplice", "copy_file_range",
-	"fchmod", "fchown", "fstatfs", "fgetxattr", "fsetxattr", "flistxattr",
-	"fremovexattr", "fadvise64", "readahead", "dup", "dup3",
-	"accept", "accept4", "connect", "bind", "listen", "shutdown",
-	"sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg",
-	"getsockopt", "setsockopt", "getsockname", "getpeername",
-	"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl",
-	"io_uring_enter", "io_uring_register", "inotify_add_watch",
-	"mq_timedsend", "mq_timedreceive", "mq_notify", "fanotify_mark",
-	"timerfd_settime", "timerfd_gettime", "signalfd4", "syncfs", "finit_module",
-}
-
-var fdSyscallNrs = func() map[int]bool {
-	m := map[int]bool{}
-	for _, name := range fdSyscalls {
-		if nr, ok := SyscallNr(name); ok {
-			m[nr] = true
-		}
+// fdArgs says which arguments of a syscall are file descriptors, a bit
+// per argument; the kernel side classifies the first two. Syscalls with
+// two fds are judged by both, so that a file on a hung file system bounds
+// a sendfile to a socket.
+var fdArgs = func() map[string]uint8 {
+	m := map[string]uint8{
+		"sendfile":        1<<0 | 1<<1, // out, in
+		"splice":          1<<0 | 1<<2, // in, off_in, out
+		"tee":             1<<0 | 1<<1, // in, out
+		"copy_file_range": 1<<0 | 1<<2, // in, off_in, out
+	}
+	for _, name := range []string{
+		"read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
+		"preadv2", "pwritev2", "close", "fstat", "fsync", "fdatasync", "ftruncate",
+		"fallocate", "sync_file_range", "syncfs", "flock", "fcntl", "ioctl", "lseek",
+		"getdents64", "vmsplice", "fchmod", "fchown", "fstatfs", "fgetxattr", "fsetxattr",
+		"flistxattr", "fremovexattr", "fadvise64", "readahead", "dup", "dup3",
+		"accept", "accept4", "connect", "bind", "listen", "shutdown",
+		"sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg",
+		"getsockopt", "setsockopt", "getsockname", "getpeername",
+		"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl",
+		"io_uring_enter", "io_uring_register", "inotify_add_watch",
+		"mq_timedsend", "mq_timedreceive", "mq_notify", "fanotify_mark",
+		"timerfd_settime", "timerfd_gettime", "signalfd4", "finit_module",
+	} {
+		m[name] = 1 << 0
 	}
 	return m
 }()
 
-// TakesFD reports whether syscall nr's first argument is a file descriptor.
-func TakesFD(nr int) bool { return fdSyscallNrs[nr] }
+// FDArgs returns the bit set of syscall name's arguments that are fds.
+func FDArgs(name string) uint8 { return fdArgs[name] }
+
+// TakesFD reports whether native syscall nr's first argument is a file
+// descriptor.
+func TakesFD(nr int) bool { return fdArgs[SyscallName(nr)]&1 != 0 }
+
+// fdArgTable lays fdArgs out as the kernel side's fd_args: ABI * 1024 +
+// number, in the numbering of each ABI.
+func fdArgTable() []uint8 {
+	const perABI = 1024
+	out := make([]uint8, 3*perABI)
+	for _, abi := range []ABI{ABINative, ABICompat, ABIX32} {
+		for nr := 0; nr < perABI; nr++ {
+			name, _ := abi.name(nr, [6]uint64{})
+			out[int(abi)*perABI+nr] = fdArgs[name]
+		}
+	}
+	return out
+}
+
+// setFDArgs gives the kernel side the fd arguments of every syscall.
+func setFDArgs(spec *ebpf.CollectionSpec) error {
+	if err := spec.Variables[gen.StallmonVarFdArgs].Set(fdArgTable()); err != nil {
+		return fmt.Errorf("setting fd argument table: %w", err)
+	}
+	return nil
+}

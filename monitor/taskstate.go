@@ -15,6 +15,7 @@ const (
 	StateStopped                          // job-control stop
 	StateTraced                           // stopped by a tracer
 	StateDead                             // exiting
+	StateFrozen                           // held by the cgroup freezer (TASK_FROZEN)
 	StateOther
 )
 
@@ -28,6 +29,7 @@ var stateNames = [...]string{
 	StateStopped:         "stopped",
 	StateTraced:          "traced",
 	StateDead:            "dead",
+	StateFrozen:          "frozen",
 	StateOther:           "other",
 }
 
@@ -48,6 +50,7 @@ const (
 	taskDead            = 0x0080
 	taskWakekill        = 0x0100
 	taskNoload          = 0x0400
+	taskFrozen          = 0x8000 // 6.1+; earlier kernels flag the task PF_FROZEN
 )
 
 func decodeState(raw uint32, onCPU bool) TaskState {
@@ -58,6 +61,8 @@ func decodeState(raw uint32, onCPU bool) TaskState {
 		return StateRunnable
 	case raw&taskDead != 0:
 		return StateDead
+	case raw&taskFrozen != 0:
+		return StateFrozen
 	case raw&taskTraced != 0:
 		return StateTraced
 	case raw&taskStopped != 0:
