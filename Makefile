@@ -52,7 +52,8 @@ demo: build
 	./$(BIN) demo
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000000x -count 1 ./monitor/
+	$(GO) test -run '^$$' -bench SyscallCost -benchtime 2000000x -count 1 ./monitor/
+	$(GO) test -run '^$$' -bench Snapshot -benchtime 2000x -count 3 ./monitor/
 
 deps-bpf:
 	@command -v $(CLANG) >/dev/null && command -v $(STRIP) >/dev/null && test -e /usr/include/bpf/bpf_helpers.h || \
