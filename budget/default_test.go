@@ -79,8 +79,21 @@ func TestDefaultChoices(t *testing.T) {
 		{"pread64", fdkind.Regular, bounded},
 		{"sendfile", fdkind.Regular, bounded},
 		{"sendfile", fdkind.Socket, free},
+		{"splice", fdkind.Pipe, free},
+		{"splice", fdkind.Socket, free},
+		{"splice", fdkind.Regular, bounded},
+		{"splice", fdkind.Device, bounded},
+		{"tee", fdkind.Pipe, free},
+		{"vmsplice", fdkind.Pipe, free},
+		{"copy_file_range", fdkind.Regular, bounded},
 		{"ioctl", fdkind.TTY, free},
+		{"ioctl", fdkind.Other, free},
 		{"ioctl", fdkind.Device, bounded},
+		{"close", fdkind.TTY, Rule{Budget: 35 * time.Second, KillAfter: 2 * time.Minute}},
+		{"close", fdkind.Regular, bounded},
+		{"vfork", fdkind.None, free},
+		{"clone", fdkind.None, free},
+		{"clone3", fdkind.None, free},
 		{"fsync", fdkind.Regular, flush},
 		{"fdatasync", fdkind.Regular, flush},
 		{"epoll_wait", fdkind.None, free},
@@ -92,6 +105,84 @@ func TestDefaultChoices(t *testing.T) {
 	for _, c := range cases {
 		if got := tb.Lookup(c.syscall, c.kind); got != c.want {
 			t.Errorf("default Lookup(%s, %v) = %v, want %v", c.syscall, c.kind, got, c.want)
+		}
+	}
+}
+
+func TestDefaultStateChoices(t *testing.T) {
+	tb, err := Default(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounded := Rule{Budget: 5 * time.Second, KillAfter: time.Minute}
+	flush := Rule{Budget: 10 * time.Second, KillAfter: 2 * time.Minute}
+	free := Rule{Unbounded: true}
+	U, R := Uninterruptible, Running
+	cases := []struct {
+		syscall string
+		kind    fdkind.Kind
+		state   State
+		want    Rule
+		why     string
+	}{
+		{"clone3", fdkind.None, U, free, "posix_spawn parent waits in killable D for exec"},
+		{"clone", fdkind.None, U, free, "os/exec's CLONE_VFORK"},
+		{"vfork", fdkind.None, U, free, "vfork parent"},
+		{"clone3", fdkind.None, R, bounded, "a clone running in the kernel is still bounded"},
+		{"fsync", fdkind.Regular, U, flush, "fsync in D stays within its own rule"},
+		{"epoll_wait", fdkind.None, U, bounded, "an unbounded wait stuck in D is bounded"},
+		{"io_uring_enter", fdkind.None, R, bounded, "running in the kernel is bounded"},
+		{"poll", fdkind.None, U, bounded, "poll stuck in D"},
+		{"read", fdkind.Socket, U, bounded, "a socket read in D"},
+		{"ioctl", fdkind.Other, R, free, "KVM_RUN runs the guest inside the ioctl"},
+		{"ioctl", fdkind.Other, U, bounded, "a vcpu ioctl in D is still bounded"},
+		{"ioctl", fdkind.Device, R, bounded, "device ioctls stay bounded"},
+		{"close", fdkind.TTY, U, Rule{Budget: 35 * time.Second, KillAfter: 2 * time.Minute}, "a serial close drains within its own rule"},
+		{"", fdkind.None, U, bounded, "io_uring workers and page faults"},
+	}
+	for _, c := range cases {
+		if got := tb.StateRule(c.syscall, c.kind, c.state); got != c.want {
+			t.Errorf("default StateRule(%q, %v, %v) = %v, want %v (%s)", c.syscall, c.kind, c.state, got, c.want, c.why)
+		}
+	}
+	for s, want := range map[State]Rule{
+		Stopped:     {Budget: 5 * time.Second},
+		Traced:      {Budget: 5 * time.Second},
+		Frozen:      {Budget: 5 * time.Second},
+		DumpingCore: {Budget: 5 * time.Second},
+		Exiting:     bounded,
+	} {
+		if got := tb.ProcessRule(s); got != want {
+			t.Errorf("default ProcessRule(%v) = %v, want %v", s, got, want)
+		}
+	}
+	if max, kills := tb.MaxKillAfter(); max != 2*time.Minute || !kills {
+		t.Errorf("default MaxKillAfter = %v, %v; want 2m, true", max, kills)
+	}
+}
+
+func TestDefaultTwoFDSyscalls(t *testing.T) {
+	tb, err := Default(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounded := Rule{Budget: 5 * time.Second, KillAfter: time.Minute}
+	cases := []struct {
+		syscall string
+		kinds   []fdkind.Kind
+		want    Rule
+		by      fdkind.Kind
+	}{
+		{"sendfile", []fdkind.Kind{fdkind.Socket, fdkind.Regular}, bounded, fdkind.Regular},
+		{"sendfile", []fdkind.Kind{fdkind.Pipe, fdkind.Socket}, Rule{Unbounded: true}, fdkind.Pipe},
+		{"splice", []fdkind.Kind{fdkind.Pipe, fdkind.Socket}, Rule{Unbounded: true}, fdkind.Pipe},
+		{"splice", []fdkind.Kind{fdkind.Regular, fdkind.Pipe}, bounded, fdkind.Regular},
+		{"tee", []fdkind.Kind{fdkind.Pipe, fdkind.Pipe}, Rule{Unbounded: true}, fdkind.Pipe},
+		{"copy_file_range", []fdkind.Kind{fdkind.Regular, fdkind.Regular}, bounded, fdkind.Regular},
+	}
+	for _, c := range cases {
+		if got, by := tb.LookupFDs(c.syscall, c.kinds...); got != c.want || by != c.by {
+			t.Errorf("default LookupFDs(%s, %v) = %v, %v; want %v, %v", c.syscall, c.kinds, got, by, c.want, c.by)
 		}
 	}
 }
@@ -113,6 +204,34 @@ func TestDefaultFollowsOverrides(t *testing.T) {
 	}
 	if got := tb.Lookup("fsync", fdkind.Regular); got.Budget != 10*time.Second {
 		t.Errorf("fsync's own budget changed by the override: %v", got)
+	}
+
+	// States inherit the default, so the overrides move them too.
+	tb, err = Default(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err = tb.WithDefaults(dur(time.Second), dur(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := Rule{Budget: time.Second, KillAfter: 3 * time.Second}
+	for _, s := range []State{Uninterruptible, Running} {
+		if got := tb.StateRule("poll", fdkind.None, s); got != moved {
+			t.Errorf("poll %v after --budget 1s --kill-after 3s = %v, want %v", s, got, moved)
+		}
+	}
+	if got := tb.ProcessRule(Exiting); got != moved {
+		t.Errorf("exiting after override = %v, want %v", got, moved)
+	}
+	if got := tb.ProcessRule(Stopped); got != (Rule{Budget: time.Second}) {
+		t.Errorf("stopped after override = %v, want 1s/never", got)
+	}
+	if got := tb.StateRule("clone3", fdkind.None, Uninterruptible); !got.Unbounded {
+		t.Errorf("clone3's explicit override moved: %v", got)
+	}
+	if got := tb.StateRule("fsync", fdkind.Regular, Uninterruptible); got != (Rule{Budget: 10 * time.Second, KillAfter: 2 * time.Minute}) {
+		t.Errorf("fsync in D after override = %v, want its own rule", got)
 	}
 }
 

@@ -18,6 +18,14 @@ syscalls:
     by_fd: {other: unbounded, socket: unbounded}
 `)
 	want := `default: {budget: 5s, kill_after: 1m}
+states:
+  uninterruptible: {budget: 5s, kill_after: 1m}
+  running: {budget: 5s, kill_after: 1m}
+  stopped: {budget: 5s, kill_after: never}
+  traced: {budget: 5s, kill_after: never}
+  frozen: {budget: 5s, kill_after: never}
+  dumping_core: {budget: 5s, kill_after: never}
+  exiting: {budget: 5s, kill_after: 1m}
 syscalls:
   accept: unbounded
   fsync: {budget: 1.5s, kill_after: never}
@@ -39,7 +47,11 @@ syscalls:
 
 func TestFormatEmpty(t *testing.T) {
 	tb := mustParse(t, "default: unbounded\n")
-	if got := format(t, tb); got != "default: unbounded\nsyscalls: {}\n" {
+	want := "default: unbounded\nstates:\n" +
+		"  uninterruptible: unbounded\n  running: unbounded\n  stopped: unbounded\n  traced: unbounded\n" +
+		"  frozen: unbounded\n  dumping_core: unbounded\n  exiting: unbounded\n" +
+		"syscalls: {}\n"
+	if got := format(t, tb); got != want {
 		t.Errorf("Format = %q", got)
 	}
 }
@@ -58,6 +70,7 @@ func TestFormatRoundTrip(t *testing.T) {
 		"overridden": overridden,
 		"precedence": mustParse(t, precedenceTable),
 		"override":   mustParse(t, overrideTable),
+		"states":     mustParse(t, stateTable),
 	}
 	for name, tb := range tables {
 		text := format(t, tb)

@@ -13,6 +13,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(defaultYAML)
 	f.Add([]byte(precedenceTable))
 	f.Add([]byte(overrideTable))
+	f.Add([]byte(stateTable))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tb, err := Parse(data, nil)
 		if err != nil {

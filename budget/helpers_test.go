@@ -74,6 +74,16 @@ func sameBehaviour(a, b *Table) string {
 	if a.DefaultRule() != b.DefaultRule() {
 		return "default " + a.DefaultRule().String() + " vs " + b.DefaultRule().String()
 	}
+	for _, s := range States() {
+		if ar, br := a.ProcessRule(s), b.ProcessRule(s); ar != br {
+			return "state " + s.String() + ": " + ar.String() + " vs " + br.String()
+		}
+	}
+	am, aKills := a.MaxKillAfter()
+	bm, bKills := b.MaxKillAfter()
+	if am != bm || aKills != bKills {
+		return "MaxKillAfter differs"
+	}
 	an, bn := a.Names(), b.Names()
 	if strings.Join(an, ",") != strings.Join(bn, ",") {
 		return "names " + strings.Join(an, ",") + " vs " + strings.Join(bn, ",")
@@ -91,6 +101,11 @@ func sameBehaviour(a, b *Table) string {
 		for _, k := range fdkind.Kinds() {
 			if ar, br := a.Lookup(n, k), b.Lookup(n, k); ar != br {
 				return n + "/" + k.String() + ": " + ar.String() + " vs " + br.String()
+			}
+			for _, s := range []State{Uninterruptible, Running} {
+				if ar, br := a.StateRule(n, k, s), b.StateRule(n, k, s); ar != br {
+					return n + "/" + k.String() + "/" + s.String() + ": " + ar.String() + " vs " + br.String()
+				}
 			}
 		}
 	}

@@ -6,10 +6,11 @@ import "time"
 // kill_after replaced (nil leaves a value alone), for --budget and
 // --kill-after. A killAfter of zero means never kill.
 //
-// Only the default rule changes. Syscall and fd-kind rules that give their
-// own values keep them; rules that omit kill_after inherit it, and so
-// follow the new default kill_after, as do syscalls that are not listed or
-// list only by_fd rules. An override that leaves an inheriting rule with a
+// Only the default rule changes. Syscall, fd-kind and state rules that
+// give their own values keep them; rules that omit kill_after inherit it,
+// and so follow the new default kill_after, as do syscalls that are not
+// listed or list only by_fd rules or state overrides, and states the
+// table leaves out. An override that leaves an inheriting rule with a
 // kill_after below its budget is a *ConfigError naming that rule's line.
 func (t *Table) WithDefaults(budget, killAfter *time.Duration) (*Table, error) {
 	d := t.def
@@ -34,7 +35,7 @@ func (t *Table) WithDefaults(budget, killAfter *time.Duration) (*Table, error) {
 	if d.killAfter > 0 && d.killAfter < d.budget {
 		return nil, errAt(0, "overridden default rule: kill_after %s is below budget %s", formatDuration(d.killAfter), formatDuration(d.budget))
 	}
-	nt := &Table{def: d, entries: t.entries}
+	nt := &Table{def: d, states: t.states, entries: t.entries}
 	if err := nt.build(); err != nil {
 		return nil, err
 	}

@@ -43,9 +43,14 @@ type level int
 
 const (
 	levelDefault level = iota
+	levelState         // in states:, or a syscall's or kind's state override
 	levelSyscall
 	levelKind
 )
+
+// hasStates reports whether rules at this level may override the
+// per-syscall state rules.
+func (l level) hasStates() bool { return l == levelSyscall || l == levelKind }
 
 // parse is Parse with dropUnknown for the embedded table, which names
 // syscalls of every architecture and must not fail where one is missing.
@@ -58,28 +63,32 @@ func parse(data []byte, known func(string) bool, dropUnknown bool) (*Table, erro
 		return nil, err
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, errAt(root.Line, "a budget table is a mapping with the keys default and syscalls, got %s", describe(root))
+		return nil, errAt(root.Line, "a budget table is a mapping with the keys default, states and syscalls, got %s", describe(root))
 	}
 	pairs, err := mappingPairs(root, "the table")
 	if err != nil {
 		return nil, err
 	}
-	t := &Table{entries: map[string]*entry{}}
+	t := &Table{entries: map[string]*entry{}, states: map[State]*ruleSpec{}}
 	haveDefault := false
 	for _, p := range pairs {
 		switch p.key.Value {
 		case "default":
-			s, _, err := parseRule(p.val, "default", levelDefault)
+			e, err := parseRule(p.val, "default", levelDefault)
 			if err != nil {
 				return nil, err
 			}
-			t.def, haveDefault = *s, true
+			t.def, haveDefault = *e.own, true
+		case "states":
+			if err := t.parseStates(p.val); err != nil {
+				return nil, err
+			}
 		case "syscalls":
 			if err := t.parseSyscalls(p.val, known, dropUnknown); err != nil {
 				return nil, err
 			}
 		default:
-			return nil, errAt(p.key.Line, "unknown key %q (want default or syscalls)", p.key.Value)
+			return nil, errAt(p.key.Line, "unknown key %q (want default, states or syscalls)", p.key.Value)
 		}
 	}
 	if !haveDefault {
@@ -184,12 +193,13 @@ func (t *Table) parseSyscalls(n *yaml.Node, known func(string) bool, dropUnknown
 		}
 		// A skipped entry is still checked, so the built-in table cannot
 		// hide a mistake in a rule for another architecture.
-		own, byFD, err := parseRule(p.val, "syscall "+name, levelSyscall)
+		e, err := parseRule(p.val, "syscall "+name, levelSyscall)
 		if err != nil {
 			return err
 		}
 		if !missing {
-			t.entries[name] = &entry{line: p.key.Line, own: own, byFD: byFD}
+			e.line = p.key.Line
+			t.entries[name] = e
 		}
 	}
 	return nil
@@ -209,82 +219,151 @@ func validName(s string) bool {
 	return true
 }
 
-// parseRule reads one rule. At the syscall level it also returns the by_fd
-// rules, and a nil own rule when the mapping only has by_fd: the syscall
-// then follows the default for fd kinds not listed.
-func parseRule(n *yaml.Node, what string, lvl level) (*ruleSpec, map[fdkind.Kind]*ruleSpec, error) {
+// parseStates reads the top-level states section: one plain rule per
+// state, each state at most once.
+func (t *Table) parseStates(n *yaml.Node) error {
+	if isNull(n) {
+		return nil // "states:" with everything commented out
+	}
+	pairs, err := mappingPairs(n, "states")
+	if err != nil {
+		return err
+	}
+	for _, p := range pairs {
+		st, err := ParseState(p.key.Value)
+		if err != nil {
+			return errAt(p.key.Line, "states: unknown state %q (want %s)", p.key.Value, stateList())
+		}
+		e, err := parseRule(p.val, "states: "+st.String(), levelState)
+		if err != nil {
+			return err
+		}
+		t.states[st] = e.own
+	}
+	return nil
+}
+
+// parseRule reads one rule into an entry. At the syscall and kind levels
+// the entry may also hold state overrides, and at the syscall level by_fd
+// rules; its own rule is then nil when the mapping gives no budget: the
+// syscall follows the default, a kind its syscall's rule. At the other
+// levels the entry's own rule is always set.
+func parseRule(n *yaml.Node, what string, lvl level) (*entry, error) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if n.Value == "unbounded" {
-			return &ruleSpec{line: n.Line, unbounded: true}, nil, nil
+			return &entry{line: n.Line, own: &ruleSpec{line: n.Line, unbounded: true}}, nil
 		}
-		return nil, nil, errAt(n.Line, "%s: want unbounded or a mapping like {budget: 5s, kill_after: 60s}, got %s", what, describe(n))
+		return nil, errAt(n.Line, "%s: want unbounded or a mapping like {budget: 5s, kill_after: 60s}, got %s", what, describe(n))
 	case yaml.MappingNode:
 	default:
-		return nil, nil, errAt(n.Line, "%s: want unbounded or a mapping like {budget: 5s, kill_after: 60s}, got %s", what, describe(n))
+		return nil, errAt(n.Line, "%s: want unbounded or a mapping like {budget: 5s, kill_after: 60s}, got %s", what, describe(n))
 	}
 	pairs, err := mappingPairs(n, what)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var budgetNode, killNode, byFDNode *yaml.Node
+	var statePairs []pair
 	for _, p := range pairs {
-		switch {
-		case p.key.Value == "budget":
+		switch p.key.Value {
+		case "budget":
 			budgetNode = p.val
-		case p.key.Value == "kill_after":
+		case "kill_after":
 			killNode = p.val
-		case p.key.Value == "by_fd" && lvl == levelSyscall:
+		case "by_fd":
+			if lvl != levelSyscall {
+				return nil, errKey(p.key, what, lvl)
+			}
 			byFDNode = p.val
-		case lvl == levelSyscall:
-			return nil, nil, errAt(p.key.Line, "%s: unknown key %q (want budget, kill_after or by_fd)", what, p.key.Value)
 		default:
-			return nil, nil, errAt(p.key.Line, "%s: unknown key %q (want budget or kill_after)", what, p.key.Value)
+			st, err := ParseState(p.key.Value)
+			switch {
+			case err != nil:
+				return nil, errKey(p.key, what, lvl)
+			case !lvl.hasStates():
+				return nil, errStateKey(p.key, what, lvl)
+			case !st.PerSyscall():
+				return nil, errAt(p.key.Line, "%s: %s is judged per process, not per syscall; set it under states:", what, st)
+			}
+			statePairs = append(statePairs, p)
 		}
 	}
 
 	s := &ruleSpec{line: n.Line}
 	if budgetNode != nil {
 		if err := parseBudget(budgetNode, what, s); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if killNode != nil {
 		if err := parseKill(killNode, what, s); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	switch {
-	case budgetNode == nil && killNode == nil && byFDNode != nil:
-		s = nil // only kind rules: the syscall's own rule is the default
+	case budgetNode == nil && killNode == nil && (byFDNode != nil || len(statePairs) > 0):
+		s = nil // only refinements: the rule around this one applies
 	case budgetNode == nil && killNode != nil:
-		return nil, nil, errAt(killNode.Line, "%s: kill_after needs a budget", what)
+		return nil, errAt(killNode.Line, "%s: kill_after needs a budget", what)
 	case budgetNode == nil:
-		return nil, nil, errAt(n.Line, "%s: budget is missing", what)
+		return nil, errAt(n.Line, "%s: budget is missing", what)
 	case s.unbounded && killNode != nil:
-		return nil, nil, errAt(killNode.Line, "%s: an unbounded rule cannot have a kill_after", what)
+		return nil, errAt(killNode.Line, "%s: an unbounded rule cannot have a kill_after", what)
 	case lvl == levelDefault && !s.unbounded && !s.killSet:
-		return nil, nil, errAt(n.Line, "default: kill_after is missing (a duration, or never); the default has no rule to inherit it from")
+		return nil, errAt(n.Line, "default: kill_after is missing (a duration, or never); the default has no rule to inherit it from")
 	case s.killSet && s.killAfter > 0 && s.killAfter < s.budget:
-		return nil, nil, errAt(s.killLine, "%s: kill_after %s is below budget %s", what, formatDuration(s.killAfter), formatDuration(s.budget))
+		return nil, errAt(s.killLine, "%s: kill_after %s is below budget %s", what, formatDuration(s.killAfter), formatDuration(s.budget))
 	}
 
-	if byFDNode == nil {
-		return s, nil, nil
+	e := &entry{line: n.Line, own: s}
+	for _, p := range statePairs {
+		st, _ := ParseState(p.key.Value)
+		se, err := parseRule(p.val, what+", "+st.String(), levelState)
+		if err != nil {
+			return nil, err
+		}
+		if e.states == nil {
+			e.states = map[State]*ruleSpec{}
+		}
+		e.states[st] = se.own
 	}
-	byFD, err := parseByFD(byFDNode, what)
-	if err != nil {
-		return nil, nil, err
+	if byFDNode != nil {
+		if e.byFD, err = parseByFD(byFDNode, what); err != nil {
+			return nil, err
+		}
 	}
-	return s, byFD, nil
+	return e, nil
 }
 
-func parseByFD(n *yaml.Node, what string) (map[fdkind.Kind]*ruleSpec, error) {
+// errKey reports a key that has no meaning at lvl, listing those that do.
+func errKey(k *yaml.Node, what string, lvl level) *ConfigError {
+	switch {
+	case k.Value == "by_fd" && lvl == levelState:
+		return errAt(k.Line, "%s: by_fd is for syscall rules; a state rule has only budget and kill_after", what)
+	case lvl == levelSyscall:
+		return errAt(k.Line, "%s: unknown key %q (want budget, kill_after, by_fd, uninterruptible or running)", what, k.Value)
+	case lvl == levelKind:
+		return errAt(k.Line, "%s: unknown key %q (want budget, kill_after, uninterruptible or running)", what, k.Value)
+	default:
+		return errAt(k.Line, "%s: unknown key %q (want budget or kill_after)", what, k.Value)
+	}
+}
+
+// errStateKey reports a state name where no state rule can go.
+func errStateKey(k *yaml.Node, what string, lvl level) *ConfigError {
+	if lvl == levelDefault {
+		return errAt(k.Line, "default: %s cannot be set in the default rule; set it under states:", k.Value)
+	}
+	return errAt(k.Line, "%s: a state rule cannot hold a rule for %s; it has only budget and kill_after", what, k.Value)
+}
+
+func parseByFD(n *yaml.Node, what string) (map[fdkind.Kind]*entry, error) {
 	pairs, err := mappingPairs(n, what+": by_fd")
 	if err != nil {
 		return nil, err
 	}
-	byFD := make(map[fdkind.Kind]*ruleSpec, len(pairs))
+	byFD := make(map[fdkind.Kind]*entry, len(pairs))
 	for _, p := range pairs {
 		k, err := fdkind.ParseKind(p.key.Value)
 		if err != nil {
@@ -293,11 +372,11 @@ func parseByFD(n *yaml.Node, what string) (map[fdkind.Kind]*ruleSpec, error) {
 		if k == fdkind.None {
 			return nil, errAt(p.key.Line, "%s: by_fd: none cannot have a rule: the syscall's own rule is what applies when no fd kind is known", what)
 		}
-		s, _, err := parseRule(p.val, what+", by_fd "+k.String(), levelKind)
+		e, err := parseRule(p.val, what+", by_fd "+k.String(), levelKind)
 		if err != nil {
 			return nil, err
 		}
-		byFD[k] = s
+		byFD[k] = e
 	}
 	return byFD, nil
 }

@@ -10,15 +10,18 @@ import (
 // Table is a parsed budget table. It is immutable, so one table can be
 // shared by every goroutine that judges syscalls.
 type Table struct {
-	// def and entries are the table as written (def possibly overridden);
-	// entries are shared with tables derived by WithDefaults.
+	// def, states and entries are the table as written (def possibly
+	// overridden); states and entries are shared with tables derived by
+	// WithDefaults.
 	def     ruleSpec
+	states  map[State]*ruleSpec
 	entries map[string]*entry
 
-	// defRule and rules are the effective rules, with kill_after
-	// inheritance already applied, so Lookup does no work.
-	defRule Rule
-	rules   map[string]*effective
+	// defRule, stateRules and rules are the effective rules, with
+	// inheritance already applied, so lookups do no work.
+	defRule    Rule
+	stateRules [numStates]Rule
+	rules      map[string]*effective
 }
 
 // ruleSpec is one rule as written, before kill_after inheritance.
@@ -31,18 +34,22 @@ type ruleSpec struct {
 	killLine  int           // line of kill_after, when set
 }
 
-// entry is one syscall's part of the table as written.
+// entry is a syscall's part of the table as written, or one fd kind's
+// part of a syscall's.
 type entry struct {
-	line int       // line of the syscall name
-	own  *ruleSpec // nil: the syscall follows the default rule
-	byFD map[fdkind.Kind]*ruleSpec
+	line   int       // line of the syscall name
+	own    *ruleSpec // nil: the enclosing rule applies (default, or the syscall's)
+	states map[State]*ruleSpec
+	byFD   map[fdkind.Kind]*entry // a syscall's only
 }
 
 type effective struct {
-	own     Rule
-	byFD    map[fdkind.Kind]Rule
-	min     time.Duration
-	allFree bool // every rule that can apply is unbounded
+	own        Rule
+	byFD       map[fdkind.Kind]Rule
+	states     map[State]Rule                 // the syscall's state overrides
+	kindStates map[fdkind.Kind]map[State]Rule // by_fd rules' state overrides
+	min        time.Duration
+	allFree    bool // every rule that can apply is unbounded
 }
 
 // Lookup returns the rule for syscall on an fd of the given kind: the
@@ -93,4 +100,40 @@ func (t *Table) Names() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// MaxKillAfter returns the longest kill_after of any rule that can kill
+// (syscall rules, by_fd rules, state rules and their overrides, process
+// rules), and false when no rule kills: how long after its heartbeat
+// stopped a process can still be running. A state rule raised by
+// StateRule takes its kill_after from rules counted here, so it cannot
+// exceed the result.
+func (t *Table) MaxKillAfter() (time.Duration, bool) {
+	var longest time.Duration
+	kills := false
+	consider := func(r Rule) {
+		if r.Kills() {
+			kills = true
+			longest = max(longest, r.KillAfter)
+		}
+	}
+	consider(t.defRule)
+	for _, r := range t.stateRules {
+		consider(r)
+	}
+	for _, e := range t.rules {
+		consider(e.own)
+		for _, r := range e.byFD {
+			consider(r)
+		}
+		for _, r := range e.states {
+			consider(r)
+		}
+		for _, rs := range e.kindStates {
+			for _, r := range rs {
+				consider(r)
+			}
+		}
+	}
+	return longest, kills
 }

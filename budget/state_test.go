@@ -1,0 +1,47 @@
+package budget
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStateNamesRoundTrip(t *testing.T) {
+	want := []string{"uninterruptible", "running", "stopped", "traced", "frozen", "dumping_core", "exiting"}
+	states := States()
+	if len(states) != len(want) {
+		t.Fatalf("States() has %d states, want %d", len(states), len(want))
+	}
+	for i, s := range states {
+		if s != State(i) || s.String() != want[i] {
+			t.Errorf("States()[%d] = %v (%d), want %q", i, s, s, want[i])
+		}
+		got, err := ParseState(want[i])
+		if err != nil || got != s {
+			t.Errorf("ParseState(%q) = %v, %v", want[i], got, err)
+		}
+	}
+	if got := State(42).String(); got != "State(42)" {
+		t.Errorf("out-of-range String() = %q", got)
+	}
+}
+
+func TestParseStateUnknown(t *testing.T) {
+	_, err := ParseState("sleeping")
+	if err == nil {
+		t.Fatal("unknown state accepted")
+	}
+	for _, n := range []string{`"sleeping"`, "uninterruptible", "dumping_core or exiting"} {
+		if !strings.Contains(err.Error(), n) {
+			t.Errorf("error %q does not mention %s", err, n)
+		}
+	}
+}
+
+func TestStatePerSyscall(t *testing.T) {
+	for _, s := range States() {
+		want := s == Uninterruptible || s == Running
+		if s.PerSyscall() != want {
+			t.Errorf("%v.PerSyscall() = %v", s, !want)
+		}
+	}
+}
