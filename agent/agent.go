@@ -79,7 +79,7 @@ func New(mon *monitor.Monitor, cfg Config) (*Agent, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		mon:    mon,
-		judge:  newJudge(cfg.Table, mon.PID()),
+		judge:  newJudge(cfg.Table),
 		stalls: newStallSet(),
 		// One missed poll is jitter; two means we cannot vouch any more.
 		gate:  newGate(2 * cfg.PollInterval),
@@ -201,7 +201,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		attrs := judgedAttrs(snap.PID, j)
 		// It returned between this poll and the last one that saw it: it
 		// lasted at least the elapsed time seen then.
-		attrs = append(attrs, slog.Float64("duration_seconds", j.thread.Elapsed.Seconds()))
+		attrs = append(attrs, slog.Float64("duration_seconds", j.span.Seconds()))
 		a.event(slog.LevelInfo, EvStallCleared, attrs...)
 	}
 	a.gate.polled(now, over)
@@ -242,9 +242,9 @@ func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
 		return now.Add(slack)
 	}
 	if j != nil && j.rule.Kills() {
-		return now.Add(j.rule.KillAfter - j.thread.Elapsed + slack)
+		return now.Add(j.rule.KillAfter - j.span + slack)
 	}
-	max, ok := maxKillAfter(a.cfg.Table)
+	max, ok := a.cfg.Table.MaxKillAfter()
 	if !ok {
 		return time.Time{}
 	}

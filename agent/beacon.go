@@ -98,7 +98,7 @@ func (b *beacon) announce(j *judged) {
 	b.last = gateStalled
 	if !b.silent {
 		b.log.Warn(EvHeartbeatStopped, "reason", "stall", "tid", j.thread.TID, "syscall", j.thread.Syscall,
-			"elapsed_seconds", j.thread.Elapsed.Seconds())
+			"elapsed_seconds", j.span.Seconds(), "rule", j.reason)
 		b.silent = true
 	}
 }
@@ -123,7 +123,7 @@ func (b *beacon) send(state heartbeat.State, j *judged, n int) {
 				TID:     uint32(j.thread.TID),
 				Syscall: int32(j.thread.Nr),
 				Name:    j.thread.Syscall,
-				Elapsed: j.thread.Elapsed,
+				Elapsed: j.span,
 			}
 		}
 		raw, err := p.Marshal(b.cfg.Key)

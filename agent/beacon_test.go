@@ -30,7 +30,7 @@ func TestBeaconPacketsPerGateState(t *testing.T) {
 		stats:    newStatsRecorder(maxAge / 2),
 		last:     gateBlind,
 	}
-	stall := judged{thread: monitor.Thread{TID: 42, Syscall: "read", Nr: 0, Elapsed: time.Second}}
+	stall := judged{thread: monitor.Thread{TID: 42, Syscall: "read", Nr: 0, Elapsed: time.Second}, span: time.Second}
 	t0 := time.Unix(1000, 0)
 
 	steps := []struct {

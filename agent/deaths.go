@@ -67,6 +67,9 @@ func (d death) judged(now time.Time) judged {
 			// Unique per death, so the stall set keeps each one open.
 			Entered: d.Seq,
 		},
-		death: &d.Death,
+		fd:     monitor.FD{Num: d.FD},
+		reason: reasonDied,
+		span:   d.InSyscall + max(0, now.Sub(d.at)),
+		death:  &d.Death,
 	}
 }

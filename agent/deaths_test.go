@@ -27,8 +27,8 @@ func TestDeathIsAPermanentKillingStall(t *testing.T) {
 		t.Fatalf("first sight: %d fresh deaths, want 1", len(fresh))
 	}
 	j := fresh[0]
-	if !j.overBudget() || !j.overKill() || j.reason() != "died_in_syscall" {
-		t.Fatalf("death judged overBudget=%v overKill=%v reason=%q, want a killing stall", j.overBudget(), j.overKill(), j.reason())
+	if !j.overBudget() || !j.overKill() || j.reason != "died_in_syscall" {
+		t.Fatalf("death judged overBudget=%v overKill=%v reason=%q, want a killing stall", j.overBudget(), j.overKill(), j.reason)
 	}
 	if j.thread.TID != 42 || j.thread.Syscall != "futex" || j.thread.State != monitor.StateDead {
 		t.Fatalf("death reported as %+v", j.thread)
@@ -53,7 +53,7 @@ func TestDeathIsAPermanentKillingStall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.rule = table.Lookup("futex", j.kind)
+	j.rule = table.Lookup("futex", j.fd.Kind)
 	if !j.rule.Unbounded || !j.overKill() {
 		t.Fatalf("with futex's rule %v: overKill=%v, want true", j.rule, j.overKill())
 	}
@@ -78,7 +78,7 @@ func TestDeathCountWithoutRecordsIsAStall(t *testing.T) {
 // The heartbeat reports a death before any longer-running stall.
 func TestGateReportsDeathFirst(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	slow := judged{thread: monitor.Thread{TID: 7, Syscall: "fsync", Elapsed: time.Hour}}
+	slow := judged{thread: monitor.Thread{TID: 7, Syscall: "fsync", Elapsed: time.Hour}, span: time.Hour}
 	dead := death{Death: monitor.Death{TID: 9, Syscall: "ioctl", Seq: 1}, at: t0}.judged(t0)
 	g := newGate(time.Second)
 	g.polled(t0, []judged{slow, dead})

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/monitor"
 )
 
 // Event names are the "msg" of log records; operators and tests match on
@@ -31,17 +33,32 @@ const (
 
 func judgedAttrs(pid int, j judged) []slog.Attr {
 	t := j.thread
+	syscall := t.Syscall
+	if syscall == "" {
+		syscall = "none"
+	}
 	attrs := []slog.Attr{
 		slog.Int("pid", pid),
 		slog.Int("tid", t.TID),
 		slog.String("comm", t.Comm),
-		slog.String("syscall", t.Syscall),
+		slog.String("syscall", syscall),
 		slog.Int("nr", t.Nr),
-		slog.Int("fd", t.FD),
+		slog.Int("fd", j.fd.Num),
 		slog.Float64("elapsed_seconds", t.Elapsed.Seconds()),
 		slog.String("state", t.State.String()),
-		slog.String("fd_kind", j.kind.String()),
-		slog.String("reason", j.reason()),
+		slog.String("fd_kind", j.fd.Kind.String()),
+		slog.String("reason", j.reason),
+	}
+	if fs := j.fd.FS(); fs != "" {
+		attrs = append(attrs, slog.String("fs", fs))
+	}
+	if t.ABI != monitor.ABINative {
+		attrs = append(attrs, slog.String("abi", t.ABI.String()))
+	}
+	if t.Kernel {
+		// A worker the kernel made inside the process: no syscall of
+		// its own, judged by its state.
+		attrs = append(attrs, slog.Bool("kernel_worker", true))
 	}
 	if d := j.death; d != nil {
 		// The table did not decide this one: say what the kernel did.
@@ -49,6 +66,9 @@ func judgedAttrs(pid int, j judged) []slog.Attr {
 			slog.Float64("in_syscall_seconds", d.InSyscall.Seconds()),
 			slog.String("signal", signalName(d.Signal)))
 		return attrs
+	}
+	if j.reason != reasonOverBudget {
+		attrs = append(attrs, slog.Float64("state_seconds", j.span.Seconds()))
 	}
 	attrs = append(attrs, slog.Float64("budget_seconds", j.rule.Budget.Seconds()))
 	if j.rule.Kills() {

@@ -51,7 +51,7 @@ func worse(a, b judged) bool {
 	if (a.death != nil) != (b.death != nil) {
 		return a.death != nil
 	}
-	return a.thread.Elapsed > b.thread.Elapsed
+	return a.span > b.span
 }
 
 func (g *gate) fence() {

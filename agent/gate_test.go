@@ -9,8 +9,8 @@ import (
 
 func TestGateDecisions(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	stall := judged{thread: monitor.Thread{TID: 7, Syscall: "read", Elapsed: time.Second}}
-	longer := judged{thread: monitor.Thread{TID: 8, Syscall: "fsync", Elapsed: 3 * time.Second}}
+	stall := judged{thread: monitor.Thread{TID: 7, Syscall: "read", Elapsed: time.Second}, span: time.Second}
+	longer := judged{thread: monitor.Thread{TID: 8, Syscall: "fsync", Elapsed: 3 * time.Second}, span: 3 * time.Second}
 	for _, tc := range []struct {
 		name    string
 		setup   func(g *gate)

@@ -8,105 +8,237 @@ import (
 	"github.com/stallmon/stallmon/monitor"
 )
 
-// judged is an in-flight syscall measured against its rule.
+// Why a thread is judged stalled, as events and metrics name it.
+const (
+	reasonOverBudget = "over_budget"     // the syscall ran past its budget
+	reasonDied       = "died_in_syscall" // the kernel killed the thread inside it
+)
+
+// judged is a thread measured against the rule it broke.
 type judged struct {
 	thread monitor.Thread
-	kind   fdkind.Kind
-	rule   budget.Rule
+	// fd is the fd argument whose kind chose the syscall rule (Num -1 when
+	// the syscall's own rule did).
+	fd   monitor.FD
+	rule budget.Rule
+	// reason is reasonOverBudget, reasonDied or the name of the state
+	// whose rule was broken (budget.State's String).
+	reason string
+	// span is how long what the rule judges has lasted: the syscall's
+	// elapsed time for over_budget, the time in the state otherwise.
+	span time.Duration
 	// death is set when the kernel killed the thread inside the syscall:
 	// past budget and kill_after at once, whatever the rule says.
 	death *monitor.Death
 }
 
 func (j judged) overBudget() bool {
-	return j.death != nil || (!j.rule.Unbounded && j.thread.Elapsed > j.rule.Budget)
+	return j.death != nil || (!j.rule.Unbounded && j.span > j.rule.Budget)
 }
 
 func (j judged) overKill() bool {
-	return j.death != nil || (j.overBudget() && j.rule.Kills() && j.thread.Elapsed > j.rule.KillAfter)
+	return j.death != nil || (j.overBudget() && j.rule.Kills() && j.span > j.rule.KillAfter)
 }
 
-// reason says why a syscall is a stall, for events.
-func (j judged) reason() string {
-	if j.death != nil {
-		return "died_in_syscall"
-	}
-	return "over_budget"
-}
+// key identifies the stall: one syscall instance of one thread, or for a
+// thread outside any syscall the thread itself.
+func (j judged) key() stallKey { return stallKey{j.thread.TID, j.thread.Entered} }
 
-// judge applies the timeout table. The fd kind costs a stat in /proc, so
-// it is resolved only for syscalls that are already past the smallest
-// budget any kind could have, and once per syscall instance.
+// judge applies the timeout table to snapshots. It remembers, across
+// polls, how long each thread has been in its current state, which is how
+// time in a state is measured: from the first poll that saw the thread in
+// it, for as long as every later poll sees it there (for uninterruptible
+// sleep, with no context switch either: one sleep that never woke). It is
+// a lower bound, short by at most one poll interval.
 type judge struct {
 	table *budget.Table
-	pid   int
-	kinds map[stallKey]fdkind.Kind
+	since map[int]stateSpan // tid -> current state episode
+	// procSince is when the process was first seen dumping core or
+	// exiting, zero while it is not.
+	procSince map[budget.State]time.Time
 }
 
-func newJudge(table *budget.Table, pid int) *judge {
-	return &judge{table: table, pid: pid, kinds: map[stallKey]fdkind.Kind{}}
+// stateSpan is one thread's current episode in one state.
+type stateSpan struct {
+	state    budget.State
+	entered  uint64 // the syscall instance it is in (0 outside)
+	switches uint64
+	first    time.Time
 }
 
-// over returns the in-flight syscalls of snap that are over their budget.
+// noState marks a thread in no judged state (in user space, or asleep
+// interruptibly: waiting by design).
+const noState budget.State = 255
+
+func newJudge(table *budget.Table) *judge {
+	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[budget.State]time.Time{}}
+}
+
+// over returns the threads of snap that break a rule, at most one
+// judgement each: the one that kills soonest.
 func (j *judge) over(snap monitor.Snapshot) []judged {
+	now := snap.Taken
 	var out []judged
-	live := map[stallKey]bool{}
-	for _, t := range snap.InFlight() {
-		min, unbounded := j.table.MinBudget(t.Syscall)
-		if unbounded || t.Elapsed <= min {
+	live := make(map[int]bool, len(snap.Threads))
+	for _, t := range snap.Threads {
+		live[t.TID] = true
+		if t.Zombie {
+			delete(j.since, t.TID)
 			continue
 		}
-		kind := fdkind.None
-		if t.FD >= 0 && j.table.NeedsFDKind(t.Syscall) {
-			kind = j.kind(t)
-			live[stallKey{t.TID, t.Entered}] = true
-		}
-		jd := judged{thread: t, kind: kind, rule: j.table.Lookup(t.Syscall, kind)}
-		if jd.overBudget() {
-			out = append(out, jd)
+		span := j.track(t, now)
+		if w, ok := worst(j.candidates(t, now.Sub(span.first), span.state)); ok {
+			out = append(out, w)
 		}
 	}
-	for k := range j.kinds {
-		if !live[k] {
-			delete(j.kinds, k)
+	for tid := range j.since {
+		if !live[tid] {
+			delete(j.since, tid)
+		}
+	}
+	return append(out, j.process(snap)...)
+}
+
+// track updates t's state episode and returns it.
+func (j *judge) track(t monitor.Thread, now time.Time) stateSpan {
+	st := stateOf(t)
+	prev, ok := j.since[t.TID]
+	cur := stateSpan{state: st, entered: t.Entered, switches: t.Switches, first: now}
+	if ok && prev.state == st && prev.entered == t.Entered &&
+		(st != budget.Uninterruptible || prev.switches == t.Switches) {
+		cur.first = prev.first
+	}
+	j.since[t.TID] = cur
+	return cur
+}
+
+// stateOf is the state rule t's scheduler state falls under. TASK_IDLE
+// (D without load) is a sleep its waker chose to make long, like S.
+func stateOf(t monitor.Thread) budget.State {
+	switch t.State {
+	case monitor.StateKillable, monitor.StateUninterruptible:
+		return budget.Uninterruptible
+	case monitor.StateRunning, monitor.StateRunnable:
+		if t.InSyscall {
+			return budget.Running
+		}
+	case monitor.StateStopped:
+		return budget.Stopped
+	case monitor.StateTraced:
+		return budget.Traced
+	}
+	if t.Frozen {
+		return budget.Frozen
+	}
+	return noState
+}
+
+// candidates lists every rule t could be breaking.
+func (j *judge) candidates(t monitor.Thread, held time.Duration, st budget.State) []judged {
+	var out []judged
+	syscall := ""
+	fd := monitor.FD{Num: -1}
+	kind := fdkind.None
+	if t.InSyscall && !t.Kernel {
+		syscall = t.Syscall
+		kinds := make([]fdkind.Kind, len(t.FDs))
+		for i, f := range t.FDs {
+			kinds[i] = f.Kind
+		}
+		rule, decided := j.table.LookupFDs(syscall, kinds...)
+		kind = decided
+		for _, f := range t.FDs {
+			if f.Kind == decided && decided != fdkind.None {
+				fd = f
+				break
+			}
+		}
+		if fd.Num < 0 && len(t.FDs) > 0 {
+			fd = t.FDs[0]
+		}
+		out = append(out, judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed})
+	}
+	switch {
+	case st == noState:
+	case st == budget.Uninterruptible:
+		// Kernel-made threads and threads outside any syscall (a page
+		// fault on a hung mapping) answer to the table's rule.
+		out = append(out, judged{thread: t, fd: fd, rule: j.table.StateRule(syscall, kind, st), reason: st.String(), span: held})
+	case st == budget.Running:
+		if syscall != "" {
+			out = append(out, judged{thread: t, fd: fd, rule: j.table.StateRule(syscall, kind, st), reason: st.String(), span: held})
+		}
+	case t.Kernel:
+		// A kernel-made worker is stopped or frozen with its process;
+		// the process's own threads say so.
+	default:
+		out = append(out, judged{thread: t, fd: fd, rule: j.table.ProcessRule(st), reason: st.String(), span: held})
+	}
+	return out
+}
+
+// process judges the conditions of the whole process: a core dump or an
+// exit in progress serves nobody.
+func (j *judge) process(snap monitor.Snapshot) []judged {
+	var out []judged
+	for _, c := range []struct {
+		st budget.State
+		on func(monitor.Thread) bool
+	}{
+		{budget.DumpingCore, func(t monitor.Thread) bool { return t.DumpingCore }},
+		{budget.Exiting, func(t monitor.Thread) bool { return t.Exiting }},
+	} {
+		var who *monitor.Thread
+		for i := range snap.Threads {
+			if c.on(snap.Threads[i]) {
+				who = &snap.Threads[i]
+				break
+			}
+		}
+		if who == nil {
+			delete(j.procSince, c.st)
+			continue
+		}
+		first, ok := j.procSince[c.st]
+		if !ok {
+			first = snap.Taken
+			j.procSince[c.st] = first
+		}
+		// Entered keeps the stall apart from any of the leader's own.
+		t := monitor.Thread{TID: snap.PID, Comm: who.Comm, State: who.State, FD: -1, Entered: 1<<63 | uint64(c.st)}
+		jd := judged{thread: t, fd: monitor.FD{Num: -1}, rule: j.table.ProcessRule(c.st), reason: c.st.String(), span: snap.Taken.Sub(first)}
+		if jd.overBudget() {
+			out = append(out, jd)
 		}
 	}
 	return out
 }
 
-func (j *judge) kind(t monitor.Thread) fdkind.Kind {
-	k := stallKey{t.TID, t.Entered}
-	if kind, ok := j.kinds[k]; ok {
-		return kind
+// worst picks, among the broken rules, the one that kills first: a kill
+// due now, then the earliest kill, then any stall.
+func worst(cands []judged) (judged, bool) {
+	var best judged
+	found := false
+	for _, c := range cands {
+		if !c.overBudget() {
+			continue
+		}
+		if !found || killsSooner(c, best) {
+			best, found = c, true
+		}
 	}
-	// An fd that is gone (closed by another thread) falls back to the
-	// syscall's own rule, never to "unbounded".
-	kind, err := fdkind.Resolve(j.pid, t.FD)
-	if err != nil {
-		kind = fdkind.None
-	}
-	j.kinds[k] = kind
-	return kind
+	return best, found
 }
 
-// maxKillAfter is the longest kill_after in the table: the bound on how
-// long a stuck process can outlive its last heartbeat.
-func maxKillAfter(t *budget.Table) (time.Duration, bool) {
-	var max time.Duration
-	any := false
-	consider := func(r budget.Rule) {
-		if !r.Unbounded && r.Kills() {
-			any = true
-			if r.KillAfter > max {
-				max = r.KillAfter
-			}
-		}
+func killsSooner(a, b judged) bool {
+	if a.overKill() != b.overKill() {
+		return a.overKill()
 	}
-	consider(t.DefaultRule())
-	for _, name := range t.Names() {
-		for _, k := range fdkind.Kinds() {
-			consider(t.Lookup(name, k))
+	left := func(j judged) time.Duration {
+		if !j.rule.Kills() {
+			return 1<<63 - 1
 		}
+		return j.rule.KillAfter - j.span
 	}
-	return max, any
+	return left(a) < left(b)
 }

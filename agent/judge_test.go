@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"os"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/fdkind"
@@ -14,62 +11,177 @@ import (
 
 const testTable = `
 default: {budget: 1s, kill_after: 5s}
+states:
+  uninterruptible: {budget: 2s, kill_after: 6s}
+  running: {budget: 3s, kill_after: never}
+  stopped: {budget: 1s, kill_after: never}
 syscalls:
   futex: unbounded
+  epoll_wait: unbounded
   fsync: {budget: 10s, kill_after: never}
+  clone3: {budget: unbounded, uninterruptible: unbounded}
   read:
-    by_fd: {pipe: unbounded}
+    by_fd: {pipe: unbounded, socket: unbounded}
+  sendfile:
+    by_fd: {socket: unbounded, pipe: unbounded}
 `
 
-func TestJudgeAppliesTableAndFDKind(t *testing.T) {
+func testJudge(t *testing.T) *judge {
+	t.Helper()
 	table, err := budget.Parse([]byte(testTable), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Real fds of this process, so the fd kind is resolved for real.
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(p[0])
-	defer unix.Close(p[1])
-	f, err := os.CreateTemp(t.TempDir(), "regular")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	return newJudge(table)
+}
 
-	th := func(tid int, name string, fd int, el time.Duration) monitor.Thread {
-		return monitor.Thread{TID: tid, InSyscall: true, Syscall: name, FD: fd, Elapsed: el, Entered: uint64(tid)}
+// in builds a thread inside syscall name on fds of the given kinds.
+func in(tid int, name string, el time.Duration, st monitor.TaskState, kinds ...fdkind.Kind) monitor.Thread {
+	th := monitor.Thread{TID: tid, InSyscall: true, Syscall: name, FD: -1, Elapsed: el, Entered: uint64(tid), State: st}
+	for i, k := range kinds {
+		th.FDs = append(th.FDs, monitor.FD{Num: 10 + i, Kind: k})
 	}
-	snap := monitor.Snapshot{Threads: []monitor.Thread{
-		th(1, "futex", -1, time.Hour),             // unbounded
-		th(2, "read", p[0], time.Hour),            // read on a pipe: a wait
-		th(3, "read", int(f.Fd()), 2*time.Second), // read on a file: over 1s
-		th(4, "read", int(f.Fd()), 500*time.Millisecond),
-		th(5, "fsync", 3, 9*time.Second),   // under its own 10s
-		th(6, "fsync", 3, time.Hour),       // over, but never killed
-		th(7, "openat", -1, 6*time.Second), // default rule, past kill_after
-		th(8, "read", 9999, 2*time.Second), // fd gone: syscall rule, never unbounded
-	}}
-	j := newJudge(table, os.Getpid())
+	if len(th.FDs) > 0 {
+		th.FD = th.FDs[0].Num
+	}
+	return th
+}
+
+func judgeOnce(j *judge, at time.Time, threads ...monitor.Thread) map[int]judged {
 	got := map[int]judged{}
-	for _, o := range j.over(snap) {
+	for _, o := range j.over(monitor.Snapshot{PID: 1, Taken: at, Threads: threads}) {
 		got[o.thread.TID] = o
 	}
+	return got
+}
+
+// The syscall rule judges elapsed time by the kind of fd the kernel
+// classified; a syscall on two fds takes the stricter of their rules.
+func TestJudgeAppliesTableAndFDKinds(t *testing.T) {
+	j := testJudge(t)
+	S := monitor.StateInterruptible
+	got := judgeOnce(j, time.Unix(1000, 0),
+		in(1, "futex", time.Hour, S),                                        // unbounded
+		in(2, "read", time.Hour, S, fdkind.Pipe),                            // read on a pipe: a wait
+		in(3, "read", 2*time.Second, S, fdkind.Regular),                     // read on a file: over 1s
+		in(4, "read", 500*time.Millisecond, S, fdkind.Regular),              // under
+		in(5, "fsync", 9*time.Second, S, fdkind.Regular),                    // under its own 10s
+		in(6, "fsync", time.Hour, S, fdkind.Regular),                        // over, but never killed
+		in(7, "openat", 6*time.Second, S),                                   // default rule, past kill_after
+		in(8, "read", 2*time.Second, S, fdkind.None),                        // fd gone: syscall rule, never unbounded
+		in(9, "sendfile", time.Hour, S, fdkind.Socket, fdkind.Pipe),         // both sides wait by design
+		in(10, "sendfile", 2*time.Second, S, fdkind.Socket, fdkind.Regular), // the file side bounds it
+	)
 	want := map[int]struct {
 		kind fdkind.Kind
 		kill bool
-	}{3: {fdkind.Regular, false}, 6: {fdkind.None, false}, 7: {fdkind.None, true}, 8: {fdkind.None, false}}
+	}{3: {fdkind.Regular, false}, 6: {fdkind.Regular, false}, 7: {fdkind.None, true}, 8: {fdkind.None, false}, 10: {fdkind.Regular, false}}
 	if len(got) != len(want) {
 		t.Fatalf("over budget: %v, want tids %v", keys(got), want)
 	}
 	for tid, w := range want {
 		o, ok := got[tid]
-		if !ok || o.kind != w.kind || o.overKill() != w.kill {
+		if !ok || o.fd.Kind != w.kind || o.overKill() != w.kill || o.reason != reasonOverBudget {
 			t.Errorf("tid %d: %+v (kill %v), want kind %v kill %v", tid, o, o.overKill(), w.kind, w.kill)
 		}
 	}
+	if fd := got[10].fd; fd.Num != 11 {
+		t.Errorf("sendfile judged by fd %d, want the regular file's, 11", fd.Num)
+	}
+}
+
+// Time in a state counts across polls from the first that saw it, and
+// restarts when the thread leaves the state, enters another syscall or,
+// for uninterruptible sleep, woke up in between (its switch count moved).
+func TestJudgeStateRules(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	D, R, S := monitor.StateUninterruptible, monitor.StateRunning, monitor.StateInterruptible
+	kworker := func(tid int, st monitor.TaskState) monitor.Thread {
+		return monitor.Thread{TID: tid, Kernel: true, Comm: "iou-wrk-1", State: st, FD: -1}
+	}
+	fault := monitor.Thread{TID: 9, State: D, FD: -1} // D outside any syscall
+	cases := []struct {
+		name   string
+		polls  []monitor.Thread // one thread, at t0, t0+1s, ...
+		reason string           // of the last poll's judgement; "" none
+		kill   bool
+	}{
+		{"epoll_wait in D stays asleep", repeat(in(1, "epoll_wait", 0, monitor.StateKillable), 4), "uninterruptible", false},
+		{"epoll_wait in D past kill_after", repeat(in(1, "epoll_wait", 0, D), 8), "uninterruptible", true},
+		{"epoll_wait asleep in S", repeat(in(1, "epoll_wait", 0, S), 8), "", false},
+		{"D, but woken between polls", switching(in(1, "epoll_wait", 0, D), 8), "", false},
+		{"D for two polls only", append(repeat(in(1, "epoll_wait", 0, S), 4), repeat(in(1, "epoll_wait", 0, D), 2)...), "", false},
+		{"fsync in D within its own 10s", repeat(in(1, "fsync", 0, D, fdkind.Regular), 9), "", false},
+		{"clone3 parent in killable D", repeat(in(1, "clone3", 0, monitor.StateKillable), 8), "", false},
+		{"a spin in the kernel", repeat(in(1, "epoll_wait", 0, R), 5), "running", false},
+		{"kernel worker in D", repeat(kworker(1, D), 4), "uninterruptible", false},
+		{"kernel worker idle", repeat(kworker(1, S), 8), "", false},
+		{"kernel worker busy polling", repeat(kworker(1, R), 8), "", false},
+		{"page fault in D", repeat(fault, 4), "uninterruptible", false},
+		{"stopped", repeat(monitor.Thread{TID: 1, State: monitor.StateStopped, FD: -1}, 3), "stopped", false},
+		{"user space, runnable", repeat(monitor.Thread{TID: 1, State: R, FD: -1}, 8), "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := testJudge(t)
+			var got map[int]judged
+			for i, th := range c.polls {
+				if th.InSyscall && th.Elapsed == 0 {
+					th.Elapsed = time.Duration(i) * time.Second
+				}
+				got = judgeOnce(j, t0.Add(time.Duration(i)*time.Second), th)
+			}
+			o, stalled := got[c.polls[0].TID]
+			if c.reason == "" {
+				if stalled {
+					t.Fatalf("judged %+v (reason %s), want no stall", o, o.reason)
+				}
+				return
+			}
+			if !stalled || o.reason != c.reason || o.overKill() != c.kill {
+				t.Fatalf("judged %+v (stalled %v, kill %v), want reason %s kill %v", o, stalled, o.overKill(), c.reason, c.kill)
+			}
+			if want := time.Duration(len(c.polls)-1) * time.Second; o.span != want && c.reason != reasonOverBudget {
+				t.Errorf("time in state %v, want %v (first to last poll)", o.span, want)
+			}
+		})
+	}
+}
+
+// A core dump or an exit in progress stops the heartbeat after its
+// budget, without a kill by default.
+func TestJudgeProcessStates(t *testing.T) {
+	j := testJudge(t)
+	t0 := time.Unix(1000, 0)
+	dumping := monitor.Thread{TID: 1, State: monitor.StateUninterruptible, DumpingCore: true, FD: -1, Switches: 1}
+	for i := range 3 {
+		dumping.Switches++ // it is writing: no single sleep lasts
+		got := judgeOnce(j, t0.Add(time.Duration(i)*time.Second), dumping)
+		o, ok := got[1]
+		if i < 2 && ok {
+			t.Fatalf("poll %d: stalled %+v before the 1s budget of dumping_core", i, o)
+		}
+		if i == 2 && (!ok || o.reason != "dumping_core" || o.overKill()) {
+			t.Fatalf("after 2s dumping core: %+v (stalled %v), want a dumping_core stall without kill", o, ok)
+		}
+	}
+}
+
+func repeat(th monitor.Thread, n int) []monitor.Thread {
+	out := make([]monitor.Thread, n)
+	for i := range out {
+		out[i] = th
+	}
+	return out
+}
+
+// switching is repeat with a context switch between every two polls.
+func switching(th monitor.Thread, n int) []monitor.Thread {
+	out := repeat(th, n)
+	for i := range out {
+		out[i].Switches = uint64(i)
+	}
+	return out
 }
 
 func keys(m map[int]judged) []int {

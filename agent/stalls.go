@@ -21,7 +21,7 @@ func newStallSet() *stallSet { return &stallSet{open: map[stallKey]judged{}} }
 func (s *stallSet) update(over []judged) (started, cleared []judged) {
 	current := make(map[stallKey]bool, len(over))
 	for _, j := range over {
-		k := stallKey{j.thread.TID, j.thread.Entered}
+		k := j.key()
 		current[k] = true
 		if _, ok := s.open[k]; !ok {
 			started = append(started, j)

@@ -176,8 +176,8 @@ func (r *statsRecorder) polled(pt pollTiming, snap monitor.Snapshot, over []judg
 	stalled := make([]StalledThread, 0, len(over))
 	for _, j := range over {
 		stalled = append(stalled, StalledThread{
-			TID: j.thread.TID, Comm: j.thread.Comm, Syscall: j.thread.Syscall, FDKind: j.kind.String(),
-			Elapsed: j.thread.Elapsed, Budget: j.rule.Budget, KillAfter: j.rule.KillAfter,
+			TID: j.thread.TID, Comm: j.thread.Comm, Syscall: j.thread.Syscall, FDKind: j.fd.Kind.String(),
+			Elapsed: j.span, Budget: j.rule.Budget, KillAfter: j.rule.KillAfter,
 		})
 	}
 	slices.SortFunc(stalled, func(a, b StalledThread) int { return a.TID - b.TID })
