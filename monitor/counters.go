@@ -38,12 +38,12 @@ func (m *Monitor) Counters() (Counters, error) {
 	}
 	defer unlock()
 	for key, dst := range map[gen.StallmonCounter]*uint64{
-		gen.StallmonCounterCOUNTER_ENTER:            &c.Enter,
-		gen.StallmonCounterCOUNTER_STORAGE_CREATED:  &c.StorageCreated,
-		gen.StallmonCounterCOUNTER_STORAGE_FAILED:   &c.StorageFailed,
-		gen.StallmonCounterCOUNTER_EXIT_NO_ENTRY:    &c.ExitNoEntry,
-		gen.StallmonCounterCOUNTER_STORAGE_RELEASED: &c.StorageReleased,
-		gen.StallmonCounterCOUNTER_NR_TOO_LARGE:     &c.NrTooLarge,
+		gen.StallmonCounterCOUNTER_ENTER:             &c.Enter,
+		gen.StallmonCounterCOUNTER_STORAGE_CREATED:   &c.StorageCreated,
+		gen.StallmonCounterCOUNTER_STORAGE_FAILED:    &c.StorageFailed,
+		gen.StallmonCounterCOUNTER_EXIT_NO_ENTRY:     &c.ExitNoEntry,
+		gen.StallmonCounterCOUNTER_STORAGE_RELEASED:  &c.StorageReleased,
+		gen.StallmonCounterCOUNTER_NR_TOO_LARGE:      &c.NrTooLarge,
 		gen.StallmonCounterCOUNTER_ENTRY_OVERWRITTEN: &c.EntryOverwritten,
 	} {
 		var perCPU []uint64

@@ -26,10 +26,10 @@ type Monitor struct {
 	links  []link.Link
 	iter   *link.Iter
 
-	preAttach map[int]preAttach // tid -> syscall already in flight at attach
-	stale     map[int]uint64    // tid -> in-flight word found stale, counted once
+	preAttach  map[int]preAttach // tid -> syscall already in flight at attach
+	stale      map[int]uint64    // tid -> in-flight word found stale, counted once
 	staleWords atomic.Uint64
-	opts      Options
+	opts       Options
 
 	done     chan struct{}
 	waitErr  error
