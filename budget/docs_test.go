@@ -44,4 +44,27 @@ func TestDocsExample(t *testing.T) {
 			t.Errorf("docs example: Lookup(%s, %v) = %v, want %v", c.syscall, c.kind, got, c.want)
 		}
 	}
+
+	states := []struct {
+		syscall string
+		kind    fdkind.Kind
+		state   State
+		want    Rule
+	}{
+		{"", fdkind.None, Uninterruptible, Rule{Budget: 10 * s, KillAfter: 60 * s}},
+		{"epoll_wait", fdkind.None, Uninterruptible, Rule{Budget: 10 * s, KillAfter: 60 * s}},
+		{"clone3", fdkind.None, Uninterruptible, Rule{Unbounded: true}},
+		{"ioctl", fdkind.Other, Running, Rule{Unbounded: true}},
+		{"ioctl", fdkind.TTY, Running, Rule{Budget: 5 * s, KillAfter: 60 * s}},
+		{"fsync", fdkind.Regular, Uninterruptible, Rule{Budget: 10 * s, KillAfter: 120 * s}},
+		{"write", fdkind.Socket, Uninterruptible, Rule{Budget: 10 * s, KillAfter: 60 * s}},
+		{"", fdkind.None, Stopped, Rule{Unbounded: true}},
+		{"", fdkind.None, Traced, Rule{Budget: 5 * s}},
+		{"", fdkind.None, Exiting, Rule{Budget: 5 * s, KillAfter: 60 * s}},
+	}
+	for _, c := range states {
+		if got := tb.StateRule(c.syscall, c.kind, c.state); got != c.want {
+			t.Errorf("docs example: StateRule(%q, %v, %v) = %v, want %v", c.syscall, c.kind, c.state, got, c.want)
+		}
+	}
 }

@@ -16,8 +16,9 @@ import "github.com/stallmon/stallmon/fdkind"
 // bounds, so an fsync on a slow disk stays within fsync's own 10s.
 // Explicit per-syscall and by_fd state overrides are returned as written.
 //
-// For a process-level state it returns ProcessRule(s): no syscall can
-// override those.
+// For a two-fd syscall pass the kind LookupFDs reports as deciding, so
+// that both judgements concern the same fd. For a process-level state
+// StateRule returns ProcessRule(s): no syscall can override those.
 func (t *Table) StateRule(syscall string, kind fdkind.Kind, s State) Rule {
 	if !s.PerSyscall() {
 		return t.ProcessRule(s)

@@ -80,7 +80,8 @@ func (t *Table) NeedsFDKind(syscall string) bool {
 // MinBudget returns the smallest budget that can apply to syscall over all
 // fd kinds, and whether every rule that can apply is unbounded (the
 // duration is then zero). A syscall that has run for less than this needs
-// no fd resolution yet.
+// no fd resolution yet. It covers elapsed time only: a by_fd state
+// override can be smaller, and NeedsFDKind is true for such a syscall.
 func (t *Table) MinBudget(syscall string) (time.Duration, bool) {
 	e, ok := t.rules[syscall]
 	if !ok {
