@@ -36,6 +36,12 @@ var commands = map[string]command{
 	"fsync-loop":    {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
 	"fsync-stop":    {"", []int{0}, (*workload).fsyncStop},
 	"read-file":     {"PATH", []int{1}, (*workload).readFile},
+	"sendfile":      {"PATH", []int{1}, (*workload).sendfile},
+	"uring-idle":    {"", []int{0}, (*workload).uringIdle},
+	"uring-stop":    {"", []int{0}, (*workload).uringStop},
+	"uring-read":    {"PATH", []int{1}, (*workload).uringRead},
+	"compute":       {"", []int{0}, (*workload).computeStart},
+	"compute-stop":  {"", []int{0}, (*workload).computeStop},
 	"tids":          {"", []int{0}, (*workload).tids},
 	"exit":          {"CODE", []int{1}, (*workload).exit},
 }
@@ -50,6 +56,10 @@ type workload struct {
 	busy    *busyLoop
 	fsync   *fsyncLoop
 	reader  *fileReader
+	sender  *fileSender
+	idle    *uringIdle
+	ureader *uringReader
+	compute *computeLoop
 }
 
 // Main runs the command protocol on in and out and returns the exit status:

@@ -35,6 +35,41 @@ func cloneReader(flags, stackTop, tidAddr, fd, buf, result uintptr) (ret int64)
 
 // startRawReader clones the thread, which blocks reading fd.
 func startRawReader(fd int) (*rawReader, error) {
+	return rawClone(func(base, stackTop uintptr) int64 {
+		return cloneReader(rawCloneFlags, stackTop, base, uintptr(fd), base+16, base+8)
+	})
+}
+
+//go:noescape
+func cloneSpinner(flags, stackTop, tidAddr, stop, count uintptr) (ret int64)
+
+// rawSpinner is a thread made by a clone(2) of our own that spins in user
+// space, with no syscall at all, until stopped: a Go goroutine cannot,
+// since the runtime's preemption signals make it enter the kernel.
+type rawSpinner struct {
+	*rawReader
+	stopWord *uint32 // the child exits once it is not zero
+}
+
+// startRawSpinner clones the spinning thread; its round count ends up
+// where a reader's read result would.
+func startRawSpinner() (*rawSpinner, error) {
+	r, err := rawClone(func(base, stackTop uintptr) int64 {
+		return cloneSpinner(rawCloneFlags, stackTop, base, base+16, base+8)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rawSpinner{rawReader: r, stopWord: (*uint32)(unsafe.Pointer(&r.mem[16]))}, nil
+}
+
+// stop tells the spinner to exit; await then waits for it.
+func (s *rawSpinner) stop() { atomic.StoreUint32(s.stopWord, 1) }
+
+// rawClone maps the page a raw thread uses (its tid word at 0, its result
+// at 8, from 16 on what clone passes it) and runs clone(base, stackTop)
+// with every signal blocked.
+func rawClone(clone func(base, stackTop uintptr) int64) (*rawReader, error) {
 	mem, err := unix.Mmap(-1, 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("mapping raw thread memory: %w", err)
@@ -45,7 +80,6 @@ func startRawReader(fd int) (*rawReader, error) {
 		word: (*uint32)(unsafe.Pointer(&mem[0])),
 		ret:  (*int64)(unsafe.Pointer(&mem[8])),
 	}
-	buf := base + 16
 	// The child needs no stack, but the kernel wants a valid pointer.
 	stackTop := base + uintptr(len(mem))
 
@@ -62,7 +96,7 @@ func startRawReader(fd int) (*rawReader, error) {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("blocking signals for clone: %w", err)
 	}
-	tid := cloneReader(rawCloneFlags, stackTop, base, uintptr(fd), buf, base+8)
+	tid := clone(base, stackTop)
 	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil); err != nil {
 		// The clone is done; a thread stuck with all signals blocked would
 		// break the runtime, so this is fatal.

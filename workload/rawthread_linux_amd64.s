@@ -33,3 +33,38 @@ child:
 	MOVQ	$60, AX			// SYS_exit: this thread only
 	SYSCALL
 	JMP	-3(PC)
+
+// func cloneSpinner(flags, stackTop, tidAddr, stop, count uintptr) (ret int64)
+//
+// The child spins in user space until the 32-bit word at stop is not
+// zero, counting rounds, then stores the count at count and exits. Until
+// then it makes no syscall at all; PAUSE only eases the spin for a
+// sibling hyperthread.
+TEXT ·cloneSpinner(SB),NOSPLIT|NOFRAME,$0-48
+	MOVQ	flags+0(FP), DI
+	MOVQ	stackTop+8(FP), SI
+	MOVQ	tidAddr+16(FP), DX	// parent_tid
+	MOVQ	tidAddr+16(FP), R10	// child_tid
+	MOVQ	$0, R8			// tls
+	MOVQ	stop+24(FP), R12
+	MOVQ	count+32(FP), R9
+	MOVQ	$56, AX			// SYS_clone
+	SYSCALL
+	CMPQ	AX, $0
+	JEQ	spinner
+	MOVQ	AX, ret+40(FP)
+	RET
+
+spinner:
+	XORQ	BX, BX
+spin:
+	INCQ	BX
+	PAUSE
+	MOVL	0(R12), AX
+	TESTL	AX, AX
+	JEQ	spin
+	MOVQ	BX, 0(R9)
+	MOVQ	$0, DI
+	MOVQ	$60, AX			// SYS_exit: this thread only
+	SYSCALL
+	JMP	-3(PC)

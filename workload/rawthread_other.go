@@ -18,3 +18,11 @@ func (*rawReader) finished() (int, error, bool) { return 0, nil, true }
 func (*rawReader) await() (int, error) {
 	return 0, errors.New("spawn-wait is implemented for amd64 only")
 }
+
+type rawSpinner struct{ *rawReader }
+
+func startRawSpinner() (*rawSpinner, error) {
+	return nil, errors.New("compute is implemented for amd64 only")
+}
+
+func (*rawSpinner) stop() {}

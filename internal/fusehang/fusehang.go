@@ -12,6 +12,17 @@
 // after an oops looks like from user space. Options.HonourInterrupts makes
 // the server answer EINTR instead, and SIGKILL ends the reader at once.
 //
+// Options.PageCache opens the file without FOPEN_DIRECT_IO instead: reads
+// (and sendfile, splice, io_uring reads) go through the page cache, the
+// kernel sends the READ as readahead in the background and the reader
+// waits for the folio lock in killable D (task state 0x102). SIGKILL ends
+// such a reader at once; the READ stays held all the same.
+//
+// HoldGetattr makes the server hold GETATTR requests on the file too: a
+// stat(2) that reaches the file system then waits under fuse_do_getattr,
+// in S (wchan request_wait_answer) like a direct-IO read, and in D once a
+// SIGKILL came and the server ignored the interrupt.
+//
 // Whoever reads the file must run in another process, or on a thread with
 // signals blocked: the Go runtime's preemption signals would otherwise turn
 // into interrupts.
@@ -28,6 +39,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,13 +66,28 @@ type Options struct {
 	// kernel forwards an interrupt for it, as a well-behaved server does:
 	// then a reader killed with SIGKILL dies at once.
 	HonourInterrupts bool
+
+	// PageCache opens the file without FOPEN_DIRECT_IO (and without
+	// FOPEN_KEEP_CACHE, so every open starts with an empty cache): reads
+	// go through the page cache and wait on a locked folio, in killable
+	// D, while the server holds the READ.
+	PageCache bool
 }
+
+// attrTimeout is how long the kernel may trust the file's attributes and
+// its directory entry. Short, so that a stat after HoldGetattr reaches the
+// server (and blocks) within this long rather than being answered from
+// the cache; not zero, so that a burst of stats costs one GETATTR.
+const attrTimeout = 100 * time.Millisecond
 
 // Stats counts what the server has seen.
 type Stats struct {
 	Reads      int // READ requests received on the file
 	Pending    int // reads held, not answered yet
-	Interrupts int // INTERRUPTs the kernel forwarded for held reads
+	Interrupts int // INTERRUPTs the kernel forwarded for held reads and getattrs
+
+	Getattrs        int // GETATTR requests received on the file, held or not
+	PendingGetattrs int // getattrs held since HoldGetattr, not answered yet
 }
 
 // FS is a mounted file system; Mount unmounts it when the test ends.
@@ -74,6 +101,9 @@ type FS struct {
 	served  chan struct{} // closed once Serve returned
 	release chan struct{}
 	relOnce sync.Once
+	// holdGetattr is set by HoldGetattr; only Release ends the holding.
+	holdGetattr atomic.Bool
+	file        *hangFile // set by the root's OnAdd, before Mount returns
 
 	closeOnce sync.Once
 	closeErr  error
@@ -157,7 +187,13 @@ func (f *FS) mount() error {
 	// connection was aborted or the reader is gone: kept, and shown only
 	// if the test fails.
 	mo := fuse.MountOptions{Name: "fusehang", FsName: "fusehang", Logger: log.New(&f.serverLog, "", log.Ltime|log.Lmicroseconds)}
-	raw := gofs.NewNodeFS(&rootNode{fs: f}, &gofs.Options{MountOptions: mo, Logger: mo.Logger})
+	timeout := attrTimeout
+	raw := gofs.NewNodeFS(&rootNode{fs: f}, &gofs.Options{
+		MountOptions: mo,
+		Logger:       mo.Logger,
+		EntryTimeout: &timeout,
+		AttrTimeout:  &timeout,
+	})
 	// The /dev/fd/N form hands go-fuse a device that is already mounted;
 	// from here on the server owns dev and closes it when Serve returns.
 	f.server, err = fuse.NewServer(raw, "/dev/fd/"+strconv.Itoa(dev), &mo)
@@ -188,7 +224,26 @@ func (f *FS) mount() error {
 	return nil
 }
 
-// Release answers every held read, and every later one, with Content.
+// HoldGetattr makes the server hold every GETATTR request on the file from
+// now on, unanswered, until Release, and tells the kernel to drop the
+// attributes it cached: from then on a stat that follows a link into the
+// file (such as stat -L /proc/PID/fd/N of a reader) blocks in
+// fuse_do_getattr (wchan request_wait_answer). A stat by path name may not: the LOOKUP that
+// revalidates the name is answered and refreshes the attributes on the
+// way.
+func (f *FS) HoldGetattr() {
+	f.holdGetattr.Store(true)
+	// A negative offset invalidates the attributes only, not the page
+	// cache (a held page-cache read keeps its locked folio). Should the
+	// notification fail, the attributes expire within attrTimeout anyway.
+	// ENOENT: the kernel has no inode for the file, so nothing cached.
+	if errno := f.file.NotifyContent(-1, 0); errno != 0 && errno != syscall.ENOENT {
+		fmt.Fprintf(&f.serverLog, "fusehang: invalidating the file's attributes: %v\n", errno)
+	}
+}
+
+// Release answers every held read and getattr, and every later one: reads
+// with Content.
 func (f *FS) Release() {
 	f.relOnce.Do(func() { close(f.release) })
 }
@@ -273,7 +328,7 @@ func (f *FS) close() error {
 	f.Release()
 	// Let the answers go out before a busy unmount aborts the
 	// connection; an answer that loses the race is only logged.
-	f.WaitFor("answers to held reads", time.Second, func(s Stats) bool { return s.Pending == 0 })
+	f.WaitFor("answers to held requests", time.Second, func(s Stats) bool { return s.Pending == 0 && s.PendingGetattrs == 0 })
 	var errs []error
 	if err := unix.Unmount(f.Dir, 0); err != nil {
 		errs = append(errs, f.detachAndAbort()...)
@@ -328,11 +383,32 @@ type rootNode struct {
 	fs *FS
 }
 
-var _ gofs.NodeOnAdder = (*rootNode)(nil)
+var (
+	_ gofs.NodeOnAdder  = (*rootNode)(nil)
+	_ gofs.NodeLookuper = (*rootNode)(nil)
+)
 
 func (r *rootNode) OnAdd(ctx context.Context) {
-	child := r.NewPersistentInode(ctx, &hangFile{fs: r.fs}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: 2})
+	r.fs.file = &hangFile{fs: r.fs}
+	child := r.NewPersistentInode(ctx, r.fs.file, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: 2})
 	r.AddChild(FileName, child, false)
+}
+
+// Lookup answers from the tree, filling in the attributes itself: without
+// it, go-fuse calls the file's Getattr for every LOOKUP, which would then
+// be held (and counted) as if it were a GETATTR.
+func (r *rootNode) Lookup(_ context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	child := r.GetChild(name)
+	if child == nil {
+		return nil, syscall.ENOENT
+	}
+	fillAttr(&out.Attr)
+	return child, 0
+}
+
+func fillAttr(a *fuse.Attr) {
+	a.Mode = syscall.S_IFREG | 0o444
+	a.Size = uint64(len(Content))
 }
 
 type hangFile struct {
@@ -346,15 +422,29 @@ var (
 	_ gofs.NodeReader    = (*hangFile)(nil)
 )
 
-func (h *hangFile) Getattr(_ context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFREG | 0o444
-	out.Size = uint64(len(Content))
+// Getattr is reached by GETATTR requests only (see rootNode.Lookup); after
+// HoldGetattr it holds them until Release.
+func (h *hangFile) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	f := h.fs
+	f.update(func(s *Stats) { s.Getattrs++ })
+	if f.holdGetattr.Load() {
+		f.update(func(s *Stats) { s.PendingGetattrs++ })
+		defer f.update(func(s *Stats) { s.PendingGetattrs-- })
+		if errno := f.hold(ctx); errno != 0 {
+			return errno
+		}
+	}
+	fillAttr(&out.Attr)
 	return 0
 }
 
-// Open asks for direct I/O: reads bypass the page cache and reach Read,
-// which is where they are held.
+// Open asks for direct I/O unless Options.PageCache: reads bypass the page
+// cache and reach Read, which is where they are held. With the page cache,
+// reads reach Read as readahead, held just the same.
 func (h *hangFile) Open(context.Context, uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if h.fs.opts.PageCache {
+		return nil, 0, 0
+	}
 	return nil, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -362,17 +452,26 @@ func (h *hangFile) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off
 	f := h.fs
 	f.update(func(s *Stats) { s.Reads++; s.Pending++ })
 	defer f.update(func(s *Stats) { s.Pending-- })
+	if errno := f.hold(ctx); errno != 0 {
+		return nil, errno
+	}
+	off = min(max(off, 0), int64(len(Content)))
+	n := min(len(dest), len(Content)-int(off))
+	return fuse.ReadResultData([]byte(Content[off : off+int64(n)])), 0
+}
+
+// hold returns once Release was called, or with EINTR when the kernel
+// forwards an interrupt for the request and the server honours those.
+func (f *FS) hold(ctx context.Context) syscall.Errno {
 	interrupt := ctx.Done()
 	for {
 		select {
 		case <-f.release:
-			off = min(max(off, 0), int64(len(Content)))
-			n := min(len(dest), len(Content)-int(off))
-			return fuse.ReadResultData([]byte(Content[off : off+int64(n)])), 0
+			return 0
 		case <-interrupt:
 			f.update(func(s *Stats) { s.Interrupts++ })
 			if f.opts.HonourInterrupts {
-				return nil, syscall.EINTR
+				return syscall.EINTR
 			}
 			// Ignored: the kernel goes on waiting for our answer.
 			interrupt = nil

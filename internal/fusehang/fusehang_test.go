@@ -2,6 +2,7 @@ package fusehang_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/fusehang"
+	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/workload"
 	"github.com/stallmon/stallmon/workload/workloadtest"
 )
@@ -39,15 +41,23 @@ func startReader(t *testing.T) *workload.Proc {
 // readFile makes the workload read f.File and returns the reading thread.
 func readFile(t *testing.T, p *workload.Proc, f *fusehang.FS) int {
 	t.Helper()
+	tid, _ := readFileFD(t, p, f)
+	return tid
+}
+
+// readFileFD is readFile that also returns the workload's descriptor of
+// the file.
+func readFileFD(t *testing.T, p *workload.Proc, f *fusehang.FS) (tid, fd int) {
+	t.Helper()
 	r, err := p.Do("read-file " + f.File)
 	if err != nil {
 		t.Fatalf("read-file: %v", err)
 	}
-	tid, err := r.Int("tid")
+	tid, err = r.Int("tid")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := r.Int("fd")
+	fd, err = r.Int("fd")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +67,7 @@ func readFile(t *testing.T, p *workload.Proc, f *fusehang.FS) int {
 	if _, err := f.WaitFor("held read", 5*time.Second, func(s fusehang.Stats) bool { return s.Pending == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	return tid
+	return tid, fd
 }
 
 type task struct{ state, wchan, stack string }
@@ -329,5 +339,201 @@ func TestCleanupOnFailure(t *testing.T) {
 		if strings.Contains(sc.Text(), "fusehang cleanup:") {
 			t.Errorf("cleanup reported a problem: %s", sc.Text())
 		}
+	}
+}
+
+// inFolioWait tells a thread waits for a locked page-cache folio: the wait
+// itself (folio_wait_bit_common) or the lock around it, as /proc names it.
+func inFolioWait(th task) bool {
+	return th.state == "D" && strings.HasPrefix(th.wchan, "folio_")
+}
+
+// With PageCache the read waits for the folio that readahead locked, in
+// killable D: unlike a direct-IO reader it dies at once on SIGKILL, with
+// the READ still held by the server.
+func TestPageCacheReadWaitsKillably(t *testing.T) {
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{PageCache: true})
+	tid := readFile(t, p, f)
+	th := waitTask(t, p.PID, tid, "D waiting for a folio", inFolioWait)
+	t.Logf("page-cache reader: state %s, wchan %s; stack:\n%s", th.state, th.wchan, th.stack)
+
+	if err := p.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	took := waitKilled(t, p, 5*time.Second)
+	// Readahead is a background request, which the kernel never
+	// interrupts: the server still holds it.
+	if s := f.Stats(); s.Reads != 1 || s.Pending != 1 || s.Interrupts != 0 {
+		t.Errorf("stats %+v after the reader died, want the one read still held and no interrupt", s)
+	}
+	t.Logf("killed page-cache reader exited %v after SIGKILL", took.Round(time.Millisecond))
+}
+
+// A released page-cache read returns the content, like a direct one.
+func TestPageCacheReadReleases(t *testing.T) {
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{PageCache: true})
+	tid := readFile(t, p, f)
+	waitTask(t, p.PID, tid, "D waiting for a folio", inFolioWait)
+	f.Release()
+	waitGone(t, p.PID, tid)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(t, f.Dir) {
+		t.Fatalf("%s still mounted after Close", f.Dir)
+	}
+}
+
+// waitGone waits for the thread to end, which a reader does once its read
+// returned.
+func waitGone(t *testing.T, pid, tid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid)); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d still there 5s after release: %+v", tid, inspect(t, pid, tid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// statProc starts `stat -L` of the workload's fd link, which follows the
+// link into the file system (a plain lstat is answered by /proc alone), and
+// returns the process, its output and a channel closed once it exited,
+// after which cmd.ProcessState holds its status. Call it
+// after Mount: its cleanup releases the file system before waiting, or a
+// failing test would hang on a stat the server holds.
+func statProc(t *testing.T, f *fusehang.FS, pid, fd int) (*exec.Cmd, *bytes.Buffer, <-chan struct{}) {
+	t.Helper()
+	statBin := privtest.RequireCommand(t, "stat")
+	var out bytes.Buffer
+	cmd := exec.Command(statBin, "-L", "--format=%s", fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		f.Release()
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+			t.Errorf("stat %d still running 5s after release", cmd.Process.Pid)
+		}
+	})
+	return cmd, &out, waited
+}
+
+// inGetattr tells a thread waits for the answer to a GETATTR; with
+// interruptible the wait a signal could end (S), else the one after an
+// ignored interrupt (D).
+func inGetattr(interruptible bool) func(task) bool {
+	state := "D"
+	if interruptible {
+		state = "S"
+	}
+	return func(th task) bool {
+		return th.state == state && th.wchan == "request_wait_answer" && strings.Contains(th.stack, "fuse_do_getattr")
+	}
+}
+
+// A stat that follows the reader's /proc fd link into the file system
+// blocks once getattrs are held, and Release frees the stat and the
+// reader alike.
+func TestHoldGetattrBlocksStatOfProcFd(t *testing.T) {
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{})
+	tid, fd := readFileFD(t, p, f)
+
+	f.HoldGetattr()
+	held := time.Now()
+	cmd, out, waited := statProc(t, f, p.PID, fd)
+	if _, err := f.WaitFor("held getattr", 2*time.Second, func(s fusehang.Stats) bool { return s.PendingGetattrs == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	th := waitTask(t, pid, pid, "S in request_wait_answer under fuse_do_getattr", inGetattr(true))
+	t.Logf("stat blocked %v after HoldGetattr: state %s, wchan %s; stack:\n%s", time.Since(held).Round(time.Millisecond), th.state, th.wchan, th.stack)
+	// Nothing but Release answers it.
+	time.Sleep(200 * time.Millisecond)
+	if exited(t, pid) {
+		t.Fatalf("stat exited while its getattr was held: %s", out.String())
+	}
+
+	f.Release()
+	select {
+	case <-waited:
+		if !cmd.ProcessState.Success() {
+			t.Fatalf("stat after release: %v: %s", cmd.ProcessState, out.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("stat still blocked 5s after release: %+v", inspect(t, pid, pid))
+	}
+	if got, want := strings.TrimSpace(out.String()), strconv.Itoa(len(fusehang.Content)); got != want {
+		t.Errorf("stat printed %q, want the size %s", got, want)
+	}
+	waitGone(t, p.PID, tid)
+	if s := f.Stats(); s.PendingGetattrs != 0 || s.Pending != 0 || s.Getattrs < 1 {
+		t.Errorf("stats %+v, want at least one getattr and nothing held", s)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(t, f.Dir) {
+		t.Fatalf("%s still mounted after Close", f.Dir)
+	}
+}
+
+// A stat killed while its getattr is held cannot die, as a killed reader
+// cannot: D in request_wait_answer until Release.
+func TestKilledStatCannotDieUntilRelease(t *testing.T) {
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{PageCache: true})
+	_, fd := readFileFD(t, p, f)
+	f.HoldGetattr()
+	cmd, _, waited := statProc(t, f, p.PID, fd)
+	pid := cmd.Process.Pid
+	waitTask(t, pid, pid, "S in request_wait_answer under fuse_do_getattr", inGetattr(true))
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	th := waitTask(t, pid, pid, "D in request_wait_answer under fuse_do_getattr", inGetattr(false))
+	time.Sleep(200 * time.Millisecond)
+	if exited(t, pid) {
+		t.Fatal("killed stat exited while its getattr was held")
+	}
+	if s := f.Stats(); s.Interrupts != 1 || s.PendingGetattrs != 1 {
+		t.Errorf("stats %+v, want the getattr held and its interrupt seen", s)
+	}
+	f.Release()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("killed stat still there 5s after release: %+v", inspect(t, pid, pid))
+	}
+	t.Logf("killed stat: state %s, wchan %s until release", th.state, th.wchan)
+}
+
+// Getattrs are answered, and counted, before HoldGetattr.
+func TestGetattrAnsweredUntilHeld(t *testing.T) {
+	f := fusehang.Mount(t, fusehang.Options{})
+	var st unix.Stat_t
+	if err := unix.Stat(f.File, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != int64(len(fusehang.Content)) {
+		t.Errorf("size %d, want %d", st.Size, len(fusehang.Content))
+	}
+	if s := f.Stats(); s.PendingGetattrs != 0 {
+		t.Errorf("stats %+v, want no held getattr", s)
 	}
 }

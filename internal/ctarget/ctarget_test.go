@@ -1,0 +1,217 @@
+package ctarget
+
+import (
+	"bufio"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// proc is a started program and the fields of its ready line.
+type proc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	ready map[string]string
+	done  chan struct{} // closed once it exited; cmd.ProcessState then set
+}
+
+// run starts bin and waits for its "ready key=value ..." line. The
+// process is killed and reaped when the test ends if still running.
+func run(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	p := &proc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
+	select {
+	case l, ok := <-lines:
+		f := strings.Fields(l)
+		if !ok || len(f) == 0 || f[0] != "ready" {
+			t.Fatalf("%s: first line %q, want ready ...", bin, l)
+		}
+		p.ready = map[string]string{}
+		for _, kv := range f[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			p.ready[k] = v
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no ready line within 10s", bin)
+	}
+	return p
+}
+
+func (p *proc) int(t *testing.T, key string) int {
+	t.Helper()
+	n, err := strconv.Atoi(p.ready[key])
+	if err != nil {
+		t.Fatalf("ready line %v: %s: %v", p.ready, key, err)
+	}
+	return n
+}
+
+// wait waits for the exit and checks its status was 0.
+func (p *proc) wait(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %v", p.cmd.Path, timeout)
+	}
+	if !p.cmd.ProcessState.Success() {
+		t.Fatalf("%s: %v, want exit status 0", p.cmd.Path, p.cmd.ProcessState)
+	}
+}
+
+type task struct{ state, wchan, syscall string }
+
+// inspect reads what /proc says about a thread; ok is false once it is gone.
+func inspect(pid, tid int) (task, bool) {
+	dir := fmt.Sprintf("/proc/%d/task/%d/", pid, tid)
+	stat, err1 := os.ReadFile(dir + "stat")
+	wchan, err2 := os.ReadFile(dir + "wchan")
+	sc, err3 := os.ReadFile(dir + "syscall")
+	if err1 != nil || err2 != nil || err3 != nil {
+		return task{}, false
+	}
+	s := string(stat)
+	rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return task{state: rest[0], wchan: string(wchan), syscall: strings.TrimSpace(string(sc))}, true
+}
+
+func TestIA32Wait(t *testing.T) {
+	bin := Build(t, "ia32wait", "-m32", "-static")
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Class != elf.ELFCLASS32 || f.Machine != elf.EM_386 {
+		t.Errorf("%s is %v %v, want ELFCLASS32 EM_386", bin, f.Class, f.Machine)
+	}
+	f.Close()
+	RequireIA32(t, bin)
+
+	p := run(t, bin)
+	pid := p.cmd.Process.Pid
+	if got := p.int(t, "pid"); got != pid {
+		t.Errorf("ready pid=%d, want %d", got, pid)
+	}
+	// ia32 numbers: 3 is read (close on x86_64), 162 nanosleep (sync).
+	for _, c := range []struct {
+		key  string
+		nr   int
+		arg0 string
+	}{
+		{"read_tid", 3, "0x" + strconv.FormatInt(int64(p.int(t, "pipe_fd")), 16)},
+		{"nanosleep_tid", 162, ""},
+	} {
+		tid := p.int(t, c.key)
+		th, ok := inspect(pid, tid)
+		if !ok {
+			t.Fatalf("%s %d: gone", c.key, tid)
+		}
+		f := strings.Fields(th.syscall)
+		if len(f) < 2 || f[0] != strconv.Itoa(c.nr) || c.arg0 != "" && f[1] != c.arg0 {
+			t.Errorf("%s %d: syscall file %q, want ia32 syscall %d (first argument %q)", c.key, tid, th.syscall, c.nr, c.arg0)
+		}
+		if th.state != "S" {
+			t.Errorf("%s %d: state %s, want S", c.key, tid, th.state)
+		}
+		t.Logf("%s %d: state %s, wchan %s, syscall %q", c.key, tid, th.state, th.wchan, th.syscall)
+	}
+	if err := p.stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, 5*time.Second)
+}
+
+// The parent of a vfork or posix_spawn child that has not exec'd yet
+// waits in D for as long as the child takes.
+func TestSpawnWait(t *testing.T) {
+	bin := Build(t, "spawnwait")
+	for _, mode := range []string{"vfork", "posix_spawn"} {
+		t.Run(mode, func(t *testing.T) {
+			const seconds = 2
+			start := time.Now()
+			p := run(t, bin, mode, strconv.Itoa(seconds))
+			pid := p.cmd.Process.Pid
+			if p.ready["mode"] != mode || p.int(t, "pid") != pid {
+				t.Errorf("ready line %v, want mode=%s pid=%d", p.ready, mode, pid)
+			}
+			// The line comes right before the call: poll for D.
+			var th task
+			for {
+				var ok bool
+				th, ok = inspect(pid, pid)
+				if !ok {
+					t.Fatalf("parent %d gone before it was seen in D", pid)
+				}
+				// wchan is read after stat: "0" means the thread ran
+				// in between, so read both again.
+				if th.state == "D" && th.wchan != "0" {
+					break
+				}
+				if time.Since(start) > seconds*time.Second {
+					t.Fatalf("parent %d never in D within %ds: %+v", pid, seconds, th)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if !strings.Contains(th.wchan, "vfork") && !strings.Contains(th.wchan, "clone") {
+				t.Errorf("parent %d in D with wchan %q, want a vfork wait", pid, th.wchan)
+			}
+			// Still there a moment later: the wait lasts as long as the
+			// child does.
+			time.Sleep(200 * time.Millisecond)
+			if again, _ := inspect(pid, pid); again.state != "D" {
+				t.Errorf("parent %d left D after 200ms: %+v", pid, again)
+			}
+			t.Logf("%s parent %d: state %s, wchan %s, syscall %q", mode, pid, th.state, th.wchan, th.syscall)
+			p.wait(t, seconds*time.Second+5*time.Second)
+			if took := time.Since(start); took < seconds*time.Second-100*time.Millisecond {
+				t.Errorf("%s took %v, want about %ds", mode, took, seconds)
+			}
+		})
+	}
+}
+
+func TestSpawnWaitUsage(t *testing.T) {
+	bin := Build(t, "spawnwait")
+	err := exec.Command(bin, "fork", "1").Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("bad mode: %v, want exit status 2", err)
+	}
+}
