@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -52,6 +53,10 @@ func judgedAttrs(pid int, j judged) []slog.Attr {
 	if fs := j.fd.FS(); fs != "" {
 		attrs = append(attrs, slog.String("fs", fs))
 	}
+	if len(t.FDs) > 1 {
+		// Both fds of a sendfile or splice: which one hangs is not known.
+		attrs = append(attrs, slog.String("fds", fdList(t.FDs)))
+	}
 	if t.ABI != monitor.ABINative {
 		attrs = append(attrs, slog.String("abi", t.ABI.String()))
 	}
@@ -95,4 +100,16 @@ func signalName(s unix.Signal) string {
 		return n
 	}
 	return fmt.Sprintf("signal %d", int(s))
+}
+
+// fdList renders fds as "5:regular:fuse,8:socket:sockfs".
+func fdList(fds []monitor.FD) string {
+	var b strings.Builder
+	for i, f := range fds {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d:%s:%s", f.Num, f.Kind, f.FS())
+	}
+	return b.String()
 }

@@ -77,6 +77,10 @@ func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
 	}
 }
 
+// diagnoseDeadline bounds each thread's /proc diagnosis: a report that
+// waits on the target could keep stallmon from ever ending.
+const diagnoseDeadline = time.Second
+
 func (a *Agent) reportUnkillable() {
 	snap, err := a.mon.Snapshot()
 	if err != nil {
@@ -89,12 +93,13 @@ func (a *Agent) reportUnkillable() {
 			// the last thread goes) is not what keeps the process alive.
 			continue
 		}
-		d := a.mon.Diagnose(t.TID)
+		d := a.mon.DiagnoseWithin(t.TID, diagnoseDeadline)
 		a.event(slog.LevelError, EvUnkillable,
 			slog.Int("pid", snap.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),
 			slog.String("syscall", t.Syscall), slog.String("state", t.State.String()),
 			slog.String("proc_state", d.State), slog.String("wchan", d.Wchan),
 			slog.String("stack", strings.ReplaceAll(d.Stack, "\n", " | ")),
-			slog.Float64("grace_seconds", a.cfg.KillGrace.Seconds()))
+			slog.Float64("grace_seconds", a.cfg.KillGrace.Seconds()),
+			slog.Bool("diagnosis_timed_out", d.TimedOut))
 	}
 }

@@ -147,15 +147,7 @@ func (j *judge) candidates(t monitor.Thread, held time.Duration, st budget.State
 		}
 		rule, decided := j.table.LookupFDs(syscall, kinds...)
 		kind = decided
-		for _, f := range t.FDs {
-			if f.Kind == decided && decided != fdkind.None {
-				fd = f
-				break
-			}
-		}
-		if fd.Num < 0 && len(t.FDs) > 0 {
-			fd = t.FDs[0]
-		}
+		fd = blamedFD(t.FDs, rule, decided)
 		out = append(out, judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed})
 	}
 	switch {
@@ -241,4 +233,22 @@ func killsSooner(a, b judged) bool {
 		return j.rule.KillAfter - j.span
 	}
 	return left(a) < left(b)
+}
+
+// blamedFD is the fd argument a stall is reported on: the one whose kind
+// chose the rule, or, when every kind left the syscall unbounded, a file
+// or device over a socket or pipe, since storage is what hangs in D.
+func blamedFD(fds []monitor.FD, rule budget.Rule, decided fdkind.Kind) monitor.FD {
+	if len(fds) == 0 {
+		return monitor.FD{Num: -1}
+	}
+	for _, f := range fds {
+		if rule.Unbounded && (f.Kind == fdkind.Regular || f.Kind == fdkind.Device) {
+			return f
+		}
+		if !rule.Unbounded && f.Kind == decided && decided != fdkind.None {
+			return f
+		}
+	}
+	return fds[0]
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,10 +35,32 @@ type Diagnosis struct {
 	State string // the /proc state letter and name, e.g. "D (disk sleep)"
 	Wchan string
 	Stack string // kernel stack, one frame per line; needs root
+	// TimedOut is set when /proc did not answer in time.
+	TimedOut bool
+}
+
+// DiagnoseWithin is Diagnose bounded in time: reading a thread's kernel
+// stack takes a lock of the target's (exec_update_lock), which a target
+// stuck in execve can hold for good. Past the deadline the caller gets
+// what it has, with TimedOut set, and the read is left to finish on its
+// own goroutine.
+func (m *Monitor) DiagnoseWithin(tid int, deadline time.Duration) Diagnosis {
+	got := make(chan Diagnosis, 1)
+	go func() { got <- m.Diagnose(tid) }()
+	t := time.NewTimer(deadline)
+	defer t.Stop()
+	select {
+	case d := <-got:
+		return d
+	case <-t.C:
+		return Diagnosis{TID: tid, TimedOut: true}
+	}
 }
 
 // Diagnose reads a thread's scheduler state, wait channel and kernel stack.
 // Missing pieces are left empty: this runs when things already went wrong.
+// It may block on the target (see DiagnoseWithin): never call it from a
+// loop that must keep going.
 func (m *Monitor) Diagnose(tid int) Diagnosis {
 	dir := fmt.Sprintf("/proc/%d/task/%d/", m.target.pid, tid)
 	d := Diagnosis{TID: tid}

@@ -1,12 +1,9 @@
 package ctarget
 
 import (
-	"bufio"
-	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,87 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// proc is a started program and the fields of its ready line.
-type proc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	ready map[string]string
-	done  chan struct{} // closed once it exited; cmd.ProcessState then set
-}
-
-// run starts bin and waits for its "ready key=value ..." line. The
-// process is killed and reaped when the test ends if still running.
-func run(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	p := &proc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		io.Copy(io.Discard, stdout)
-		cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	select {
-	case l, ok := <-lines:
-		f := strings.Fields(l)
-		if !ok || len(f) == 0 || f[0] != "ready" {
-			t.Fatalf("%s: first line %q, want ready ...", bin, l)
-		}
-		p.ready = map[string]string{}
-		for _, kv := range f[1:] {
-			k, v, _ := strings.Cut(kv, "=")
-			p.ready[k] = v
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: no ready line within 10s", bin)
-	}
-	return p
-}
-
-func (p *proc) int(t *testing.T, key string) int {
-	t.Helper()
-	n, err := strconv.Atoi(p.ready[key])
-	if err != nil {
-		t.Fatalf("ready line %v: %s: %v", p.ready, key, err)
-	}
-	return n
-}
-
-// wait waits for the exit and checks its status was 0.
-func (p *proc) wait(t *testing.T, timeout time.Duration) {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %v", p.cmd.Path, timeout)
-	}
-	if !p.cmd.ProcessState.Success() {
-		t.Fatalf("%s: %v, want exit status 0", p.cmd.Path, p.cmd.ProcessState)
-	}
-}
 
 type task struct{ state, wchan, syscall string }
 
@@ -124,9 +40,9 @@ func TestIA32Wait(t *testing.T) {
 	f.Close()
 	RequireIA32(t, bin)
 
-	p := run(t, bin)
-	pid := p.cmd.Process.Pid
-	if got := p.int(t, "pid"); got != pid {
+	p := Start(t, bin)
+	pid := p.Cmd.Process.Pid
+	if got := p.Int(t, "pid"); got != pid {
 		t.Errorf("ready pid=%d, want %d", got, pid)
 	}
 	// ia32 numbers: 3 is read (close on x86_64), 162 nanosleep (sync).
@@ -135,10 +51,10 @@ func TestIA32Wait(t *testing.T) {
 		nr   int
 		arg0 string
 	}{
-		{"read_tid", 3, "0x" + strconv.FormatInt(int64(p.int(t, "pipe_fd")), 16)},
+		{"read_tid", 3, "0x" + strconv.FormatInt(int64(p.Int(t, "pipe_fd")), 16)},
 		{"nanosleep_tid", 162, ""},
 	} {
-		tid := p.int(t, c.key)
+		tid := p.Int(t, c.key)
 		th, ok := inspect(pid, tid)
 		if !ok {
 			t.Fatalf("%s %d: gone", c.key, tid)
@@ -152,10 +68,10 @@ func TestIA32Wait(t *testing.T) {
 		}
 		t.Logf("%s %d: state %s, wchan %s, syscall %q", c.key, tid, th.state, th.wchan, th.syscall)
 	}
-	if err := p.stdin.Close(); err != nil {
+	if err := p.Stdin.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p.wait(t, 5*time.Second)
+	p.Wait(t, 5*time.Second)
 }
 
 // The parent of a vfork or posix_spawn child that has not exec'd yet
@@ -166,10 +82,10 @@ func TestSpawnWait(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			const seconds = 2
 			start := time.Now()
-			p := run(t, bin, mode, strconv.Itoa(seconds))
-			pid := p.cmd.Process.Pid
-			if p.ready["mode"] != mode || p.int(t, "pid") != pid {
-				t.Errorf("ready line %v, want mode=%s pid=%d", p.ready, mode, pid)
+			p := Start(t, bin, mode, strconv.Itoa(seconds))
+			pid := p.Cmd.Process.Pid
+			if p.Ready["mode"] != mode || p.Int(t, "pid") != pid {
+				t.Errorf("ready line %v, want mode=%s pid=%d", p.Ready, mode, pid)
 			}
 			// The line comes right before the call: poll for D.
 			var th task
@@ -199,7 +115,7 @@ func TestSpawnWait(t *testing.T) {
 				t.Errorf("parent %d left D after 200ms: %+v", pid, again)
 			}
 			t.Logf("%s parent %d: state %s, wchan %s, syscall %q", mode, pid, th.state, th.wchan, th.syscall)
-			p.wait(t, seconds*time.Second+5*time.Second)
+			p.Wait(t, seconds*time.Second+5*time.Second)
 			if took := time.Since(start); took < seconds*time.Second-100*time.Millisecond {
 				t.Errorf("%s took %v, want about %ds", mode, took, seconds)
 			}
