@@ -191,10 +191,10 @@ static __always_inline void observe(__u64 word)
 }
 
 // Which arguments of each syscall are file descriptors, a bit per argument,
-// indexed by ABI * FD_ARGS_NR + number; set by the agent before load from
+// indexed by ABI * FD_ARGS_NR + number (ABI 3 unused); set by the agent before load from
 // its syscall tables. The iterator classifies the first two.
 #define FD_ARGS_NR 1024
-#define FD_ARGS_LEN (3 * FD_ARGS_NR)
+#define FD_ARGS_LEN (4 * FD_ARGS_NR) // a power of two: the verifier sees any 12-bit index in range
 volatile const __u8 fd_args[FD_ARGS_LEN] = {};
 
 // What an fd refers to, decided from its inode in the kernel: no path
@@ -526,6 +526,7 @@ struct thread_rec {
 	__u32 exit_state;  // task->exit_state: nonzero once the thread is a zombie
 	__u32 signal_flags; // task->signal->flags (SIGNAL_GROUP_EXIT...)
 	__u32 core_dump;   // 1 while the process dumps core
+	__u32 cgroup_frozen; // 1 while the cgroup v2 freezer holds the thread
 	__u32 regs_abi;    // ABI_* of the syscall in the registers
 	__u32 has_storage; // 1 if the thread has storage
 	__u32 on_cpu;      // 1 if running on a CPU right now
@@ -580,6 +581,11 @@ int snapshot(struct bpf_iter__task *ctx)
 	rec.switches = BPF_CORE_READ(task, nvcsw) + BPF_CORE_READ(task, nivcsw);
 	rec.signal_flags = BPF_CORE_READ(task, signal, flags);
 	rec.core_dump = dumping_core(task);
+	// cgroup v2 parks a frozen task in an interruptible sleep (its state
+	// alone looks idle) and marks it with this bit; cgroup v1 and system
+	// suspend use TASK_FROZEN, which the state shows.
+	if (bpf_core_field_exists(task->frozen))
+		rec.cgroup_frozen = BPF_CORE_READ_BITFIELD_PROBED(task, frozen);
 	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
 
 	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);

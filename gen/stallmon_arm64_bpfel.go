@@ -58,25 +58,25 @@ type StallmonLatencyHist struct {
 }
 
 type StallmonThreadRec struct {
-	_           structs.HostLayout
-	Tid         uint32
-	State       uint32
-	Word        uint64
-	Now         uint64
-	Switches    uint64
-	RegsNr      int64
-	Args        [6]uint64
-	Fds         [2]StallmonFdClass
-	Closing     StallmonFdClass
-	Flags       uint32
-	ExitState   uint32
-	SignalFlags uint32
-	CoreDump    uint32
-	RegsAbi     uint32
-	HasStorage  uint32
-	OnCpu       uint32
-	Comm        [16]uint8
-	_           [4]byte
+	_            structs.HostLayout
+	Tid          uint32
+	State        uint32
+	Word         uint64
+	Now          uint64
+	Switches     uint64
+	RegsNr       int64
+	Args         [6]uint64
+	Fds          [2]StallmonFdClass
+	Closing      StallmonFdClass
+	Flags        uint32
+	ExitState    uint32
+	SignalFlags  uint32
+	CoreDump     uint32
+	CgroupFrozen uint32
+	RegsAbi      uint32
+	HasStorage   uint32
+	OnCpu        uint32
+	Comm         [16]uint8
 }
 
 // Names of all BPF objects in the ELF.

@@ -131,3 +131,39 @@ func TestOverwrittenEntryCounted(t *testing.T) {
 	}
 	do(t, p, "busy-stop")
 }
+
+// A thread that returned from its syscall (while the tracker attached,
+// say) and then computes in user space is never shown in a syscall, even
+// with its record left behind: its registers no longer hold a syscall.
+func TestComputingThreadNeverInSyscall(t *testing.T) {
+	p := startWorkload(t)
+	m := attach(t, p.PID)
+	tid := fieldInt(t, do(t, p, "compute"), "tid")
+	read, _ := SyscallNr("read")
+	writeWord(t, m, tid, read, time.Minute)
+	for range 20 {
+		th := mustThread(t, snapshot(t, m), tid)
+		if th.InSyscall {
+			t.Fatalf("computing thread shown in a syscall: %+v", th)
+		}
+	}
+	do(t, p, "compute-stop")
+}
+
+// The threads the kernel makes inside a process for io_uring are marked
+// and never shown in a syscall: iou-sqp's registers hold a copy of its
+// creator's io_uring_setup.
+func TestIOUringThreadsAreKernelWorkers(t *testing.T) {
+	p := startWorkload(t)
+	m := attach(t, p.PID)
+	r := do(t, p, "uring-idle")
+	sq, waiter := fieldInt(t, r, "sqpoll_tid"), fieldInt(t, r, "tid")
+	s := snapshot(t, m)
+	if th := mustThread(t, s, sq); !th.Kernel || th.InSyscall {
+		t.Errorf("iou-sqp thread %+v, want a kernel worker outside any syscall", th)
+	}
+	if th := mustThread(t, s, waiter); th.Kernel || !th.InSyscall || th.Syscall != "io_uring_enter" {
+		t.Errorf("waiting thread %+v, want io_uring_enter", th)
+	}
+	do(t, p, "uring-stop")
+}

@@ -44,7 +44,7 @@ type Thread struct {
 	// exited group leader waits for the other threads).
 	Zombie bool
 	// Process-wide conditions, seen from this thread.
-	Frozen      bool // cgroup freezer
+	Frozen      bool // cgroup freezer (v1 or v2) or system suspend
 	Exiting     bool // the process is exiting (group exit)
 	DumpingCore bool // a core dump is in progress
 
@@ -198,7 +198,7 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 		FD:          -1,
 		Tracked:     rec.HasStorage != 0,
 	}
-	t.Frozen = t.State == StateFrozen || rec.Flags&pfFrozen != 0
+	t.Frozen = t.State == StateFrozen || rec.Flags&pfFrozen != 0 || rec.CgroupFrozen != 0
 	regsIn := rec.RegsNr >= 0
 	regsNr, regsABI := int(rec.RegsNr), ABI(rec.RegsAbi)
 	switch {

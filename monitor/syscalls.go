@@ -80,7 +80,7 @@ func TakesFD(nr int) bool { return fdArgs[SyscallName(nr)]&1 != 0 }
 // number, in the numbering of each ABI.
 func fdArgTable() []uint8 {
 	const perABI = 1024
-	out := make([]uint8, 3*perABI)
+	out := make([]uint8, 4*perABI) // the kernel side's size: ABI 3 stays empty
 	for _, abi := range []ABI{ABINative, ABICompat, ABIX32} {
 		for nr := 0; nr < perABI; nr++ {
 			name, _ := abi.name(nr, [6]uint64{})
