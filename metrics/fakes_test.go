@@ -45,7 +45,7 @@ type fakeTracker struct {
 }
 
 func (f fakeTracker) Counters() (monitor.Counters, error) {
-	return monitor.Counters{Enter: 1000, StorageCreated: 12, ExitNoEntry: 3, StorageReleased: 4, DiedInSyscall: 1}, nil
+	return monitor.Counters{Enter: 1000, StorageCreated: 12, ExitNoEntry: 3, StorageReleased: 4, DiedInSyscall: 1, EntryOverwritten: 2, StaleWords: 5}, nil
 }
 
 func (f fakeTracker) LatencyHistogramEnabled() bool { return f.hist }

@@ -34,9 +34,9 @@ type trackerCollector struct {
 	errors *prometheus.CounterVec
 	warned sync.Map // source -> true once a failure was logged
 
-	entered, created, createFailed, released, exitNoEntry, nrOverflow, live, died *prometheus.Desc
-	histEnabled, latency                                                          *prometheus.Desc
-	statsEnabled, runs, runSeconds, recursionMisses                               *prometheus.Desc
+	entered, created, createFailed, released, exitNoEntry, nrOverflow, live, died, overwritten, stale *prometheus.Desc
+	histEnabled, latency                                                                              *prometheus.Desc
+	statsEnabled, runs, runSeconds, recursionMisses                                                   *prometheus.Desc
 }
 
 func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logger) *trackerCollector {
@@ -56,6 +56,10 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 		exitNoEntry:  d("tracker_exits_without_entry_total", "Syscall exits with no recorded entry (new threads, syscalls begun before attach)."),
 		nrOverflow:   d("tracker_syscall_number_overflows_total", "Syscall numbers too large for the in-flight record."),
 		live:         d("tracker_thread_entries", "Per-thread kernel entries that exist now."),
+		overwritten: d("tracker_entries_overwritten_total",
+			"Syscall entries that found the previous syscall of their thread still recorded: its exit was missed."),
+		stale: d("tracker_stale_records_total",
+			"In-flight records that the thread's saved registers belied (a missed exit), left unjudged."),
 		died: d("tracker_thread_deaths_in_syscall_total",
 			"Threads of the target that the kernel killed inside a syscall (an oops): their syscall never returns."),
 		histEnabled: d("tracker_latency_enabled", "1 when the kernel measures syscall latency for stallmon_syscall_latency_seconds (--latency-histogram)."),
@@ -78,7 +82,7 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 
 func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.entered, c.created, c.createFailed, c.released, c.exitNoEntry,
-		c.nrOverflow, c.live, c.died, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
+		c.nrOverflow, c.live, c.died, c.overwritten, c.stale, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -102,6 +106,8 @@ func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.exitNoEntry, k.ExitNoEntry)
 		counter(c.nrOverflow, k.NrTooLarge)
 		counter(c.died, k.DiedInSyscall)
+		counter(c.overwritten, k.EntryOverwritten)
+		counter(c.stale, k.StaleWords)
 		gauge(c.live, float64(k.Live()))
 	}
 
