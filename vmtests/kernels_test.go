@@ -98,17 +98,18 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 			}
 		}
 	}
-	guestOnly := ir
-	guestOnly.tests = slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
+	guestTests := slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
 
 	if k.source.refused {
 		// Its one test needs neither faultmod nor softdog, and faultmod
 		// would cost installing the kernel's own old compiler.
-		if len(guestOnly.tests) == 0 {
+		if len(guestTests) == 0 {
 			t.Fatal("VMTEST_PKGS has no ./vmtests/guest/: the boot of a refused kernel needs it")
 		}
 		var r *vmResult
-		passed := t.Run(refusedBoot.name, func(t *testing.T) { r = bootScenario(t, k, refusedBoot, guestOnly, cache, timeout, kvm) })
+		passed := t.Run(refusedBoot.name, func(t *testing.T) {
+			r = bootScenario(t, k, refusedBoot, initramfs{busybox: ir.busybox, tests: guestTests, stallmon: ir.stallmon}, cache, timeout, kvm)
+		})
 		report(refusedBoot.name, passed, r)
 		return rows
 	}
@@ -134,6 +135,9 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	if os.Getenv("VMTEST_RUN") != "" {
 		return rows // a developer's focused run: no scenario boots
 	}
+	// With the modules: the scenarios drive faultmod, and softdog.
+	guestOnly := ir
+	guestOnly.tests = guestTests
 	if len(guestOnly.tests) == 0 {
 		t.Fatal("VMTEST_PKGS has no ./vmtests/guest/: the scenario boots need it")
 	}

@@ -141,10 +141,9 @@ func TestPollIdleSleepsInterruptibly(t *testing.T) {
 	c.enter(t)
 	// ppoll: x/sys/unix's Poll, on every architecture.
 	want := fmt.Sprintf("%d ", unix.SYS_PPOLL)
-	stat := waitFor(t, c, 10*time.Second, func(s procStat) bool { return strings.HasPrefix(s.syscall, want) })
-	if stat.state != 'S' {
-		t.Fatalf("child in poll(2) is in %c, want S (an interruptible sleep)", stat.state)
-	}
+	// Both at once: stat and syscall are two reads, and a thread read
+	// in R on its way into ppoll can be asleep in it by the second.
+	waitFor(t, c, 10*time.Second, func(s procStat) bool { return strings.HasPrefix(s.syscall, want) && s.state == 'S' })
 	if err := unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0); err != nil {
 		t.Fatalf("SIGKILL: %v", err)
 	}
