@@ -6,7 +6,7 @@
 // `go test ./...` skips TestKernels, since it downloads kernels and boots
 // VMs for minutes. Settings, all optional, from the environment:
 //
-//	VMTEST_KERNELS   kernel lines to boot (default "bookworm,bookworm-backports"; also "bullseye-security")
+//	VMTEST_KERNELS   kernel lines to boot (default "bookworm,bookworm-backports,bullseye-security")
 //	VMTEST_PKGS      packages to test in the guest (default "./monitor/ ./heartbeat/ ./peer/ ./vmtests/guest/")
 //	VMTEST_RUN       -test.run pattern for the guest's test binaries
 //	VMTEST_CMDLINE   extra kernel command line words (e.g. loglevel=7 for stack traces of a hang)
@@ -17,6 +17,8 @@
 // changes the guest for good (scenarios_test.go): an oops, and a node
 // fence by reboot and by watchdog, whose reset the host checks from the
 // console and QEMU's exit status. VMTEST_RUN skips the scenario boots.
+// A kernel older than stallmon supports (bullseye's 5.10) boots only once,
+// to check that attach refuses it and leaves the target alone.
 //
 // The guest side lives in vmtests/guest (tests that only run in the VM)
 // and vmtests/faultmod (a kernel module that reproduces kernel bugs, and

@@ -84,11 +84,35 @@ func summaryLine(k *kernel, boot string, passed bool, r *vmResult) string {
 }
 
 // bootKernel builds k's modules, boots it once with every suite, then
-// once per scenario boot, and returns its rows of the summary (with the
+// once per scenario boot (a refused kernel: once, for refusedBoot), and returns its rows of the summary (with the
 // scenarios' RESULT lines).
 func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) []string {
 	ctx := t.Context()
 	sw := newStopwatch(t)
+	var rows []string
+	report := func(boot string, passed bool, r *vmResult) {
+		rows = append(rows, summaryLine(k, boot, passed, r))
+		if r != nil {
+			for _, l := range r.results() {
+				rows = append(rows, "      "+l)
+			}
+		}
+	}
+	guestTests := slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
+
+	if k.source.refused {
+		// Its one test needs neither faultmod nor softdog, and faultmod
+		// would cost installing the kernel's own old compiler.
+		if len(guestTests) == 0 {
+			t.Fatal("VMTEST_PKGS has no ./vmtests/guest/: the boot of a refused kernel needs it")
+		}
+		var r *vmResult
+		passed := t.Run(refusedBoot.name, func(t *testing.T) {
+			r = bootScenario(t, k, refusedBoot, initramfs{busybox: ir.busybox, tests: guestTests, stallmon: ir.stallmon}, cache, timeout, kvm)
+		})
+		report(refusedBoot.name, passed, r)
+		return rows
+	}
 
 	kmods, err := extractModules(ctx, k, cache)
 	if err != nil {
@@ -105,23 +129,15 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 		ir.modules = append(ir.modules, ko)
 	}
 
-	var rows []string
-	report := func(boot string, passed bool, r *vmResult) {
-		rows = append(rows, summaryLine(k, boot, passed, r))
-		if r != nil {
-			for _, l := range r.results() {
-				rows = append(rows, "      "+l)
-			}
-		}
-	}
 	var r *vmResult
 	passed := t.Run("suites", func(t *testing.T) { r = bootSuites(t, k, ir, cache, timeout, kvm) })
 	report("suites", passed, r)
 	if os.Getenv("VMTEST_RUN") != "" {
 		return rows // a developer's focused run: no scenario boots
 	}
+	// With the modules: the scenarios drive faultmod, and softdog.
 	guestOnly := ir
-	guestOnly.tests = slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
+	guestOnly.tests = guestTests
 	if len(guestOnly.tests) == 0 {
 		t.Fatal("VMTEST_PKGS has no ./vmtests/guest/: the scenario boots need it")
 	}

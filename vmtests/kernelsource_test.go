@@ -16,15 +16,20 @@ type kernelSource struct {
 	// serves via in the system's configuration; empty means the system's
 	// configuration as it is.
 	suite, via string
+	// refused marks a line older than stallmon supports: its kernel
+	// boots once, for refusedBoot, instead of the suites and scenarios.
+	refused bool
 }
 
 var kernelSources = []kernelSource{
 	{name: "bookworm"},
 	{name: "bookworm-backports", suite: "bookworm-backports", via: "bookworm"},
-	{name: "bullseye-security", suite: "bullseye-security", via: "bookworm-security"},
+	// Linux 5.10: stallmon needs 5.15 (BPF task storage in tracing
+	// programs, bpf_task_pt_regs), and must say so rather than half attach.
+	{name: "bullseye-security", suite: "bullseye-security", via: "bookworm-security", refused: true},
 }
 
-const defaultKernels = "bookworm,bookworm-backports"
+const defaultKernels = "bookworm,bookworm-backports,bullseye-security"
 
 // kernel is one resolved and downloaded kernel.
 type kernel struct {

@@ -40,6 +40,11 @@ var scenarioBoots = []scenarioBoot{
 		resetMsg: "softdog: Initiating system reboot", resetWithin: fenceGrace + 10*time.Second},
 }
 
+// refusedBoot is the one boot of a kernel older than stallmon supports
+// (kernelSource.refused): attach must fail with the reason and leave its
+// target alone.
+var refusedBoot = scenarioBoot{name: "old-kernel", run: "^TestOldKernelIsRefused$"}
+
 // bootScenario boots k for one scenario and checks how the boot ended.
 func bootScenario(t *testing.T, k *kernel, sc scenarioBoot, ir initramfs, cache string, timeout time.Duration, kvm bool) *vmResult {
 	cmdline := []string{"vmtest_run=" + sc.run, guest.ScenarioEnv + "=" + sc.name}

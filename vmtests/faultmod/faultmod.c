@@ -12,6 +12,7 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/poll.h>
 #include <linux/sched.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
@@ -85,6 +86,20 @@ static long faultmod_lock(void)
 	return 0;
 }
 
+/*
+ * poll(2) takes the global mutex too, and reports nothing ready without
+ * poll_wait(): before an oops a poll with a timeout sleeps interruptibly
+ * until it (an idle event loop, healthy); after FAULTMOD_OOPS_MUTEX it
+ * blocks in mutex_lock in D for good, SIGKILL or not: the incident of an
+ * event loop stuck in an "unbounded" syscall on a lock an oops left held.
+ */
+static __poll_t faultmod_poll(struct file *file, poll_table *wait)
+{
+	mutex_lock(&faultmod_mutex);
+	mutex_unlock(&faultmod_mutex);
+	return 0;
+}
+
 static long faultmod_release(void)
 {
 	int n = atomic_read(&sleepers);
@@ -114,6 +129,7 @@ static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 static const struct file_operations faultmod_fops = {
 	.owner = THIS_MODULE,
 	.unlocked_ioctl = faultmod_ioctl,
+	.poll = faultmod_poll,
 	.compat_ioctl = compat_ptr_ioctl,
 };
 

@@ -44,12 +44,19 @@ type Device struct {
 }
 
 // Open opens DevicePath; the module must be loaded.
+//
+// It opens with open(2) and os.NewFile rather than os.OpenFile: OpenFile
+// registers a descriptor with the runtime's epoll, and epoll_ctl calls the
+// device's poll hook, which takes the module's mutex. After an OopsMutex
+// that would hang Open itself in D, inside epoll_ctl, instead of the
+// poll(2) a test means to hang. A blocking descriptor given to NewFile is
+// never registered.
 func Open() (*Device, error) {
-	f, err := os.OpenFile(DevicePath, os.O_RDWR, 0)
+	fd, err := unix.Open(DevicePath, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening faultmod device (is faultmod.ko loaded?): %w", err)
 	}
-	return &Device{f: f}, nil
+	return &Device{f: os.NewFile(uintptr(fd), DevicePath)}, nil
 }
 
 // Close closes the device. A thread still inside one of its ioctls keeps
@@ -90,6 +97,35 @@ func (d *Device) OopsMutex() error {
 func (d *Device) Lock() error {
 	_, err := d.Ioctl(IoctlLock, 0)
 	return err
+}
+
+// Poll makes one poll(2) (ppoll, as x/sys/unix does on every
+// architecture) for POLLIN on the device, with a timeout in milliseconds,
+// -1 for none. The device never reports an event: Poll returns 0 after
+// the timeout, unless an OopsMutex left the module's mutex held, and then
+// it never returns, in D. It retries on EINTR, as an event loop does.
+func (d *Device) Poll(timeoutMs int) (n int, err error) {
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("faultmod poll: %w", err)
+	}
+	if cerr := rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			// unix.Poll is a plain Syscall6: the runtime hands this
+			// thread's P on while it blocks.
+			n, err = unix.Poll(fds, timeoutMs)
+			if !errors.Is(err, unix.EINTR) {
+				return
+			}
+		}
+	}); cerr != nil {
+		return 0, fmt.Errorf("faultmod poll: %w", cerr)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("faultmod poll: %w", err)
+	}
+	return n, nil
 }
 
 // Release ends every SleepD and Spin in progress and returns how many

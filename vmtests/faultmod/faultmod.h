@@ -22,7 +22,8 @@
  */
 #define FAULTMOD_OOPS_MUTEX _IO(FAULTMOD_IOC_MAGIC, 2)
 #define FAULTMOD_OOPS_CONFIRM 0x0badc0deUL
-/* Take and release the global mutex: blocks in D forever after an OOPS_MUTEX. */
+/* Take and release the global mutex, as poll(2) on the device does too: both
+ * block in D forever after an OOPS_MUTEX. */
 #define FAULTMOD_LOCK _IO(FAULTMOD_IOC_MAGIC, 3)
 /* Stay on the CPU in the kernel for *(__u32 *)arg seconds, or until FAULTMOD_RELEASE. */
 #define FAULTMOD_SPIN _IOW(FAULTMOD_IOC_MAGIC, 4, __u32)

@@ -123,6 +123,39 @@ func TestIoctlsExist(t *testing.T) {
 	}
 }
 
+// Before any oops the device's poll hook takes and drops the mutex and
+// reports nothing: poll(2) with timeout 0 returns 0 at once, and with no
+// timeout the caller sleeps interruptibly, as an idle event loop does,
+// so SIGKILL ends it. The oops scenario then turns this same call into
+// an uninterruptible hang (TestOops).
+func TestPollIdleSleepsInterruptibly(t *testing.T) {
+	requireVM(t)
+	d := openDevice(t)
+	start := time.Now()
+	n, err := d.Poll(0)
+	if took := time.Since(start); err != nil || n != 0 || took > time.Second {
+		t.Fatalf("poll with timeout 0 = %d, %v after %v; want 0, nil at once", n, err, took)
+	}
+
+	c := startChild(t, "poll")
+	c.enter(t)
+	// ppoll: x/sys/unix's Poll, on every architecture.
+	want := fmt.Sprintf("%d ", unix.SYS_PPOLL)
+	// Both at once: stat and syscall are two reads, and a thread read
+	// in R on its way into ppoll can be asleep in it by the second.
+	waitFor(t, c, 10*time.Second, func(s procStat) bool { return strings.HasPrefix(s.syscall, want) && s.state == 'S' })
+	if err := unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	if !c.exitedWithin(t, 10*time.Second) {
+		t.Fatalf("SIGKILL did not end a child in poll(2) within 10s; state %c", readStat(t, c.pid).state)
+	}
+	err = c.cmd.Wait()
+	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child ended with %v, want killed by SIGKILL", err)
+	}
+}
+
 // openDevice opens /dev/faultmod for the test; on the way out it releases
 // whatever a failed test left asleep or spinning.
 func openDevice(t *testing.T) *faultmod.Device {

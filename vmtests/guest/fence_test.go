@@ -26,7 +26,7 @@ func TestNodeFence(t *testing.T) {
 			fmt.Printf("\n%s method=%s\n", FenceMarker, method)
 			// Checked if the guest lives long enough to read them (with
 			// reboot it usually does not); the host checks the reset.
-			nextUnkillable(t, n)
+			nextUnkillable(t, n, ioctlHang.stack...)
 			ev := n.agent.Events.Next("node_fence", 30*time.Second)
 			wantFields(t, ev, map[string]any{"method": method})
 			// Nothing in the guest can see its own reset: the host does.

@@ -30,16 +30,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild makes one faultmod ioctl from the main thread. what is the
-// ioctl, with ":busy" appended for a second thread that makes fast
-// syscalls meanwhile: the heartbeat thread of the incident, which kept
-// the process looking alive.
+// runChild makes one faultmod call from the main thread. what is the
+// ioctl, "poll" for a poll(2) on the device with no timeout (an event
+// loop waiting), or "idle" for no call and no device at all (a target on
+// a guest without faultmod); ":busy" appended starts a second thread
+// that makes fast syscalls meanwhile: the heartbeat thread of the
+// incident, which kept the process looking alive.
 func runChild(what string) int {
 	what, busy := strings.CutSuffix(what, ":busy")
-	d, err := faultmod.Open()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	var (
+		d   *faultmod.Device
+		fd  = -1
+		err error
+	)
+	if what != "idle" {
+		if d, err = faultmod.Open(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fd = int(d.Fd())
 	}
 	if busy {
 		started := make(chan struct{})
@@ -49,7 +58,7 @@ func runChild(what string) int {
 	// The parent waits for this line, and sends one back when the ioctl
 	// should start: it may first attach stallmon, which only sees a
 	// running syscall that it saw begin.
-	fmt.Printf("fd=%d\n", d.Fd())
+	fmt.Printf("fd=%d\n", fd)
 	stdin := bufio.NewReader(os.Stdin)
 	if _, err := stdin.ReadString('\n'); err != nil {
 		fmt.Fprintln(os.Stderr, "waiting for the parent:", err)
@@ -67,6 +76,9 @@ func runChild(what string) int {
 		err = d.OopsMutex()
 	case "lock":
 		err = d.Lock()
+	case "poll":
+		_, err = d.Poll(-1)
+	case "idle":
 	default:
 		err = fmt.Errorf("unknown %s=%q", childEnv, what)
 	}

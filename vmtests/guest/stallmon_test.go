@@ -1,8 +1,10 @@
 package guest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,7 +105,10 @@ func (n *node) waitHook(want string) time.Time {
 // the heartbeat, the peer fails over, and the rest of the process is
 // killed. Then the next caller of that ioctl hangs for good on the mutex
 // the oops left held, uninterruptibly: stallmon kills, reports it
-// unkillable with the kernel stack, and keeps the heartbeat off.
+// unkillable with the kernel stack, and keeps the heartbeat off. Last, a
+// network service's event loop polls the device and blocks on that same
+// mutex, inside a syscall that has no time limit of its own: stallmon
+// must judge it by its uninterruptible sleep, not by the clock.
 //
 // It oopses the guest kernel, so make vmtest runs it in a boot of its own
 // (vmtest_scenario=oops); elsewhere it skips.
@@ -145,14 +150,53 @@ func TestOops(t *testing.T) {
 		const budget, killAfter = 300 * time.Millisecond, time.Second
 		n := startNode(t, "lock:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
 		hang := n.child.enter(t)
-		stalled, hookAt, unk := n.killedButAlive(2 * time.Second)
-		toLastAlive := n.cluster.LastAliveBefore(stalled).Sub(hang)
+		s := n.killedButAlive(2*time.Second, ioctlHang)
+		toLastAlive := n.cluster.LastAliveBefore(s.stalled).Sub(hang)
 		t.Logf(ResultPrefix+"oops-lock: budget %v, kill_after %v: hang->last ALIVE %v, hang->peer hook %v, kill not completed: unkillable, state %v, stack %v",
-			budget, killAfter, toLastAlive.Round(time.Millisecond), hookAt.Sub(hang).Round(time.Millisecond), unk["proc_state"], unk["stack"])
+			budget, killAfter, toLastAlive.Round(time.Millisecond), s.hookAt.Sub(hang).Round(time.Millisecond), s.unkillable["proc_state"], s.unkillable["stack"])
 		if bound := budget + poll + interval; toLastAlive > bound {
 			t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval = %v", toLastAlive, bound)
 		}
 	})
+	t.Run("event loop blocks in poll on the lock it left", oopsPoll)
+}
+
+// pollHang is the event loop of the seed incident: poll(2) (ppoll from Go)
+// blocked on the mutex an oops left held, caught by the uninterruptible
+// rule since poll may wait for ever.
+var pollHang = hangKind{syscalls: []string{"poll", "ppoll"}, reason: "uninterruptible", state: "uninterruptible",
+	stack: []string{"mutex_lock", "faultmod_poll"}}
+
+// oopsPoll is TestOops' last act: the main thread's poll(2) with no
+// timeout blocks in D on the mutex the oops left held, while a second
+// thread stays busy. stallmon runs the default table but for the default
+// rule, which the uninterruptible state rule follows: 1s budget, 3s
+// kill_after.
+func oopsPoll(t *testing.T) {
+	const budget, killAfter = time.Second, 3 * time.Second
+	n := startNode(t, "poll:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
+	hang := n.child.enter(t)
+	// The scenario is real before stallmon is judged on it: the main
+	// thread is in D inside ppoll, not idle in S as before the oops.
+	want := fmt.Sprintf("%d ", unix.SYS_PPOLL)
+	waitFor(t, n.child, 10*time.Second, func(s procStat) bool { return strings.HasPrefix(s.syscall, want) && s.state == 'D' })
+	s := n.killedButAlive(2*time.Second, pollHang)
+	toStall := eventTime(t, s.stall).Sub(hang)
+	toLastAlive := n.cluster.LastAliveBefore(s.stalled).Sub(hang)
+	toHook := s.hookAt.Sub(hang)
+	toKill := eventTime(t, s.kill).Sub(hang)
+	t.Logf(ResultPrefix+"oops-poll: uninterruptible rule %v/%v: hang->stall %v (%s), hang->last ALIVE %v, hang->peer hook %v, hang->kill %v, unkillable in %v, stack %v",
+		budget, killAfter, toStall.Round(time.Millisecond), s.stall["syscall"], toLastAlive.Round(time.Millisecond),
+		toHook.Round(time.Millisecond), toKill.Round(time.Millisecond), s.unkillable["proc_state"], s.unkillable["stack"])
+	if toStall < budget {
+		t.Errorf("stall %v after the hang, sooner than the uninterruptible budget %v", toStall, budget)
+	}
+	if bound := budget + poll + interval; toLastAlive > bound {
+		t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval = %v", toLastAlive, bound)
+	}
+	if toKill < killAfter {
+		t.Errorf("killed %v after the hang, sooner than kill_after %v", toKill, killAfter)
+	}
 }
 
 // A syscall that stays on the CPU in the kernel (a driver spinning with
@@ -207,7 +251,7 @@ func TestUnkillableIsReported(t *testing.T) {
 	n := startNode(t, "sleep-d:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
 	hang := n.child.enter(t)
 
-	stalled, hookAt, unk := n.killedButAlive(time.Second)
+	s := n.killedButAlive(time.Second, ioctlHang)
 
 	d, err := faultmod.Open()
 	if err != nil {
@@ -226,52 +270,92 @@ func TestUnkillableIsReported(t *testing.T) {
 			t.Errorf("node fencing without --on-unkillable: %v", ev)
 		}
 	}
-	toLastAlive := n.cluster.LastAliveBefore(stalled).Sub(hang)
+	toLastAlive := n.cluster.LastAliveBefore(s.stalled).Sub(hang)
 	t.Logf(ResultPrefix+"unkillable: budget %v, kill_after %v: hang->last ALIVE %v, hang->peer hook %v, unkillable in %v, stack %v",
-		budget, killAfter, toLastAlive.Round(time.Millisecond), hookAt.Sub(hang).Round(time.Millisecond), unk["proc_state"], unk["stack"])
+		budget, killAfter, toLastAlive.Round(time.Millisecond), s.hookAt.Sub(hang).Round(time.Millisecond), s.unkillable["proc_state"], s.unkillable["stack"])
 	if bound := budget + poll + interval; toLastAlive > bound {
 		t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval = %v", toLastAlive, bound)
 	}
 }
 
-// killedButAlive follows a target stuck in uninterruptible sleep: a stall
-// over budget, STALLED, the peer's hook, the kill, the unkillable report;
-// then stallmon must stay for hold (it exits only once the target is
-// gone), keeping the heartbeat off.
-func (n *node) killedButAlive(hold time.Duration) (stalled heartbeat.Packet, hookAt time.Time, unk map[string]any) {
+// hangKind is how stallmon must see the child's main thread stuck.
+type hangKind struct {
+	syscalls      []string // the stall's syscall is one of these
+	reason, state string   // the stall's
+	stack         []string // in the unkillable report's kernel stack
+}
+
+// ioctlHang is a faultmod ioctl asleep in D, judged by elapsed time; the
+// module's helpers are inlined into faultmod_ioctl.
+var ioctlHang = hangKind{syscalls: []string{"ioctl"}, reason: "over_budget", state: "uninterruptible",
+	stack: []string{"faultmod_ioctl"}}
+
+// stuck is what killedButAlive saw, for the RESULT lines.
+type stuck struct {
+	stall, kill, unkillable map[string]any
+	stalled                 heartbeat.Packet
+	hookAt                  time.Time
+}
+
+// killedButAlive follows a target stuck in uninterruptible sleep: the
+// stall, STALLED, the peer's hook, the kill, the unkillable report; then
+// stallmon must stay for hold (it exits only once the target is gone),
+// keeping the heartbeat off.
+func (n *node) killedButAlive(hold time.Duration, h hangKind) stuck {
 	t := n.t
 	t.Helper()
-	wantFields(t, n.agent.Events.Next("stall", 30*time.Second), map[string]any{
-		"tid": n.child.pid, "syscall": "ioctl", "state": "uninterruptible", "reason": "over_budget"})
-	stalled = n.cluster.WaitPacket("STALLED", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
-	hookAt = n.waitHook("vm stalled")
-	n.agent.Events.Next("kill", 30*time.Second)
-	unk = nextUnkillable(t, n)
+	var s stuck
+	s.stall = n.agent.Events.Next("stall", 30*time.Second)
+	wantFields(t, s.stall, map[string]any{"tid": n.child.pid, "state": h.state, "reason": h.reason})
+	if name, _ := s.stall["syscall"].(string); !slices.Contains(h.syscalls, name) {
+		t.Fatalf("stall of syscall %q, want one of %q: %v", name, h.syscalls, s.stall)
+	}
+	s.stalled = n.cluster.WaitPacket("STALLED", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
+	if !slices.Contains(h.syscalls, s.stalled.Stall.Name) || s.stalled.Stall.TID != uint32(n.child.pid) {
+		t.Fatalf("STALLED = %+v, want the main thread's %q", s.stalled.Stall, h.syscalls)
+	}
+	s.hookAt = n.waitHook("vm stalled")
+	s.kill = n.agent.Events.Next("kill", 30*time.Second)
+	s.unkillable = nextUnkillable(t, n, h.stack...)
 	select {
 	case <-n.agent.Done():
 		t.Fatalf("stallmon exited %d while the target could not die", n.agent.Code())
 	case <-time.After(hold):
 		// Nothing happening is the point: no event marks its absence.
 	}
-	return stalled, hookAt, unk
+	return s
 }
 
 // nextUnkillable waits for the unkillable report of the child's stuck main
-// thread, whose kernel stack must show it inside the module's ioctl (the
-// module's helpers are inlined into it).
-func nextUnkillable(t *testing.T, n *node) map[string]any {
-	const fn = "faultmod_ioctl"
+// thread, whose kernel stack must name each of fns (substrings, so that
+// "mutex_lock" matches __mutex_lock.constprop.0 too).
+func nextUnkillable(t *testing.T, n *node, fns ...string) map[string]any {
 	t.Helper()
 	ev := n.agent.Events.NextWhere("unkillable report of the main thread", 30*time.Second, func(ev map[string]any) bool {
 		return ev["msg"] == "unkillable" && ev["tid"] == float64(n.child.pid)
 	})
-	if stack, _ := ev["stack"].(string); !strings.Contains(stack, fn) {
-		t.Fatalf("unkillable stack %q does not name %s", stack, fn)
+	stack, _ := ev["stack"].(string)
+	for _, fn := range fns {
+		if !strings.Contains(stack, fn) {
+			t.Fatalf("unkillable stack %q does not name %s", stack, fn)
+		}
 	}
 	if ev["proc_state"] == "" || ev["wchan"] == nil {
 		t.Fatalf("unkillable report lacks the state or wchan: %v", ev)
 	}
 	return ev
+}
+
+// eventTime is when stallmon logged ev (slog's "time"): the guest's
+// clock, which the test shares.
+func eventTime(t *testing.T, ev map[string]any) time.Time {
+	t.Helper()
+	s, _ := ev["time"].(string)
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("%v event: time %q: %v", ev["msg"], s, err)
+	}
+	return at
 }
 
 // wantFields fails unless ev has each field with the given value (numbers
