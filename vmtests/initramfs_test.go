@@ -27,6 +27,9 @@ type initramfs struct {
 	tests    []guestBinary // run by /init in this order (sorted by name)
 	modules  []string      // .ko files /init loads before the tests, in glob order
 	stallmon string        // the stallmon command, /bin/stallmon in the guest
+	// ia32wait is internal/ctarget's 32-bit program, /bin/ia32wait in the
+	// guest: the CI host's kernel runs no ia32 programs, Debian's do.
+	ia32wait string
 }
 
 // write builds the gzip-compressed newc archive at path.
@@ -54,6 +57,9 @@ func (r initramfs) write(path string) error {
 	c.Symlink("bin/sh", "busybox")
 	if r.stallmon != "" {
 		c.CopyFile("bin/stallmon", r.stallmon)
+	}
+	if r.ia32wait != "" {
+		c.CopyFile("bin/ia32wait", r.ia32wait)
 	}
 	for _, ko := range r.modules {
 		c.CopyFile("lib/modules/"+filepath.Base(ko), ko)

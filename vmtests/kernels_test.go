@@ -42,7 +42,8 @@ func TestKernels(t *testing.T) {
 	}
 	sw.lap("host tools")
 	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
-	sw.lap("guest test binaries and stallmon")
+	ia32wait := buildIA32Wait(t, filepath.Join(cache, "build", "bin"))
+	sw.lap("guest test binaries, stallmon and ia32wait")
 	busybox, err := fetchBusybox(ctx, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func TestKernels(t *testing.T) {
 		}
 		var lines []string
 		t.Run(k.version, func(t *testing.T) {
-			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon}, cache, timeout, kvm)
+			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait}, cache, timeout, kvm)
 		})
 		sw.skip() // the subtest timed its own steps
 		if len(lines) == 0 {
@@ -256,6 +257,20 @@ func buildGuestBinaries(t *testing.T, dir string) (tests []guestBinary, stallmon
 	// /init runs /tests/*/ in glob order; keep the same order here.
 	slices.SortFunc(bins, func(a, b guestBinary) int { return strings.Compare(a.name, b.name) })
 	return bins, stallmon
+}
+
+// buildIA32Wait compiles internal/ctarget's ia32wait with gcc -m32 -static
+// (gcc-multilib, which make deps-test installs) for the guest's 32-bit
+// test (guest/ia32_test.go).
+func buildIA32Wait(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "ia32wait")
+	cc := exec.Command("gcc", "-m32", "-static", "-O2", "-Wall", "-Werror", "-pthread",
+		"-o", out, filepath.Join("..", "internal", "ctarget", "csrc", "ia32wait.c"))
+	if b, err := cc.CombinedOutput(); err != nil {
+		t.Fatalf("building ia32wait (needs gcc-multilib): %v\n%s", err, b)
+	}
+	return out
 }
 
 // fetchBusybox returns the static busybox of the system's Debian release.

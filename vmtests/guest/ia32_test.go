@@ -1,0 +1,81 @@
+package guest
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/fdkind"
+	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/ctarget"
+	"github.com/stallmon/stallmon/internal/e2e"
+	"github.com/stallmon/stallmon/monitor"
+)
+
+// A 32-bit process's syscalls are named from the ia32 table, whose
+// numbers mean other calls in the native one: its read(2) of a pipe is
+// number 3 (close on amd64) and its nanosleep 162 (sync). Named right,
+// both are waits, and a watched ia32 process with a 300ms budget keeps
+// its heartbeat; named natively, sync and close would be stalls.
+func TestIA32SyscallsNamed(t *testing.T) {
+	requireVM(t)
+	bin := os.Getenv("STALLMON_IA32WAIT")
+	if bin == "" {
+		t.Fatal("STALLMON_IA32WAIT is not set: the VM's /init sets it when the initramfs has /bin/ia32wait")
+	}
+	p := ctarget.Start(t, bin)
+	pid := p.Cmd.Process.Pid
+	m, err := monitor.Attach(pid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key, name string
+		kind      fdkind.Kind
+	}{
+		{"read_tid", "read", fdkind.Pipe},
+		{"nanosleep_tid", "nanosleep", fdkind.None},
+	} {
+		tid := p.Int(t, c.key)
+		th, ok := s.Thread(tid)
+		if !ok {
+			t.Fatalf("%s %d missing from the snapshot %+v", c.key, tid, s.Threads)
+		}
+		if !th.InSyscall || th.Syscall != c.name || th.ABI != monitor.ABICompat {
+			t.Errorf("%s: %+v, want %s through the ia32 ABI", c.key, th, c.name)
+		}
+		if c.kind != fdkind.None && (len(th.FDs) != 1 || th.FDs[0].Kind != c.kind || th.FD != p.Int(t, "pipe_fd")) {
+			t.Errorf("%s: fds %+v, want the pipe %s", c.key, th.FDs, p.Ready["pipe_fd"])
+		}
+		t.Logf("%s %d: %s (nr %d, %s), fds %+v", c.key, tid, th.Syscall, th.Nr, th.ABI, th.FDs)
+	}
+	m.Close()
+
+	const interval = 200 * time.Millisecond
+	c := e2e.NewCluster(t)
+	agent := e2e.Start(t, os.Getenv("STALLMON_BIN"), append([]string{"attach", "--pid", strconv.Itoa(pid),
+		"--log-format", "json", "--node-id", "ia32", "--budget", "300ms", "--interval", interval.String(),
+		"--metrics-addr", ""}, c.GroupFlags()...)...)
+	agent.Events.Next("attached", 30*time.Second)
+	first := c.WaitPacket("ALIVE", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
+	start := time.Unix(0, first.SendTime)
+	c.WaitPacket("3s of heartbeats", 30*time.Second, func(p heartbeat.Packet) bool {
+		return time.Unix(0, p.SendTime).Sub(start) >= 3*time.Second || p.State != heartbeat.StateAlive
+	})
+	for _, tp := range c.Seen() {
+		if tp.P.State != heartbeat.StateAlive {
+			t.Fatalf("an idle ia32 process was judged stalled: %+v", tp.P)
+		}
+	}
+	for _, ev := range agent.Events.Drain() {
+		if ev["msg"] == "stall" {
+			t.Fatalf("false alarm on an ia32 wait: %v", ev)
+		}
+	}
+}
