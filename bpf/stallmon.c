@@ -194,7 +194,7 @@ static __always_inline void observe(__u64 word)
 // indexed by ABI * FD_ARGS_NR + number (ABI 3 unused); set by the agent before load from
 // its syscall tables. The iterator classifies the first two.
 #define FD_ARGS_NR 1024
-#define FD_ARGS_LEN (4 * FD_ARGS_NR) // a power of two: the verifier sees any 12-bit index in range
+#define FD_ARGS_LEN (4 * FD_ARGS_NR) // a power of two, so a mask bounds any index
 volatile const __u8 fd_args[FD_ARGS_LEN] = {};
 
 // What an fd refers to, decided from its inode in the kernel: no path
@@ -605,8 +605,12 @@ int snapshot(struct bpf_iter__task *ctx)
 		rec.regs_nr = nr;
 		regs_args(regs, rec.regs_abi, rec.args);
 
-		__u64 idx = (__u64)rec.regs_abi * FD_ARGS_NR + (nr & (FD_ARGS_NR - 1));
-		__u8 mask = idx < FD_ARGS_LEN ? fd_args[idx] : 0;
+		__u32 idx = rec.regs_abi * FD_ARGS_NR + ((__u32)nr & (FD_ARGS_NR - 1));
+		// Older verifiers (6.1) lose the bounds of that sum; a mask
+		// the compiler cannot drop as redundant restores them.
+		barrier_var(idx);
+		idx &= FD_ARGS_LEN - 1;
+		__u8 mask = fd_args[idx];
 		int found = 0;
 		for (int i = 0; i < 6; i++) {
 			if (!(mask & (1 << i)) || found >= 2)

@@ -163,9 +163,10 @@ func TestOops(t *testing.T) {
 
 // pollHang is the event loop of the seed incident: poll(2) (ppoll from Go)
 // blocked on the mutex an oops left held, caught by the uninterruptible
-// rule since poll may wait for ever.
+// rule since poll may wait for ever. The stack names faultmod_poll and
+// ppoll; mutex_lock itself is inlined into the module on 6.12's build.
 var pollHang = hangKind{syscalls: []string{"poll", "ppoll"}, reason: "uninterruptible", state: "uninterruptible",
-	stack: []string{"mutex_lock", "faultmod_poll"}}
+	stack: []string{"faultmod_poll", "do_sys_poll"}}
 
 // oopsPoll is TestOops' last act: the main thread's poll(2) with no
 // timeout blocks in D on the mutex the oops left held, while a second
