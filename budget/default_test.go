@@ -146,9 +146,9 @@ func TestDefaultStateChoices(t *testing.T) {
 		}
 	}
 	for s, want := range map[State]Rule{
-		Stopped:     {Budget: 5 * time.Second},
-		Traced:      {Budget: 5 * time.Second},
-		Frozen:      {Budget: 5 * time.Second},
+		Stopped:     {Budget: 3 * time.Second},
+		Traced:      {Budget: 3 * time.Second},
+		Frozen:      {Budget: 3 * time.Second},
 		DumpingCore: {Budget: 5 * time.Second},
 		Exiting:     bounded,
 	} {
@@ -224,8 +224,11 @@ func TestDefaultFollowsOverrides(t *testing.T) {
 	if got := tb.ProcessRule(Exiting); got != moved {
 		t.Errorf("exiting after override = %v, want %v", got, moved)
 	}
-	if got := tb.ProcessRule(Stopped); got != (Rule{Budget: time.Second}) {
-		t.Errorf("stopped after override = %v, want 1s/never", got)
+	if got := tb.ProcessRule(DumpingCore); got != (Rule{Budget: time.Second}) {
+		t.Errorf("dumping_core after override = %v, want 1s/never", got)
+	}
+	if got := tb.ProcessRule(Stopped); got != (Rule{Budget: 3 * time.Second}) {
+		t.Errorf("stopped, pinned by the built-in table, after override = %v, want 3s/never", got)
 	}
 	if got := tb.StateRule("clone3", fdkind.None, Uninterruptible); !got.Unbounded {
 		t.Errorf("clone3's explicit override moved: %v", got)

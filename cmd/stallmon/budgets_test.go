@@ -21,7 +21,8 @@ func TestBudgetsPrintsStates(t *testing.T) {
 	}
 	for _, line := range []string{
 		"  uninterruptible: {budget: 1s, kill_after: 3s}\n",
-		"  stopped: {budget: 1s, kill_after: never}\n",
+		"  dumping_core: {budget: 1s, kill_after: never}\n",
+		"  stopped: {budget: 3s, kill_after: never}\n", // pinned by the built-in table
 		"  clone3: {budget: unbounded, uninterruptible: unbounded}\n",
 	} {
 		if !strings.Contains(out.String(), line) {

@@ -180,7 +180,7 @@ func TestSpawnParentNotFlagged(t *testing.T) {
 }
 
 // A SIGSTOPped target serves nobody: the heartbeat stops within 5s with
-// the default table (stopped: 5s, never killed) and resumes on SIGCONT.
+// the default table (stopped: 3s, never killed) and resumes on SIGCONT.
 func TestStoppedTargetStopsHeartbeat(t *testing.T) {
 	privtest.Require(t)
 	const interval = 200 * time.Millisecond
@@ -204,7 +204,7 @@ func TestStoppedTargetStopsHeartbeat(t *testing.T) {
 	}
 	st := c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
 	lastAlive := c.LastAliveBefore(st)
-	if d := lastAlive.Sub(stopped); d > 5*time.Second+interval {
+	if d := lastAlive.Sub(stopped); d > 5*time.Second {
 		t.Errorf("last ALIVE %v after SIGSTOP, want the heartbeat stopped within 5s", d)
 	}
 
@@ -242,8 +242,7 @@ func cgroup2Root(t *testing.T) string {
 }
 
 // A target frozen by the cgroup freezer stops the heartbeat after the
-// frozen budget (the default's, 1s here) without a kill, and thawing it
-// resumes.
+// frozen budget (3s) without a kill, and thawing it resumes.
 func TestFrozenTargetStalls(t *testing.T) {
 	privtest.Require(t)
 	root := cgroup2Root(t)
@@ -269,7 +268,7 @@ func TestFrozenTargetStalls(t *testing.T) {
 	})
 	write("cgroup.procs", itoa(w.PID))
 	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--no-heartbeat", "--log-format", "json",
-		"--metrics-addr", "", "--budget", "1s", "--kill-after", "3s")
+		"--metrics-addr", "")
 	agent.Events.Next("attached", 10*time.Second)
 
 	write("cgroup.freeze", "1")
