@@ -244,6 +244,13 @@ func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
 	if j != nil && j.rule.Kills() {
 		return now.Add(j.rule.KillAfter - j.span + slack)
 	}
+	if j != nil {
+		// A stall whose rule never kills (a stopped or frozen target,
+		// kill_after: never): nothing will make it dead by any time,
+		// so nothing is promised. Another thread could still go past
+		// its kill_after later, but no deadline can be given for that.
+		return time.Time{}
+	}
 	max, ok := a.cfg.Table.MaxKillAfter()
 	if !ok {
 		return time.Time{}

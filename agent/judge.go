@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"time"
 
 	"github.com/stallmon/stallmon/budget"
@@ -60,10 +61,11 @@ type judge struct {
 
 // stateSpan is one thread's current episode in one state.
 type stateSpan struct {
-	state    budget.State
-	entered  uint64 // the syscall instance it is in (0 outside)
-	switches uint64
-	first    time.Time
+	state     budget.State
+	entered   uint64 // the syscall instance it is in (0 outside)
+	switches  uint64
+	voluntary uint64
+	first     time.Time
 }
 
 // noState marks a thread in no judged state (in user space, or asleep
@@ -80,6 +82,10 @@ func (j *judge) over(snap monitor.Snapshot) []judged {
 	now := snap.Taken
 	var out []judged
 	live := make(map[int]bool, len(snap.Threads))
+	// A core dump stops every other thread in D (coredump_task_exit)
+	// and its writer may wait on storage: the dump is judged as one,
+	// by its own rule, rather than thread by thread.
+	dumping := slices.ContainsFunc(snap.Threads, func(t monitor.Thread) bool { return t.DumpingCore })
 	for _, t := range snap.Threads {
 		live[t.TID] = true
 		if t.Zombie {
@@ -87,6 +93,9 @@ func (j *judge) over(snap monitor.Snapshot) []judged {
 			continue
 		}
 		span := j.track(t, now)
+		if dumping || isProcessState(span.state) {
+			continue
+		}
 		if w, ok := worst(j.candidates(t, now.Sub(span.first), span.state)); ok {
 			out = append(out, w)
 		}
@@ -103,9 +112,17 @@ func (j *judge) over(snap monitor.Snapshot) []judged {
 func (j *judge) track(t monitor.Thread, now time.Time) stateSpan {
 	st := stateOf(t)
 	prev, ok := j.since[t.TID]
-	cur := stateSpan{state: st, entered: t.Entered, switches: t.Switches, first: now}
-	if ok && prev.state == st && prev.entered == t.Entered &&
-		(st != budget.Uninterruptible || prev.switches == t.Switches) {
+	cur := stateSpan{state: st, entered: t.Entered, switches: t.Switches, voluntary: t.Voluntary, first: now}
+	// One D sleep never wakes; a spin in the kernel may be preempted
+	// (an involuntary switch) but never sleeps.
+	same := ok && prev.state == st && prev.entered == t.Entered
+	switch st {
+	case budget.Uninterruptible:
+		same = same && prev.switches == t.Switches
+	case budget.Running:
+		same = same && prev.voluntary == t.Voluntary
+	}
+	if same {
 		cur.first = prev.first
 	}
 	j.since[t.TID] = cur
@@ -113,8 +130,12 @@ func (j *judge) track(t monitor.Thread, now time.Time) stateSpan {
 }
 
 // stateOf is the state rule t's scheduler state falls under. TASK_IDLE
-// (D without load) is a sleep its waker chose to make long, like S.
+// (D without load) is a sleep its waker chose to make long, like S. A
+// frozen thread comes first: before 6.1 the freezer parks it in D.
 func stateOf(t monitor.Thread) budget.State {
+	if t.Frozen {
+		return budget.Frozen
+	}
 	switch t.State {
 	case monitor.StateKillable, monitor.StateUninterruptible:
 		return budget.Uninterruptible
@@ -126,9 +147,6 @@ func stateOf(t monitor.Thread) budget.State {
 		return budget.Stopped
 	case monitor.StateTraced:
 		return budget.Traced
-	}
-	if t.Frozen {
-		return budget.Frozen
 	}
 	return noState
 }
@@ -151,53 +169,56 @@ func (j *judge) candidates(t monitor.Thread, held time.Duration, st budget.State
 		out = append(out, judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed})
 	}
 	switch {
-	case st == noState:
 	case st == budget.Uninterruptible:
 		// Kernel-made threads and threads outside any syscall (a page
 		// fault on a hung mapping) answer to the table's rule.
 		out = append(out, judged{thread: t, fd: fd, rule: j.table.StateRule(syscall, kind, st), reason: st.String(), span: held})
-	case st == budget.Running:
-		if syscall != "" {
-			out = append(out, judged{thread: t, fd: fd, rule: j.table.StateRule(syscall, kind, st), reason: st.String(), span: held})
-		}
-	case t.Kernel:
-		// A kernel-made worker is stopped or frozen with its process;
-		// the process's own threads say so.
-	default:
-		out = append(out, judged{thread: t, fd: fd, rule: j.table.ProcessRule(st), reason: st.String(), span: held})
+	case st == budget.Running && syscall != "":
+		out = append(out, judged{thread: t, fd: fd, rule: j.table.StateRule(syscall, kind, st), reason: st.String(), span: held})
 	}
 	return out
 }
 
-// process judges the conditions of the whole process: a core dump or an
-// exit in progress serves nobody.
+// isProcessState reports the states judged once for the whole process,
+// not thread by thread: SIGSTOP or a freeze takes every thread at once.
+func isProcessState(st budget.State) bool {
+	return st == budget.Stopped || st == budget.Traced || st == budget.Frozen
+}
+
+// process judges the conditions of the whole process: stopped, traced or
+// frozen (any of its own threads), a core dump or an exit in progress.
+// Each is one stall, reported on the first thread found in it.
 func (j *judge) process(snap monitor.Snapshot) []judged {
 	var out []judged
+	inState := func(st budget.State) func(monitor.Thread) bool {
+		return func(t monitor.Thread) bool { return !t.Kernel && !t.Zombie && stateOf(t) == st }
+	}
+	dumping := func(t monitor.Thread) bool { return t.DumpingCore }
 	for _, c := range []struct {
 		st budget.State
 		on func(monitor.Thread) bool
 	}{
-		{budget.DumpingCore, func(t monitor.Thread) bool { return t.DumpingCore }},
-		{budget.Exiting, func(t monitor.Thread) bool { return t.Exiting }},
+		{budget.DumpingCore, dumping},
+		// A core dump sets the group-exit flag too: it is judged as
+		// a dump, never killed by default, not as an exit.
+		{budget.Exiting, func(t monitor.Thread) bool { return t.Exiting && !slices.ContainsFunc(snap.Threads, dumping) }},
+		{budget.Stopped, inState(budget.Stopped)},
+		{budget.Traced, inState(budget.Traced)},
+		{budget.Frozen, inState(budget.Frozen)},
 	} {
-		var who *monitor.Thread
-		for i := range snap.Threads {
-			if c.on(snap.Threads[i]) {
-				who = &snap.Threads[i]
-				break
-			}
-		}
-		if who == nil {
+		i := slices.IndexFunc(snap.Threads, c.on)
+		if i < 0 {
 			delete(j.procSince, c.st)
 			continue
 		}
+		who := snap.Threads[i]
 		first, ok := j.procSince[c.st]
 		if !ok {
 			first = snap.Taken
 			j.procSince[c.st] = first
 		}
-		// Entered keeps the stall apart from any of the leader's own.
-		t := monitor.Thread{TID: snap.PID, Comm: who.Comm, State: who.State, FD: -1, Entered: 1<<63 | uint64(c.st)}
+		// Entered keeps the stall apart from any of the thread's own.
+		t := monitor.Thread{TID: who.TID, Comm: who.Comm, State: who.State, Nr: -1, FD: -1, Entered: 1<<63 | uint64(c.st)}
 		jd := judged{thread: t, fd: monitor.FD{Num: -1}, rule: j.table.ProcessRule(c.st), reason: c.st.String(), span: snap.Taken.Sub(first)}
 		if jd.overBudget() {
 			out = append(out, jd)

@@ -148,22 +148,81 @@ func TestJudgeStateRules(t *testing.T) {
 	}
 }
 
-// A core dump or an exit in progress stops the heartbeat after its
-// budget, without a kill by default.
-func TestJudgeProcessStates(t *testing.T) {
+// A core dump stops the heartbeat after its budget without a kill by
+// default, judged as one: its writer and the threads it parked in D
+// (coredump_task_exit, no switch) are not uninterruptible stalls, and the
+// group-exit flag the dump sets is not an exit.
+func TestJudgeCoreDump(t *testing.T) {
 	j := testJudge(t)
 	t0 := time.Unix(1000, 0)
-	dumping := monitor.Thread{TID: 1, State: monitor.StateUninterruptible, DumpingCore: true, FD: -1, Switches: 1}
-	for i := range 3 {
-		dumping.Switches++ // it is writing: no single sleep lasts
-		got := judgeOnce(j, t0.Add(time.Duration(i)*time.Second), dumping)
-		o, ok := got[1]
-		if i < 2 && ok {
+	writer := monitor.Thread{TID: 1, State: monitor.StateUninterruptible, DumpingCore: true, Exiting: true, Nr: -1, FD: -1}
+	parked := monitor.Thread{TID: 2, State: monitor.StateUninterruptible, Exiting: true, Nr: -1, FD: -1}
+	var got map[int]judged
+	for i := range 10 {
+		writer.Switches++ // it is writing: no single sleep lasts
+		got = judgeOnce(j, t0.Add(time.Duration(i)*time.Second), writer, parked)
+		if o, ok := got[1]; i < 2 && ok {
 			t.Fatalf("poll %d: stalled %+v before the 1s budget of dumping_core", i, o)
 		}
-		if i == 2 && (!ok || o.reason != "dumping_core" || o.overKill()) {
-			t.Fatalf("after 2s dumping core: %+v (stalled %v), want a dumping_core stall without kill", o, ok)
-		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("after 9s dumping core: %d stalls %v, want the dump alone", len(got), got)
+	}
+	if o := got[1]; o.reason != "dumping_core" || o.overKill() {
+		t.Fatalf("after 9s dumping core: %+v, want a dumping_core stall that never kills", o)
+	}
+}
+
+// SIGSTOP stops every thread: one stall for the process, never killed.
+// A freezer that parks threads in D (cgroup v1, kernels before 6.1) is a
+// freeze, not an uninterruptible stall.
+func TestJudgeProcessStates(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		thread monitor.Thread
+		reason string
+	}{
+		{"stopped", monitor.Thread{State: monitor.StateStopped}, "stopped"},
+		{"frozen in D", monitor.Thread{State: monitor.StateUninterruptible, Frozen: true}, "frozen"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			j := testJudge(t)
+			var got map[int]judged
+			for i := range 8 {
+				var threads []monitor.Thread
+				for tid := 1; tid <= 50; tid++ {
+					th := c.thread
+					th.TID, th.Nr, th.FD = tid, -1, -1
+					threads = append(threads, th)
+				}
+				got = judgeOnce(j, time.Unix(1000+int64(i), 0), threads...)
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d stalls for one %s process of 50 threads, want 1", len(got), c.name)
+			}
+			for _, o := range got {
+				if o.reason != c.reason || o.overKill() {
+					t.Fatalf("judged %+v, want %s without a kill", o, c.reason)
+				}
+			}
+		})
+	}
+}
+
+// A spin in the kernel counts only while the thread never sleeps: a
+// syscall that is runnable at each poll but slept in between (its
+// voluntary switch count moved) is not running continuously.
+func TestJudgeRunningResetsOnSleep(t *testing.T) {
+	j := testJudge(t)
+	th := in(1, "epoll_wait", 0, monitor.StateRunnable)
+	var got map[int]judged
+	for i := range 8 {
+		th.Voluntary = uint64(i)
+		th.Switches = uint64(2 * i)
+		got = judgeOnce(j, time.Unix(1000+int64(i), 0), th)
+	}
+	if o, ok := got[1]; ok {
+		t.Fatalf("judged %+v: a thread that slept between polls is not a spin", o)
 	}
 }
 

@@ -223,11 +223,12 @@ enum fd_kind {
 // Majors that Documentation/admin-guide/devices.txt gives terminals:
 // BSD ptys (2, 3), virtual consoles and serial ports (4), /dev/tty,
 // console and ptmx (5), Unix98 pty slaves (136-143), ACM modems (166),
-// USB serial (188), low-density serial ports (204).
+// USB serial (188), low-density serial ports (204), hypervisor consoles
+// (229: hvc, the virtio console).
 static __always_inline bool tty_major(__u32 major)
 {
 	return (major >= 2 && major <= 5) || (major >= 136 && major <= 143) ||
-	       major == 166 || major == 188 || major == 204;
+	       major == 166 || major == 188 || major == 204 || major == 229;
 }
 
 static __always_inline void classify_fd(struct task_struct *task, __u64 arg, struct fd_class *c)
@@ -518,6 +519,7 @@ struct thread_rec {
 	__u64 word;        // struct inflight.word, 0 if not in a syscall
 	__u64 now;         // bpf_ktime_get_ns() when this record was made
 	__u64 switches;    // nvcsw + nivcsw: unchanged means it has not run since
+	__u64 voluntary;   // nvcsw: unchanged means it has not slept since
 	__s64 regs_nr;     // syscall number in the saved user registers, -1 if none
 	__u64 args[6];     // the syscall's arguments, from the same registers
 	struct fd_class fds[2];
@@ -578,7 +580,8 @@ int snapshot(struct bpf_iter__task *ctx)
 	rec.on_cpu = BPF_CORE_READ(task, on_cpu);
 	rec.flags = BPF_CORE_READ(task, flags);
 	rec.exit_state = BPF_CORE_READ(task, exit_state);
-	rec.switches = BPF_CORE_READ(task, nvcsw) + BPF_CORE_READ(task, nivcsw);
+	rec.voluntary = BPF_CORE_READ(task, nvcsw);
+	rec.switches = rec.voluntary + BPF_CORE_READ(task, nivcsw);
 	rec.signal_flags = BPF_CORE_READ(task, signal, flags);
 	rec.core_dump = dumping_core(task);
 	// cgroup v2 parks a frozen task in an interruptible sleep (its state

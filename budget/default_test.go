@@ -128,7 +128,7 @@ func TestDefaultStateChoices(t *testing.T) {
 		{"clone3", fdkind.None, U, free, "posix_spawn parent waits in killable D for exec"},
 		{"clone", fdkind.None, U, free, "os/exec's CLONE_VFORK"},
 		{"vfork", fdkind.None, U, free, "vfork parent"},
-		{"clone3", fdkind.None, R, bounded, "a clone running in the kernel is still bounded"},
+		{"clone3", fdkind.None, R, Rule{Budget: 30 * time.Second, KillAfter: 2 * time.Minute}, "a fork copying a huge address space runs 30s, and is still bounded"},
 		{"fsync", fdkind.Regular, U, flush, "fsync in D stays within its own rule"},
 		{"epoll_wait", fdkind.None, U, bounded, "an unbounded wait stuck in D is bounded"},
 		{"io_uring_enter", fdkind.None, R, bounded, "running in the kernel is bounded"},

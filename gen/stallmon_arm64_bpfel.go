@@ -64,6 +64,7 @@ type StallmonThreadRec struct {
 	Word         uint64
 	Now          uint64
 	Switches     uint64
+	Voluntary    uint64
 	RegsNr       int64
 	Args         [6]uint64
 	Fds          [2]StallmonFdClass

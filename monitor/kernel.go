@@ -19,24 +19,32 @@ var ErrKernelTooOld = errors.New("kernel too old")
 // that names none of this.
 var minKernel = [2]int{5, 15}
 
-func checkKernel() error {
+// checkKernel refuses kernels older than minKernel and returns the
+// running kernel's version (zero if the release does not parse: that is
+// no proof of an old kernel, and the load itself will say what is
+// missing).
+func checkKernel() ([2]int, error) {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
-		return fmt.Errorf("reading kernel release: %w", err)
+		return [2]int{}, fmt.Errorf("reading kernel release: %w", err)
 	}
 	release := unix.ByteSliceToString(u.Release[:])
 	v, ok := parseRelease(release)
 	if !ok {
-		// An unparsable release is not proof of an old kernel: the load
-		// itself will say what is missing.
-		return nil
+		return [2]int{}, nil
 	}
-	if v[0] < minKernel[0] || (v[0] == minKernel[0] && v[1] < minKernel[1]) {
-		return fmt.Errorf("stallmon needs Linux %d.%d or later (BPF task storage, bpf_task_pt_regs); this kernel is %s: %w",
+	if !atLeast(v, minKernel) {
+		return v, fmt.Errorf("stallmon needs Linux %d.%d or later (BPF task storage, bpf_task_pt_regs); this kernel is %s: %w",
 			minKernel[0], minKernel[1], release, ErrKernelTooOld)
 	}
-	return nil
+	return v, nil
 }
+
+func atLeast(v, min [2]int) bool { return v[0] > min[0] || (v[0] == min[0] && v[1] >= min[1]) }
+
+// userWorkerKernel is where PF_USER_WORKER (0x4000) came in; before it the
+// bit was PF_USED_ASYNC, which says nothing about who made the thread.
+var userWorkerKernel = [2]int{6, 4}
 
 // parseRelease reads "MAJOR.MINOR" from the front of a kernel release
 // such as "6.1.0-57-amd64".

@@ -26,10 +26,12 @@ type Monitor struct {
 	links  []link.Link
 	iter   *link.Iter
 
-	preAttach  map[int]preAttach // tid -> syscall already in flight at attach
-	stale      map[int]uint64    // tid -> in-flight word found stale, counted once
-	staleWords atomic.Uint64
-	opts       Options
+	preAttach map[int]preAttach // tid -> syscall already in flight at attach
+	stale     map[int]staleWord // tid -> in-flight word the registers belie
+	// workerFlags are the task flags that mark a thread the kernel made.
+	workerFlags uint32
+	staleWords  atomic.Uint64
+	opts        Options
 
 	done     chan struct{}
 	waitErr  error
@@ -47,7 +49,7 @@ func AttachWith(pid int, log *slog.Logger, opts Options) (_ *Monitor, err error)
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, stale: map[int]uint64{}, opts: opts, done: make(chan struct{})}
+	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.closeObjects()
@@ -61,8 +63,13 @@ func AttachWith(pid int, log *slog.Logger, opts Options) (_ *Monitor, err error)
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
-	if err := checkKernel(); err != nil {
+	kernel, err := checkKernel()
+	if err != nil {
 		return nil, err
+	}
+	m.workerFlags = pfIOWorker
+	if atLeast(kernel, userWorkerKernel) {
+		m.workerFlags |= pfUserWorker
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
 	// use memcg and this is a no-op.

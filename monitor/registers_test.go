@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -59,6 +60,12 @@ func TestFDKindsFromKernel(t *testing.T) {
 func writeWord(t *testing.T, m *Monitor, tid int, nr int, age time.Duration) {
 	t.Helper()
 	fd, err := unix.PidfdOpen(tid, unix.PIDFD_THREAD)
+	if errors.Is(err, unix.EINVAL) {
+		// Not a missing privilege but a kernel before 6.9, where a
+		// pidfd names only a thread group leader: the harness cannot
+		// reach the thread's storage. The host suite (6.18) runs this.
+		t.Skipf("planting a record needs pidfd_open(PIDFD_THREAD), Linux 6.9: %v", err)
+	}
 	if err != nil {
 		t.Fatalf("pidfd of thread %d: %v", tid, err)
 	}

@@ -32,8 +32,9 @@ type Thread struct {
 	Comm  string
 	State TaskState
 	// Switches counts the thread's context switches: unchanged between
-	// two snapshots, it has not run in between.
-	Switches uint64
+	// two snapshots, it has not run in between. Voluntary counts those it
+	// made by sleeping: unchanged, it has not slept in between.
+	Switches, Voluntary uint64
 	// Kernel marks a thread the kernel made inside the process (io_uring's
 	// iou-sqp and iou-wrk workers, PF_IO_WORKER or PF_USER_WORKER): it
 	// makes no syscalls of its own and its saved registers are a copy of
@@ -48,7 +49,7 @@ type Thread struct {
 	Exiting     bool // the process is exiting (group exit)
 	DumpingCore bool // a core dump is in progress
 
-	// InSyscall is false when the thread is in user space.
+	// InSyscall is false when the thread is in user space; Nr is then -1.
 	InSyscall bool
 	Nr        int
 	ABI       ABI
@@ -157,10 +158,13 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 			delete(m.preAttach, tid)
 		}
 	}
-	for tid := range m.stale {
-		if !seen[tid] {
+	for tid, s := range m.stale {
+		if !s.seen {
 			delete(m.stale, tid)
+			continue
 		}
+		s.seen = false
+		m.stale[tid] = s
 	}
 	slices.SortFunc(snap.Threads, func(a, b Thread) int { return a.TID - b.TID })
 	// Read after the iterator: a thread that died since it ran is seen
@@ -180,7 +184,7 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 // include/linux/sched/signal.h).
 const (
 	pfIOWorker      = 0x00000010
-	pfUserWorker    = 0x00004000
+	pfUserWorker    = 0x00004000 // 6.4+, see userWorkerKernel
 	pfFrozen        = 0x00010000 // before 6.1; later kernels set TASK_FROZEN
 	signalGroupExit = 0x00000004
 )
@@ -191,14 +195,20 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 		Comm:        cString(rec.Comm[:]),
 		State:       decodeState(rec.State, rec.OnCpu != 0),
 		Switches:    rec.Switches,
-		Kernel:      rec.Flags&(pfIOWorker|pfUserWorker) != 0,
+		Voluntary:   rec.Voluntary,
+		Kernel:      rec.Flags&m.workerFlags != 0,
 		Zombie:      rec.ExitState != 0,
 		Exiting:     rec.SignalFlags&signalGroupExit != 0,
 		DumpingCore: rec.CoreDump != 0,
+		Nr:          -1,
 		FD:          -1,
 		Tracked:     rec.HasStorage != 0,
 	}
-	t.Frozen = t.State == StateFrozen || rec.Flags&pfFrozen != 0 || rec.CgroupFrozen != 0
+	// cgroup v2 marks a task frozen also while it waits for a vfork child
+	// or sits in a job-control or ptrace stop, for its own accounting:
+	// only the freezer's trap, an interruptible sleep, is a freeze.
+	t.Frozen = t.State == StateFrozen || rec.Flags&pfFrozen != 0 ||
+		(rec.CgroupFrozen != 0 && t.State == StateInterruptible)
 	regsIn := rec.RegsNr >= 0
 	regsNr, regsABI := int(rec.RegsNr), ABI(rec.RegsAbi)
 	switch {
@@ -211,7 +221,9 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 			// exit was missed (a syscall that returned while the
 			// tracker attached, a recursion miss). Never judge it.
 			m.noteStale(t.TID, rec.Word)
-			if regsIn {
+			// A thread asleep is in the kernel, in the syscall its
+			// registers name (its entry was missed too).
+			if regsIn && t.State.asleep() {
 				m.fillUntracked(&t, rec, taken)
 			}
 			break
@@ -221,7 +233,12 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 		if rec.Now > start {
 			t.Elapsed = time.Duration(rec.Now - start)
 		}
-	case regsIn:
+	case regsIn && !t.Tracked:
+		// No syscall entered since attach, yet the registers hold one:
+		// it was in flight before. A tracked thread's word is the truth,
+		// sys_enter being attached: its registers may still hold the
+		// syscall it returned from (arm64 keeps syscallno) or one a
+		// tracer stopped at the entry of.
 		m.fillUntracked(&t, rec, taken)
 	default:
 		delete(m.preAttach, t.TID)
@@ -246,14 +263,29 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	return t
 }
 
+// staleWord is an in-flight word its thread's registers belied.
+type staleWord struct {
+	word    uint64
+	counted bool
+	seen    bool // in the latest snapshot
+}
+
 // noteStale counts an in-flight word that the thread's registers belie,
-// once per word.
+// once per word, when two snapshots in a row saw it: a thread caught
+// between its return value and sys_exit shows one such mismatch, and is
+// not a missed exit.
 func (m *Monitor) noteStale(tid int, word uint64) {
-	if m.stale[tid] == word {
-		return
+	s, ok := m.stale[tid]
+	if ok && s.word == word {
+		if !s.counted {
+			m.staleWords.Add(1)
+			s.counted = true
+		}
+	} else {
+		s = staleWord{word: word}
 	}
-	m.stale[tid] = word
-	m.staleWords.Add(1)
+	s.seen = true
+	m.stale[tid] = s
 }
 
 func cString(b []byte) string {

@@ -78,3 +78,13 @@ func decodeState(raw uint32, onCPU bool) TaskState {
 	}
 	return StateOther
 }
+
+// asleep reports a thread sleeping in the kernel: it cannot be in user
+// space, so saved registers that name a syscall are that of the sleep.
+func (s TaskState) asleep() bool {
+	switch s {
+	case StateInterruptible, StateKillable, StateUninterruptible, StateIdle:
+		return true
+	}
+	return false
+}

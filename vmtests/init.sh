@@ -20,6 +20,7 @@ ip link set lo up
 # The guest suites run stallmon as a user does (internal/e2e).
 [ -x /bin/stallmon ] && export STALLMON_BIN=/bin/stallmon
 [ -x /bin/ia32wait ] && export STALLMON_IA32WAIT=/bin/ia32wait
+[ -x /bin/x32wait ] && export STALLMON_X32WAIT=/bin/x32wait
 
 echo "stallmon-vm: boot kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 

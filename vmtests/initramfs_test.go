@@ -30,6 +30,7 @@ type initramfs struct {
 	// ia32wait is internal/ctarget's 32-bit program, /bin/ia32wait in the
 	// guest: the CI host's kernel runs no ia32 programs, Debian's do.
 	ia32wait string
+	x32wait  string // the same program built for x32, /bin/x32wait
 }
 
 // write builds the gzip-compressed newc archive at path.
@@ -60,6 +61,9 @@ func (r initramfs) write(path string) error {
 	}
 	if r.ia32wait != "" {
 		c.CopyFile("bin/ia32wait", r.ia32wait)
+	}
+	if r.x32wait != "" {
+		c.CopyFile("bin/x32wait", r.x32wait)
 	}
 	for _, ko := range r.modules {
 		c.CopyFile("lib/modules/"+filepath.Base(ko), ko)

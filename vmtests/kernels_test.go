@@ -42,8 +42,9 @@ func TestKernels(t *testing.T) {
 	}
 	sw.lap("host tools")
 	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
-	ia32wait := buildIA32Wait(t, filepath.Join(cache, "build", "bin"))
-	sw.lap("guest test binaries, stallmon and ia32wait")
+	ia32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "ia32wait", "-m32")
+	x32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "x32wait", "-mx32")
+	sw.lap("guest test binaries, stallmon, ia32wait and x32wait")
 	busybox, err := fetchBusybox(ctx, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func TestKernels(t *testing.T) {
 		}
 		var lines []string
 		t.Run(k.version, func(t *testing.T) {
-			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait}, cache, timeout, kvm)
+			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait}, cache, timeout, kvm)
 		})
 		sw.skip() // the subtest timed its own steps
 		if len(lines) == 0 {
@@ -259,16 +260,16 @@ func buildGuestBinaries(t *testing.T, dir string) (tests []guestBinary, stallmon
 	return bins, stallmon
 }
 
-// buildIA32Wait compiles internal/ctarget's ia32wait with gcc -m32 -static
-// (gcc-multilib, which make deps-test installs) for the guest's 32-bit
-// test (guest/ia32_test.go).
-func buildIA32Wait(t *testing.T, dir string) string {
+// buildWaiter compiles internal/ctarget's ia32wait.c for a 32-bit ABI
+// (-m32 for ia32, -mx32 for x32), static, with gcc-multilib (which make
+// deps-test installs), for the guest's 32-bit tests (guest/ia32_test.go).
+func buildWaiter(t *testing.T, dir, name, abiFlag string) string {
 	t.Helper()
-	out := filepath.Join(dir, "ia32wait")
-	cc := exec.Command("gcc", "-m32", "-static", "-O2", "-Wall", "-Werror", "-pthread",
+	out := filepath.Join(dir, name)
+	cc := exec.Command("gcc", abiFlag, "-static", "-O2", "-Wall", "-Werror", "-pthread",
 		"-o", out, filepath.Join("..", "internal", "ctarget", "csrc", "ia32wait.c"))
 	if b, err := cc.CombinedOutput(); err != nil {
-		t.Fatalf("building ia32wait (needs gcc-multilib): %v\n%s", err, b)
+		t.Fatalf("building %s (needs gcc-multilib): %v\n%s", name, err, b)
 	}
 	return out
 }

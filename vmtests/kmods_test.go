@@ -10,9 +10,19 @@ import (
 )
 
 // kernelModules are the modules of the kernel's own package that the guest
-// loads, in load order (softdog needs watchdog): softdog gives the
-// watchdog boot its /dev/watchdog.
-var kernelModules = []string{"watchdog", "softdog"}
+// loads, in load order (softdog needs watchdog), with their directory
+// under kernel/: softdog gives the watchdog boot its /dev/watchdog, fuse
+// gives the suites /dev/fuse for internal/fusehang's real hangs. A
+// builtIn module may be compiled into the kernel instead (fuse is, in
+// bookworm-backports' 6.12): absent from the package, it is not needed.
+var kernelModules = []struct {
+	dir, name string
+	builtIn   bool
+}{
+	{"drivers/watchdog", "watchdog", false},
+	{"drivers/watchdog", "softdog", false},
+	{"fs/fuse", "fuse", true},
+}
 
 // extractModules extracts kernelModules from k's image package and returns
 // them uncompressed, named so that /init's glob loads them in order and
@@ -21,29 +31,49 @@ func extractModules(ctx context.Context, k *kernel, cache string) ([]string, err
 	deb := k.image
 	dir := filepath.Join(cache, "build", "kmods-"+k.version)
 	var out []string
-	for i, name := range kernelModules {
-		dst := filepath.Join(dir, fmt.Sprintf("%d-%s.ko", i, name))
-		out = append(out, dst)
+	for i, m := range kernelModules {
+		dst := filepath.Join(dir, fmt.Sprintf("%d-%s.ko", i, m.name))
 		if _, err := os.Stat(dst); err == nil {
+			out = append(out, dst)
 			continue
 		}
-		if err := extractModule(ctx, deb, k.version, name, dst); err != nil {
+		if m.builtIn {
+			in, err := debHas(ctx, deb, fmt.Sprintf("/kernel/%s/%s.ko", m.dir, m.name))
+			if err != nil {
+				return nil, err
+			}
+			if !in {
+				continue
+			}
+		}
+		if err := extractModule(ctx, deb, k.version, m.dir, m.name, dst); err != nil {
 			return nil, err
 		}
+		out = append(out, dst)
 	}
 	return out, nil
+}
+
+// debHas reports whether the package lists a file whose path contains
+// part (a module, compressed or not).
+func debHas(ctx context.Context, deb, part string) (bool, error) {
+	out, err := exec.CommandContext(ctx, "dpkg-deb", "-c", deb).Output()
+	if err != nil {
+		return false, fmt.Errorf("listing %s: %w", filepath.Base(deb), err)
+	}
+	return strings.Contains(string(out), part), nil
 }
 
 // extractModule writes the module name of the .deb to dst, decompressed:
 // Debian ships 6.1's modules as .ko, later ones as .ko.xz, and busybox's
 // insmod takes neither .xz nor .zst.
-func extractModule(ctx context.Context, deb, version, name, dst string) error {
+func extractModule(ctx context.Context, deb, version, dir, name, dst string) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Dir(dst)), "kmod-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	pattern := fmt.Sprintf("./lib/modules/%s/kernel/drivers/watchdog/%s.ko*", version, name)
+	pattern := fmt.Sprintf("./lib/modules/%s/kernel/%s/%s.ko*", version, dir, name)
 	sh := `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "$3"`
 	if out, err := exec.CommandContext(ctx, "sh", "-c", sh, "sh", deb, tmp, pattern).CombinedOutput(); err != nil {
 		return fmt.Errorf("extracting %s from %s: %w: %s", pattern, filepath.Base(deb), err, out)

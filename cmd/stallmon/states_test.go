@@ -203,6 +203,10 @@ func TestStoppedTargetStopsHeartbeat(t *testing.T) {
 		t.Errorf("stall %v carries a kill_after: the default never kills a stopped target", stall)
 	}
 	st := c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
+	if st.TakeoverDeadline != 0 {
+		t.Errorf("STALLED for a stopped target promises a takeover deadline (%v): nothing will kill it",
+			time.Unix(0, st.TakeoverDeadline).Sub(time.Unix(0, st.SendTime)))
+	}
 	lastAlive := c.LastAliveBefore(st)
 	if d := lastAlive.Sub(stopped); d > 5*time.Second {
 		t.Errorf("last ALIVE %v after SIGSTOP, want the heartbeat stopped within 5s", d)

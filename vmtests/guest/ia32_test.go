@@ -17,12 +17,24 @@ import (
 // numbers mean other calls in the native one: its read(2) of a pipe is
 // number 3 (close on amd64) and its nanosleep 162 (sync). Named right,
 // both are waits, and a watched ia32 process with a 300ms budget keeps
-// its heartbeat; named natively, sync and close would be stalls.
+// its heartbeat; named natively, sync and close would be stalls. An x32
+// process's numbers carry bit 30 and are named likewise.
 func TestIA32SyscallsNamed(t *testing.T) {
 	requireVM(t)
-	bin := os.Getenv("STALLMON_IA32WAIT")
+	for _, c := range []struct {
+		name, env string
+		abi       monitor.ABI
+	}{
+		{"ia32", "STALLMON_IA32WAIT", monitor.ABICompat},
+		{"x32", "STALLMON_X32WAIT", monitor.ABIX32},
+	} {
+		t.Run(c.name, func(t *testing.T) { testWaiterABI(t, os.Getenv(c.env), c.env, c.abi) })
+	}
+}
+
+func testWaiterABI(t *testing.T, bin, env string, abi monitor.ABI) {
 	if bin == "" {
-		t.Fatal("STALLMON_IA32WAIT is not set: the VM's /init sets it when the initramfs has /bin/ia32wait")
+		t.Fatalf("%s is not set: the VM's /init sets it when the initramfs has the program", env)
 	}
 	p := ctarget.Start(t, bin)
 	pid := p.Cmd.Process.Pid
@@ -47,8 +59,8 @@ func TestIA32SyscallsNamed(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s %d missing from the snapshot %+v", c.key, tid, s.Threads)
 		}
-		if !th.InSyscall || th.Syscall != c.name || th.ABI != monitor.ABICompat {
-			t.Errorf("%s: %+v, want %s through the ia32 ABI", c.key, th, c.name)
+		if !th.InSyscall || th.Syscall != c.name || th.ABI != abi {
+			t.Errorf("%s: %+v, want %s through the %s ABI", c.key, th, c.name, abi)
 		}
 		if c.kind != fdkind.None && (len(th.FDs) != 1 || th.FDs[0].Kind != c.kind || th.FD != p.Int(t, "pipe_fd")) {
 			t.Errorf("%s: fds %+v, want the pipe %s", c.key, th.FDs, p.Ready["pipe_fd"])
@@ -60,7 +72,7 @@ func TestIA32SyscallsNamed(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	c := e2e.NewCluster(t)
 	agent := e2e.Start(t, os.Getenv("STALLMON_BIN"), append([]string{"attach", "--pid", strconv.Itoa(pid),
-		"--log-format", "json", "--node-id", "ia32", "--budget", "300ms", "--interval", interval.String(),
+		"--log-format", "json", "--node-id", abi.String(), "--budget", "300ms", "--interval", interval.String(),
 		"--metrics-addr", ""}, c.GroupFlags()...)...)
 	agent.Events.Next("attached", 30*time.Second)
 	first := c.WaitPacket("ALIVE", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
@@ -70,12 +82,12 @@ func TestIA32SyscallsNamed(t *testing.T) {
 	})
 	for _, tp := range c.Seen() {
 		if tp.P.State != heartbeat.StateAlive {
-			t.Fatalf("an idle ia32 process was judged stalled: %+v", tp.P)
+			t.Fatalf("an idle %s process was judged stalled: %+v", abi, tp.P)
 		}
 	}
 	for _, ev := range agent.Events.Drain() {
 		if ev["msg"] == "stall" {
-			t.Fatalf("false alarm on an ia32 wait: %v", ev)
+			t.Fatalf("false alarm on an %s wait: %v", abi, ev)
 		}
 	}
 }
