@@ -225,7 +225,6 @@ func TestStoppedTargetStopsHeartbeat(t *testing.T) {
 	t.Logf("last ALIVE %v after SIGSTOP; stall at state_seconds %v", lastAlive.Sub(stopped).Round(time.Millisecond), stall["state_seconds"])
 }
 
-
 // cgroup2Root finds the cgroup v2 mount in /proc/self/mountinfo: it is not
 // always /sys/fs/cgroup (hybrid hosts mount it at /sys/fs/cgroup/unified).
 func cgroup2Root(t *testing.T) string {

@@ -95,4 +95,3 @@ func (p *Proc) Wait(t *testing.T, timeout time.Duration) {
 		t.Fatalf("%s: %v, want exit status 0", p.Cmd.Path, p.Cmd.ProcessState)
 	}
 }
-
