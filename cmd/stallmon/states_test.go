@@ -136,10 +136,13 @@ func TestIOUringWorkerInD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	issued := time.Now()
 	worker, _ := r.Int("worker_tid")
 	stall := agent.Events.NextWhere("stall of the io-wq worker", 10*time.Second, func(ev map[string]any) bool {
 		return ev["msg"] == "stall" && ev["tid"] == float64(worker)
 	})
+	t.Logf("io-wq worker %d (%v) stalled %v after the read was in D: state %v, state_seconds %v", worker, stall["comm"],
+		eventTime(t, stall).Sub(issued).Round(time.Millisecond), stall["state"], stall["state_seconds"])
 	wantFields(t, "stall", stall, map[string]any{"reason": "uninterruptible", "syscall": "none", "kernel_worker": true})
 	if st := stall["state"]; st != "killable" && st != "uninterruptible" {
 		t.Errorf("worker state %v, want D", st)
