@@ -16,6 +16,8 @@ mount -t tmpfs tmpfs /tmp
 [ -d /sys/kernel/tracing ] && mount -t tracefs tracefs /sys/kernel/tracing
 [ -d /sys/kernel/debug ] && mount -t debugfs debugfs /sys/kernel/debug
 [ -d /sys/fs/bpf ] && mount -t bpf bpf /sys/fs/bpf
+# The freezer tests use cgroup v2 (cgroup.freeze).
+[ -d /sys/fs/cgroup ] && mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 # The guest suites run stallmon as a user does (internal/e2e).
 [ -x /bin/stallmon ] && export STALLMON_BIN=/bin/stallmon

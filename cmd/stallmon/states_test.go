@@ -11,6 +11,7 @@ import (
 
 	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/cgrouptest"
 	"github.com/stallmon/stallmon/internal/ctarget"
 	"github.com/stallmon/stallmon/internal/fusehang"
 	"github.com/stallmon/stallmon/internal/privtest"
@@ -228,56 +229,22 @@ func TestStoppedTargetStopsHeartbeat(t *testing.T) {
 	t.Logf("last ALIVE %v after SIGSTOP; stall at state_seconds %v", lastAlive.Sub(stopped).Round(time.Millisecond), stall["state_seconds"])
 }
 
-// cgroup2Root finds the cgroup v2 mount in /proc/self/mountinfo: it is not
-// always /sys/fs/cgroup (hybrid hosts mount it at /sys/fs/cgroup/unified).
-func cgroup2Root(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		// ... mount-point ... - fstype source options
-		pre, post, ok := strings.Cut(line, " - ")
-		if f := strings.Fields(pre); ok && len(f) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
-			return f[4]
-		}
-	}
-	t.Fatal("no cgroup2 mount in /proc/self/mountinfo")
-	return ""
-}
-
 // A target frozen by the cgroup freezer stops the heartbeat after the
 // frozen budget (3s) without a kill, and thawing it resumes.
 func TestFrozenTargetStalls(t *testing.T) {
 	privtest.Require(t)
-	root := cgroup2Root(t)
 	w := startWorkload(t)
-	cg := filepath.Join(root, "stallmon-test-"+strconv.Itoa(os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		t.Fatalf("creating cgroup: %v", err)
+	cg := cgrouptest.New(t)
+	if err := cg.Add(w.PID); err != nil {
+		t.Fatal(err)
 	}
-	write := func(file, v string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(cg, file), []byte(v), 0); err != nil {
-			t.Fatalf("writing %s to %s: %v", v, file, err)
-		}
-	}
-	t.Cleanup(func() {
-		os.WriteFile(filepath.Join(cg, "cgroup.freeze"), []byte("0"), 0)
-		// The workload dies with the test; the cgroup must be empty
-		// before it can go.
-		os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(itoa(w.PID)), 0)
-		if err := os.Remove(cg); err != nil {
-			t.Errorf("removing cgroup %s: %v", cg, err)
-		}
-	})
-	write("cgroup.procs", itoa(w.PID))
 	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--no-heartbeat", "--log-format", "json",
 		"--metrics-addr", "")
 	agent.Events.Next("attached", 10*time.Second)
 
-	write("cgroup.freeze", "1")
+	if err := cg.Freeze(true); err != nil {
+		t.Fatal(err)
+	}
 	stall := agent.Events.Next("stall", 10*time.Second)
 	if stall["reason"] != "frozen" {
 		t.Fatalf("stall %v, want reason frozen", stall)
@@ -285,7 +252,9 @@ func TestFrozenTargetStalls(t *testing.T) {
 	if _, ok := stall["kill_after_seconds"]; ok {
 		t.Errorf("stall %v carries a kill_after: the default never kills a frozen target", stall)
 	}
-	write("cgroup.freeze", "0")
+	if err := cg.Freeze(false); err != nil {
+		t.Fatal(err)
+	}
 	agent.Events.Next("stall_cleared", 10*time.Second)
 	if processExited(t, w.PID) {
 		t.Fatal("a frozen target was killed")
