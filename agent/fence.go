@@ -42,7 +42,7 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 	// A thread in uninterruptible sleep cannot die until the kernel returns
 	// from its syscall, which after an oops may be never. Say exactly where
 	// it is stuck; the heartbeat stays off.
-	a.reportUnkillable()
+	a.reportUnkillable(ctx)
 	if nf := a.cfg.NodeFence; nf != nil {
 		a.log.Error(EvNodeFence, "pid", a.mon.PID(), "method", nf.String())
 		if err := nf.Fence(); err != nil {
@@ -77,23 +77,29 @@ func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
 	}
 }
 
-// diagnoseDeadline bounds each thread's /proc diagnosis: a report that
-// waits on the target could keep stallmon from ever ending.
-const diagnoseDeadline = time.Second
+// diagnoseDeadline bounds the whole report's /proc diagnoses: each reads
+// the kernel stack, which takes a lock the target can hold, and a report
+// that waits on the target could keep stallmon from ever ending. Threads
+// left when it has run out are reported without a diagnosis.
+const diagnoseDeadline = 2 * time.Second
 
-func (a *Agent) reportUnkillable() {
+func (a *Agent) reportUnkillable(ctx context.Context) {
 	snap, err := a.mon.Snapshot()
 	if err != nil {
 		a.log.Error(EvUnkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
 		return
 	}
+	deadline := time.Now().Add(diagnoseDeadline)
 	for _, t := range snap.Threads {
 		if t.State == monitor.StateDead {
 			// An exited thread (often the group leader, a zombie until
 			// the last thread goes) is not what keeps the process alive.
 			continue
 		}
-		d := a.mon.DiagnoseWithin(t.TID, diagnoseDeadline)
+		d := monitor.Diagnosis{TID: t.TID, TimedOut: true}
+		if left := time.Until(deadline); left > 0 && ctx.Err() == nil {
+			d = a.mon.DiagnoseWithin(t.TID, left)
+		}
 		a.event(slog.LevelError, EvUnkillable,
 			slog.Int("pid", snap.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),
 			slog.String("syscall", t.Syscall), slog.String("state", t.State.String()),
