@@ -18,7 +18,8 @@ type budgetCollector struct {
 	// when the table does not list them (they follow the default rule).
 	inFlight func() []string
 
-	budget, killAfter *prometheus.Desc
+	budget, killAfter           *prometheus.Desc
+	stateBudget, stateKillAfter *prometheus.Desc
 }
 
 func newBudgetCollector(table *budget.Table, inFlight func() []string) *budgetCollector {
@@ -31,12 +32,18 @@ func newBudgetCollector(table *budget.Table, inFlight func() []string) *budgetCo
 			"How long a syscall may run before the heartbeat stops, for each syscall the table lists or that is in flight; fd_kind is set for rules that depend on the kind of fd (empty: the syscall's own rule)."),
 		killAfter: d("syscall_kill_after_seconds",
 			"How long a syscall may run before the target is killed, for the same syscalls as stallmon_syscall_budget_seconds; no series when the rule never kills."),
+		stateBudget: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "state_budget_seconds"),
+			"How long a thread (uninterruptible, running) or the process (stopped, traced, frozen, dumping_core, exiting) may stay in a state before the heartbeat stops: the table's state rules, before per-syscall overrides.", []string{"state"}, nil),
+		stateKillAfter: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "state_kill_after_seconds"),
+			"How long a thread or the process may stay in a state before the target is killed; no series when the rule never kills.", []string{"state"}, nil),
 	}
 }
 
 func (c *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.budget
 	ch <- c.killAfter
+	ch <- c.stateBudget
+	ch <- c.stateKillAfter
 }
 
 func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
@@ -54,6 +61,16 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, r.Budget.Seconds(), syscall, kind)
 		if r.Kills() {
 			ch <- prometheus.MustNewConstMetric(c.killAfter, prometheus.GaugeValue, r.KillAfter.Seconds(), syscall, kind)
+		}
+	}
+	for _, st := range budget.States() {
+		r := c.table.ProcessRule(st)
+		if r.Unbounded {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.stateBudget, prometheus.GaugeValue, r.Budget.Seconds(), st.String())
+		if r.Kills() {
+			ch <- prometheus.MustNewConstMetric(c.stateKillAfter, prometheus.GaugeValue, r.KillAfter.Seconds(), st.String())
 		}
 	}
 	for _, name := range names {
