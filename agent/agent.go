@@ -53,7 +53,7 @@ type Agent struct {
 	stalls  *stallSet
 	gate    *gate
 	beacon  *beacon
-	threads map[int]bool
+	threads map[int]int // tid -> pid, at the latest poll
 	lastAt  time.Time
 	late    bool
 	failing int // consecutive failed polls
@@ -185,7 +185,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	}
 	a.trackThreads(snap)
 	for _, j := range a.deaths.update(snap) {
-		a.event(slog.LevelError, EvDiedInSyscall, judgedAttrs(snap.PID, j)...)
+		a.event(slog.LevelError, EvDiedInSyscall, judgedAttrs(j)...)
 	}
 	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
 	// Events first, then the gate: the beacon logs heartbeat_stopped and
@@ -195,10 +195,10 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	// blind by itself.
 	started, cleared := a.stalls.update(over)
 	for _, j := range started {
-		a.event(slog.LevelWarn, EvStall, judgedAttrs(snap.PID, j)...)
+		a.event(slog.LevelWarn, EvStall, judgedAttrs(j)...)
 	}
 	for _, j := range cleared {
-		attrs := judgedAttrs(snap.PID, j)
+		attrs := judgedAttrs(j)
 		// It returned between this poll and the last one that saw it: it
 		// lasted at least the elapsed time seen then.
 		attrs = append(attrs, slog.Float64("duration_seconds", j.span.Seconds()))
@@ -281,16 +281,16 @@ func (a *Agent) final(state heartbeat.State, j *judged) {
 }
 
 func (a *Agent) trackThreads(snap monitor.Snapshot) {
-	now := make(map[int]bool, len(snap.Threads))
+	now := make(map[int]int, len(snap.Threads)) // tid -> pid
 	for _, t := range snap.Threads {
-		now[t.TID] = true
-		if a.threads != nil && !a.threads[t.TID] {
-			a.event(slog.LevelDebug, EvThreadStarted, slog.Int("pid", snap.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm))
+		now[t.TID] = t.PID
+		if _, known := a.threads[t.TID]; a.threads != nil && !known {
+			a.event(slog.LevelDebug, EvThreadStarted, slog.Int("pid", t.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm))
 		}
 	}
-	for tid := range a.threads {
-		if !now[tid] {
-			a.event(slog.LevelDebug, EvThreadExited, slog.Int("pid", snap.PID), slog.Int("tid", tid))
+	for tid, pid := range a.threads {
+		if _, alive := now[tid]; !alive {
+			a.event(slog.LevelDebug, EvThreadExited, slog.Int("pid", pid), slog.Int("tid", tid))
 		}
 	}
 	a.threads = now

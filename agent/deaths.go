@@ -62,7 +62,7 @@ func (w *deathWatch) over(now time.Time) []judged {
 func (d death) judged(now time.Time) judged {
 	return judged{
 		thread: monitor.Thread{
-			TID: d.TID, Comm: d.Comm, State: monitor.StateDead, InSyscall: true,
+			PID: d.PID, TID: d.TID, Comm: d.Comm, State: monitor.StateDead, InSyscall: true,
 			Nr: d.Nr, Syscall: d.Syscall, FD: d.FD, Elapsed: d.InSyscall + max(0, now.Sub(d.at)),
 			// Unique per death, so the stall set keeps each one open.
 			Entered: d.Seq,

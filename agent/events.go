@@ -32,14 +32,14 @@ const (
 	EvThreadExited     = "thread_exited"
 )
 
-func judgedAttrs(pid int, j judged) []slog.Attr {
+func judgedAttrs(j judged) []slog.Attr {
 	t := j.thread
 	syscall := t.Syscall
 	if syscall == "" {
 		syscall = "none"
 	}
 	attrs := []slog.Attr{
-		slog.Int("pid", pid),
+		slog.Int("pid", t.PID),
 		slog.Int("tid", t.TID),
 		slog.String("comm", t.Comm),
 		slog.String("syscall", syscall),

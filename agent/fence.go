@@ -17,7 +17,7 @@ import (
 // cannot resume after a peer has taken over, and confirms the death
 // through the pidfd. The heartbeat is already off for good.
 func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error) {
-	attrs := judgedAttrs(a.mon.PID(), victim)
+	attrs := judgedAttrs(victim)
 	a.event(slog.LevelError, EvKill, append(attrs, slog.String("signal", "SIGKILL"))...)
 	if err := a.mon.Kill(unix.SIGKILL); err != nil {
 		select {
@@ -101,7 +101,7 @@ func (a *Agent) reportUnkillable(ctx context.Context) {
 			d = a.mon.DiagnoseWithin(t.TID, left)
 		}
 		a.event(slog.LevelError, EvUnkillable,
-			slog.Int("pid", snap.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),
+			slog.Int("pid", t.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),
 			slog.String("syscall", t.Syscall), slog.String("state", t.State.String()),
 			slog.String("proc_state", d.State), slog.String("wchan", d.Wchan),
 			slog.String("stack", strings.ReplaceAll(d.Stack, "\n", " | ")),

@@ -54,9 +54,9 @@ func (j judged) key() stallKey { return stallKey{j.thread.TID, j.thread.Entered}
 type judge struct {
 	table *budget.Table
 	since map[int]stateSpan // tid -> current state episode
-	// procSince is when the process was first seen dumping core or
-	// exiting, zero while it is not.
-	procSince map[budget.State]time.Time
+	// procSince is when each process was first seen in each
+	// process-wide state; absent while it is not.
+	procSince map[procState]time.Time
 }
 
 // stateSpan is one thread's current episode in one state.
@@ -73,7 +73,7 @@ type stateSpan struct {
 const noState budget.State = 255
 
 func newJudge(table *budget.Table) *judge {
-	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[budget.State]time.Time{}}
+	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[procState]time.Time{}}
 }
 
 // over returns the threads of snap that break a rule, at most one
@@ -85,7 +85,12 @@ func (j *judge) over(snap monitor.Snapshot) []judged {
 	// A core dump stops every other thread in D (coredump_task_exit)
 	// and its writer may wait on storage: the dump is judged as one,
 	// by its own rule, rather than thread by thread.
-	dumping := slices.ContainsFunc(snap.Threads, func(t monitor.Thread) bool { return t.DumpingCore })
+	dumping := map[int]bool{} // processes dumping core
+	for _, t := range snap.Threads {
+		if t.DumpingCore {
+			dumping[t.PID] = true
+		}
+	}
 	for _, t := range snap.Threads {
 		live[t.TID] = true
 		if t.Zombie {
@@ -93,7 +98,7 @@ func (j *judge) over(snap monitor.Snapshot) []judged {
 			continue
 		}
 		span := j.track(t, now)
-		if dumping || isProcessState(span.state) {
+		if dumping[t.PID] || isProcessState(span.state) {
 			continue
 		}
 		if w, ok := worst(j.candidates(t, now.Sub(span.first), span.state)); ok {
@@ -185,10 +190,39 @@ func isProcessState(st budget.State) bool {
 	return st == budget.Stopped || st == budget.Traced || st == budget.Frozen
 }
 
-// process judges the conditions of the whole process: stopped, traced or
+// process judges the conditions of each whole process: stopped, traced or
 // frozen (any of its own threads), a core dump or an exit in progress.
-// Each is one stall, reported on the first thread found in it.
+// Each is one stall per process, reported on the first thread found in
+// it.
 func (j *judge) process(snap monitor.Snapshot) []judged {
+	var out []judged
+	byPID := map[int][]monitor.Thread{}
+	var pids []int
+	for _, t := range snap.Threads {
+		if _, seen := byPID[t.PID]; !seen {
+			pids = append(pids, t.PID)
+		}
+		byPID[t.PID] = append(byPID[t.PID], t)
+	}
+	live := map[procState]bool{}
+	for _, pid := range pids {
+		out = append(out, j.processStates(pid, byPID[pid], snap.Taken, live)...)
+	}
+	for k := range j.procSince {
+		if !live[k] {
+			delete(j.procSince, k)
+		}
+	}
+	return out
+}
+
+// procState is one process in one process-wide state.
+type procState struct {
+	pid int
+	st  budget.State
+}
+
+func (j *judge) processStates(pid int, threads []monitor.Thread, now time.Time, live map[procState]bool) []judged {
 	var out []judged
 	inState := func(st budget.State) func(monitor.Thread) bool {
 		return func(t monitor.Thread) bool { return !t.Kernel && !t.Zombie && stateOf(t) == st }
@@ -201,25 +235,26 @@ func (j *judge) process(snap monitor.Snapshot) []judged {
 		{budget.DumpingCore, dumping},
 		// A core dump sets the group-exit flag too: it is judged as
 		// a dump, never killed by default, not as an exit.
-		{budget.Exiting, func(t monitor.Thread) bool { return t.Exiting && !slices.ContainsFunc(snap.Threads, dumping) }},
+		{budget.Exiting, func(t monitor.Thread) bool { return t.Exiting && !slices.ContainsFunc(threads, dumping) }},
 		{budget.Stopped, inState(budget.Stopped)},
 		{budget.Traced, inState(budget.Traced)},
 		{budget.Frozen, inState(budget.Frozen)},
 	} {
-		i := slices.IndexFunc(snap.Threads, c.on)
+		i := slices.IndexFunc(threads, c.on)
 		if i < 0 {
-			delete(j.procSince, c.st)
 			continue
 		}
-		who := snap.Threads[i]
-		first, ok := j.procSince[c.st]
+		key := procState{pid, c.st}
+		live[key] = true
+		first, ok := j.procSince[key]
 		if !ok {
-			first = snap.Taken
-			j.procSince[c.st] = first
+			first = now
+			j.procSince[key] = first
 		}
+		who := threads[i]
 		// Entered keeps the stall apart from any of the thread's own.
-		t := monitor.Thread{TID: who.TID, Comm: who.Comm, State: who.State, Nr: -1, FD: -1, Entered: 1<<63 | uint64(c.st)}
-		jd := judged{thread: t, fd: monitor.FD{Num: -1}, rule: j.table.ProcessRule(c.st), reason: c.st.String(), span: snap.Taken.Sub(first)}
+		t := monitor.Thread{PID: pid, TID: who.TID, Comm: who.Comm, State: who.State, Nr: -1, FD: -1, Entered: 1<<63 | uint64(c.st)}
+		jd := judged{thread: t, fd: monitor.FD{Num: -1}, rule: j.table.ProcessRule(c.st), reason: c.st.String(), span: now.Sub(first)}
 		if jd.overBudget() {
 			out = append(out, jd)
 		}

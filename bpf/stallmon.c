@@ -14,6 +14,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // constant the verifier can see rather than a map lookup on every syscall.
 volatile const __u32 target_tgid = 0;
 
+// Set instead of target_tgid to watch a whole cgroup v2 subtree: the id of
+// its directory (the kernfs node id, the inode number of the directory)
+// and its depth below the root. Every task whose cgroup is it or below is
+// watched, however it got there: forked, moved in, or spawned into it.
+volatile const __u64 target_cgroup = 0;
+volatile const __u32 target_cgroup_level = 0;
+
 // The in-flight word packs the syscall number (low NR_BITS), the ABI it
 // was made through (ABI_BITS above) and the entry time (upper bits, in
 // units of 2^TS_SHIFT ns, about 1 us). One aligned 64-bit store publishes
@@ -134,6 +141,7 @@ struct death {
 	__u64 at;        // bpf_ktime_get_ns() at death
 	__u32 tid;
 	__u32 exit_code; // task->exit_code: the signal the kernel killed it with
+	__u32 tgid;
 	__u8 comm[16];
 };
 
@@ -402,9 +410,46 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 #error "stallmon's kernel side knows amd64 and arm64"
 #endif
 
+// is_target is the first thing every tracepoint program does, for every
+// task on the machine: one compare in pid mode; in cgroup mode one helper
+// that reads the current task's cgroup ancestor. The verifier drops the
+// branch not taken, so each mode pays only for its own check.
 static __always_inline bool is_target(void)
 {
+	if (target_cgroup)
+		return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup;
 	return (bpf_get_current_pid_tgid() >> 32) == target_tgid;
+}
+
+// Before 6.0 a cgroup kept its ancestors' ids rather than pointers.
+struct cgroup___pre60 {
+	__u64 ancestor_ids[0];
+} __attribute__((preserve_access_index));
+
+// task_in_target_cgroup is is_target for any task, for the iterator.
+static __always_inline bool task_in_target_cgroup(struct task_struct *task)
+{
+	struct cgroup *cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	__u32 level = target_cgroup_level;
+	__u64 id = 0;
+
+	if (!cgrp || BPF_CORE_READ(cgrp, level) < (int)level || level > 255)
+		return false;
+	if (bpf_core_field_exists(cgrp->ancestors)) {
+		struct cgroup *anc = NULL;
+		__u64 off = bpf_core_field_offset(cgrp->ancestors) + level * sizeof(anc);
+
+		if (bpf_probe_read_kernel(&anc, sizeof(anc), (void *)cgrp + off) || !anc)
+			return false;
+		id = BPF_CORE_READ(anc, kn, id);
+	} else {
+		struct cgroup___pre60 *old = (void *)cgrp;
+		__u64 off = bpf_core_field_offset(old->ancestor_ids) + level * sizeof(id);
+
+		if (bpf_probe_read_kernel(&id, sizeof(id), (void *)cgrp + off))
+			return false;
+	}
+	return id == target_cgroup;
 }
 
 SEC("raw_tracepoint/sys_enter")
@@ -487,6 +532,7 @@ static __always_inline void record_death(struct task_struct *task, struct inflig
 	d->arg0 = f->arg0;
 	d->at = bpf_ktime_get_ns();
 	d->tid = BPF_CORE_READ(task, pid);
+	d->tgid = BPF_CORE_READ(task, tgid);
 	d->exit_code = BPF_CORE_READ(task, exit_code);
 	bpf_probe_read_kernel_str(d->comm, sizeof(d->comm), task->comm);
 	WRITE_ONCE(d->seq, seq + 1);
@@ -515,6 +561,7 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 // One record per thread of the target, written by the task iterator.
 struct thread_rec {
 	__u32 tid;
+	__u32 tgid;        // the process the thread belongs to
 	__u32 state;       // task->__state (TASK_* bits)
 	__u64 word;        // struct inflight.word, 0 if not in a syscall
 	__u64 now;         // bpf_ktime_get_ns() when this record was made
@@ -571,11 +618,15 @@ int snapshot(struct bpf_iter__task *ctx)
 	struct thread_rec rec = {};
 
 	// The link filters by pid where the kernel can (>= 6.1); this check
-	// keeps older kernels, which walk every task, correct.
-	if (!task || task->tgid != target_tgid)
+	// keeps older kernels, which walk every task, correct. A cgroup has no
+	// link filter: its tasks are found by their cgroup's ancestry.
+	if (!task)
+		return 0;
+	if (target_cgroup ? !task_in_target_cgroup(task) : task->tgid != target_tgid)
 		return 0;
 
 	rec.tid = task->pid;
+	rec.tgid = task->tgid;
 	rec.state = task_state(task);
 	rec.on_cpu = BPF_CORE_READ(task, on_cpu);
 	rec.flags = BPF_CORE_READ(task, flags);

@@ -1,7 +1,9 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,4 +64,64 @@ func (d Dir) write(file, v string) error {
 		return fmt.Errorf("writing %s to %s: %w", v, filepath.Join(d.Path, file), err)
 	}
 	return nil
+}
+
+// Open resolves path to a cgroup directory: a directory under the cgroup
+// v2 mount (/sys/fs/cgroup/system.slice/nginx.service), or a cgroup path as
+// /proc/PID/cgroup writes it, relative to the root whether or not it starts
+// with a slash (/system.slice/nginx.service, system.slice/nginx.service).
+func Open(path string) (Dir, error) {
+	root, err := Root()
+	if err != nil {
+		return Dir{}, err
+	}
+	p := filepath.Clean(path)
+	if p != root && !strings.HasPrefix(p, root+"/") {
+		p = filepath.Join(root, p)
+	}
+	if p != root && !strings.HasPrefix(p, root+"/") {
+		return Dir{}, fmt.Errorf("%s is not under the cgroup v2 hierarchy at %s", path, root)
+	}
+	st, err := os.Stat(filepath.Join(p, "cgroup.procs"))
+	if err != nil {
+		return Dir{}, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return Dir{}, fmt.Errorf("cgroup %s: cgroup.procs is not a file", path)
+	}
+	return Dir{Path: p}, nil
+}
+
+// Kill sends SIGKILL to every process of the cgroup and its descendants
+// at once, through cgroup.kill (Linux 5.14): no PID is looked up, so none
+// can be recycled under us. ErrNoKill means the kernel has no cgroup.kill.
+func (d Dir) Kill() error {
+	err := d.write("cgroup.kill", "1")
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoKill
+	}
+	return err
+}
+
+// ErrNoKill reports a kernel before 5.14, without cgroup.kill.
+var ErrNoKill = errors.New("cgroup.kill is not available (Linux 5.14 or later)")
+
+// Populated reports whether any process is in the cgroup or below, from
+// cgroup.events.
+func (d Dir) Populated() (bool, error) {
+	b, err := os.ReadFile(filepath.Join(d.Path, "cgroup.events"))
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", d.Path, err)
+	}
+	return ParsePopulated(string(b))
+}
+
+// ParsePopulated reads the populated line of a cgroup.events file.
+func ParsePopulated(events string) (bool, error) {
+	for line := range strings.Lines(events) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "populated "); ok {
+			return v == "1", nil
+		}
+	}
+	return false, fmt.Errorf("no populated line in cgroup.events: %q", events)
 }

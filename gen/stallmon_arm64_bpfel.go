@@ -34,7 +34,9 @@ type StallmonDeath struct {
 	At       uint64
 	Tid      uint32
 	ExitCode uint32
+	Tgid     uint32
 	Comm     [16]uint8
+	_        [4]byte
 }
 
 type StallmonFdClass struct {
@@ -60,7 +62,9 @@ type StallmonLatencyHist struct {
 type StallmonThreadRec struct {
 	_            structs.HostLayout
 	Tid          uint32
+	Tgid         uint32
 	State        uint32
+	_            [4]byte
 	Word         uint64
 	Now          uint64
 	Switches     uint64
@@ -101,6 +105,8 @@ const (
 	StallmonVarNrCloseCompat         = "nr_close_compat"
 	StallmonVarNrExit                = "nr_exit"
 	StallmonVarNrExitGroup           = "nr_exit_group"
+	StallmonVarTargetCgroup          = "target_cgroup"
+	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
 	StallmonVarTargetTgid            = "target_tgid"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
 )
@@ -167,17 +173,19 @@ type StallmonMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonVariableSpecs struct {
-	DeathsTotal      *ebpf.VariableSpec `ebpf:"deaths_total"`
-	ExitStatus       *ebpf.VariableSpec `ebpf:"exit_status"`
-	Exited           *ebpf.VariableSpec `ebpf:"exited"`
-	FdArgs           *ebpf.VariableSpec `ebpf:"fd_args"`
-	LatencyHistogram *ebpf.VariableSpec `ebpf:"latency_histogram"`
-	NrClose          *ebpf.VariableSpec `ebpf:"nr_close"`
-	NrCloseCompat    *ebpf.VariableSpec `ebpf:"nr_close_compat"`
-	NrExit           *ebpf.VariableSpec `ebpf:"nr_exit"`
-	NrExitGroup      *ebpf.VariableSpec `ebpf:"nr_exit_group"`
-	TargetTgid       *ebpf.VariableSpec `ebpf:"target_tgid"`
-	UnusedThreadRec  *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	DeathsTotal       *ebpf.VariableSpec `ebpf:"deaths_total"`
+	ExitStatus        *ebpf.VariableSpec `ebpf:"exit_status"`
+	Exited            *ebpf.VariableSpec `ebpf:"exited"`
+	FdArgs            *ebpf.VariableSpec `ebpf:"fd_args"`
+	LatencyHistogram  *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NrClose           *ebpf.VariableSpec `ebpf:"nr_close"`
+	NrCloseCompat     *ebpf.VariableSpec `ebpf:"nr_close_compat"`
+	NrExit            *ebpf.VariableSpec `ebpf:"nr_exit"`
+	NrExitGroup       *ebpf.VariableSpec `ebpf:"nr_exit_group"`
+	TargetCgroup      *ebpf.VariableSpec `ebpf:"target_cgroup"`
+	TargetCgroupLevel *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
+	TargetTgid        *ebpf.VariableSpec `ebpf:"target_tgid"`
+	UnusedThreadRec   *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
 }
 
 // StallmonObjects contains all objects after they have been loaded into the kernel.
@@ -219,17 +227,19 @@ func (m *StallmonMaps) Close() error {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonVariables struct {
-	DeathsTotal      *ebpf.Variable `ebpf:"deaths_total"`
-	ExitStatus       *ebpf.Variable `ebpf:"exit_status"`
-	Exited           *ebpf.Variable `ebpf:"exited"`
-	FdArgs           *ebpf.Variable `ebpf:"fd_args"`
-	LatencyHistogram *ebpf.Variable `ebpf:"latency_histogram"`
-	NrClose          *ebpf.Variable `ebpf:"nr_close"`
-	NrCloseCompat    *ebpf.Variable `ebpf:"nr_close_compat"`
-	NrExit           *ebpf.Variable `ebpf:"nr_exit"`
-	NrExitGroup      *ebpf.Variable `ebpf:"nr_exit_group"`
-	TargetTgid       *ebpf.Variable `ebpf:"target_tgid"`
-	UnusedThreadRec  *ebpf.Variable `ebpf:"unused_thread_rec"`
+	DeathsTotal       *ebpf.Variable `ebpf:"deaths_total"`
+	ExitStatus        *ebpf.Variable `ebpf:"exit_status"`
+	Exited            *ebpf.Variable `ebpf:"exited"`
+	FdArgs            *ebpf.Variable `ebpf:"fd_args"`
+	LatencyHistogram  *ebpf.Variable `ebpf:"latency_histogram"`
+	NrClose           *ebpf.Variable `ebpf:"nr_close"`
+	NrCloseCompat     *ebpf.Variable `ebpf:"nr_close_compat"`
+	NrExit            *ebpf.Variable `ebpf:"nr_exit"`
+	NrExitGroup       *ebpf.Variable `ebpf:"nr_exit_group"`
+	TargetCgroup      *ebpf.Variable `ebpf:"target_cgroup"`
+	TargetCgroupLevel *ebpf.Variable `ebpf:"target_cgroup_level"`
+	TargetTgid        *ebpf.Variable `ebpf:"target_tgid"`
+	UnusedThreadRec   *ebpf.Variable `ebpf:"unused_thread_rec"`
 }
 
 // StallmonPrograms contains all programs after they have been loaded into the kernel.

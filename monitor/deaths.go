@@ -20,6 +20,7 @@ import (
 // never returns, the thread is gone, and the process carries on without
 // it: the incident stallmon exists for, in its most silent form.
 type Death struct {
+	PID     int // the thread's process
 	TID     int
 	Comm    string
 	Nr      int
@@ -94,7 +95,7 @@ func decodeDeath(d gen.StallmonDeath, now uint64) Death {
 	nr, abi, start := unpackWord(d.Word)
 	name, _ := abi.name(nr, [6]uint64{d.Arg0})
 	out := Death{
-		TID: int(d.Tid), Nr: nr, Syscall: name, FD: -1,
+		PID: int(d.Tgid), TID: int(d.Tid), Nr: nr, Syscall: name, FD: -1,
 		Signal: unix.Signal(d.ExitCode & 0x7f), Seq: d.Seq,
 	}
 	out.Comm = string(d.Comm[:])

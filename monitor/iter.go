@@ -18,7 +18,13 @@ import (
 // host. Kernels before 6.1 reject the larger link info (E2BIG, or EINVAL);
 // there the link is made without it, every snapshot walks every task, and
 // the program's own tgid check keeps the result right.
+// A pid of 0 (a cgroup) links without the filter: the program finds the
+// cgroup's tasks among all of them.
 func attachTaskIter(prog *ebpf.Program, pid int) (it *link.Iter, filtered bool, err error) {
+	if pid == 0 {
+		it, err = linkTaskIter(prog, 0, false)
+		return it, false, err
+	}
 	it, err = linkTaskIter(prog, pid, true)
 	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EINVAL) {
 		it, err = linkTaskIter(prog, pid, false)

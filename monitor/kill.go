@@ -9,22 +9,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Kill sends sig to the whole target process through its pidfd: if the PID
-// was recycled after the target exited, the signal fails with ESRCH instead
-// of reaching a stranger.
-func (m *Monitor) Kill(sig unix.Signal) error {
-	rc, err := m.target.pidfd.SyscallConn()
+// Kill sends sig to the whole target: the process through its pidfd (if
+// the PID was recycled after the target exited, the signal fails with
+// ESRCH instead of reaching a stranger), or every process of the cgroup
+// through cgroup.kill.
+func (m *Monitor) Kill(sig unix.Signal) error { return m.scope.signal(sig) }
+
+// signal sends sig to the process through its pidfd.
+func (t *target) signal(sig unix.Signal) error {
+	rc, err := t.pidfd.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("pidfd of %d: %w", m.target.pid, err)
+		return fmt.Errorf("pidfd of %d: %w", t.pid, err)
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.PidfdSendSignal(int(fd), sig, nil, 0)
 	}); err != nil {
-		return fmt.Errorf("pidfd of %d: %w", m.target.pid, err)
+		return fmt.Errorf("pidfd of %d: %w", t.pid, err)
 	}
 	if serr != nil {
-		return fmt.Errorf("sending %s to %d: %w", unix.SignalName(sig), m.target.pid, serr)
+		return fmt.Errorf("sending %s to %d: %w", unix.SignalName(sig), t.pid, serr)
 	}
 	return nil
 }
@@ -62,7 +66,8 @@ func (m *Monitor) DiagnoseWithin(tid int, deadline time.Duration) Diagnosis {
 // It may block on the target (see DiagnoseWithin): never call it from a
 // loop that must keep going.
 func (m *Monitor) Diagnose(tid int) Diagnosis {
-	dir := fmt.Sprintf("/proc/%d/task/%d/", m.target.pid, tid)
+	// /proc/TID/ serves any thread, of whichever process of the target.
+	dir := fmt.Sprintf("/proc/%d/", tid)
 	d := Diagnosis{TID: tid}
 	if b, err := os.ReadFile(dir + "status"); err == nil {
 		for line := range strings.Lines(string(b)) {

@@ -20,11 +20,11 @@ import (
 // Monitor is an attached tracker for one process. Its methods may be
 // called from one goroutine at a time, except Done and Close.
 type Monitor struct {
-	log    *slog.Logger
-	target *target
-	objs   gen.StallmonObjects
-	links  []link.Link
-	iter   *link.Iter
+	log   *slog.Logger
+	scope scope
+	objs  gen.StallmonObjects
+	links []link.Link
+	iter  *link.Iter
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
 	stale     map[int]staleWord // tid -> in-flight word the registers belie
@@ -41,19 +41,34 @@ type Monitor struct {
 
 // AttachWith validates pid, loads the BPF programs filtered on it, and
 // attaches them. On any error nothing stays loaded or attached.
-func AttachWith(pid int, log *slog.Logger, opts Options) (_ *Monitor, err error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+func AttachWith(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
 	tgt, err := openTarget(pid)
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{log: log, target: tgt, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
+	return attachScope(tgt, log, opts)
+}
+
+// AttachCgroup watches every process of a cgroup v2 directory and of its
+// descendants, as they come and go. path is absolute or relative to the
+// cgroup v2 root (system.slice/nginx.service).
+func AttachCgroup(path string, log *slog.Logger, opts Options) (*Monitor, error) {
+	cg, err := openCgroupScope(path)
+	if err != nil {
+		return nil, err
+	}
+	return attachScope(cg, log, opts)
+}
+
+func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Monitor, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Monitor{log: log, scope: sc, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.closeObjects()
-			tgt.close()
+			sc.close()
 		}
 	}()
 
@@ -76,23 +91,23 @@ func AttachWith(pid int, log *slog.Logger, opts Options) (_ *Monitor, err error)
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raising memlock limit: %w", err)
 	}
-	if err := m.load(pid); err != nil {
+	if err := m.load(); err != nil {
 		return nil, err
 	}
-	if err := m.attach(pid); err != nil {
+	if err := m.attach(); err != nil {
 		return nil, err
 	}
 	go m.watchExit()
 	return m, nil
 }
 
-func (m *Monitor) load(pid int) error {
+func (m *Monitor) load() error {
 	spec, err := gen.LoadStallmon()
 	if err != nil {
 		return fmt.Errorf("loading tracker spec: %w", err)
 	}
-	if err := spec.Variables[gen.StallmonVarTargetTgid].Set(uint32(pid)); err != nil {
-		return fmt.Errorf("setting target pid: %w", err)
+	if err := m.scope.configure(spec); err != nil {
+		return err
 	}
 	if err := setExitNrs(spec); err != nil {
 		return err
@@ -113,7 +128,7 @@ func (m *Monitor) load(pid int) error {
 	return nil
 }
 
-func (m *Monitor) attach(pid int) error {
+func (m *Monitor) attach() error {
 	// Raw tracepoint links cannot be detached through BPF_LINK_DETACH
 	// (EOPNOTSUPP): while these fds are open, no one can silently unhook
 	// the tracker and leave snapshots that look idle.
@@ -136,11 +151,11 @@ func (m *Monitor) attach(pid int) error {
 		}
 		m.links = append(m.links, l)
 	}
-	it, filtered, err := attachTaskIter(m.objs.Snapshot, pid)
+	it, filtered, err := attachTaskIter(m.objs.Snapshot, m.scope.leader())
 	if err != nil {
 		return fmt.Errorf("attaching task iterator: %w", err)
 	}
-	if !filtered {
+	if !filtered && m.scope.leader() != 0 {
 		m.log.Warn("task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
 	}
 	m.iter = it
@@ -148,7 +163,8 @@ func (m *Monitor) attach(pid int) error {
 }
 
 // PID returns the monitored process id.
-func (m *Monitor) PID() int { return m.target.pid }
+// It is 0 when the monitor watches a cgroup.
+func (m *Monitor) PID() int { return m.scope.leader() }
 
 // Done is closed when the target process has exited.
 func (m *Monitor) Done() <-chan struct{} { return m.done }
@@ -156,7 +172,7 @@ func (m *Monitor) Done() <-chan struct{} { return m.done }
 // watchExit closes done only when the target really exited: Close ends
 // the wait with an error, and that must not look like an exit.
 func (m *Monitor) watchExit() {
-	if err := m.target.waitExit(); err != nil {
+	if err := m.scope.wait(); err != nil {
 		m.waitErr = err
 		return
 	}
@@ -173,8 +189,8 @@ func (m *Monitor) Close() error {
 	m.isClosed = true
 	err := m.closeObjects()
 	// Closing the pidfd ends watchExit's wait.
-	if cerr := m.target.close(); cerr != nil && err == nil {
-		err = fmt.Errorf("closing pidfd: %w", cerr)
+	if cerr := m.scope.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the target: %w", cerr)
 	}
 	return err
 }

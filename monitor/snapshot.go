@@ -16,7 +16,7 @@ import (
 
 // Snapshot is the state of every thread of the target at one instant.
 type Snapshot struct {
-	PID     int
+	PID     int       // the target process; 0 for a cgroup, see Thread.PID
 	Taken   time.Time // wall clock, for reports
 	Threads []Thread  // sorted by TID
 	// Deaths are the threads that died inside a syscall since attach (the
@@ -28,6 +28,7 @@ type Snapshot struct {
 
 // Thread is one thread of the target.
 type Thread struct {
+	PID   int // its process: the target, or one process of its cgroup
 	TID   int
 	Comm  string
 	State TaskState
@@ -142,7 +143,7 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 	if len(raw)%recSize != 0 {
 		return Snapshot{}, fmt.Errorf("task iterator wrote %d bytes, not a multiple of %d", len(raw), recSize)
 	}
-	snap := Snapshot{PID: m.target.pid, Taken: taken, Threads: make([]Thread, 0, len(raw)/recSize)}
+	snap := Snapshot{PID: m.scope.leader(), Taken: taken, Threads: make([]Thread, 0, len(raw)/recSize)}
 	seen := make(map[int]bool, len(raw)/recSize)
 	for off := 0; off < len(raw); off += recSize {
 		var rec gen.StallmonThreadRec
@@ -191,6 +192,7 @@ const (
 
 func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	t := Thread{
+		PID:         int(rec.Tgid),
 		TID:         int(rec.Tid),
 		Comm:        cString(rec.Comm[:]),
 		State:       decodeState(rec.State, rec.OnCpu != 0),

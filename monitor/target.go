@@ -133,5 +133,3 @@ func (t *target) waitExit() error {
 	}
 	return nil
 }
-
-func (t *target) close() error { return t.pidfd.Close() }

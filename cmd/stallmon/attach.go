@@ -14,6 +14,7 @@ import (
 
 type attachOptions struct {
 	pid          int
+	cgroup       string
 	pollInterval time.Duration
 	noKill       bool
 	killGrace    time.Duration
@@ -27,23 +28,27 @@ type attachOptions struct {
 func newAttachCmd() *cobra.Command {
 	o := attachOptions{}
 	cmd := &cobra.Command{
-		Use:   "attach --pid PID",
-		Short: "Watch a process; heartbeat while healthy, kill it if a syscall never returns",
-		Long: `attach loads stallmon's BPF tracker for one process and polls it. Each
-in-flight syscall is judged against the timeout table (see 'stallmon budgets'):
-over its budget the process is stalled and the multicast heartbeat stops;
-over kill_after the process is killed through a pidfd.
+		Use:   "attach (--pid PID | --cgroup PATH)",
+		Short: "Watch a process or a cgroup; heartbeat while healthy, kill it if a syscall never returns",
+		Long: `attach loads stallmon's BPF tracker for one process, or for every process of
+a cgroup v2 directory and its descendants (--cgroup), and polls it. Each
+thread is judged against the timeout table (see 'stallmon budgets'): over a
+budget the target is stalled and the multicast heartbeat stops; over
+kill_after it is killed, a process through its pidfd, a cgroup through
+cgroup.kill.
 
 Exit status: 0 the target exited on its own (or stallmon was stopped),
 1 runtime failure, 2 bad usage or configuration, 3 target killed by
 stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 		Example: `  sudo stallmon attach --pid 1234
-  sudo stallmon attach --pid "$(pidof myservice)" --key-file /etc/stallmon/key --log-format json`,
+  sudo stallmon attach --pid "$(pidof myservice)" --key-file /etc/stallmon/key --log-format json
+  sudo stallmon attach --cgroup system.slice/nginx.service`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.pid, "pid", 0, "process id to watch (required)")
+	f.IntVar(&o.pid, "pid", 0, "process id to watch")
+	f.StringVar(&o.cgroup, "cgroup", "", "cgroup v2 directory to watch, with its descendants: absolute, or relative to the cgroup v2 root")
 	f.DurationVar(&o.pollInterval, "poll-interval", 100*time.Millisecond, "how often to read the tracker")
 	f.BoolVar(&o.noKill, "no-kill", false, "never kill the target; only stop the heartbeat")
 	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
@@ -53,7 +58,8 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	o.metrics.registerAttach(f)
 	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
-	_ = cmd.MarkFlagRequired("pid")
+	cmd.MarkFlagsMutuallyExclusive("pid", "cgroup")
+	cmd.MarkFlagsOneRequired("pid", "cgroup")
 	return cmd
 }
 
@@ -84,9 +90,15 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if err := o.nodeFence.validate(!o.noKill); err != nil {
 		return usageError(err)
 	}
-	mon, err := monitor.AttachWith(o.pid, log, o.metrics.monitorOptions())
+	var mon *monitor.Monitor
+	if o.cgroup != "" {
+		mon, err = monitor.AttachCgroup(o.cgroup, log, o.metrics.monitorOptions())
+	} else {
+		mon, err = monitor.AttachWith(o.pid, log, o.metrics.monitorOptions())
+	}
 	switch {
-	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess):
+	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess),
+		errors.Is(err, monitor.ErrNoCgroup):
 		return usageError(err)
 	case err != nil:
 		return runtimeError(err)
@@ -113,7 +125,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return usageError(err)
 	}
 	defer o.metrics.serveAgent(cmd.Context(), log, mon, a, table, o.pollInterval)()
-	log.Info(agent.EvAttached, "pid", o.pid, "arch", monitor.Arch,
+	log.Info(agent.EvAttached, "pid", o.pid, "cgroup", o.cgroup, "arch", monitor.Arch,
 		"poll_interval_seconds", o.pollInterval.Seconds(), "kill", !o.noKill, "heartbeat", hb != nil)
 
 	outcome, err := a.Run(cmd.Context())

@@ -5,6 +5,7 @@ package cgrouptest
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stallmon/stallmon/cgroup"
@@ -26,18 +27,35 @@ func New(t testing.TB) cgroup.Dir {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		d.Freeze(false)
-		top := cgroup.Dir{Path: root}
-		if pids, err := d.Procs(); err == nil {
-			for _, pid := range pids {
-				top.Add(pid)
-			}
-		}
-		if err := d.Remove(); err != nil {
+		if err := removeTree(cgroup.Dir{Path: root}, d.Path); err != nil {
 			t.Errorf("cgrouptest: %v", err)
 		}
 	})
 	return d
+}
+
+// removeTree thaws the cgroup at path, removes its descendants first,
+// moves what is left in each back to root, and removes it.
+func removeTree(root cgroup.Dir, path string) error {
+	d := cgroup.Dir{Path: path}
+	d.Freeze(false)
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeTree(root, filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if pids, err := d.Procs(); err == nil {
+		for _, pid := range pids {
+			root.Add(pid)
+		}
+	}
+	return d.Remove()
 }
 
 func sanitize(s string) string {

@@ -1,0 +1,203 @@
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/cgroup"
+	"github.com/stallmon/stallmon/gen"
+)
+
+// ErrNoCgroup classifies a bad --cgroup, the user's mistake.
+var ErrNoCgroup = errors.New("not a cgroup that can be monitored")
+
+// cgroupScope is every process of a cgroup v2 directory and its
+// descendants. The kernel side recognises them by their cgroup's ancestor
+// at the directory's depth, so processes forked, moved or spawned into it
+// are watched from their first syscall, and ones that leave are not.
+type cgroupScope struct {
+	dir    cgroup.Dir
+	id     uint64 // the directory's inode number: the kernel's cgroup id
+	level  int    // depth below the root
+	events *os.File
+	wake   int // eventfd that ends wait on close
+
+	mu       sync.Mutex
+	closed   bool
+	waiting  bool
+	waitDone chan struct{} // closed when wait returns
+}
+
+func openCgroupScope(path string) (*cgroupScope, error) {
+	d, err := cgroup.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoCgroup, err)
+	}
+	root, err := cgroup.Root()
+	if err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(root, d.Path)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	level := 0
+	if rel != "." {
+		level = len(strings.Split(rel, "/"))
+	}
+	if self, err := ownCgroup(root); err == nil && (self == d.Path || strings.HasPrefix(self, d.Path+"/")) {
+		// A kill would take stallmon down with the target, before it
+		// could confirm the death or say FENCED.
+		return nil, fmt.Errorf("stallmon itself runs in %s, inside cgroup %s: run it outside the cgroup it watches: %w", self, d.Path, ErrNoCgroup)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(d.Path, &st); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	populated, err := d.Populated()
+	if err != nil {
+		return nil, err
+	}
+	if !populated {
+		return nil, fmt.Errorf("cgroup %s has no processes: %w", d.Path, ErrNoCgroup)
+	}
+	events, err := os.Open(filepath.Join(d.Path, "cgroup.events"))
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		events.Close()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	return &cgroupScope{dir: d, id: st.Ino, level: level, events: events, wake: wake, waitDone: make(chan struct{})}, nil
+}
+
+func (c *cgroupScope) configure(spec *ebpf.CollectionSpec) error {
+	if err := spec.Variables[gen.StallmonVarTargetCgroup].Set(c.id); err != nil {
+		return fmt.Errorf("setting target cgroup: %w", err)
+	}
+	if err := spec.Variables[gen.StallmonVarTargetCgroupLevel].Set(uint32(c.level)); err != nil {
+		return fmt.Errorf("setting target cgroup depth: %w", err)
+	}
+	return nil
+}
+
+func (c *cgroupScope) leader() int { return 0 }
+
+// wait returns once the cgroup has no process left: cgroup.events says
+// "populated 0", and the kernel wakes pollers of it with POLLPRI when it
+// changes.
+func (c *cgroupScope) wait() error {
+	c.mu.Lock()
+	if c.closed || c.waiting {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.waiting = true
+	c.mu.Unlock()
+	defer close(c.waitDone)
+	buf := make([]byte, 256)
+	for {
+		n, err := c.events.ReadAt(buf, 0)
+		if err != nil && n == 0 {
+			return fmt.Errorf("reading cgroup.events: %w", err)
+		}
+		populated, err := cgroup.ParsePopulated(string(buf[:n]))
+		if err != nil {
+			return err
+		}
+		if !populated {
+			return nil
+		}
+		fds := []unix.PollFd{{Fd: int32(c.events.Fd()), Events: unix.POLLPRI}, {Fd: int32(c.wake), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("waiting on cgroup.events: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return ErrClosed
+		}
+	}
+}
+
+// signal kills through cgroup.kill: every process of the subtree at once,
+// none looked up by PID. Other signals, or a kernel before 5.14, go to
+// each process through a pidfd.
+func (c *cgroupScope) signal(sig unix.Signal) error {
+	if sig == unix.SIGKILL {
+		err := c.dir.Kill()
+		if !errors.Is(err, cgroup.ErrNoKill) {
+			return err
+		}
+	}
+	var errs []error
+	err := filepath.WalkDir(c.dir.Path, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.IsDir() {
+			return err
+		}
+		pids, err := cgroup.Dir{Path: p}.Procs()
+		if err != nil {
+			return err
+		}
+		for _, pid := range pids {
+			// A pidfd first: if the process exits now and its PID is
+			// reused, the pidfd refers to the one we read, or fails.
+			fd, err := unix.PidfdOpen(pid, 0)
+			if errors.Is(err, unix.ESRCH) {
+				continue
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("pidfd of %d: %w", pid, err))
+				continue
+			}
+			if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("sending %s to %d: %w", unix.SignalName(sig), pid, err))
+			}
+			unix.Close(fd)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("walking cgroup %s: %w", c.dir.Path, err))
+	}
+	return errors.Join(errs...)
+}
+
+// close ends wait, lets it return, and only then closes the descriptors
+// it polls, so that it never polls a number the process reused.
+func (c *cgroupScope) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.waiting {
+		unix.Write(c.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		<-c.waitDone
+	}
+	return errors.Join(c.events.Close(), unix.Close(c.wake))
+}
+
+// ownCgroup is this process's cgroup v2 directory, from /proc/self/cgroup
+// ("0::/path").
+func ownCgroup(root string) (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(b)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+			return filepath.Join(root, p), nil
+		}
+	}
+	return "", errors.New("no cgroup v2 line in /proc/self/cgroup")
+}
