@@ -35,6 +35,14 @@ func RequireUserfaultfd(t testing.TB) {
 // strict is read on every call rather than once so a test can flip it.
 func strict() bool { return os.Getenv(StrictEnv) == "1" }
 
+// Unavailable skips t for reason, or fails it when StrictEnv=1: for a
+// missing component that CI installs (a service from Debian's packages).
+// It must be the last call on its path.
+func Unavailable(t testing.TB, reason string) {
+	t.Helper()
+	unavailable(t, reason)
+}
+
 // unavailable must be the last call on its path: with a fake testing.TB,
 // Skipf and Fatalf return instead of ending the goroutine.
 func unavailable(t testing.TB, reason string) {
