@@ -93,4 +93,3 @@ func TestNginxServingNotFlagged(t *testing.T) {
 		t.Errorf("nginx served %d requests in the window, want a steady stream", n)
 	}
 }
-
