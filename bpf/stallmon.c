@@ -21,6 +21,18 @@ volatile const __u32 target_tgid = 0;
 volatile const __u64 target_cgroup = 0;
 volatile const __u32 target_cgroup_level = 0;
 
+// Set instead to watch a process tree: the processes in tree, which
+// userspace seeds with the root and its descendants at attach, and to
+// which fork() adds the children of its members.
+volatile const bool target_tree = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);   // tgid
+	__type(value, __u8);
+} tree SEC(".maps");
+
 // The in-flight word packs the syscall number (low NR_BITS), the ABI it
 // was made through (ABI_BITS above) and the entry time (upper bits, in
 // units of 2^TS_SHIFT ns, about 1 us). One aligned 64-bit store publishes
@@ -414,10 +426,17 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 // task on the machine: one compare in pid mode; in cgroup mode one helper
 // that reads the current task's cgroup ancestor. The verifier drops the
 // branch not taken, so each mode pays only for its own check.
+static __always_inline bool in_tree(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&tree, &tgid) != NULL;
+}
+
 static __always_inline bool is_target(void)
 {
 	if (target_cgroup)
 		return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup;
+	if (target_tree)
+		return in_tree(bpf_get_current_pid_tgid() >> 32);
 	return (bpf_get_current_pid_tgid() >> 32) == target_tgid;
 }
 
@@ -550,11 +569,36 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	exit_status = BPF_CORE_READ(task, exit_code);
 	exited = 1;
+	// The last thread of a tree member takes the process out of the tree
+	// (signal->live has already counted it down): its pid may be reused
+	// by a stranger once it is reaped.
+	if (target_tree && BPF_CORE_READ(task, signal, live.counter) == 0) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+		bpf_map_delete_elem(&tree, &tgid);
+	}
 	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (f)
 		record_death(task, f);
 	if (bpf_task_storage_delete(&inflight, task) == 0)
 		count(COUNTER_STORAGE_RELEASED);
+	return 0;
+}
+
+// A member's children join the tree when they are forked, before they run
+// a single instruction. Attached only in tree mode: every fork on the
+// machine runs it.
+SEC("raw_tracepoint/sched_process_fork")
+int tree_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u8 one = 1;
+
+	if (!target_tree || ptgid == ctgid || !in_tree(ptgid))
+		return 0;
+	bpf_map_update_elem(&tree, &ctgid, &one, BPF_NOEXIST);
 	return 0;
 }
 
@@ -622,7 +666,8 @@ int snapshot(struct bpf_iter__task *ctx)
 	// link filter: its tasks are found by their cgroup's ancestry.
 	if (!task)
 		return 0;
-	if (target_cgroup ? !task_in_target_cgroup(task) : task->tgid != target_tgid)
+	if (target_cgroup ? !task_in_target_cgroup(task) :
+	    target_tree ? !in_tree(task->tgid) : task->tgid != target_tgid)
 		return 0;
 
 	rec.tid = task->pid;

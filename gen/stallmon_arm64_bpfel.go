@@ -92,10 +92,12 @@ const (
 	StallmonMapDeaths                = "deaths"
 	StallmonMapInflight              = "inflight"
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
+	StallmonMapTree                  = "tree"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
 	StallmonProgThreadExit           = "thread_exit"
+	StallmonProgTreeFork             = "tree_fork"
 	StallmonVarDeathsTotal           = "deaths_total"
 	StallmonVarExitStatus            = "exit_status"
 	StallmonVarExited                = "exited"
@@ -108,6 +110,7 @@ const (
 	StallmonVarTargetCgroup          = "target_cgroup"
 	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
 	StallmonVarTargetTgid            = "target_tgid"
+	StallmonVarTargetTree            = "target_tree"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
 )
 
@@ -157,6 +160,7 @@ type StallmonProgramSpecs struct {
 	SysEnter   *ebpf.ProgramSpec `ebpf:"sys_enter"`
 	SysExit    *ebpf.ProgramSpec `ebpf:"sys_exit"`
 	ThreadExit *ebpf.ProgramSpec `ebpf:"thread_exit"`
+	TreeFork   *ebpf.ProgramSpec `ebpf:"tree_fork"`
 }
 
 // StallmonMapSpecs contains maps before they are loaded into the kernel.
@@ -167,6 +171,7 @@ type StallmonMapSpecs struct {
 	Deaths                *ebpf.MapSpec `ebpf:"deaths"`
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
+	Tree                  *ebpf.MapSpec `ebpf:"tree"`
 }
 
 // StallmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -185,6 +190,7 @@ type StallmonVariableSpecs struct {
 	TargetCgroup      *ebpf.VariableSpec `ebpf:"target_cgroup"`
 	TargetCgroupLevel *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
 	TargetTgid        *ebpf.VariableSpec `ebpf:"target_tgid"`
+	TargetTree        *ebpf.VariableSpec `ebpf:"target_tree"`
 	UnusedThreadRec   *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
 }
 
@@ -212,6 +218,7 @@ type StallmonMaps struct {
 	Deaths                *ebpf.Map `ebpf:"deaths"`
 	Inflight              *ebpf.Map `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
+	Tree                  *ebpf.Map `ebpf:"tree"`
 }
 
 func (m *StallmonMaps) Close() error {
@@ -220,6 +227,7 @@ func (m *StallmonMaps) Close() error {
 		m.Deaths,
 		m.Inflight,
 		m.SyscallLatencySeconds,
+		m.Tree,
 	)
 }
 
@@ -239,6 +247,7 @@ type StallmonVariables struct {
 	TargetCgroup      *ebpf.Variable `ebpf:"target_cgroup"`
 	TargetCgroupLevel *ebpf.Variable `ebpf:"target_cgroup_level"`
 	TargetTgid        *ebpf.Variable `ebpf:"target_tgid"`
+	TargetTree        *ebpf.Variable `ebpf:"target_tree"`
 	UnusedThreadRec   *ebpf.Variable `ebpf:"unused_thread_rec"`
 }
 
@@ -250,6 +259,7 @@ type StallmonPrograms struct {
 	SysEnter   *ebpf.Program `ebpf:"sys_enter"`
 	SysExit    *ebpf.Program `ebpf:"sys_exit"`
 	ThreadExit *ebpf.Program `ebpf:"thread_exit"`
+	TreeFork   *ebpf.Program `ebpf:"tree_fork"`
 }
 
 func (p *StallmonPrograms) Close() error {
@@ -258,6 +268,7 @@ func (p *StallmonPrograms) Close() error {
 		p.SysEnter,
 		p.SysExit,
 		p.ThreadExit,
+		p.TreeFork,
 	)
 }
 

@@ -91,7 +91,9 @@ func (c *cgroupScope) configure(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-func (c *cgroupScope) leader() int { return 0 }
+func (c *cgroupScope) leader() int                     { return 0 }
+func (c *cgroupScope) single() bool                    { return false }
+func (c *cgroupScope) seed(*gen.StallmonObjects) error { return nil }
 
 // wait returns once the cgroup has no process left: cgroup.events says
 // "populated 0", and the kernel wakes pollers of it with POLLPRI when it

@@ -23,10 +23,10 @@ func (e ExitStatus) String() string {
 }
 
 // ExitStatus returns the target's exit status, once a thread of it has
-// exited; ok is false before that, and always for a cgroup, whose
-// processes have one status each. Meaningful after Done is closed.
+// exited; ok is false before that, and always for a cgroup or a tree,
+// whose processes have one status each. Meaningful after Done is closed.
 func (m *Monitor) ExitStatus() (st ExitStatus, ok bool, err error) {
-	if m.scope.leader() == 0 {
+	if !m.scope.single() {
 		return ExitStatus{}, false, nil
 	}
 	var exited, status uint32

@@ -118,6 +118,10 @@ func (m *Monitor) load() error {
 	if err := m.opts.apply(spec); err != nil {
 		return err
 	}
+	if _, tree := m.scope.(*treeScope); !tree {
+		// Nothing writes it: do not reserve room for a tree.
+		spec.Maps[gen.StallmonMapTree].MaxEntries = 1
+	}
 	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
@@ -137,28 +141,40 @@ func (m *Monitor) attach() error {
 	// entered in between and returned before sys_exit was attached would
 	// leave its word set for good, and its thread, computing in user
 	// space, would look stuck in it.
-	for _, tp := range []struct {
+	type tracepoint struct {
 		name string
 		prog *ebpf.Program
-	}{
-		{"sys_exit", m.objs.SysExit},
-		{"sched_process_exit", m.objs.ThreadExit},
-		{"sys_enter", m.objs.SysEnter},
-	} {
+	}
+	var tps []tracepoint
+	if _, tree := m.scope.(*treeScope); tree {
+		// Before anything else, and before seed walks /proc for the
+		// descendants: a fork in between is seen by one or the other.
+		tps = append(tps, tracepoint{"sched_process_fork", m.objs.TreeFork})
+	}
+	tps = append(tps, tracepoint{"sys_exit", m.objs.SysExit}, tracepoint{"sched_process_exit", m.objs.ThreadExit},
+		tracepoint{"sys_enter", m.objs.SysEnter})
+	for _, tp := range tps {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
 		if err != nil {
 			return fmt.Errorf("attaching raw tracepoint %s: %w", tp.name, err)
 		}
 		m.links = append(m.links, l)
 	}
-	it, filtered, err := attachTaskIter(m.objs.Snapshot, m.scope.leader())
+	filterPID := 0
+	if m.scope.single() {
+		filterPID = m.scope.leader()
+	}
+	it, filtered, err := attachTaskIter(m.objs.Snapshot, filterPID)
 	if err != nil {
 		return fmt.Errorf("attaching task iterator: %w", err)
 	}
-	if !filtered && m.scope.leader() != 0 {
+	if !filtered && filterPID != 0 {
 		m.log.Warn("task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
 	}
 	m.iter = it
+	if err := m.scope.seed(&m.objs); err != nil {
+		return err
+	}
 	return nil
 }
 

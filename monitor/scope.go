@@ -14,8 +14,14 @@ import (
 type scope interface {
 	// configure sets the kernel side's filter before load.
 	configure(spec *ebpf.CollectionSpec) error
-	// leader is the watched process, 0 for a cgroup.
+	// leader is the watched process (a tree's root), 0 for a cgroup.
 	leader() int
+	// single reports a scope of one process, whose exit status is the
+	// target's and which the iterator can be filtered on.
+	single() bool
+	// seed runs once the programs are attached, with the kernel side's
+	// objects: a tree enters its members.
+	seed(objs *gen.StallmonObjects) error
 	// wait blocks until everything watched is gone (nil), or until close
 	// ends it (an error).
 	wait() error
@@ -31,6 +37,8 @@ func (t *target) configure(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-func (t *target) leader() int  { return t.pid }
-func (t *target) wait() error  { return t.waitExit() }
-func (t *target) close() error { return t.pidfd.Close() }
+func (t *target) leader() int                     { return t.pid }
+func (t *target) single() bool                    { return true }
+func (t *target) seed(*gen.StallmonObjects) error { return nil }
+func (t *target) wait() error                     { return t.waitExit() }
+func (t *target) close() error                    { return t.pidfd.Close() }

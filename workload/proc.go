@@ -23,6 +23,9 @@ const stopGrace = 5 * time.Second
 type Proc struct {
 	Cmd *exec.Cmd // started already and waited for by Proc: use Wait
 	PID int
+	// Parent is the shell that forked the workload, for StartChild; 0
+	// when Cmd is the workload itself.
+	Parent int
 	// Timeout bounds Do; Start sets it to DefaultTimeout.
 	Timeout time.Duration
 
@@ -60,6 +63,21 @@ func (e *ReplyError) Error() string {
 // binary must call Main when it sees EnvVar=1; a test binary can do so from
 // TestMain. Cancelling ctx kills it.
 func Start(ctx context.Context, path string, args []string, env []string) (*Proc, error) {
+	return start(ctx, false, path, args, env)
+}
+
+// StartChild is Start with the workload forked by a shell that waits for
+// it (sh -c '... "$0" "$@" & wait'): the workload is a child, not the process
+// Cmd starts, as a service's worker is its master's. PID is the workload's,
+// Parent the shell's.
+func StartChild(ctx context.Context, path string, args []string, env []string) (*Proc, error) {
+	// A non-interactive shell gives a background job /dev/null for stdin,
+	// and dash does so even over an explicit <&0: the workload reads its
+	// commands from a copy of the shell's stdin.
+	return start(ctx, true, "/bin/sh", append([]string{"-c", `exec 3<&0; "$0" "$@" <&3 3<&- & wait`, path}, args...), env)
+}
+
+func start(ctx context.Context, child bool, path string, args []string, env []string) (*Proc, error) {
 	if env == nil {
 		env = os.Environ()
 	}
@@ -97,6 +115,9 @@ func Start(ctx context.Context, path string, args []string, env []string) (*Proc
 		lines:   make(chan string, 16),
 		exited:  make(chan struct{}),
 	}
+	if child {
+		p.Parent = p.PID
+	}
 	go p.readLines(outR)
 	go func() {
 		p.waitErr = cmd.Wait()
@@ -131,7 +152,11 @@ func (p *Proc) awaitReady() error {
 		if err != nil || l.Word != "ready" {
 			return fmt.Errorf("workload %d: first line %q is not \"ready pid=N\"", p.PID, s)
 		}
-		if pid, err := l.Fields.Int("pid"); err != nil || pid != p.PID {
+		pid, err := l.Fields.Int("pid")
+		switch {
+		case err == nil && p.Parent != 0:
+			p.PID = pid
+		case err != nil || pid != p.PID:
 			return fmt.Errorf("workload %d: says it is %q", p.PID, l.Fields["pid"])
 		}
 		return nil

@@ -14,6 +14,7 @@ import (
 
 type attachOptions struct {
 	pid          int
+	tree         bool
 	cgroup       string
 	pollInterval time.Duration
 	noKill       bool
@@ -48,6 +49,7 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.pid, "pid", 0, "process id to watch")
+	f.BoolVar(&o.tree, "tree", false, "with --pid: also watch every descendant of the process, present and future")
 	f.StringVar(&o.cgroup, "cgroup", "", "cgroup v2 directory to watch, with its descendants: absolute, or relative to the cgroup v2 root")
 	f.DurationVar(&o.pollInterval, "poll-interval", 100*time.Millisecond, "how often to read the tracker")
 	f.BoolVar(&o.noKill, "no-kill", false, "never kill the target; only stop the heartbeat")
@@ -59,6 +61,7 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
 	cmd.MarkFlagsMutuallyExclusive("pid", "cgroup")
+	cmd.MarkFlagsMutuallyExclusive("tree", "cgroup")
 	cmd.MarkFlagsOneRequired("pid", "cgroup")
 	return cmd
 }
@@ -91,9 +94,12 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return usageError(err)
 	}
 	var mon *monitor.Monitor
-	if o.cgroup != "" {
+	switch {
+	case o.cgroup != "":
 		mon, err = monitor.AttachCgroup(o.cgroup, log, o.metrics.monitorOptions())
-	} else {
+	case o.tree:
+		mon, err = monitor.AttachTree(o.pid, log, o.metrics.monitorOptions())
+	default:
 		mon, err = monitor.AttachWith(o.pid, log, o.metrics.monitorOptions())
 	}
 	switch {
@@ -125,7 +131,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return usageError(err)
 	}
 	defer o.metrics.serveAgent(cmd.Context(), log, mon, a, table, o.pollInterval)()
-	log.Info(agent.EvAttached, "pid", o.pid, "cgroup", o.cgroup, "arch", monitor.Arch,
+	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "arch", monitor.Arch,
 		"poll_interval_seconds", o.pollInterval.Seconds(), "kill", !o.noKill, "heartbeat", hb != nil)
 
 	outcome, err := a.Run(cmd.Context())

@@ -25,3 +25,19 @@ func Start(t testing.TB) *workload.Proc {
 	t.Cleanup(func() { p.Stop() })
 	return p
 }
+
+// StartChild runs this test binary as a workload forked by a shell, which
+// is Proc.Parent; both are stopped when the test ends.
+func StartChild(t testing.TB) *workload.Proc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("locating test binary: %v", err)
+	}
+	p, err := workload.StartChild(context.Background(), exe, nil, nil)
+	if err != nil {
+		t.Fatalf("starting workload: %v", err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	return p
+}
