@@ -5,18 +5,22 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/cgrouptest"
 	"github.com/stallmon/stallmon/internal/privtest"
 )
 
 // BenchmarkSyscallCost measures what the tracker adds to a getppid loop:
 // with no tracker, with the tracker watching another process (every task on
-// the machine pays for the attached tracepoints), watching this process,
-// and watching it with the latency histogram on (self+hist).
+// the machine pays for the attached tracepoints), another process's tree
+// (a map lookup per syscall) or cgroup (an ancestor-cgroup helper per
+// syscall), watching this process, and watching it with the latency
+// histogram on (self+hist).
 // The three cases run interleaved in rounds within one run, so machine
 // noise hits them alike; medians and ratios to the baseline are reported.
 //
@@ -29,22 +33,28 @@ func BenchmarkSyscallCost(b *testing.B) {
 	}
 	b.Cleanup(func() { other.Process.Kill(); other.Wait() })
 
+	// The idle process in a cgroup of its own, for the cgroup mode.
+	cg := cgrouptest.New(b)
+	if err := cg.Add(other.Process.Pid); err != nil {
+		b.Fatal(err)
+	}
 	cases := []struct {
-		name string
-		pid  int // 0: no tracker
-		opts Options
+		name   string
+		attach func() (*Monitor, error) // nil: no tracker
 	}{
-		{"none", 0, Options{}},
-		{"other", other.Process.Pid, Options{}},
-		{"self", os.Getpid(), Options{}},
-		{"self+hist", os.Getpid(), Options{LatencyHistogram: true}},
+		{"none", nil},
+		{"other", func() (*Monitor, error) { return AttachWith(other.Process.Pid, nil, Options{}) }},
+		{"other-tree", func() (*Monitor, error) { return AttachTree(other.Process.Pid, nil, Options{}) }},
+		{"other-cgroup", func() (*Monitor, error) { return AttachCgroup(cg.Path, nil, Options{}) }},
+		{"self", func() (*Monitor, error) { return AttachWith(os.Getpid(), nil, Options{}) }},
+		{"self+hist", func() (*Monitor, error) { return AttachWith(os.Getpid(), nil, Options{LatencyHistogram: true}) }},
 	}
 	const rounds = 7
 	perCall := make([][]float64, len(cases))
 	b.ResetTimer()
 	for r := 0; r < rounds; r++ {
 		for i, c := range cases {
-			ns, err := timeGetppid(b.N, c.pid, c.opts)
+			ns, err := timeGetppid(b.N, c.attach)
 			if err != nil {
 				b.Fatalf("%s: %v", c.name, err)
 			}
@@ -62,15 +72,18 @@ func BenchmarkSyscallCost(b *testing.B) {
 		}
 	}
 	b.ReportMetric(0, "ns/op") // the per-case metrics above are the result
-	b.Logf("getppid ns/call medians over %d rounds of %d calls: none=%.1f other=%.1f self=%.1f self+hist=%.1f (histogram adds %.1f)",
-		rounds, b.N, base, median(perCall[1]), median(perCall[2]), median(perCall[3]), median(perCall[3])-median(perCall[2]))
+	var line []string
+	for i, c := range cases {
+		line = append(line, fmt.Sprintf("%s=%.1f", c.name, median(perCall[i])))
+	}
+	b.Logf("getppid ns/call medians over %d rounds of %d calls: %s", rounds, b.N, strings.Join(line, " "))
 }
 
 // timeGetppid returns the mean ns per getppid over n calls, with the
-// tracker attached to pid (none if pid is 0) for the duration.
-func timeGetppid(n, pid int, opts Options) (float64, error) {
-	if pid != 0 {
-		m, err := AttachWith(pid, nil, opts)
+// tracker attach makes (none if nil) attached for the duration.
+func timeGetppid(n int, attach func() (*Monitor, error)) (float64, error) {
+	if attach != nil {
+		m, err := attach()
 		if err != nil {
 			return 0, fmt.Errorf("attaching: %w", err)
 		}
