@@ -125,3 +125,21 @@ func ParsePopulated(events string) (bool, error) {
 	}
 	return false, fmt.Errorf("no populated line in cgroup.events: %q", events)
 }
+
+// Own is the cgroup this process runs in.
+func Own() (Dir, error) {
+	root, err := Root()
+	if err != nil {
+		return Dir{}, err
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return Dir{}, fmt.Errorf("reading own cgroup: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+			return Dir{Path: filepath.Join(root, p)}, nil
+		}
+	}
+	return Dir{}, errors.New("no cgroup v2 line in /proc/self/cgroup")
+}

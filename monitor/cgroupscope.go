@@ -34,9 +34,16 @@ type cgroupScope struct {
 	closed   bool
 	waiting  bool
 	waitDone chan struct{} // closed when wait returns
+
+	// armed is closed once the cgroup has had its processes: at once for
+	// one attached to, by Started for one a service is about to be
+	// started in, which is empty until then.
+	armed    chan struct{}
+	armOnce  sync.Once
+	disarmed chan struct{} // closed by close, ends a wait for armed
 }
 
-func openCgroupScope(path string) (*cgroupScope, error) {
+func openCgroupScope(path string, empty bool) (*cgroupScope, error) {
 	d, err := cgroup.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoCgroup, err)
@@ -53,7 +60,8 @@ func openCgroupScope(path string) (*cgroupScope, error) {
 	if rel != "." {
 		level = len(strings.Split(rel, "/"))
 	}
-	if self, err := ownCgroup(root); err == nil && (self == d.Path || strings.HasPrefix(self, d.Path+"/")) {
+	if own, err := cgroup.Own(); err == nil && (own.Path == d.Path || strings.HasPrefix(own.Path, d.Path+"/")) {
+		self := own.Path
 		// A kill would take stallmon down with the target, before it
 		// could confirm the death or say FENCED.
 		return nil, fmt.Errorf("stallmon itself runs in %s, inside cgroup %s: run it outside the cgroup it watches: %w", self, d.Path, ErrNoCgroup)
@@ -66,8 +74,11 @@ func openCgroupScope(path string) (*cgroupScope, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !populated {
+	switch {
+	case !populated && !empty:
 		return nil, fmt.Errorf("cgroup %s has no processes: %w", d.Path, ErrNoCgroup)
+	case populated && empty:
+		return nil, fmt.Errorf("cgroup %s already has processes, a service cannot be started in it alone: %w", d.Path, ErrNoCgroup)
 	}
 	events, err := os.Open(filepath.Join(d.Path, "cgroup.events"))
 	if err != nil {
@@ -78,8 +89,15 @@ func openCgroupScope(path string) (*cgroupScope, error) {
 		events.Close()
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	return &cgroupScope{dir: d, id: st.Ino, level: level, events: events, wake: wake, waitDone: make(chan struct{})}, nil
+	c := &cgroupScope{dir: d, id: st.Ino, level: level, events: events, wake: wake, waitDone: make(chan struct{}),
+		armed: make(chan struct{}), disarmed: make(chan struct{})}
+	if !empty {
+		c.arm()
+	}
+	return c, nil
 }
+
+func (c *cgroupScope) arm() { c.armOnce.Do(func() { close(c.armed) }) }
 
 func (c *cgroupScope) configure(spec *ebpf.CollectionSpec) error {
 	if err := spec.Variables[gen.StallmonVarTargetCgroup].Set(c.id); err != nil {
@@ -107,6 +125,11 @@ func (c *cgroupScope) wait() error {
 	c.waiting = true
 	c.mu.Unlock()
 	defer close(c.waitDone)
+	select {
+	case <-c.armed:
+	case <-c.disarmed:
+		return ErrClosed
+	}
 	buf := make([]byte, 256)
 	for {
 		n, err := c.events.ReadAt(buf, 0)
@@ -182,24 +205,10 @@ func (c *cgroupScope) close() error {
 		return nil
 	}
 	c.closed = true
+	close(c.disarmed)
 	if c.waiting {
 		unix.Write(c.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 		<-c.waitDone
 	}
 	return errors.Join(c.events.Close(), unix.Close(c.wake))
-}
-
-// ownCgroup is this process's cgroup v2 directory, from /proc/self/cgroup
-// ("0::/path").
-func ownCgroup(root string) (string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return "", err
-	}
-	for line := range strings.Lines(string(b)) {
-		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
-			return filepath.Join(root, p), nil
-		}
-	}
-	return "", errors.New("no cgroup v2 line in /proc/self/cgroup")
 }

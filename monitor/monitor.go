@@ -53,11 +53,32 @@ func AttachWith(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
 // descendants, as they come and go. path is absolute or relative to the
 // cgroup v2 root (system.slice/nginx.service).
 func AttachCgroup(path string, log *slog.Logger, opts Options) (*Monitor, error) {
-	cg, err := openCgroupScope(path)
+	cg, err := openCgroupScope(path, false)
 	if err != nil {
 		return nil, err
 	}
 	return attachScope(cg, log, opts)
+}
+
+// AttachEmptyCgroup watches a cgroup that has no process yet, for a
+// service about to be started straight into it (clone3 with
+// CLONE_INTO_CGROUP): every syscall of the service is watched, its first
+// included. Done waits for Started before it can close.
+func AttachEmptyCgroup(path string, log *slog.Logger, opts Options) (*Monitor, error) {
+	cg, err := openCgroupScope(path, true)
+	if err != nil {
+		return nil, err
+	}
+	return attachScope(cg, log, opts)
+}
+
+// Started tells a monitor of AttachEmptyCgroup that the service was
+// started (or failed to start): from now on an empty cgroup means it is
+// gone. It does nothing for other monitors.
+func (m *Monitor) Started() {
+	if cg, ok := m.scope.(*cgroupScope); ok {
+		cg.arm()
+	}
 }
 
 func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Monitor, err error) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,17 +12,11 @@ import (
 )
 
 type attachOptions struct {
-	pid          int
-	tree         bool
-	cgroup       string
-	pollInterval time.Duration
-	noKill       bool
-	killGrace    time.Duration
-	table        tableOptions
-	hb           heartbeatOptions
-	nodeFence    nodeFenceOptions
-	metrics      metricsOptions
-	log          logOptions
+	pid       int
+	tree      bool
+	cgroup    string
+	watch     watchOptions
+	nodeFence nodeFenceOptions
 }
 
 func newAttachCmd() *cobra.Command {
@@ -51,15 +44,8 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	f.IntVar(&o.pid, "pid", 0, "process id to watch")
 	f.BoolVar(&o.tree, "tree", false, "with --pid: also watch every descendant of the process, present and future")
 	f.StringVar(&o.cgroup, "cgroup", "", "cgroup v2 directory to watch, with its descendants: absolute, or relative to the cgroup v2 root")
-	f.DurationVar(&o.pollInterval, "poll-interval", 100*time.Millisecond, "how often to read the tracker")
-	f.BoolVar(&o.noKill, "no-kill", false, "never kill the target; only stop the heartbeat")
-	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
-	o.table.register(f)
-	o.hb.register(f)
+	o.watch.register(f)
 	o.nodeFence.register(f)
-	o.metrics.registerAttach(f)
-	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
-	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
 	cmd.MarkFlagsMutuallyExclusive("pid", "cgroup")
 	cmd.MarkFlagsMutuallyExclusive("tree", "cgroup")
 	cmd.MarkFlagsOneRequired("pid", "cgroup")
@@ -67,21 +53,12 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 }
 
 func (o *attachOptions) run(cmd *cobra.Command) error {
-	log, err := o.log.newLogger(cmd.OutOrStdout())
+	w := &o.watch
+	log, table, err := w.setUp(cmd)
 	if err != nil {
-		return usageError(err)
+		return err
 	}
-	if o.pollInterval <= 0 {
-		return usageError(fmt.Errorf("--poll-interval must be positive, got %v", o.pollInterval))
-	}
-	if o.killGrace <= 0 {
-		return usageError(fmt.Errorf("--kill-grace must be positive, got %v", o.killGrace))
-	}
-	table, err := o.table.load()
-	if err != nil {
-		return usageError(err)
-	}
-	hb, closeHB, err := o.hb.build(log)
+	hb, closeHB, err := w.hb.build(log)
 	if err != nil {
 		return usageError(err)
 	}
@@ -89,50 +66,36 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if o.pid == os.Getpid() {
 		return usageError(fmt.Errorf("pid %d is stallmon itself", o.pid))
 	}
-
-	if err := o.nodeFence.validate(!o.noKill); err != nil {
+	if err := o.nodeFence.validate(!w.noKill); err != nil {
 		return usageError(err)
 	}
 	var mon *monitor.Monitor
 	switch {
 	case o.cgroup != "":
-		mon, err = monitor.AttachCgroup(o.cgroup, log, o.metrics.monitorOptions())
+		mon, err = monitor.AttachCgroup(o.cgroup, log, w.metrics.monitorOptions())
 	case o.tree:
-		mon, err = monitor.AttachTree(o.pid, log, o.metrics.monitorOptions())
+		mon, err = monitor.AttachTree(o.pid, log, w.metrics.monitorOptions())
 	default:
-		mon, err = monitor.AttachWith(o.pid, log, o.metrics.monitorOptions())
+		mon, err = monitor.AttachWith(o.pid, log, w.metrics.monitorOptions())
 	}
-	switch {
-	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess),
-		errors.Is(err, monitor.ErrNoCgroup):
-		return usageError(err)
-	case err != nil:
-		return runtimeError(err)
+	if err != nil {
+		return attachError(err)
 	}
 	defer mon.Close()
-	nf, err := o.nodeFence.build(!o.noKill, log)
+	nf, err := o.nodeFence.build(!w.noKill, log)
 	if err != nil {
 		return usageError(err)
 	}
 	if nf != nil {
 		defer nf.Close()
 	}
-
-	a, err := agent.New(mon, agent.Config{
-		PollInterval: o.pollInterval,
-		Table:        table,
-		Kill:         !o.noKill,
-		KillGrace:    o.killGrace,
-		Heartbeat:    hb,
-		NodeFence:    nf,
-		Logger:       log,
-	})
+	a, err := w.newAgent(mon, table, hb, nf, log)
 	if err != nil {
 		return usageError(err)
 	}
-	defer o.metrics.serveAgent(cmd.Context(), log, mon, a, table, o.pollInterval)()
+	defer w.metrics.serveAgent(cmd.Context(), log, mon, a, table, w.pollInterval)()
 	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "arch", monitor.Arch,
-		"poll_interval_seconds", o.pollInterval.Seconds(), "kill", !o.noKill, "heartbeat", hb != nil)
+		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil)
 
 	outcome, err := a.Run(cmd.Context())
 	if err != nil {
@@ -145,4 +108,14 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return &exitError{code: exitUnkillable}
 	}
 	return nil
+}
+
+// attachError classifies an attach failure: a bad target is the user's.
+func attachError(err error) error {
+	switch {
+	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess),
+		errors.Is(err, monitor.ErrNoCgroup):
+		return usageError(err)
+	}
+	return runtimeError(err)
 }

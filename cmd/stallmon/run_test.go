@@ -1,0 +1,85 @@
+package main
+
+import (
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/fusehang"
+	"github.com/stallmon/stallmon/internal/privtest"
+)
+
+// stallmon run with --restart=on-failure: the first incarnation of the
+// service hangs in a read of a FUSE file and is killed at kill_after; the
+// second starts after the delay and is healthy. A listener hears ALIVE,
+// STALLED and FENCED of the first incarnation, then ALIVE of a newer one.
+// SIGTERM then reaches the service, which is not restarted, and stallmon
+// exits with its status (128+SIGTERM).
+func TestRunRestartsKilledService(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	c := newCluster(t)
+	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: true})
+	mark := filepath.Join(t.TempDir(), "started-once")
+	script := `if [ -e "$1" ]; then exec sleep 3600; fi; : > "$1"; exec cat "$2"`
+	agent := startStallmon(t, append(append([]string{"run", "--log-format", "json", "--metrics-addr", "",
+		"--node-id", "svc", "--interval", "100ms", "--budget", "300ms", "--kill-after", "1s",
+		"--restart=on-failure", "--max-restarts", "3", "--restart-delay", "200ms"}, c.GroupFlags()...),
+		"--", "sh", "-c", script, "sh", mark, fs.File)...)
+
+	first := agent.Events.Next("service_started", 10*time.Second)
+	stall := agent.Events.Next("stall", 10*time.Second)
+	wantFields(t, "stall", stall, map[string]any{"comm": "cat", "syscall": "read", "fs": "fuse"})
+	agent.Events.Next("kill", 10*time.Second)
+	exited := agent.Events.Next("service_exited", 10*time.Second)
+	wantFields(t, "service_exited", exited, map[string]any{"exit_code": 128 + int(syscall.SIGKILL)})
+	agent.Events.Next("service_restart", 10*time.Second)
+	second := agent.Events.Next("service_started", 10*time.Second)
+	wantFields(t, "second start", second, map[string]any{"incarnation": 2})
+	if second["pid"] == first["pid"] {
+		t.Fatalf("the restart reused pid %v", first["pid"])
+	}
+
+	fenced := c.WaitPacket("FENCED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateFenced })
+	c.WaitPacket("STALLED of the first incarnation", time.Second, func(p heartbeat.Packet) bool {
+		return p.State == heartbeat.StateStalled && p.Incarnation == fenced.Incarnation
+	})
+	alive := c.WaitPacket("ALIVE of a newer incarnation", 10*time.Second, func(p heartbeat.Packet) bool {
+		return p.State == heartbeat.StateAlive && p.Incarnation > fenced.Incarnation
+	})
+	for _, tp := range c.Seen() {
+		if tp.P.Incarnation == fenced.Incarnation && tp.P.State == heartbeat.StateAlive && tp.P.Seq > fenced.Seq {
+			t.Fatalf("ALIVE of the fenced incarnation after FENCED: %+v", tp.P)
+		}
+	}
+
+	if err := agent.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := agent.Wait(t, 15*time.Second); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("stallmon run exited %d, want %d (the service's SIGTERM)", code, 128+int(syscall.SIGTERM))
+	}
+	for _, ev := range agent.Events.Rest() {
+		if ev["msg"] == "service_started" && ev["incarnation"] == float64(3) {
+			t.Fatalf("restarted after a SIGTERM: %v", ev)
+		}
+	}
+	t.Logf("incarnations %d then %d; stall at elapsed %v", fenced.Incarnation, alive.Incarnation, stall["elapsed_seconds"])
+}
+
+// Bad run flags are refused before anything starts.
+func TestRunBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--restart=sometimes", "--", "true"},
+		{"run", "--restart-delay", "0s", "--", "true"},
+		{"run", "--max-restarts", "-1", "--", "true"},
+		{"run"},
+	} {
+		code, stderr := runStallmon(t, nil, args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d (%s), want %d", args, code, stderr, exitUsage)
+		}
+	}
+}

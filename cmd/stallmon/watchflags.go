@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/stallmon/stallmon/agent"
+	"github.com/stallmon/stallmon/budget"
+	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/nodefence"
+)
+
+// watchOptions are the flags of how a target is judged and announced,
+// shared by attach and run.
+type watchOptions struct {
+	pollInterval time.Duration
+	noKill       bool
+	killGrace    time.Duration
+	table        tableOptions
+	hb           heartbeatOptions
+	metrics      metricsOptions
+	log          logOptions
+}
+
+func (o *watchOptions) register(f *pflag.FlagSet) {
+	f.DurationVar(&o.pollInterval, "poll-interval", 100*time.Millisecond, "how often to read the tracker")
+	f.BoolVar(&o.noKill, "no-kill", false, "never kill the target; only stop the heartbeat")
+	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
+	o.table.register(f)
+	o.hb.register(f)
+	o.metrics.registerAttach(f)
+	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
+	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
+}
+
+// setUp checks the flags and returns the logger and the table.
+func (o *watchOptions) setUp(cmd *cobra.Command) (*slog.Logger, *budget.Table, error) {
+	log, err := o.log.newLogger(cmd.OutOrStdout())
+	if err != nil {
+		return nil, nil, usageError(err)
+	}
+	if o.pollInterval <= 0 {
+		return nil, nil, usageError(fmt.Errorf("--poll-interval must be positive, got %v", o.pollInterval))
+	}
+	if o.killGrace <= 0 {
+		return nil, nil, usageError(fmt.Errorf("--kill-grace must be positive, got %v", o.killGrace))
+	}
+	table, err := o.table.load()
+	if err != nil {
+		return nil, nil, usageError(err)
+	}
+	return log, table, nil
+}
+
+func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *agent.HeartbeatConfig, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
+	return agent.New(mon, agent.Config{
+		PollInterval: o.pollInterval,
+		Table:        table,
+		Kill:         !o.noKill,
+		KillGrace:    o.killGrace,
+		Heartbeat:    hb,
+		NodeFence:    nf,
+		Logger:       log,
+	})
+}
