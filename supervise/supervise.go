@@ -47,10 +47,10 @@ type Config struct {
 	// service still there StopTimeout later is killed.
 	Signals     <-chan os.Signal
 	StopTimeout time.Duration
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
-	Logger  *slog.Logger
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+	Logger      *slog.Logger
 }
 
 // Watcher watches one incarnation (stallmon's agent over a monitor of the
