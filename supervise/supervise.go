@@ -156,7 +156,10 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	// Straight into the cgroup (clone3 CLONE_INTO_CGROUP): the watch is
 	// in place before the service's first instruction.
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd())}
+	// Pdeathsig: should stallmon die, its service dies too. Nobody
+	// would judge it any more, the heartbeat has stopped and peers take
+	// over: a service left running is what fencing exists to prevent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd()), Pdeathsig: syscall.SIGKILL}
 	started := time.Now()
 	err = cmd.Start()
 	cgfd.Close()

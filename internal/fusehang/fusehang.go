@@ -72,6 +72,12 @@ type Options struct {
 	// go through the page cache and wait on a locked folio, in killable
 	// D, while the server holds the READ.
 	PageCache bool
+
+	// Loopback, a directory, makes the mount a loopback of it instead of
+	// the one hanging file: a file system a service can really use
+	// (mkdir, create, rename, write, fsync), whose writes and fsyncs the
+	// server holds once HoldWrites was called, until Release.
+	Loopback string
 }
 
 // attrTimeout is how long the kernel may trust the file's attributes and
@@ -88,6 +94,8 @@ type Stats struct {
 
 	Getattrs        int // GETATTR requests received on the file, held or not
 	PendingGetattrs int // getattrs held since HoldGetattr, not answered yet
+
+	PendingWrites int // loopback writes and fsyncs held since HoldWrites
 }
 
 // FS is a mounted file system; Mount unmounts it when the test ends.
@@ -103,6 +111,7 @@ type FS struct {
 	relOnce sync.Once
 	// holdGetattr is set by HoldGetattr; only Release ends the holding.
 	holdGetattr atomic.Bool
+	holdWrites  atomic.Bool // likewise for HoldWrites
 	file        *hangFile // set by the root's OnAdd, before Mount returns
 
 	closeOnce sync.Once
@@ -188,7 +197,15 @@ func (f *FS) mount() error {
 	// if the test fails.
 	mo := fuse.MountOptions{Name: "fusehang", FsName: "fusehang", Logger: log.New(&f.serverLog, "", log.Ltime|log.Lmicroseconds)}
 	timeout := attrTimeout
-	raw := gofs.NewNodeFS(&rootNode{fs: f}, &gofs.Options{
+	var root gofs.InodeEmbedder = &rootNode{fs: f}
+	if f.opts.Loopback != "" {
+		if root, err = f.loopbackRoot(); err != nil {
+			unix.Unmount(f.Dir, unix.MNT_DETACH)
+			unix.Close(dev)
+			return err
+		}
+	}
+	raw := gofs.NewNodeFS(root, &gofs.Options{
 		MountOptions: mo,
 		Logger:       mo.Logger,
 		EntryTimeout: &timeout,
@@ -328,7 +345,9 @@ func (f *FS) close() error {
 	f.Release()
 	// Let the answers go out before a busy unmount aborts the
 	// connection; an answer that loses the race is only logged.
-	f.WaitFor("answers to held requests", time.Second, func(s Stats) bool { return s.Pending == 0 && s.PendingGetattrs == 0 })
+	f.WaitFor("answers to held requests", time.Second, func(s Stats) bool {
+		return s.Pending == 0 && s.PendingGetattrs == 0 && s.PendingWrites == 0
+	})
 	var errs []error
 	if err := unix.Unmount(f.Dir, 0); err != nil {
 		errs = append(errs, f.detachAndAbort()...)
