@@ -112,7 +112,7 @@ type FS struct {
 	// holdGetattr is set by HoldGetattr; only Release ends the holding.
 	holdGetattr atomic.Bool
 	holdWrites  atomic.Bool // likewise for HoldWrites
-	file        *hangFile // set by the root's OnAdd, before Mount returns
+	file        *hangFile   // set by the root's OnAdd, before Mount returns
 
 	closeOnce sync.Once
 	closeErr  error
