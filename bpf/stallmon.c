@@ -21,16 +21,19 @@ volatile const __u32 target_tgid = 0;
 volatile const __u64 target_cgroup = 0;
 volatile const __u32 target_cgroup_level = 0;
 
-// Set instead to watch a process tree: the processes in tree, which
-// userspace seeds with the root and its descendants at attach, and to
-// which fork() adds the children of its members.
+// Set instead to watch a process tree: the processes whose bit is set in
+// tree, a bitmap indexed by tgid, which userspace seeds with the root and
+// its descendants at attach, and to which fork() adds the children of its
+// members. An array, so the verifier inlines the lookup: every task on
+// the machine pays for it at every syscall.
 volatile const bool target_tree = false;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u32);   // tgid
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE); // userspace sets bits with atomic ors
+	__uint(max_entries, 1);            // pid_max / 64 + 1, set at load
+	__type(key, __u32);
+	__type(value, __u64);
 } tree SEC(".maps");
 
 // The in-flight word packs the syscall number (low NR_BITS), the ABI it
@@ -426,9 +429,18 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 // task on the machine: one compare in pid mode; in cgroup mode one helper
 // that reads the current task's cgroup ancestor. The verifier drops the
 // branch not taken, so each mode pays only for its own check.
+static __always_inline __u64 *tree_word(__u32 tgid)
+{
+	__u32 idx = tgid >> 6;
+
+	return bpf_map_lookup_elem(&tree, &idx);
+}
+
 static __always_inline bool in_tree(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&tree, &tgid) != NULL;
+	__u64 *w = tree_word(tgid);
+
+	return w && (READ_ONCE(*w) >> (tgid & 63)) & 1;
 }
 
 static __always_inline bool is_target(void)
@@ -574,7 +586,10 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 	// by a stranger once it is reaped.
 	if (target_tree && BPF_CORE_READ(task, signal, live.counter) == 0) {
 		__u32 tgid = BPF_CORE_READ(task, tgid);
-		bpf_map_delete_elem(&tree, &tgid);
+		__u64 *w = tree_word(tgid);
+
+		if (w)
+			__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
 	}
 	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (f)
@@ -594,11 +609,12 @@ int tree_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	__u8 one = 1;
 
 	if (!target_tree || ptgid == ctgid || !in_tree(ptgid))
 		return 0;
-	bpf_map_update_elem(&tree, &ctgid, &one, BPF_NOEXIST);
+	__u64 *w = tree_word(ctgid);
+	if (w)
+		__sync_fetch_and_or(w, 1ULL << (ctgid & 63));
 	return 0;
 }
 

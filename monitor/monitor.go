@@ -139,9 +139,12 @@ func (m *Monitor) load() error {
 	if err := m.opts.apply(spec); err != nil {
 		return err
 	}
-	if _, tree := m.scope.(*treeScope); !tree {
-		// Nothing writes it: do not reserve room for a tree.
-		spec.Maps[gen.StallmonMapTree].MaxEntries = 1
+	if _, tree := m.scope.(*treeScope); tree {
+		words, err := treeWords()
+		if err != nil {
+			return err
+		}
+		spec.Maps[gen.StallmonMapTree].MaxEntries = words
 	}
 	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
 		var verr *ebpf.VerifierError

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -17,19 +20,24 @@ import (
 )
 
 // treeScope is a process and all its descendants, including those forked
-// after attach: the kernel side keeps their tgids in its tree map, adding
-// each child of a member at fork and dropping a member when its last
-// thread exits.
+// after attach: the kernel side keeps their tgids as bits of its tree map,
+// setting each child's of a member at fork and clearing a member's when its
+// last thread exits. Userspace shares the bitmap through mmap and changes
+// it only with atomic operations, as the kernel side does.
 type treeScope struct {
-	root *target
-	tree *ebpf.Map // set by seed
+	root  *target
+	mem   []byte   // the tree map, mapped by seed
+	words []uint64 // mem as words: bit tgid%64 of word tgid/64
 
+	mu       sync.Mutex
+	closed   bool
+	waiting  bool
 	stop     chan struct{}
-	stopOnce sync.Once
+	waitDone chan struct{}
 }
 
 // treePoll is how often wait looks at the tree once the root has exited
-// (its descendants may live on): the map has no notification.
+// (its descendants may live on): the bitmap has no notification.
 const treePoll = 50 * time.Millisecond
 
 // AttachTree watches pid and all its descendants, present and future.
@@ -38,7 +46,7 @@ func AttachTree(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return attachScope(&treeScope{root: root, stop: make(chan struct{})}, log, opts)
+	return attachScope(&treeScope{root: root, stop: make(chan struct{}), waitDone: make(chan struct{})}, log, opts)
 }
 
 func (s *treeScope) configure(spec *ebpf.CollectionSpec) error {
@@ -55,13 +63,38 @@ func (s *treeScope) single() bool { return false }
 // program is attached already, so a process forked during the walk is
 // entered by one or the other.
 func (s *treeScope) seed(objs *gen.StallmonObjects) error {
-	s.tree = objs.Tree
+	n := int(objs.Tree.MaxEntries())
+	size := (n*8 + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+	mem, err := unix.Mmap(objs.Tree.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mapping the process tree: %w", err)
+	}
+	s.mem = mem
+	s.words = unsafe.Slice((*uint64)(unsafe.Pointer(&mem[0])), n)
 	for _, pid := range append([]int{s.root.pid}, descendants(s.root.pid)...) {
-		if err := s.tree.Update(uint32(pid), uint8(1), ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("entering process %d in the tree: %w", pid, err)
+		if pid/64 >= n {
+			return fmt.Errorf("process %d is above pid_max as read at attach", pid)
 		}
+		atomic.OrUint64(&s.words[pid/64], 1<<(pid%64))
 	}
 	return nil
+}
+
+// treeWords sizes the tree bitmap for every pid the kernel can hand out.
+func treeWords() (uint32, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		return 0, fmt.Errorf("reading pid_max: %w", err)
+	}
+	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || max <= 0 {
+		return 0, fmt.Errorf("pid_max %q: %w", b, err)
+	}
+	return uint32(max/64 + 1), nil
+}
+
+func (s *treeScope) member(pid int) bool {
+	return pid/64 < len(s.words) && atomic.LoadUint64(&s.words[pid/64])&(1<<(pid%64)) != 0
 }
 
 // descendants lists the processes below pid, from each task's children
@@ -94,21 +127,31 @@ func descendants(pid int) []int {
 
 // members lists the tree's processes now.
 func (s *treeScope) members() ([]int, error) {
-	var pids []int
-	var k uint32
-	var v uint8
-	it := s.tree.Iterate()
-	for it.Next(&k, &v) {
-		pids = append(pids, int(k))
+	if s.words == nil {
+		return nil, errors.New("the process tree is not mapped")
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("reading the process tree: %w", err)
+	var pids []int
+	for i := range s.words {
+		w := atomic.LoadUint64(&s.words[i])
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			pids = append(pids, i*64+b)
+			w &^= 1 << b
+		}
 	}
 	return pids, nil
 }
 
 // wait returns once the root has exited and no member is left.
 func (s *treeScope) wait() error {
+	s.mu.Lock()
+	if s.closed || s.waiting {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.waiting = true
+	s.mu.Unlock()
+	defer close(s.waitDone)
 	if err := s.root.waitExit(); err != nil {
 		return err
 	}
@@ -148,8 +191,7 @@ func (s *treeScope) signal(sig unix.Signal) error {
 			errs = append(errs, fmt.Errorf("pidfd of %d: %w", pid, err))
 			continue
 		}
-		var v uint8
-		if s.tree.Lookup(uint32(pid), &v) == nil {
+		if s.member(pid) {
 			if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 				errs = append(errs, fmt.Errorf("sending %s to %d: %w", unix.SignalName(sig), pid, err))
 			}
@@ -159,7 +201,25 @@ func (s *treeScope) signal(sig unix.Signal) error {
 	return errors.Join(errs...)
 }
 
+// close ends wait, lets it return, and only then unmaps the bitmap it
+// reads.
 func (s *treeScope) close() error {
-	s.stopOnce.Do(func() { close(s.stop) })
-	return s.root.close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.stop)
+	err := s.root.close() // ends wait's wait for the root
+	if s.waiting {
+		<-s.waitDone
+	}
+	if s.mem != nil {
+		if uerr := unix.Munmap(s.mem); uerr != nil && err == nil {
+			err = fmt.Errorf("unmapping the process tree: %w", uerr)
+		}
+		s.mem, s.words = nil, nil
+	}
+	return err
 }
