@@ -15,43 +15,52 @@ import (
 
 // Debian's nginx, a master and two workers, serving files from a FUSE
 // mount that stops answering: the worker stuck in sendfile(2) is found
-// through --cgroup (the master's PID would show nothing), the whole
-// service is killed through cgroup.kill, and stallmon reports it killed
-// only once every process is gone.
+// through --cgroup and through --pid MASTER --tree (the master's PID alone
+// would show nothing), the whole service is killed (cgroup.kill, or a
+// pidfd per process of the tree), and stallmon reports it killed only
+// once every process is gone.
 func TestNginxWorkerStuckInSendfile(t *testing.T) {
 	nginxtest.Require(t)
 	fusehang.Require(t)
-	fs := fusehang.Mount(t, fusehang.Options{PageCache: true})
-	cg := cgrouptest.New(t)
-	srv := nginxtest.Start(t, fs.Dir, cg.Path)
-	agent := startStallmon(t, "attach", "--cgroup", cg.Path, "--no-heartbeat", "--log-format", "json",
-		"--metrics-addr", "", "--budget", "1s", "--kill-after", "3s")
-	agent.Events.Next("attached", 10*time.Second)
+	for _, mode := range []string{"cgroup", "tree"} {
+		t.Run(mode, func(t *testing.T) {
+			fs := fusehang.Mount(t, fusehang.Options{PageCache: true})
+			cg := cgrouptest.New(t)
+			srv := nginxtest.Start(t, fs.Dir, cg.Path)
+			target := []string{"--cgroup", cg.Path}
+			if mode == "tree" {
+				target = []string{"--pid", itoa(srv.Cmd.Process.Pid), "--tree"}
+			}
+			agent := startStallmon(t, append([]string{"attach", "--no-heartbeat", "--log-format", "json",
+				"--metrics-addr", "", "--budget", "1s", "--kill-after", "3s"}, target...)...)
+			agent.Events.Next("attached", 10*time.Second)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Get(ctx, "/"+fusehang.FileName) // never answered: its worker hangs
-	issued := time.Now()
-	stall := agent.Events.Next("stall", 15*time.Second)
-	wantFields(t, "stall", stall, map[string]any{"syscall": "sendfile", "fd_kind": "regular", "fs": "fuse"})
-	worker, _ := stall["pid"].(float64)
-	if int(worker) == srv.Cmd.Process.Pid || worker == 0 {
-		t.Errorf("stall in process %v, want a worker, not the master %d", worker, srv.Cmd.Process.Pid)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go srv.Get(ctx, "/"+fusehang.FileName) // never answered: its worker hangs
+			issued := time.Now()
+			stall := agent.Events.Next("stall", 15*time.Second)
+			wantFields(t, "stall", stall, map[string]any{"syscall": "sendfile", "fd_kind": "regular", "fs": "fuse"})
+			worker, _ := stall["pid"].(float64)
+			if int(worker) == srv.Cmd.Process.Pid || worker == 0 {
+				t.Errorf("stall in process %v, want a worker, not the master %d", worker, srv.Cmd.Process.Pid)
+			}
+			if code := agent.Wait(t, 15*time.Second); code != exitKilled {
+				t.Fatalf("stallmon exited %d, want %d (killed)", code, exitKilled)
+			}
+			select {
+			case <-srv.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("nginx's master outlived the kill")
+			}
+			if populated, err := cg.Populated(); err != nil || populated {
+				t.Fatalf("nginx's cgroup still populated (%v, %v) after stallmon reported the kill", populated, err)
+			}
+			t.Logf("request to stall %v (worker %v, state %v, reason %v); stallmon exited %v after the request",
+				eventTime(t, stall).Sub(issued).Round(time.Millisecond), worker, stall["state"], stall["reason"],
+				time.Since(issued).Round(time.Millisecond))
+		})
 	}
-	if code := agent.Wait(t, 15*time.Second); code != exitKilled {
-		t.Fatalf("stallmon exited %d, want %d (killed)", code, exitKilled)
-	}
-	select {
-	case <-srv.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("nginx's master outlived the kill of its cgroup")
-	}
-	if populated, err := cg.Populated(); err != nil || populated {
-		t.Fatalf("nginx's cgroup still populated (%v, %v) after stallmon reported the kill", populated, err)
-	}
-	t.Logf("request to stall %v (worker %v, state %v, reason %v); stallmon exited %v after the request",
-		eventTime(t, stall).Sub(issued).Round(time.Millisecond), worker, stall["state"], stall["reason"],
-		time.Since(issued).Round(time.Millisecond))
 }
 
 // An idle nginx serving a local client's requests for 10s, with the
