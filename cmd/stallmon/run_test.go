@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -15,19 +16,22 @@ import (
 // service hangs in a read of a FUSE file and is killed at kill_after; the
 // second starts after the delay and is healthy. A listener hears ALIVE,
 // STALLED and FENCED of the first incarnation, then ALIVE of a newer one.
-// SIGTERM then reaches the service, which is not restarted, and stallmon
-// exits with its status (128+SIGTERM).
+// SIGHUP then reaches the service, which goes on; SIGTERM reaches it too,
+// it is not restarted, and stallmon exits with its status (128+SIGTERM).
 func TestRunRestartsKilledService(t *testing.T) {
 	privtest.Require(t)
 	fusehang.Require(t)
 	c := newCluster(t)
 	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: true})
-	mark := filepath.Join(t.TempDir(), "started-once")
-	script := `if [ -e "$1" ]; then exec sleep 3600; fi; : > "$1"; exec cat "$2"`
+	dir := t.TempDir()
+	mark, reloaded, ready := filepath.Join(dir, "started-once"), filepath.Join(dir, "reloaded"), filepath.Join(dir, "ready")
+	// The second start waits for ever, and takes SIGHUP as a reload once
+	// it said it is ready (a SIGHUP before its trap would end it).
+	script := `if [ -e "$1" ]; then trap ': > "$3"' HUP; : > "$4"; while :; do sleep 1 & wait $!; done; fi; : > "$1"; exec cat "$2"`
 	agent := startStallmon(t, append(append([]string{"run", "--log-format", "json", "--metrics-addr", "",
 		"--node-id", "svc", "--interval", "100ms", "--budget", "300ms", "--kill-after", "1s",
 		"--restart=on-failure", "--max-restarts", "3", "--restart-delay", "200ms"}, c.GroupFlags()...),
-		"--", "sh", "-c", script, "sh", mark, fs.File)...)
+		"--", "sh", "-c", script, "sh", mark, fs.File, reloaded, ready)...)
 
 	first := agent.Events.Next("service_started", 10*time.Second)
 	stall := agent.Events.Next("stall", 10*time.Second)
@@ -55,6 +59,15 @@ func TestRunRestartsKilledService(t *testing.T) {
 		}
 	}
 
+	// SIGHUP reaches the service, which goes on.
+	waitFile(t, ready, "the second start's ready mark")
+	if err := agent.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	fwd := agent.Events.Next("signal_forwarded", 10*time.Second)
+	wantFields(t, "signal_forwarded", fwd, map[string]any{"signal": "hangup", "pid": second["pid"]})
+	waitFile(t, reloaded, "the reload the forwarded SIGHUP asked for")
+
 	if err := agent.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -81,5 +94,20 @@ func TestRunBadInput(t *testing.T) {
 		if code != exitUsage {
 			t.Errorf("%v: exit %d (%s), want %d", args, code, stderr, exitUsage)
 		}
+	}
+}
+
+// waitFile waits, up to 10s, for a file a service writes.
+func waitFile(t *testing.T, path, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s (%s) within 10s", what, path)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
