@@ -26,8 +26,11 @@ func TestAttachBadInput(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no pid", []string{"attach"}, exitUsage, `required flag(s) "pid" not set`},
+		{"no pid", []string{"attach"}, exitUsage, "at least one of the flags in the group [pid cgroup] is required"},
 		{"non-numeric pid", []string{"attach", "--pid", "abc"}, exitUsage, `invalid argument "abc" for "--pid"`},
+		{"pid and cgroup", []string{"attach", "--pid", "1", "--cgroup", "/x"}, exitUsage, "none of the others can be"},
+		{"tree and cgroup", []string{"attach", "--tree", "--cgroup", "/x"}, exitUsage, "none of the others can be"},
+		{"missing cgroup", []string{"attach", "--cgroup", "no/such/cgroup"}, exitUsage, "no such file or directory"},
 		{"missing process", []string{"attach", "--pid", "4194304"}, exitUsage, "process 4194304 does not exist"},
 		{"zombie", []string{"attach", "--pid", strconv.Itoa(zombie.Process.Pid)}, exitUsage, "is a zombie"},
 		{"bad log format", []string{"attach", "--pid", "1", "--log-format", "xml"}, exitUsage, `--log-format "xml"`},
