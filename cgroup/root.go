@@ -15,8 +15,13 @@ var ErrNoCgroup2 = errors.New("no cgroup2 file system mounted")
 
 // Root returns where the cgroup v2 hierarchy is mounted, read from
 // /proc/self/mountinfo: it is not always /sys/fs/cgroup (hybrid hosts
-// mount it at /sys/fs/cgroup/unified).
+// mount it at /sys/fs/cgroup/unified). Inside a cgroup namespace the
+// hierarchy seen is a subtree, whose depths are not the kernel's: that is
+// refused.
 func Root() (string, error) {
+	if err := initialNamespace(); err != nil {
+		return "", err
+	}
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return "", fmt.Errorf("finding the cgroup2 mount: %w", err)
@@ -33,7 +38,9 @@ func rootFrom(r io.Reader) (string, error) {
 	for sc.Scan() {
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
 		f := strings.Fields(pre)
-		if !ok || len(f) < 5 || strings.Fields(post)[0] != "cgroup2" {
+		// The hierarchy's own root (ROOT "/"), not a bind mount of a
+		// subtree: depths below it are the kernel's.
+		if !ok || len(f) < 5 || strings.Fields(post)[0] != "cgroup2" || f[3] != "/" {
 			continue
 		}
 		return unescape(f[4]), nil
@@ -68,4 +75,22 @@ func unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// ErrCgroupNamespace reports a process outside the initial cgroup
+// namespace.
+var ErrCgroupNamespace = errors.New("stallmon runs in a cgroup namespace; run it in the host's")
+
+func initialNamespace() error {
+	self, err1 := os.Readlink("/proc/self/ns/cgroup")
+	host, err2 := os.Readlink("/proc/1/ns/cgroup")
+	if err1 != nil || err2 != nil {
+		// No cgroup namespaces, or no sight of pid 1's: nothing to
+		// compare, and the mount's ROOT field still has to be "/".
+		return nil
+	}
+	if self != host {
+		return ErrCgroupNamespace
+	}
+	return nil
 }

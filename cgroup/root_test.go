@@ -17,6 +17,8 @@ func TestRootFromMountinfo(t *testing.T) {
 			"31 25 0:28 / /sys/fs/cgroup/cpu rw shared:6 - cgroup cgroup rw,cpu\n", "/sys/fs/cgroup/unified", nil},
 		{"escaped path", `40 1 0:30 / /mnt/my\040cgroups rw - cgroup2 none rw` + "\n", "/mnt/my cgroups", nil},
 		{"v1 only", "31 25 0:28 / /sys/fs/cgroup/cpu rw shared:6 - cgroup cgroup rw,cpu\n", "", ErrNoCgroup2},
+		{"subtree bind mount first", "50 1 0:26 /system.slice /mnt/slice rw - cgroup2 cgroup2 rw\n" +
+			"29 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "/sys/fs/cgroup", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := rootFrom(strings.NewReader(c.mountinfo))

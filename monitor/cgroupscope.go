@@ -3,7 +3,6 @@ package monitor
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +111,7 @@ func (c *cgroupScope) configure(spec *ebpf.CollectionSpec) error {
 func (c *cgroupScope) leader() int                     { return 0 }
 func (c *cgroupScope) single() bool                    { return false }
 func (c *cgroupScope) seed(*gen.StallmonObjects) error { return nil }
+func (c *cgroupScope) refresh()                        {}
 
 // wait returns once the cgroup has no process left: cgroup.events says
 // "populated 0", and the kernel wakes pollers of it with POLLPRI when it
@@ -154,46 +154,14 @@ func (c *cgroupScope) wait() error {
 }
 
 // signal kills through cgroup.kill: every process of the subtree at once,
-// none looked up by PID. Other signals, or a kernel before 5.14, go to
-// each process through a pidfd.
+// none looked up by PID, so none can be a stranger that reused one. It is
+// there on every kernel stallmon runs on (5.14; stallmon needs 5.15). The
+// agent sends nothing but SIGKILL.
 func (c *cgroupScope) signal(sig unix.Signal) error {
-	if sig == unix.SIGKILL {
-		err := c.dir.Kill()
-		if !errors.Is(err, cgroup.ErrNoKill) {
-			return err
-		}
+	if sig != unix.SIGKILL {
+		return fmt.Errorf("a cgroup is only sent SIGKILL (cgroup.kill), not %s", unix.SignalName(sig))
 	}
-	var errs []error
-	err := filepath.WalkDir(c.dir.Path, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || !e.IsDir() {
-			return err
-		}
-		pids, err := cgroup.Dir{Path: p}.Procs()
-		if err != nil {
-			return err
-		}
-		for _, pid := range pids {
-			// A pidfd first: if the process exits now and its PID is
-			// reused, the pidfd refers to the one we read, or fails.
-			fd, err := unix.PidfdOpen(pid, 0)
-			if errors.Is(err, unix.ESRCH) {
-				continue
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("pidfd of %d: %w", pid, err))
-				continue
-			}
-			if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-				errs = append(errs, fmt.Errorf("sending %s to %d: %w", unix.SignalName(sig), pid, err))
-			}
-			unix.Close(fd)
-		}
-		return nil
-	})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("walking cgroup %s: %w", c.dir.Path, err))
-	}
-	return errors.Join(errs...)
+	return c.dir.Kill()
 }
 
 // close ends wait, lets it return, and only then closes the descriptors

@@ -22,6 +22,9 @@ type scope interface {
 	// seed runs once the programs are attached, with the kernel side's
 	// objects: a tree enters its members.
 	seed(objs *gen.StallmonObjects) error
+	// refresh runs at each snapshot: a tree lets go of members that
+	// exited.
+	refresh()
 	// wait blocks until everything watched is gone (nil), or until close
 	// ends it (an error).
 	wait() error
@@ -40,5 +43,6 @@ func (t *target) configure(spec *ebpf.CollectionSpec) error {
 func (t *target) leader() int                     { return t.pid }
 func (t *target) single() bool                    { return true }
 func (t *target) seed(*gen.StallmonObjects) error { return nil }
+func (t *target) refresh()                        {}
 func (t *target) wait() error                     { return t.waitExit() }
 func (t *target) close() error                    { return t.pidfd.Close() }

@@ -130,6 +130,7 @@ var recSize = binary.Size(gen.StallmonThreadRec{})
 
 // Snapshot runs the task iterator once and decodes what it wrote.
 func (m *Monitor) Snapshot() (Snapshot, error) {
+	m.scope.refresh()
 	taken := time.Now()
 	r, err := m.iter.Open()
 	if err != nil {

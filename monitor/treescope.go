@@ -24,10 +24,22 @@ import (
 // setting each child's of a member at fork and clearing a member's when its
 // last thread exits. Userspace shares the bitmap through mmap and changes
 // it only with atomic operations, as the kernel side does.
+//
+// The kernel side clears a bit at sched_process_exit, before the process
+// has closed its files and before its pidfd turns readable; a process the
+// seed entered may even exit before its bit is set, so that the kernel's
+// clear comes first and the bit would stay for a stranger that reuses the
+// pid. So every process userspace entered or signalled is also held by a
+// pidfd: its bit is cleared when the pidfd turns readable, and the tree is
+// gone only once every held pidfd is.
 type treeScope struct {
 	root  *target
 	mem   []byte   // the tree map, mapped by seed
 	words []uint64 // mem as words: bit tgid%64 of word tgid/64
+
+	heldMu  sync.Mutex
+	held    map[int]int // pid -> pidfd, for processes seeded or signalled
+	killing atomic.Bool // SIGKILL was sent: send it again to late forks
 
 	mu       sync.Mutex
 	closed   bool
@@ -42,11 +54,14 @@ const treePoll = 50 * time.Millisecond
 
 // AttachTree watches pid and all its descendants, present and future.
 func AttachTree(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
+	if pid == 1 {
+		return nil, fmt.Errorf("the tree of pid 1 is every process of the host: %w", ErrNotProcess)
+	}
 	root, err := openTarget(pid)
 	if err != nil {
 		return nil, err
 	}
-	return attachScope(&treeScope{root: root, stop: make(chan struct{}), waitDone: make(chan struct{})}, log, opts)
+	return attachScope(&treeScope{root: root, held: map[int]int{}, stop: make(chan struct{}), waitDone: make(chan struct{})}, log, opts)
 }
 
 func (s *treeScope) configure(spec *ebpf.CollectionSpec) error {
@@ -59,9 +74,10 @@ func (s *treeScope) configure(spec *ebpf.CollectionSpec) error {
 func (s *treeScope) leader() int  { return s.root.pid }
 func (s *treeScope) single() bool { return false }
 
-// seed enters the root and every descendant /proc shows now. The fork
-// program is attached already, so a process forked during the walk is
-// entered by one or the other.
+// seed enters the root and every descendant /proc shows now, each by its
+// pidfd first. The fork program is attached already, and each process's
+// bit is set before its children are read, so a process forked during
+// the walk is entered by one or the other.
 func (s *treeScope) seed(objs *gen.StallmonObjects) error {
 	n := int(objs.Tree.MaxEntries())
 	size := (n*8 + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
@@ -71,13 +87,110 @@ func (s *treeScope) seed(objs *gen.StallmonObjects) error {
 	}
 	s.mem = mem
 	s.words = unsafe.Slice((*uint64)(unsafe.Pointer(&mem[0])), n)
-	for _, pid := range append([]int{s.root.pid}, descendants(s.root.pid)...) {
+	queue := []int{s.root.pid}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
 		if pid/64 >= n {
 			return fmt.Errorf("process %d is above pid_max as read at attach", pid)
 		}
+		if !s.hold(pid) {
+			continue // gone already
+		}
 		atomic.OrUint64(&s.words[pid/64], 1<<(pid%64))
+		kids, err := children(pid)
+		if err != nil {
+			return err
+		}
+		queue = append(queue, kids...)
 	}
+	if s.member(os.Getpid()) {
+		// The kill would take stallmon down before it confirmed it.
+		return fmt.Errorf("stallmon itself is in the tree of %d: watch a process that is not its ancestor: %w", s.root.pid, ErrNotProcess)
+	}
+	s.reap()
 	return nil
+}
+
+// children lists the children of pid, from each of its threads' children
+// file (threads fork too). A process gone meanwhile has none.
+func children(pid int) ([]int, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%s", pid, t.Name())); serr != nil {
+				continue // the thread is gone
+			}
+			return nil, fmt.Errorf("no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN): --tree cannot find descendants: %w", err)
+		}
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// hold opens and keeps a pidfd for pid; false if it is gone.
+func (s *treeScope) hold(pid int) bool {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if _, ok := s.held[pid]; ok {
+		return true
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false
+	}
+	s.held[pid] = fd
+	return true
+}
+
+// reap clears the bits of held processes whose pidfd turned readable
+// (they exited: their pid may be reused once they are reaped) and lets
+// their pidfds go. It reports how many held processes are still there.
+func (s *treeScope) reap() int {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if len(s.held) == 0 {
+		return 0
+	}
+	pids := make([]int, 0, len(s.held))
+	fds := make([]unix.PollFd, 0, len(s.held))
+	for pid, fd := range s.held {
+		pids = append(pids, pid)
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
+	if _, err := unix.Poll(fds, 0); err != nil {
+		return len(s.held)
+	}
+	for i, f := range fds {
+		if f.Revents == 0 {
+			continue
+		}
+		pid := pids[i]
+		if pid/64 < len(s.words) {
+			atomic.AndUint64(&s.words[pid/64], ^uint64(1<<(pid%64)))
+		}
+		unix.Close(int(f.Fd))
+		delete(s.held, pid)
+	}
+	return len(s.held)
+}
+
+func (s *treeScope) refresh() { s.reap() }
+
+func (s *treeScope) member(pid int) bool {
+	return pid/64 < len(s.words) && atomic.LoadUint64(&s.words[pid/64])&(1<<(pid%64)) != 0
 }
 
 // treeWords sizes the tree bitmap for every pid the kernel can hand out.
@@ -93,43 +206,12 @@ func treeWords() (uint32, error) {
 	return uint32(max/64 + 1), nil
 }
 
-func (s *treeScope) member(pid int) bool {
-	return pid/64 < len(s.words) && atomic.LoadUint64(&s.words[pid/64])&(1<<(pid%64)) != 0
-}
-
-// descendants lists the processes below pid, from each task's children
-// file (/proc/PID/task/TID/children, threads fork too).
-func descendants(pid int) []int {
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
-		if err != nil {
-			continue // gone: its children were reparented, or are gone
-		}
-		for _, t := range tasks {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", p, t.Name()))
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if c, err := strconv.Atoi(f); err == nil {
-					out = append(out, c)
-					queue = append(queue, c)
-				}
-			}
-		}
-	}
-	return out
-}
-
 // members lists the tree's processes now.
 func (s *treeScope) members() ([]int, error) {
 	if s.words == nil {
 		return nil, errors.New("the process tree is not mapped")
 	}
+	s.reap()
 	var pids []int
 	for i := range s.words {
 		w := atomic.LoadUint64(&s.words[i])
@@ -142,7 +224,9 @@ func (s *treeScope) members() ([]int, error) {
 	return pids, nil
 }
 
-// wait returns once the root has exited and no member is left.
+// wait returns once the root has exited, no member is left and every
+// held process is gone for good (its files closed, its pidfd readable).
+// After a kill, members forked meanwhile are killed at each look.
 func (s *treeScope) wait() error {
 	s.mu.Lock()
 	if s.closed || s.waiting {
@@ -162,8 +246,11 @@ func (s *treeScope) wait() error {
 		if err != nil {
 			return err
 		}
-		if len(pids) == 0 {
+		if len(pids) == 0 && s.reap() == 0 {
 			return nil
+		}
+		if len(pids) > 0 && s.killing.Load() {
+			s.signal(unix.SIGKILL)
 		}
 		select {
 		case <-s.stop:
@@ -173,36 +260,37 @@ func (s *treeScope) wait() error {
 	}
 }
 
-// signal sends sig to every member through a pidfd. A member that exits
-// is dropped from the tree before it can be reaped and its pid reused, so
-// a pid still in the tree once its pidfd is open is the member's.
+// signal sends sig to every member through a pidfd, which is then held
+// until the process is gone. A pid still in the tree once its pidfd is
+// open is a member's: a member's bit is cleared before it can be reaped
+// and its pid reused.
 func (s *treeScope) signal(sig unix.Signal) error {
+	if sig == unix.SIGKILL {
+		s.killing.Store(true)
+	}
 	pids, err := s.members()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, pid := range pids {
-		fd, err := unix.PidfdOpen(pid, 0)
-		if errors.Is(err, unix.ESRCH) {
+		if !s.hold(pid) || !s.member(pid) {
 			continue
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("pidfd of %d: %w", pid, err))
-			continue
-		}
-		if s.member(pid) {
+		s.heldMu.Lock()
+		fd, ok := s.held[pid]
+		if ok {
 			if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 				errs = append(errs, fmt.Errorf("sending %s to %d: %w", unix.SignalName(sig), pid, err))
 			}
 		}
-		unix.Close(fd)
+		s.heldMu.Unlock()
 	}
 	return errors.Join(errs...)
 }
 
 // close ends wait, lets it return, and only then unmaps the bitmap it
-// reads.
+// reads and lets the held pidfds go.
 func (s *treeScope) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,6 +303,12 @@ func (s *treeScope) close() error {
 	if s.waiting {
 		<-s.waitDone
 	}
+	s.heldMu.Lock()
+	for pid, fd := range s.held {
+		unix.Close(fd)
+		delete(s.held, pid)
+	}
+	s.heldMu.Unlock()
 	if s.mem != nil {
 		if uerr := unix.Munmap(s.mem); uerr != nil && err == nil {
 			err = fmt.Errorf("unmapping the process tree: %w", uerr)

@@ -218,6 +218,14 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 			}
 		case r := <-judged:
 			if r.err != nil {
+				// Nobody judges the service any more: it must not go
+				// on unwatched.
+				if err := dir.Kill(); err != nil {
+					cfg.Logger.Error("killing the unwatched service", "err", err)
+				}
+				if mainDone != nil {
+					<-mainDone
+				}
 				return inc, r.err
 			}
 			inc.outcome = r.outcome

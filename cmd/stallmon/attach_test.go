@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -31,6 +32,8 @@ func TestAttachBadInput(t *testing.T) {
 		{"pid and cgroup", []string{"attach", "--pid", "1", "--cgroup", "/x"}, exitUsage, "none of the others can be"},
 		{"tree and cgroup", []string{"attach", "--tree", "--cgroup", "/x"}, exitUsage, "none of the others can be"},
 		{"missing cgroup", []string{"attach", "--cgroup", "no/such/cgroup"}, exitUsage, "no such file or directory"},
+		{"tree of pid 1", []string{"attach", "--pid", "1", "--tree"}, exitUsage, "every process of the host"},
+		{"tree holding stallmon", []string{"attach", "--pid", strconv.Itoa(os.Getpid()), "--tree"}, exitUsage, "stallmon itself is in the tree"},
 		{"missing process", []string{"attach", "--pid", "4194304"}, exitUsage, "process 4194304 does not exist"},
 		{"zombie", []string{"attach", "--pid", strconv.Itoa(zombie.Process.Pid)}, exitUsage, "is a zombie"},
 		{"bad log format", []string{"attach", "--pid", "1", "--log-format", "xml"}, exitUsage, `--log-format "xml"`},
