@@ -1,6 +1,8 @@
 package monitor
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -173,4 +175,20 @@ func TestIOUringThreadsAreKernelWorkers(t *testing.T) {
 		t.Errorf("waiting thread %+v, want io_uring_enter", th)
 	}
 	do(t, p, "uring-stop")
+}
+
+// The records are copied byte for byte: bpf2go's mirror must have the C
+// layout, with nothing binary.Size would count differently.
+func TestRecordLayout(t *testing.T) {
+	if got := binary.Size(gen.StallmonThreadRec{}); got != recSize {
+		t.Fatalf("thread record: binary size %d, in-memory size %d", got, recSize)
+	}
+	want := gen.StallmonThreadRec{Tid: 7, Tgid: 5, State: 2, Word: 1 << 40, RegsNr: -1, Comm: [16]uint8{'x'}, OnCpu: 1}
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.NativeEndian, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := records(buf.Bytes()); len(got) != 1 || got[0] != want {
+		t.Fatalf("records(%x) = %+v, want %+v", buf.Bytes(), got, want)
+	}
 }

@@ -2,11 +2,11 @@ package monitor
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -126,7 +126,20 @@ func unpackWord(w uint64) (nr int, abi ABI, entered uint64) {
 	return int(w & nrMask), ABI(w >> abiShift & (1<<abiBits - 1)), (w >> tsBitsOff) << tsShift
 }
 
-var recSize = binary.Size(gen.StallmonThreadRec{})
+// recSize is the record's size in the iterator's output. bpf2go's mirror
+// has the C layout (structs.HostLayout, explicit padding), so the bytes
+// are copied into records as they are: reflection (binary.Decode) cost
+// more than the kernel's whole pass.
+const recSize = int(unsafe.Sizeof(gen.StallmonThreadRec{}))
+
+// records copies raw, a whole number of records, into aligned records.
+func records(raw []byte) []gen.StallmonThreadRec {
+	recs := make([]gen.StallmonThreadRec, len(raw)/recSize)
+	if len(recs) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&recs[0])), len(raw)), raw)
+	}
+	return recs
+}
 
 // Snapshot runs the task iterator once and decodes what it wrote.
 func (m *Monitor) Snapshot() (Snapshot, error) {
@@ -146,11 +159,7 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 	}
 	snap := Snapshot{PID: m.scope.leader(), Taken: taken, Threads: make([]Thread, 0, len(raw)/recSize)}
 	seen := make(map[int]bool, len(raw)/recSize)
-	for off := 0; off < len(raw); off += recSize {
-		var rec gen.StallmonThreadRec
-		if _, err := binary.Decode(raw[off:off+recSize], binary.NativeEndian, &rec); err != nil {
-			return Snapshot{}, fmt.Errorf("decoding thread record: %w", err)
-		}
+	for _, rec := range records(raw) {
 		t := m.decode(rec, taken)
 		seen[t.TID] = true
 		snap.Threads = append(snap.Threads, t)
