@@ -297,7 +297,11 @@ func (a *Agent) trackThreads(snap monitor.Snapshot) {
 }
 
 func (a *Agent) targetExited() {
-	attrs := []slog.Attr{slog.Int("pid", a.mon.PID())}
+	var attrs []slog.Attr
+	if pid := a.mon.PID(); pid != 0 {
+		// A cgroup has no one pid: its event says only that it emptied.
+		attrs = append(attrs, slog.Int("pid", pid))
+	}
 	st, ok, err := a.mon.ExitStatus()
 	switch {
 	case err != nil:
