@@ -12,8 +12,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/agent"
 	"github.com/stallmon/stallmon/cgroup"
@@ -79,6 +84,7 @@ func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	removeStale(parent, cfg.Logger)
 	restarts, inRow := 0, 0
 	for {
 		// A cgroup of its own for each incarnation: a kernel (6.18 here)
@@ -132,6 +138,27 @@ func cgroupParent(parent string) (string, error) {
 		return "", fmt.Errorf("--cgroup-parent: %w", err)
 	}
 	return p.Path, nil
+}
+
+// removeStale removes the empty cgroups that a stallmon run, since dead
+// (killed before it could clean up), left in parent. A cgroup that still
+// holds a process stays: rmdir refuses it.
+func removeStale(parent string, log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(parent, "stallmon-run-*-*"))
+	for _, d := range dirs {
+		f := strings.Split(filepath.Base(d), "-")
+		pid, err := strconv.Atoi(f[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			unix.Close(fd) // its stallmon lives
+			continue
+		}
+		if err := os.Remove(d); err == nil {
+			log.Info("removed a stale cgroup", "cgroup", d)
+		}
+	}
 }
 
 // incarnation is how one start of the service ended.

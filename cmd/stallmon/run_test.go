@@ -2,12 +2,15 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/cgroup"
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/cgrouptest"
 	"github.com/stallmon/stallmon/internal/fusehang"
 	"github.com/stallmon/stallmon/internal/privtest"
 )
@@ -109,5 +112,35 @@ func waitFile(t *testing.T, path, what string) {
 			t.Fatalf("no %s (%s) within 10s", what, path)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A run killed before it could clean up leaves an empty cgroup; the next
+// run in the same parent removes it, and leaves alone those of a run
+// still alive.
+func TestRunRemovesStaleCgroups(t *testing.T) {
+	privtest.Require(t)
+	parent := cgrouptest.New(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := cgroup.Mkdir(parent.Path, "stallmon-run-"+itoa(dead.Process.Pid)+"-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := cgroup.Mkdir(parent.Path, "stallmon-run-"+itoa(os.Getpid())+"-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := runStallmon(t, nil, "run", "--cgroup-parent", parent.Path, "--no-heartbeat", "--metrics-addr", "", "--", "true")
+	if code != 0 {
+		t.Fatalf("stallmon run -- true exited %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(stale.Path); !os.IsNotExist(err) {
+		t.Errorf("the stale cgroup of a dead run is still there (%v)", err)
+	}
+	if _, err := os.Stat(live.Path); err != nil {
+		t.Errorf("the cgroup of a live run was removed: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,7 +54,14 @@ func start(t testing.TB, logEvents bool, bin string, args []string) *Proc {
 		close(sp.done)
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		// SIGTERM first, as an operator would: stallmon cleans up what
+		// it made (links, a run's cgroup) on its way out.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-sp.done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
 		<-sp.done
 		if t.Failed() {
 			t.Logf("stallmon %s stderr:\n%s", args[0], stderr.String())
