@@ -35,6 +35,9 @@ type Stats struct {
 	// agent's own scheduling delay.
 	PollLag  Histogram
 	LastPoll time.Time // start of the latest successful poll; zero before
+	// LastLoop is the start of the latest poll, failed or not: the loop
+	// is alive while it keeps moving.
+	LastLoop time.Time
 
 	// InFlight and Stalled are from the latest successful poll.
 	InFlight []InFlight      // by syscall name, sorted
@@ -142,6 +145,7 @@ func newStatsRecorder(interval time.Duration) *statsRecorder {
 
 // tick accounts for a poll, successful or not; the caller holds mu.
 func (r *statsRecorder) tick(pt pollTiming) {
+	r.st.LastLoop = pt.start
 	if pt.gap > 0 {
 		r.st.PollLag.observe(max(pt.gap-r.interval, 0))
 	}

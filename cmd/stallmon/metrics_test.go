@@ -86,3 +86,54 @@ func scrape(t *testing.T, addr string) string {
 	}
 	return string(b)
 }
+
+// /livez and /readyz answer as Kubernetes probes expect: 200 "ok" while
+// the agent polls and the target is healthy; /readyz 503 with the reason
+// while a syscall is stalled, and 200 again once it returned.
+func TestHealthEndpoints(t *testing.T) {
+	privtest.Require(t)
+	w := startWorkload(t)
+	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--log-format", "json", "--no-heartbeat",
+		"--metrics-addr", "127.0.0.1:0", "--budget", "300ms", "--kill-after", "0")
+	addr := agent.Events.Next("metrics_listening", 10*time.Second)["addr"].(string)
+	agent.Events.Next("attached", 10*time.Second)
+	probe := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	waitProbe := func(path string, code int, body string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, b := probe(path)
+			if c == code && strings.Contains(b, body) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d %q, want %d %q", path, c, b, code, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitProbe("/livez", 200, "ok")
+	waitProbe("/readyz", 200, "ok")
+	r, err := w.Do("uffd-hang")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	agent.Events.Next("stall", 10*time.Second)
+	waitProbe("/readyz", 503, "stalled: thread "+itoa(tid))
+	waitProbe("/livez", 200, "ok")
+	if _, err := w.Do("uffd-release"); err != nil {
+		t.Fatal(err)
+	}
+	agent.Events.Next("stall_cleared", 10*time.Second)
+	waitProbe("/readyz", 200, "ok")
+}

@@ -91,7 +91,7 @@ func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *
 			return on || statsHeld
 		},
 	})
-	srv := o.serve(ctx, log, reg, err)
+	srv := o.serve(ctx, log, reg, err, healthHandlers(a))
 	return func() {
 		srv.stop(ctx, o.linger)
 		if stats != nil {
@@ -116,11 +116,11 @@ func (o *metricsOptions) serveListener(ctx context.Context, log *slog.Logger, l 
 		o.failovers = metrics.NewFailovers()
 	}
 	reg, err := metrics.NewListenerRegistry(metrics.NewListenerCollector(l, o.failovers), buildVersion())
-	srv := o.serve(ctx, log, reg, err)
+	srv := o.serve(ctx, log, reg, err, nil)
 	return func() { srv.stop(ctx, 0) }
 }
 
-func (o *metricsOptions) serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, regErr error) *metricsServer {
+func (o *metricsOptions) serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, regErr error, extra map[string]http.Handler) *metricsServer {
 	s := &metricsServer{scraped: make(chan struct{}, 1)}
 	if regErr != nil {
 		log.Error(evMetricsFailed, "err", regErr)
@@ -133,12 +133,15 @@ func (o *metricsOptions) serve(ctx context.Context, log *slog.Logger, reg *prome
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", s.count(metrics.Handler(reg)))
+	for path, h := range extra {
+		mux.Handle(path, h)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintln(w, "stallmon: metrics at /metrics")
+		fmt.Fprintln(w, "stallmon: metrics at /metrics; /livez and /readyz for an agent")
 	})
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.done = make(chan struct{})
@@ -239,4 +242,27 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// healthHandlers answer as Kubernetes probes expect: 200 and "ok", or 503
+// and the reason. /livez: stallmon's loop is polling. /readyz: the
+// heartbeat may say ALIVE (no stall, a fresh poll, not fenced).
+func healthHandlers(a *agent.Agent) map[string]http.Handler {
+	answer := func(ok func(agent.Health) bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			h := a.Health()
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			if ok(h) {
+				fmt.Fprintln(w, "ok")
+				return
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, h.Reason)
+		})
+	}
+	return map[string]http.Handler{
+		"/livez":  answer(func(h agent.Health) bool { return h.Live }),
+		"/readyz": answer(func(h agent.Health) bool { return h.Live && h.Ready }),
+	}
 }
