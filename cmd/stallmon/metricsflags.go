@@ -2,22 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/stallmon/stallmon/agent"
 	"github.com/stallmon/stallmon/budget"
+	"github.com/stallmon/stallmon/httpserve"
 	"github.com/stallmon/stallmon/metrics"
 	"github.com/stallmon/stallmon/monitor"
 	"github.com/stallmon/stallmon/peer"
@@ -32,8 +28,7 @@ const (
 
 // Metrics events, in the style of the agent's (see agent/events.go).
 const (
-	evMetricsListening = "metrics_listening"
-	evMetricsFailed    = "metrics_failed"
+	evMetricsFailed = httpserve.EvFailed
 )
 
 type metricsOptions struct {
@@ -91,9 +86,12 @@ func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *
 			return on || statsHeld
 		},
 	})
-	srv := o.serve(ctx, log, reg, err, healthHandlers(a))
+	srv := httpserve.Start(log, string(o.addr), reg, err, httpserve.Probes(func() (bool, bool, string) {
+		h := a.Health()
+		return h.Live, h.Ready, h.Reason
+	}))
 	return func() {
-		srv.stop(ctx, o.linger)
+		srv.Stop(ctx, o.linger)
 		if stats != nil {
 			stats.Close()
 		}
@@ -116,106 +114,8 @@ func (o *metricsOptions) serveListener(ctx context.Context, log *slog.Logger, l 
 		o.failovers = metrics.NewFailovers()
 	}
 	reg, err := metrics.NewListenerRegistry(metrics.NewListenerCollector(l, o.failovers), buildVersion())
-	srv := o.serve(ctx, log, reg, err, nil)
-	return func() { srv.stop(ctx, 0) }
-}
-
-func (o *metricsOptions) serve(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, regErr error, extra map[string]http.Handler) *metricsServer {
-	s := &metricsServer{scraped: make(chan struct{}, 1)}
-	if regErr != nil {
-		log.Error(evMetricsFailed, "err", regErr)
-		return s
-	}
-	ln, err := net.Listen("tcp", string(o.addr))
-	if err != nil {
-		log.Error(evMetricsFailed, "addr", string(o.addr), "err", fmt.Errorf("listening for scrapes: %w", err))
-		return s
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", s.count(metrics.Handler(reg)))
-	for path, h := range extra {
-		mux.Handle(path, h)
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintln(w, "stallmon: metrics at /metrics; /livez and /readyz for an agent")
-	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error(evMetricsFailed, "addr", ln.Addr().String(), "err", err)
-		}
-	}()
-	// The actual address: with port 0 (tests) the kernel chose it.
-	log.Info(evMetricsListening, "addr", ln.Addr().String())
-	return s
-}
-
-// metricsServer is the HTTP side; it counts scrapes so that stop can
-// wait for one that saw the final state.
-type metricsServer struct {
-	srv  *http.Server // nil when it could not start
-	done chan struct{}
-
-	started atomic.Uint64 // scrapes begun
-	mu      sync.Mutex
-	served  uint64 // highest begun-number of a finished scrape
-	scraped chan struct{}
-}
-
-func (s *metricsServer) count(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := s.started.Add(1)
-		next.ServeHTTP(w, r)
-		s.mu.Lock()
-		s.served = max(s.served, n)
-		s.mu.Unlock()
-		select {
-		case s.scraped <- struct{}{}:
-		default:
-		}
-	})
-}
-
-// stop waits, up to linger and while ctx lasts, for a scrape begun after
-// this call, then shuts the server down. Without it, the counters of a
-// kill would die with the process before Prometheus saw them.
-func (s *metricsServer) stop(ctx context.Context, linger time.Duration) {
-	if s.srv == nil {
-		return
-	}
-	if linger > 0 && ctx.Err() == nil {
-		mark := s.started.Load()
-		timeout := time.NewTimer(linger)
-		defer timeout.Stop()
-	wait:
-		for {
-			s.mu.Lock()
-			seen := s.served > mark
-			s.mu.Unlock()
-			if seen {
-				break
-			}
-			select {
-			case <-s.scraped:
-			case <-timeout.C:
-				break wait
-			case <-ctx.Done():
-				break wait
-			}
-		}
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		s.srv.Close()
-	}
-	<-s.done
+	srv := httpserve.Start(log, string(o.addr), reg, err, nil)
+	return func() { srv.Stop(ctx, 0) }
 }
 
 // addrFlag is a HOST:PORT checked when parsed, so a typo is a usage
@@ -242,27 +142,4 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "devel"
-}
-
-// healthHandlers answer as Kubernetes probes expect: 200 and "ok", or 503
-// and the reason. /livez: stallmon's loop is polling. /readyz: the
-// heartbeat may say ALIVE (no stall, a fresh poll, not fenced).
-func healthHandlers(a *agent.Agent) map[string]http.Handler {
-	answer := func(ok func(agent.Health) bool) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			h := a.Health()
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			if ok(h) {
-				fmt.Fprintln(w, "ok")
-				return
-			}
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, h.Reason)
-		})
-	}
-	return map[string]http.Handler{
-		"/livez":  answer(func(h agent.Health) bool { return h.Live }),
-		"/readyz": answer(func(h agent.Health) bool { return h.Live && h.Ready }),
-	}
 }
