@@ -315,9 +315,11 @@ static __always_inline void classify_fd(struct task_struct *task, __u64 arg, str
 #define X32_SYSCALL_BIT 0x40000000ULL
 #define ENOSYS 38
 
+// t is a trusted BTF pointer (the current task, the iterator's task): a
+// direct load, not a probe-read helper, on every syscall of the target.
 static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 {
-	if (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT)
+	if (t->thread_info.status & TS_COMPAT)
 		return ABI_COMPAT;
 	if (nr & X32_SYSCALL_BIT)
 		return ABI_X32;
