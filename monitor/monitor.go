@@ -139,13 +139,6 @@ func (m *Monitor) load() error {
 	if err := m.opts.apply(spec); err != nil {
 		return err
 	}
-	if _, tree := m.scope.(*treeScope); tree {
-		words, err := treeWords()
-		if err != nil {
-			return err
-		}
-		spec.Maps[gen.StallmonMapTree].MaxEntries = words
-	}
 	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {

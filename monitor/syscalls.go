@@ -72,10 +72,6 @@ var fdArgs = func() map[string]uint8 {
 // FDArgs returns the bit set of syscall name's arguments that are fds.
 func FDArgs(name string) uint8 { return fdArgs[name] }
 
-// TakesFD reports whether native syscall nr's first argument is a file
-// descriptor.
-func TakesFD(nr int) bool { return fdArgs[SyscallName(nr)]&1 != 0 }
-
 // fdArgTable lays fdArgs out as the kernel side's fd_args: ABI * 1024 +
 // number, in the numbering of each ABI.
 func fdArgTable() []uint8 {

@@ -68,6 +68,11 @@ func (s *treeScope) configure(spec *ebpf.CollectionSpec) error {
 	if err := spec.Variables[gen.StallmonVarTargetTree].Set(true); err != nil {
 		return fmt.Errorf("setting tree mode: %w", err)
 	}
+	words, err := treeWords()
+	if err != nil {
+		return err
+	}
+	spec.Maps[gen.StallmonMapTree].MaxEntries = words
 	return nil
 }
 
