@@ -98,7 +98,9 @@ func TestNginxServingNotFlagged(t *testing.T) {
 	}()
 	watchHealthy(t, 10*time.Second, "--cgroup", cg.Path)
 	close(stop)
-	if n := <-served; n < 100 {
+	n := <-served
+	if n < 100 {
 		t.Errorf("nginx served %d requests in the window, want a steady stream", n)
 	}
+	t.Logf("nginx served %d requests in the 10s window, none flagged", n)
 }
