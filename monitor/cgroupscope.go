@@ -29,10 +29,7 @@ type cgroupScope struct {
 	events *os.File
 	wake   int // eventfd that ends wait on close
 
-	mu       sync.Mutex
-	closed   bool
-	waiting  bool
-	waitDone chan struct{} // closed when wait returns
+	guard waitGuard
 
 	// armed is closed once the cgroup has had its processes: at once for
 	// one attached to, by Started for one a service is about to be
@@ -88,7 +85,7 @@ func openCgroupScope(path string, empty bool) (*cgroupScope, error) {
 		events.Close()
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	c := &cgroupScope{dir: d, id: st.Ino, level: level, events: events, wake: wake, waitDone: make(chan struct{}),
+	c := &cgroupScope{dir: d, id: st.Ino, level: level, events: events, wake: wake, guard: newWaitGuard(),
 		armed: make(chan struct{}), disarmed: make(chan struct{})}
 	if !empty {
 		c.arm()
@@ -117,14 +114,10 @@ func (c *cgroupScope) refresh()                        {}
 // "populated 0", and the kernel wakes pollers of it with POLLPRI when it
 // changes.
 func (c *cgroupScope) wait() error {
-	c.mu.Lock()
-	if c.closed || c.waiting {
-		c.mu.Unlock()
+	if !c.guard.enter() {
 		return ErrClosed
 	}
-	c.waiting = true
-	c.mu.Unlock()
-	defer close(c.waitDone)
+	defer c.guard.leave()
 	select {
 	case <-c.armed:
 	case <-c.disarmed:
@@ -165,18 +158,16 @@ func (c *cgroupScope) signal(sig unix.Signal) error {
 }
 
 // close ends wait, lets it return, and only then closes the descriptors
-// it polls, so that it never polls a number the process reused.
+// it polls.
 func (c *cgroupScope) close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	return c.guard.close(func() error {
+		close(c.disarmed)
+		_, err := unix.Write(c.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		if err != nil {
+			return fmt.Errorf("waking the cgroup's wait: %w", err)
+		}
 		return nil
-	}
-	c.closed = true
-	close(c.disarmed)
-	if c.waiting {
-		unix.Write(c.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-		<-c.waitDone
-	}
-	return errors.Join(c.events.Close(), unix.Close(c.wake))
+	}, func() error {
+		return errors.Join(c.events.Close(), unix.Close(c.wake))
+	})
 }

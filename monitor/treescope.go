@@ -41,11 +41,8 @@ type treeScope struct {
 	held    map[int]int // pid -> pidfd, for processes seeded or signalled
 	killing atomic.Bool // SIGKILL was sent: send it again to late forks
 
-	mu       sync.Mutex
-	closed   bool
-	waiting  bool
-	stop     chan struct{}
-	waitDone chan struct{}
+	guard waitGuard
+	stop  chan struct{}
 }
 
 // treePoll is how often wait looks at the tree once the root has exited
@@ -61,7 +58,7 @@ func AttachTree(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return attachScope(&treeScope{root: root, held: map[int]int{}, stop: make(chan struct{}), waitDone: make(chan struct{})}, log, opts)
+	return attachScope(&treeScope{root: root, held: map[int]int{}, stop: make(chan struct{}), guard: newWaitGuard()}, log, opts)
 }
 
 func (s *treeScope) configure(spec *ebpf.CollectionSpec) error {
@@ -233,14 +230,10 @@ func (s *treeScope) members() ([]int, error) {
 // held process is gone for good (its files closed, its pidfd readable).
 // After a kill, members forked meanwhile are killed at each look.
 func (s *treeScope) wait() error {
-	s.mu.Lock()
-	if s.closed || s.waiting {
-		s.mu.Unlock()
+	if !s.guard.enter() {
 		return ErrClosed
 	}
-	s.waiting = true
-	s.mu.Unlock()
-	defer close(s.waitDone)
+	defer s.guard.leave()
 	if err := s.root.waitExit(); err != nil {
 		return err
 	}
@@ -297,28 +290,24 @@ func (s *treeScope) signal(sig unix.Signal) error {
 // close ends wait, lets it return, and only then unmaps the bitmap it
 // reads and lets the held pidfds go.
 func (s *treeScope) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	close(s.stop)
-	err := s.root.close() // ends wait's wait for the root
-	if s.waiting {
-		<-s.waitDone
-	}
-	s.heldMu.Lock()
-	for pid, fd := range s.held {
-		unix.Close(fd)
-		delete(s.held, pid)
-	}
-	s.heldMu.Unlock()
-	if s.mem != nil {
-		if uerr := unix.Munmap(s.mem); uerr != nil && err == nil {
-			err = fmt.Errorf("unmapping the process tree: %w", uerr)
+	return s.guard.close(func() error {
+		close(s.stop)
+		return s.root.close() // ends wait's wait for the root
+	}, func() error {
+		s.heldMu.Lock()
+		for pid, fd := range s.held {
+			unix.Close(fd)
+			delete(s.held, pid)
 		}
+		s.heldMu.Unlock()
+		if s.mem == nil {
+			return nil
+		}
+		err := unix.Munmap(s.mem)
 		s.mem, s.words = nil, nil
-	}
-	return err
+		if err != nil {
+			return fmt.Errorf("unmapping the process tree: %w", err)
+		}
+		return nil
+	})
 }
