@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/budget"
-	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/monitor"
 	"github.com/stallmon/stallmon/nodefence"
+	"github.com/stallmon/stallmon/sink"
 )
 
 // Config configures an Agent.
@@ -28,6 +28,9 @@ type Config struct {
 	KillGrace time.Duration
 	// Heartbeat is nil when no heartbeat is sent.
 	Heartbeat *HeartbeatConfig
+	// Sinks are the integrations told of every verdict besides the
+	// heartbeat (keepalived, Pacemaker, ...). The agent does not close them.
+	Sinks []sink.Sink
 	// NodeFence, when set, takes the node down if the killed target does
 	// not die within KillGrace. It is fed at every poll.
 	NodeFence nodefence.Fencer
@@ -52,7 +55,10 @@ type Agent struct {
 	judge   *judge
 	stalls  *stallSet
 	gate    *gate
-	beacon  *beacon
+	beacon  *beacon // nil without a heartbeat
+	pub     *publisher
+	hubMu   sync.Mutex
+	hub     *sink.Hub   // the current run's, for Stats
 	threads map[int]int // tid -> pid, at the latest poll
 	lastAt  time.Time
 	late    bool
@@ -92,33 +98,40 @@ func New(mon *monitor.Monitor, cfg Config) (*Agent, error) {
 		if hb.Repeats <= 0 {
 			hb.Repeats = 3
 		}
-		a.beacon = &beacon{
-			cfg:         *hb,
-			log:         cfg.Logger,
-			gate:        a.gate,
-			kick:        make(chan struct{}, 1),
-			incarnation: uint64(time.Now().UnixNano()),
-			deadline:    a.takeoverDeadline,
-			stats:       a.stats,
-		}
+		a.beacon = newBeacon(*hb, cfg.Logger, a.stats)
 	}
+	interval := defaultPublishInterval
+	if hb := cfg.Heartbeat; hb != nil {
+		interval = hb.Interval
+	}
+	a.pub = &publisher{gate: a.gate, interval: interval, kick: make(chan struct{}, 1),
+		deadline: a.takeoverDeadline, pid: mon.PID}
 	return a, nil
 }
 
 // Run polls until ctx is done or the target is gone.
 func (a *Agent) Run(ctx context.Context) (Outcome, error) {
-	bctx, stopBeacon := context.WithCancel(ctx)
+	sinks := a.cfg.Sinks
+	if a.beacon != nil {
+		sinks = append([]sink.Sink{a.beacon}, sinks...)
+	}
+	hub := sink.Start(sinks, sink.Options{Logger: a.log})
+	a.hubMu.Lock()
+	a.hub, a.pub.hub = hub, hub
+	a.hubMu.Unlock()
+	// The final verdict (FENCED, LEAVING) is published before this runs.
+	defer hub.Stop(sinkFlush)
+
+	bctx, stopPublisher := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	// The first poll runs before the beacon starts, so the first packet
-	// already speaks from a judged snapshot.
+	// The first poll runs before the publisher starts, so the first
+	// verdict already speaks from a judged snapshot.
 	a.feed()
 	a.poll(ctx)
-	if a.beacon != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.beacon.run(bctx) }()
-	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.pub.run(bctx) }()
 	halt := func() {
-		stopBeacon()
+		stopPublisher()
 		wg.Wait()
 	}
 	defer halt()
@@ -129,13 +142,13 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 		select {
 		case <-ctx.Done():
 			halt()
-			a.final(heartbeat.StateLeaving, nil)
+			a.final(sink.Leaving, nil)
 			return Detached, nil
 		case <-a.mon.Done():
 			a.gate.fence()
 			halt()
 			a.targetExited()
-			a.final(heartbeat.StateFenced, nil)
+			a.final(sink.Fenced, nil)
 			return TargetExited, nil
 		case <-tick.C:
 			a.feed()
@@ -189,7 +202,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	}
 	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
 	// Events first, then the gate: the beacon logs heartbeat_stopped and
-	// heartbeat_resumed when it reads the gate, so they always follow the
+	// heartbeat_resumed when it hears the gate, so they always follow the
 	// stall or stall_cleared that caused them. This delays the gate by one
 	// log write; a log that blocks stalls this loop, and the gate then goes
 	// blind by itself.
@@ -206,8 +219,8 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	}
 	a.gate.polled(now, over)
 	a.stats.polled(timing, snap, over)
-	if a.beacon != nil && (len(started) > 0 || len(cleared) > 0) {
-		a.beacon.poke()
+	if len(started) > 0 || len(cleared) > 0 {
+		a.pub.poke()
 	}
 	if !a.cfg.Kill || !onTime {
 		return nil
@@ -258,26 +271,21 @@ func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
 	return now.Add(max + slack)
 }
 
-// announceStall sends the STALLED burst that the beacon, now stopped, had
-// no time to send: a stall past kill_after at the poll that first sees it
+// announceStall publishes the stall that the publisher, now stopped, had
+// no time to: a stall past kill_after at the poll that first sees it
 // (a thread that died in the kernel, a budget equal to kill_after) is
 // fenced at once, and peers must still hear STALLED at once, not only
 // FENCED once the kill is confirmed, which never comes for a target that
-// cannot die.
+// cannot die. Sinks that already heard this stall ignore it.
 func (a *Agent) announceStall(j *judged) {
-	if a.beacon == nil || a.beacon.last == gateStalled {
-		return
-	}
-	a.beacon.announce(j)
+	a.pub.hub.Publish(a.pub.judgedVerdict(sink.Stalled, j, time.Now()))
 }
 
-// final sends the last packets of this incarnation, after the beacon stopped.
-func (a *Agent) final(state heartbeat.State, j *judged) {
-	if a.beacon == nil {
-		return
-	}
-	a.beacon.send(state, j, a.beacon.cfg.Repeats)
-	a.log.Info(EvHeartbeatFinal, "state", state.String(), "seq", a.beacon.seq)
+// final publishes the last verdict of this run, after the publisher stopped.
+func (a *Agent) final(state sink.State, j *judged) {
+	v := a.pub.judgedVerdict(state, j, time.Now())
+	v.Final = true
+	a.pub.hub.Publish(v)
 }
 
 func (a *Agent) trackThreads(snap monitor.Snapshot) {

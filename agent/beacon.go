@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/sink"
 )
 
 // Sender transmits one encoded heartbeat; *heartbeat.Sender is one.
@@ -25,106 +27,93 @@ type HeartbeatConfig struct {
 	Repeats int
 }
 
-// beacon sends the heartbeat: ALIVE every interval while the gate is open,
-// a burst of STALLED when it closes on a stall, then silence.
+// beacon is the multicast heartbeat, one sink among the others: ALIVE at
+// every verdict while the target is alive, a burst of STALLED when it
+// stalls, then silence; a burst of FENCED or LEAVING at the end.
 type beacon struct {
 	cfg         HeartbeatConfig
 	log         *slog.Logger
-	gate        *gate
-	kick        chan struct{}
 	incarnation uint64
 	seq         uint64
-	deadline    func(now time.Time, j *judged) time.Time
-	last        gateState
+	last        sink.State
 	silent      bool // heartbeat_stopped was logged and ALIVE has not resumed
 	stats       *statsRecorder
 }
 
-func (b *beacon) run(ctx context.Context) {
-	tick := time.NewTicker(b.cfg.Interval)
-	defer tick.Stop()
-	b.last = gateBlind
-	b.step(time.Now())
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-b.kick:
-		}
-		b.step(time.Now())
-	}
+func newBeacon(cfg HeartbeatConfig, log *slog.Logger, stats *statsRecorder) *beacon {
+	return &beacon{cfg: cfg, log: log, incarnation: uint64(time.Now().UnixNano()), last: sink.Blind, stats: stats}
 }
 
-// poke makes the beacon re-read the gate now rather than at its next tick,
-// so a stall goes out as STALLED without waiting up to an interval.
-func (b *beacon) poke() {
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
-}
+func (b *beacon) Name() string { return "heartbeat" }
+func (b *beacon) Close() error { return nil }
 
-func (b *beacon) step(now time.Time) {
-	st, j := b.gate.state(now)
+// Apply sends what v calls for. A datagram that cannot be sent is logged
+// and counted, not retried: the next interval's packet supersedes it.
+func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 	prev := b.last
-	b.last = st
-	switch st {
-	case gateAlive:
-		b.send(heartbeat.StateAlive, nil, 1)
+	b.last = v.State
+	switch v.State {
+	case sink.Alive:
+		b.send(heartbeat.StateAlive, v, 1)
 		if b.silent {
 			b.log.Info(EvHeartbeatResumed, "seq", b.seq)
 		}
 		b.silent = false
-	case gateStalled:
-		if prev != gateStalled {
-			b.announce(j)
+	case sink.Stalled:
+		if prev != sink.Stalled {
+			b.announce(v)
 		}
-	case gateBlind:
-		if prev == gateAlive {
+	case sink.Blind:
+		if prev == sink.Alive {
 			b.log.Warn(EvHeartbeatStopped, "reason", "no_fresh_poll")
 			b.silent = true
 		}
-	case gateFenced:
-		// The fencing path sends FENCED itself once the kill is confirmed.
+	case sink.Fenced, sink.Leaving:
+		if v.Final {
+			state := heartbeat.StateFenced
+			if v.State == sink.Leaving {
+				state = heartbeat.StateLeaving
+			}
+			b.send(state, v, b.cfg.Repeats)
+			b.log.Info(EvHeartbeatFinal, "state", state.String(), "seq", b.seq)
+		}
+	default:
+		return fmt.Errorf("unknown verdict %v", v.State)
 	}
+	return nil
 }
 
-// announce sends the STALLED burst for j. It is logged as the heartbeat
+// announce sends the STALLED burst for v. It is logged as the heartbeat
 // stopping once per silence: a stall seen again after a blind spell
 // (the agent starved) is announced again, not reported again.
-func (b *beacon) announce(j *judged) {
-	b.send(heartbeat.StateStalled, j, b.cfg.Repeats)
-	b.last = gateStalled
-	if !b.silent {
-		b.log.Warn(EvHeartbeatStopped, "reason", "stall", "tid", j.thread.TID, "syscall", j.thread.Syscall,
-			"elapsed_seconds", j.span.Seconds(), "rule", j.reason)
+func (b *beacon) announce(v sink.Verdict) {
+	b.send(heartbeat.StateStalled, v, b.cfg.Repeats)
+	if !b.silent && v.Stall != nil {
+		s := v.Stall
+		b.log.Warn(EvHeartbeatStopped, "reason", "stall", "tid", s.TID, "syscall", s.Syscall,
+			"elapsed_seconds", s.Elapsed.Seconds(), "rule", s.Reason)
 		b.silent = true
 	}
 }
 
 // send transmits n packets of state, each with its own sequence number.
-func (b *beacon) send(state heartbeat.State, j *judged, n int) {
+func (b *beacon) send(state heartbeat.State, v sink.Verdict, n int) {
 	for range n {
-		now := time.Now()
 		b.seq++
 		p := heartbeat.Packet{
-			State:       state,
-			NodeID:      b.cfg.NodeID,
-			Incarnation: b.incarnation,
-			Seq:         b.seq,
-			SendTime:    now.UnixNano(),
+			State:            state,
+			NodeID:           b.cfg.NodeID,
+			Incarnation:      b.incarnation,
+			Seq:              b.seq,
+			SendTime:         time.Now().UnixNano(),
+			TakeoverDeadline: deadlineNanos(v.Deadline),
 		}
-		if d := b.deadline(now, j); !d.IsZero() {
-			p.TakeoverDeadline = d.UnixNano()
-		}
-		if j != nil {
-			p.Stall = heartbeat.Stall{
-				TID:     uint32(j.thread.TID),
-				Syscall: int32(j.thread.Nr),
-				Name:    j.thread.Syscall,
-				Elapsed: j.span,
+		if s := v.Stall; s != nil {
+			name := s.Syscall
+			if name == "none" {
+				name = ""
 			}
+			p.Stall = heartbeat.Stall{TID: uint32(s.TID), Syscall: int32(s.Nr), Name: name, Elapsed: s.Elapsed}
 		}
 		raw, err := p.Marshal(b.cfg.Key)
 		if err != nil {
@@ -137,4 +126,11 @@ func (b *beacon) send(state heartbeat.State, j *judged, n int) {
 		}
 		b.stats.sent(strings.ToLower(state.String()), err)
 	}
+}
+
+func deadlineNanos(d time.Time) int64 {
+	if d.IsZero() {
+		return 0
+	}
+	return d.UnixNano()
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"slices"
@@ -12,7 +13,7 @@ import (
 	"github.com/stallmon/stallmon/monitor"
 )
 
-// The beacon's packets for each gate verdict, stepped at chosen times so
+// The heartbeat's packets for each gate verdict, stepped at chosen times so
 // that no scheduler decides when the gate goes stale: one STALLED burst
 // per stall, silence while it lasts, a new burst (but not a new
 // heartbeat_stopped) after a blind spell, and ALIVE again once it clears.
@@ -21,15 +22,9 @@ func TestBeaconPacketsPerGateState(t *testing.T) {
 	var logs bytes.Buffer
 	rec := &recorder{got: make(chan heartbeat.Packet, 1)}
 	g := newGate(maxAge)
-	b := &beacon{
-		cfg:      HeartbeatConfig{Sender: rec, Interval: time.Second, NodeID: "n", Repeats: repeats},
-		log:      slog.New(slog.NewJSONHandler(&logs, nil)),
-		gate:     g,
-		kick:     make(chan struct{}, 1),
-		deadline: func(time.Time, *judged) time.Time { return time.Time{} },
-		stats:    newStatsRecorder(maxAge / 2),
-		last:     gateBlind,
-	}
+	pub := &publisher{gate: g, deadline: func(time.Time, *judged) time.Time { return time.Time{} }, pid: func() int { return 1 }}
+	b := newBeacon(HeartbeatConfig{Sender: rec, Interval: time.Second, NodeID: "n", Repeats: repeats},
+		slog.New(slog.NewJSONHandler(&logs, nil)), newStatsRecorder(maxAge/2))
 	stall := judged{thread: monitor.Thread{TID: 42, Syscall: "read", Nr: 0, Elapsed: time.Second}, span: time.Second}
 	t0 := time.Unix(1000, 0)
 
@@ -55,7 +50,9 @@ func TestBeaconPacketsPerGateState(t *testing.T) {
 			g.polled(at, st.polled)
 		}
 		before := len(rec.packets())
-		b.step(at)
+		if err := b.Apply(context.Background(), pub.verdict(at)); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
 		var got []heartbeat.State
 		for _, p := range rec.packets()[before:] {
 			got = append(got, p.State)

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/sink"
 )
 
 // fenceTarget kills the target whose syscall went past kill_after, so it
@@ -32,7 +32,7 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 	defer grace.Stop()
 	if a.waitExit(ctx, grace.C) {
 		a.targetExited()
-		a.final(heartbeat.StateFenced, &victim)
+		a.final(sink.Fenced, &victim)
 		return TargetKilled, nil
 	}
 	if ctx.Err() != nil {
@@ -51,7 +51,7 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 	}
 	if a.waitExit(ctx, nil) {
 		a.targetExited()
-		a.final(heartbeat.StateFenced, &victim)
+		a.final(sink.Fenced, &victim)
 		return TargetUnkillable, nil
 	}
 	return Detached, nil

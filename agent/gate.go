@@ -62,8 +62,19 @@ func (g *gate) fence() {
 
 // state returns the gate's verdict at now, and the stall when stalled.
 func (g *gate) state(now time.Time) (gateState, *judged) {
+	st, j, _ := g.read(now)
+	return st, j
+}
+
+// read is state, with the time at which an alive verdict goes stale.
+func (g *gate) read(now time.Time) (gateState, *judged, time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	st, j := g.stateLocked(now)
+	return st, j, g.lastOK.Add(g.maxAge)
+}
+
+func (g *gate) stateLocked(now time.Time) (gateState, *judged) {
 	switch {
 	case g.fenced:
 		return gateFenced, g.worst

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/sink"
 )
 
 // Stats is a copy of what the agent has done and what its latest poll
@@ -21,6 +22,10 @@ type Stats struct {
 	Gate string
 	// Unkillable is set once the target outlived its kill grace.
 	Unkillable bool
+
+	// Sinks are the verdict's consumers (the heartbeat and integrations),
+	// as the current or latest run left them.
+	Sinks []sink.Stats
 
 	HeartbeatsSent      map[string]uint64 // by packet state: alive, stalled, fenced, leaving
 	HeartbeatSendErrors map[string]uint64 // by packet state
@@ -114,6 +119,11 @@ func (a *Agent) Stats() Stats {
 	if a.beacon != nil {
 		st.NodeID = a.beacon.cfg.NodeID
 	}
+	a.hubMu.Lock()
+	if a.hub != nil {
+		st.Sinks = a.hub.Stats()
+	}
+	a.hubMu.Unlock()
 	return st
 }
 

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/stallmon/stallmon/sink"
+)
+
+// defaultPublishInterval paces the verdicts when no heartbeat sets the
+// pace: how soon an integration hears that the agent went blind.
+const defaultPublishInterval = 500 * time.Millisecond
+
+// sinkFlush bounds how long the end of a run waits for the sinks to apply
+// its final verdict (FENCED, LEAVING) before going on without them.
+const sinkFlush = 3 * time.Second
+
+// publisher reads the gate at every interval, and at once when poked, and
+// hands the verdict to the sinks. Staleness is judged at read time, so a
+// poll loop that stops (the agent itself stuck) turns the verdict blind
+// without anyone having to notice.
+type publisher struct {
+	gate     *gate
+	hub      *sink.Hub
+	interval time.Duration
+	kick     chan struct{}
+	deadline func(now time.Time, j *judged) time.Time
+	pid      func() int
+}
+
+func (p *publisher) run(ctx context.Context) {
+	tick := time.NewTicker(p.interval)
+	defer tick.Stop()
+	p.hub.Publish(p.verdict(time.Now()))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-p.kick:
+		}
+		p.hub.Publish(p.verdict(time.Now()))
+	}
+}
+
+// poke makes the publisher re-read the gate now rather than at its next
+// tick, so a stall goes out without waiting up to an interval.
+func (p *publisher) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// verdict is the gate's verdict at now, as the sinks see it.
+func (p *publisher) verdict(now time.Time) sink.Verdict {
+	st, j, validUntil := p.gate.read(now)
+	v := p.judgedVerdict(sinkState(st), j, now)
+	if st == gateAlive {
+		v.ValidUntil = validUntil
+	}
+	return v
+}
+
+func (p *publisher) judgedVerdict(st sink.State, j *judged, now time.Time) sink.Verdict {
+	v := sink.Verdict{State: st, At: now, Deadline: p.deadline(now, j), PID: p.pid()}
+	if j != nil {
+		name := j.thread.Syscall
+		if name == "" {
+			name = "none"
+		}
+		v.Stall = &sink.Stall{
+			PID: j.thread.PID, TID: j.thread.TID, Comm: j.thread.Comm, Syscall: name, Nr: j.thread.Nr,
+			Elapsed: j.span, Reason: j.reason,
+		}
+	}
+	return v
+}
+
+func sinkState(s gateState) sink.State {
+	switch s {
+	case gateAlive:
+		return sink.Alive
+	case gateStalled:
+		return sink.Stalled
+	case gateFenced:
+		return sink.Fenced
+	}
+	return sink.Blind
+}

@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/sink"
+)
+
+// verdicts is a sink that keeps every verdict applied.
+type verdicts struct {
+	mu  sync.Mutex
+	got []sink.Verdict
+	ch  chan sink.Verdict
+}
+
+func (v *verdicts) Name() string { return "verdicts" }
+func (v *verdicts) Close() error { return nil }
+func (v *verdicts) Apply(_ context.Context, x sink.Verdict) error {
+	v.mu.Lock()
+	v.got = append(v.got, x)
+	v.mu.Unlock()
+	select {
+	case v.ch <- x:
+	default:
+	}
+	return nil
+}
+
+func (v *verdicts) wait(t *testing.T, st sink.State) sink.Verdict {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case x := <-v.ch:
+			if x.State == st {
+				return x
+			}
+		case <-deadline:
+			t.Fatalf("no %v verdict within 15s", st)
+		}
+	}
+}
+
+// stuckSink never returns from Apply until its context ends.
+type stuckSink struct{ entered chan struct{} }
+
+func (s *stuckSink) Name() string { return "stuck" }
+func (s *stuckSink) Close() error { return nil }
+func (s *stuckSink) Apply(ctx context.Context, _ sink.Verdict) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Integrations hear what the heartbeat says, from the same gate: alive
+// with the target's pid, then the real hung read as stalled, then the
+// final fenced once the kill is confirmed. A sink stuck in every call
+// delays none of it.
+func TestSinksHearStallAndFence(t *testing.T) {
+	w, mon, table := watchHang(t, 200*time.Millisecond, time.Second)
+	rec := &recorder{got: make(chan heartbeat.Packet, 64)}
+	got := &verdicts{ch: make(chan sink.Verdict, 64)}
+	stuck := &stuckSink{entered: make(chan struct{}, 1)}
+	a, err := New(mon, Config{PollInterval: 50 * time.Millisecond, Table: table, Kill: true, KillGrace: 5 * time.Second,
+		Heartbeat: &HeartbeatConfig{Sender: rec, Interval: 50 * time.Millisecond, NodeID: "n"},
+		Sinks:     []sink.Sink{stuck, got}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out Outcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { o, err := a.Run(context.Background()); done <- result{o, err} }()
+
+	if v := got.wait(t, sink.Alive); v.PID != w.PID || v.ValidUntil.IsZero() {
+		t.Fatalf("alive verdict %+v, want pid %d and a freshness bound", v, w.PID)
+	}
+	<-stuck.entered
+	if _, err := w.Do("uffd-hang"); err != nil {
+		t.Fatal(err)
+	}
+	v := got.wait(t, sink.Stalled)
+	if v.Stall == nil || v.Stall.Syscall != "read" || v.Stall.PID != w.PID || v.Deadline.IsZero() {
+		t.Fatalf("stalled verdict %+v (stall %+v), want the hung read of pid %d and a deadline", v, v.Stall, w.PID)
+	}
+	v = got.wait(t, sink.Fenced)
+	if !v.Final || v.Stall == nil || v.Stall.Syscall != "read" {
+		t.Fatalf("fenced verdict %+v, want final, naming the read", v)
+	}
+	r := <-done
+	if r.err != nil || r.out != TargetKilled {
+		t.Fatalf("Run = %v, %v; want TargetKilled", r.out, r.err)
+	}
+	var states []heartbeat.State
+	for _, p := range rec.packets() {
+		if len(states) == 0 || states[len(states)-1] != p.State {
+			states = append(states, p.State)
+		}
+	}
+	want := []heartbeat.State{heartbeat.StateAlive, heartbeat.StateStalled, heartbeat.StateFenced}
+	if len(states) != len(want) || states[0] != want[0] || states[1] != want[1] || states[2] != want[2] {
+		t.Fatalf("heartbeat went %v, want %v", states, want)
+	}
+	for _, s := range a.Stats().Sinks {
+		if s.Name == "stuck" && (s.OK || s.Failures == 0) {
+			t.Errorf("the stuck sink's record %+v shows no failure", s)
+		}
+	}
+}
