@@ -31,6 +31,7 @@ type agentCollector struct {
 
 	info, healthy, gate, unkillable, pid       *prometheus.Desc
 	sent, sendErrors, stalls, kills            *prometheus.Desc
+	sinkUp, sinkApplies, sinkFailures          *prometheus.Desc
 	inFlight, oldest, stalledThread            *prometheus.Desc
 	polls, pollFailures, latePolls, lastPoll   *prometheus.Desc
 	pollDuration, pollLag, pollIntervalSeconds *prometheus.Desc
@@ -55,6 +56,12 @@ func newAgentCollector(src AgentSource, pollInterval time.Duration) *agentCollec
 			"Heartbeat packets sent, by packet state.", "state"),
 		sendErrors: d("heartbeat_send_errors_total",
 			"Heartbeat packets that could not be sent, by packet state.", "state"),
+		sinkUp: d("sink_up",
+			"1 while the latest verdict reached the sink (heartbeat, keepalived, pacemaker, etcd, systemd), 0 while it is failing and being retried.", "sink"),
+		sinkApplies: d("sink_applies_total",
+			"Verdicts the sink applied.", "sink"),
+		sinkFailures: d("sink_failures_total",
+			"Verdicts the sink failed to apply (each retry counts).", "sink"),
 		stalls: d("stalls_total",
 			"Syscalls that went over their budget (each stuck syscall counts once), by syscall.", "syscall"),
 		kills: d("kills_total",
@@ -102,6 +109,11 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range heartbeatStates {
 		counter(c.sent, st.HeartbeatsSent[s], s)
 		counter(c.sendErrors, st.HeartbeatSendErrors[s], s)
+	}
+	for _, s := range st.Sinks {
+		gauge(c.sinkUp, boolValue(s.OK), s.Name)
+		counter(c.sinkApplies, s.Applied, s.Name)
+		counter(c.sinkFailures, s.Failures, s.Name)
 	}
 	for sc, n := range st.Stalls {
 		counter(c.stalls, n, sc)

@@ -7,6 +7,7 @@ import (
 	"github.com/stallmon/stallmon/agent"
 	"github.com/stallmon/stallmon/monitor"
 	"github.com/stallmon/stallmon/peer"
+	"github.com/stallmon/stallmon/sink"
 )
 
 // The fakes hold fixed values, so that the fixtures in testdata/ pin the
@@ -22,7 +23,9 @@ func stalledAgentStats() agent.Stats {
 	bounds := []time.Duration{time.Millisecond, 10 * time.Millisecond}
 	return agent.Stats{
 		PID: 4242, NodeID: "node-a", Gate: "stalled",
-		HeartbeatsSent:      map[string]uint64{"alive": 120, "stalled": 3},
+		HeartbeatsSent: map[string]uint64{"alive": 120, "stalled": 3},
+		Sinks: []sink.Stats{{Name: "heartbeat", Applied: 123, OK: true, State: "stalled"},
+			{Name: "keepalived", Applied: 2, Failures: 5, OK: false, State: "alive"}},
 		HeartbeatSendErrors: map[string]uint64{"alive": 1},
 		Stalls:              map[string]uint64{"read": 2, "fsync": 1},
 		Kills:               map[string]uint64{"read": 1},
