@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stallmon/stallmon/agent"
+	"github.com/stallmon/stallmon/cgroup"
 	"github.com/stallmon/stallmon/monitor"
 )
 
@@ -69,6 +70,19 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if err := o.nodeFence.validate(!w.noKill); err != nil {
 		return usageError(err)
 	}
+	// Integrations are checked before anything is attached.
+	target := sinkTarget{PID: o.pid}
+	if o.cgroup != "" {
+		// A cgroup that does not resolve is reported by the attach.
+		if d, err := cgroup.Open(o.cgroup); err == nil {
+			target.Cgroup = d.Path
+		}
+	}
+	sinks, closeSinks, err := w.buildSinks(target, log)
+	if err != nil {
+		return err
+	}
+	defer closeSinks()
 	var mon *monitor.Monitor
 	switch {
 	case o.cgroup != "":
@@ -89,13 +103,13 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if nf != nil {
 		defer nf.Close()
 	}
-	a, err := w.newAgent(mon, table, hb, nf, log)
+	a, err := w.newAgent(mon, table, hb, sinks, nf, log)
 	if err != nil {
 		return usageError(err)
 	}
 	defer w.metrics.serveAgent(cmd.Context(), log, mon, a, table, w.pollInterval)()
 	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "arch", monitor.Arch,
-		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil)
+		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil, "sinks", sinkNames(sinks))
 
 	outcome, err := a.Run(cmd.Context())
 	if err != nil {

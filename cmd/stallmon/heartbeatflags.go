@@ -53,11 +53,9 @@ func (o *heartbeatOptions) build(log *slog.Logger) (*agent.HeartbeatConfig, func
 	if err != nil {
 		return nil, noop, fmt.Errorf("--group: %w", err)
 	}
-	node := o.nodeID
-	if node == "" {
-		if node, err = os.Hostname(); err != nil {
-			return nil, noop, fmt.Errorf("--node-id not given and no host name: %w", err)
-		}
+	node, err := o.node()
+	if err != nil {
+		return nil, noop, err
 	}
 	var key *heartbeat.Key
 	if o.keyFile != "" {
@@ -71,10 +69,21 @@ func (o *heartbeatOptions) build(log *slog.Logger) (*agent.HeartbeatConfig, func
 	if err != nil {
 		return nil, noop, fmt.Errorf("heartbeat sender: %w", err)
 	}
-	if node == "" {
-		s.Close()
-		return nil, noop, errors.New("--node-id is empty")
-	}
 	return &agent.HeartbeatConfig{Sender: s, Interval: o.interval, NodeID: node, Key: key, Repeats: o.repeats},
 		func() { s.Close() }, nil
+}
+
+// node is this node's name: --node-id, or the host name.
+func (o *heartbeatOptions) node() (string, error) {
+	if o.nodeID != "" {
+		return o.nodeID, nil
+	}
+	node, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("--node-id not given and no host name: %w", err)
+	}
+	if node == "" {
+		return "", errors.New("--node-id not given and the host name is empty")
+	}
+	return node, nil
 }

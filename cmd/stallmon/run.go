@@ -76,6 +76,13 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 		return usageError(err)
 	}
 	defer closeHB()
+	// stallmon is the service's main process here: sinks that name the
+	// service by pid (systemd) name stallmon's own.
+	sinks, closeSinks, err := w.buildSinks(sinkTarget{}, log)
+	if err != nil {
+		return err
+	}
+	defer closeSinks()
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
@@ -85,7 +92,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return nil, attachError(err)
 		}
-		a, err := w.newAgent(mon, table, hb, nil, log)
+		a, err := w.newAgent(mon, table, hb, sinks, nil, log)
 		if err != nil {
 			mon.Close()
 			return nil, usageError(err)

@@ -77,3 +77,11 @@ func (o *sinkOptions) build(t sinkTarget, log *slog.Logger) ([]sink.Sink, func()
 	}
 	return sinks, closeAll, nil
 }
+
+func sinkNames(sinks []sink.Sink) []string {
+	names := make([]string, 0, len(sinks))
+	for _, s := range sinks {
+		names = append(names, s.Name())
+	}
+	return names
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/monitor"
 	"github.com/stallmon/stallmon/nodefence"
+	"github.com/stallmon/stallmon/sink"
 )
 
 // watchOptions are the flags of how a target is judged and announced,
@@ -22,6 +23,7 @@ type watchOptions struct {
 	killGrace    time.Duration
 	table        tableOptions
 	hb           heartbeatOptions
+	sinks        sinkOptions
 	metrics      metricsOptions
 	log          logOptions
 }
@@ -32,6 +34,7 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
 	o.table.register(f)
 	o.hb.register(f)
+	o.sinks.register(f)
 	o.metrics.registerAttach(f)
 	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
@@ -56,13 +59,29 @@ func (o *watchOptions) setUp(cmd *cobra.Command) (*slog.Logger, *budget.Table, e
 	return log, table, nil
 }
 
-func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *agent.HeartbeatConfig, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
+// buildSinks builds the integrations the flags ask for, for target t
+// (its NodeID is filled in here), and the function that closes them.
+func (o *watchOptions) buildSinks(t sinkTarget, log *slog.Logger) ([]sink.Sink, func(), error) {
+	node, err := o.hb.node()
+	if err != nil {
+		return nil, func() {}, usageError(err)
+	}
+	t.NodeID = node
+	sinks, closeSinks, err := o.sinks.build(t, log)
+	if err != nil {
+		return nil, func() {}, usageError(err)
+	}
+	return sinks, closeSinks, nil
+}
+
+func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *agent.HeartbeatConfig, sinks []sink.Sink, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
 	return agent.New(mon, agent.Config{
 		PollInterval: o.pollInterval,
 		Table:        table,
 		Kill:         !o.noKill,
 		KillGrace:    o.killGrace,
 		Heartbeat:    hb,
+		Sinks:        sinks,
 		NodeFence:    nf,
 		Logger:       log,
 	})
