@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // MinSecretLen is the shortest secret accepted: HMAC-SHA256 gains nothing
@@ -84,16 +86,56 @@ func (r KeyRing) IDs() []uint8 {
 //
 // Both fields are required, once each; anything else is an error. A secret
 // can be made with `openssl rand -hex 32`.
+//
+// As ssh does with private keys, the file is refused unless it is a regular
+// file that only its owner can read or write, owned by root or by the
+// running user: a secret others can read lets them forge heartbeats.
 func LoadKeyFile(path string) (*Key, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	defer f.Close()
+	// Checked on the open file, so the file checked is the file read.
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	if err := checkKeyFileMode(path, st); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("key file %s: over %d bytes", path, maxKeyFile)
 	}
 	k, err := ParseKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// maxKeyFile bounds what is read: a key file is a few lines.
+const maxKeyFile = 64 << 10
+
+func checkKeyFileMode(path string, st os.FileInfo) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("key file %s is not a regular file (%v)", path, st.Mode().Type())
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("key file %s is accessible by group or others (mode %04o); run chmod 600 %s", path, perm, path)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("key file %s: no owner in its stat", path)
+	}
+	if euid := os.Geteuid(); sys.Uid != 0 && int(sys.Uid) != euid {
+		return fmt.Errorf("key file %s is owned by uid %d, not by root or the running user (uid %d)", path, sys.Uid, euid)
+	}
+	return nil
 }
 
 // ParseKey parses the contents of a key file (see LoadKeyFile).

@@ -72,6 +72,57 @@ func TestLoadKeyFile(t *testing.T) {
 	}
 }
 
+// A key file others could read, or that someone else owns, is refused
+// with a message that says how to fix it, as ssh does.
+func TestLoadKeyFileRefusesLooseFiles(t *testing.T) {
+	dir := t.TempDir()
+	text := []byte("id=3\nsecret=" + hex.EncodeToString(seqBytes(0, 40)) + "\n")
+	write := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, text, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name string
+		mode os.FileMode
+		want string
+	}{
+		{"world-readable", 0o644, "mode 0644); run chmod 600"},
+		{"group-readable", 0o640, "mode 0640)"},
+		{"group-writable", 0o620, "mode 0620)"},
+		{"owner read-only", 0o400, ""},
+	} {
+		p := write(c.name+".key", c.mode)
+		_, err := LoadKeyFile(p)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p)):
+			t.Errorf("%s: got %v, want an error naming %s and containing %q", c.name, err, p, c.want)
+		}
+	}
+	if _, err := LoadKeyFile(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a directory: got %v, want not a regular file", err)
+	}
+
+	// Owned by another user: only root can make one, and only a non-root
+	// reader is refused it when root owns it, so test the foreign owner.
+	if os.Geteuid() == 0 {
+		p := write("foreign.key", 0o600)
+		if err := os.Chown(p, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadKeyFile(p); err == nil || !strings.Contains(err.Error(), "owned by uid 4242") {
+			t.Errorf("foreign owner: got %v, want owned by uid 4242", err)
+		}
+	}
+}
+
 func TestNewKeyRing(t *testing.T) {
 	r := mustRing(t, testKey2, testKey1)
 	if got := r.IDs(); len(got) != 2 || got[0] != 1 || got[1] != 2 {
