@@ -16,6 +16,10 @@ var (
 	ErrReplay = errors.New("peer: replayed packet")
 	// ErrStale: incarnation older than the node's current one.
 	ErrStale = errors.New("peer: stale incarnation")
+	// ErrOutsideWindow: an authenticated packet sent further than the
+	// timeout from the receiver's clock: a recording replayed after the
+	// receiver restarted and forgot the sequence numbers it had seen.
+	ErrOutsideWindow = errors.New("peer: send time outside the window")
 	// ErrTooManyNodes: a new node id while the detector tracks MaxNodes.
 	ErrTooManyNodes = errors.New("peer: too many nodes")
 )
@@ -136,6 +140,14 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 	}
 	if p.NodeID == "" {
 		return Event{}, false, fmt.Errorf("observing packet: empty node id: %w", heartbeat.ErrMalformed)
+	}
+	if p.Authenticated {
+		// Only a packet whose MAC holds has a send time worth checking;
+		// an unauthenticated one could carry any.
+		if skew := now.Sub(time.Unix(0, p.SendTime)); skew > d.timeout || skew < -d.timeout {
+			return Event{}, false, fmt.Errorf("node %q: sent %v from this clock, over the %v timeout: %w",
+				p.NodeID, skew.Round(time.Millisecond), d.timeout, ErrOutsideWindow)
+		}
 	}
 	n, known := d.nodes[p.NodeID]
 	switch {

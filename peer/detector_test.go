@@ -226,6 +226,7 @@ func TestDetectorEventCarriesPacket(t *testing.T) {
 	p.Authenticated, p.KeyID = true, 3
 	p.TakeoverDeadline = t0.Add(5 * time.Second).UnixNano()
 	at := t0.Add(time.Second)
+	p.SendTime = at.Add(-time.Millisecond).UnixNano()
 	ev, changed, err := d.Observe(*p, at)
 	if err != nil || !changed {
 		t.Fatalf("Observe = %v, %v", changed, err)
@@ -312,5 +313,41 @@ func TestRejectReason(t *testing.T) {
 		if got := RejectReason(fmt.Errorf("wrapped: %w", err)); got != want {
 			t.Errorf("RejectReason(%v) = %q, want %q", err, got, want)
 		}
+	}
+}
+
+// An authenticated packet sent further than the timeout from the
+// receiver's clock is a recording, whichever side of now it lies: a
+// listener that restarted has forgotten the sequence numbers it saw, and
+// must not let a replayed ALIVE vouch for a node again. Unauthenticated
+// packets carry no send time worth checking.
+func TestDetectorRejectsAuthenticatedPacketsOutsideWindow(t *testing.T) {
+	d, err := NewDetector(Config{Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Hour)
+	for _, c := range []struct {
+		name   string
+		sent   time.Duration // from now
+		authed bool
+		want   error
+	}{
+		{"recorded an hour ago", -time.Hour, true, ErrOutsideWindow},
+		{"just over the timeout ago", -testTimeout - time.Millisecond, true, ErrOutsideWindow},
+		{"from the future", testTimeout + time.Millisecond, true, ErrOutsideWindow},
+		{"within the window", -testTimeout + time.Millisecond, true, nil},
+		{"unauthenticated, old", -time.Hour, false, nil},
+	} {
+		p := pkt("n-"+c.name, alive, 1, 1)
+		p.Authenticated = c.authed
+		p.SendTime = now.Add(c.sent).UnixNano()
+		_, _, err := d.Observe(*p, now)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: Observe = %v, want %v", c.name, err, c.want)
+		}
+	}
+	if got := d.Stats().Rejected["outside_window"]; got != 3 {
+		t.Errorf("outside_window rejections %d, want 3", got)
 	}
 }

@@ -76,13 +76,13 @@ func TestMulticastEndToEnd(t *testing.T) {
 		}
 	}
 
-	sendPkt(marshal(t, pkt("node-a", alive, incarnation, 1), key1))
+	sendPkt(marshalAt(t, pkt("node-a", alive, incarnation, 1), key1, time.Now()))
 	wait(Alive)
-	second := marshal(t, pkt("node-a", alive, incarnation, 2), key1)
+	second := marshalAt(t, pkt("node-a", alive, incarnation, 2), key1, time.Now())
 	sendPkt(second)
-	sendPkt(marshal(t, pkt("node-a", stalled, incarnation, 3), forger))
+	sendPkt(marshalAt(t, pkt("node-a", stalled, incarnation, 3), forger, time.Now()))
 	sendPkt(second)
-	sendPkt(marshal(t, pkt("node-a", stalled, incarnation, 3), key1))
+	sendPkt(marshalAt(t, pkt("node-a", stalled, incarnation, 3), key1, time.Now()))
 	// Loopback keeps order, so by the STALLED event the forged and the
 	// replayed packet have been judged.
 	ev := wait(Stalled)

@@ -81,6 +81,15 @@ var (
 
 func marshal(t *testing.T, p *heartbeat.Packet, k *heartbeat.Key) []byte {
 	t.Helper()
+	return marshalAt(t, p, k, time.Time{})
+}
+
+// marshalAt encodes p as sent at the given time (the zero time: 0).
+func marshalAt(t *testing.T, p *heartbeat.Packet, k *heartbeat.Key, sent time.Time) []byte {
+	t.Helper()
+	if !sent.IsZero() {
+		p.SendTime = sent.UnixNano()
+	}
 	b, err := p.Marshal(k)
 	if err != nil {
 		t.Fatal(err)
@@ -162,14 +171,16 @@ func TestListenerDropsBadPackets(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startListener(t, ListenerConfig{Keys: ring, Detector: Config{Timeout: time.Hour}})
-	good1 := marshal(t, pkt("a", alive, 1, 1), key1)
+	now := h.clock.Now()
+	good1 := marshalAt(t, pkt("a", alive, 1, 1), key1, now)
 	bad := [][]byte{
 		nil,
 		[]byte("STMN"),
 		make([]byte, heartbeat.MaxPacketSize+1),
-		marshal(t, pkt("a", alive, 1, 2), forger),
+		marshalAt(t, pkt("a", alive, 1, 2), forger, now),
 		marshal(t, pkt("a", alive, 1, 3), nil),
 		good1, // replay
+		marshalAt(t, pkt("a", alive, 1, 4), key1, now.Add(-2*time.Hour)), // a recording
 	}
 	h.src.ch <- good1
 	h.expect(t, "a", Unknown, Alive, false)
@@ -178,11 +189,11 @@ func TestListenerDropsBadPackets(t *testing.T) {
 	}
 	// Packets are handled in order, so once this transition shows up every
 	// bad packet before it has been judged.
-	h.src.ch <- marshal(t, pkt("a", stalled, 1, 2), key1)
+	h.src.ch <- marshalAt(t, pkt("a", stalled, 1, 2), key1, now)
 	h.expect(t, "a", Alive, Stalled, true)
 
 	got := h.l.Stats()
-	want := map[string]uint64{"truncated": 2, "oversized": 1, "bad_mac": 1, "unauthenticated": 1, "replay": 1}
+	want := map[string]uint64{"truncated": 2, "oversized": 1, "bad_mac": 1, "unauthenticated": 1, "replay": 1, "outside_window": 1}
 	if got.Accepted != 2 || len(got.Rejected) != len(want) {
 		t.Fatalf("Stats() = %+v, want 2 accepted and %v", got, want)
 	}

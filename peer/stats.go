@@ -61,6 +61,7 @@ var reasons = []struct {
 	{heartbeat.ErrMalformed, "malformed"},
 	{ErrReplay, "replay"},
 	{ErrStale, "stale"},
+	{ErrOutsideWindow, "outside_window"},
 	{ErrTooManyNodes, "too_many_nodes"},
 }
 
