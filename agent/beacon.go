@@ -25,6 +25,9 @@ type HeartbeatConfig struct {
 	// Repeats is how many STALLED, FENCED or LEAVING packets are sent on a
 	// transition, so that one lost datagram does not delay a failover.
 	Repeats int
+	// Incarnation numbers each agent's heartbeat; it must grow from one
+	// agent to the next (see heartbeat.NextIncarnation). Nil: the clock.
+	Incarnation func() uint64
 }
 
 // beacon is the multicast heartbeat, one sink among the others: ALIVE at
@@ -41,7 +44,11 @@ type beacon struct {
 }
 
 func newBeacon(cfg HeartbeatConfig, log *slog.Logger, stats *statsRecorder) *beacon {
-	return &beacon{cfg: cfg, log: log, incarnation: uint64(time.Now().UnixNano()), last: sink.Blind, stats: stats}
+	inc := uint64(time.Now().UnixNano())
+	if cfg.Incarnation != nil {
+		inc = cfg.Incarnation()
+	}
+	return &beacon{cfg: cfg, log: log, incarnation: inc, last: sink.Blind, stats: stats}
 }
 
 func (b *beacon) Name() string { return "heartbeat" }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -59,7 +62,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	hb, closeHB, err := w.hb.build(log)
+	hb, closeHB, err := w.hb.build(log, o.service())
 	if err != nil {
 		return usageError(err)
 	}
@@ -108,7 +111,11 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return usageError(err)
 	}
 	defer w.metrics.serveAgent(cmd.Context(), log, mon, a, table, w.pollInterval)()
-	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "arch", monitor.Arch,
+	node := ""
+	if hb != nil {
+		node = hb.NodeID
+	}
+	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "node", node, "arch", monitor.Arch,
 		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil, "sinks", sinkNames(sinks))
 
 	outcome, err := a.Run(cmd.Context())
@@ -132,4 +139,26 @@ func attachError(err error) error {
 		return usageError(err)
 	}
 	return runtimeError(err)
+}
+
+// service names the target for the default node id: the cgroup's path
+// under the root, or the process's command name.
+func (o *attachOptions) service() string {
+	if o.cgroup != "" {
+		if d, err := cgroup.Open(o.cgroup); err == nil {
+			if root, err := cgroup.Root(); err == nil {
+				if rel, err := filepath.Rel(root, d.Path); err == nil && rel != "." {
+					return rel
+				}
+			}
+		}
+		return strings.Trim(filepath.Clean(o.cgroup), "/")
+	}
+	// The command name, not the pid: the node keeps its id when the
+	// service restarts under a new one.
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", o.pid))
+	if err != nil || len(bytes.TrimSpace(comm)) == 0 {
+		return fmt.Sprintf("pid-%d", o.pid)
+	}
+	return string(bytes.TrimSpace(comm))
 }

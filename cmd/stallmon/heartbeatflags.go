@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,6 +24,8 @@ type heartbeatOptions struct {
 	keyFile  string
 	nodeID   string
 	repeats  int
+	stateDir string
+	service  string // names the default node id: see node
 }
 
 func (o *heartbeatOptions) register(f *pflag.FlagSet) {
@@ -33,12 +36,15 @@ func (o *heartbeatOptions) register(f *pflag.FlagSet) {
 	f.BoolVar(&o.loopback, "multicast-loopback", true, "deliver the heartbeat to listeners on this host too")
 	f.DurationVar(&o.interval, "interval", 500*time.Millisecond, "heartbeat interval")
 	f.StringVar(&o.keyFile, "key-file", "", "HMAC-SHA256 key file (see docs/wire.md); without it heartbeats are unauthenticated")
-	f.StringVar(&o.nodeID, "node-id", "", "node id in the heartbeat (default: the host name)")
+	f.StringVar(&o.nodeID, "node-id", "", "node id in the heartbeat (default: HOST/SERVICE, the host name and the watched command's name or cgroup path)")
+	f.StringVar(&o.stateDir, "state-dir", "", "where incarnation numbers persist and node ids are locked (default: $STATE_DIRECTORY, else /var/lib/stallmon)")
 	f.IntVar(&o.repeats, "repeats", 3, "STALLED/FENCED/LEAVING packets sent per transition")
 }
 
 // build returns the heartbeat configuration, or nil with --no-heartbeat.
-func (o *heartbeatOptions) build(log *slog.Logger) (*agent.HeartbeatConfig, func(), error) {
+// service names what is watched, for the default node id.
+func (o *heartbeatOptions) build(log *slog.Logger, service string) (*agent.HeartbeatConfig, func(), error) {
+	o.service = service
 	noop := func() {}
 	if o.off {
 		return nil, noop, nil
@@ -65,25 +71,73 @@ func (o *heartbeatOptions) build(log *slog.Logger) (*agent.HeartbeatConfig, func
 	} else {
 		log.Warn("no --key-file: heartbeats are unauthenticated and peers will say so")
 	}
+	dir, lock, err := o.claim(log, node)
+	if err != nil {
+		return nil, noop, err
+	}
 	s, err := heartbeat.NewSender(heartbeat.SenderConfig{Group: group, Interface: o.iface, TTL: o.ttl, Loopback: o.loopback})
 	if err != nil {
+		lock()
 		return nil, noop, fmt.Errorf("heartbeat sender: %w", err)
 	}
-	return &agent.HeartbeatConfig{Sender: s, Interval: o.interval, NodeID: node, Key: key, Repeats: o.repeats},
-		func() { s.Close() }, nil
+	incarnation := func() uint64 {
+		now := time.Now()
+		if dir != "" {
+			inc, err := heartbeat.NextIncarnation(dir, node, now)
+			if err == nil {
+				return inc
+			}
+			log.Warn("incarnation not persisted: a clock stepped back across a restart makes peers ignore this node until it catches up", "err", err)
+		}
+		return uint64(now.UnixNano())
+	}
+	return &agent.HeartbeatConfig{Sender: s, Interval: o.interval, NodeID: node, Key: key, Repeats: o.repeats, Incarnation: incarnation},
+		func() { s.Close(); lock() }, nil
 }
 
-// node is this node's name: --node-id, or the host name.
+// claim takes node's lock in the state directory and returns the
+// directory, "" when it cannot be used. Without a state directory the
+// agent still runs, on the clock's incarnations: a peer that rejects a
+// stale incarnation takes the node for silent, the safe side.
+func (o *heartbeatOptions) claim(log *slog.Logger, node string) (string, func(), error) {
+	dir := o.stateDir
+	if dir == "" {
+		// systemd's StateDirectory= may list several; the first is ours.
+		dir, _, _ = strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	}
+	if dir == "" {
+		dir = "/var/lib/stallmon"
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		log.Warn("no state directory: incarnations follow the clock and node ids are not locked", "err", err)
+		return "", func() {}, nil
+	}
+	l, err := heartbeat.LockNode(dir, node)
+	switch {
+	case errors.Is(err, heartbeat.ErrNodeInUse):
+		return "", nil, fmt.Errorf("%w; give each agent on this host its own --node-id", err)
+	case err != nil:
+		log.Warn("node id not locked", "err", err)
+		return dir, func() {}, nil
+	}
+	return dir, func() { l.Unlock() }, nil
+}
+
+// node is this node's name: --node-id, or HOST/SERVICE, so that two
+// agents on one host watching different services never share a default.
 func (o *heartbeatOptions) node() (string, error) {
 	if o.nodeID != "" {
 		return o.nodeID, nil
 	}
-	node, err := os.Hostname()
+	host, err := os.Hostname()
 	if err != nil {
 		return "", fmt.Errorf("--node-id not given and no host name: %w", err)
 	}
-	if node == "" {
+	if host == "" {
 		return "", errors.New("--node-id not given and the host name is empty")
 	}
-	return node, nil
+	if o.service == "" {
+		return host, nil
+	}
+	return host + "/" + o.service, nil
 }

@@ -18,11 +18,20 @@ var stallmonBin string
 
 func TestMain(m *testing.M) {
 	workload.RunIfChild()
+	// The agents these tests start keep their incarnations and node
+	// locks here, not in the host's /var/lib/stallmon.
+	state, err := os.MkdirTemp("", "stallmon-state")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("STATE_DIRECTORY", state)
 	// Inside the test VM there is no Go toolchain: the harness ships a
 	// prebuilt binary and names it here.
 	if bin := os.Getenv("STALLMON_BIN"); bin != "" {
 		stallmonBin = bin
-		os.Exit(m.Run())
+		code := m.Run()
+		os.RemoveAll(state)
+		os.Exit(code)
 	}
 	dir, err := os.MkdirTemp("", "stallmon-bin")
 	if err != nil {
@@ -37,6 +46,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	os.RemoveAll(state)
 	os.Exit(code)
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -71,7 +72,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 		return usageError(fmt.Errorf("--max-restarts must be 0 or more, --restart-delay and --stop-timeout positive, got %d, %v and %v",
 			o.maxRestarts, o.restartDelay, o.stopTimeout))
 	}
-	hb, closeHB, err := w.hb.build(log)
+	hb, closeHB, err := w.hb.build(log, filepath.Base(args[0]))
 	if err != nil {
 		return usageError(err)
 	}
