@@ -60,9 +60,12 @@ type Verdict struct {
 	State State
 	// At is when the agent formed the verdict.
 	At time.Time
-	// ValidUntil bounds an Alive verdict: it rests on a poll that goes
-	// stale then, and a sink must not report it healthy after. Zero for
-	// other states.
+	// ValidUntil bounds when an Alive verdict may still be applied: it
+	// rests on a poll that goes stale then, and the hub drops it unapplied
+	// after (see Fresh). A sink that holds a level (a file, an attribute,
+	// a lease) holds it until the next verdict, which the agent publishes
+	// at least every heartbeat interval while it runs: if its poll loop
+	// stops, that next verdict is Blind. Zero for other states.
 	ValidUntil time.Time
 	// Stall is set when State is Stalled, and when Fenced by a kill.
 	Stall *Stall

@@ -62,6 +62,8 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	// Deferred first so that it runs last, after everything that logs.
+	defer w.log.close()
 	hb, closeHB, err := w.hb.build(log, o.service())
 	if err != nil {
 		return usageError(err)

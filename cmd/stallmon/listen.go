@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stallmon/stallmon/asynclog"
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/peer"
 )
@@ -69,6 +70,7 @@ func (o *listenOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return usageError(err)
 	}
+	defer o.log.close()
 	group, err := heartbeat.ParseGroup(o.group)
 	if err != nil {
 		return usageError(fmt.Errorf("--group: %w", err))
@@ -105,7 +107,12 @@ func (o *listenOptions) run(cmd *cobra.Command) error {
 		return runtimeError(err)
 	}
 	defer recv.Close()
-	printer := &listenPrinter{w: cmd.OutOrStdout(), json: o.json, log: log}
+	// A stdout nobody reads must not hold up detection: the events are
+	// queued, and dropped (counted in the log) if it stays blocked.
+	events := asynclog.New(cmd.OutOrStdout(), asynclog.DefaultMax)
+	events.OnDrop(func(n uint64) { log.Error("node state changes not printed", "lines", n, "reason", "stdout blocked") })
+	defer events.Close(logFlush)
+	printer := &listenPrinter{w: events, json: o.json, log: log}
 	l, err := peer.NewListener(recv, peer.ListenerConfig{
 		Keys:        ring,
 		Detector:    peer.Config{Timeout: o.timeout},

@@ -64,6 +64,8 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Deferred first so that it runs last, after everything that logs.
+	defer w.log.close()
 	policy, err := supervise.ParsePolicy(o.restart)
 	if err != nil {
 		return usageError(err)
