@@ -33,7 +33,9 @@ type sinkFlags interface {
 // integrations lists every cluster-manager integration; each lives in
 // its own file (keepalivedflags.go, ...) and package under integrations/.
 func integrations() []sinkFlags {
-	return []sinkFlags{}
+	return []sinkFlags{
+		&keepalivedFlags{},
+	}
 }
 
 type sinkOptions struct {
