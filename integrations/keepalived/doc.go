@@ -10,10 +10,9 @@
 // (see Value).
 //
 // keepalived reads a missing file as 0, so the sink never deletes the
-// file: it fails closed by writing non-zero instead, when it starts, when
-// it stops, and when an Alive verdict outlives the poll it rests on. A 0
-// left behind by a stallmon that was killed outright (SIGKILL, the OOM
-// killer) is keepalived's to catch: deploy/keepalived/keepalived.conf.tmpl
-// pairs the track_file with a vrrp_script that fails when no stallmon
-// writing that file runs.
+// file: it fails closed by writing non-zero instead, when it starts and
+// when it stops. A 0 left behind by a stallmon that was killed outright
+// (SIGKILL, the OOM killer) is keepalived's to catch:
+// deploy/keepalived/keepalived.conf.tmpl pairs the track_file with a
+// vrrp_script that fails when no stallmon writing that file runs.
 package keepalived

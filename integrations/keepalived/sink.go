@@ -25,8 +25,14 @@ const closeTimeout = 2 * time.Second
 // Sink keeps keepalived's track_file in step with the verdict. One
 // goroutine owns the file, so that a write stuck in the kernel (a hung
 // NFS /run, say) makes Apply fail at its deadline instead of blocking the
-// hub, and so that an Alive verdict can expire on time even when no
-// newer verdict comes.
+// hub.
+//
+// An Alive verdict's ValidUntil (the poll's age limit, two poll
+// intervals) comes sooner than the next verdict (a heartbeat interval
+// later): a file that went blind at ValidUntil would flap between 0 and
+// 2 at every interval, and keepalived would move the VIP each time. The
+// sink keeps the 0 until the next verdict instead; the agent's publisher
+// judges staleness when it reads the gate and sends Blind in time.
 type Sink struct {
 	path string
 	log  *slog.Logger
@@ -40,7 +46,6 @@ type Sink struct {
 
 type request struct {
 	value  int
-	until  time.Time // when an Alive value goes stale; zero: never
 	result chan error
 }
 
@@ -81,9 +86,6 @@ func (s *Sink) Path() string { return s.path }
 // changes or the file is no longer as the sink left it.
 func (s *Sink) Apply(ctx context.Context, v sink.Verdict) error {
 	r := request{value: Value(v.State), result: make(chan error, 1)}
-	if v.State == sink.Alive {
-		r.until = v.ValidUntil
-	}
 	select {
 	case s.reqs <- r:
 	case <-s.done:
@@ -118,25 +120,12 @@ func (s *Sink) Close() error {
 
 func (s *Sink) keep(m mark) {
 	defer close(s.done)
-	// Armed by an Alive verdict only; since Go 1.23 a stopped timer
-	// delivers nothing stale.
-	expiry := time.NewTimer(time.Hour)
-	expiry.Stop()
 	for {
 		select {
 		case r := <-s.reqs:
-			expiry.Stop()
 			var err error
 			m, err = s.ensure(m, r.value)
 			r.result <- err
-			if err == nil && r.value == ValueAlive && !r.until.IsZero() {
-				expiry.Reset(time.Until(r.until))
-			}
-		case <-expiry.C:
-			// No verdict came to renew the Alive one in time: the
-			// agent or the hub is stuck. Fail closed on our own.
-			s.log.Warn(EvAliveExpired, "path", s.path)
-			m, _ = s.ensure(m, ValueBlind)
 		case <-s.stop:
 			if m.value <= ValueAlive || !m.holds(s.path) {
 				_, s.closeErr = s.ensure(m, ValueLeaving)
