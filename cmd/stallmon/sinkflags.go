@@ -35,6 +35,7 @@ type sinkFlags interface {
 func integrations() []sinkFlags {
 	return []sinkFlags{
 		&keepalivedFlags{},
+		&etcdOptions{},
 	}
 }
 
