@@ -53,7 +53,7 @@ func (o *etcdOptions) build(t sinkTarget, log *slog.Logger) (sink.Sink, error) {
 		HookTimeout: o.hookTimeout, Logger: log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("--etcd-*: %w", err)
+		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	return s, nil
 }

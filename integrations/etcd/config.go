@@ -71,8 +71,8 @@ func (c Config) Validate() error {
 	if !strings.HasSuffix(c.Prefix, "/") {
 		return fmt.Errorf("prefix %q must end with /", c.Prefix)
 	}
-	if c.NodeID == "" || strings.Contains(c.NodeID, "/") {
-		return fmt.Errorf("node id %q: want a non-empty name without /", c.NodeID)
+	if c.NodeID == "" {
+		return errors.New("empty node id")
 	}
 	if c.TTL < MinTTL {
 		return fmt.Errorf("lease TTL %v: etcd grants no less than %v", c.TTL, MinTTL)

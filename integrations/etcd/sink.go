@@ -26,8 +26,14 @@ import (
 	"github.com/stallmon/stallmon/sink"
 )
 
-// EvLease is logged when the sink grants, abandons or revokes its lease.
-const EvLease = "etcd_lease"
+const (
+	// EvLease is logged when the sink grants, abandons or revokes its lease.
+	EvLease = "etcd_lease"
+	// EvTTLTooShort: two Alive verdicts in a row came more than half the
+	// TTL apart, so a late one lets the lease expire under a healthy
+	// service.
+	EvTTLTooShort = "etcd_ttl_too_short"
+)
 
 // closeTimeout bounds each step of Close that talks to etcd or waits.
 const closeTimeout = 2 * time.Second
@@ -54,6 +60,11 @@ type Sink struct {
 	written string
 	// candidate is set while a candidate key may exist under lease.
 	candidate bool
+	// lastAlive is when the latest Alive verdict was applied, zero
+	// after any other or a failure; warnedSlow says the warning that they come too
+	// rarely for the TTL went out.
+	lastAlive  time.Time
+	warnedSlow bool
 
 	mu       sync.Mutex
 	leader   bool
@@ -100,9 +111,20 @@ func (s *Sink) Apply(ctx context.Context, v sink.Verdict) error {
 	s.mu.Lock()
 	s.last = v
 	s.mu.Unlock()
+	now := time.Now()
+	if v.State != sink.Alive {
+		s.lastAlive = time.Time{}
+	}
 	switch {
-	case v.State == sink.Alive && v.Fresh(time.Now()):
-		return s.applyAlive(ctx, v)
+	case v.State == sink.Alive && v.Fresh(now):
+		s.checkPace(now)
+		err := s.applyAlive(ctx, v)
+		if err == nil {
+			s.lastAlive = now
+		} else {
+			s.lastAlive = time.Time{}
+		}
+		return err
 	case v.State == sink.Fenced || v.State == sink.Leaving || v.Final:
 		s.demote(v.State.String())
 		return s.revoke(ctx)
@@ -157,6 +179,17 @@ func (s *Sink) applyAlive(ctx context.Context, v sink.Verdict) error {
 		return s.ensureCampaign(ctx)
 	}
 	return nil
+}
+
+// checkPace warns, once, when Alive verdicts come so rarely that the
+// lease nearly expires between them: the publishing interval (--interval)
+// must be well under the TTL, and nothing here can see it in advance.
+func (s *Sink) checkPace(now time.Time) {
+	if gap := now.Sub(s.lastAlive); gap > s.cfg.TTL/2 && !s.warnedSlow && !s.lastAlive.IsZero() {
+		s.warnedSlow = true
+		s.log.Warn(EvTTLTooShort, "gap_seconds", gap.Seconds(), "ttl_seconds", s.cfg.TTL.Seconds(),
+			"hint", "raise --etcd-ttl or lower --interval")
+	}
 }
 
 // applyStalled stops refreshing the lease, so that the key expires within
