@@ -35,6 +35,9 @@ func (s *Sink) candidateKey() string {
 func (s *Sink) ensureCampaign(ctx context.Context) error {
 	s.mu.Lock()
 	c := s.camp
+	if c != nil && c.lease != s.lease {
+		c.cancel() // one lease, one campaign
+	}
 	s.mu.Unlock()
 	if c != nil && c.lease == s.lease && c.ctx.Err() == nil {
 		return nil

@@ -61,8 +61,8 @@ type Sink struct {
 	// candidate is set while a candidate key may exist under lease.
 	candidate bool
 	// lastAlive is when the latest Alive verdict was applied, zero
-	// after any other or a failure; warnedSlow says the warning that they come too
-	// rarely for the TTL went out.
+	// after any other or a failure; warnedSlow says the warning that
+	// they come too rarely for the TTL went out.
 	lastAlive  time.Time
 	warnedSlow bool
 
@@ -86,9 +86,11 @@ func New(cfg Config) (*Sink, error) {
 		Endpoints: cfg.Endpoints,
 		// Errors come back from each call, with context, through Apply.
 		Logger: zap.NewNop(),
-		// Find a dead connection within about a TTL, not the OS's
-		// TCP timeout.
-		DialKeepAliveTime:    cfg.TTL,
+		// Drop a connection that stops answering (and try another
+		// endpoint) within 10 s + TTL rather than the OS's TCP timeout;
+		// gRPC pings no more often than every 10 s. The lease does not
+		// wait for it: a keep-alive that fails lets the lease expire.
+		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: cfg.TTL,
 	})
 	if err != nil {
