@@ -9,7 +9,10 @@ export BPF2GO_STRIP := $(STRIP)
 # bpf2go's own flags pin -mcpu=v3 etc. in gen/gen.go.
 
 APT_BPF  := clang-19 llvm-19 libbpf-dev
-APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools keepalived procps etcd-server etcd-client
+APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools \
+	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils
+# What deps-test checks for before it calls apt: one command of each package.
+TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater
 # npm tools that check the Grafana dashboards (dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := dashboards/testdata/schema
@@ -60,7 +63,7 @@ deps-bpf:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_BPF); }
 
 deps-test: $(NPM_SCHEMA)/node_modules/.package-lock.json
-	@command -v ip >/dev/null && command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v nginx >/dev/null && command -v redis-server >/dev/null && command -v keepalived >/dev/null && command -v pgrep >/dev/null && command -v etcd >/dev/null && command -v etcdctl >/dev/null && test -e /usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o || \
+	@for c in $(TEST_CMDS); do command -v $$c >/dev/null || exit 1; done && test -e /usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_TEST); }
 
 # npm ci rewrites node_modules/.package-lock.json: reinstalls only when the lock changes.
