@@ -36,6 +36,7 @@ func integrations() []sinkFlags {
 	return []sinkFlags{
 		&keepalivedFlags{},
 		&etcdOptions{},
+		&pacemakerOptions{},
 	}
 }
 
