@@ -119,6 +119,29 @@ func Shared(t testing.TB) *Cluster {
 	return shared.c
 }
 
+// New starts a cluster for t alone; t's end stops it.
+func New(t testing.TB) *Cluster {
+	t.Helper()
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout+startTimeout)
+	defer cancel()
+	t0 := time.Now()
+	c, err := Start(ctx)
+	if err != nil {
+		t.Fatalf("pacemakertest: %v", err)
+	}
+	t.Logf("pacemakertest: cluster online in %v", time.Since(t0).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pacemakertest: the cluster's logs\n%s", c.Logs())
+		}
+		if err := c.Stop(); err != nil {
+			t.Errorf("pacemakertest: stopping the cluster: %v", err)
+		}
+	})
+	return c
+}
+
 // StopShared stops the cluster Shared started, if any.
 func StopShared() error {
 	shared.mu.Lock()
@@ -154,7 +177,7 @@ func Start(ctx context.Context) (c *Cluster, err error) {
 		return c, err
 	}
 	if pid, name := running("corosync", "pacemakerd"); pid != 0 {
-		return c, fmt.Errorf("%s already runs (pid %d), not started by a test: the machine runs one cluster stack at a time", name, pid)
+		return c, fmt.Errorf("%s already runs (pid %d), not started by a test: stop it (systemctl stop pacemaker corosync), one cluster stack runs per machine", name, pid)
 	}
 	if c.dir, err = os.MkdirTemp("", "stallmon-pacemakertest-"); err != nil {
 		return c, err
