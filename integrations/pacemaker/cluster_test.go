@@ -185,20 +185,7 @@ func TestApplyCarriesAttrdUpdatersMessage(t *testing.T) {
 	apply(t, s, sink.Verdict{State: sink.Stalled})
 	wantAttribute(t, c, s, Red)
 
-	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// The thread is never unlocked: it dies with the goroutine,
-		// namespace and all.
-		runtime.LockOSThread()
-		if err = unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			err = fmt.Errorf("unshare: %w", err)
-			return
-		}
-		err = s.Apply(context.Background(), alive())
-	}()
-	<-done
+	err := inOwnNetns(t, func() error { return s.Apply(context.Background(), alive()) })
 	if err == nil || !strings.Contains(err.Error(), "attrd_updater --name="+attr+" --update=green") ||
 		!strings.Contains(err.Error(), "Could not update") {
 		t.Fatalf("Apply with attrd out of reach: %v, want attrd_updater's command line and message", err)
@@ -207,6 +194,38 @@ func TestApplyCarriesAttrdUpdatersMessage(t *testing.T) {
 	wantAttribute(t, c, s, Red)
 	apply(t, s, alive())
 	wantAttribute(t, c, s, Green)
+}
+
+// inOwnNetns runs f on a thread moved to a new network namespace, so the
+// processes f starts are there too.
+func inOwnNetns(t *testing.T, f func() error) error {
+	t.Helper()
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, oerr := os.Open("/proc/thread-self/ns/net")
+		if oerr != nil {
+			err = oerr
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		if err = unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			err = fmt.Errorf("unshare: %w", err)
+			runtime.UnlockOSThread()
+			return
+		}
+		err = f()
+		// Back home, or the thread stays locked and ends with this
+		// goroutine.
+		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	<-done
+	return err
 }
 
 func alive() sink.Verdict {

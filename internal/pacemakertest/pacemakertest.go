@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,6 +83,8 @@ type Cluster struct {
 	lock *os.File
 
 	corosync, pacemakerd *daemon
+	// forker runs on the thread the daemons are forked from.
+	forker chan func()
 }
 
 type daemon struct {
@@ -305,7 +308,30 @@ const initialCIB = `<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0"
 // spawn starts a daemon in the cluster's cgroup, its output in the file
 // log. Should the test binary die, Pdeathsig takes the daemon with it;
 // the next start sweeps what they forked.
+//
+// Pdeathsig fires when the thread that forked the daemon ends, not the
+// process, and Go ends a thread when a goroutine locked to it returns (a
+// test that enters a namespace does): so the daemons are forked from a
+// thread of the cluster's own, which ends only once Stop stopped them.
 func (c *Cluster) spawn(log string, env []string, name string, args ...string) (*daemon, error) {
+	if c.forker == nil {
+		c.forker = make(chan func())
+		go func() {
+			runtime.LockOSThread()
+			for f := range c.forker {
+				f()
+			}
+		}()
+	}
+	var d *daemon
+	var err error
+	done := make(chan struct{})
+	c.forker <- func() { d, err = c.fork(log, env, name, args...); close(done) }
+	<-done
+	return d, err
+}
+
+func (c *Cluster) fork(log string, env []string, name string, args ...string) (*daemon, error) {
 	out, err := os.Create(c.path(log))
 	if err != nil {
 		return nil, err
@@ -377,12 +403,16 @@ func (c *Cluster) Stop() error {
 		}
 	}
 	removeShm(pids)
-	if c.dir != "" && len(errs) == 0 {
+	if c.forker != nil {
+		close(c.forker)
+	}
+	if c.dir != "" {
+		if len(errs) > 0 {
+			errs = append(errs, errors.New(c.Logs()))
+		}
 		if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, err)
 		}
-	} else if c.dir != "" {
-		errs = append(errs, fmt.Errorf("logs kept in %s", c.dir))
 	}
 	if c.lock != nil {
 		c.lock.Close()
