@@ -383,6 +383,12 @@ func (c *Cluster) Stop() error {
 	if c.cg.Path != "" {
 		pids, _ = c.cg.Procs()
 	}
+	// Dead already if something killed them: their rings are left.
+	for _, d := range []*daemon{c.corosync, c.pacemakerd} {
+		if d != nil {
+			pids = append(pids, d.cmd.Process.Pid)
+		}
+	}
 	for _, s := range []struct {
 		d       *daemon
 		timeout time.Duration
