@@ -51,7 +51,7 @@ func TestNodeHealthStopsTheResource(t *testing.T) {
 	t0 := time.Now()
 	apply(t, s, sink.Verdict{State: sink.Stalled, At: t0})
 	applied := time.Since(t0)
-	stopped := c.WaitFor(t, svc+" stopped", stopBound, func(st pacemakertest.Status) bool { return !st.RunsOn(svc, c.Node) })
+	stopped := c.WaitFor(t, svc+" stopped", stopBound, func(st pacemakertest.Status) bool { return !st.ActiveOn(svc, c.Node) })
 	t.Logf("Apply(Stalled) to %s stopped: %v (attrd_updater returned after %v)",
 		svc, stopped.Sub(t0).Round(time.Millisecond), applied.Round(time.Millisecond))
 	wantAttribute(t, c, s, Red)
@@ -59,7 +59,7 @@ func TestNodeHealthStopsTheResource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range st.Resources {
+	for _, r := range st.Primitives() {
 		if r.ID == svc && r.Failed {
 			t.Errorf("%s should be stopped, not failed: %+v", svc, r)
 		}
@@ -88,7 +88,7 @@ func TestLocationRuleMovesOnlyItsResource(t *testing.T) {
 
 	t0 := time.Now()
 	apply(t, s, sink.Verdict{State: sink.Blind, At: t0})
-	stopped := c.WaitFor(t, watched+" stopped", stopBound, func(st pacemakertest.Status) bool { return !st.RunsOn(watched, c.Node) })
+	stopped := c.WaitFor(t, watched+" stopped", stopBound, func(st pacemakertest.Status) bool { return !st.ActiveOn(watched, c.Node) })
 	t.Logf("Apply(Blind) to %s stopped: %v", watched, stopped.Sub(t0).Round(time.Millisecond))
 	settle(t, c)
 	st, err := c.Status(context.Background())

@@ -111,7 +111,7 @@ func Shared(t testing.TB) *Cluster {
 		ctx, cancel := context.WithTimeout(context.Background(), lockTimeout+startTimeout)
 		defer cancel()
 		t0 := time.Now()
-		shared.c, shared.err = Start(ctx)
+		shared.c, shared.err = Start(ctx, Options{})
 		if shared.err == nil {
 			t.Logf("pacemakertest: cluster online in %v", time.Since(t0).Round(time.Millisecond))
 		}
@@ -122,14 +122,22 @@ func Shared(t testing.TB) *Cluster {
 	return shared.c
 }
 
+// Options add to the cluster.
+type Options struct {
+	// OCFProviders maps an OCF provider name to a directory of resource
+	// agents, seen by the cluster (only) as
+	// /usr/lib/ocf/resource.d/NAME, beside the installed providers.
+	OCFProviders map[string]string
+}
+
 // New starts a cluster for t alone; t's end stops it.
-func New(t testing.TB) *Cluster {
+func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout+startTimeout)
 	defer cancel()
 	t0 := time.Now()
-	c, err := Start(ctx)
+	c, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("pacemakertest: %v", err)
 	}
@@ -159,7 +167,7 @@ func StopShared() error {
 
 // Start runs corosync and pacemakerd and returns once the node is online
 // and elected DC. Stop must be called, also after an error of a test.
-func Start(ctx context.Context) (c *Cluster, err error) {
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	c = &Cluster{Node: NodeName}
 	if c.lock, err = lock(ctx, "/var/lib/pacemaker"); err != nil {
 		return nil, err
@@ -195,7 +203,13 @@ func Start(ctx context.Context) (c *Cluster, err error) {
 	mounts := `mount --bind "$1" /var/lib/pacemaker
 mount --bind "$2" /var/lib/corosync
 mount -t tmpfs -o mode=0755 stallmon-pacemakertest /run
-exec corosync -f -c "$3"`
+`
+	if len(opts.OCFProviders) > 0 {
+		if mounts, err = c.ocfMounts(mounts, opts.OCFProviders); err != nil {
+			return c, err
+		}
+	}
+	mounts += `exec corosync -f -c "$3"`
 	if c.corosync, err = c.spawn("corosync.log", nil, "unshare", "--mount", "--propagation", "private", "--",
 		"sh", "-ec", mounts, "sh", c.path("lib-pacemaker"), c.path("lib-corosync"), c.path("corosync.conf")); err != nil {
 		return c, err
@@ -227,6 +241,49 @@ exec corosync -f -c "$3"`
 }
 
 func (c *Cluster) path(name string) string { return filepath.Join(c.dir, name) }
+
+// ocfResourceDir is where Pacemaker looks for OCF agents, one directory
+// per provider (compiled in: no setting moves it).
+const ocfResourceDir = "/usr/lib/ocf/resource.d"
+
+// ocfMounts adds to the mount script the lines that show the cluster a
+// copy of ocfResourceDir with the installed providers bound in, plus
+// extra ones.
+func (c *Cluster) ocfMounts(script string, extra map[string]string) (string, error) {
+	dir := c.path("ocf")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	binds := map[string]string{}
+	entries, err := os.ReadDir(ocfResourceDir)
+	if err != nil {
+		return "", fmt.Errorf("installed OCF agents: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			binds[e.Name()] = filepath.Join(ocfResourceDir, e.Name())
+		}
+	}
+	for name, src := range extra {
+		if _, ok := binds[name]; ok {
+			return "", fmt.Errorf("OCF provider %s is installed already", name)
+		}
+		abs, err := filepath.Abs(src)
+		if err != nil {
+			return "", err
+		}
+		binds[name] = abs
+	}
+	for name, src := range binds {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			return "", err
+		}
+		script += fmt.Sprintf("mount --bind %s %s\n", shellQuote(src), shellQuote(filepath.Join(dir, name)))
+	}
+	return script + fmt.Sprintf("mount --rbind %s %s\n", shellQuote(dir), ocfResourceDir), nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // prepare writes the configuration and the state directories the daemons
 // see in place of the host's.

@@ -19,7 +19,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	hostCIB := dirNames(t, "/var/lib/pacemaker/cib")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := Start(ctx)
+	c, err := Start(ctx, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

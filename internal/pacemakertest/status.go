@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stallmon/stallmon/cgroup"
 )
 
 // Status is the part of `crm_mon --output-as=xml` the tests read.
@@ -20,6 +24,19 @@ type Status struct {
 	} `xml:"summary"`
 	Nodes     []Node     `xml:"nodes>node"`
 	Resources []Resource `xml:"resources>resource"`
+	Groups    []struct {
+		ID        string     `xml:"id,attr"`
+		Resources []Resource `xml:"resource"`
+	} `xml:"resources>group"`
+}
+
+// Primitives lists every primitive, in a group or not.
+func (s Status) Primitives() []Resource {
+	all := append([]Resource(nil), s.Resources...)
+	for _, g := range s.Groups {
+		all = append(all, g.Resources...)
+	}
+	return all
 }
 
 // Node is one node as crm_mon sees it.
@@ -37,7 +54,10 @@ type Resource struct {
 	Role   string `xml:"role,attr"`
 	Active bool   `xml:"active,attr"`
 	Failed bool   `xml:"failed,attr"`
-	Nodes  []struct {
+	// Pending names an action in flight ("Starting"): a resource being
+	// started shows active already.
+	Pending string `xml:"pending,attr"`
+	Nodes   []struct {
 		Name string `xml:"name,attr"`
 	} `xml:"node"`
 }
@@ -62,19 +82,32 @@ func (s Status) Node(name string) (Node, bool) {
 	return Node{}, false
 }
 
-// RunsOn reports whether resource id is active on node.
+// RunsOn reports whether resource id is started on node, with no action
+// in flight.
 func (s Status) RunsOn(id, node string) bool {
-	for _, r := range s.Resources {
+	r, ok := s.on(id, node)
+	return ok && r.Role == "Started" && r.Pending == ""
+}
+
+// ActiveOn reports whether resource id is active on node in any way,
+// starting and stopping included: false once a stop has completed.
+func (s Status) ActiveOn(id, node string) bool {
+	_, ok := s.on(id, node)
+	return ok
+}
+
+func (s Status) on(id, node string) (Resource, bool) {
+	for _, r := range s.Primitives() {
 		if r.ID != id || !r.Active {
 			continue
 		}
 		for _, n := range r.Nodes {
 			if n.Name == node {
-				return true
+				return r, true
 			}
 		}
 	}
-	return false
+	return Resource{}, false
 }
 
 // Status asks crm_mon for the cluster's state.
@@ -168,4 +201,27 @@ func (c *Cluster) Cmd(t testing.TB, name string, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Processes returns the pids of the cluster's processes named comm: the
+// daemons, and whatever their resource agents started.
+func (c *Cluster) Processes(comm string) ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(c.cg.Path, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		procs, err := cgroup.Dir{Path: path}.Procs()
+		if err != nil {
+			return err
+		}
+		for _, pid := range procs {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if err == nil && strings.TrimSpace(string(b)) == comm {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids, err
 }
