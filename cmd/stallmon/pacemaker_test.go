@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 func TestPacemakerMovesTheResourceOffAHungService(t *testing.T) {
 	privtest.Require(t)
 	fusehang.Require(t)
-	c := pacemakertest.New(t)
+	c := pacemakertest.New(t, pacemakertest.Options{})
 	c.Script(t, "../../deploy/pacemaker/node-health.sh")
 	svc := fmt.Sprintf("stallmon-e2e-%d", os.Getpid())
 	c.Cmd(t, "cibadmin", "--create", "--scope", "resources", "--xml-text",
@@ -64,7 +65,7 @@ func TestPacemakerMovesTheResourceOffAHungService(t *testing.T) {
 				t.Fatal(err)
 			}
 			issued := time.Now()
-			stopped := c.WaitFor(t, svc+" stopped", bound+5*time.Second, func(st pacemakertest.Status) bool { return !st.RunsOn(svc, c.Node) })
+			stopped := c.WaitFor(t, svc+" stopped", bound+5*time.Second, func(st pacemakertest.Status) bool { return !st.ActiveOn(svc, c.Node) })
 			took := stopped.Sub(issued)
 			stall := agent.Events.Next("stall", 10*time.Second)
 			red := agent.Events.Next("pacemaker_attribute_set", 10*time.Second)
@@ -123,4 +124,74 @@ func attribute(t *testing.T, c *pacemakertest.Cluster, name string) string {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestPacemakerAgentTurnsRedWhenStallmonDies: the OCF agent under
+// deploy/pacemaker/ocf runs stallmon in a group after the service; a
+// SIGKILL to stallmon (no Close, no red of its own) fails the agent's
+// monitor, its stop sets the attribute red, and the service leaves.
+func TestPacemakerAgentTurnsRedWhenStallmonDies(t *testing.T) {
+	privtest.Require(t)
+	c := pacemakertest.New(t, pacemakertest.Options{OCFProviders: map[string]string{"stallmon": "../../deploy/pacemaker/ocf"}})
+	c.Script(t, "../../deploy/pacemaker/node-health.sh")
+	w := startWorkload(t)
+	dir := t.TempDir()
+	pidfile := dir + "/service.pid"
+	if err := os.WriteFile(pidfile, []byte(itoa(w.PID)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("stallmon-agent-%d", os.Getpid())
+	attr := "#health-" + id
+	const monitor = time.Second
+	c.Cmd(t, "cibadmin", "--create", "--scope", "resources", "--xml-text", fmt.Sprintf(`<group id="%[1]s">
+  <primitive id="%[1]s-svc" class="ocf" provider="pacemaker" type="Dummy"/>
+  <primitive id="%[1]s-watch" class="ocf" provider="stallmon" type="stallmon">
+    <instance_attributes id="%[1]s-watch-params">
+      <nvpair id="%[1]s-watch-binary" name="binary" value="%[2]s"/>
+      <nvpair id="%[1]s-watch-pidfile" name="pidfile" value="%[3]s"/>
+      <nvpair id="%[1]s-watch-attribute" name="attribute" value="%[4]s"/>
+      <nvpair id="%[1]s-watch-options" name="options" value="--no-heartbeat --metrics-addr= --poll-interval 100ms --log-format json"/>
+      <nvpair id="%[1]s-watch-logfile" name="logfile" value="%[5]s"/>
+    </instance_attributes>
+    <operations>
+      <op id="%[1]s-watch-monitor" name="monitor" interval="%[6]s" timeout="10s"/>
+    </operations>
+  </primitive>
+</group>`, id, stallmonBin, pidfile, attr, dir+"/stallmon.log", monitor))
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(dir + "/stallmon.log")
+			t.Logf("stallmon's log:\n%s", b)
+		}
+	})
+	svc, watch := id+"-svc", id+"-watch"
+	c.WaitFor(t, "the group running", 30*time.Second, func(st pacemakertest.Status) bool {
+		return st.RunsOn(svc, c.Node) && st.RunsOn(watch, c.Node)
+	})
+	// The agent's start returns once stallmon judged the service alive.
+	if got := attribute(t, c, attr); got != "green" {
+		t.Fatalf("attribute %s is %q once the agent started, want green", attr, got)
+	}
+	pids, err := c.Processes("stallmon")
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("stallmon processes in the cluster: %v %v, want one", pids, err)
+	}
+
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	bound := monitor + 5*time.Second
+	stopped := c.WaitFor(t, svc+" stopped", bound+5*time.Second, func(st pacemakertest.Status) bool { return !st.ActiveOn(svc, c.Node) })
+	took := stopped.Sub(killed)
+	t.Logf("stallmon SIGKILLed to %s stopped: %v (monitor interval %v)", svc, took.Round(time.Millisecond), monitor)
+	if took > bound {
+		t.Errorf("%s stopped %v after stallmon died, want within %v (monitor interval + 5s)", svc, took, bound)
+	}
+	if got := attribute(t, c, attr); got != "red" {
+		t.Errorf("attribute %s is %q after the agent's stop, want red", attr, got)
+	}
+	if processExited(t, w.PID) {
+		t.Errorf("the service process died: the agent must leave it to its own resource")
+	}
 }
