@@ -23,7 +23,7 @@ func (o *pacemakerOptions) register(f *pflag.FlagSet) {
 	f.BoolVar(&o.on, "pacemaker", false,
 		"set a Pacemaker node attribute from the verdict: green while the target is alive, red otherwise and when stallmon stops")
 	f.StringVar(&o.attribute, "pacemaker-attribute", pacemaker.DefaultAttribute,
-		"node attribute for --pacemaker: a #health- name acts with node-health-strategy=migrate-on-red, another needs a location rule")
+		"node attribute for --pacemaker, one per stallmon on a node: a #health- name acts with node-health-strategy=migrate-on-red, another needs a location rule")
 	f.StringVar(&o.attrdUpdater, "attrd-updater", "", "attrd_updater program for --pacemaker (default: found on PATH)")
 }
 

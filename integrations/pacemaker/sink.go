@@ -16,6 +16,11 @@
 // stallmon left there, which is red: every unhealthy verdict, the
 // Leaving verdict and Close write red. A node that never ran stallmon
 // has no attribute and stays eligible, as a standby node must.
+//
+// Each stallmon on a node needs an attribute of its own: two writing one
+// would overwrite each other's red. Pacemaker takes the worst of all
+// #health- attributes, so #health-stallmon-redis and
+// #health-stallmon-nginx compose.
 package pacemaker
 
 import (
