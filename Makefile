@@ -63,7 +63,7 @@ deps-bpf:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_BPF); }
 
 deps-test: $(NPM_SCHEMA)/node_modules/.package-lock.json
-	@for c in $(TEST_CMDS); do command -v $$c >/dev/null || exit 1; done && test -e /usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o || \
+	@(for c in $(TEST_CMDS); do command -v $$c >/dev/null || exit 1; done) && test -e /usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_TEST); }
 
 # npm ci rewrites node_modules/.package-lock.json: reinstalls only when the lock changes.
