@@ -37,6 +37,7 @@ func integrations() []sinkFlags {
 		&keepalivedFlags{},
 		&etcdOptions{},
 		&pacemakerOptions{},
+		&systemdFlags{},
 	}
 }
 
