@@ -354,6 +354,19 @@ func (f *FS) close() error {
 	}
 	select {
 	case <-f.served:
+	case <-time.After(time.Second):
+		// A mount namespace made while we were mounted (another test
+		// package starting a daemon in one, `ip netns exec`) holds a
+		// copy of the mount: the unmount here leaves the connection up
+		// and the server serving. Aborting it ends both.
+		if f.conn != 0 {
+			if err := f.Abort(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	select {
+	case <-f.served:
 	case <-time.After(cleanupTimeout):
 		errs = append(errs, fmt.Errorf("FUSE server on %s still running %v after unmount", f.Dir, cleanupTimeout))
 	}
