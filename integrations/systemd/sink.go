@@ -29,7 +29,7 @@ type Sink struct {
 	cfg Config
 	log *slog.Logger
 	// triggered is set once the current stall was reported, and
-	// cleared when the target is seen alive again or fenced.
+	// cleared when the target is seen alive again or the run ends.
 	triggered bool
 }
 
@@ -56,24 +56,24 @@ func New(cfg Config) (*Sink, error) {
 func (s *Sink) Name() string { return "systemd" }
 
 // Apply sends WATCHDOG=trigger on the first Stalled verdict of a stall.
-// A repeated Stalled, even after a Blind one, is the same stall; only
-// Alive or Fenced ends it. Blind, Fenced and Leaving send nothing: Blind
-// is stallmon's own failure to see, not evidence against the service,
-// and the keep-alive (if any) covers it; Fenced means stallmon already
-// killed the target or saw it exit, which systemd sees too; Leaving says
-// nothing about the service. A failed send is returned and the hub
-// retries it with the next verdict.
+// A repeated Stalled, even after a Blind or a Fenced one, is the same
+// stall (the agent announces the stall it kills for after it fenced);
+// only Alive, or the Final verdict that ends a run (stallmon run starts
+// the service again after it), ends it. Blind, Fenced and Leaving send
+// nothing: Blind is stallmon's own failure to see, not evidence against
+// the service, and the keep-alive (if any) covers it; Fenced means
+// stallmon killed the target or saw it exit, which systemd sees too;
+// Leaving says nothing about the service. A failed send is returned and
+// the hub retries it.
 func (s *Sink) Apply(ctx context.Context, v sink.Verdict) error {
 	return errors.Join(s.trigger(ctx, v), s.keepAlive(ctx, v))
 }
 
 func (s *Sink) trigger(ctx context.Context, v sink.Verdict) error {
-	switch v.State {
-	case sink.Alive, sink.Fenced:
+	if v.State == sink.Alive || v.Final {
 		s.triggered = false
-		return nil
-	case sink.Stalled:
-	default:
+	}
+	if v.State != sink.Stalled {
 		return nil
 	}
 	if s.triggered {

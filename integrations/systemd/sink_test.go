@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,103 +14,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/integrations/systemd/sdnotifytest"
 	"github.com/stallmon/stallmon/internal/cgrouptest"
 	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/sink"
 )
-
-// notifySocket is a stand-in for systemd's end of the protocol: a
-// datagram socket with SO_PASSCRED, as systemd binds /run/systemd/notify,
-// so each message arrives with the credentials the kernel vouches for.
-type notifySocket struct {
-	addr string
-	fd   int
-}
-
-type datagram struct {
-	msg  string
-	cred *unix.Ucred
-}
-
-func listenNotify(t *testing.T, addr string) *notifySocket {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: addr}); err != nil {
-		t.Fatalf("binding %s: %v", addr, err)
-	}
-	return &notifySocket{addr: addr, fd: fd}
-}
-
-// tempSocket is a path socket in the test's own directory.
-func tempSocket(t *testing.T) *notifySocket {
-	return listenNotify(t, filepath.Join(t.TempDir(), "notify"))
-}
-
-// recv waits up to timeout for a datagram; ok is false if none came.
-func (s *notifySocket) recv(t *testing.T, timeout time.Duration) (datagram, bool) {
-	t.Helper()
-	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
-	deadline := time.Now().Add(timeout)
-	for {
-		n, err := unix.Poll(fds, int(max(time.Until(deadline), 0).Milliseconds()))
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			return datagram{}, false
-		}
-		break
-	}
-	buf := make([]byte, 8192)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
-	n, oobn, _, _, err := unix.Recvmsg(s.fd, buf, oob, unix.MSG_DONTWAIT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := datagram{msg: string(buf[:n])}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range msgs {
-		if c, err := unix.ParseUnixCredentials(&m); err == nil {
-			d.cred = c
-		}
-	}
-	if d.cred == nil {
-		t.Fatalf("datagram %q came without credentials", d.msg)
-	}
-	return d, true
-}
-
-// next wants a datagram now: the send is synchronous, so it is queued
-// by the time Apply returns.
-func (s *notifySocket) next(t *testing.T) datagram {
-	t.Helper()
-	d, ok := s.recv(t, time.Second)
-	if !ok {
-		t.Fatal("no datagram on the notify socket")
-	}
-	return d
-}
-
-// none wants the queue empty right now.
-func (s *notifySocket) none(t *testing.T, after string) {
-	t.Helper()
-	if d, ok := s.recv(t, 0); ok {
-		t.Fatalf("after %s: unexpected datagram %q (pid %d)", after, d.msg, d.cred.Pid)
-	}
-}
 
 // startSleeper is the service: a real process whose pid the notification
 // names.
@@ -158,14 +65,14 @@ func stalled(pid, tid int, comm, syscall string, elapsed time.Duration) sink.Ver
 
 // wantTrigger checks one datagram: the STATUS line, then WATCHDOG=trigger,
 // sent as pid with our own uid and gid.
-func wantTrigger(t *testing.T, d datagram, pid int, status string) {
+func wantTrigger(t *testing.T, d sdnotifytest.Datagram, pid int, status string) {
 	t.Helper()
-	if want := "STATUS=" + status + "\nWATCHDOG=trigger"; d.msg != want {
-		t.Errorf("datagram %q, want %q", d.msg, want)
+	if want := "STATUS=" + status + "\nWATCHDOG=trigger"; d.Msg != want {
+		t.Errorf("datagram %q, want %q", d.Msg, want)
 	}
-	if int(d.cred.Pid) != pid || int(d.cred.Uid) != os.Getuid() || int(d.cred.Gid) != os.Getgid() {
+	if int(d.Cred.Pid) != pid || int(d.Cred.Uid) != os.Getuid() || int(d.Cred.Gid) != os.Getgid() {
 		t.Errorf("credentials pid %d uid %d gid %d, want pid %d uid %d gid %d",
-			d.cred.Pid, d.cred.Uid, d.cred.Gid, pid, os.Getuid(), os.Getgid())
+			d.Cred.Pid, d.Cred.Uid, d.Cred.Gid, pid, os.Getuid(), os.Getgid())
 	}
 }
 
@@ -174,10 +81,10 @@ func wantTrigger(t *testing.T, d datagram, pid int, status string) {
 // seen alive and stalled anew.
 func TestTriggerOncePerStall(t *testing.T) {
 	privtest.Require(t)
-	sock := tempSocket(t)
+	sock := sdnotifytest.Temp(t)
 	svc := startSleeper(t, exec.Command("sleep", "300"))
 	pid := svc.Process.Pid
-	s := newSink(t, Config{Socket: sock.addr, Target: Target{PID: pid}})
+	s := newSink(t, Config{Socket: sock.Addr, Target: Target{PID: pid}})
 
 	steps := []struct {
 		v    sink.Verdict
@@ -202,15 +109,46 @@ func TestTriggerOncePerStall(t *testing.T) {
 	for i, st := range steps {
 		mustApply(t, s, st.v)
 		if st.want == "" {
-			sock.none(t, fmt.Sprintf("step %d (%v)", i, st.v.State))
+			sock.None(t, fmt.Sprintf("step %d (%v)", i, st.v.State))
 			continue
 		}
-		wantTrigger(t, sock.next(t), pid, st.want)
-		sock.none(t, fmt.Sprintf("step %d (%v)", i, st.v.State))
+		wantTrigger(t, sock.Next(t, time.Second), pid, st.want)
+		sock.None(t, fmt.Sprintf("step %d (%v)", i, st.v.State))
 		sent++
 	}
 	if sent != 2 {
 		t.Fatalf("%d datagrams, want 2", sent)
+	}
+}
+
+// The agent announces the stall it kills for after it fenced the gate,
+// so a Fenced verdict may come between two Stalled ones of one stall:
+// still one trigger. The Final verdict ends the run; under stallmon run,
+// a stall of the next run is a new one.
+func TestTriggerKillAndNextRun(t *testing.T) {
+	sock := sdnotifytest.Temp(t)
+	s := newSink(t, Config{Socket: sock.Addr})
+	pid := os.Getpid() + 1
+	steps := []struct {
+		v    sink.Verdict
+		send bool
+	}{
+		{sink.Verdict{State: sink.Alive, PID: pid}, false},
+		{stalled(pid, pid, "redis-server", "fsync", 600*time.Millisecond), true},
+		{sink.Verdict{State: sink.Fenced, PID: pid}, false},
+		{stalled(pid, pid, "redis-server", "fsync", 3*time.Second), false},
+		{sink.Verdict{State: sink.Fenced, PID: pid, Final: true}, false},
+		{stalled(pid+5, pid+5, "redis-server", "fsync", 600*time.Millisecond), true},
+		{sink.Verdict{State: sink.Leaving, Final: true}, false},
+	}
+	for i, st := range steps {
+		mustApply(t, s, st.v)
+		if st.send {
+			if d := sock.Next(t, time.Second); !strings.HasSuffix(d.Msg, "\nWATCHDOG=trigger") {
+				t.Fatalf("step %d: %q", i, d.Msg)
+			}
+		}
+		sock.None(t, fmt.Sprintf("step %d (%v final=%v)", i, st.v.State, st.v.Final))
 	}
 }
 
@@ -219,32 +157,32 @@ func TestTriggerOncePerStall(t *testing.T) {
 // the hub, which retries; the stall is not marked reported.
 func TestTriggerDeadPID(t *testing.T) {
 	privtest.Require(t)
-	sock := tempSocket(t)
+	sock := sdnotifytest.Temp(t)
 	gone := exec.Command("true")
 	if err := gone.Run(); err != nil {
 		t.Fatal(err)
 	}
 	pid := gone.Process.Pid
-	s := newSink(t, Config{Socket: sock.addr, Target: Target{PID: pid}})
+	s := newSink(t, Config{Socket: sock.Addr, Target: Target{PID: pid}})
 	for try := range 2 {
 		err := apply(t, s, stalled(pid, pid, "true", "read", time.Second))
 		if !errors.Is(err, syscall.ESRCH) {
 			t.Fatalf("try %d: Apply for the dead pid %d returned %v, want ESRCH", try, pid, err)
 		}
 		t.Logf("try %d: %v", try, err)
-		sock.none(t, "the failed send")
+		sock.None(t, "the failed send")
 	}
 }
 
 // $NOTIFY_SOCKET may name a socket in the abstract namespace ("@...").
 func TestTriggerAbstractSocket(t *testing.T) {
 	privtest.Require(t)
-	sock := listenNotify(t, fmt.Sprintf("@stallmon-sdnotify-test-%d", os.Getpid()))
+	sock := sdnotifytest.Listen(t, fmt.Sprintf("@stallmon-sdnotify-test-%d", os.Getpid()))
 	svc := startSleeper(t, exec.Command("sleep", "300"))
 	pid := svc.Process.Pid
-	s := newSink(t, Config{Socket: sock.addr, Target: Target{PID: pid}})
+	s := newSink(t, Config{Socket: sock.Addr, Target: Target{PID: pid}})
 	mustApply(t, s, stalled(pid, pid, "sleep", "read", time.Second))
-	wantTrigger(t, sock.next(t), pid,
+	wantTrigger(t, sock.Next(t, time.Second), pid,
 		fmt.Sprintf("stallmon: thread %d (sleep) of pid %d stuck in read for 1.0s (over_budget)", pid, pid))
 }
 
@@ -254,7 +192,7 @@ func TestTriggerAbstractSocket(t *testing.T) {
 func TestTriggerCgroup(t *testing.T) {
 	privtest.Require(t)
 	cg := cgrouptest.New(t)
-	sock := tempSocket(t)
+	sock := sdnotifytest.Temp(t)
 	main := startSleeper(t, exec.Command("sh", "-c", "sleep 300 & wait"))
 	child := 0
 	deadline := time.Now().Add(5 * time.Second)
@@ -288,9 +226,9 @@ func TestTriggerCgroup(t *testing.T) {
 	if len(pids) != 2 || pids[0] != child {
 		t.Fatalf("cgroup.procs %v, want the child %d first, then the shell %d", pids, child, main.Process.Pid)
 	}
-	s := newSink(t, Config{Socket: sock.addr, Target: Target{Cgroup: cg.Path}})
+	s := newSink(t, Config{Socket: sock.Addr, Target: Target{Cgroup: cg.Path}})
 	mustApply(t, s, stalled(0, 42, "sleep", "read", time.Second))
-	wantTrigger(t, sock.next(t), main.Process.Pid,
+	wantTrigger(t, sock.Next(t, time.Second), main.Process.Pid,
 		"stallmon: thread 42 (sleep) of pid 0 stuck in read for 1.0s (over_budget)")
 }
 
@@ -298,10 +236,10 @@ func TestTriggerCgroup(t *testing.T) {
 // itself, whatever pid the verdict names (its child). No privilege is
 // needed for one's own credentials.
 func TestTriggerSelf(t *testing.T) {
-	sock := tempSocket(t)
-	s := newSink(t, Config{Socket: sock.addr})
+	sock := sdnotifytest.Temp(t)
+	s := newSink(t, Config{Socket: sock.Addr})
 	mustApply(t, s, stalled(os.Getpid()+1, os.Getpid()+1, "redis-server", "write", 2*time.Second))
-	d := sock.next(t)
+	d := sock.Next(t, time.Second)
 	wantTrigger(t, d, os.Getpid(), fmt.Sprintf("stallmon: thread %d (redis-server) of pid %d stuck in write for 2.0s (over_budget)",
 		os.Getpid()+1, os.Getpid()+1))
 }
@@ -323,7 +261,7 @@ func TestTriggerMessageOneLine(t *testing.T) {
 // A manager that does not read its socket must not hang Apply: the send
 // gives up when ctx ends.
 func TestTriggerHonoursContext(t *testing.T) {
-	sock := tempSocket(t)
+	sock := sdnotifytest.Temp(t)
 	// Fill the receiver's queue (net.unix.max_dgram_qlen datagrams) from
 	// a non-blocking socket until the kernel says it is full.
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
@@ -333,7 +271,7 @@ func TestTriggerHonoursContext(t *testing.T) {
 	defer unix.Close(fd)
 	queued := 0
 	for {
-		err := unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrUnix{Name: sock.addr})
+		err := unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrUnix{Name: sock.Addr})
 		if errors.Is(err, unix.EAGAIN) {
 			break
 		}
@@ -344,7 +282,7 @@ func TestTriggerHonoursContext(t *testing.T) {
 			t.Fatal("the notify socket's queue never filled")
 		}
 	}
-	s := newSink(t, Config{Socket: sock.addr})
+	s := newSink(t, Config{Socket: sock.Addr})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -359,45 +297,45 @@ func TestTriggerHonoursContext(t *testing.T) {
 	}
 	// Once the manager reads again, the retry goes through.
 	for range queued {
-		sock.next(t)
+		sock.Next(t, time.Second)
 	}
 	mustApply(t, s, stalled(1, 1, "x", "read", time.Second))
-	if d := sock.next(t); !strings.HasSuffix(d.msg, "\nWATCHDOG=trigger") {
-		t.Fatalf("after the queue drained: %q", d.msg)
+	if d := sock.Next(t, time.Second); !strings.HasSuffix(d.Msg, "\nWATCHDOG=trigger") {
+		t.Fatalf("after the queue drained: %q", d.Msg)
 	}
 }
 
 // With WatchdogSec= on stallmon's own unit, stallmon pings WATCHDOG=1 as
 // itself while it sees its target, and stops when it is blind or leaving.
 func TestKeepAlive(t *testing.T) {
-	own := tempSocket(t)
-	svc := tempSocket(t)
-	k := &KeepAlive{Socket: own.addr}
-	s := newSink(t, Config{Socket: svc.addr, KeepAlive: k})
+	own := sdnotifytest.Temp(t)
+	svc := sdnotifytest.Temp(t)
+	k := &KeepAlive{Socket: own.Addr}
+	s := newSink(t, Config{Socket: svc.Addr, KeepAlive: k})
 	for _, st := range []sink.State{sink.Alive, sink.Stalled, sink.Alive, sink.Fenced} {
 		v := sink.Verdict{State: st}
 		if st == sink.Stalled {
 			v = stalled(1, 1, "x", "read", time.Second)
 		}
 		mustApply(t, s, v)
-		d := own.next(t)
-		if d.msg != "WATCHDOG=1" || int(d.cred.Pid) != os.Getpid() {
-			t.Fatalf("%v: ping %q as pid %d, want WATCHDOG=1 as %d", st, d.msg, d.cred.Pid, os.Getpid())
+		d := own.Next(t, time.Second)
+		if d.Msg != "WATCHDOG=1" || int(d.Cred.Pid) != os.Getpid() {
+			t.Fatalf("%v: ping %q as pid %d, want WATCHDOG=1 as %d", st, d.Msg, d.Cred.Pid, os.Getpid())
 		}
-		own.none(t, st.String())
+		own.None(t, st.String())
 	}
-	svc.next(t) // the stall's trigger
+	svc.Next(t, time.Second) // the stall's trigger
 	for _, st := range []sink.State{sink.Blind, sink.Leaving} {
 		mustApply(t, s, sink.Verdict{State: st})
-		own.none(t, st.String())
+		own.None(t, st.String())
 	}
 	// Rate: at most one ping per Every.
 	k.Every, k.last = time.Hour, time.Time{}
 	mustApply(t, s, sink.Verdict{State: sink.Alive})
-	own.next(t)
+	own.Next(t, time.Second)
 	mustApply(t, s, sink.Verdict{State: sink.Alive})
-	own.none(t, "a second Alive within Every")
-	svc.none(t, "the keep-alive pings")
+	own.None(t, "a second Alive within Every")
+	svc.None(t, "the keep-alive pings")
 }
 
 func TestKeepAliveFromEnv(t *testing.T) {

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/stallmon/stallmon/integrations/systemd/sdnotifytest"
+	"github.com/stallmon/stallmon/internal/fusehang"
+	"github.com/stallmon/stallmon/internal/privtest"
+)
+
+// The unit files the README shows; the tests below run what they say.
+const (
+	notifyUnit    = "stallmon-notify@.service"
+	watchedDropIn = "watched-service.conf"
+	// mainPIDArg is how the unit names the watched service's main pid.
+	mainPIDArg = `"$(systemctl show -P MainPID %i.service)"`
+)
+
+func readDeploy(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "systemd", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// unitValue is the value of key in a unit file ("" if absent), with
+// continuation lines joined.
+func unitValue(t *testing.T, unit, key string) string {
+	t.Helper()
+	text := strings.ReplaceAll(unit, "\\\n", " ")
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// notifyUnitArgs is the stallmon command line of stallmon-notify@.service
+// for the service whose main pid is pid.
+func notifyUnitArgs(t *testing.T, pid int) []string {
+	t.Helper()
+	exe := unitValue(t, readDeploy(t, notifyUnit), "ExecStart")
+	script, ok := strings.CutPrefix(exe, "/bin/sh -c '")
+	if !ok || !strings.HasSuffix(script, "'") || !strings.Contains(script, mainPIDArg) {
+		t.Fatalf("%s: ExecStart=%s: want /bin/sh -c '... %s ...'", notifyUnit, exe, mainPIDArg)
+	}
+	script = strings.ReplaceAll(strings.TrimSuffix(script, "'"), mainPIDArg, itoa(pid))
+	f := strings.Fields(script)
+	if len(f) < 3 || f[0] != "exec" || f[1] != "/usr/local/bin/stallmon" {
+		t.Fatalf("%s: ExecStart runs %q, want exec /usr/local/bin/stallmon ...", notifyUnit, script)
+	}
+	return f[2:]
+}
+
+func buildSystemdFlags(t *testing.T, target sinkTarget, args ...string) error {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	var o systemdFlags
+	o.register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	s, err := o.build(target, slog.New(slog.DiscardHandler))
+	if err == nil && s != nil {
+		if s.Name() != "systemd" {
+			t.Errorf("sink named %q", s.Name())
+		}
+		s.Close()
+	}
+	if err == nil && s == nil && fs.Changed("systemd-notify") {
+		t.Errorf("%q: no sink and no error", args)
+	}
+	return err
+}
+
+func TestSystemdNotifyFlags(t *testing.T) {
+	sock := sdnotifytest.Temp(t)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WATCHDOG_USEC", "")
+	t.Setenv("NOTIFY_SOCKET", "")
+	for _, c := range []struct {
+		args []string
+		msg  string // "" for success
+	}{
+		{nil, ""},
+		{[]string{"--notify-socket", sock.Addr}, "--notify-socket needs --systemd-notify"},
+		{[]string{"--systemd-notify", "--notify-socket", sock.Addr}, ""},
+		{[]string{"--systemd-notify", "--notify-socket", "@stallmon-abstract"}, ""},
+		{[]string{"--systemd-notify", "--notify-socket", "run/systemd/notify"}, "absolute path or @abstract-name"},
+		{[]string{"--systemd-notify", "--notify-socket", "/nonexistent/notify"}, "no such file"},
+		{[]string{"--systemd-notify", "--notify-socket", file}, "is not a socket"},
+	} {
+		err := buildSystemdFlags(t, sinkTarget{PID: 1}, c.args...)
+		if c.msg == "" && err != nil || c.msg != "" && (err == nil || !strings.Contains(err.Error(), c.msg)) {
+			t.Errorf("%q: %v, want %q", c.args, err, c.msg)
+		}
+	}
+	// The socket defaults to $NOTIFY_SOCKET, as sd_notify(3) reads it.
+	t.Setenv("NOTIFY_SOCKET", file)
+	if err := buildSystemdFlags(t, sinkTarget{PID: 1}, "--systemd-notify"); err == nil || !strings.Contains(err.Error(), file) {
+		t.Errorf("with $NOTIFY_SOCKET=%s (not a socket): %v", file, err)
+	}
+	t.Setenv("NOTIFY_SOCKET", sock.Addr)
+	if err := buildSystemdFlags(t, sinkTarget{PID: 1}, "--systemd-notify"); err != nil {
+		t.Errorf("with $NOTIFY_SOCKET=%s: %v", sock.Addr, err)
+	}
+	t.Setenv("WATCHDOG_USEC", "soon")
+	if err := buildSystemdFlags(t, sinkTarget{PID: 1}, "--systemd-notify"); err == nil || !strings.Contains(err.Error(), "WATCHDOG_USEC") {
+		t.Errorf("with $WATCHDOG_USEC=soon: %v", err)
+	}
+	// A typo reaches the user as bad usage, on one line, before attaching.
+	code, stderr := runStallmon(t, nil, "attach", "--pid", "1", "--systemd-notify", "--notify-socket", "/nonexistent/notify")
+	if code != exitUsage || !strings.Contains(stderr, "/nonexistent/notify") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("stallmon attach with a missing notify socket: exit %d, stderr %q; want %d, one line", code, stderr, exitUsage)
+	}
+}
+
+// The shipped units pass systemd-analyze verify: stallmon-notify@ with
+// the binary under test, and a service carrying the drop-in.
+func TestSystemdDeployVerify(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		privtest.Unavailable(t, "needs systemd-analyze (Debian's systemd package): "+err.Error())
+		return
+	}
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unit := readDeploy(t, notifyUnit)
+	dropIn := readDeploy(t, watchedDropIn)
+	for text, want := range map[string][]string{
+		unit:   {"--systemd-notify", "CAP_SYS_ADMIN", "BindsTo=%i.service", "WantedBy=%i.service"},
+		dropIn: {"NotifyAccess=main", "Restart=on-watchdog"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				t.Errorf("a unit lacks %q", w)
+			}
+		}
+	}
+	// A service the drop-in is for: systemd-analyze loads drop-ins from
+	// NAME.service.d beside the unit it verifies.
+	service := write("myservice.service", "[Unit]\nDescription=a service stallmon watches\n\n[Service]\nExecStart=/bin/sleep infinity\n")
+	write("myservice.service.d/stallmon.conf", dropIn)
+	attach := write("stallmon-notify@myservice.service", strings.ReplaceAll(unit, "/usr/local/bin/stallmon", stallmonBin))
+	for _, path := range []string{service, attach} {
+		out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
+		var problems []string
+		for line := range strings.Lines(string(out)) {
+			// Without systemd as PID 1 it cannot resolve units named as
+			// dependencies; anything else is a mistake in the unit.
+			if l := strings.TrimSpace(line); l != "" && !strings.Contains(l, "Failed to add dependency") &&
+				!strings.Contains(l, "not found") && !strings.Contains(l, "Failed to load") {
+				problems = append(problems, l)
+			}
+		}
+		if err != nil && len(problems) == 0 {
+			problems = append(problems, err.Error())
+		}
+		if len(problems) > 0 {
+			t.Errorf("systemd-analyze verify %s:\n%s", filepath.Base(path), strings.Join(problems, "\n"))
+		}
+	}
+}
+
+// stallmon-notify@'s command, run on a service whose read(2) hangs on a
+// FUSE mount: the notify socket gets WATCHDOG=trigger with the service's
+// pid in its credentials, once, soon after the budget; stallmon pings its
+// own watchdog as itself meanwhile, as the unit's WatchdogSec= asks.
+func TestSystemdNotifyOnHungFS(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	const budget, killAfter = 500 * time.Millisecond, 3 * time.Second
+	wdog, err := time.ParseDuration(unitValue(t, readDeploy(t, notifyUnit), "WatchdogSec"))
+	if err != nil {
+		t.Fatalf("%s: WatchdogSec: %v", notifyUnit, err)
+	}
+	var took []time.Duration
+	for trial := range 3 {
+		// One service, mount and stallmon per trial, cleaned up with it.
+		t.Run(fmt.Sprintf("trial%d", trial), func(t *testing.T) {
+			took = append(took, notifyTrial(t, trial, budget, killAfter, wdog))
+		})
+	}
+	t.Logf("read hung to WATCHDOG=trigger received, %d trials: %v (budget %v, poll 100ms)", len(took), took, budget)
+}
+
+func notifyTrial(t *testing.T, trial int, budget, killAfter, wdog time.Duration) time.Duration {
+	t.Helper()
+	svc := sdnotifytest.Temp(t)
+	own := sdnotifytest.Temp(t)
+	// What systemd sets for stallmon's own unit (WatchdogSec=, NotifyAccess=main).
+	t.Setenv("NOTIFY_SOCKET", own.Addr)
+	t.Setenv("WATCHDOG_USEC", fmt.Sprint(wdog.Microseconds()))
+	t.Setenv("WATCHDOG_PID", "")
+	w := startWorkload(t)
+	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: true})
+	args := append(notifyUnitArgs(t, w.PID), "--notify-socket", svc.Addr,
+		"--poll-interval", "100ms", "--metrics-addr", "", "--budget", budget.String(), "--kill-after", killAfter.String())
+	agent := startStallmon(t, args...)
+	agent.Events.Next("attached", 10*time.Second)
+	ping := own.Next(t, 5*time.Second)
+	if ping.Msg != "WATCHDOG=1" || int(ping.Cred.Pid) != agent.Cmd.Process.Pid {
+		t.Fatalf("trial %d: keep-alive %q as pid %d, want WATCHDOG=1 as stallmon (%d)", trial, ping.Msg, ping.Cred.Pid, agent.Cmd.Process.Pid)
+	}
+	svc.None(t, "attaching to a healthy service")
+
+	r, err := w.Do("read-file " + fs.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := time.Now()
+	tid, err := r.Int("tid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := svc.Next(t, budget+5*time.Second)
+	took := d.At.Sub(issued)
+	if int(d.Cred.Pid) != w.PID || int(d.Cred.Uid) != os.Getuid() || int(d.Cred.Gid) != os.Getgid() {
+		t.Errorf("trial %d: trigger sent as pid %d uid %d gid %d, want the service's pid %d and stallmon's uid %d gid %d",
+			trial, d.Cred.Pid, d.Cred.Uid, d.Cred.Gid, w.PID, os.Getuid(), os.Getgid())
+	}
+	status, trigger, _ := strings.Cut(d.Msg, "\n")
+	if trigger != "WATCHDOG=trigger" || !strings.HasPrefix(status, fmt.Sprintf("STATUS=stallmon: thread %d (", tid)) ||
+		!strings.Contains(status, fmt.Sprintf("of pid %d stuck in read for", w.PID)) || !strings.HasSuffix(status, "(over_budget)") {
+		t.Errorf("trial %d: datagram %q: want the STATUS of thread %d stuck in read, then WATCHDOG=trigger", trial, d.Msg, tid)
+	}
+	// Within a poll and a publish of the budget; never before it.
+	if took < budget-100*time.Millisecond || took > budget+time.Second {
+		t.Errorf("trial %d: trigger %v after the read, want within [%v, %v]", trial, took, budget-100*time.Millisecond, budget+time.Second)
+	}
+	t.Logf("trial %d: read issued to trigger received %v: %s", trial, took.Round(time.Millisecond), status)
+
+	// stallmon's own kill is the backstop here (nothing acts on the
+	// trigger); once it is done, nothing more was sent for this stall.
+	if code := agent.Wait(t, killAfter+10*time.Second); code != exitKilled {
+		t.Fatalf("trial %d: stallmon exited %d, want %d (killed)", trial, code, exitKilled)
+	}
+	svc.None(t, "the stall, the kill and the exit")
+	return took.Round(time.Millisecond)
+}
