@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -261,4 +263,107 @@ func notifyTrial(t *testing.T, trial int, budget, killAfter, wdog time.Duration)
 	}
 	svc.None(t, "the stall, the kill and the exit")
 	return took.Round(time.Millisecond)
+}
+
+// The whole handover with the real manager: Debian's systemd, booted as
+// a container's init, runs a service with the shipped drop-in; the
+// service's read(2) hangs on FUSE; stallmon-notify@'s command line sends
+// the trigger, and systemd itself kills the service (WatchdogSignal=) and
+// starts it again (Restart=on-watchdog), logging our STATUS= line.
+// stallmon's own kill is pushed out of the way to show that systemd acts.
+func TestSystemdManagerRestartsHungService(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	const budget = 500 * time.Millisecond
+	t.Setenv("NOTIFY_SOCKET", "")
+	t.Setenv("WATCHDOG_USEC", "")
+	// Mounted before the manager starts, so that its namespace sees it.
+	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: true})
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	units := filepath.Join(dir, "units")
+	if err := os.MkdirAll(filepath.Join(units, "victim.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The service waits on a pipe (a legitimate wait) until the test
+	// writes to it, then becomes cat, whose read of the FUSE file hangs.
+	victim := fmt.Sprintf(`[Unit]
+Description=a service whose read(2) hangs once told to
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sh -c 'exec 3<>%s; read x <&3; exec cat %s'
+`, fifo, fs.File)
+	if err := os.WriteFile(filepath.Join(units, "victim.service"), []byte(victim), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(units, "victim.service.d", "stallmon.conf"), []byte(readDeploy(t, watchedDropIn)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := sdnotifytest.StartManager(t, units, "victim.service")
+	nsMain, err := strconv.Atoi(m.Show(t, "victim.service", "MainPID"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	main := m.HostPID(t, nsMain)
+	t.Logf("systemd is PID 1 of its namespace (%d here); victim.service (NotifyAccess=%s) main pid %d there, %d here",
+		m.Init,
+		m.Show(t, "victim.service", "NotifyAccess"), nsMain, main)
+
+	args := append(notifyUnitArgs(t, main), "--notify-socket", m.Socket,
+		"--poll-interval", "100ms", "--metrics-addr", "", "--budget", budget.String(), "--kill-after", "1m")
+	agent := startStallmon(t, args...)
+	agent.Events.Next("attached", 10*time.Second)
+
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("go\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if _, err := fs.WaitFor("the service's read", 10*time.Second, func(s fusehang.Stats) bool { return s.Pending > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	hung := time.Now()
+	trig := agent.Events.Next("systemd watchdog triggered", budget+5*time.Second)
+	triggered := eventTime(t, trig)
+	if trig["as_pid"] != float64(main) {
+		t.Errorf("trigger sent as pid %v, want the main pid %d", trig["as_pid"], main)
+	}
+	// systemd kills the service: stallmon sees it exit (on its own, as
+	// far as stallmon is concerned) and stops.
+	if code := agent.Wait(t, 10*time.Second); code != exitOK {
+		t.Fatalf("stallmon exited %d, want %d (the target exited: systemd killed it)", code, exitOK)
+	}
+	gone := time.Now()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Show(t, "victim.service", "NRestarts") != "1" || m.Show(t, "victim.service", "SubState") != "running" {
+		if time.Now().After(deadline) {
+			t.Fatalf("victim.service not restarted: NRestarts=%s SubState=%s", m.Show(t, "victim.service", "NRestarts"),
+				m.Show(t, "victim.service", "SubState"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	restarted := time.Now()
+	log := m.Log()
+	for _, want := range []string{
+		"victim.service: Watchdog request (last status: stallmon: thread " + itoa(main) + " (cat) of pid " + itoa(main) + " stuck in read for",
+		"victim.service: Failed with result 'watchdog'.",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("systemd's log lacks %q", want)
+		}
+	}
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "victim.service") {
+			t.Logf("systemd: %s", strings.TrimSpace(line))
+		}
+	}
+	t.Logf("read hung to: trigger sent %v, service killed by systemd (stallmon saw it exit) %v, service running again %v (RestartSec=1s)",
+		triggered.Sub(hung).Round(time.Millisecond), gone.Sub(hung).Round(time.Millisecond), restarted.Sub(hung).Round(time.Millisecond))
 }
