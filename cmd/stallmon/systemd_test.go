@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	sdnotify "github.com/stallmon/stallmon/integrations/systemd"
 	"github.com/stallmon/stallmon/integrations/systemd/sdnotifytest"
 	"github.com/stallmon/stallmon/internal/fusehang"
 	"github.com/stallmon/stallmon/internal/privtest"
@@ -366,4 +368,48 @@ ExecStart=/bin/sh -c 'exec 3<>%s; read x <&3; exec cat %s'
 	}
 	t.Logf("read hung to: trigger sent %v, service killed by systemd (stallmon saw it exit) %v, service running again %v (RestartSec=1s)",
 		triggered.Sub(hung).Round(time.Millisecond), gone.Sub(hung).Round(time.Millisecond), restarted.Sub(hung).Round(time.Millisecond))
+}
+
+// The drop-in's FailureAction= advice, checked with the manager itself:
+// uncommented, it fires on the trigger although Restart= restarts the
+// unit. exit-force stands in for reboot-force (the same emergency action
+// path; in a container it ends the manager instead of the machine).
+func TestSystemdFailureActionOnTrigger(t *testing.T) {
+	privtest.Require(t)
+	const status = 42
+	dropIn := readDeploy(t, watchedDropIn)
+	const commented = "#FailureAction=reboot-force\n"
+	if !strings.Contains(dropIn, commented) {
+		t.Fatalf("%s lacks %q", watchedDropIn, commented)
+	}
+	dropIn = strings.Replace(dropIn, commented, fmt.Sprintf("FailureAction=exit-force\nFailureActionExitStatus=%d\n", status), 1)
+	units := filepath.Join(t.TempDir(), "units")
+	if err := os.MkdirAll(filepath.Join(units, "victim.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victim := "[Unit]\nDescription=a service\nDefaultDependencies=no\n\n[Service]\nExecStart=/bin/sleep infinity\n"
+	if err := os.WriteFile(filepath.Join(units, "victim.service"), []byte(victim), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(units, "victim.service.d", "stallmon.conf"), []byte(dropIn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := sdnotifytest.StartManager(t, units, "victim.service")
+	if got := m.Show(t, "victim.service", "FailureAction"); got != "exit-force" {
+		t.Fatalf("FailureAction=%q: the uncommented line did not take (wrong section?)", got)
+	}
+	nsMain, err := strconv.Atoi(m.Show(t, "victim.service", "MainPID"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := sdnotify.Send(ctx, m.Socket, m.HostPID(t, nsMain), "STATUS=test\nWATCHDOG=trigger"); err != nil {
+		t.Fatal(err)
+	}
+	code, exited := m.Exited(10 * time.Second)
+	if !exited || code != status {
+		t.Fatalf("manager exited=%v with %d after the trigger, want FailureAction's %d:\n%s", exited, code, status, m.Log())
+	}
+	t.Logf("the trigger ran FailureAction= despite Restart=on-watchdog: manager exited %d", code)
 }

@@ -39,6 +39,8 @@ type Manager struct {
 	// Socket is its notify socket, reached from here through /proc.
 	Socket  string
 	console *console
+	done    chan struct{}
+	code    int
 }
 
 // StartManager boots systemd with the units in unitDir and starts unit;
@@ -90,7 +92,13 @@ exec "$UNSHARE" --pid --fork --mount --uts --ipc --net --mount-proc --propagatio
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m := &Manager{console: console}
+	m := &Manager{console: console, done: make(chan struct{})}
+	go func() {
+		// unshare --fork exits with its child's status: the manager's.
+		cmd.Wait()
+		m.code = cmd.ProcessState.ExitCode()
+		close(m.done)
+	}()
 	t.Cleanup(func() {
 		// SIGKILL to a pid namespace's init ends every process in it.
 		if m.Init == 0 {
@@ -103,7 +111,7 @@ exec "$UNSHARE" --pid --fork --mount --uts --ipc --net --mount-proc --propagatio
 		}
 		// unshare ends once its child, the init, has reaped the whole
 		// namespace.
-		cmd.Wait()
+		<-m.done
 		waitEmpty(t, cg)
 		if t.Failed() {
 			t.Logf("systemd console:\n%s\nunshare: %s", m.Log(), stderr.String())
@@ -125,6 +133,9 @@ exec "$UNSHARE" --pid --fork --mount --uts --ipc --net --mount-proc --propagatio
 			if pid, err := strconv.Atoi(m.tryShow(unit, "MainPID")); err == nil && pid != 0 {
 				return m
 			}
+		}
+		if code, exited := m.Exited(0); exited {
+			t.Fatalf("systemd exited %d before starting %s:\n%s\n%s", code, unit, m.Log(), stderr.String())
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("systemd did not start %s within 20s:\n%s", unit, m.Log())
@@ -246,6 +257,17 @@ func (m *Manager) HostPID(t testing.TB, nspid int) int {
 	}
 	t.Fatalf("no process with pid %d in the manager's namespace", nspid)
 	return 0
+}
+
+// Exited waits up to timeout for the manager to exit, and returns its
+// exit status; false if it is still running.
+func (m *Manager) Exited(timeout time.Duration) (int, bool) {
+	select {
+	case <-m.done:
+		return m.code, true
+	case <-time.After(timeout):
+		return 0, false
+	}
 }
 
 // Log is what the manager wrote to its console so far.
