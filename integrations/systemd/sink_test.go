@@ -212,7 +212,23 @@ func TestTriggerCgroup(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		// Killed while the shell waits for it, so that the shell reaps
+		// it: an orphan would wait for init to reap it, and its cgroup
+		// cannot be removed until then.
+		syscall.Kill(child, syscall.SIGKILL)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", child)); err != nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the shell did not reap its child %d", child)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
 	// The child joins first, so it is listed first.
 	for _, p := range []int{child, main.Process.Pid} {
 		if err := cg.Add(p); err != nil {
