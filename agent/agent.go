@@ -153,8 +153,11 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 		case <-tick.C:
 			a.feed()
 			if victim := a.poll(ctx); victim != nil {
-				a.gate.fence()
+				// The publisher stops before the gate says fenced: a
+				// fenced verdict of its own must not go out ahead of the
+				// stall announced here.
 				halt()
+				a.gate.fence()
 				a.announceStall(victim)
 				return a.fenceTarget(ctx, *victim)
 			}

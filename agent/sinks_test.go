@@ -110,9 +110,62 @@ func TestSinksHearStallAndFence(t *testing.T) {
 	if len(states) != len(want) || states[0] != want[0] || states[1] != want[1] || states[2] != want[2] {
 		t.Fatalf("heartbeat went %v, want %v", states, want)
 	}
+	assertStallBeforeFence(t, got)
 	for _, s := range a.Stats().Sinks {
 		if s.Name == "stuck" && (s.OK || s.Failures == 0) {
 			t.Errorf("the stuck sink's record %+v shows no failure", s)
+		}
+	}
+}
+
+// assertStallBeforeFence checks that no stalled verdict follows a fenced
+// one: a sink acting on edges (systemd's trigger) would act twice, and a
+// peer would hear STALLED after FENCED.
+func assertStallBeforeFence(t *testing.T, v *verdicts) {
+	t.Helper()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	fenced := false
+	var states []sink.State
+	for _, x := range v.got {
+		states = append(states, x.State)
+		if x.State == sink.Fenced {
+			fenced = true
+		}
+		if fenced && x.State == sink.Stalled {
+			t.Fatalf("stalled after fenced: %v", states)
+		}
+	}
+}
+
+// A stall past kill_after at the very poll that first sees it is fenced at
+// once; the sinks hear it stalled, then fenced, never the other way round.
+// Run several times: the publisher's tick races the kill path.
+func TestSinksHearImmediateKillInOrder(t *testing.T) {
+	for i := range 5 {
+		w, mon, table := watchHang(t, 100*time.Millisecond, 100*time.Millisecond)
+		got := &verdicts{ch: make(chan sink.Verdict, 256)}
+		a, err := New(mon, Config{PollInterval: 20 * time.Millisecond, Table: table, Kill: true, KillGrace: 5 * time.Second,
+			Heartbeat: &HeartbeatConfig{Sender: &recorder{got: make(chan heartbeat.Packet, 1)}, Interval: 5 * time.Millisecond, NodeID: "n"},
+			Sinks:     []sink.Sink{got}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan Outcome, 1)
+		go func() { o, _ := a.Run(context.Background()); done <- o }()
+		got.wait(t, sink.Alive)
+		if _, err := w.Do("uffd-hang"); err != nil {
+			t.Fatal(err)
+		}
+		if o := <-done; o != TargetKilled {
+			t.Fatalf("trial %d: outcome %v, want killed", i, o)
+		}
+		assertStallBeforeFence(t, got)
+		got.mu.Lock()
+		last := got.got[len(got.got)-1]
+		got.mu.Unlock()
+		if last.State != sink.Fenced || !last.Final {
+			t.Fatalf("trial %d: last verdict %+v, want the final fenced", i, last)
 		}
 	}
 }

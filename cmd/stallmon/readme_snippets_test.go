@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Every configuration snippet in the README's Integrations section is a
+// verbatim part of a deploy/ file linked just before it, the file the
+// integration's tests run: the README cannot drift from what was tested.
+func TestREADMEIntegrationSnippetsAreTested(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "\n## Integrations\n")
+	if start < 0 {
+		t.Fatal("README has no Integrations section")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	link := regexp.MustCompile(`\((deploy/[^)#]+)\)`)
+	var linked []string // deploy files linked since the previous snippet
+	var block []string
+	in, blocks := false, 0
+	for line := range strings.Lines(section) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "```") && !in:
+			in, block = true, nil
+		case strings.HasPrefix(line, "```") && in:
+			in = false
+			blocks++
+			snippet := strings.Join(block, "\n")
+			found := false
+			for _, f := range linked {
+				content, err := os.ReadFile(filepath.Join("..", "..", f))
+				if err != nil {
+					t.Errorf("README links %s: %v", f, err)
+					continue
+				}
+				found = found || strings.Contains(string(content), snippet)
+			}
+			if !found {
+				t.Errorf("README snippet is in none of %v:\n%s", linked, snippet)
+			}
+			linked = nil
+		case in:
+			block = append(block, line)
+		default:
+			for _, m := range link.FindAllStringSubmatch(line, -1) {
+				linked = append(linked, m[1])
+			}
+		}
+	}
+	if blocks < 5 {
+		t.Errorf("found %d snippets in the Integrations section, want one or more per integration", blocks)
+	}
+}
