@@ -26,7 +26,10 @@ func TestREADMEIntegrationSnippetsAreTested(t *testing.T) {
 		section = section[:end+3]
 	}
 	link := regexp.MustCompile(`\((deploy/[^)#]+)\)`)
-	var linked []string // deploy files linked since the previous snippet
+	// The deploy files linked before a snippet; snippets that follow one
+	// another share the links before the first.
+	var linked []string
+	stale := false
 	var block []string
 	in, blocks := false, 0
 	for line := range strings.Lines(section) {
@@ -50,11 +53,14 @@ func TestREADMEIntegrationSnippetsAreTested(t *testing.T) {
 			if !found {
 				t.Errorf("README snippet is in none of %v:\n%s", linked, snippet)
 			}
-			linked = nil
+			stale = true
 		case in:
 			block = append(block, line)
 		default:
 			for _, m := range link.FindAllStringSubmatch(line, -1) {
+				if stale {
+					linked, stale = nil, false
+				}
 				linked = append(linked, m[1])
 			}
 		}
