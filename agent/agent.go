@@ -31,6 +31,9 @@ type Config struct {
 	// Sinks are the integrations told of every verdict besides the
 	// heartbeat (keepalived, Pacemaker, ...). The agent does not close them.
 	Sinks []sink.Sink
+	// LateReturn: what a stall that ends after it was declared leads to.
+	// The zero value fences.
+	LateReturn LateReturn
 	// NodeFence, when set, takes the node down if the killed target does
 	// not die within KillGrace. It is fed at every poll.
 	NodeFence nodefence.Fencer
@@ -63,6 +66,10 @@ type Agent struct {
 	lastAt  time.Time
 	late    bool
 	failing int // consecutive failed polls
+	// declared is the stall the gate first closed on, under the fence
+	// policy; lateLogged once its return was logged.
+	declared   *judged
+	lateLogged bool
 	deaths  deathWatch
 	stats   *statsRecorder
 }
@@ -220,13 +227,17 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		attrs = append(attrs, slog.Float64("duration_seconds", j.span.Seconds()))
 		a.event(slog.LevelInfo, EvStallCleared, attrs...)
 	}
-	a.gate.polled(now, over)
+	gated, late := a.declaredDead(over)
+	a.gate.polled(now, gated)
 	a.stats.polled(timing, snap, over)
 	if len(started) > 0 || len(cleared) > 0 {
 		a.pub.poke()
 	}
 	if !a.cfg.Kill || !onTime {
 		return nil
+	}
+	if late != nil {
+		return late
 	}
 	for i := range over {
 		if over[i].overKill() {

@@ -78,7 +78,7 @@ func TestAttachReportsStall(t *testing.T) {
 	const budget, poll = 300 * time.Millisecond, 100 * time.Millisecond
 	p := startWorkload(t)
 	cmd := exec.Command(stallmonBin, "attach", "--pid", strconv.Itoa(p.PID),
-		"--budget", budget.String(), "--poll-interval", poll.String(), "--log-format", "json")
+		"--budget", budget.String(), "--poll-interval", poll.String(), "--log-format", "json", "--late-return", "resume")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

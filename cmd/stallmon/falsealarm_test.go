@@ -67,7 +67,8 @@ func TestStallThatClearsResumesHeartbeat(t *testing.T) {
 	c := newCluster(t)
 	w := startWorkload(t)
 	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json",
-		"--node-id", "slow", "--budget", "300ms", "--kill-after", "10s", "--poll-interval", "100ms", "--interval", "200ms"}, c.GroupFlags()...)...)
+		"--node-id", "slow", "--budget", "300ms", "--kill-after", "10s", "--poll-interval", "100ms", "--interval", "200ms",
+		"--late-return", "resume"}, c.GroupFlags()...)...)
 	agent.Events.Next("attached", 10*time.Second)
 	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
 

@@ -94,7 +94,7 @@ func TestHealthEndpoints(t *testing.T) {
 	privtest.Require(t)
 	w := startWorkload(t)
 	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--log-format", "json", "--no-heartbeat",
-		"--metrics-addr", "127.0.0.1:0", "--budget", "300ms", "--kill-after", "0")
+		"--metrics-addr", "127.0.0.1:0", "--budget", "300ms", "--kill-after", "0", "--late-return", "resume")
 	addr := agent.Events.Next("metrics_listening", 10*time.Second)["addr"].(string)
 	agent.Events.Next("attached", 10*time.Second)
 	probe := func(path string) (int, string) {

@@ -194,7 +194,7 @@ func TestStoppedTargetStopsHeartbeat(t *testing.T) {
 	c := newCluster(t)
 	w := startWorkload(t)
 	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json",
-		"--node-id", "stopped", "--interval", interval.String(), "--metrics-addr", ""}, c.GroupFlags()...)...)
+		"--node-id", "stopped", "--interval", interval.String(), "--metrics-addr", "", "--late-return", "resume"}, c.GroupFlags()...)...)
 	agent.Events.Next("attached", 10*time.Second)
 	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
 
@@ -242,7 +242,7 @@ func TestFrozenTargetStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--no-heartbeat", "--log-format", "json",
-		"--metrics-addr", "")
+		"--metrics-addr", "", "--late-return", "resume")
 	agent.Events.Next("attached", 10*time.Second)
 
 	if err := cg.Freeze(true); err != nil {

@@ -21,6 +21,7 @@ type watchOptions struct {
 	pollInterval time.Duration
 	noKill       bool
 	killGrace    time.Duration
+	lateReturn   string
 	table        tableOptions
 	hb           heartbeatOptions
 	sinks        sinkOptions
@@ -32,6 +33,8 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.pollInterval, "poll-interval", 100*time.Millisecond, "how often to read the tracker")
 	f.BoolVar(&o.noKill, "no-kill", false, "never kill the target; only stop the heartbeat")
 	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
+	f.StringVar(&o.lateReturn, "late-return", "fence",
+		"a stall that ends after STALLED was sent: fence (kill the target; never report it alive again) or resume (report it alive again)")
 	o.table.register(f)
 	o.hb.register(f)
 	o.sinks.register(f)
@@ -51,6 +54,9 @@ func (o *watchOptions) setUp(cmd *cobra.Command) (*slog.Logger, *budget.Table, e
 	}
 	if o.killGrace <= 0 {
 		return nil, nil, usageError(fmt.Errorf("--kill-grace must be positive, got %v", o.killGrace))
+	}
+	if _, err := agent.ParseLateReturn(o.lateReturn); err != nil {
+		return nil, nil, usageError(fmt.Errorf("--late-return: %w", err))
 	}
 	table, err := o.table.load()
 	if err != nil {
@@ -75,11 +81,16 @@ func (o *watchOptions) buildSinks(t sinkTarget, log *slog.Logger) ([]sink.Sink, 
 }
 
 func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *agent.HeartbeatConfig, sinks []sink.Sink, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
+	lateReturn, err := agent.ParseLateReturn(o.lateReturn)
+	if err != nil {
+		return nil, err
+	}
 	return agent.New(mon, agent.Config{
 		PollInterval: o.pollInterval,
 		Table:        table,
 		Kill:         !o.noKill,
 		KillGrace:    o.killGrace,
+		LateReturn:   lateReturn,
 		Heartbeat:    hb,
 		Sinks:        sinks,
 		NodeFence:    nf,

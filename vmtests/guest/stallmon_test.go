@@ -205,7 +205,7 @@ func oopsPoll(t *testing.T) {
 // back when it returns before kill_after.
 func TestKernelSpinIsFlaggedOnCPU(t *testing.T) {
 	const budget, killAfter = 500 * time.Millisecond, 30 * time.Second
-	n := startNode(t, "spin-long:busy", "--budget", budget.String(), "--kill-after", killAfter.String())
+	n := startNode(t, "spin-long:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--late-return", "resume")
 	n.child.enter(t)
 
 	stall := n.agent.Events.Next("stall", 30*time.Second)
