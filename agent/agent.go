@@ -28,9 +28,13 @@ type Config struct {
 	KillGrace time.Duration
 	// Heartbeat is nil when no heartbeat is sent.
 	Heartbeat *HeartbeatConfig
-	// Sinks are the integrations told of every verdict besides the
-	// heartbeat (keepalived, Pacemaker, ...). The agent does not close them.
-	Sinks []sink.Sink
+	// Integrations is the hub of the sinks told of every verdict besides
+	// the heartbeat (keepalived, Pacemaker, ...), nil for none. Its owner
+	// keeps it for as long as its sinks live: under stallmon run, across
+	// every run of the service, so that a verdict one run could not get
+	// through is still retried after it, and no sink is ever applied from
+	// two hubs at once. The agent only publishes into it.
+	Integrations *sink.Hub
 	// LateReturn: what a stall that ends after it was declared leads to.
 	// The zero value fences.
 	LateReturn LateReturn
@@ -70,8 +74,8 @@ type Agent struct {
 	// policy; lateLogged once its return was logged.
 	declared   *judged
 	lateLogged bool
-	deaths  deathWatch
-	stats   *statsRecorder
+	deaths     deathWatch
+	stats      *statsRecorder
 }
 
 // New returns an agent for an attached monitor. It does not own mon.
@@ -118,16 +122,22 @@ func New(mon *monitor.Monitor, cfg Config) (*Agent, error) {
 
 // Run polls until ctx is done or the target is gone.
 func (a *Agent) Run(ctx context.Context) (Outcome, error) {
-	sinks := a.cfg.Sinks
+	// The heartbeat is this agent's own: its incarnation ends with the run.
+	var own *sink.Hub
 	if a.beacon != nil {
-		sinks = append([]sink.Sink{a.beacon}, sinks...)
+		own = sink.Start([]sink.Sink{a.beacon}, sink.Options{Logger: a.log})
+		// The final verdict (FENCED, LEAVING) is published before this runs.
+		defer own.Stop(sinkFlush)
 	}
-	hub := sink.Start(sinks, sink.Options{Logger: a.log})
 	a.hubMu.Lock()
-	a.hub, a.pub.hub = hub, hub
+	a.hub = own
+	a.pub.hubs = nil
+	for _, h := range []*sink.Hub{own, a.cfg.Integrations} {
+		if h != nil {
+			a.pub.hubs = append(a.pub.hubs, h)
+		}
+	}
 	a.hubMu.Unlock()
-	// The final verdict (FENCED, LEAVING) is published before this runs.
-	defer hub.Stop(sinkFlush)
 
 	bctx, stopPublisher := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -213,9 +223,8 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
 	// Events first, then the gate: the beacon logs heartbeat_stopped and
 	// heartbeat_resumed when it hears the gate, so they always follow the
-	// stall or stall_cleared that caused them. This delays the gate by one
-	// log write; a log that blocks stalls this loop, and the gate then goes
-	// blind by itself.
+	// stall or stall_cleared that caused them. The log is written off this
+	// loop (asynclog), so this costs a queue append, not a write.
 	started, cleared := a.stalls.update(over)
 	for _, j := range started {
 		a.event(slog.LevelWarn, EvStall, judgedAttrs(j)...)
@@ -292,14 +301,22 @@ func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
 // FENCED once the kill is confirmed, which never comes for a target that
 // cannot die. Sinks that already heard this stall ignore it.
 func (a *Agent) announceStall(j *judged) {
-	a.pub.hub.Publish(a.pub.judgedVerdict(sink.Stalled, j, time.Now()))
+	a.pub.publish(a.pub.judgedVerdict(sink.Stalled, j, time.Now()))
+	// Peers must hear STALLED before the kill, as they did when the
+	// heartbeat sent it from here; the integrations go at their pace.
+	a.hubMu.Lock()
+	own := a.hub
+	a.hubMu.Unlock()
+	if own != nil {
+		own.Settle(stallSettle)
+	}
 }
 
 // final publishes the last verdict of this run, after the publisher stopped.
 func (a *Agent) final(state sink.State, j *judged) {
 	v := a.pub.judgedVerdict(state, j, time.Now())
 	v.Final = true
-	a.pub.hub.Publish(v)
+	a.pub.publish(v)
 }
 
 func (a *Agent) trackThreads(snap monitor.Snapshot) {

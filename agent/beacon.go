@@ -41,6 +41,7 @@ type beacon struct {
 	last        sink.State
 	silent      bool // heartbeat_stopped was logged and ALIVE has not resumed
 	stats       *statsRecorder
+	err         error // the current Apply's encoding failure
 }
 
 func newBeacon(cfg HeartbeatConfig, log *slog.Logger, stats *statsRecorder) *beacon {
@@ -55,8 +56,10 @@ func (b *beacon) Name() string { return "heartbeat" }
 func (b *beacon) Close() error { return nil }
 
 // Apply sends what v calls for. A datagram that cannot be sent is logged
-// and counted, not retried: the next interval's packet supersedes it.
+// and counted, not retried: the next interval's packet supersedes it. A
+// packet that cannot be encoded is an error, so the sink reads as down.
 func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
+	b.err = nil
 	prev := b.last
 	b.last = v.State
 	switch v.State {
@@ -87,7 +90,7 @@ func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 	default:
 		return fmt.Errorf("unknown verdict %v", v.State)
 	}
-	return nil
+	return b.err
 }
 
 // announce sends the STALLED burst for v. It is logged as the heartbeat
@@ -124,7 +127,7 @@ func (b *beacon) send(state heartbeat.State, v sink.Verdict, n int) {
 		}
 		raw, err := p.Marshal(b.cfg.Key)
 		if err != nil {
-			b.log.Error("encoding heartbeat", "err", err)
+			b.err = fmt.Errorf("encoding heartbeat: %w", err)
 			return
 		}
 		err = b.cfg.Sender.Send(raw)

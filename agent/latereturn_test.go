@@ -29,10 +29,11 @@ func TestLateReturn(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w, mon, table := watchHang(t, 200*time.Millisecond, 30*time.Second)
 			got := &verdicts{ch: make(chan sink.Verdict, 256)}
+			hub := integrations(t, got)
 			a, err := New(mon, Config{PollInterval: 20 * time.Millisecond, Table: table, Kill: c.kill, KillGrace: 5 * time.Second,
-				LateReturn: c.policy,
-				Heartbeat:  &HeartbeatConfig{Sender: &recorder{got: make(chan heartbeat.Packet, 1)}, Interval: 20 * time.Millisecond, NodeID: "n"},
-				Sinks:      []sink.Sink{got}})
+				LateReturn:   c.policy,
+				Heartbeat:    &HeartbeatConfig{Sender: &recorder{got: make(chan heartbeat.Packet, 1)}, Interval: 20 * time.Millisecond, NodeID: "n"},
+				Integrations: hub})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,6 +74,9 @@ func TestLateReturn(t *testing.T) {
 			}
 			cancel()
 			<-done
+			if !hub.Settle(10 * time.Second) {
+				t.Fatal("the integrations did not settle")
+			}
 			got.mu.Lock()
 			defer got.mu.Unlock()
 			stalled := false

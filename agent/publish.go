@@ -11,9 +11,13 @@ import (
 // pace: how soon an integration hears that the agent went blind.
 const defaultPublishInterval = 500 * time.Millisecond
 
-// sinkFlush bounds how long the end of a run waits for the sinks to apply
-// its final verdict (FENCED, LEAVING) before going on without them.
+// sinkFlush bounds how long the end of a run waits for the heartbeat to
+// send its final verdict (FENCED, LEAVING) before going on without it.
 const sinkFlush = 3 * time.Second
+
+// stallSettle bounds how long a kill waits for the heartbeat to send the
+// STALLED announced just before it.
+const stallSettle = 200 * time.Millisecond
 
 // publisher reads the gate at every interval, and at once when poked, and
 // hands the verdict to the sinks. Staleness is judged at read time, so a
@@ -21,7 +25,7 @@ const sinkFlush = 3 * time.Second
 // without anyone having to notice.
 type publisher struct {
 	gate     *gate
-	hub      *sink.Hub
+	hubs     []*sink.Hub // the heartbeat's, then the integrations'; set by Run
 	interval time.Duration
 	kick     chan struct{}
 	deadline func(now time.Time, j *judged) time.Time
@@ -31,7 +35,7 @@ type publisher struct {
 func (p *publisher) run(ctx context.Context) {
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
-	p.hub.Publish(p.verdict(time.Now()))
+	p.publish(p.verdict(time.Now()))
 	for {
 		select {
 		case <-ctx.Done():
@@ -39,7 +43,13 @@ func (p *publisher) run(ctx context.Context) {
 		case <-tick.C:
 		case <-p.kick:
 		}
-		p.hub.Publish(p.verdict(time.Now()))
+		p.publish(p.verdict(time.Now()))
+	}
+}
+
+func (p *publisher) publish(v sink.Verdict) {
+	for _, h := range p.hubs {
+		h.Publish(v)
 	}
 }
 

@@ -69,8 +69,8 @@ func TestSinksHearStallAndFence(t *testing.T) {
 	got := &verdicts{ch: make(chan sink.Verdict, 64)}
 	stuck := &stuckSink{entered: make(chan struct{}, 1)}
 	a, err := New(mon, Config{PollInterval: 50 * time.Millisecond, Table: table, Kill: true, KillGrace: 5 * time.Second,
-		Heartbeat: &HeartbeatConfig{Sender: rec, Interval: 50 * time.Millisecond, NodeID: "n"},
-		Sinks:     []sink.Sink{stuck, got}})
+		Heartbeat:    &HeartbeatConfig{Sender: rec, Interval: 50 * time.Millisecond, NodeID: "n"},
+		Integrations: integrations(t, stuck, got)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +145,10 @@ func TestSinksHearImmediateKillInOrder(t *testing.T) {
 	for i := range 5 {
 		w, mon, table := watchHang(t, 100*time.Millisecond, 100*time.Millisecond)
 		got := &verdicts{ch: make(chan sink.Verdict, 256)}
+		hub := integrations(t, got)
 		a, err := New(mon, Config{PollInterval: 20 * time.Millisecond, Table: table, Kill: true, KillGrace: 5 * time.Second,
-			Heartbeat: &HeartbeatConfig{Sender: &recorder{got: make(chan heartbeat.Packet, 1)}, Interval: 5 * time.Millisecond, NodeID: "n"},
-			Sinks:     []sink.Sink{got}})
+			Heartbeat:    &HeartbeatConfig{Sender: &recorder{got: make(chan heartbeat.Packet, 1)}, Interval: 5 * time.Millisecond, NodeID: "n"},
+			Integrations: hub})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,6 +161,10 @@ func TestSinksHearImmediateKillInOrder(t *testing.T) {
 		if o := <-done; o != TargetKilled {
 			t.Fatalf("trial %d: outcome %v, want killed", i, o)
 		}
+		// The integrations hear the end in their own time.
+		if !hub.Settle(10 * time.Second) {
+			t.Fatal("the integrations did not settle")
+		}
 		assertStallBeforeFence(t, got)
 		got.mu.Lock()
 		last := got.got[len(got.got)-1]
@@ -168,4 +173,13 @@ func TestSinksHearImmediateKillInOrder(t *testing.T) {
 			t.Fatalf("trial %d: last verdict %+v, want the final fenced", i, last)
 		}
 	}
+}
+
+// integrations starts a hub for sinks, stopped at the end of the test, as
+// cmd/stallmon does for the life of the process.
+func integrations(t *testing.T, sinks ...sink.Sink) *sink.Hub {
+	t.Helper()
+	h := sink.Start(sinks, sink.Options{ApplyTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { h.Stop(time.Second) })
+	return h
 }

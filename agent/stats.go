@@ -124,6 +124,9 @@ func (a *Agent) Stats() Stats {
 		st.Sinks = a.hub.Stats()
 	}
 	a.hubMu.Unlock()
+	if h := a.cfg.Integrations; h != nil {
+		st.Sinks = append(st.Sinks, h.Stats()...)
+	}
 	return st
 }
 

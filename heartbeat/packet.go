@@ -154,6 +154,9 @@ func (p *Packet) validate() error {
 
 // checkText refuses control characters too: node ids end up in logs and in
 // the environment of failover hooks, where a NUL or newline would do harm.
+// CheckNodeID reports whether id can go on the wire as a node id.
+func CheckNodeID(id string) error { return checkText("node id", id, 1, MaxNodeIDLen) }
+
 func checkText(what, s string, minLen, maxLen int) error {
 	if len(s) < minLen || len(s) > maxLen {
 		return fmt.Errorf("%s is %d bytes, want %d..%d: %w", what, len(s), minLen, maxLen, ErrMalformed)

@@ -35,7 +35,8 @@ type Stats struct {
 	Applied  uint64 // successful Apply calls
 	Failures uint64 // failed Apply calls
 	Dropped  uint64 // verdicts superseded before a slow sink took them
-	// OK is false while the latest Apply failed.
+	// OK is true once a verdict was applied and while the latest Apply
+	// succeeded.
 	OK bool
 	// State is the latest verdict applied, "" before the first.
 	State string
@@ -54,9 +55,12 @@ type Hub struct {
 type worker struct {
 	sink Sink
 	wake chan struct{}
+	idle chan struct{} // signalled after each Apply, for Settle
 
 	mu       sync.Mutex
 	queue    []Verdict
+	busy     bool // an Apply is running
+	failing  bool // the latest Apply failed
 	stopping bool
 	st       Stats
 }
@@ -75,7 +79,7 @@ func Start(sinks []Sink, opts Options) *Hub {
 	h := &Hub{log: opts.Logger, opts: opts}
 	h.base, h.cancel = context.WithCancel(context.Background())
 	for _, s := range sinks {
-		w := &worker{sink: s, wake: make(chan struct{}, 1), st: Stats{Name: s.Name(), OK: true}}
+		w := &worker{sink: s, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1), st: Stats{Name: s.Name()}}
 		h.workers = append(h.workers, w)
 		h.wg.Add(1)
 		go func() { defer h.wg.Done(); h.run(w) }()
@@ -137,12 +141,39 @@ func (h *Hub) Stop(timeout time.Duration) {
 	case <-t.C:
 		for _, w := range h.workers {
 			w.mu.Lock()
-			if len(w.queue) > 0 {
-				h.log.Error(EvSinkAbandoned, "sink", w.st.Name, "pending", len(w.queue))
+			pending, busy := len(w.queue), w.busy
+			if pending > 0 || busy {
+				w.st.OK = false
 			}
 			w.mu.Unlock()
+			if pending > 0 || busy {
+				h.log.Error(EvSinkAbandoned, "sink", w.st.Name, "pending", pending, "applying", busy)
+			}
 		}
 	}
+}
+
+// Settle waits, for at most timeout, until every sink has applied what
+// was published to it, and reports whether they all did.
+func (h *Hub) Settle(timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for _, w := range h.workers {
+		for {
+			w.mu.Lock()
+			done := len(w.queue) == 0 && !w.busy
+			w.mu.Unlock()
+			if done {
+				break
+			}
+			select {
+			case <-w.idle:
+			case <-t.C:
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Stats returns every sink's record, in the order the sinks were given.
@@ -171,6 +202,9 @@ func (h *Hub) run(w *worker) {
 		ctx, cancel := context.WithTimeout(h.base, h.opts.ApplyTimeout)
 		err := w.sink.Apply(ctx, v)
 		cancel()
+		w.mu.Lock()
+		w.busy = false
+		w.mu.Unlock()
 		if err == nil {
 			w.applied(h.log, v)
 			backoff = 0
@@ -198,6 +232,7 @@ func (h *Hub) run(w *worker) {
 func (w *worker) next(base context.Context) (Verdict, bool) {
 	for {
 		w.mu.Lock()
+		w.busy = false
 		if base.Err() != nil {
 			w.mu.Unlock()
 			return Verdict{}, false
@@ -205,11 +240,16 @@ func (w *worker) next(base context.Context) (Verdict, bool) {
 		if len(w.queue) > 0 {
 			v := w.queue[0]
 			w.queue = w.queue[1:]
+			w.busy = true
 			w.mu.Unlock()
 			return v, true
 		}
 		stopping := w.stopping
 		w.mu.Unlock()
+		select {
+		case w.idle <- struct{}{}:
+		default:
+		}
 		if stopping {
 			return Verdict{}, false
 		}
@@ -229,24 +269,28 @@ func (w *worker) retry(v Verdict) {
 	}
 }
 
+// applied and failed log outside the lock: Publish, which takes it,
+// must never wait on a log writer.
 func (w *worker) applied(log *slog.Logger, v Verdict) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.st.Applied++
 	w.st.State = v.State.String()
-	if !w.st.OK {
+	recovered := w.failing
+	w.failing, w.st.OK = false, true
+	w.mu.Unlock()
+	if recovered {
 		log.Info(EvSinkRecovered, "sink", w.st.Name, "state", v.State.String())
 	}
-	w.st.OK = true
 }
 
 // failed logs the first failure of a run, not each retry.
 func (w *worker) failed(log *slog.Logger, v Verdict, err error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.st.Failures++
-	if w.st.OK {
+	first := !w.failing
+	w.failing, w.st.OK = true, false
+	w.mu.Unlock()
+	if first {
 		log.Warn(EvSinkFailed, "sink", w.st.Name, "state", v.State.String(), "err", err)
 	}
-	w.st.OK = false
 }

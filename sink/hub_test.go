@@ -20,13 +20,17 @@ type recSink struct {
 	block   chan struct{} // Apply waits on it (or ctx) when non-nil
 	ignore  bool          // block ignoring ctx
 	applied chan Verdict
+	entered chan struct{} // one per Apply begun
 }
 
-func newRec(name string) *recSink { return &recSink{name: name, applied: make(chan Verdict, 64)} }
+func newRec(name string) *recSink {
+	return &recSink{name: name, applied: make(chan Verdict, 64), entered: make(chan struct{}, 64)}
+}
 
 func (r *recSink) Name() string { return r.name }
 func (r *recSink) Close() error { return nil }
 func (r *recSink) Apply(ctx context.Context, v Verdict) error {
+	r.entered <- struct{}{}
 	r.mu.Lock()
 	block, ignore := r.block, r.ignore
 	r.mu.Unlock()
@@ -221,25 +225,86 @@ func TestHubStopIsBounded(t *testing.T) {
 	}
 }
 
-// waitBlocked waits until every worker has taken its queued verdict, so
-// that what is published next queues behind an Apply in progress.
+// waitBlocked waits until the sink is inside an Apply, so that what is
+// published next queues behind it.
 func waitBlocked(t *testing.T, h *Hub) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		empty := true
-		for _, w := range h.workers {
-			w.mu.Lock()
-			empty = empty && len(w.queue) == 0
-			w.mu.Unlock()
-		}
-		if empty {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("workers never took their verdicts")
-		}
-		time.Sleep(time.Millisecond)
+	r := h.workers[0].sink.(*recSink)
+	select {
+	case <-r.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sink never began an Apply")
+	}
+}
+
+// Settle returns once what was published is applied, and gives up at its
+// timeout on a sink that is stuck.
+func TestHubSettle(t *testing.T) {
+	r := newRec("quick")
+	h := Start([]Sink{r}, Options{})
+	defer h.Stop(time.Second)
+	h.Publish(Verdict{State: Stalled, At: time.Now()})
+	if !h.Settle(10 * time.Second) {
+		t.Fatal("Settle timed out on a sink that applies at once")
+	}
+	r.mu.Lock()
+	n := len(r.got)
+	r.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("Settle returned with %d verdicts applied, want 1", n)
+	}
+
+	stuck := newRec("stuck")
+	stuck.block = make(chan struct{})
+	h2 := Start([]Sink{stuck}, Options{ApplyTimeout: time.Hour})
+	defer func() { close(stuck.block); h2.Stop(time.Second) }()
+	h2.Publish(Verdict{State: Stalled, At: time.Now()})
+	start := time.Now()
+	if h2.Settle(50 * time.Millisecond) {
+		t.Fatal("Settle reported a stuck sink settled")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Settle took %v", d)
+	}
+}
+
+// A final verdict stuck in Apply when Stop gives up is reported, and the
+// sink is marked down.
+func TestHubStopReportsVerdictInFlight(t *testing.T) {
+	r := newRec("deaf")
+	r.block = make(chan struct{})
+	r.ignore = true
+	defer close(r.block)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h := Start([]Sink{r}, Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)), ApplyTimeout: 50 * time.Millisecond})
+	h.Publish(Verdict{State: Fenced, At: time.Now(), Final: true})
+	waitBlocked(t, h)
+	h.Stop(50 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), EvSinkAbandoned) || !strings.Contains(logs.String(), "applying=true") {
+		t.Errorf("no %s for the verdict in flight:\n%s", EvSinkAbandoned, logs.String())
+	}
+	if h.Stats()[0].OK {
+		t.Error("a sink abandoned in Apply reads as up")
+	}
+}
+
+// A sink reads as down until its first verdict is applied.
+func TestHubNotUpBeforeFirstApply(t *testing.T) {
+	r := newRec("new")
+	r.block = make(chan struct{})
+	h := Start([]Sink{r}, Options{})
+	if h.Stats()[0].OK {
+		t.Error("up before any verdict")
+	}
+	close(r.block)
+	h.Publish(Verdict{State: Blind, At: time.Now()})
+	r.wait(t, Blind)
+	h.Stop(time.Second)
+	if !h.Stats()[0].OK {
+		t.Error("down after a successful apply")
 	}
 }
 

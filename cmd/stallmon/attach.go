@@ -83,7 +83,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 			target.Cgroup = d.Path
 		}
 	}
-	sinks, closeSinks, err := w.buildSinks(target, log)
+	integrations, closeSinks, err := w.buildSinks(target, log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if nf != nil {
 		defer nf.Close()
 	}
-	a, err := w.newAgent(mon, table, hb, sinks, nf, log)
+	a, err := w.newAgent(mon, table, hb, integrations, nf, log)
 	if err != nil {
 		return usageError(err)
 	}
@@ -118,7 +118,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		node = hb.NodeID
 	}
 	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "node", node, "arch", monitor.Arch,
-		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil, "sinks", sinkNames(sinks))
+		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil, "sinks", sinkNames(integrations))
 
 	outcome, err := a.Run(cmd.Context())
 	if err != nil {
@@ -156,11 +156,34 @@ func (o *attachOptions) service() string {
 		}
 		return strings.Trim(filepath.Clean(o.cgroup), "/")
 	}
-	// The command name, not the pid: the node keeps its id when the
-	// service restarts under a new one.
+	// The systemd unit, else the command name; not the pid: the node
+	// keeps its id when the service restarts under a new one.
+	if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", o.pid)); err == nil {
+		if unit := serviceUnit(string(cg)); unit != "" {
+			return unit
+		}
+	}
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", o.pid))
 	if err != nil || len(bytes.TrimSpace(comm)) == 0 {
 		return fmt.Sprintf("pid-%d", o.pid)
 	}
 	return string(bytes.TrimSpace(comm))
+}
+
+// serviceUnit is the systemd service a process runs in, from the cgroup v2
+// line of /proc/PID/cgroup ("0::/system.slice/nginx.service"), "" when it
+// is in none.
+func serviceUnit(procCgroup string) string {
+	for line := range strings.Lines(procCgroup) {
+		path, ok := strings.CutPrefix(strings.TrimSpace(line), "0::")
+		if !ok {
+			continue
+		}
+		for dir := path; dir != "/" && dir != "." && dir != ""; dir = filepath.Dir(dir) {
+			if base := filepath.Base(dir); strings.HasSuffix(base, ".service") {
+				return base
+			}
+		}
+	}
+	return ""
 }

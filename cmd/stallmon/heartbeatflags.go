@@ -1,12 +1,15 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -36,7 +39,7 @@ func (o *heartbeatOptions) register(f *pflag.FlagSet) {
 	f.BoolVar(&o.loopback, "multicast-loopback", true, "deliver the heartbeat to listeners on this host too")
 	f.DurationVar(&o.interval, "interval", 500*time.Millisecond, "heartbeat interval")
 	f.StringVar(&o.keyFile, "key-file", "", "HMAC-SHA256 key file (see docs/wire.md); without it heartbeats are unauthenticated")
-	f.StringVar(&o.nodeID, "node-id", "", "node id in the heartbeat (default: HOST/SERVICE, the host name and the watched command's name or cgroup path)")
+	f.StringVar(&o.nodeID, "node-id", "", "node id in the heartbeat and the integrations (default: HOST/SERVICE, the host name and the watched systemd unit, command name or cgroup path)")
 	f.StringVar(&o.stateDir, "state-dir", "", "where incarnation numbers persist and node ids are locked (default: $STATE_DIRECTORY, else /var/lib/stallmon)")
 	f.IntVar(&o.repeats, "repeats", 3, "STALLED/FENCED/LEAVING packets sent per transition")
 }
@@ -127,6 +130,9 @@ func (o *heartbeatOptions) claim(log *slog.Logger, node string) (string, func(),
 // agents on one host watching different services never share a default.
 func (o *heartbeatOptions) node() (string, error) {
 	if o.nodeID != "" {
+		if err := heartbeat.CheckNodeID(o.nodeID); err != nil {
+			return "", fmt.Errorf("--node-id: %w", err)
+		}
 		return o.nodeID, nil
 	}
 	host, err := os.Hostname()
@@ -136,8 +142,26 @@ func (o *heartbeatOptions) node() (string, error) {
 	if host == "" {
 		return "", errors.New("--node-id not given and the host name is empty")
 	}
-	if o.service == "" {
-		return host, nil
+	id := host
+	if o.service != "" {
+		id = host + "/" + o.service
 	}
-	return host + "/" + o.service, nil
+	return shortNodeID(id), nil
+}
+
+// shortNodeID fits a default node id to the wire's 64 bytes: a long one
+// keeps its head and gets a hash of the whole, so that two long ids that
+// differ only at the end stay apart. An id given with --node-id is never
+// changed: it is checked instead.
+func shortNodeID(id string) string {
+	if len(id) <= heartbeat.MaxNodeIDLen {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	tail := "~" + hex.EncodeToString(sum[:4])
+	head := id[:heartbeat.MaxNodeIDLen-len(tail)]
+	for !utf8.ValidString(head) {
+		head = head[:len(head)-1]
+	}
+	return head + tail
 }

@@ -119,10 +119,13 @@ func TestStalledSentBeforeImmediateKill(t *testing.T) {
 	if code := agent.Wait(t, 15*time.Second); code != exitKilled {
 		t.Fatalf("stallmon attach exited %d, want %d (killed)", code, exitKilled)
 	}
+	// STALLED went out before the kill: heartbeat_stopped, logged as it
+	// is sent, comes before the kill event.
 	stopped := agent.Events.Next("heartbeat_stopped", time.Second)
 	if stopped["reason"] != "stall" || stopped["syscall"] != "read" {
 		t.Fatalf("heartbeat_stopped = %v, want the read's stall", stopped)
 	}
+	agent.Events.Next("kill", time.Second)
 	fenced := c.WaitPacket("FENCED", 5*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateFenced })
 	var stalled []heartbeat.Packet
 	for _, tp := range c.Seen() {

@@ -81,7 +81,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	defer closeHB()
 	// stallmon is the service's main process here: sinks that name the
 	// service by pid (systemd) name stallmon's own.
-	sinks, closeSinks, err := w.buildSinks(sinkTarget{}, log)
+	integrations, closeSinks, err := w.buildSinks(sinkTarget{}, log)
 	if err != nil {
 		return err
 	}
@@ -95,13 +95,18 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return nil, attachError(err)
 		}
-		a, err := w.newAgent(mon, table, hb, sinks, nil, log)
+		a, err := w.newAgent(mon, table, hb, integrations, nil, log)
 		if err != nil {
 			mon.Close()
 			return nil, usageError(err)
 		}
-		log.Info(agent.EvAttached, "cgroup", path, "arch", monitor.Arch,
-			"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil)
+		node := ""
+		if hb != nil {
+			node = hb.NodeID
+		}
+		log.Info(agent.EvAttached, "cgroup", path, "node", node, "arch", monitor.Arch,
+			"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil,
+			"sinks", sinkNames(integrations))
 		return &serviceWatch{ctx: cmd.Context(), log: log, mon: mon, agent: a, table: table, opts: w}, nil
 	}
 	st, err := supervise.Run(cmd.Context(), supervise.Config{

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -83,10 +84,16 @@ func (o *sinkOptions) build(t sinkTarget, log *slog.Logger) ([]sink.Sink, func()
 	return sinks, closeAll, nil
 }
 
-func sinkNames(sinks []sink.Sink) []string {
-	names := make([]string, 0, len(sinks))
-	for _, s := range sinks {
-		names = append(names, s.Name())
+// sinkFlush bounds how long exiting waits for the integrations to apply
+// the last verdict (FENCED, LEAVING) before closing them.
+const sinkFlush = 3 * time.Second
+
+func sinkNames(h *sink.Hub) []string {
+	names := []string{}
+	if h != nil {
+		for _, st := range h.Stats() {
+			names = append(names, st.Name)
+		}
 	}
 	return names
 }

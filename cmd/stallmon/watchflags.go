@@ -66,8 +66,11 @@ func (o *watchOptions) setUp(cmd *cobra.Command) (*slog.Logger, *budget.Table, e
 }
 
 // buildSinks builds the integrations the flags ask for, for target t
-// (its NodeID is filled in here), and the function that closes them.
-func (o *watchOptions) buildSinks(t sinkTarget, log *slog.Logger) ([]sink.Sink, func(), error) {
+// (its NodeID is filled in here), and starts their hub: one for the life
+// of the process, whatever the runs of a supervised service. The returned
+// function lets the sinks apply the last verdict, for at most
+// sinkFlush, and closes them. The hub is nil without integrations.
+func (o *watchOptions) buildSinks(t sinkTarget, log *slog.Logger) (*sink.Hub, func(), error) {
 	node, err := o.hb.node()
 	if err != nil {
 		return nil, func() {}, usageError(err)
@@ -77,10 +80,17 @@ func (o *watchOptions) buildSinks(t sinkTarget, log *slog.Logger) ([]sink.Sink, 
 	if err != nil {
 		return nil, func() {}, usageError(err)
 	}
-	return sinks, closeSinks, nil
+	if len(sinks) == 0 {
+		return nil, func() {}, nil
+	}
+	hub := sink.Start(sinks, sink.Options{Logger: log})
+	return hub, func() {
+		hub.Stop(sinkFlush)
+		closeSinks()
+	}, nil
 }
 
-func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *agent.HeartbeatConfig, sinks []sink.Sink, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
+func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *agent.HeartbeatConfig, integrations *sink.Hub, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
 	lateReturn, err := agent.ParseLateReturn(o.lateReturn)
 	if err != nil {
 		return nil, err
@@ -92,7 +102,7 @@ func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *a
 		KillGrace:    o.killGrace,
 		LateReturn:   lateReturn,
 		Heartbeat:    hb,
-		Sinks:        sinks,
+		Integrations: integrations,
 		NodeFence:    nf,
 		Logger:       log,
 	})
