@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,13 +65,36 @@ func TestNextIncarnationConcurrent(t *testing.T) {
 	}
 }
 
+// A torn state file is overwritten from the clock, once, not left to
+// fail every restart after.
 func TestNextIncarnationCorruptState(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "incarnation-n"), []byte("garbage\n"), 0o600); err != nil {
+	path := filepath.Join(dir, "incarnation-n")
+	if err := os.WriteFile(path, []byte("garb"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NextIncarnation(dir, "n", time.Now()); err == nil {
-		t.Fatal("a corrupt state file was accepted")
+	now := time.Unix(2_000_000_000, 0)
+	inc, err := NextIncarnation(dir, "n", now)
+	if err != nil || inc != uint64(now.UnixNano()) {
+		t.Fatalf("over a torn file: %d, %v; want the clock", inc, err)
+	}
+	if next, err := NextIncarnation(dir, "n", now.Add(-time.Hour)); err != nil || next != inc+1 {
+		t.Fatalf("after: %d, %v; want %d", next, err, inc+1)
+	}
+}
+
+// A state directory others may write to is refused: root would follow
+// the links they plant there.
+func TestStateDirMustBePrivate(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NextIncarnation(dir, "n", time.Now()); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("NextIncarnation in a 0777 dir: %v", err)
+	}
+	if _, err := LockNode(dir, "n"); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("LockNode in a 0777 dir: %v", err)
 	}
 }
 

@@ -21,8 +21,17 @@ type NodeLock struct{ f *os.File }
 // LockNode takes node's lock in dir without waiting. The kernel releases
 // it when the process ends, however it ends.
 func LockNode(dir, node string) (*NodeLock, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("node lock: %w", err)
+	}
+	err = CheckStateDir(d)
+	d.Close()
+	if err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, "node-"+url.PathEscape(node)+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("node lock: %w", err)
 	}
