@@ -20,6 +20,10 @@ var (
 	// timeout from the receiver's clock: a recording replayed after the
 	// receiver restarted and forgot the sequence numbers it had seen.
 	ErrOutsideWindow = errors.New("peer: send time outside the window")
+	// ErrAfterFailover: ALIVE from an incarnation the detector already
+	// failed over from. Another node has taken over; this one stays failed
+	// until it restarts with a new incarnation.
+	ErrAfterFailover = errors.New("peer: alive after failover")
 	// ErrTooManyNodes: a new node id while the detector tracks MaxNodes.
 	ErrTooManyNodes = errors.New("peer: too many nodes")
 )
@@ -39,6 +43,46 @@ type Config struct {
 	// mode). Nodes are never forgotten, because forgetting one would also
 	// forget what a replay of its packets looks like. Zero means DefaultMaxNodes.
 	MaxNodes int
+	// FailoverOn says which failure fails a node over.
+	FailoverOn FailoverOn
+}
+
+// FailoverOn is the failure a failover waits for.
+type FailoverOn uint8
+
+const (
+	// FailoverOnStalled fails over on STALLED, FENCED or silence: the
+	// fastest, for agents that fence a late return (the default there).
+	FailoverOnStalled FailoverOn = iota
+	// FailoverOnFenced waits for FENCED or silence: for agents that may
+	// resume after a stall (--late-return=resume), whose STALLED is not
+	// final.
+	FailoverOnFenced
+)
+
+func (f FailoverOn) String() string {
+	if f == FailoverOnFenced {
+		return "fenced"
+	}
+	return "stalled"
+}
+
+// ParseFailoverOn reads "stalled" or "fenced".
+func ParseFailoverOn(s string) (FailoverOn, error) {
+	switch s {
+	case "stalled":
+		return FailoverOnStalled, nil
+	case "fenced":
+		return FailoverOnFenced, nil
+	}
+	return 0, fmt.Errorf("failover on %q: want stalled or fenced", s)
+}
+
+func (f FailoverOn) triggers(s State) bool {
+	if f == FailoverOnFenced {
+		return s == Fenced || s == Dead
+	}
+	return s.failed()
 }
 
 // Event reports what the detector concluded from one packet or one tick.
@@ -46,10 +90,12 @@ type Event struct {
 	Node     string
 	State    State
 	Previous State
-	// Failover is true exactly once per failure: on the transition from
-	// Alive into Stalled, Fenced or Dead. Later steps of the same failure
-	// (Stalled then Dead, say) do not repeat it; the node must be Alive
-	// again first.
+	// Failover is true at most once per incarnation: on the first entry
+	// into a state Config.FailoverOn names (Stalled, Fenced or Dead; or
+	// only Fenced or Dead) after the node was seen Alive in that
+	// incarnation. Later steps of the same failure do not repeat it, and
+	// the incarnation is never Alive again: only a restart (a new
+	// incarnation) brings the node back.
 	Failover bool
 	// Reason is "stalled", "fenced" or "dead" when State is one of those
 	// failed states, and "" otherwise.
@@ -84,14 +130,17 @@ type node struct {
 	lastSeen      time.Time
 	deadline      time.Time
 	stall         heartbeat.Stall
+	// wasAlive and failedOver are per incarnation.
+	wasAlive, failedOver bool
 }
 
 // Detector decides node states from decoded packets and the passage of
 // time. It starts no goroutines and never reads the clock: callers pass
 // now. It is safe for concurrent use.
 type Detector struct {
-	timeout  time.Duration
-	maxNodes int
+	timeout    time.Duration
+	maxNodes   int
+	failoverOn FailoverOn
 
 	mu    sync.Mutex
 	nodes map[string]*node
@@ -112,7 +161,7 @@ func NewDetector(cfg Config) (*Detector, error) {
 	if cfg.MaxNodes == 0 {
 		cfg.MaxNodes = DefaultMaxNodes
 	}
-	return &Detector{timeout: cfg.Timeout, maxNodes: cfg.MaxNodes, nodes: make(map[string]*node)}, nil
+	return &Detector{timeout: cfg.Timeout, maxNodes: cfg.MaxNodes, failoverOn: cfg.FailoverOn, nodes: make(map[string]*node)}, nil
 }
 
 // Timeout is the silence after which a node is declared Dead.
@@ -160,6 +209,11 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 		return Event{}, false, fmt.Errorf("node %q: incarnation %d older than %d: %w", p.NodeID, p.Incarnation, n.incarnation, ErrStale)
 	case p.Incarnation == n.incarnation && p.Seq <= n.seq:
 		return Event{}, false, fmt.Errorf("node %q: incarnation %d seq %d not after %d: %w", p.NodeID, p.Incarnation, p.Seq, n.seq, ErrReplay)
+	case p.Incarnation == n.incarnation && n.failedOver && next == Alive:
+		return Event{}, false, fmt.Errorf("node %q: incarnation %d was failed over: %w", p.NodeID, p.Incarnation, ErrAfterFailover)
+	}
+	if p.Incarnation != n.incarnation {
+		n.wasAlive, n.failedOver = false, false
 	}
 	n.incarnation, n.seq, n.authenticated, n.lastSeen = p.Incarnation, p.Seq, p.Authenticated, now
 	n.deadline, _ = p.Deadline()
@@ -173,11 +227,14 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, bool) {
 	prev := n.state
 	n.state = next
+	failover := prev != next && n.wasAlive && !n.failedOver && d.failoverOn.triggers(next)
+	n.failedOver = n.failedOver || failover
+	n.wasAlive = n.wasAlive || next == Alive
 	ev := Event{
 		Node:             id,
 		State:            next,
 		Previous:         prev,
-		Failover:         prev == Alive && next.failed(),
+		Failover:         failover,
 		Incarnation:      n.incarnation,
 		Seq:              n.seq,
 		Authenticated:    n.authenticated,

@@ -65,102 +65,122 @@ func TestDetectorTransitions(t *testing.T) {
 	const s = time.Second
 	cases := []struct {
 		name  string
+		on    FailoverOn
 		steps []step
 	}{
-		{"first seen alive is not a failure", []step{
+		{"first seen alive is not a failure", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 		}},
-		{"repeated alive changes nothing", []step{
+		{"repeated alive changes nothing", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("a", alive, 1, 2)),
 			obs(2*s, pkt("a", alive, 1, 3)),
 		}},
-		{"alive to stalled fails over", []step{
+		{"alive to stalled fails over", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("a", stalled, 1, 2), tr{"a", Alive, Stalled, true, "stalled"}),
 			obs(2*s, pkt("a", stalled, 1, 3)),
 		}},
-		{"alive to fenced fails over", []step{
+		{"alive to fenced fails over", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("a", fenced, 1, 2), tr{"a", Alive, Fenced, true, "fenced"}),
 		}},
-		{"dead exactly at the timeout, not before", []step{
+		{"dead exactly at the timeout, not before", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			tick(testTimeout - time.Nanosecond),
 			tick(testTimeout, tr{"a", Alive, Dead, true, "dead"}),
 			tick(10 * testTimeout),
 		}},
-		{"an accepted packet restarts the timeout", []step{
+		{"an accepted packet restarts the timeout", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(2*s, pkt("a", alive, 1, 2)),
 			tick(3 * s),
 			tick(5*s, tr{"a", Alive, Dead, true, "dead"}),
 		}},
-		{"a rejected packet does not restart the timeout", []step{
+		{"a rejected packet does not restart the timeout", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 5), tr{"a", Unknown, Alive, false, ""}),
 			rej(2*s, pkt("a", alive, 1, 5), ErrReplay),
 			tick(3*s, tr{"a", Alive, Dead, true, "dead"}),
 		}},
-		{"one failover per failure: stalled, fenced, dead", []step{
+		{"one failover per failure: stalled, fenced, dead", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("a", stalled, 1, 2), tr{"a", Alive, Stalled, true, "stalled"}),
 			obs(2*s, pkt("a", fenced, 1, 3), tr{"a", Stalled, Fenced, false, "fenced"}),
 			tick(5*s, tr{"a", Fenced, Dead, false, "dead"}),
 		}},
-		{"stalled then silent is the same failure", []step{
+		{"stalled then silent is the same failure", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("a", stalled, 1, 2), tr{"a", Alive, Stalled, true, "stalled"}),
 			tick(4*s, tr{"a", Stalled, Dead, false, "dead"}),
 		}},
-		{"alive again re-arms the failover", []step{
+		{"a failed-over incarnation is never alive again", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("a", stalled, 1, 2), tr{"a", Alive, Stalled, true, "stalled"}),
-			obs(2*s, pkt("a", alive, 1, 3), tr{"a", Stalled, Alive, false, ""}),
-			obs(3*s, pkt("a", stalled, 1, 4), tr{"a", Alive, Stalled, true, "stalled"}),
+			rej(2*s, pkt("a", alive, 1, 3), ErrAfterFailover),
+			obs(2*s, pkt("a", fenced, 1, 4), tr{"a", Stalled, Fenced, false, "fenced"}),
+			obs(3*s, pkt("a", alive, 2, 1), tr{"a", Fenced, Alive, false, ""}),
+			obs(4*s, pkt("a", stalled, 2, 2), tr{"a", Alive, Stalled, true, "stalled"}),
 		}},
-		{"dead node back with a new incarnation", []step{
+		{"healed partition: dead stays dead in that incarnation", FailoverOnStalled, []step{
+			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
+			tick(3*s, tr{"a", Alive, Dead, true, "dead"}),
+			rej(4*s, pkt("a", alive, 1, 2), ErrAfterFailover),
+		}},
+		{"dead node back with a new incarnation", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 9), tr{"a", Unknown, Alive, false, ""}),
 			tick(3*s, tr{"a", Alive, Dead, true, "dead"}),
 			obs(4*s, pkt("a", alive, 2, 1), tr{"a", Dead, Alive, false, ""}),
 			tick(7*s, tr{"a", Alive, Dead, true, "dead"}),
 		}},
-		{"dead then stalled is the same failure", []step{
+		{"dead then stalled is the same failure", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			tick(3*s, tr{"a", Alive, Dead, true, "dead"}),
 			obs(4*s, pkt("a", stalled, 1, 2), tr{"a", Dead, Stalled, false, "stalled"}),
 		}},
-		{"first seen stalled is not a failure until alive was seen", []step{
+		{"first seen stalled is not a failure until alive was seen", FailoverOnStalled, []step{
 			obs(0, pkt("a", stalled, 1, 1), tr{"a", Unknown, Stalled, false, "stalled"}),
 			tick(3*s, tr{"a", Stalled, Dead, false, "dead"}),
 			obs(4*s, pkt("a", alive, 2, 1), tr{"a", Dead, Alive, false, ""}),
 			obs(5*s, pkt("a", fenced, 2, 2), tr{"a", Alive, Fenced, true, "fenced"}),
 		}},
-		{"leaving is not a failure and never dies", []step{
+		{"leaving is not a failure and never dies", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("a", leaving, 1, 2), tr{"a", Alive, Left, false, ""}),
 			tick(100 * s),
 			obs(101*s, pkt("a", alive, 2, 1), tr{"a", Left, Alive, false, ""}),
 		}},
-		{"replay: same seq and lower seq", []step{
+		{"replay: same seq and lower seq", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 5, 10), tr{"a", Unknown, Alive, false, ""}),
 			rej(1*s, pkt("a", stalled, 5, 10), ErrReplay),
 			rej(1*s, pkt("a", stalled, 5, 3), ErrReplay),
 			obs(1*s, pkt("a", stalled, 5, 11), tr{"a", Alive, Stalled, true, "stalled"}),
 		}},
-		{"stale incarnation even with a higher seq", []step{
+		{"stale incarnation even with a higher seq", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 5, 1), tr{"a", Unknown, Alive, false, ""}),
 			rej(1*s, pkt("a", stalled, 4, 1000), ErrStale),
 			obs(1*s, pkt("a", alive, 6, 0)), // a restart may start seq anywhere
 			rej(1*s, pkt("a", stalled, 5, 2), ErrStale),
 		}},
-		{"nodes are independent", []step{
+		{"failover on fenced: a stall that resumes is no failure", FailoverOnFenced, []step{
+			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
+			obs(1*s, pkt("a", stalled, 1, 2), tr{"a", Alive, Stalled, false, "stalled"}),
+			obs(2*s, pkt("a", alive, 1, 3), tr{"a", Stalled, Alive, false, ""}),
+			obs(3*s, pkt("a", stalled, 1, 4), tr{"a", Alive, Stalled, false, "stalled"}),
+			obs(4*s, pkt("a", fenced, 1, 5), tr{"a", Stalled, Fenced, true, "fenced"}),
+		}},
+		{"failover on fenced: silence after a stall fails over", FailoverOnFenced, []step{
+			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
+			obs(1*s, pkt("a", stalled, 1, 2), tr{"a", Alive, Stalled, false, "stalled"}),
+			tick(4*s, tr{"a", Stalled, Dead, true, "dead"}),
+		}},
+		{"nodes are independent", FailoverOnStalled, []step{
 			obs(0, pkt("a", alive, 1, 1), tr{"a", Unknown, Alive, false, ""}),
 			obs(1*s, pkt("b", alive, 1, 1), tr{"b", Unknown, Alive, false, ""}),
 			obs(2*s, pkt("b", alive, 1, 2)),
 			tick(3*s, tr{"a", Alive, Dead, true, "dead"}),
 			tick(5*s, tr{"b", Alive, Dead, true, "dead"}),
 		}},
-		{"several dead in one tick, ordered by node", []step{
+		{"several dead in one tick, ordered by node", FailoverOnStalled, []step{
 			obs(0, pkt("c", alive, 1, 1), tr{"c", Unknown, Alive, false, ""}),
 			obs(0, pkt("a", stalled, 1, 1), tr{"a", Unknown, Stalled, false, "stalled"}),
 			obs(0, pkt("b", alive, 1, 1), tr{"b", Unknown, Alive, false, ""}),
@@ -169,7 +189,7 @@ func TestDetectorTransitions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d, err := NewDetector(Config{Timeout: testTimeout})
+			d, err := NewDetector(Config{Timeout: testTimeout, FailoverOn: c.on})
 			if err != nil {
 				t.Fatal(err)
 			}

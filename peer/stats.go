@@ -62,6 +62,7 @@ var reasons = []struct {
 	{ErrReplay, "replay"},
 	{ErrStale, "stale"},
 	{ErrOutsideWindow, "outside_window"},
+	{ErrAfterFailover, "after_failover"},
 	{ErrTooManyNodes, "too_many_nodes"},
 }
 

@@ -24,6 +24,7 @@ type listenOptions struct {
 	json        bool
 	onFailover  string
 	hookTimeout time.Duration
+	failoverOn  string
 	log         logOptions
 	metrics     metricsOptions
 }
@@ -58,6 +59,8 @@ dropped and counted. The wire format is described in docs/wire.md.`,
 	f.BoolVar(&o.json, "json", false, "print one JSON object per line for each state change")
 	f.StringVar(&o.onFailover, "on-failover", "", "command run with /bin/sh -c once per failure of a node")
 	f.DurationVar(&o.hookTimeout, "hook-timeout", peer.DefaultHookTimeout, "kill the --on-failover command after this long")
+	f.StringVar(&o.failoverOn, "failover-on", "stalled",
+		"fail a node over on stalled (STALLED, FENCED or silence) or only on fenced (FENCED or silence: for agents run with --late-return=resume)")
 	f.StringVar(&o.log.format, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
 	o.metrics.registerListen(f)
@@ -82,6 +85,10 @@ func (o *listenOptions) run(cmd *cobra.Command) error {
 	}
 	if o.timeout <= 0 {
 		return usageError(fmt.Errorf("--timeout must be positive, got %v", o.timeout))
+	}
+	failoverOn, err := peer.ParseFailoverOn(o.failoverOn)
+	if err != nil {
+		return usageError(fmt.Errorf("--failover-on: %w", err))
 	}
 	if o.hookTimeout <= 0 {
 		return usageError(fmt.Errorf("--hook-timeout must be positive, got %v", o.hookTimeout))
@@ -115,7 +122,7 @@ func (o *listenOptions) run(cmd *cobra.Command) error {
 	printer := &listenPrinter{w: events, json: o.json, log: log}
 	l, err := peer.NewListener(recv, peer.ListenerConfig{
 		Keys:        ring,
-		Detector:    peer.Config{Timeout: o.timeout},
+		Detector:    peer.Config{Timeout: o.timeout, FailoverOn: failoverOn},
 		OnEvent:     o.metrics.tap(printer.print),
 		OnFailover:  o.onFailover,
 		HookTimeout: o.hookTimeout,
