@@ -64,6 +64,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	}
 	// Deferred first so that it runs last, after everything that logs.
 	defer w.log.close()
+	protect(log, true)
 	hb, closeHB, err := w.hb.build(log, o.service())
 	if err != nil {
 		return usageError(err)

@@ -66,6 +66,8 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	}
 	// Deferred first so that it runs last, after everything that logs.
 	defer w.log.close()
+	// The service's processes would inherit a lowered OOM score.
+	protect(log, false)
 	policy, err := supervise.ParsePolicy(o.restart)
 	if err != nil {
 		return usageError(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/monitor"
 	"github.com/stallmon/stallmon/nodefence"
+	"github.com/stallmon/stallmon/selfprotect"
 	"github.com/stallmon/stallmon/sink"
 )
 
@@ -107,3 +108,17 @@ func (o *watchOptions) newAgent(mon *monitor.Monitor, table *budget.Table, hb *a
 		Logger:       log,
 	})
 }
+
+// protect applies selfprotect and says what it could not do: stallmon
+// still works without, but the operator should know.
+func protect(log *slog.Logger, adjustOOM bool) {
+	r := selfprotect.Apply(adjustOOM)
+	for _, err := range []error{r.LockErr, r.OOMAdjErr} {
+		if err != nil {
+			log.Warn(evSelfProtect, "err", err)
+		}
+	}
+}
+
+// evSelfProtect names what stallmon could not do to protect itself.
+const evSelfProtect = "self_protect_failed"
