@@ -64,6 +64,13 @@ func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 	b.last = v.State
 	switch v.State {
 	case sink.Alive:
+		// Checked again here, next to the send: an agent stopped (SIGSTOP,
+		// a VM pause) between the hub's check and this one must not wake
+		// up to an ALIVE its last poll no longer backs.
+		if !v.Fresh(time.Now()) {
+			b.last = prev
+			return nil
+		}
 		b.send(heartbeat.StateAlive, v, 1)
 		if b.silent {
 			b.log.Info(EvHeartbeatResumed, "seq", b.seq)
