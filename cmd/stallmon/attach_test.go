@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,12 @@ func TestAttachBadInput(t *testing.T) {
 		{"bad config", []string{"attach", "--pid", "1", "--config", "/nonexistent.yaml"}, exitUsage, "timeout table"},
 		{"short key", []string{"attach", "--pid", "1", "--key-file", "/dev/null"}, exitUsage, "--key-file"},
 		{"stray argument", []string{"attach", "--pid", "1", "extra"}, exitUsage, `unknown command "extra"`},
+		{"kernel thread", []string{"attach", "--pid", "2", "--metrics-addr", ""}, exitUsage, "kernel thread"},
+		{"bad late return", []string{"attach", "--pid", "1", "--late-return", "maybe"}, exitUsage, `--late-return: late return "maybe": want fence or resume`},
+		{"node id too long", []string{"attach", "--pid", "1", "--node-id", strings.Repeat("n", 65)}, exitUsage, "--node-id: node id is 65 bytes, want 1..64"},
+		{"bad group", []string{"attach", "--pid", "1", "--group", "192.0.2.1:7777"}, exitUsage, "--group"},
+		{"missing interface", []string{"attach", "--pid", "1", "--interface", "nosuchif0"}, exitUsage, "nosuchif0"},
+		{"world-readable key", []string{"attach", "--pid", "1", "--key-file", looseKey(t)}, exitUsage, "accessible by group or others (mode 0644); run chmod 600"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stderr := runStallmon(t, nil, tc.args...)
@@ -126,4 +133,17 @@ func TestAttachReportsStall(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("stallmon did not exit 0 after its target: %v", err)
 	}
+}
+
+// looseKey writes a valid key file that others can read.
+func looseKey(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "loose.key")
+	if err := os.WriteFile(p, []byte("id=1\nsecret="+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
