@@ -371,3 +371,20 @@ func TestDetectorRejectsAuthenticatedPacketsOutsideWindow(t *testing.T) {
 		t.Errorf("outside_window rejections %d, want 3", got)
 	}
 }
+
+// A hook may wait for the node's takeover deadline: its time starts then.
+func TestHookTimeoutCountsFromTheDeadline(t *testing.T) {
+	now := t0
+	for _, c := range []struct {
+		deadline time.Time
+		want     time.Duration
+	}{
+		{time.Time{}, 30 * time.Second},
+		{now.Add(-time.Second), 30 * time.Second},
+		{now.Add(20 * time.Second), 50 * time.Second},
+	} {
+		if got := hookTimeout(30*time.Second, Event{TakeoverDeadline: c.deadline}, now); got != c.want {
+			t.Errorf("deadline %v: %v, want %v", c.deadline, got, c.want)
+		}
+	}
+}

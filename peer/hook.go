@@ -35,7 +35,7 @@ func (h *hookRunner) start(ctx context.Context, ev Event) {
 		// A takeover half-done is worse than one that finishes, so shutting
 		// the listener down does not cancel a running hook; the timeout
 		// still bounds it.
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hookTimeout(h.timeout, ev, time.Now()))
 		defer cancel()
 		begin := time.Now()
 		out, err := runHook(hctx, h.command, hookEnv(ev))
@@ -52,6 +52,17 @@ func (h *hookRunner) start(ctx context.Context, ev Event) {
 }
 
 func (h *hookRunner) wait() { h.wg.Wait() }
+
+// hookTimeout is how long a hook for ev may run: timeout, counted from the
+// node's takeover deadline when that is later than now. A hook that waits
+// for the deadline before taking over (so the old node is surely dead)
+// is never killed before it could act.
+func hookTimeout(timeout time.Duration, ev Event, now time.Time) time.Duration {
+	if ev.TakeoverDeadline.After(now) {
+		return ev.TakeoverDeadline.Sub(now) + timeout
+	}
+	return timeout
+}
 
 // hookEnv is the hook's interface; docs/wire.md lists these variables.
 func hookEnv(ev Event) []string {

@@ -34,7 +34,8 @@ type ListenerConfig struct {
 	// OnFailover, when set, is run as `/bin/sh -c OnFailover` once per
 	// failover, with STALLMON_* variables describing the event.
 	OnFailover string
-	// HookTimeout bounds each OnFailover run; zero means DefaultHookTimeout.
+	// HookTimeout bounds each OnFailover run, counted from the node's
+	// takeover deadline when that is later; zero means DefaultHookTimeout.
 	HookTimeout time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger

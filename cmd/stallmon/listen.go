@@ -58,7 +58,7 @@ dropped and counted. The wire format is described in docs/wire.md.`,
 	f.DurationVar(&o.timeout, "timeout", peer.DefaultTimeout, "declare a node dead after this long without a valid heartbeat")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per line for each state change")
 	f.StringVar(&o.onFailover, "on-failover", "", "command run with /bin/sh -c once per failure of a node")
-	f.DurationVar(&o.hookTimeout, "hook-timeout", peer.DefaultHookTimeout, "kill the --on-failover command after this long")
+	f.DurationVar(&o.hookTimeout, "hook-timeout", peer.DefaultHookTimeout, "kill the --on-failover command after this long, counted from the node's takeover deadline when that is later")
 	f.StringVar(&o.failoverOn, "failover-on", "stalled",
 		"fail a node over on stalled (STALLED, FENCED or silence) or only on fenced (FENCED or silence: for agents run with --late-return=resume)")
 	f.StringVar(&o.log.format, "log-format", "text", "log format on stderr: text or json")
