@@ -104,8 +104,10 @@ type Event struct {
 	Seq           uint64
 	Authenticated bool
 	Time          time.Time // receive time of the packet, or the tick time
-	// TakeoverDeadline is from the node's last accepted packet: the time by
-	// which its agent promised to have killed the process. Zero if none.
+	// TakeoverDeadline is from the node's last accepted packet: the time,
+	// on this host's clock, by which its agent promised to have killed the
+	// process (the promise's distance from the send, counted from the
+	// packet's arrival). Zero if none.
 	TakeoverDeadline time.Time
 	// Stall is the stuck syscall from the node's last accepted packet, when
 	// that packet was not ALIVE.
@@ -216,10 +218,25 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 		n.wasAlive, n.failedOver = false, false
 	}
 	n.incarnation, n.seq, n.authenticated, n.lastSeen = p.Incarnation, p.Seq, p.Authenticated, now
-	n.deadline, _ = p.Deadline()
+	n.deadline = localDeadline(p, now)
 	n.stall = p.Stall
 	ev, changed := d.enter(p.NodeID, n, next, now)
 	return ev, changed, nil
+}
+
+// localDeadline turns p's takeover deadline into this host's time: the
+// sender's clock only measures how far it lies after the send, and that
+// duration starts here when the packet arrived. Clocks need not agree.
+// A packet without a send time (a hand-made one) keeps its deadline as is.
+func localDeadline(p heartbeat.Packet, received time.Time) time.Time {
+	d, ok := p.Deadline()
+	if !ok {
+		return time.Time{}
+	}
+	if p.SendTime <= 0 {
+		return d
+	}
+	return received.Add(d.Sub(time.Unix(0, p.SendTime)))
 }
 
 // enter moves n to next and builds the event. This is the one place that

@@ -254,7 +254,9 @@ func TestDetectorEventCarriesPacket(t *testing.T) {
 	want := Event{
 		Node: "n1", State: Stalled, Previous: Alive, Failover: true, Reason: "stalled",
 		Incarnation: 42, Seq: 2, Authenticated: true, Time: at,
-		TakeoverDeadline: time.Unix(0, p.TakeoverDeadline), Stall: p.Stall,
+		// 5s after t0 as the sender said, 1ms after its send: counted here
+		// from the arrival, 5.001s after t0 on this clock.
+		TakeoverDeadline: at.Add(5*time.Second + time.Millisecond - time.Second), Stall: p.Stall,
 	}
 	if !reflect.DeepEqual(ev, want) {
 		t.Fatalf("event\n got %+v\nwant %+v", ev, want)
@@ -386,5 +388,27 @@ func TestHookTimeoutCountsFromTheDeadline(t *testing.T) {
 		if got := hookTimeout(30*time.Second, Event{TakeoverDeadline: c.deadline}, now); got != c.want {
 			t.Errorf("deadline %v: %v, want %v", c.deadline, got, c.want)
 		}
+	}
+}
+
+// The takeover deadline is a duration from the send on the sender's
+// clock, moved onto the receiver's: a sender whose clock is an hour off
+// still promises the same number of seconds.
+func TestTakeoverDeadlineIgnoresClockOffset(t *testing.T) {
+	d, err := NewDetector(Config{Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := t0
+	senderNow := t0.Add(-time.Hour) // the sender's clock is an hour behind
+	p := pkt("skewed", stalled, 1, 1)
+	p.SendTime = senderNow.UnixNano()
+	p.TakeoverDeadline = senderNow.Add(7 * time.Second).UnixNano()
+	ev, _, err := d.Observe(*p, received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := received.Add(7 * time.Second); !ev.TakeoverDeadline.Equal(want) {
+		t.Fatalf("deadline %v, want %v: 7s after arrival", ev.TakeoverDeadline, want)
 	}
 }
