@@ -43,6 +43,7 @@ var commands = map[string]command{
 	"compute":       {"", []int{0}, (*workload).computeStart},
 	"compute-stop":  {"", []int{0}, (*workload).computeStop},
 	"tids":          {"", []int{0}, (*workload).tids},
+	"alloc":         {"MIB", []int{1}, (*workload).alloc},
 	"exit":          {"CODE", []int{1}, (*workload).exit},
 }
 
@@ -60,6 +61,7 @@ type workload struct {
 	idle    *uringIdle
 	ureader *uringReader
 	compute *computeLoop
+	held    [][]byte // alloc's memory, kept until exit
 }
 
 // Main runs the command protocol on in and out and returns the exit status:
