@@ -19,3 +19,10 @@ func startStallmon(t *testing.T, args ...string) *e2e.Proc {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// startStallmonLogging is startStallmon for a subcommand that logs JSON
+// to stderr (listen --log-format json): its log comes on Events too.
+func startStallmonLogging(t *testing.T, args ...string) *e2e.Proc {
+	t.Helper()
+	return e2e.StartLogging(t, stallmonBin, args...)
+}
