@@ -44,6 +44,9 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
+// errEmptySnapshot is a poll that saw no thread of a target still alive.
+var errEmptySnapshot = errors.New("the snapshot holds no thread of the target, which has not exited")
+
 // Outcome is how Run ended.
 type Outcome int
 
@@ -202,6 +205,16 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	timing := pollTiming{start: now, gap: gap, late: !onTime}
 
 	snap, err := a.mon.Snapshot()
+	if err == nil && len(snap.Threads) == 0 {
+		// A live target has at least one thread: a snapshot without any
+		// (a tracker no longer seeing it) vouches for nothing.
+		select {
+		case <-a.mon.Done():
+			// Gone: Run hears it next.
+		default:
+			err = errEmptySnapshot
+		}
+	}
 	if err != nil {
 		// Fail closed: no fresh poll, so the gate goes blind by itself.
 		// Logged once per failure run, not at every poll.

@@ -42,6 +42,7 @@ type beacon struct {
 	silent      bool // heartbeat_stopped was logged and ALIVE has not resumed
 	stats       *statsRecorder
 	err         error // the current Apply's encoding failure
+	now         func() time.Time
 }
 
 func newBeacon(cfg HeartbeatConfig, log *slog.Logger, stats *statsRecorder) *beacon {
@@ -49,7 +50,7 @@ func newBeacon(cfg HeartbeatConfig, log *slog.Logger, stats *statsRecorder) *bea
 	if cfg.Incarnation != nil {
 		inc = cfg.Incarnation()
 	}
-	return &beacon{cfg: cfg, log: log, incarnation: inc, last: sink.Blind, stats: stats}
+	return &beacon{cfg: cfg, log: log, incarnation: inc, last: sink.Blind, stats: stats, now: time.Now}
 }
 
 func (b *beacon) Name() string { return "heartbeat" }
@@ -67,7 +68,7 @@ func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 		// Checked again here, next to the send: an agent stopped (SIGSTOP,
 		// a VM pause) between the hub's check and this one must not wake
 		// up to an ALIVE its last poll no longer backs.
-		if !v.Fresh(time.Now()) {
+		if !v.Fresh(b.now()) {
 			b.last = prev
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/sink"
 )
 
 // The heartbeat's packets for each gate verdict, stepped at chosen times so
@@ -50,6 +51,7 @@ func TestBeaconPacketsPerGateState(t *testing.T) {
 			g.polled(at, st.polled)
 		}
 		before := len(rec.packets())
+		b.now = func() time.Time { return at }
 		if err := b.Apply(context.Background(), pub.verdict(at)); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
@@ -100,4 +102,28 @@ func countEvents(t *testing.T, logs []byte, msg string) int {
 		}
 	}
 	return n
+}
+
+// An alive verdict that went stale before the beacon could send it (the
+// agent stopped in between) sends nothing, and the next fresh one does.
+func TestBeaconDropsStaleAlive(t *testing.T) {
+	rec := &recorder{got: make(chan heartbeat.Packet, 4)}
+	b := newBeacon(HeartbeatConfig{Sender: rec, Interval: time.Second, NodeID: "n", Repeats: 1},
+		slog.New(slog.DiscardHandler), newStatsRecorder(time.Second))
+	t0 := time.Unix(1000, 0)
+	b.now = func() time.Time { return t0.Add(3 * time.Second) }
+	stale := sink.Verdict{State: sink.Alive, At: t0, ValidUntil: t0.Add(200 * time.Millisecond)}
+	if err := b.Apply(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.packets()); n != 0 {
+		t.Fatalf("%d packets for a stale alive verdict", n)
+	}
+	fresh := sink.Verdict{State: sink.Alive, At: t0.Add(3 * time.Second), ValidUntil: t0.Add(3200 * time.Millisecond)}
+	if err := b.Apply(context.Background(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	if p := rec.packets(); len(p) != 1 || p[0].State != heartbeat.StateAlive {
+		t.Fatalf("packets %v, want one ALIVE", p)
+	}
 }

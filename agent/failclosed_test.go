@@ -8,6 +8,7 @@ import (
 
 	"github.com/stallmon/stallmon/budget"
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/cgrouptest"
 	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/monitor"
 	"github.com/stallmon/stallmon/workload/workloadtest"
@@ -97,5 +98,49 @@ func TestSnapshotFailureStopsHeartbeat(t *testing.T) {
 	case <-done:
 		t.Fatal("agent stopped instead of staying up, blind")
 	default:
+	}
+}
+
+// A snapshot with no thread of a target that has not exited vouches for
+// nothing: here a cgroup watched before its service is started (and it
+// never is). The agent stays blind and sends no ALIVE.
+func TestEmptySnapshotIsBlind(t *testing.T) {
+	privtest.Require(t)
+	dir := cgrouptest.New(t)
+	mon, err := monitor.AttachEmptyCgroup(dir.Path, nil, monitor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	table, err := budget.Parse([]byte("default: {budget: 1s, kill_after: 5s}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{got: make(chan heartbeat.Packet, 64)}
+	a, err := New(mon, Config{PollInterval: 20 * time.Millisecond, Table: table,
+		Heartbeat: &HeartbeatConfig{Sender: rec, Interval: 20 * time.Millisecond, NodeID: "n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	// Twenty polls' worth of an empty cgroup.
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Stats().PollFailures < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d failed polls in 10s", a.Stats().PollFailures)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	for _, p := range rec.packets() {
+		if p.State == heartbeat.StateAlive {
+			t.Fatal("ALIVE sent for a target the snapshots did not show")
+		}
+	}
+	if h := a.Health(); h.Ready {
+		t.Fatal("ready with no thread seen")
 	}
 }
