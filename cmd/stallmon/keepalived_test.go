@@ -52,6 +52,9 @@ func (k *keepalivedNode) attach(t *testing.T, budget time.Duration) (*workload.P
 		"--keepalived-file", k.file)
 	attached := agent.Events.Next("attached", 10*time.Second)
 	at := k.pair.A.WaitVIP(t, vipReturn)
+	// Both hold it until B hears A's first advert: a hang before B let
+	// go would find the VIP "on B" at once.
+	k.pair.B.WaitNoVIP(t, vipReturn)
 	t.Logf("VIP on A %v after attached", at.Sub(eventTime(t, attached)).Round(time.Millisecond))
 	return w, agent
 }

@@ -257,6 +257,20 @@ func (n *Node) WaitVIP(t testing.TB, timeout time.Duration) time.Time {
 	}
 }
 
+// WaitNoVIP polls until the VIP is off n. A node that hands the VIP back
+// holds it until it processes the new master's first advert: a test that
+// waits for the VIP elsewhere must first see it gone from here.
+func (n *Node) WaitNoVIP(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for n.HasVIP(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("VIP %s still on %s after %v", VIP, n.Name, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Log is what keepalived printed so far.
 func (n *Node) Log() string { return n.out.String() }
 
