@@ -159,6 +159,13 @@ func stateOf(t monitor.Thread) budget.State {
 // candidates lists every rule t could be breaking.
 func (j *judge) candidates(t monitor.Thread, held time.Duration, st budget.State) []judged {
 	var out []judged
+	if t.InSyscall && !t.Kernel && held > t.Elapsed {
+		// An episode inside this syscall cannot have lasted longer than
+		// the syscall; the two are read on different clocks, a few µs
+		// apart. Capped, a tie goes to the syscall's own rule, which
+		// names what hangs.
+		held = t.Elapsed
+	}
 	syscall := ""
 	fd := monitor.FD{Num: -1}
 	kind := fdkind.None

@@ -250,3 +250,23 @@ func keys(m map[int]judged) []int {
 	}
 	return out
 }
+
+// A thread that went into D as its syscall began is over both its
+// syscall's budget and the uninterruptible rule, with the same limits:
+// the syscall's rule is reported, even when the time in D, read on
+// another clock, comes out a hair longer than the syscall.
+func TestJudgeTieGoesToTheSyscallRule(t *testing.T) {
+	table, err := budget.Parse([]byte("default: {budget: 300ms, kill_after: 1s}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := newJudge(table)
+	t0 := time.Unix(1000, 0)
+	th := in(7, "ioctl", 10*time.Millisecond, monitor.StateUninterruptible, fdkind.Device)
+	judgeOnce(j, t0, th)
+	th.Elapsed = 385 * time.Millisecond // the D episode measures 386ms
+	got := judgeOnce(j, t0.Add(386*time.Millisecond), th)
+	if g, ok := got[7]; !ok || g.reason != reasonOverBudget {
+		t.Fatalf("judged %+v, want over_budget", got[7])
+	}
+}
