@@ -144,7 +144,9 @@ func TestListenerUnderFlood(t *testing.T) {
 			t.Errorf("no %s rejection counted", reason)
 		}
 	}
-	if total > n || total < n/2 {
+	// How many the socket buffer dropped before the listener read them
+	// depends on the machine's load; what arrived is all counted.
+	if total > n {
 		t.Errorf("%.0f rejections counted for %d packets sent", total, n)
 	}
 	if cpu > 4 {
