@@ -38,22 +38,28 @@ func TestDeployUnitsVerify(t *testing.T) {
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
-		// Without systemd as PID 1 it cannot resolve the units named as
-		// dependencies (nginx.service, network-online.target), and says
-		// so; anything else is a mistake in the unit.
-		var problems []string
-		for line := range strings.Lines(string(out)) {
-			if l := strings.TrimSpace(line); l != "" && !strings.Contains(l, "Failed to add dependency") &&
-				!strings.Contains(l, "not found") && !strings.Contains(l, "Failed to load") {
-				problems = append(problems, l)
-			}
+		verifyUnit(t, analyze, path)
+	}
+}
+
+// verifyUnit runs systemd-analyze verify on the unit at path. Without
+// systemd as PID 1 it cannot resolve the units named as dependencies
+// (nginx.service, network-online.target), and says so; anything else is
+// a mistake in the unit.
+func verifyUnit(t *testing.T, analyze, path string) {
+	t.Helper()
+	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
+	var problems []string
+	for line := range strings.Lines(string(out)) {
+		if l := strings.TrimSpace(line); l != "" && !strings.Contains(l, "Failed to add dependency") &&
+			!strings.Contains(l, "not found") && !strings.Contains(l, "Failed to load") {
+			problems = append(problems, l)
 		}
-		if err != nil && len(problems) == 0 {
-			problems = append(problems, err.Error())
-		}
-		if len(problems) > 0 {
-			t.Errorf("systemd-analyze verify %s:\n%s", unit, strings.Join(problems, "\n"))
-		}
+	}
+	if err != nil && len(problems) == 0 {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		t.Errorf("systemd-analyze verify %s:\n%s", filepath.Base(path), strings.Join(problems, "\n"))
 	}
 }
