@@ -14,21 +14,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/nettest"
 	"github.com/stallmon/stallmon/internal/privtest"
 )
 
-// Addresses of the pair, in TEST-NET-1.
-const (
-	AddrA = "192.0.2.1"
-	AddrB = "192.0.2.2"
-	VIP   = "192.0.2.100"
-)
+// VIP is the address the pair hands between them, in TEST-NET-1 beside
+// the nodes' own (nettest.VethPair).
+const VIP = "192.0.2.100"
 
 // TemplatePath is the shipped configuration, relative to the module root.
 const TemplatePath = "deploy/keepalived/keepalived.conf.tmpl"
@@ -113,8 +110,6 @@ type Pair struct {
 	A, B *Node
 }
 
-var seq atomic.Int32
-
 // StartPair creates the namespaces and the veth pair, renders the template
 // for each node with its own track_file (fileA, fileB) and starts both
 // keepalived instances. Everything goes when the test ends.
@@ -125,31 +120,15 @@ var seq atomic.Int32
 func StartPair(t testing.TB, fileA, fileB string) *Pair {
 	t.Helper()
 	Require(t)
-	id := fmt.Sprintf("%d-%d", os.Getpid(), seq.Add(1))
+	link := nettest.VethPair(t)
 	p := &Pair{
-		A: &Node{Name: "kpa-" + id, Iface: "kva" + id, Addr: AddrA, File: fileA},
-		B: &Node{Name: "kpb-" + id, Iface: "kvb" + id, Addr: AddrB, File: fileB},
-	}
-	for _, n := range []*Node{p.A, p.B} {
-		if len(n.Iface) > 15 {
-			n.Iface = n.Iface[:15]
-		}
-		n.dir = t.TempDir()
-	}
-	for _, n := range []*Node{p.A, p.B} {
-		mustRun(t, "ip", "netns", "add", n.Name)
-		t.Cleanup(func() { deleteNetns(t, n.Name) })
-	}
-	mustRun(t, "ip", "link", "add", p.A.Iface, "netns", p.A.Name, "type", "veth", "peer", "name", p.B.Iface, "netns", p.B.Name)
-	for _, n := range []*Node{p.A, p.B} {
-		mustRun(t, "ip", "-n", n.Name, "addr", "add", n.Addr+"/24", "dev", n.Iface)
-		mustRun(t, "ip", "-n", n.Name, "link", "set", n.Iface, "up")
-		mustRun(t, "ip", "-n", n.Name, "link", "set", "lo", "up")
+		A: &Node{Name: link.A, Iface: link.IfA, Addr: link.AddrA, File: fileA, dir: t.TempDir()},
+		B: &Node{Name: link.B, Iface: link.IfB, Addr: link.AddrB, File: fileB, dir: t.TempDir()},
 	}
 	p.A.start(t, Config{Node: p.A.Name, File: fileA, Interface: p.A.Iface, RouterID: 51, Priority: 200,
-		Address: AddrA, Peer: AddrB, VIP: VIP + "/32"})
+		Address: p.A.Addr, Peer: p.B.Addr, VIP: VIP + "/32"})
 	p.B.start(t, Config{Node: p.B.Name, File: fileB, Interface: p.B.Iface, RouterID: 51, Priority: 100,
-		Address: AddrB, Peer: AddrA, VIP: VIP + "/32"})
+		Address: p.B.Addr, Peer: p.A.Addr, VIP: VIP + "/32"})
 	return p
 }
 
@@ -207,28 +186,6 @@ func (n *Node) stop(t testing.TB, vrrpPidFile string) {
 func isKeepalived(pid int) bool {
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return err == nil && strings.TrimSpace(string(comm)) == "keepalived"
-}
-
-// deleteNetns kills what still runs in the namespace (all of it started
-// by this test) and deletes it, with the veth end inside.
-func deleteNetns(t testing.TB, name string) {
-	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		t.Errorf("ip netns del %s: %v: %s", name, err, out)
-	}
-}
-
-func mustRun(t testing.TB, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
 }
 
 // HasVIP reports whether the VIP is on n's interface, by `ip -br addr`.
