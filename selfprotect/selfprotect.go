@@ -16,12 +16,9 @@ import (
 // watches, not -1000 (never), so that a leak of its own is still fatal.
 const OOMScoreAdj = -900
 
-// Report says what was done; each error is what could not be.
+// Report says what could not be done; nil errors mean done.
 type Report struct {
-	Locked    bool
-	LockErr   error
-	OOMAdj    bool
-	OOMAdjErr error
+	LockErr, OOMAdjErr error
 }
 
 // Apply locks the process's memory, current and future pages, as they
@@ -33,14 +30,10 @@ func Apply(adjustOOM bool) Report {
 	var r Report
 	if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT); err != nil {
 		r.LockErr = fmt.Errorf("locking memory (needs CAP_IPC_LOCK): %w", err)
-	} else {
-		r.Locked = true
 	}
 	if adjustOOM {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(OOMScoreAdj)), 0); err != nil {
 			r.OOMAdjErr = fmt.Errorf("lowering oom_score_adj (needs CAP_SYS_RESOURCE): %w", err)
-		} else {
-			r.OOMAdj = true
 		}
 	}
 	return r
