@@ -326,18 +326,20 @@ static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 	return ABI_NATIVE;
 }
 
-static __always_inline long regs_nr(struct pt_regs *r)
-{
-	return BPF_CORE_READ(r, orig_ax);
-}
-
 // The x86 entry code sets ax to -ENOSYS before it dispatches a syscall and
 // the syscall's return value replaces it on the way out; an interrupt frame
 // holds the user's ax and, in orig_ax, -1 or an encoded vector that can
-// look like a small syscall number.
+// look like a small syscall number. r is the BTF pointer bpf_task_pt_regs
+// returns: plain loads, which the iterator pays for each thread of the
+// target at every poll, rather than a probe-read helper call each.
+static __always_inline long regs_nr(struct pt_regs *r)
+{
+	return r->orig_ax;
+}
+
 static __always_inline bool regs_in_syscall(struct pt_regs *r)
 {
-	return (long)BPF_CORE_READ(r, orig_ax) >= 0 && (long)BPF_CORE_READ(r, ax) == -ENOSYS;
+	return (long)r->orig_ax >= 0 && (long)r->ax == -ENOSYS;
 }
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
@@ -388,13 +390,14 @@ static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 	return regs_abi((struct pt_regs___stallmon *)bpf_task_pt_regs(t));
 }
 
+// arm64's entry code stores NO_SYSCALL (-1) in syscallno for every
+// exception that is not a syscall. r is the BTF pointer bpf_task_pt_regs
+// returns: plain loads (see x86's).
 static __always_inline long regs_nr(struct pt_regs *r)
 {
-	return BPF_CORE_READ((struct pt_regs___stallmon *)r, syscallno);
+	return ((struct pt_regs___stallmon *)r)->syscallno;
 }
 
-// arm64's entry code stores NO_SYSCALL (-1) in syscallno for every
-// exception that is not a syscall.
 static __always_inline bool regs_in_syscall(struct pt_regs *r)
 {
 	return regs_nr(r) >= 0;
@@ -647,6 +650,152 @@ struct thread_rec {
 // Makes the type visible in BTF so bpf2go can generate its Go mirror.
 const struct thread_rec *unused_thread_rec __attribute__((unused));
 
+// The quiet set, from the agent's timeout table, set before load: a thread
+// asleep interruptibly in one of these syscalls waits by design and breaks
+// no rule however long it waits, and neither does a thread in user space.
+// A pass that leaves such threads out and only counts them costs the agent
+// nothing per idle thread, which is what lets it watch thousands. Indexed
+// like fd_args; bit k set: quiet when every fd argument the iterator
+// classifies is of kind k; QUIET_NO_FD: quiet when it classified none.
+#define QUIET_NO_FD 0x80
+volatile const __u8 quiet[FD_ARGS_LEN] = {};
+
+// Set by the agent before each pass: nonzero leaves quiet threads out.
+__u32 quiet_on = 0;
+
+// The task flags that mark a thread the kernel made (monitor's
+// workerFlags), set before load: such a thread is judged by its state only.
+volatile const __u32 worker_flags = 0;
+
+// What the latest pass left out: quiet threads in all, and per native
+// syscall number those inside one, with the oldest entry time known (the
+// in-flight word's, 0 when none). pass tags the entries the latest pass
+// wrote; the agent bumps it before each pass, so nothing needs zeroing.
+#define QUIET_NR 512
+
+struct quiet_count {
+	__u64 pass;
+	__u64 threads;
+	__u64 oldest; // kernel monotonic ns
+};
+
+__u64 quiet_pass = 0;
+__u64 quiet_threads = 0;
+__u64 quiet_threads_pass = 0;
+struct quiet_count quiet_inflight[QUIET_NR] = {};
+
+// Task states (include/linux/sched.h) as monitor/taskstate.go reads them.
+#define TASK_INTERRUPTIBLE 0x0001
+#define TASK_UNINTERRUPTIBLE 0x0002
+#define TASK_STOPPED_BITS 0x000c // __TASK_STOPPED | __TASK_TRACED
+#define TASK_DEAD_BIT 0x0080
+#define TASK_WAKEKILL 0x0100
+#define TASK_NOLOAD 0x0400
+#define TASK_FROZEN_BIT 0x8000
+#define PF_FROZEN_OLD 0x00010000
+#define SIGNAL_GROUP_EXIT 0x00000004
+
+// asleep_by_design is a thread state no state rule judges: an
+// interruptible sleep, or TASK_IDLE (a long sleep its waker chose).
+static __always_inline bool asleep_by_design(__u32 st)
+{
+	if (st & (TASK_DEAD_BIT | TASK_FROZEN_BIT | TASK_STOPPED_BITS))
+		return false;
+	if (st & TASK_INTERRUPTIBLE)
+		return true;
+	return (st & TASK_UNINTERRUPTIBLE) && (st & TASK_NOLOAD) && !(st & TASK_WAKEKILL);
+}
+
+// is_quiet says whether rec may be left out of the pass. Anything a rule
+// could judge is kept: D, running in the kernel, stopped, traced, frozen,
+// exiting, dumping core, a zombie, a syscall outside the quiet set, a
+// word its registers belie. Before the fds are classified (fds_known
+// false) a syscall quiet on some fd kinds only is UNSURE.
+enum { LOUD = 0, QUIET, UNSURE };
+
+static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fds_known)
+{
+	if (rec->exit_state || rec->core_dump || rec->cgroup_frozen ||
+	    (rec->signal_flags & SIGNAL_GROUP_EXIT) || (rec->flags & PF_FROZEN_OLD))
+		return LOUD;
+	bool sleeping = asleep_by_design(rec->state);
+	bool in_regs = rec->regs_nr >= 0;
+	if (worker)
+		return sleeping || rec->state == 0 ? QUIET : LOUD;
+	__u32 nr, abi;
+	if (rec->word) {
+		nr = rec->word & NR_MASK;
+		abi = (rec->word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1);
+		if (!in_regs || nr != ((__u64)rec->regs_nr & NR_MASK) || abi != rec->regs_abi)
+			return LOUD;
+	} else if (in_regs && !rec->has_storage) {
+		nr = (__u64)rec->regs_nr & NR_MASK;
+		abi = rec->regs_abi;
+	} else {
+		// In user space, as far as the tracker knows.
+		return sleeping || rec->state == 0 ? QUIET : LOUD;
+	}
+	if (!sleeping)
+		return LOUD;
+	__u32 idx = abi * FD_ARGS_NR + (nr & (FD_ARGS_NR - 1));
+	barrier_var(idx);
+	idx &= FD_ARGS_LEN - 1;
+	__u8 mask = quiet[idx];
+	if (mask == 0xff)
+		return QUIET;
+	if (!mask)
+		return LOUD;
+	if (!fds_known)
+		return UNSURE;
+	int fds = 0;
+	for (int i = 0; i < 2; i++) {
+		if (rec->fds[i].fd < 0)
+			continue;
+		fds++;
+		if (!(mask & (1 << (rec->fds[i].kind & 7))))
+			return LOUD;
+	}
+	return fds || (mask & QUIET_NO_FD) ? QUIET : LOUD;
+}
+
+// count_quiet adds a left-out thread to the pass's summary.
+static __always_inline void count_quiet(struct thread_rec *rec)
+{
+	__u64 pass = quiet_pass;
+
+	if (quiet_threads_pass != pass) {
+		quiet_threads_pass = pass;
+		quiet_threads = 0;
+	}
+	quiet_threads++;
+	__u64 word = rec->word;
+	__u32 nr;
+	__u64 entered = 0;
+	if (word) {
+		if (((word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1)) != ABI_NATIVE)
+			return;
+		nr = word & NR_MASK;
+		entered = (word >> TS_BITS_SHIFT) << TS_SHIFT;
+	} else if (rec->regs_nr >= 0 && !rec->has_storage) {
+		if (rec->regs_abi != ABI_NATIVE)
+			return;
+		nr = (__u64)rec->regs_nr & NR_MASK;
+	} else {
+		return;
+	}
+	if (nr >= QUIET_NR)
+		return;
+	struct quiet_count *q = &quiet_inflight[nr];
+	if (q->pass != pass) {
+		q->pass = pass;
+		q->threads = 0;
+		q->oldest = 0;
+	}
+	q->threads++;
+	if (entered && (!q->oldest || entered < q->oldest))
+		q->oldest = entered;
+}
+
 // Kernels before 5.14 name the field "state" and make it a long.
 struct task_struct___pre514 {
 	long state;
@@ -657,17 +806,18 @@ struct mm_struct___pre516 {
 	struct core_state *core_state;
 } __attribute__((preserve_access_index));
 
+// t is a trusted BTF pointer in both: plain loads.
 static __always_inline __u32 task_state(struct task_struct *t)
 {
 	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+		return t->__state;
+	return ((struct task_struct___pre514 *)t)->state;
 }
 
 static __always_inline bool dumping_core(struct task_struct *t)
 {
 	if (bpf_core_field_exists(struct signal_struct, core_state))
-		return BPF_CORE_READ(t, signal, core_state) != NULL;
+		return t->signal->core_state != NULL;
 	struct mm_struct___pre516 *mm = (void *)BPF_CORE_READ(t, mm);
 	return mm && BPF_CORE_READ(mm, core_state) != NULL;
 }
@@ -688,38 +838,50 @@ int snapshot(struct bpf_iter__task *ctx)
 	    target_tree ? !in_tree(task->tgid) : task->tgid != target_tgid)
 		return 0;
 
+	// First what tells a quiet thread, in plain loads (task is a trusted
+	// BTF pointer): most threads of a large service are quiet, and for
+	// them the pass ends here.
 	rec.tid = task->pid;
 	rec.tgid = task->tgid;
 	rec.state = task_state(task);
-	rec.on_cpu = BPF_CORE_READ(task, on_cpu);
-	rec.flags = BPF_CORE_READ(task, flags);
-	rec.exit_state = BPF_CORE_READ(task, exit_state);
-	rec.voluntary = BPF_CORE_READ(task, nvcsw);
-	rec.switches = rec.voluntary + BPF_CORE_READ(task, nivcsw);
-	rec.signal_flags = BPF_CORE_READ(task, signal, flags);
+	rec.flags = task->flags;
+	rec.exit_state = task->exit_state;
+	rec.signal_flags = task->signal->flags;
 	rec.core_dump = dumping_core(task);
 	// cgroup v2 parks a frozen task in an interruptible sleep (its state
 	// alone looks idle) and marks it with this bit; cgroup v1 and system
 	// suspend use TASK_FROZEN, which the state shows.
 	if (bpf_core_field_exists(task->frozen))
-		rec.cgroup_frozen = BPF_CORE_READ_BITFIELD_PROBED(task, frozen);
-	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
+		rec.cgroup_frozen = BPF_CORE_READ_BITFIELD(task, frozen);
 
 	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (f) {
 		rec.has_storage = 1;
 		rec.word = READ_ONCE(f->word);
-		rec.closing = f->closing;
 	}
 
 	rec.regs_nr = -1;
 	rec.fds[0].fd = -1;
 	rec.fds[1].fd = -1;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	if (regs && regs_in_syscall(regs)) {
-		long nr = regs_nr(regs);
-		rec.regs_abi = task_abi(task, nr);
-		rec.regs_nr = nr;
+	bool in_regs = regs && regs_in_syscall(regs);
+	if (in_regs) {
+		rec.regs_nr = regs_nr(regs);
+		rec.regs_abi = task_abi(task, rec.regs_nr);
+	}
+	bool worker = rec.flags & worker_flags;
+	if (quiet_on && is_quiet(&rec, worker, false) == QUIET) {
+		count_quiet(&rec);
+		return 0;
+	}
+
+	rec.on_cpu = task->on_cpu;
+	rec.voluntary = task->nvcsw;
+	rec.switches = rec.voluntary + task->nivcsw;
+	if (f)
+		rec.closing = f->closing;
+	if (in_regs) {
+		long nr = rec.regs_nr;
 		regs_args(regs, rec.regs_abi, rec.args);
 
 		__u32 idx = rec.regs_abi * FD_ARGS_NR + ((__u32)nr & (FD_ARGS_NR - 1));
@@ -736,6 +898,11 @@ int snapshot(struct bpf_iter__task *ctx)
 			found++;
 		}
 	}
+	if (quiet_on && is_quiet(&rec, worker, true) == QUIET) {
+		count_quiet(&rec);
+		return 0;
+	}
+	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
 	rec.now = bpf_ktime_get_ns();
 	bpf_seq_write(seq, &rec, sizeof(rec));
 	return 0;

@@ -59,6 +59,13 @@ type StallmonLatencyHist struct {
 	Sum     uint64
 }
 
+type StallmonQuietCount struct {
+	_       structs.HostLayout
+	Pass    uint64
+	Threads uint64
+	Oldest  uint64
+}
+
 type StallmonThreadRec struct {
 	_            structs.HostLayout
 	Tid          uint32
@@ -107,11 +114,18 @@ const (
 	StallmonVarNrCloseCompat         = "nr_close_compat"
 	StallmonVarNrExit                = "nr_exit"
 	StallmonVarNrExitGroup           = "nr_exit_group"
+	StallmonVarQuiet                 = "quiet"
+	StallmonVarQuietInflight         = "quiet_inflight"
+	StallmonVarQuietOn               = "quiet_on"
+	StallmonVarQuietPass             = "quiet_pass"
+	StallmonVarQuietThreads          = "quiet_threads"
+	StallmonVarQuietThreadsPass      = "quiet_threads_pass"
 	StallmonVarTargetCgroup          = "target_cgroup"
 	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
 	StallmonVarTargetTgid            = "target_tgid"
 	StallmonVarTargetTree            = "target_tree"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
+	StallmonVarWorkerFlags           = "worker_flags"
 )
 
 // LoadStallmon returns the embedded CollectionSpec for Stallmon.
@@ -187,11 +201,18 @@ type StallmonVariableSpecs struct {
 	NrCloseCompat     *ebpf.VariableSpec `ebpf:"nr_close_compat"`
 	NrExit            *ebpf.VariableSpec `ebpf:"nr_exit"`
 	NrExitGroup       *ebpf.VariableSpec `ebpf:"nr_exit_group"`
+	Quiet             *ebpf.VariableSpec `ebpf:"quiet"`
+	QuietInflight     *ebpf.VariableSpec `ebpf:"quiet_inflight"`
+	QuietOn           *ebpf.VariableSpec `ebpf:"quiet_on"`
+	QuietPass         *ebpf.VariableSpec `ebpf:"quiet_pass"`
+	QuietThreads      *ebpf.VariableSpec `ebpf:"quiet_threads"`
+	QuietThreadsPass  *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
 	TargetCgroup      *ebpf.VariableSpec `ebpf:"target_cgroup"`
 	TargetCgroupLevel *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
 	TargetTgid        *ebpf.VariableSpec `ebpf:"target_tgid"`
 	TargetTree        *ebpf.VariableSpec `ebpf:"target_tree"`
 	UnusedThreadRec   *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	WorkerFlags       *ebpf.VariableSpec `ebpf:"worker_flags"`
 }
 
 // StallmonObjects contains all objects after they have been loaded into the kernel.
@@ -244,11 +265,18 @@ type StallmonVariables struct {
 	NrCloseCompat     *ebpf.Variable `ebpf:"nr_close_compat"`
 	NrExit            *ebpf.Variable `ebpf:"nr_exit"`
 	NrExitGroup       *ebpf.Variable `ebpf:"nr_exit_group"`
+	Quiet             *ebpf.Variable `ebpf:"quiet"`
+	QuietInflight     *ebpf.Variable `ebpf:"quiet_inflight"`
+	QuietOn           *ebpf.Variable `ebpf:"quiet_on"`
+	QuietPass         *ebpf.Variable `ebpf:"quiet_pass"`
+	QuietThreads      *ebpf.Variable `ebpf:"quiet_threads"`
+	QuietThreadsPass  *ebpf.Variable `ebpf:"quiet_threads_pass"`
 	TargetCgroup      *ebpf.Variable `ebpf:"target_cgroup"`
 	TargetCgroupLevel *ebpf.Variable `ebpf:"target_cgroup_level"`
 	TargetTgid        *ebpf.Variable `ebpf:"target_tgid"`
 	TargetTree        *ebpf.Variable `ebpf:"target_tree"`
 	UnusedThreadRec   *ebpf.Variable `ebpf:"unused_thread_rec"`
+	WorkerFlags       *ebpf.Variable `ebpf:"worker_flags"`
 }
 
 // StallmonPrograms contains all programs after they have been loaded into the kernel.

@@ -32,6 +32,9 @@ type Monitor struct {
 	workerFlags uint32
 	staleWords  atomic.Uint64
 	opts        Options
+	// quietPass tags the kernel side's counts of the latest pass.
+	quietPass uint64
+	quietBuf  [quietNR]gen.StallmonQuietCount
 
 	done     chan struct{}
 	waitErr  error
@@ -134,6 +137,9 @@ func (m *Monitor) load() error {
 		return err
 	}
 	if err := setFDArgs(spec); err != nil {
+		return err
+	}
+	if err := m.setQuiet(spec); err != nil {
 		return err
 	}
 	if err := m.opts.apply(spec); err != nil {

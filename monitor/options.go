@@ -18,6 +18,11 @@ type Options struct {
 	// nanoseconds per syscall (see README, "Cost"), so it is opt-in; when
 	// off, the code is removed at load time.
 	LatencyHistogram bool
+	// Quiet, when set, lets a snapshot leave out the threads it says wait
+	// by design, counting them instead (Snapshot.Quiet): a pass then costs
+	// next to nothing per idle thread. A thread in user space is quiet too,
+	// unless stopped, traced, frozen, exiting or dumping core.
+	Quiet QuietFunc
 }
 
 // Attach is AttachWith with the default options.

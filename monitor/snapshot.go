@@ -24,7 +24,14 @@ type Snapshot struct {
 	// non-empty means the kernel killed a thread of the target mid-call.
 	Deaths      []Death
 	DeathsTotal uint64
+	// Quiet counts the threads left out as waiting by design (see
+	// Options.Quiet); QuietInFlight says in which native syscalls.
+	Quiet         int
+	QuietInFlight []QuietSyscall
 }
+
+// Seen is how many threads the snapshot saw, left out or not.
+func (s Snapshot) Seen() int { return len(s.Threads) + s.Quiet }
 
 // Thread is one thread of the target.
 type Thread struct {
@@ -141,9 +148,18 @@ func records(raw []byte) []gen.StallmonThreadRec {
 	return recs
 }
 
-// Snapshot runs the task iterator once and decodes what it wrote.
-func (m *Monitor) Snapshot() (Snapshot, error) {
+// Snapshot runs the task iterator once and decodes what it wrote. With
+// Options.Quiet, the threads it calls quiet are only counted.
+func (m *Monitor) Snapshot() (Snapshot, error) { return m.snapshot(false) }
+
+// SnapshotAll is Snapshot with every thread listed, quiet or not.
+func (m *Monitor) SnapshotAll() (Snapshot, error) { return m.snapshot(true) }
+
+func (m *Monitor) snapshot(all bool) (Snapshot, error) {
 	m.scope.refresh()
+	if err := m.startPass(all); err != nil {
+		return Snapshot{}, err
+	}
 	taken := time.Now()
 	r, err := m.iter.Open()
 	if err != nil {
@@ -186,6 +202,9 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("reading monotonic clock: %w", err)
 	}
 	if snap.Deaths, snap.DeathsTotal, err = m.deaths(uint64(ts.Nano())); err != nil {
+		return Snapshot{}, err
+	}
+	if err := m.quietCounts(&snap, uint64(ts.Nano())); err != nil {
 		return Snapshot{}, err
 	}
 	return snap, nil

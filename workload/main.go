@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"compute-stop":  {"", []int{0}, (*workload).computeStop},
 	"tids":          {"", []int{0}, (*workload).tids},
 	"alloc":         {"MIB", []int{1}, (*workload).alloc},
+	"sleepers":      {"N", []int{1}, (*workload).sleepers},
 	"exit":          {"CODE", []int{1}, (*workload).exit},
 }
 
@@ -62,6 +63,9 @@ type workload struct {
 	ureader *uringReader
 	compute *computeLoop
 	held    [][]byte // alloc's memory, kept until exit
+	// sleeperPipes are the pipes sleepers' threads wait on, kept open
+	// until exit.
+	sleeperPipes [][2]int
 }
 
 // Main runs the command protocol on in and out and returns the exit status:
