@@ -205,7 +205,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	timing := pollTiming{start: now, gap: gap, late: !onTime}
 
 	snap, err := a.mon.Snapshot()
-	if err == nil && len(snap.Threads) == 0 {
+	if err == nil && snap.Seen() == 0 {
 		// A live target has at least one thread: a snapshot without any
 		// (a tracker no longer seeing it) vouches for nothing.
 		select {

@@ -84,7 +84,7 @@ func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
 const diagnoseDeadline = 2 * time.Second
 
 func (a *Agent) reportUnkillable(ctx context.Context) {
-	snap, err := a.mon.Snapshot()
+	snap, err := a.mon.SnapshotAll()
 	if err != nil {
 		a.log.Error(EvUnkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
 		return

@@ -186,6 +186,15 @@ func (r *statsRecorder) polled(pt pollTiming, snap monitor.Snapshot, over []judg
 		f.Threads++
 		f.Oldest = max(f.Oldest, t.Elapsed)
 	}
+	for _, q := range snap.QuietInFlight {
+		f := inFlight[q.Syscall]
+		if f == nil {
+			f = &InFlight{Syscall: q.Syscall}
+			inFlight[q.Syscall] = f
+		}
+		f.Threads += q.Threads
+		f.Oldest = max(f.Oldest, q.Oldest)
+	}
 	flights := make([]InFlight, 0, len(inFlight))
 	for _, name := range slices.Sorted(maps.Keys(inFlight)) {
 		flights = append(flights, *inFlight[name])

@@ -92,11 +92,11 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	var mon *monitor.Monitor
 	switch {
 	case o.cgroup != "":
-		mon, err = monitor.AttachCgroup(o.cgroup, log, w.metrics.monitorOptions())
+		mon, err = monitor.AttachCgroup(o.cgroup, log, w.monitorOptions(table, log))
 	case o.tree:
-		mon, err = monitor.AttachTree(o.pid, log, w.metrics.monitorOptions())
+		mon, err = monitor.AttachTree(o.pid, log, w.monitorOptions(table, log))
 	default:
-		mon, err = monitor.AttachWith(o.pid, log, w.metrics.monitorOptions())
+		mon, err = monitor.AttachWith(o.pid, log, w.monitorOptions(table, log))
 	}
 	if err != nil {
 		return attachError(err)

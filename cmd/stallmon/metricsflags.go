@@ -56,10 +56,6 @@ func (o *metricsOptions) registerListen(f *pflag.FlagSet) {
 	f.Var(&o.addr, "metrics-addr", `serve Prometheus metrics on HOST:PORT ("" disables)`)
 }
 
-func (o *metricsOptions) monitorOptions() monitor.Options {
-	return monitor.Options{LatencyHistogram: o.latencyHistogram}
-}
-
 // serveAgent starts the agent's metrics server and returns the function
 // that stops it. A server that cannot start is logged, not fatal: the
 // agent's job is the heartbeat and the kill, and Prometheus reports the

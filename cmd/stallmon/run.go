@@ -93,7 +93,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	defer signal.Stop(signals)
 
 	watch := func(path string) (supervise.Watcher, error) {
-		mon, err := monitor.AttachEmptyCgroup(path, log, w.metrics.monitorOptions())
+		mon, err := monitor.AttachEmptyCgroup(path, log, w.monitorOptions(table, log))
 		if err != nil {
 			return nil, attachError(err)
 		}

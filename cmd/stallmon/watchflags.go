@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -42,6 +43,17 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 	o.metrics.registerAttach(f)
 	f.StringVar(&o.log.format, "log-format", "text", "event log format: text or json")
 	f.StringVar(&o.log.level, "log-level", "info", "debug, info, warn or error")
+}
+
+// monitorOptions are the tracker's options. At debug level every thread
+// is listed at every poll, for the thread_started and thread_exited
+// events; otherwise the threads that wait by design are only counted.
+func (o *watchOptions) monitorOptions(table *budget.Table, log *slog.Logger) monitor.Options {
+	opts := monitor.Options{LatencyHistogram: o.metrics.latencyHistogram}
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		opts.Quiet = agent.Quiet(table)
+	}
+	return opts
 }
 
 // setUp checks the flags and returns the logger and the table.
