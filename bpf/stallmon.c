@@ -552,9 +552,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 
 // record_death notes a thread that exits with a syscall other than exit or
 // exit_group in flight (see nr_exit).
-static __always_inline void record_death(struct task_struct *task, struct inflight *f)
+static __always_inline void record_death(struct task_struct *task, __u64 word, __u64 arg0)
 {
-	__u64 word = READ_ONCE(f->word);
 	__u32 nr = word & NR_MASK;
 
 	if (word == 0 || nr == nr_exit || nr == nr_exit_group)
@@ -565,13 +564,37 @@ static __always_inline void record_death(struct task_struct *task, struct inflig
 	if (!d)
 		return;
 	d->word = word;
-	d->arg0 = f->arg0;
+	d->arg0 = arg0;
 	d->at = bpf_ktime_get_ns();
 	d->tid = BPF_CORE_READ(task, pid);
 	d->tgid = BPF_CORE_READ(task, tgid);
 	d->exit_code = BPF_CORE_READ(task, exit_code);
 	bpf_probe_read_kernel_str(d->comm, sizeof(d->comm), task->comm);
 	WRITE_ONCE(d->seq, seq + 1);
+}
+
+// record_death_regs is record_death for a thread the tracker never saw
+// enter a syscall (the sampled tracker, or a syscall in flight since
+// before attach): the registers name the syscall it dies in, its entry
+// time is unknown and recorded as now. Only on x86, whose entry code marks
+// a syscall in progress (ax = -ENOSYS) until it returns; arm64 keeps
+// syscallno after the return, so a thread killed by a signal just after
+// one would look killed inside it.
+static __always_inline void record_death_regs(struct task_struct *task)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+	if (!regs || !regs_in_syscall(regs))
+		return;
+	__u64 nr = (__u64)regs_nr(regs);
+	__u32 abi = task_abi(task, nr);
+	nr &= ~X32_SYSCALL_BIT;
+	if (nr > NR_MASK)
+		nr = NR_MASK;
+	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
+	record_death(task, (ts << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr, regs_arg0(regs, abi));
+#endif
 }
 
 // exit and exit_group never reach sys_exit. Storage is freed with the task
@@ -598,7 +621,9 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
 	if (f)
-		record_death(task, f);
+		record_death(task, READ_ONCE(f->word), f->arg0);
+	else
+		record_death_regs(task);
 	if (bpf_task_storage_delete(&inflight, task) == 0)
 		count(COUNTER_STORAGE_RELEASED);
 	return 0;
@@ -644,6 +669,7 @@ struct thread_rec {
 	__u32 regs_abi;    // ABI_* of the syscall in the registers
 	__u32 has_storage; // 1 if the thread has storage
 	__u32 on_cpu;      // 1 if running on a CPU right now
+	__u64 utime;       // user time in ns: grows only when the thread runs in user space
 	__u8 comm[16];
 };
 
@@ -878,6 +904,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	rec.on_cpu = task->on_cpu;
 	rec.voluntary = task->nvcsw;
 	rec.switches = rec.voluntary + task->nivcsw;
+	rec.utime = task->utime;
 	if (f)
 		rec.closing = f->closing;
 	if (in_regs) {

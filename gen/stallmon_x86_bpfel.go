@@ -88,6 +88,7 @@ type StallmonThreadRec struct {
 	RegsAbi      uint32
 	HasStorage   uint32
 	OnCpu        uint32
+	Utime        uint64
 	Comm         [16]uint8
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/privtest"
 )
 
 // The exit hook's judgement, run in the kernel with BPF_PROG_TEST_RUN: the
@@ -16,7 +18,26 @@ import (
 // thread that the kernel kills mid-syscall. The hook must record it with
 // its tid and syscall. (The real oops is in vmtests/guest.)
 func TestExitHookRecordsDeathInsideSyscall(t *testing.T) {
-	m := attach(t, os.Getpid())
+	deathInsideSyscall(t, attach(t, os.Getpid()))
+}
+
+// The sampled tracker never saw the thread enter bpf(2): the hook reads
+// the syscall from the thread's registers (x86 only, see
+// record_death_regs).
+func TestSampledExitHookRecordsDeathInsideSyscall(t *testing.T) {
+	privtest.Require(t)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("deaths of threads the tracker never saw enter are read from x86's registers only")
+	}
+	m, err := AttachWith(os.Getpid(), nil, Options{Tracker: TrackerSampled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	deathInsideSyscall(t, m)
+}
+
+func deathInsideSyscall(t *testing.T, m *Monitor) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()

@@ -174,8 +174,13 @@ func (m *Monitor) attach() error {
 		// descendants: a fork in between is seen by one or the other.
 		tps = append(tps, tracepoint{"sched_process_fork", m.objs.TreeFork})
 	}
-	tps = append(tps, tracepoint{"sys_exit", m.objs.SysExit}, tracepoint{"sched_process_exit", m.objs.ThreadExit},
-		tracepoint{"sys_enter", m.objs.SysEnter})
+	if m.opts.Tracker.sampled() {
+		// Thread exits only: exit statuses and deaths inside a syscall.
+		tps = append(tps, tracepoint{"sched_process_exit", m.objs.ThreadExit})
+	} else {
+		tps = append(tps, tracepoint{"sys_exit", m.objs.SysExit}, tracepoint{"sched_process_exit", m.objs.ThreadExit},
+			tracepoint{"sys_enter", m.objs.SysEnter})
+	}
 	for _, tp := range tps {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
 		if err != nil {

@@ -23,7 +23,38 @@ type Options struct {
 	// next to nothing per idle thread. A thread in user space is quiet too,
 	// unless stopped, traced, frozen, exiting or dumping core.
 	Quiet QuietFunc
+	// Tracker chooses how syscalls are seen; the zero value is
+	// TrackerTracepoint.
+	Tracker Tracker
 }
+
+// Tracker is how the monitor learns which syscall each thread is in.
+type Tracker string
+
+const (
+	// TrackerTracepoint records every syscall's entry and exit of the
+	// target (sys_enter and sys_exit): exact entry times, for a cost on
+	// every syscall of every process of the host (see README, "Cost").
+	TrackerTracepoint Tracker = "tracepoint"
+	// TrackerSampled attaches nothing to syscalls: each snapshot reads
+	// the syscall from each thread's saved registers, and a thread that
+	// has neither slept nor run in user space since the previous snapshot
+	// is taken to be in the same syscall since then. Entry times are known
+	// to within one poll; a syscall that wakes up inside itself (a retry
+	// loop) starts anew each time it does; no latency histogram.
+	TrackerSampled Tracker = "sampled"
+)
+
+// ParseTracker accepts the names of the trackers.
+func ParseTracker(s string) (Tracker, error) {
+	switch t := Tracker(s); t {
+	case TrackerTracepoint, TrackerSampled:
+		return t, nil
+	}
+	return "", fmt.Errorf("unknown tracker %q: want %s or %s", s, TrackerTracepoint, TrackerSampled)
+}
+
+func (t Tracker) sampled() bool { return t == TrackerSampled }
 
 // Attach is AttachWith with the default options.
 func Attach(pid int, log *slog.Logger) (*Monitor, error) {
@@ -34,6 +65,14 @@ func Attach(pid int, log *slog.Logger) (*Monitor, error) {
 var ErrClosed = errors.New("monitor is closed")
 
 func (o Options) apply(spec *ebpf.CollectionSpec) error {
+	if o.Tracker != "" {
+		if _, err := ParseTracker(string(o.Tracker)); err != nil {
+			return err
+		}
+	}
+	if o.LatencyHistogram && o.Tracker.sampled() {
+		return errors.New("the latency histogram needs the tracepoint tracker: the sampled one sees no syscall end")
+	}
 	if err := spec.Variables[gen.StallmonVarLatencyHistogram].Set(o.LatencyHistogram); err != nil {
 		return fmt.Errorf("setting latency histogram switch: %w", err)
 	}

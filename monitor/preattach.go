@@ -15,6 +15,10 @@ type preAttach struct {
 	abi   ABI
 	args  [6]uint64
 	first time.Time
+	// What the sampled tracker checks to know the call is the same one:
+	// a thread that slept (voluntary) or ran in user space (utime) since
+	// may have returned and made the same call again.
+	voluntary, utime uint64
 }
 
 // fillUntracked shows a thread whose saved registers say it is inside a
@@ -26,10 +30,19 @@ type preAttach struct {
 func (m *Monitor) fillUntracked(t *Thread, rec gen.StallmonThreadRec, now time.Time) {
 	nr, abi := int(rec.RegsNr)&nrMask, ABI(rec.RegsAbi)
 	p, known := m.preAttach[t.TID]
-	if !known || p.nr != nr || p.abi != abi || p.args != rec.Args {
-		p = preAttach{nr: nr, abi: abi, args: rec.Args, first: now}
-		m.preAttach[t.TID] = p
+	same := known && p.nr == nr && p.abi == abi && p.args == rec.Args
+	if m.opts.Tracker.sampled() {
+		// The hung-task detector's reasoning: no sleep and no user time
+		// since the previous look, so no return to user space either.
+		// A tracepoint tracker sees the return, so there the registers
+		// alone decide (a call in flight since attach).
+		same = same && p.voluntary == rec.Voluntary && p.utime == rec.Utime
 	}
+	if !same {
+		p = preAttach{nr: nr, abi: abi, args: rec.Args, first: now}
+	}
+	p.voluntary, p.utime = rec.Voluntary, rec.Utime
+	m.preAttach[t.TID] = p
 	t.InSyscall = true
 	t.SinceAttach = true
 	t.Nr, t.ABI = nr, abi
