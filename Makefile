@@ -41,10 +41,15 @@ generate: deps-bpf
 # STALLMON_REQUIRE_PRIVILEGED=1 (set by .ci/run). The VM suite runs after
 # the host's, not beside it: QEMU's emulation would starve the host's
 # timing-sensitive tests.
+# The detection tests, run once more with --tracker=sampled: the same
+# hangs, idle and busy targets, late returns and kills, seen without any
+# syscall program.
+SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace
 test: deps-test
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	STALLMON_TEST_TRACKER=sampled $(GO) test -count=1 -timeout 10m -run '$(SAMPLED_TESTS)' ./cmd/stallmon/
 	$(MAKE) vmtest
 
 lint:

@@ -118,7 +118,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if hb != nil {
 		node = hb.NodeID
 	}
-	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "node", node, "arch", monitor.Arch,
+	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "node", node, "arch", monitor.Arch, "tracker", w.tracker,
 		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil, "sinks", sinkNames(integrations))
 
 	outcome, err := a.Run(cmd.Context())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strconv"
 	"testing"
 
@@ -15,7 +16,19 @@ func newCluster(t *testing.T) *cluster { return e2e.NewCluster(t) }
 // test ends.
 func startStallmon(t *testing.T, args ...string) *e2e.Proc {
 	t.Helper()
-	return e2e.Start(t, stallmonBin, args...)
+	return e2e.Start(t, stallmonBin, withTracker(args)...)
+}
+
+// TrackerEnv names the tracker the detection tests run attach and run
+// with (make test runs them once more with sampled); unset, the default.
+const TrackerEnv = "STALLMON_TEST_TRACKER"
+
+func withTracker(args []string) []string {
+	tr := os.Getenv(TrackerEnv)
+	if tr == "" || len(args) == 0 || (args[0] != "attach" && args[0] != "run") {
+		return args
+	}
+	return append([]string{args[0], "--tracker", tr}, args[1:]...)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -24,5 +37,5 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // to stderr (listen --log-format json): its log comes on Events too.
 func startStallmonLogging(t *testing.T, args ...string) *e2e.Proc {
 	t.Helper()
-	return e2e.StartLogging(t, stallmonBin, args...)
+	return e2e.StartLogging(t, stallmonBin, withTracker(args)...)
 }

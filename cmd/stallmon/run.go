@@ -106,7 +106,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 		if hb != nil {
 			node = hb.NodeID
 		}
-		log.Info(agent.EvAttached, "cgroup", path, "node", node, "arch", monitor.Arch,
+		log.Info(agent.EvAttached, "cgroup", path, "node", node, "arch", monitor.Arch, "tracker", w.tracker,
 			"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil,
 			"sinks", sinkNames(integrations))
 		return &serviceWatch{ctx: cmd.Context(), log: log, mon: mon, agent: a, table: table, opts: w}, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -24,6 +25,7 @@ type watchOptions struct {
 	noKill       bool
 	killGrace    time.Duration
 	lateReturn   string
+	tracker      string
 	table        tableOptions
 	hb           heartbeatOptions
 	sinks        sinkOptions
@@ -37,6 +39,8 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
 	f.StringVar(&o.lateReturn, "late-return", "fence",
 		"a stall that ends after STALLED was sent: fence (kill the target; never report it alive again) or resume (report it alive again)")
+	f.StringVar(&o.tracker, "tracker", string(monitor.TrackerTracepoint),
+		"how syscalls are seen: tracepoint (every syscall's entry and exit: exact, at a cost on every syscall of the host) or sampled (each poll reads the threads' registers: no per-syscall cost, entry times known to within a poll); see README, Trackers")
 	o.table.register(f)
 	o.hb.register(f)
 	o.sinks.register(f)
@@ -49,7 +53,7 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 // is listed at every poll, for the thread_started and thread_exited
 // events; otherwise the threads that wait by design are only counted.
 func (o *watchOptions) monitorOptions(table *budget.Table, log *slog.Logger) monitor.Options {
-	opts := monitor.Options{LatencyHistogram: o.metrics.latencyHistogram}
+	opts := monitor.Options{LatencyHistogram: o.metrics.latencyHistogram, Tracker: monitor.Tracker(o.tracker)}
 	if !log.Enabled(context.Background(), slog.LevelDebug) {
 		opts.Quiet = agent.Quiet(table)
 	}
@@ -67,6 +71,13 @@ func (o *watchOptions) setUp(cmd *cobra.Command) (*slog.Logger, *budget.Table, e
 	}
 	if o.killGrace <= 0 {
 		return nil, nil, usageError(fmt.Errorf("--kill-grace must be positive, got %v", o.killGrace))
+	}
+	tracker, err := monitor.ParseTracker(o.tracker)
+	if err != nil {
+		return nil, nil, usageError(fmt.Errorf("--tracker: %w", err))
+	}
+	if tracker == monitor.TrackerSampled && o.metrics.latencyHistogram {
+		return nil, nil, usageError(errors.New("--latency-histogram needs --tracker=tracepoint: the sampled tracker sees no syscall end"))
 	}
 	if _, err := agent.ParseLateReturn(o.lateReturn); err != nil {
 		return nil, nil, usageError(fmt.Errorf("--late-return: %w", err))
