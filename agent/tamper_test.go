@@ -2,43 +2,18 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/stallmon/stallmon/budget"
-	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/linktamper"
-	"github.com/stallmon/stallmon/internal/privtest"
-	"github.com/stallmon/stallmon/monitor"
-	"github.com/stallmon/stallmon/workload/workloadtest"
 )
-
-// lockedBuffer is a log sink for the agent's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
 
 // A root process that puts another program behind the tracker's snapshot
 // iterator (BPF_LINK_UPDATE on the link taken by id) turns the heartbeat
@@ -46,33 +21,11 @@ func (b *lockedBuffer) Bytes() []byte {
 // stays blind after the tracker's own program is put back, with the agent
 // still running.
 func TestTrackerTamperingStopsHeartbeat(t *testing.T) {
-	privtest.Require(t)
-	w := workloadtest.Start(t)
-	mon, err := monitor.Attach(w.PID, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mon.Close()
-	table, err := budget.Parse([]byte("default: {budget: 1s, kill_after: 5s}\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const poll, interval = 50 * time.Millisecond, 50 * time.Millisecond
-	logs := &lockedBuffer{}
-	rec := &recorder{got: make(chan heartbeat.Packet, 1)}
-	a, err := New(mon, Config{PollInterval: poll, Table: table, Kill: true, KillGrace: time.Second,
-		Heartbeat: &HeartbeatConfig{Sender: rec, Interval: interval, NodeID: "n"},
-		Logger:    slog.New(slog.NewJSONHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	if p := <-rec.got; p.State != heartbeat.StateAlive {
-		t.Fatalf("first heartbeat %v, want ALIVE", p.State)
-	}
+	// The JSON handler serialises the writes; the buffer is read once
+	// Run has returned.
+	var logs bytes.Buffer
+	b := startBeating(t, slog.New(slog.NewJSONHandler(&logs, nil)))
+	a := b.a
 
 	// The outside actor: it finds the iterator link among this process's
 	// fds, as bpftool does, and takes it by id.
@@ -123,27 +76,10 @@ func TestTrackerTamperingStopsHeartbeat(t *testing.T) {
 	if h := a.Health(); h.Ready || !strings.Contains(h.Reason, "changed from outside") {
 		t.Fatalf("health %+v, want not ready, saying the tracker was changed from outside", h)
 	}
-	select {
-	case <-done:
-		t.Fatal("agent stopped instead of staying up, blind")
-	default:
-	}
-	cancel()
-	<-done
+	b.running(t)
+	b.stop()
 
-	// No poll after the replacement vouched for the target, so the last
-	// ALIVE went out within the freshness of the poll before it (two
-	// poll intervals) and one heartbeat interval for the send itself.
-	limit := tampered.Add(2*poll + interval)
-	var lastAlive time.Time
-	for _, p := range rec.packets() {
-		if p.State == heartbeat.StateAlive {
-			lastAlive = time.Unix(0, p.SendTime)
-		}
-	}
-	if lastAlive.After(limit) {
-		t.Fatalf("ALIVE sent %v after the tampering, want none after %v", lastAlive.Sub(tampered), limit.Sub(tampered))
-	}
+	lastAlive := b.aliveUntil(t, tampered)
 	t.Logf("tampering seen after %v; last ALIVE %v after it", seen, lastAlive.Sub(tampered))
 	out := logs.Bytes()
 	for ev, want := range map[string]int{EvTrackerTampered: 1, EvHeartbeatStopped: 1, EvPollRecovered: 0, EvHeartbeatResumed: 0} {

@@ -11,25 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/linktamper"
-	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/workload/workloadtest"
 )
-
-// attachBy attaches to pid with attach for the duration of the test.
-func attachBy(tb testing.TB, attach func(int, *slog.Logger, Options) (*Monitor, error), pid int) *Monitor {
-	tb.Helper()
-	privtest.Require(tb)
-	m, err := attach(pid, nil, Options{})
-	if err != nil {
-		tb.Fatalf("attaching to %d: %v", pid, err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			tb.Errorf("closing monitor: %v", err)
-		}
-	})
-	return m
-}
 
 // heldLinks returns the links of type typ that this process holds, as an
 // outside root process finds them, and checks there are want of them.
