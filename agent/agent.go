@@ -73,6 +73,8 @@ type Agent struct {
 	lastAt  time.Time
 	late    bool
 	failing int // consecutive failed polls
+	// tampered is set once a poll found the tracker's links changed.
+	tampered bool
 	// declared is the stall the gate first closed on, under the fence
 	// policy; lateLogged once its return was logged.
 	declared   *judged
@@ -205,6 +207,11 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	timing := pollTiming{start: now, gap: gap, late: !onTime}
 
 	snap, err := a.mon.Snapshot()
+	// After the snapshot, so that it vouches for the program that wrote
+	// it: a link changed before or while the iterator ran is caught now.
+	if verr := a.mon.VerifyLinks(); verr != nil {
+		err = verr
+	}
 	if err == nil && snap.Seen() == 0 {
 		// A live target has at least one thread: a snapshot without any
 		// (a tracker no longer seeing it) vouches for nothing.
@@ -218,7 +225,11 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	if err != nil {
 		// Fail closed: no fresh poll, so the gate goes blind by itself.
 		// Logged once per failure run, not at every poll.
-		if a.failing == 0 {
+		var te *monitor.TamperError
+		switch {
+		case errors.As(err, &te):
+			a.trackerTampered(te)
+		case a.failing == 0:
 			a.log.Error(EvPollFailed, "err", err)
 		}
 		a.failing++

@@ -28,6 +28,7 @@ const (
 	EvAgentLate        = "agent_late"
 	EvPollFailed       = "poll_failed"
 	EvPollRecovered    = "poll_recovered"
+	EvTrackerTampered  = "tracker_tampered"
 	EvThreadStarted    = "thread_started"
 	EvThreadExited     = "thread_exited"
 )

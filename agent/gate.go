@@ -29,6 +29,9 @@ type gate struct {
 	lastOK time.Time // when the latest successful poll was taken
 	worst  *judged   // the stall to report, nil if none
 	fenced bool
+	// untrusted is set for good once the tracker was found tampered
+	// with: no poll after that can vouch for the target.
+	untrusted bool
 }
 
 func newGate(maxAge time.Duration) *gate { return &gate{maxAge: maxAge} }
@@ -52,6 +55,13 @@ func worse(a, b judged) bool {
 		return a.death != nil
 	}
 	return a.span > b.span
+}
+
+// distrust makes the gate blind for the rest of its life, unless fenced.
+func (g *gate) distrust() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.untrusted = true
 }
 
 func (g *gate) fence() {
@@ -78,7 +88,7 @@ func (g *gate) stateLocked(now time.Time) (gateState, *judged) {
 	switch {
 	case g.fenced:
 		return gateFenced, g.worst
-	case g.lastOK.IsZero() || now.Sub(g.lastOK) > g.maxAge:
+	case g.untrusted || g.lastOK.IsZero() || now.Sub(g.lastOK) > g.maxAge:
 		return gateBlind, nil
 	case g.worst != nil:
 		return gateStalled, g.worst

@@ -22,6 +22,9 @@ type Stats struct {
 	Gate string
 	// Unkillable is set once the target outlived its kill grace.
 	Unkillable bool
+	// Tampered is set once a link of the tracker was found changed from
+	// outside: the gate stays blind until stallmon attaches anew.
+	Tampered bool
 
 	// Sinks are the verdict's consumers (the heartbeat and integrations),
 	// as the current or latest run left them.
@@ -246,6 +249,8 @@ func (r *statsRecorder) event(name string, attrs []slog.Attr) {
 		r.st.Kills[syscall()]++
 	case EvUnkillable:
 		r.st.Unkillable = true
+	case EvTrackerTampered:
+		r.st.Tampered = true
 	}
 }
 

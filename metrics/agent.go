@@ -30,6 +30,7 @@ type agentCollector struct {
 	pollInterval time.Duration
 
 	info, healthy, gate, unkillable, pid       *prometheus.Desc
+	tampered                                   *prometheus.Desc
 	sent, sendErrors, stalls, kills            *prometheus.Desc
 	sinkUp, sinkApplies, sinkFailures          *prometheus.Desc
 	inFlight, oldest, stalledThread            *prometheus.Desc
@@ -52,6 +53,8 @@ func newAgentCollector(src AgentSource, pollInterval time.Duration) *agentCollec
 		unkillable: d("target_unkillable",
 			"1 once the killed target outlived --kill-grace (a thread SIGKILL cannot end), 0 otherwise."),
 		pid: d("target_pid", "Process id of the watched target."),
+		tampered: d("tracker_tampered",
+			"1 once a BPF link of the tracker was found changed from outside (another program behind the snapshot iterator): the gate stays blind until stallmon attaches anew; 0 otherwise."),
 		sent: d("heartbeats_sent_total",
 			"Heartbeat packets sent, by packet state.", "state"),
 		sendErrors: d("heartbeat_send_errors_total",
@@ -103,6 +106,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.gate, boolValue(st.Gate == s), s)
 	}
 	gauge(c.unkillable, boolValue(st.Unkillable))
+	gauge(c.tampered, boolValue(st.Tampered))
 	gauge(c.pid, float64(st.PID))
 	// Every state is always present so that rate() and dashboards see a
 	// zero rather than no data before the first packet of a kind.

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 
@@ -23,14 +24,20 @@ func startWorkload(t *testing.T) *workload.Proc { return workloadtest.Start(t) }
 // attach attaches a tracker to pid for the duration of the test.
 func attach(t *testing.T, pid int) *Monitor {
 	t.Helper()
-	privtest.Require(t)
-	m, err := Attach(pid, nil)
+	return attachBy(t, AttachWith, pid)
+}
+
+// attachBy attaches to pid with attach for the duration of the test.
+func attachBy(tb testing.TB, attach func(int, *slog.Logger, Options) (*Monitor, error), pid int) *Monitor {
+	tb.Helper()
+	privtest.Require(tb)
+	m, err := attach(pid, nil, Options{})
 	if err != nil {
-		t.Fatalf("attaching to %d: %v", pid, err)
+		tb.Fatalf("attaching to %d: %v", pid, err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := m.Close(); err != nil {
-			t.Errorf("closing monitor: %v", err)
+			tb.Errorf("closing monitor: %v", err)
 		}
 	})
 	return m

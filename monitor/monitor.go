@@ -25,6 +25,7 @@ type Monitor struct {
 	objs  gen.StallmonObjects
 	links []link.Link
 	iter  *link.Iter
+	guard linkGuard // what links and iter must still run
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
 	stale     map[int]staleWord // tid -> in-flight word the registers belie
@@ -187,6 +188,9 @@ func (m *Monitor) attach() error {
 			return fmt.Errorf("attaching raw tracepoint %s: %w", tp.name, err)
 		}
 		m.links = append(m.links, l)
+		if err := m.guard.watch("raw tracepoint "+tp.name, l, tp.prog, tp.name); err != nil {
+			return err
+		}
 	}
 	filterPID := 0
 	if m.scope.single() {
@@ -200,6 +204,9 @@ func (m *Monitor) attach() error {
 		m.log.Warn("task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
 	}
 	m.iter = it
+	if err := m.guard.watch("task iterator", it, m.objs.Snapshot, "task"); err != nil {
+		return err
+	}
 	if err := m.scope.seed(&m.objs); err != nil {
 		return err
 	}
