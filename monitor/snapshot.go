@@ -156,6 +156,14 @@ func (m *Monitor) Snapshot() (Snapshot, error) { return m.snapshot(false) }
 func (m *Monitor) SnapshotAll() (Snapshot, error) { return m.snapshot(true) }
 
 func (m *Monitor) snapshot(all bool) (Snapshot, error) {
+	// Close may come from another goroutine: without the hold, the pass
+	// could read an fd that Close released and the kernel gave to
+	// something else.
+	unlock, err := m.holdOpen()
+	if err != nil {
+		return Snapshot{}, err
+	}
+	defer unlock()
 	m.scope.refresh()
 	if err := m.startPass(all); err != nil {
 		return Snapshot{}, err
