@@ -203,9 +203,15 @@ func oopsPoll(t *testing.T) {
 // A syscall that stays on the CPU in the kernel (a driver spinning with
 // preemption points) is flagged while it runs, and the heartbeat comes
 // back when it returns before kill_after.
-func TestKernelSpinIsFlaggedOnCPU(t *testing.T) {
+func TestKernelSpinIsFlaggedOnCPU(t *testing.T) { kernelSpin(t) }
+
+// The sampled tracker sees the spin from the registers: preemption
+// points are involuntary switches, and no user time passes.
+func TestSampledKernelSpinIsFlaggedOnCPU(t *testing.T) { kernelSpin(t, "--tracker", "sampled") }
+
+func kernelSpin(t *testing.T, flags ...string) {
 	const budget, killAfter = 500 * time.Millisecond, 30 * time.Second
-	n := startNode(t, "spin-long:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--late-return", "resume")
+	n := startNode(t, "spin-long:busy", append([]string{"--budget", budget.String(), "--kill-after", killAfter.String(), "--late-return", "resume"}, flags...)...)
 	n.child.enter(t)
 
 	stall := n.agent.Events.Next("stall", 30*time.Second)
@@ -239,17 +245,23 @@ func TestKernelSpinIsFlaggedOnCPU(t *testing.T) {
 	if code := n.agent.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("stallmon attach exited %d after the spinner exited on its own, want 0", code)
 	}
-	t.Logf(ResultPrefix+"spin: budget %v: flagged at %.2fs in state %v while on the CPU, cleared after %.2fs, heartbeat resumed",
-		budget, stall["elapsed_seconds"], stall["state"], cleared["duration_seconds"])
+	t.Logf(ResultPrefix+"spin%s: budget %v: flagged at %.2fs in state %v while on the CPU, cleared after %.2fs, heartbeat resumed",
+		trackerNote(flags), budget, stall["elapsed_seconds"], stall["state"], cleared["duration_seconds"])
 }
 
 // A thread asleep in D that SIGKILL cannot end: stallmon stops the
 // heartbeat, kills, reports it unkillable with its kernel stack after the
 // grace period, and keeps the heartbeat off; when the kernel finally lets
 // go, the pending SIGKILL takes it and stallmon exits 4.
-func TestUnkillableIsReported(t *testing.T) {
+func TestUnkillableIsReported(t *testing.T) { unkillable(t, 0) }
+
+// The sampled tracker first sees the hang at the poll after it began:
+// one poll more to the last ALIVE.
+func TestSampledUnkillableIsReported(t *testing.T) { unkillable(t, poll, "--tracker", "sampled") }
+
+func unkillable(t *testing.T, late time.Duration, flags ...string) {
 	const budget, killAfter = 300 * time.Millisecond, time.Second
-	n := startNode(t, "sleep-d:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
+	n := startNode(t, "sleep-d:busy", append([]string{"--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s"}, flags...)...)
 	hang := n.child.enter(t)
 
 	s := n.killedButAlive(time.Second, ioctlHang)
@@ -272,11 +284,19 @@ func TestUnkillableIsReported(t *testing.T) {
 		}
 	}
 	toLastAlive := n.cluster.LastAliveBefore(s.stalled).Sub(hang)
-	t.Logf(ResultPrefix+"unkillable: budget %v, kill_after %v: hang->last ALIVE %v, hang->peer hook %v, unkillable in %v, stack %v",
-		budget, killAfter, toLastAlive.Round(time.Millisecond), s.hookAt.Sub(hang).Round(time.Millisecond), s.unkillable["proc_state"], s.unkillable["stack"])
-	if bound := budget + poll + interval; toLastAlive > bound {
-		t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval = %v", toLastAlive, bound)
+	t.Logf(ResultPrefix+"unkillable%s: budget %v, kill_after %v: hang->last ALIVE %v, hang->peer hook %v, unkillable in %v, stack %v",
+		trackerNote(flags), budget, killAfter, toLastAlive.Round(time.Millisecond), s.hookAt.Sub(hang).Round(time.Millisecond), s.unkillable["proc_state"], s.unkillable["stack"])
+	if bound := budget + poll + interval + late; toLastAlive > bound {
+		t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval(+%v) = %v", toLastAlive, late, bound)
 	}
+}
+
+// trackerNote names the flags a RESULT line's run had, if any.
+func trackerNote(flags []string) string {
+	if len(flags) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(flags, " ") + ")"
 }
 
 // hangKind is how stallmon must see the child's main thread stuck.
