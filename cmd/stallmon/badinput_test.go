@@ -30,19 +30,7 @@ type badInputRow struct {
 // Bad input section.
 func readmeBadInput(t *testing.T) (string, []badInputRow) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	start := strings.Index(text, "\n## Bad input\n")
-	if start < 0 {
-		t.Fatal("README has no Bad input section")
-	}
-	section := text[start+1:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
-	}
+	section := readmeSection(t, "Bad input")
 	setup := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
 	if setup == nil {
 		t.Fatal("the Bad input section has no sh block to prepare its files")

@@ -115,7 +115,7 @@ func TestListenerUnderFlood(t *testing.T) {
 	// them all, it would have declared A dead by now.
 	readAlive(t, ctx, recv, ring, start.Add(flood+time.Second))
 
-	metrics := fetchMetrics(t, b.NS, metricsAddr)
+	metrics := scrapeWith(t, nettest.HTTPClient(b.NS), metricsAddr)
 	counted := map[string]float64{}
 	for _, m := range regexp.MustCompile(`stallmon_listener_packets_rejected_total\{reason="(\w+)"\} (\S+)`).FindAllStringSubmatch(metrics, -1) {
 		counted[m[1]], _ = strconv.ParseFloat(m[2], 64)
@@ -272,21 +272,6 @@ func snmpField(snmp, proto, name string) (int, error) {
 		}
 	}
 	return 0, io.ErrUnexpectedEOF
-}
-
-// fetchMetrics scrapes a metrics server listening inside namespace ns.
-func fetchMetrics(t *testing.T, ns, addr string) string {
-	t.Helper()
-	resp, err := nettest.HTTPClient(ns).Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
 }
 
 // grepLines is the lines of text that contain s.
