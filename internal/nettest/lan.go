@@ -6,9 +6,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,7 +52,30 @@ func NewLAN(t testing.TB, n int) *LAN {
 		addressUp(t, node.NS, node.If, node.Addr)
 		l.Nodes = append(l.Nodes, node)
 	}
+	l.waitForwarding(t)
 	return l
+}
+
+// waitForwarding waits until every port of the bridge forwards. A port
+// whose veth peer came up after it is enabled only when the kernel's
+// link watch sees the carrier, up to a second later on a loaded machine;
+// until then the bridge drops what reaches it.
+func (l *LAN) waitForwarding(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", l.Switch, "-d", "-o", "link", "show", "master", "br0").Output()
+		if err != nil {
+			t.Fatalf("listing the bridge's ports: %v", err)
+		}
+		if n := strings.Count(string(out), "bridge_slave state forwarding "); n == len(l.Nodes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bridge ports not all forwarding after 10s:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // InNetns runs fn on an OS thread that joined namespace ns. Sockets fn
