@@ -10,9 +10,9 @@ export BPF2GO_STRIP := $(STRIP)
 
 APT_BPF  := clang-19 llvm-19 libbpf-dev
 APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools \
-	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd
+	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd strace
 # What deps-test checks for before it calls apt: one command of each package.
-TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze
+TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
 # npm tools that check the Grafana dashboards (dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := dashboards/testdata/schema

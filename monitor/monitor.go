@@ -12,7 +12,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/stallmon/stallmon/gen"
 )
@@ -111,11 +110,10 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Monitor, err erro
 	if atLeast(kernel, userWorkerKernel) {
 		m.workerFlags |= pfUserWorker
 	}
-	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
-	// use memcg and this is a no-op.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raising memlock limit: %w", err)
-	}
+	// No RLIMIT_MEMLOCK to raise: kernels since 5.11 charge BPF memory to
+	// the memory cgroup, and minKernel is later. cilium/ebpf's rlimit
+	// package is not imported on purpose: its init creates a probe map in
+	// every process, so even a refused command line would call bpf().
 	if err := m.load(); err != nil {
 		return nil, err
 	}

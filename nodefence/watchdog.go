@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -26,6 +28,35 @@ type Watchdog struct {
 	f       *os.File
 	stopped bool
 	timeout time.Duration
+}
+
+// watchdogMisc is the legacy /dev/watchdog, a misc device (10:130) that
+// stands for the first watchdog.
+const watchdogMisc = "10:130"
+
+// CheckWatchdog says whether path is a watchdog device, without opening
+// it: opening arms it, and a command line being checked must not. A
+// watchdog is a character device that /sys/class/watchdog lists, or the
+// legacy misc device.
+func CheckWatchdog(path string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return fmt.Errorf("%s: not a character device", path)
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	if dev == watchdogMisc {
+		return nil
+	}
+	listed, _ := filepath.Glob("/sys/class/watchdog/*/dev")
+	for _, f := range listed {
+		if b, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(b)) == dev {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: device %s is not a watchdog (none such in /sys/class/watchdog)", path, dev)
 }
 
 // OpenWatchdog arms the watchdog at path with the given timeout.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -62,6 +63,14 @@ func (o *heartbeatOptions) build(log *slog.Logger, service string) (*agent.Heart
 	if err != nil {
 		return nil, noop, fmt.Errorf("--group: %w", err)
 	}
+	// Checked here rather than left to the sender, so that a typo is
+	// refused before the node id is locked or a socket opened.
+	if o.ttl < 0 || o.ttl > 255 {
+		return nil, noop, fmt.Errorf("--ttl %d: want 0..255", o.ttl)
+	}
+	if err := checkInterface(o.iface); err != nil {
+		return nil, noop, err
+	}
 	node, err := o.node()
 	if err != nil {
 		return nil, noop, err
@@ -81,7 +90,7 @@ func (o *heartbeatOptions) build(log *slog.Logger, service string) (*agent.Heart
 	s, err := heartbeat.NewSender(heartbeat.SenderConfig{Group: group, Interface: o.iface, TTL: o.ttl, Loopback: o.loopback})
 	if err != nil {
 		lock()
-		return nil, noop, fmt.Errorf("heartbeat sender: %w", err)
+		return nil, noop, err // already says "heartbeat sender: ..."
 	}
 	incarnation := func() uint64 {
 		now := time.Now()
@@ -164,4 +173,20 @@ func shortNodeID(id string) string {
 		head = head[:len(head)-1]
 	}
 	return head + tail
+}
+
+// checkInterface refuses an --interface that names no interface, in one
+// line that says so (net's own error carries a "route ip+net" prefix).
+func checkInterface(name string) error {
+	if name == "" {
+		return nil
+	}
+	if _, err := net.InterfaceByName(name); err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err
+		}
+		return fmt.Errorf("--interface %q: %w", name, err)
+	}
+	return nil
 }

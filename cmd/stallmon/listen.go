@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -78,10 +77,8 @@ func (o *listenOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return usageError(fmt.Errorf("--group: %w", err))
 	}
-	if o.iface != "" {
-		if _, err := net.InterfaceByName(o.iface); err != nil {
-			return usageError(fmt.Errorf("--interface %q: %w", o.iface, err))
-		}
+	if err := checkInterface(o.iface); err != nil {
+		return usageError(err)
 	}
 	if o.timeout <= 0 {
 		return usageError(fmt.Errorf("--timeout must be positive, got %v", o.timeout))

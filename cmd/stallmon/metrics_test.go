@@ -75,7 +75,14 @@ func TestMetricsLingerUntilScraped(t *testing.T) {
 
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	return scrapeWith(t, http.DefaultClient, addr)
+}
+
+// scrapeWith scrapes through client: one that dials from inside a
+// network namespace reaches a server on that namespace's loopback.
+func scrapeWith(t *testing.T, client *http.Client, addr string) string {
+	t.Helper()
+	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

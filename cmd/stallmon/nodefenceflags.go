@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -38,9 +37,10 @@ func (o *nodeFenceOptions) validate(kill bool) error {
 		return fmt.Errorf("--watchdog-timeout %v: the watchdog counts whole seconds, want at least 1s", o.watchdogTimeout)
 	}
 	if o.onUnkillable == "watchdog" {
-		// Opened (armed) only after attach; a wrong path fails here.
-		if _, err := os.Stat(o.watchdogDevice); err != nil {
-			return fmt.Errorf("--on-unkillable=watchdog: %w", err)
+		// Opened (armed) only after attach; a path that is no watchdog
+		// fails here, before anything is loaded.
+		if err := nodefence.CheckWatchdog(o.watchdogDevice); err != nil {
+			return fmt.Errorf("--watchdog-device %w", err)
 		}
 	}
 	return nil

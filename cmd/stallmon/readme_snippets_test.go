@@ -12,19 +12,7 @@ import (
 // verbatim part of a deploy/ file linked just before it, the file the
 // integration's tests run: the README cannot drift from what was tested.
 func TestREADMEIntegrationSnippetsAreTested(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	start := strings.Index(text, "\n## Integrations\n")
-	if start < 0 {
-		t.Fatal("README has no Integrations section")
-	}
-	section := text[start+1:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
-	}
+	section := readmeSection(t, "Integrations")
 	link := regexp.MustCompile(`\((deploy/[^)#]+)\)`)
 	// The deploy files linked before a snippet; snippets that follow one
 	// another share the links before the first.
@@ -68,4 +56,23 @@ func TestREADMEIntegrationSnippetsAreTested(t *testing.T) {
 	if blocks < 5 {
 		t.Errorf("found %d snippets in the Integrations section, want one or more per integration", blocks)
 	}
+}
+
+// readmeSection is the README's "## title" section, up to the next one.
+func readmeSection(t *testing.T, title string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "\n## "+title+"\n")
+	if start < 0 {
+		t.Fatalf("README has no %s section", title)
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	return section
 }

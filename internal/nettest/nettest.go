@@ -1,5 +1,6 @@
 // Package nettest gives tests a multicast group of their own on loopback,
-// and pairs of network namespaces joined by a veth link.
+// pairs of network namespaces joined by a veth link, and small LANs of
+// namespaces on a bridge.
 package nettest
 
 import (
@@ -11,8 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // LoopbackGroup picks an organization-local group and a port that is free
@@ -44,18 +46,30 @@ func VethPair(t testing.TB) *Pair {
 	t.Helper()
 	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, pairs.Add(1))
 	p := &Pair{A: "sma-" + id, B: "smb-" + id, IfA: "sva" + id, IfB: "svb" + id, AddrA: "192.0.2.1", AddrB: "192.0.2.2"}
-	p.IfA, p.IfB = p.IfA[:min(15, len(p.IfA))], p.IfB[:min(15, len(p.IfB))]
-	for _, ns := range []string{p.A, p.B} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { deleteNetns(t, ns) })
-	}
+	p.IfA, p.IfB = ifName(p.IfA), ifName(p.IfB)
+	addNetns(t, p.A)
+	addNetns(t, p.B)
 	run(t, "ip", "link", "add", p.IfA, "netns", p.A, "type", "veth", "peer", "name", p.IfB, "netns", p.B)
-	for _, n := range []struct{ ns, ifc, addr string }{{p.A, p.IfA, p.AddrA}, {p.B, p.IfB, p.AddrB}} {
-		run(t, "ip", "-n", n.ns, "addr", "add", n.addr+"/24", "dev", n.ifc)
-		run(t, "ip", "-n", n.ns, "link", "set", n.ifc, "up")
-		run(t, "ip", "-n", n.ns, "link", "set", "lo", "up")
-	}
+	addressUp(t, p.A, p.IfA, p.AddrA)
+	addressUp(t, p.B, p.IfB, p.AddrB)
 	return p
+}
+
+// addNetns creates namespace name with its loopback up, deleted (with
+// anything still running inside) when the test ends.
+func addNetns(t testing.TB, name string) {
+	t.Helper()
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { deleteNetns(t, name) })
+	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+}
+
+// addressUp gives interface ifc in namespace ns its address in
+// 192.0.2.0/24 and brings it up.
+func addressUp(t testing.TB, ns, ifc, addr string) {
+	t.Helper()
+	run(t, "ip", "-n", ns, "addr", "add", addr+"/24", "dev", ifc)
+	run(t, "ip", "-n", ns, "link", "set", ifc, "up")
 }
 
 // SetLink brings the link between the two namespaces down or up: a
@@ -73,7 +87,7 @@ func deleteNetns(t testing.TB, name string) {
 	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
 		for _, f := range strings.Fields(string(out)) {
 			if pid, err := strconv.Atoi(f); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
+				killInNetns(pid, name)
 			}
 		}
 	}
@@ -87,4 +101,21 @@ func run(t testing.TB, name string, args ...string) {
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+// killInNetns kills pid through a pidfd, if the process the pidfd holds
+// is still in namespace name: the PID may have been reused since ip
+// listed it.
+func killInNetns(pid int, name string) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var ns, its unix.Stat_t
+	if unix.Stat("/run/netns/"+name, &ns) != nil || unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/net", &its) != nil ||
+		ns.Ino != its.Ino || ns.Dev != its.Dev {
+		return
+	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 }
