@@ -47,21 +47,9 @@ func churnRound(n int) (tids []int, err error) {
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
 
-	workers := make([]*worker, 0, n)
-	for len(workers) < n {
-		wk, err := startWorker(threadOpts{blockSignals: true}, func() (int, error) {
-			var b [1]byte
-			return unix.Read(p[0], b[:])
-		})
-		if err != nil {
-			return nil, err
-		}
-		workers = append(workers, wk)
-	}
-	for _, wk := range workers {
-		if err := waitAsleepIn(wk, unix.SYS_READ, p[0]); err != nil {
-			return nil, err
-		}
+	workers, err := parkReaders(n, p[0])
+	if err != nil {
+		return nil, err
 	}
 	if _, err := unix.Write(p[1], make([]byte, n)); err != nil {
 		return nil, fmt.Errorf("waking %d threads: %w", n, err)

@@ -28,11 +28,20 @@ func (w *workload) sleepers(args []string) ([]any, error) {
 		return nil, fmt.Errorf("creating pipe: %w", err)
 	}
 	w.sleeperPipes = append(w.sleeperPipes, p)
+	if _, err := parkReaders(n, p[0]); err != nil {
+		return nil, err
+	}
+	return []any{"threads", n, "fd", p[0]}, nil
+}
+
+// parkReaders starts n threads reading one byte each from fd and returns
+// once every one is asleep in read(2).
+func parkReaders(n, fd int) ([]*worker, error) {
 	workers := make([]*worker, 0, n)
 	for len(workers) < n {
 		wk, err := startWorker(threadOpts{blockSignals: true}, func() (int, error) {
 			var b [1]byte
-			return unix.Read(p[0], b[:])
+			return unix.Read(fd, b[:])
 		})
 		if err != nil {
 			return nil, err
@@ -40,9 +49,9 @@ func (w *workload) sleepers(args []string) ([]any, error) {
 		workers = append(workers, wk)
 	}
 	for _, wk := range workers {
-		if err := waitAsleepIn(wk, unix.SYS_READ, p[0]); err != nil {
+		if err := waitAsleepIn(wk, unix.SYS_READ, fd); err != nil {
 			return nil, err
 		}
 	}
-	return []any{"threads", n, "fd", p[0]}, nil
+	return workers, nil
 }

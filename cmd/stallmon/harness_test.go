@@ -4,8 +4,10 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stallmon/stallmon/internal/e2e"
+	"github.com/stallmon/stallmon/workload"
 )
 
 type cluster = e2e.Cluster
@@ -38,4 +40,19 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func startStallmonLogging(t *testing.T, args ...string) *e2e.Proc {
 	t.Helper()
 	return e2e.StartLogging(t, stallmonBin, withTracker(args)...)
+}
+
+// readHung has w read path, a file on a hung file system, and returns the
+// reading thread and when the read was asked for.
+func readHung(t *testing.T, w *workload.Proc, path string) (tid int, issued time.Time) {
+	t.Helper()
+	r, err := w.Do("read-file " + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued = time.Now()
+	if tid, err = r.Int("tid"); err != nil {
+		t.Fatal(err)
+	}
+	return tid, issued
 }

@@ -50,15 +50,7 @@ func TestTenThousandIdleThreads(t *testing.T) {
 	body := scrape(t, addr)
 	t.Logf("after 30 polls: %s", regexp.MustCompile(`(?m)^stallmon_agent_poll_duration_seconds_(sum|count) .*$`).FindAllString(body, -1))
 
-	r, err := w.Do("read-file " + fs.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued := time.Now()
-	tid, err := r.Int("tid")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tid, issued := readHung(t, w, fs.File)
 	stall := agent.Events.Next("stall", 10*time.Second)
 	if got := int(stall["tid"].(float64)); got != tid {
 		t.Fatalf("stall on thread %d, want the reader %d: %v", got, tid, stall)

@@ -217,15 +217,7 @@ func notifyTrial(t *testing.T, trial int, budget, killAfter, wdog time.Duration)
 	}
 	svc.None(t, "attaching to a healthy service")
 
-	r, err := w.Do("read-file " + fs.File)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued := time.Now()
-	tid, err := r.Int("tid")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tid, issued := readHung(t, w, fs.File)
 	d := svc.Next(t, budget+5*time.Second)
 	took := d.At.Sub(issued)
 	if int(d.Cred.Pid) != w.PID || int(d.Cred.Uid) != os.Getuid() || int(d.Cred.Gid) != os.Getgid() {
