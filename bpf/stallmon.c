@@ -308,7 +308,10 @@ static __always_inline void classify_fd(struct task_struct *task, __u64 arg, str
 // with: for a task inside a syscall, the syscall number and its arguments,
 // whether it sleeps or runs. An interrupt or fault taken in user mode
 // overwrites them, so the syscall number alone is not proof; the entry
-// code's own marks are (see regs_in_syscall).
+// code's own marks are (see regs_in_syscall). Every r below is the BTF
+// pointer bpf_task_pt_regs returns, read with plain loads: a probe-read
+// helper call each would cost the target's every syscall (sys_enter reads
+// arg0) and the iterator each thread it lists.
 #if defined(__TARGET_ARCH_x86)
 
 #define TS_COMPAT 0x0002            // thread_info.status: a 32-bit syscall is active
@@ -329,9 +332,7 @@ static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 // The x86 entry code sets ax to -ENOSYS before it dispatches a syscall and
 // the syscall's return value replaces it on the way out; an interrupt frame
 // holds the user's ax and, in orig_ax, -1 or an encoded vector that can
-// look like a small syscall number. r is the BTF pointer bpf_task_pt_regs
-// returns: plain loads, which the iterator pays for each thread of the
-// target at every poll, rather than a probe-read helper call each.
+// look like a small syscall number.
 static __always_inline long regs_nr(struct pt_regs *r)
 {
 	return r->orig_ax;
@@ -344,26 +345,26 @@ static __always_inline bool regs_in_syscall(struct pt_regs *r)
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
 {
-	return abi == ABI_COMPAT ? (__u32)BPF_CORE_READ(r, bx) : BPF_CORE_READ(r, di);
+	return abi == ABI_COMPAT ? (__u32)r->bx : r->di;
 }
 
 static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 {
 	if (abi == ABI_COMPAT) {
-		a[0] = (__u32)BPF_CORE_READ(r, bx);
-		a[1] = (__u32)BPF_CORE_READ(r, cx);
-		a[2] = (__u32)BPF_CORE_READ(r, dx);
-		a[3] = (__u32)BPF_CORE_READ(r, si);
-		a[4] = (__u32)BPF_CORE_READ(r, di);
-		a[5] = (__u32)BPF_CORE_READ(r, bp);
+		a[0] = (__u32)r->bx;
+		a[1] = (__u32)r->cx;
+		a[2] = (__u32)r->dx;
+		a[3] = (__u32)r->si;
+		a[4] = (__u32)r->di;
+		a[5] = (__u32)r->bp;
 		return;
 	}
-	a[0] = BPF_CORE_READ(r, di);
-	a[1] = BPF_CORE_READ(r, si);
-	a[2] = BPF_CORE_READ(r, dx);
-	a[3] = BPF_CORE_READ(r, r10);
-	a[4] = BPF_CORE_READ(r, r8);
-	a[5] = BPF_CORE_READ(r, r9);
+	a[0] = r->di;
+	a[1] = r->si;
+	a[2] = r->dx;
+	a[3] = r->r10;
+	a[4] = r->r8;
+	a[5] = r->r9;
 }
 
 #elif defined(__TARGET_ARCH_arm64)
@@ -382,7 +383,7 @@ struct pt_regs___stallmon {
 
 static __always_inline __u32 regs_abi(struct pt_regs___stallmon *r)
 {
-	return (BPF_CORE_READ(r, pstate) & PSR_MODE32_BIT) ? ABI_COMPAT : ABI_NATIVE;
+	return (r->pstate & PSR_MODE32_BIT) ? ABI_COMPAT : ABI_NATIVE;
 }
 
 static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
@@ -391,8 +392,7 @@ static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 }
 
 // arm64's entry code stores NO_SYSCALL (-1) in syscallno for every
-// exception that is not a syscall. r is the BTF pointer bpf_task_pt_regs
-// returns: plain loads (see x86's).
+// exception that is not a syscall.
 static __always_inline long regs_nr(struct pt_regs *r)
 {
 	return ((struct pt_regs___stallmon *)r)->syscallno;
@@ -405,7 +405,7 @@ static __always_inline bool regs_in_syscall(struct pt_regs *r)
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
 {
-	__u64 v = BPF_CORE_READ((struct pt_regs___stallmon *)r, orig_x0);
+	__u64 v = ((struct pt_regs___stallmon *)r)->orig_x0;
 
 	return abi == ABI_COMPAT ? (__u32)v : v;
 }
@@ -414,12 +414,12 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 {
 	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
 
-	a[0] = BPF_CORE_READ(ar, orig_x0);
-	a[1] = BPF_CORE_READ(ar, regs[1]);
-	a[2] = BPF_CORE_READ(ar, regs[2]);
-	a[3] = BPF_CORE_READ(ar, regs[3]);
-	a[4] = BPF_CORE_READ(ar, regs[4]);
-	a[5] = BPF_CORE_READ(ar, regs[5]);
+	a[0] = ar->orig_x0;
+	a[1] = ar->regs[1];
+	a[2] = ar->regs[2];
+	a[3] = ar->regs[3];
+	a[4] = ar->regs[4];
+	a[5] = ar->regs[5];
 	if (abi == ABI_COMPAT) {
 		for (int i = 0; i < 6; i++)
 			a[i] = (__u32)a[i];
@@ -523,7 +523,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	// may pair it with the previous word, which only ever mislabels a
 	// syscall that has just returned. The word alone decides what is in
 	// flight; the iterator reads the arguments from the registers.
-	f->arg0 = regs_arg0((struct pt_regs *)ctx->args[0], abi);
+	f->arg0 = regs_arg0((struct pt_regs *)bpf_task_pt_regs(task), abi);
 	if ((abi == ABI_COMPAT && nr == nr_close_compat) || (abi != ABI_COMPAT && nr == nr_close))
 		classify_fd(task, f->arg0, &f->closing);
 	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
