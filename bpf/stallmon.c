@@ -427,6 +427,8 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 #error "stallmon's kernel side knows amd64 and arm64"
 #endif
 
+#include "unrecorded.h"
+
 // is_target is the first thing every tracepoint program does, for every
 // task on the machine: one compare in pid mode; in cgroup mode one helper
 // that reads the current task's cgroup ancestor. The verifier drops the
@@ -499,6 +501,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		f = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!f) {
 			count(COUNTER_STORAGE_FAILED);
+			mark_unrecorded(ctx, task);
 			return 0;
 		}
 		count(COUNTER_STORAGE_CREATED);
@@ -525,6 +528,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		classify_fd(task, f->arg0, &f->closing);
 	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
 	WRITE_ONCE(f->word, (ts << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr);
+	clear_unrecorded(task);
 	return 0;
 }
 
@@ -598,6 +602,7 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 		record_death(task, f);
 	if (bpf_task_storage_delete(&inflight, task) == 0)
 		count(COUNTER_STORAGE_RELEASED);
+	clear_unrecorded(task);
 	return 0;
 }
 
@@ -642,6 +647,8 @@ struct thread_rec {
 	__u32 has_storage; // 1 if the thread has storage
 	__u32 on_cpu;      // 1 if running on a CPU right now
 	__u8 comm[16];
+	__u64 unrecorded_word;  // see struct unrecorded; 0 if the thread's latest entry was recorded
+	__u64 unrecorded_since;
 };
 
 // Makes the type visible in BTF so bpf2go can generate its Go mirror.
@@ -711,6 +718,7 @@ int snapshot(struct bpf_iter__task *ctx)
 		rec.word = READ_ONCE(f->word);
 		rec.closing = f->closing;
 	}
+	read_unrecorded(task, &rec.unrecorded_word, &rec.unrecorded_since);
 
 	rec.regs_nr = -1;
 	rec.fds[0].fd = -1;

@@ -60,28 +60,37 @@ type StallmonLatencyHist struct {
 }
 
 type StallmonThreadRec struct {
-	_            structs.HostLayout
-	Tid          uint32
-	Tgid         uint32
-	State        uint32
-	_            [4]byte
-	Word         uint64
-	Now          uint64
-	Switches     uint64
-	Voluntary    uint64
-	RegsNr       int64
-	Args         [6]uint64
-	Fds          [2]StallmonFdClass
-	Closing      StallmonFdClass
-	Flags        uint32
-	ExitState    uint32
-	SignalFlags  uint32
-	CoreDump     uint32
-	CgroupFrozen uint32
-	RegsAbi      uint32
-	HasStorage   uint32
-	OnCpu        uint32
-	Comm         [16]uint8
+	_               structs.HostLayout
+	Tid             uint32
+	Tgid            uint32
+	State           uint32
+	_               [4]byte
+	Word            uint64
+	Now             uint64
+	Switches        uint64
+	Voluntary       uint64
+	RegsNr          int64
+	Args            [6]uint64
+	Fds             [2]StallmonFdClass
+	Closing         StallmonFdClass
+	Flags           uint32
+	ExitState       uint32
+	SignalFlags     uint32
+	CoreDump        uint32
+	CgroupFrozen    uint32
+	RegsAbi         uint32
+	HasStorage      uint32
+	OnCpu           uint32
+	Comm            [16]uint8
+	UnrecordedWord  uint64
+	UnrecordedSince uint64
+}
+
+type StallmonUnrecorded struct {
+	_         structs.HostLayout
+	Word      uint64
+	Since     uint64
+	StartTime uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -93,6 +102,7 @@ const (
 	StallmonMapInflight              = "inflight"
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonMapTree                  = "tree"
+	StallmonMapUnrecorded            = "unrecorded"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
@@ -111,6 +121,8 @@ const (
 	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
 	StallmonVarTargetTgid            = "target_tgid"
 	StallmonVarTargetTree            = "target_tree"
+	StallmonVarUnrecordedThreads     = "unrecorded_threads"
+	StallmonVarUnrecordedUnmarked    = "unrecorded_unmarked"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
 )
 
@@ -172,26 +184,29 @@ type StallmonMapSpecs struct {
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
+	Unrecorded            *ebpf.MapSpec `ebpf:"unrecorded"`
 }
 
 // StallmonVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonVariableSpecs struct {
-	DeathsTotal       *ebpf.VariableSpec `ebpf:"deaths_total"`
-	ExitStatus        *ebpf.VariableSpec `ebpf:"exit_status"`
-	Exited            *ebpf.VariableSpec `ebpf:"exited"`
-	FdArgs            *ebpf.VariableSpec `ebpf:"fd_args"`
-	LatencyHistogram  *ebpf.VariableSpec `ebpf:"latency_histogram"`
-	NrClose           *ebpf.VariableSpec `ebpf:"nr_close"`
-	NrCloseCompat     *ebpf.VariableSpec `ebpf:"nr_close_compat"`
-	NrExit            *ebpf.VariableSpec `ebpf:"nr_exit"`
-	NrExitGroup       *ebpf.VariableSpec `ebpf:"nr_exit_group"`
-	TargetCgroup      *ebpf.VariableSpec `ebpf:"target_cgroup"`
-	TargetCgroupLevel *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
-	TargetTgid        *ebpf.VariableSpec `ebpf:"target_tgid"`
-	TargetTree        *ebpf.VariableSpec `ebpf:"target_tree"`
-	UnusedThreadRec   *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	DeathsTotal        *ebpf.VariableSpec `ebpf:"deaths_total"`
+	ExitStatus         *ebpf.VariableSpec `ebpf:"exit_status"`
+	Exited             *ebpf.VariableSpec `ebpf:"exited"`
+	FdArgs             *ebpf.VariableSpec `ebpf:"fd_args"`
+	LatencyHistogram   *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NrClose            *ebpf.VariableSpec `ebpf:"nr_close"`
+	NrCloseCompat      *ebpf.VariableSpec `ebpf:"nr_close_compat"`
+	NrExit             *ebpf.VariableSpec `ebpf:"nr_exit"`
+	NrExitGroup        *ebpf.VariableSpec `ebpf:"nr_exit_group"`
+	TargetCgroup       *ebpf.VariableSpec `ebpf:"target_cgroup"`
+	TargetCgroupLevel  *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
+	TargetTgid         *ebpf.VariableSpec `ebpf:"target_tgid"`
+	TargetTree         *ebpf.VariableSpec `ebpf:"target_tree"`
+	UnrecordedThreads  *ebpf.VariableSpec `ebpf:"unrecorded_threads"`
+	UnrecordedUnmarked *ebpf.VariableSpec `ebpf:"unrecorded_unmarked"`
+	UnusedThreadRec    *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
 }
 
 // StallmonObjects contains all objects after they have been loaded into the kernel.
@@ -219,6 +234,7 @@ type StallmonMaps struct {
 	Inflight              *ebpf.Map `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
+	Unrecorded            *ebpf.Map `ebpf:"unrecorded"`
 }
 
 func (m *StallmonMaps) Close() error {
@@ -228,6 +244,7 @@ func (m *StallmonMaps) Close() error {
 		m.Inflight,
 		m.SyscallLatencySeconds,
 		m.Tree,
+		m.Unrecorded,
 	)
 }
 
@@ -235,20 +252,22 @@ func (m *StallmonMaps) Close() error {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonVariables struct {
-	DeathsTotal       *ebpf.Variable `ebpf:"deaths_total"`
-	ExitStatus        *ebpf.Variable `ebpf:"exit_status"`
-	Exited            *ebpf.Variable `ebpf:"exited"`
-	FdArgs            *ebpf.Variable `ebpf:"fd_args"`
-	LatencyHistogram  *ebpf.Variable `ebpf:"latency_histogram"`
-	NrClose           *ebpf.Variable `ebpf:"nr_close"`
-	NrCloseCompat     *ebpf.Variable `ebpf:"nr_close_compat"`
-	NrExit            *ebpf.Variable `ebpf:"nr_exit"`
-	NrExitGroup       *ebpf.Variable `ebpf:"nr_exit_group"`
-	TargetCgroup      *ebpf.Variable `ebpf:"target_cgroup"`
-	TargetCgroupLevel *ebpf.Variable `ebpf:"target_cgroup_level"`
-	TargetTgid        *ebpf.Variable `ebpf:"target_tgid"`
-	TargetTree        *ebpf.Variable `ebpf:"target_tree"`
-	UnusedThreadRec   *ebpf.Variable `ebpf:"unused_thread_rec"`
+	DeathsTotal        *ebpf.Variable `ebpf:"deaths_total"`
+	ExitStatus         *ebpf.Variable `ebpf:"exit_status"`
+	Exited             *ebpf.Variable `ebpf:"exited"`
+	FdArgs             *ebpf.Variable `ebpf:"fd_args"`
+	LatencyHistogram   *ebpf.Variable `ebpf:"latency_histogram"`
+	NrClose            *ebpf.Variable `ebpf:"nr_close"`
+	NrCloseCompat      *ebpf.Variable `ebpf:"nr_close_compat"`
+	NrExit             *ebpf.Variable `ebpf:"nr_exit"`
+	NrExitGroup        *ebpf.Variable `ebpf:"nr_exit_group"`
+	TargetCgroup       *ebpf.Variable `ebpf:"target_cgroup"`
+	TargetCgroupLevel  *ebpf.Variable `ebpf:"target_cgroup_level"`
+	TargetTgid         *ebpf.Variable `ebpf:"target_tgid"`
+	TargetTree         *ebpf.Variable `ebpf:"target_tree"`
+	UnrecordedThreads  *ebpf.Variable `ebpf:"unrecorded_threads"`
+	UnrecordedUnmarked *ebpf.Variable `ebpf:"unrecorded_unmarked"`
+	UnusedThreadRec    *ebpf.Variable `ebpf:"unused_thread_rec"`
 }
 
 // StallmonPrograms contains all programs after they have been loaded into the kernel.

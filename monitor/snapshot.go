@@ -24,6 +24,10 @@ type Snapshot struct {
 	// non-empty means the kernel killed a thread of the target mid-call.
 	Deaths      []Death
 	DeathsTotal uint64
+	// UnrecordedUnmarked counts syscall entries the tracker could not
+	// record and could not pin on a thread either (see Unrecorded): any
+	// means some thread of the target is unknown, and none can say which.
+	UnrecordedUnmarked uint64
 }
 
 // Thread is one thread of the target.
@@ -76,6 +80,8 @@ type Thread struct {
 	// Tracked is true once the thread has entered a syscall since attach
 	// and so owns a kernel-side entry.
 	Tracked bool
+	// Unrecorded is set while the thread is unknown to the tracker.
+	Unrecorded *Unrecorded
 }
 
 // FD is a file descriptor argument, classified in the kernel from its
@@ -188,6 +194,9 @@ func (m *Monitor) Snapshot() (Snapshot, error) {
 	if snap.Deaths, snap.DeathsTotal, err = m.deaths(uint64(ts.Nano())); err != nil {
 		return Snapshot{}, err
 	}
+	if snap.UnrecordedUnmarked, err = m.unrecordedUnmarked(); err != nil {
+		return Snapshot{}, err
+	}
 	return snap, nil
 }
 
@@ -221,6 +230,7 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	// only the freezer's trap, an interruptible sleep, is a freeze.
 	t.Frozen = t.State == StateFrozen || rec.Flags&pfFrozen != 0 ||
 		(rec.CgroupFrozen != 0 && t.State == StateInterruptible)
+	markUnrecorded(&t, &rec)
 	regsIn := rec.RegsNr >= 0
 	regsNr, regsABI := int(rec.RegsNr), ABI(rec.RegsAbi)
 	switch {
