@@ -30,6 +30,11 @@ const (
 	EvPollRecovered    = "poll_recovered"
 	EvThreadStarted    = "thread_started"
 	EvThreadExited     = "thread_exited"
+	// A thread entered a syscall the tracker could not record, and so
+	// cannot be judged until its next recorded one (see unknownWatch).
+	EvThreadUnknown      = "thread_unknown"
+	EvThreadKnown        = "thread_known"
+	EvUnrecordedUnmarked = "unrecorded_unmarked"
 )
 
 func judgedAttrs(j judged) []slog.Attr {

@@ -45,6 +45,9 @@ func health(st Stats, interval time.Duration, now time.Time) Health {
 		}
 	case gateBlind.String():
 		h.Reason = "blind: no fresh poll of the target"
+		if st.Unknown != "" {
+			h.Reason = "blind: " + st.Unknown
+		}
 	case gateFenced.String():
 		h.Reason = "fenced: the target is being or has been killed, or has exited"
 	default:
