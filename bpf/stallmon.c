@@ -528,7 +528,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		classify_fd(task, f->arg0, &f->closing);
 	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
 	WRITE_ONCE(f->word, (ts << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr);
-	clear_unrecorded(task);
+	clear_unrecorded();
 	return 0;
 }
 
@@ -602,7 +602,7 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 		record_death(task, f);
 	if (bpf_task_storage_delete(&inflight, task) == 0)
 		count(COUNTER_STORAGE_RELEASED);
-	clear_unrecorded(task);
+	clear_unrecorded();
 	return 0;
 }
 

@@ -69,14 +69,16 @@ static __always_inline void mark_unrecorded(struct bpf_raw_tracepoint_args *ctx,
 		__sync_fetch_and_add(&unrecorded_unmarked, 1);
 }
 
-// clear_unrecorded drops the mark of a thread whose entry has now been
-// recorded, or that exits. Called after the word is written, so that a
-// reader sees the mark or the new word, never neither.
-static __always_inline void clear_unrecorded(struct task_struct *task)
+// clear_unrecorded drops the mark of the current thread, whose entry has
+// now been recorded, or that exits. Called after the word is written, so
+// that a reader sees the mark or the new word, never neither. It finds
+// the thread itself, past the test: the caller keeps no task pointer
+// alive for it, which costs sys_enter a register spill.
+static __always_inline void clear_unrecorded(void)
 {
 	if (!READ_ONCE(unrecorded_threads))
 		return;
-	__u32 tid = task->pid;
+	__u32 tid = bpf_get_current_task_btf()->pid;
 	if (!bpf_map_lookup_elem(&unrecorded, &tid))
 		return;
 	if (bpf_map_delete_elem(&unrecorded, &tid) == 0)
