@@ -80,6 +80,7 @@ type Agent struct {
 	declared   *judged
 	lateLogged bool
 	deaths     deathWatch
+	unknown    unknownWatch
 	stats      *statsRecorder
 }
 
@@ -241,6 +242,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		a.failing = 0
 	}
 	a.trackThreads(snap)
+	unknown := a.noteUnknown(snap)
 	for _, j := range a.deaths.update(snap) {
 		a.event(slog.LevelError, EvDiedInSyscall, judgedAttrs(j)...)
 	}
@@ -261,7 +263,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		a.event(slog.LevelInfo, EvStallCleared, attrs...)
 	}
 	gated, late := a.declaredDead(over)
-	a.gate.polled(now, gated)
+	a.gate.polledUnknown(now, gated, unknown)
 	a.stats.polled(timing, snap, over)
 	if len(started) > 0 || len(cleared) > 0 {
 		a.pub.poke()

@@ -83,7 +83,11 @@ func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 		}
 	case sink.Blind:
 		if prev == sink.Alive {
-			b.log.Warn(EvHeartbeatStopped, "reason", "no_fresh_poll")
+			if v.Unknown != "" {
+				b.log.Warn(EvHeartbeatStopped, "reason", "thread_unknown", "detail", v.Unknown)
+			} else {
+				b.log.Warn(EvHeartbeatStopped, "reason", "no_fresh_poll")
+			}
 			b.silent = true
 		}
 	case sink.Fenced, sink.Leaving:

@@ -31,6 +31,11 @@ const (
 	EvTrackerTampered  = "tracker_tampered"
 	EvThreadStarted    = "thread_started"
 	EvThreadExited     = "thread_exited"
+	// A thread entered a syscall the tracker could not record, and so
+	// cannot be judged until its next recorded one (see unknownWatch).
+	EvThreadUnknown      = "thread_unknown"
+	EvThreadKnown        = "thread_known"
+	EvUnrecordedUnmarked = "unrecorded_unmarked"
 )
 
 func judgedAttrs(j judged) []slog.Attr {

@@ -11,7 +11,7 @@ type gateState int
 const (
 	gateAlive   gateState = iota // latest poll is fresh and found nothing over budget
 	gateStalled                  // a syscall is over its budget
-	gateBlind                    // no fresh successful poll: cannot vouch for the target
+	gateBlind                    // no fresh successful poll, or a thread it could not judge: cannot vouch for the target
 	gateFenced                   // the target is being or has been killed: never alive again
 )
 
@@ -28,7 +28,10 @@ type gate struct {
 	maxAge time.Duration
 	lastOK time.Time // when the latest successful poll was taken
 	worst  *judged   // the stall to report, nil if none
-	fenced bool
+	// unknown says why the latest poll could not vouch for every thread
+	// of the target, "" if it could.
+	unknown string
+	fenced  bool
 	// untrusted is set for good once the tracker was found tampered
 	// with: no poll after that can vouch for the target.
 	untrusted bool
@@ -36,10 +39,15 @@ type gate struct {
 
 func newGate(maxAge time.Duration) *gate { return &gate{maxAge: maxAge} }
 
-func (g *gate) polled(at time.Time, over []judged) {
+func (g *gate) polled(at time.Time, over []judged) { g.polledUnknown(at, over, "") }
+
+// polledUnknown is polled for a poll that saw threads it cannot judge,
+// for the reason unknown: the gate is blind, unless a stall is known.
+func (g *gate) polledUnknown(at time.Time, over []judged, unknown string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.lastOK = at
+	g.unknown = unknown
 	g.worst = nil
 	for i := range over {
 		if g.worst == nil || worse(over[i], *g.worst) {
@@ -72,26 +80,38 @@ func (g *gate) fence() {
 
 // state returns the gate's verdict at now, and the stall when stalled.
 func (g *gate) state(now time.Time) (gateState, *judged) {
-	st, j, _ := g.read(now)
+	st, j, _, _ := g.read(now)
 	return st, j
 }
 
-// read is state, with the time at which an alive verdict goes stale.
-func (g *gate) read(now time.Time) (gateState, *judged, time.Time) {
+// read is state, with the time at which an alive verdict goes stale and,
+// when blind on a fresh poll, why that poll could not vouch.
+func (g *gate) read(now time.Time) (st gateState, j *judged, validUntil time.Time, unknown string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st, j := g.stateLocked(now)
-	return st, j, g.lastOK.Add(g.maxAge)
+	st, j = g.stateLocked(now)
+	if st == gateBlind && !g.stale(now) {
+		unknown = g.unknown
+	}
+	return st, j, g.lastOK.Add(g.maxAge), unknown
+}
+
+func (g *gate) stale(now time.Time) bool {
+	return g.lastOK.IsZero() || now.Sub(g.lastOK) > g.maxAge
 }
 
 func (g *gate) stateLocked(now time.Time) (gateState, *judged) {
 	switch {
 	case g.fenced:
 		return gateFenced, g.worst
-	case g.untrusted || g.lastOK.IsZero() || now.Sub(g.lastOK) > g.maxAge:
+	case g.untrusted || g.stale(now):
 		return gateBlind, nil
 	case g.worst != nil:
+		// A known stall says more than an unknown thread, and is
+		// fenced on whatever else the target does.
 		return gateStalled, g.worst
+	case g.unknown != "":
+		return gateBlind, nil
 	}
 	return gateAlive, nil
 }

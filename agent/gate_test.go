@@ -28,6 +28,13 @@ func TestGateDecisions(t *testing.T) {
 		{"stall then clean", func(g *gate) { g.polled(t0, []judged{stall}); g.polled(t0.Add(100*time.Millisecond), nil) },
 			t0.Add(100 * time.Millisecond), gateAlive, 0},
 		{"fenced stays fenced", func(g *gate) { g.fence(); g.polled(t0, nil) }, t0, gateFenced, 0},
+		{"unknown thread is blind", func(g *gate) { g.polledUnknown(t0, nil, "thread 9 unknown") }, t0, gateBlind, 0},
+		{"known stall beats unknown thread", func(g *gate) { g.polledUnknown(t0, []judged{stall}, "thread 9 unknown") },
+			t0, gateStalled, 7},
+		{"known again is alive", func(g *gate) {
+			g.polledUnknown(t0, nil, "thread 9 unknown")
+			g.polled(t0.Add(100*time.Millisecond), nil)
+		}, t0.Add(100 * time.Millisecond), gateAlive, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGate(200 * time.Millisecond)
@@ -40,6 +47,20 @@ func TestGateDecisions(t *testing.T) {
 				t.Fatalf("reported stall %+v, want tid %d", j, tc.wantTID)
 			}
 		})
+	}
+}
+
+// A blind verdict says why when its poll was fresh (an unknown thread),
+// and says nothing once the poll itself is stale.
+func TestGateUnknownReason(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	g := newGate(200 * time.Millisecond)
+	g.polledUnknown(t0, nil, "thread 9 unknown")
+	if st, _, _, why := g.read(t0); st != gateBlind || why != "thread 9 unknown" {
+		t.Fatalf("fresh poll with an unknown thread: %v %q", st, why)
+	}
+	if st, _, _, why := g.read(t0.Add(time.Second)); st != gateBlind || why != "" {
+		t.Fatalf("stale poll: %v %q, want blind without a thread to blame", st, why)
 	}
 }
 

@@ -45,8 +45,11 @@ func health(st Stats, interval time.Duration, now time.Time) Health {
 		}
 	case gateBlind.String():
 		h.Reason = "blind: no fresh poll of the target"
-		if st.Tampered {
+		switch {
+		case st.Tampered:
 			h.Reason = "blind: a BPF link of the tracker was changed from outside; restart stallmon to attach anew"
+		case st.Unknown != "":
+			h.Reason = "blind: " + st.Unknown
 		}
 	case gateFenced.String():
 		h.Reason = "fenced: the target is being or has been killed, or has exited"

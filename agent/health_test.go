@@ -18,7 +18,9 @@ func TestHealth(t *testing.T) {
 	}{
 		{"healthy", Stats{Gate: "alive", LastLoop: now.Add(-poll)}, true, true, ""},
 		{"stalled", Stats{Gate: "stalled", LastLoop: now, Stalled: stalled}, true, false, "stalled: thread 7 (main) in read for 2.0s"},
-		{"blind", Stats{Gate: "blind", LastLoop: now}, true, false, "blind"},
+		{"blind", Stats{Gate: "blind", LastLoop: now}, true, false, "blind: no fresh poll"},
+		{"thread unknown", Stats{Gate: "blind", LastLoop: now, Unknown: "thread 9 (w) unknown: why"}, true, false,
+			"blind: thread 9 (w) unknown: why"},
 		{"fenced", Stats{Gate: "fenced", LastLoop: now}, true, false, "fenced"},
 		{"loop stuck", Stats{Gate: "blind", LastLoop: now.Add(-5 * time.Second)}, false, false, "has not polled for 5.0s"},
 		{"not started", Stats{Gate: "blind"}, false, false, "not polled yet"},

@@ -64,11 +64,12 @@ func (p *publisher) poke() {
 
 // verdict is the gate's verdict at now, as the sinks see it.
 func (p *publisher) verdict(now time.Time) sink.Verdict {
-	st, j, validUntil := p.gate.read(now)
+	st, j, validUntil, unknown := p.gate.read(now)
 	v := p.judgedVerdict(sinkState(st), j, now)
 	if st == gateAlive {
 		v.ValidUntil = validUntil
 	}
+	v.Unknown = unknown
 	return v
 }
 

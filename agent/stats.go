@@ -20,6 +20,10 @@ type Stats struct {
 	NodeID string
 	// Gate is what the heartbeat may say now: one of GateStates().
 	Gate string
+	// Unknown says why the gate is blind on a fresh poll: a thread the
+	// tracker lost sight of. Empty when not blind, or blind for want of a
+	// fresh poll.
+	Unknown string
 	// Unkillable is set once the target outlived its kill grace.
 	Unkillable bool
 	// Tampered is set once a link of the tracker was found changed from
@@ -116,8 +120,8 @@ func GateStates() []string {
 // goroutine while Run runs, and after.
 func (a *Agent) Stats() Stats {
 	st := a.stats.snapshot()
-	gs, _ := a.gate.state(time.Now())
-	st.Gate = gs.String()
+	gs, _, _, unknown := a.gate.read(time.Now())
+	st.Gate, st.Unknown = gs.String(), unknown
 	st.PID = a.mon.PID()
 	if a.beacon != nil {
 		st.NodeID = a.beacon.cfg.NodeID

@@ -430,6 +430,8 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 #error "stallmon's kernel side knows amd64 and arm64"
 #endif
 
+#include "unrecorded.h"
+
 // is_target is the first thing every tracepoint program does, for every
 // task on the machine: one compare in pid mode; in cgroup mode one helper
 // that reads the current task's cgroup ancestor. The verifier drops the
@@ -502,6 +504,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		f = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!f) {
 			count(COUNTER_STORAGE_FAILED);
+			mark_unrecorded(ctx, task);
 			return 0;
 		}
 		count(COUNTER_STORAGE_CREATED);
@@ -528,6 +531,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		classify_fd(task, f->arg0, &f->closing);
 	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
 	WRITE_ONCE(f->word, (ts << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr);
+	clear_unrecorded();
 	return 0;
 }
 
@@ -626,6 +630,7 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 		record_death_regs(task);
 	if (bpf_task_storage_delete(&inflight, task) == 0)
 		count(COUNTER_STORAGE_RELEASED);
+	clear_unrecorded();
 	return 0;
 }
 
@@ -671,6 +676,8 @@ struct thread_rec {
 	__u32 on_cpu;      // 1 if running on a CPU right now
 	__u64 utime;       // user time in ns: grows only when the thread runs in user space
 	__u8 comm[16];
+	__u64 unrecorded_word;  // see struct unrecorded; 0 if the thread's latest entry was recorded
+	__u64 unrecorded_since;
 };
 
 // Makes the type visible in BTF so bpf2go can generate its Go mirror.
@@ -735,13 +742,14 @@ static __always_inline bool asleep_by_design(__u32 st)
 // is_quiet says whether rec may be left out of the pass. Anything a rule
 // could judge is kept: D, running in the kernel, stopped, traced, frozen,
 // exiting, dumping core, a zombie, a syscall outside the quiet set, a
-// word its registers belie. Before the fds are classified (fds_known
+// word its registers belie, and a thread whose entry went unrecorded
+// (unknown, never healthy). Before the fds are classified (fds_known
 // false) a syscall quiet on some fd kinds only is UNSURE.
 enum { LOUD = 0, QUIET, UNSURE };
 
 static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fds_known)
 {
-	if (rec->exit_state || rec->core_dump || rec->cgroup_frozen ||
+	if (rec->unrecorded_word || rec->exit_state || rec->core_dump || rec->cgroup_frozen ||
 	    (rec->signal_flags & SIGNAL_GROUP_EXIT) || (rec->flags & PF_FROZEN_OLD))
 		return LOUD;
 	bool sleeping = asleep_by_design(rec->state);
@@ -885,6 +893,7 @@ int snapshot(struct bpf_iter__task *ctx)
 		rec.has_storage = 1;
 		rec.word = READ_ONCE(f->word);
 	}
+	read_unrecorded(task, &rec.unrecorded_word, &rec.unrecorded_since);
 
 	rec.regs_nr = -1;
 	rec.fds[0].fd = -1;

@@ -67,29 +67,38 @@ type StallmonQuietCount struct {
 }
 
 type StallmonThreadRec struct {
-	_            structs.HostLayout
-	Tid          uint32
-	Tgid         uint32
-	State        uint32
-	_            [4]byte
-	Word         uint64
-	Now          uint64
-	Switches     uint64
-	Voluntary    uint64
-	RegsNr       int64
-	Args         [6]uint64
-	Fds          [2]StallmonFdClass
-	Closing      StallmonFdClass
-	Flags        uint32
-	ExitState    uint32
-	SignalFlags  uint32
-	CoreDump     uint32
-	CgroupFrozen uint32
-	RegsAbi      uint32
-	HasStorage   uint32
-	OnCpu        uint32
-	Utime        uint64
-	Comm         [16]uint8
+	_               structs.HostLayout
+	Tid             uint32
+	Tgid            uint32
+	State           uint32
+	_               [4]byte
+	Word            uint64
+	Now             uint64
+	Switches        uint64
+	Voluntary       uint64
+	RegsNr          int64
+	Args            [6]uint64
+	Fds             [2]StallmonFdClass
+	Closing         StallmonFdClass
+	Flags           uint32
+	ExitState       uint32
+	SignalFlags     uint32
+	CoreDump        uint32
+	CgroupFrozen    uint32
+	RegsAbi         uint32
+	HasStorage      uint32
+	OnCpu           uint32
+	Utime           uint64
+	Comm            [16]uint8
+	UnrecordedWord  uint64
+	UnrecordedSince uint64
+}
+
+type StallmonUnrecorded struct {
+	_         structs.HostLayout
+	Word      uint64
+	Since     uint64
+	StartTime uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -101,6 +110,7 @@ const (
 	StallmonMapInflight              = "inflight"
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonMapTree                  = "tree"
+	StallmonMapUnrecorded            = "unrecorded"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
@@ -125,6 +135,8 @@ const (
 	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
 	StallmonVarTargetTgid            = "target_tgid"
 	StallmonVarTargetTree            = "target_tree"
+	StallmonVarUnrecordedThreads     = "unrecorded_threads"
+	StallmonVarUnrecordedUnmarked    = "unrecorded_unmarked"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
 	StallmonVarWorkerFlags           = "worker_flags"
 )
@@ -187,33 +199,36 @@ type StallmonMapSpecs struct {
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
+	Unrecorded            *ebpf.MapSpec `ebpf:"unrecorded"`
 }
 
 // StallmonVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonVariableSpecs struct {
-	DeathsTotal       *ebpf.VariableSpec `ebpf:"deaths_total"`
-	ExitStatus        *ebpf.VariableSpec `ebpf:"exit_status"`
-	Exited            *ebpf.VariableSpec `ebpf:"exited"`
-	FdArgs            *ebpf.VariableSpec `ebpf:"fd_args"`
-	LatencyHistogram  *ebpf.VariableSpec `ebpf:"latency_histogram"`
-	NrClose           *ebpf.VariableSpec `ebpf:"nr_close"`
-	NrCloseCompat     *ebpf.VariableSpec `ebpf:"nr_close_compat"`
-	NrExit            *ebpf.VariableSpec `ebpf:"nr_exit"`
-	NrExitGroup       *ebpf.VariableSpec `ebpf:"nr_exit_group"`
-	Quiet             *ebpf.VariableSpec `ebpf:"quiet"`
-	QuietInflight     *ebpf.VariableSpec `ebpf:"quiet_inflight"`
-	QuietOn           *ebpf.VariableSpec `ebpf:"quiet_on"`
-	QuietPass         *ebpf.VariableSpec `ebpf:"quiet_pass"`
-	QuietThreads      *ebpf.VariableSpec `ebpf:"quiet_threads"`
-	QuietThreadsPass  *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
-	TargetCgroup      *ebpf.VariableSpec `ebpf:"target_cgroup"`
-	TargetCgroupLevel *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
-	TargetTgid        *ebpf.VariableSpec `ebpf:"target_tgid"`
-	TargetTree        *ebpf.VariableSpec `ebpf:"target_tree"`
-	UnusedThreadRec   *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
-	WorkerFlags       *ebpf.VariableSpec `ebpf:"worker_flags"`
+	DeathsTotal        *ebpf.VariableSpec `ebpf:"deaths_total"`
+	ExitStatus         *ebpf.VariableSpec `ebpf:"exit_status"`
+	Exited             *ebpf.VariableSpec `ebpf:"exited"`
+	FdArgs             *ebpf.VariableSpec `ebpf:"fd_args"`
+	LatencyHistogram   *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NrClose            *ebpf.VariableSpec `ebpf:"nr_close"`
+	NrCloseCompat      *ebpf.VariableSpec `ebpf:"nr_close_compat"`
+	NrExit             *ebpf.VariableSpec `ebpf:"nr_exit"`
+	NrExitGroup        *ebpf.VariableSpec `ebpf:"nr_exit_group"`
+	Quiet              *ebpf.VariableSpec `ebpf:"quiet"`
+	QuietInflight      *ebpf.VariableSpec `ebpf:"quiet_inflight"`
+	QuietOn            *ebpf.VariableSpec `ebpf:"quiet_on"`
+	QuietPass          *ebpf.VariableSpec `ebpf:"quiet_pass"`
+	QuietThreads       *ebpf.VariableSpec `ebpf:"quiet_threads"`
+	QuietThreadsPass   *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
+	TargetCgroup       *ebpf.VariableSpec `ebpf:"target_cgroup"`
+	TargetCgroupLevel  *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
+	TargetTgid         *ebpf.VariableSpec `ebpf:"target_tgid"`
+	TargetTree         *ebpf.VariableSpec `ebpf:"target_tree"`
+	UnrecordedThreads  *ebpf.VariableSpec `ebpf:"unrecorded_threads"`
+	UnrecordedUnmarked *ebpf.VariableSpec `ebpf:"unrecorded_unmarked"`
+	UnusedThreadRec    *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	WorkerFlags        *ebpf.VariableSpec `ebpf:"worker_flags"`
 }
 
 // StallmonObjects contains all objects after they have been loaded into the kernel.
@@ -241,6 +256,7 @@ type StallmonMaps struct {
 	Inflight              *ebpf.Map `ebpf:"inflight"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
+	Unrecorded            *ebpf.Map `ebpf:"unrecorded"`
 }
 
 func (m *StallmonMaps) Close() error {
@@ -250,6 +266,7 @@ func (m *StallmonMaps) Close() error {
 		m.Inflight,
 		m.SyscallLatencySeconds,
 		m.Tree,
+		m.Unrecorded,
 	)
 }
 
@@ -257,27 +274,29 @@ func (m *StallmonMaps) Close() error {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonVariables struct {
-	DeathsTotal       *ebpf.Variable `ebpf:"deaths_total"`
-	ExitStatus        *ebpf.Variable `ebpf:"exit_status"`
-	Exited            *ebpf.Variable `ebpf:"exited"`
-	FdArgs            *ebpf.Variable `ebpf:"fd_args"`
-	LatencyHistogram  *ebpf.Variable `ebpf:"latency_histogram"`
-	NrClose           *ebpf.Variable `ebpf:"nr_close"`
-	NrCloseCompat     *ebpf.Variable `ebpf:"nr_close_compat"`
-	NrExit            *ebpf.Variable `ebpf:"nr_exit"`
-	NrExitGroup       *ebpf.Variable `ebpf:"nr_exit_group"`
-	Quiet             *ebpf.Variable `ebpf:"quiet"`
-	QuietInflight     *ebpf.Variable `ebpf:"quiet_inflight"`
-	QuietOn           *ebpf.Variable `ebpf:"quiet_on"`
-	QuietPass         *ebpf.Variable `ebpf:"quiet_pass"`
-	QuietThreads      *ebpf.Variable `ebpf:"quiet_threads"`
-	QuietThreadsPass  *ebpf.Variable `ebpf:"quiet_threads_pass"`
-	TargetCgroup      *ebpf.Variable `ebpf:"target_cgroup"`
-	TargetCgroupLevel *ebpf.Variable `ebpf:"target_cgroup_level"`
-	TargetTgid        *ebpf.Variable `ebpf:"target_tgid"`
-	TargetTree        *ebpf.Variable `ebpf:"target_tree"`
-	UnusedThreadRec   *ebpf.Variable `ebpf:"unused_thread_rec"`
-	WorkerFlags       *ebpf.Variable `ebpf:"worker_flags"`
+	DeathsTotal        *ebpf.Variable `ebpf:"deaths_total"`
+	ExitStatus         *ebpf.Variable `ebpf:"exit_status"`
+	Exited             *ebpf.Variable `ebpf:"exited"`
+	FdArgs             *ebpf.Variable `ebpf:"fd_args"`
+	LatencyHistogram   *ebpf.Variable `ebpf:"latency_histogram"`
+	NrClose            *ebpf.Variable `ebpf:"nr_close"`
+	NrCloseCompat      *ebpf.Variable `ebpf:"nr_close_compat"`
+	NrExit             *ebpf.Variable `ebpf:"nr_exit"`
+	NrExitGroup        *ebpf.Variable `ebpf:"nr_exit_group"`
+	Quiet              *ebpf.Variable `ebpf:"quiet"`
+	QuietInflight      *ebpf.Variable `ebpf:"quiet_inflight"`
+	QuietOn            *ebpf.Variable `ebpf:"quiet_on"`
+	QuietPass          *ebpf.Variable `ebpf:"quiet_pass"`
+	QuietThreads       *ebpf.Variable `ebpf:"quiet_threads"`
+	QuietThreadsPass   *ebpf.Variable `ebpf:"quiet_threads_pass"`
+	TargetCgroup       *ebpf.Variable `ebpf:"target_cgroup"`
+	TargetCgroupLevel  *ebpf.Variable `ebpf:"target_cgroup_level"`
+	TargetTgid         *ebpf.Variable `ebpf:"target_tgid"`
+	TargetTree         *ebpf.Variable `ebpf:"target_tree"`
+	UnrecordedThreads  *ebpf.Variable `ebpf:"unrecorded_threads"`
+	UnrecordedUnmarked *ebpf.Variable `ebpf:"unrecorded_unmarked"`
+	UnusedThreadRec    *ebpf.Variable `ebpf:"unused_thread_rec"`
+	WorkerFlags        *ebpf.Variable `ebpf:"worker_flags"`
 }
 
 // StallmonPrograms contains all programs after they have been loaded into the kernel.

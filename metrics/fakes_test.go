@@ -48,7 +48,8 @@ type fakeTracker struct {
 }
 
 func (f fakeTracker) Counters() (monitor.Counters, error) {
-	return monitor.Counters{Enter: 1000, StorageCreated: 12, ExitNoEntry: 3, StorageReleased: 4, DiedInSyscall: 1, EntryOverwritten: 2, StaleWords: 5}, nil
+	return monitor.Counters{Enter: 1000, StorageCreated: 12, ExitNoEntry: 3, StorageReleased: 4, DiedInSyscall: 1, EntryOverwritten: 2, StaleWords: 5,
+		StorageFailed: 6, UnrecordedThreads: 1, UnrecordedUnmarked: 7}, nil
 }
 
 func (f fakeTracker) LatencyHistogramEnabled() bool { return f.hist }

@@ -35,6 +35,7 @@ type trackerCollector struct {
 	warned sync.Map // source -> true once a failure was logged
 
 	entered, created, createFailed, released, exitNoEntry, nrOverflow, live, died, overwritten, stale *prometheus.Desc
+	unrecorded, unmarked                                                                              *prometheus.Desc
 	histEnabled, latency                                                                              *prometheus.Desc
 	statsEnabled, runs, runSeconds, recursionMisses                                                   *prometheus.Desc
 }
@@ -51,13 +52,17 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 		}, []string{"source"}),
 		entered:      d("tracker_syscalls_entered_total", "Syscalls the target entered, seen by the sys_enter program."),
 		created:      d("tracker_thread_entries_created_total", "Per-thread kernel entries created (a thread's first syscall since attach)."),
-		createFailed: d("tracker_thread_entries_create_failures_total", "Per-thread kernel entries that could not be created: those threads are not watched."),
+		createFailed: d("tracker_thread_entries_create_failures_total", "Syscall entries whose per-thread kernel entry could not be had: each leaves its thread unknown until its next recorded entry."),
 		released:     d("tracker_thread_entries_released_total", "Per-thread kernel entries released when their thread exited."),
 		exitNoEntry:  d("tracker_exits_without_entry_total", "Syscall exits with no recorded entry (new threads, syscalls begun before attach)."),
 		nrOverflow:   d("tracker_syscall_number_overflows_total", "Syscall numbers too large for the in-flight record."),
 		live:         d("tracker_thread_entries", "Per-thread kernel entries that exist now."),
 		overwritten: d("tracker_entries_overwritten_total",
 			"Syscall entries that found the previous syscall of their thread still recorded: its exit was missed."),
+		unrecorded: d("tracker_threads_unrecorded",
+			"Threads whose latest syscall entry could not be recorded: unknown, the agent is blind while any is."),
+		unmarked: d("tracker_unrecorded_unmarked_total",
+			"Unrecorded syscall entries that could not be pinned on their thread (its table was full): the agent stays blind."),
 		stale: d("tracker_stale_records_total",
 			"In-flight records that the thread's saved registers belied (a missed exit), left unjudged."),
 		died: d("tracker_thread_deaths_in_syscall_total",
@@ -82,7 +87,7 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 
 func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.entered, c.created, c.createFailed, c.released, c.exitNoEntry,
-		c.nrOverflow, c.live, c.died, c.overwritten, c.stale, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
+		c.nrOverflow, c.live, c.died, c.overwritten, c.stale, c.unrecorded, c.unmarked, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -109,6 +114,8 @@ func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.overwritten, k.EntryOverwritten)
 		counter(c.stale, k.StaleWords)
 		gauge(c.live, float64(k.Live()))
+		gauge(c.unrecorded, float64(k.UnrecordedThreads))
+		counter(c.unmarked, k.UnrecordedUnmarked)
 	}
 
 	gauge(c.histEnabled, boolValue(c.src.LatencyHistogramEnabled()))

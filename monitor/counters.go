@@ -23,6 +23,10 @@ type Counters struct {
 	// DiedInSyscall counts threads the kernel killed inside a syscall
 	// (see Death): any of them means the kernel oopsed on the target.
 	DiedInSyscall uint64
+	// UnrecordedThreads is how many threads are unknown now (see
+	// Unrecorded); UnrecordedUnmarked counts the unrecorded entries that
+	// could not be pinned on their thread.
+	UnrecordedThreads, UnrecordedUnmarked uint64
 }
 
 // Live is the number of per-thread entries that exist now.
@@ -57,6 +61,12 @@ func (m *Monitor) Counters() (Counters, error) {
 	c.StaleWords = m.staleWords.Load()
 	if err := m.objs.DeathsTotal.Get(&c.DiedInSyscall); err != nil {
 		return Counters{}, fmt.Errorf("reading death count: %w", err)
+	}
+	if err := m.objs.UnrecordedThreads.Get(&c.UnrecordedThreads); err != nil {
+		return Counters{}, fmt.Errorf("reading unrecorded thread count: %w", err)
+	}
+	if c.UnrecordedUnmarked, err = m.unrecordedUnmarked(); err != nil {
+		return Counters{}, err
 	}
 	return c, nil
 }

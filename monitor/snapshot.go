@@ -28,6 +28,10 @@ type Snapshot struct {
 	// Options.Quiet); QuietInFlight says in which native syscalls.
 	Quiet         int
 	QuietInFlight []QuietSyscall
+	// UnrecordedUnmarked counts syscall entries the tracker could not
+	// record and could not pin on a thread either (see Unrecorded): any
+	// means some thread of the target is unknown, and none can say which.
+	UnrecordedUnmarked uint64
 }
 
 // Seen is how many threads the snapshot saw, left out or not.
@@ -83,6 +87,8 @@ type Thread struct {
 	// Tracked is true once the thread has entered a syscall since attach
 	// and so owns a kernel-side entry.
 	Tracked bool
+	// Unrecorded is set while the thread is unknown to the tracker.
+	Unrecorded *Unrecorded
 }
 
 // FD is a file descriptor argument, classified in the kernel from its
@@ -215,6 +221,9 @@ func (m *Monitor) snapshot(all bool) (Snapshot, error) {
 	if err := m.quietCounts(&snap, uint64(ts.Nano())); err != nil {
 		return Snapshot{}, err
 	}
+	if snap.UnrecordedUnmarked, err = m.unrecordedUnmarked(); err != nil {
+		return Snapshot{}, err
+	}
 	return snap, nil
 }
 
@@ -248,6 +257,7 @@ func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	// only the freezer's trap, an interruptible sleep, is a freeze.
 	t.Frozen = t.State == StateFrozen || rec.Flags&pfFrozen != 0 ||
 		(rec.CgroupFrozen != 0 && t.State == StateInterruptible)
+	markUnrecorded(&t, &rec)
 	regsIn := rec.RegsNr >= 0
 	regsNr, regsABI := int(rec.RegsNr), ABI(rec.RegsAbi)
 	switch {

@@ -76,6 +76,10 @@ type Verdict struct {
 	PID int
 	// Final is set on the last verdict of this run (Fenced or Leaving).
 	Final bool
+	// Unknown is set on a Blind verdict whose poll was fresh but saw a
+	// thread the tracker could not follow: it says which and why. Empty
+	// when the agent is blind for want of a fresh poll.
+	Unknown string
 }
 
 // Fresh reports whether v may still be acted on at now: an Alive verdict

@@ -4,7 +4,9 @@
 /*
  * faultmod: a misc device whose ioctls reproduce the kernel bugs stallmon
  * exists to detect (a task stuck in D for good, an oops that leaves a lock
- * held, a syscall that never leaves the CPU). Test-only: load it in a VM.
+ * held, a syscall that never leaves the CPU), and the kernel states that
+ * blind stallmon's own tracker (the BPF task storage lock held on a CPU).
+ * Test-only: load it in a VM.
  */
 #include <linux/atomic.h>
 #include <linux/fs.h>
@@ -13,7 +15,10 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
+#include <linux/percpu.h>
 #include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/smp.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
 
@@ -109,9 +114,101 @@ static long faultmod_release(void)
 	return n;
 }
 
+/*
+ * A task storage hold belongs to the file that took it, so a test that dies
+ * never leaves a CPU's task storage locked for the tests after it.
+ */
+struct faultmod_file {
+	int __percpu *held; /* bpf_task_storage_busy while held, else NULL */
+	unsigned int cpu;
+};
+
+/* Not faultmod_mutex: an OOPS_MUTEX leaves that one held for good. */
+static DEFINE_MUTEX(hold_mutex);
+
+/*
+ * Run on the held CPU by IPI: one this_cpu instruction, which the kernel's
+ * own this_cpu_inc_return/this_cpu_dec on that CPU cannot interleave with.
+ */
+static void storage_busy_inc(void *counter)
+{
+	this_cpu_inc(*(int __percpu *)counter);
+}
+
+static void storage_busy_dec(void *counter)
+{
+	this_cpu_dec(*(int __percpu *)counter);
+}
+
+static long faultmod_hold_task_storage(struct faultmod_file *ff, struct faultmod_storage_hold __user *uarg)
+{
+	struct faultmod_storage_hold h;
+	int __percpu *busy;
+	long err = 0;
+	int depth;
+
+	if (copy_from_user(&h, uarg, sizeof(h)))
+		return -EFAULT;
+	if (h.pad || h.offset % sizeof(int) || h.cpu >= nr_cpu_ids || !cpu_online(h.cpu))
+		return -EINVAL;
+	busy = (int __percpu *)(unsigned long)h.offset;
+	/* A wrong offset is refused here rather than written to. */
+	if (copy_from_kernel_nofault(&depth, per_cpu_ptr(busy, h.cpu), sizeof(depth)))
+		return -EFAULT;
+	if (depth < 0 || depth > FAULTMOD_STORAGE_DEPTH_MAX)
+		return -EINVAL;
+	mutex_lock(&hold_mutex);
+	if (ff->held) {
+		err = -EBUSY;
+	} else {
+		err = smp_call_function_single(h.cpu, storage_busy_inc, (void __force *)busy, 1);
+		if (!err) {
+			ff->held = busy;
+			ff->cpu = h.cpu;
+		}
+	}
+	mutex_unlock(&hold_mutex);
+	return err;
+}
+
+static long faultmod_release_task_storage(struct faultmod_file *ff)
+{
+	long err = 0;
+
+	mutex_lock(&hold_mutex);
+	if (ff->held) {
+		err = smp_call_function_single(ff->cpu, storage_busy_dec, (void __force *)ff->held, 1);
+		if (!err)
+			ff->held = NULL;
+	}
+	mutex_unlock(&hold_mutex);
+	return err;
+}
+
+static int faultmod_open(struct inode *inode, struct file *file)
+{
+	struct faultmod_file *ff = kzalloc(sizeof(*ff), GFP_KERNEL);
+
+	if (!ff)
+		return -ENOMEM;
+	file->private_data = ff;
+	return 0;
+}
+
+static int faultmod_file_release(struct inode *inode, struct file *file)
+{
+	faultmod_release_task_storage(file->private_data);
+	kfree(file->private_data);
+	return 0;
+}
+
 static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	switch (cmd) {
+	case FAULTMOD_HOLD_TASK_STORAGE:
+		return faultmod_hold_task_storage(file->private_data, (struct faultmod_storage_hold __user *)arg);
+	case FAULTMOD_RELEASE_TASK_STORAGE:
+		return faultmod_release_task_storage(file->private_data);
 	case FAULTMOD_SLEEP_D:
 		return faultmod_sleep_d();
 	case FAULTMOD_OOPS_MUTEX:
@@ -128,6 +225,8 @@ static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 
 static const struct file_operations faultmod_fops = {
 	.owner = THIS_MODULE,
+	.open = faultmod_open,
+	.release = faultmod_file_release,
 	.unlocked_ioctl = faultmod_ioctl,
 	.poll = faultmod_poll,
 	.compat_ioctl = compat_ptr_ioctl,

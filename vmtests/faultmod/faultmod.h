@@ -33,4 +33,24 @@
 /* Longest FAULTMOD_SPIN accepted: a day is longer than any test waits. */
 #define FAULTMOD_SPIN_MAX_SECONDS 86400
 
+/*
+ * Hold the kernel's per-CPU BPF task storage lock, bpf_task_storage_busy
+ * (kernel/bpf/bpf_task_storage.c), on one CPU, as a task preempted inside
+ * it does: until FAULTMOD_RELEASE_TASK_STORAGE or the close of this file,
+ * bpf_task_storage_get() called from a tracing program on that CPU cannot
+ * create a task's storage (6.2 and later) or even look it up (6.1), and
+ * returns NULL. The symbol is static: the caller passes its per-CPU offset
+ * from /proc/kallsyms, and the module refuses an offset whose value on that
+ * CPU is not a plausible lock depth.
+ */
+struct faultmod_storage_hold {
+	__u64 offset; /* &bpf_task_storage_busy, a per-CPU offset */
+	__u32 cpu;
+	__u32 pad;    /* must be 0 */
+};
+#define FAULTMOD_HOLD_TASK_STORAGE _IOW(FAULTMOD_IOC_MAGIC, 6, struct faultmod_storage_hold)
+#define FAULTMOD_RELEASE_TASK_STORAGE _IO(FAULTMOD_IOC_MAGIC, 7)
+/* Deepest bpf_task_storage_busy a hold accepts finding: nesting is shallow. */
+#define FAULTMOD_STORAGE_DEPTH_MAX 8
+
 #endif /* FAULTMOD_H */

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // The Go constants are hand-written mirrors of faultmod.h: evaluate the
@@ -23,6 +24,10 @@ func TestConstantsMatchHeader(t *testing.T) {
 		"FAULTMOD_SPIN":             IoctlSpin,
 		"FAULTMOD_RELEASE":          IoctlRelease,
 		"FAULTMOD_SPIN_MAX_SECONDS": SpinMaxSeconds,
+
+		"FAULTMOD_HOLD_TASK_STORAGE":    IoctlHoldTaskStorage,
+		"FAULTMOD_RELEASE_TASK_STORAGE": IoctlReleaseTaskStorage,
+		"FAULTMOD_STORAGE_DEPTH_MAX":    StorageDepthMax,
 	} {
 		got, ok := defs[name]
 		if !ok {
@@ -37,7 +42,7 @@ func TestConstantsMatchHeader(t *testing.T) {
 
 var (
 	defineRE = regexp.MustCompile(`^#define\s+(FAULTMOD_\w+)\s+(.+?)\s*$`)
-	iocRE    = regexp.MustCompile(`^_IO(W|R|WR)?\((\w+),\s*(\d+)(?:,\s*(\w+))?\)$`)
+	iocRE    = regexp.MustCompile(`^_IO(W|R|WR)?\((\w+),\s*(\d+)(?:,\s*((?:struct )?\w+))?\)$`)
 )
 
 // parseHeader evaluates the only forms faultmod.h uses: integer literals
@@ -76,7 +81,9 @@ func evalDefine(expr string, defs map[string]uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sizes := map[string]uint64{"": 0, "__u32": 4, "__u64": 8}
+	sizes := map[string]uint64{"": 0, "__u32": 4, "__u64": 8,
+		// The Go mirror's size: a field added on one side only shows.
+		"struct faultmod_storage_hold": uint64(unsafe.Sizeof(storageHold{}))}
 	size, ok := sizes[m[4]]
 	if !ok {
 		return 0, fmt.Errorf("unknown ioctl argument type %q", m[4])

@@ -274,14 +274,19 @@ type procStat struct {
 // for "entered state X", so polling /proc is the only way to see it.
 func waitFor(t *testing.T, c *child, d time.Duration, ok func(procStat) bool) procStat {
 	t.Helper()
+	return waitForPID(t, c.pid, d, ok)
+}
+
+func waitForPID(t *testing.T, pid int, d time.Duration, ok func(procStat) bool) procStat {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		s := readStat(t, c.pid)
+		s := readStat(t, pid)
 		if ok(s) {
 			return s
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("child %d never reached the wanted state in %v: last %+v", c.pid, d, s)
+			t.Fatalf("process %d never reached the wanted state in %v: last %+v", pid, d, s)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
