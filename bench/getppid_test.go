@@ -104,13 +104,19 @@ func scopeLabel(scope string) string {
 
 // timeGetppid runs c's calls in the loop process with c attached, and
 // returns the mean ns per call.
-func timeGetppid(loop *workload.Proc, c syscallCase) (float64, error) {
+func timeGetppid(loop *workload.Proc, c syscallCase) (_ float64, err error) {
 	if c.attach != nil {
-		closer, err := c.attach()
-		if err != nil {
-			return 0, fmt.Errorf("attaching: %w", err)
+		// aerr: an err declared here would shadow the result that the
+		// deferred Close reports into.
+		closer, aerr := c.attach()
+		if aerr != nil {
+			return 0, fmt.Errorf("attaching: %w", aerr)
 		}
-		defer closer.Close()
+		defer func() {
+			if cerr := closer.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("detaching: %w", cerr)
+			}
+		}()
 	}
 	// strace stops the loop at every syscall: a generous bound.
 	r, err := loop.DoTimeout("run "+strconv.Itoa(c.calls), 5*time.Minute)

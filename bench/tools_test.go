@@ -27,20 +27,27 @@ type tracer struct {
 
 func (tr *tracer) Close() error {
 	// Both tools detach and exit on SIGINT (strace lets the tracee go).
-	if err := tr.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("stopping %s: %w", tr.cmd.Path, err)
+	// bpftrace 0.17 notices the signal only when it interrupts its
+	// epoll_wait: one that lands between two waits is lost and bpftrace
+	// runs on. So the signal is repeated until it exits.
+	deadline := time.After(30 * time.Second)
+	for {
+		if err := tr.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("stopping %s: %w", tr.cmd.Path, err)
+		}
+		select {
+		case <-tr.exited:
+			if tr.detached != nil {
+				return tr.detached()
+			}
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		case <-deadline:
+			tr.cmd.Process.Kill()
+			<-tr.exited
+			return fmt.Errorf("%s still running 30s after SIGINT: killed; stderr: %s", tr.cmd.Path, tr.stderr)
+		}
 	}
-	select {
-	case <-tr.exited:
-	case <-time.After(30 * time.Second):
-		tr.cmd.Process.Kill()
-		<-tr.exited
-		return fmt.Errorf("%s still running 30s after SIGINT: killed", tr.cmd.Path)
-	}
-	if tr.detached != nil {
-		return tr.detached()
-	}
-	return nil
 }
 
 func startTracer(cmd *exec.Cmd) (*tracer, error) {
