@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/e2e"
 	"github.com/stallmon/stallmon/internal/fusehang"
 	"github.com/stallmon/stallmon/internal/privtest"
 	"github.com/stallmon/stallmon/workload"
@@ -26,26 +26,7 @@ var stallmonBin string
 
 func TestMain(m *testing.M) {
 	workload.RunIfChild()
-	// The agents keep their incarnations and node locks here, not in the
-	// host's /var/lib/stallmon.
-	state, err := os.MkdirTemp("", "stallmon-bench-state")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("STATE_DIRECTORY", state)
-	dir, err := os.MkdirTemp("", "stallmon-bench-bin")
-	if err != nil {
-		panic(err)
-	}
-	stallmonBin = filepath.Join(dir, "stallmon")
-	if out, err := exec.Command("go", "build", "-o", stallmonBin, "../cmd/stallmon").CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic("building stallmon: " + err.Error())
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.RemoveAll(state)
-	os.Exit(code)
+	os.Exit(e2e.RunTests(m, "../cmd/stallmon", &stallmonBin))
 }
 
 // config sizes one run.
