@@ -14,8 +14,9 @@ APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-
 # make bench's own: the peers it is compared with, and what its targets need.
 APT_BENCH := strace bpftrace redis-server redis-tools gcc
 BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli gcc
-# Where make bench writes its table; BENCHMARKS.md quotes this file.
-BENCH_OUT ?= bench/results.md
+# Where make bench writes its table. BENCHMARKS.md quotes the run in
+# bench/results.md: record a new one with BENCH_OUT=bench/results.md.
+BENCH_OUT ?= bin/bench-results.md
 # What deps-test checks for before it calls apt: one command of each package.
 TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze
 # npm tools that check the Grafana dashboards (dashboards/schema_test.go),
@@ -59,12 +60,13 @@ lint:
 demo: build
 	./$(BIN) demo
 
-# One run of the harness in bench/ (about 6 minutes on a quiet 2-CPU
+# One run of the harness in bench/ (4 to 6 minutes on a 2-CPU
 # machine): one table, every figure a median of interleaved rounds compared
 # with a baseline of the same run, and the goals of issue 12 judged from
 # it. Needs root. Not part of make test, which runs a smoke run of it.
 bench: deps-bench
 	$(GO) mod download
+	mkdir -p $(dir $(BENCH_OUT))
 	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -count=1 -timeout 30m -v -run '^TestBenchmarks$$' ./bench/
 	@echo; cat $(BENCH_OUT)
 
