@@ -52,7 +52,7 @@ type config struct {
 	needTools bool
 }
 
-// full is `make bench`: about 6 minutes on a quiet 2-CPU machine.
+// full is `make bench`: 4 to 6 minutes on a 2-CPU machine.
 var full = config{
 	name:   "full",
 	rounds: 7, calls: 2_000_000, straceCalls: 20_000, bpftraceCalls: 500_000,

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -76,11 +77,13 @@ func judgeOthers(t *Table, tr Tracker) string {
 
 // indistinguishable judges x against base by a sign test over their
 // paired rounds: x is told apart only if it was slower in every round
-// (with 7 rounds, chance alone does that once in 128 runs).
+// (with 7 rounds, chance alone does that once in 128 runs). The spread of
+// base's rounds says how large a difference the run's noise can hide.
 func indistinguishable(x, base *Row) string {
 	slower, rounds := slowerRounds(x.Samples, base.Samples)
 	d := x.Figure() - base.Figure()
-	verdict := "met, indistinguishable"
+	spread := slices.Max(base.Samples) - slices.Min(base.Samples)
+	verdict := fmt.Sprintf("met, not told apart (the baseline's own rounds spread over %s ns)", Format(spread))
 	if slower == rounds {
 		verdict = fmt.Sprintf("missed: slower in every round, by %s ns/call in the medians", Format(d))
 	}
