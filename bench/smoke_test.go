@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,14 +145,25 @@ func (r parsedRow) check() error {
 	if err != nil {
 		return fmt.Errorf("difference %q: %q", diff, c)
 	}
-	// figure = base * ratio and figure - base = diff: base two ways.
-	if base1, base2 := v/x, v-d; !near(base1, base2) {
-		return fmt.Errorf("ratio %s and difference %s disagree on the baseline (%v vs %v): %q", ratio, diff, base1, base2, c)
+	// figure = base * ratio and figure - base = difference: the ratio
+	// predicts the difference, up to the rounding of what is printed.
+	want := v - v/x
+	if tol := 0.02*math.Abs(v) + printedStep(v) + printedStep(d); math.Abs(want-d) > tol {
+		return fmt.Errorf("ratio %s predicts a difference of %.3g, not %s: %q", ratio, want, diff, c)
 	}
 	return nil
 }
 
-// near allows for the rounding of the printed figures.
-func near(a, b float64) bool {
-	return a == b || (a-b)/max(a, b) < 0.05 && (b-a)/max(a, b) < 0.05
+// printedStep is the rounding step of Format(v).
+func printedStep(v float64) float64 {
+	a := math.Abs(v)
+	switch {
+	case a >= 100 || a == 0:
+		return 1
+	case a >= 10:
+		return 0.1
+	case a >= 1:
+		return 0.01
+	}
+	return math.Pow(10, math.Floor(math.Log10(a))-2)
 }
