@@ -102,6 +102,9 @@ func hangOnce(t *testing.T, cfg config, c *e2e.Cluster, a *e2e.Proc, w *workload
 			lastAlive = tp.At
 		}
 	}
+	if lastAlive.IsZero() {
+		t.Fatalf("no ALIVE of %s before its STALLED (seq %d)", node, stalled.Seq)
+	}
 	hung.Release()
 	a.Events.Next(agent.EvStallCleared, 30*time.Second)
 	c.WaitPacket("ALIVE after the release", 10*time.Second, func(p heartbeat.Packet) bool {

@@ -113,6 +113,7 @@ func TestMalformedTablesAreRejected(t *testing.T) {
 	}
 	for name, cells := range map[string][]string{
 		"ratio and difference disagree": {"getppid", "floor", "290", "ns/call", "no tracker", "2.00x", "+40", "3"},
+		"a small ratio, off":            {"poll", "more threads", "0.437", "ms", "fewer", "0.25x", "-1.50", "1"},
 		"no figure, no reason":          {"getppid", "floor", "n/a", "ns/call", "", "", "", "0"},
 		"negative figure":               {"getppid", "floor", "-3", "ns/call", "", "", "", "3"},
 		"ratio without a baseline":      {"getppid", "floor", "290", "ns/call", "", "1.16x", "+40", "3"},
