@@ -11,13 +11,19 @@ export BPF2GO_STRIP := $(STRIP)
 APT_BPF  := clang-19 llvm-19 libbpf-dev
 APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools \
 	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd strace
+# make bench's own: the peers it is compared with, and what its targets need.
+APT_BENCH := strace bpftrace redis-server redis-tools gcc
+BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli gcc
+# Where make bench writes its table. BENCHMARKS.md quotes the run in
+# bench/results.md: record a new one with BENCH_OUT=bench/results.md.
+BENCH_OUT ?= bin/bench-results.md
 # What deps-test checks for before it calls apt: one command of each package.
 TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
 # npm tools that check the Grafana dashboards (dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := dashboards/testdata/schema
 
-.PHONY: all build generate test lint demo bench deps-bpf deps-test clean
+.PHONY: all build generate test lint demo bench deps-bpf deps-test deps-bench clean
 
 all: build
 
@@ -59,9 +65,19 @@ lint:
 demo: build
 	./$(BIN) demo
 
-bench:
-	$(GO) test -run '^$$' -bench SyscallCost -benchtime 2000000x -count 1 ./monitor/
-	$(GO) test -run '^$$' -bench Snapshot -benchtime 2000x -count 3 ./monitor/
+# One run of the harness in bench/ (4 to 6 minutes on a 2-CPU
+# machine): one table, every figure a median of interleaved rounds compared
+# with a baseline of the same run, and the goals of issue 12 judged from
+# it. Needs root. Not part of make test, which runs a smoke run of it.
+bench: deps-bench
+	$(GO) mod download
+	mkdir -p $(dir $(BENCH_OUT))
+	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -count=1 -timeout 30m -v -run '^TestBenchmarks$$' ./bench/
+	@echo; cat $(BENCH_OUT)
+
+deps-bench:
+	@(for c in $(BENCH_CMDS); do command -v $$c >/dev/null || exit 1; done) || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_BENCH); }
 
 deps-bpf:
 	@command -v $(CLANG) >/dev/null && command -v $(STRIP) >/dev/null && test -e /usr/include/bpf/bpf_helpers.h || \

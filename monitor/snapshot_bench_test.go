@@ -15,9 +15,10 @@ import (
 // pass, with each thread's registers and fd kinds read in the kernel, and
 // the decoding. It reports ns per snapshot and per thread, for threads
 // that entered their read after the tracker attached (tracked) and before
-// (known only from their registers).
+// (known only from their registers). `make bench` measures whole polls of
+// the agent instead (bench/); this isolates the snapshot:
 //
-//	make bench   (go test -run '^$' -bench Snapshot -benchtime 2000x ./monitor/)
+//	go test -run '^$' -bench Snapshot -benchtime 2000x ./monitor/
 func BenchmarkSnapshot(b *testing.B) {
 	privtest.Require(b)
 	b.Run("tracked", func(b *testing.B) { benchSnapshot(b, true) })

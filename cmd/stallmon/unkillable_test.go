@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/e2e"
 	"github.com/stallmon/stallmon/internal/fusehang"
 	"github.com/stallmon/stallmon/internal/privtest"
 )
@@ -174,12 +175,7 @@ func wantFields(t *testing.T, name string, ev map[string]any, want map[string]an
 
 func eventTime(t *testing.T, ev map[string]any) time.Time {
 	t.Helper()
-	s, _ := ev["time"].(string)
-	at, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		t.Fatalf("event time %q: %v", s, err)
-	}
-	return at
+	return e2e.EventTime(t, ev)
 }
 
 // processExited reports, without waiting, whether pid has exited: its pidfd is

@@ -95,3 +95,14 @@ func (es *EventStream) Rest() []map[string]any {
 	}
 	return es.all
 }
+
+// EventTime is when stallmon logged ev (its "time" field).
+func EventTime(t testing.TB, ev map[string]any) time.Time {
+	t.Helper()
+	s, _ := ev["time"].(string)
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("event time %q: %v", s, err)
+	}
+	return at
+}

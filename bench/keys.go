@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Row keys: how the goals and the tests find a row, whatever its label.
+const (
+	KeyNoTracker = "getppid/none"
+	KeyFloor     = "getppid/floor"
+	KeyStrace    = "getppid/strace"
+	KeyBpftrace  = "getppid/bpftrace"
+	KeyRedisBare = "redis/none"
+)
+
+// Scopes of a tracker in the getppid rows.
+const (
+	ScopeOther       = "other"        // another process
+	ScopeOtherTree   = "other-tree"   // another process's tree (attach --tree)
+	ScopeOtherCgroup = "other-cgroup" // another process's cgroup (attach --cgroup)
+	ScopeSelf        = "self"         // the looping process
+	ScopeSelfHist    = "self-hist"    // the looping process, latency histogram on
+)
+
+// GetppidKey names a getppid row of a tracker in a scope.
+func GetppidKey(tracker, scope string) string { return "getppid/" + tracker + "/" + scope }
+
+// RedisKey names a redis row of a tracker watching redis ("self") or
+// another process ("other").
+func RedisKey(tracker, scope string) string { return "redis/" + tracker + "/" + scope }
+
+// Poll-cost measures.
+const (
+	PollTime = "poll"
+	PollCPU  = "cpu"
+	PollRSS  = "rss"
+)
+
+// PollCase is one target of the poll-cost rows.
+type PollCase struct {
+	Threads int  // idle threads of the target (plus its busy ones)
+	Before  bool // made before stallmon attached
+	Host    int  // idle threads in another process
+}
+
+// Busy is how many of the target's threads make syscalls: one in a
+// thousand, at least one.
+func (c PollCase) Busy() int { return max(1, c.Threads/1000) }
+
+func (c PollCase) String() string {
+	when := "after attach"
+	if c.Before {
+		when = "before attach"
+	}
+	s := fmt.Sprintf("%s threads (%d busy), made %s", thousands(c.Threads), c.Busy(), when)
+	if c.Host > 0 {
+		s += fmt.Sprintf(", +%s idle threads on the host", thousands(c.Host))
+	}
+	return s
+}
+
+// thousands writes n with comma separators: 10,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// PollKey names a poll-cost row.
+func PollKey(tracker, measure string, c PollCase) string {
+	return fmt.Sprintf("poll/%s/%s/%d/%t/%d", tracker, measure, c.Threads, c.Before, c.Host)
+}
+
+// Detection-latency measures.
+const (
+	LatencyStall     = "stall"      // hang to the stall event
+	LatencyLastAlive = "last-alive" // hang to the last ALIVE a receiver saw
+	LatencyGoal      = "goal"       // the bound the goal sets
+)
+
+// LatencyKey names a detection-latency row; pct is 50 or 99.
+func LatencyKey(tracker, measure string, pct int) string {
+	return fmt.Sprintf("latency/%s/%s/p%d", tracker, measure, pct)
+}

@@ -1,0 +1,104 @@
+/*
+ * idlethreads: a process with many threads, most of them idle, as a JVM
+ * or a thread-per-connection server has, for the benchmark harness's poll
+ * cost rows (bench/). It speaks the workload line protocol
+ * (workload/doc.go): "ready pid=N" once, then for each command line
+ *
+ *   spawn IDLE BUSY   ok threads=T   start IDLE threads that wait in
+ *                                    futex(2) forever and BUSY threads
+ *                                    that call getppid(2) 100 times and
+ *                                    sleep 1 ms, in a loop (about 100,000
+ *                                    syscalls a second each); T counts
+ *                                    every thread of the process
+ *
+ * The reply comes once every new thread runs. Thread stacks are small
+ * (64 KiB) so that 10,000 threads fit in little memory. EOF on stdin exits
+ * with status 0, ending every thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STACK_SIZE (64 * 1024)
+
+static atomic_int started; /* threads that began to run */
+static int never;          /* the futex word idle threads wait on; never woken */
+
+static void *idle(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&started, 1);
+	for (;;)
+		syscall(SYS_futex, &never, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	return NULL;
+}
+
+static void *busy(void *arg)
+{
+	struct timespec ms = {0, 1000 * 1000};
+	int i;
+
+	(void)arg;
+	atomic_fetch_add(&started, 1);
+	for (;;) {
+		for (i = 0; i < 100; i++)
+			getppid();
+		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
+/* spawn starts n threads running fn; it returns 0 or an errno. */
+static int spawn(long n, void *(*fn)(void *))
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	long i;
+	int err;
+
+	if ((err = pthread_attr_init(&attr)) != 0)
+		return err;
+	if ((err = pthread_attr_setstacksize(&attr, STACK_SIZE)) == 0)
+		err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (i = 0; err == 0 && i < n; i++)
+		err = pthread_create(&th, &attr, fn, NULL);
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
+int main(void)
+{
+	struct timespec tick = {0, 100 * 1000};
+	char line[128];
+	long idle_n, busy_n, total = 1;
+	int err;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("ready pid=%d\n", (int)getpid());
+	while (fgets(line, sizeof line, stdin)) {
+		if (sscanf(line, "spawn %ld %ld", &idle_n, &busy_n) != 2 || idle_n < 0 || busy_n < 0) {
+			printf("err want \"spawn IDLE BUSY\"\n");
+			continue;
+		}
+		if ((err = spawn(idle_n, idle)) != 0 || (err = spawn(busy_n, busy)) != 0) {
+			/* Some threads may run already: the count is unknown now. */
+			printf("err creating threads: %s\n", strerror(err));
+			return 1;
+		}
+		total += idle_n + busy_n;
+		/* No notification exists for "a thread began to run": poll. */
+		while (atomic_load(&started) < total - 1)
+			nanosleep(&tick, NULL);
+		printf("ok threads=%ld\n", total);
+	}
+	return 0;
+}
