@@ -47,6 +47,11 @@ type config struct {
 	// these poll and heartbeat intervals.
 	latencyTrials                           int
 	budget, pollInterval, heartbeatInterval time.Duration
+	// soak: soakThreads threads (soakBusy of them busy) watched for
+	// soakFor, then one hang among them; soakBudget overrides the
+	// default rule's budget (0: stallmon's defaults).
+	soakThreads, soakBusy int
+	soakFor, soakBudget   time.Duration
 	// needTools: a missing strace or bpftrace fails the run instead of
 	// leaving its row without a figure.
 	needTools bool
@@ -66,6 +71,7 @@ var full = config{
 	pollWindows: 3, pollWindow: 3500 * time.Millisecond,
 	// stallmon attach's defaults for the intervals.
 	latencyTrials: 30, budget: time.Second, pollInterval: 100 * time.Millisecond, heartbeatInterval: 500 * time.Millisecond,
+	soakThreads: 10000, soakBusy: 20, soakFor: time.Minute,
 	needTools: true,
 }
 
@@ -77,13 +83,16 @@ var smoke = config{
 	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}},
 	pollWindows:   1, pollWindow: 300 * time.Millisecond,
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
+	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
 }
 
 func (c config) settings() string {
 	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of %s redis SETs + %s GETs; "+
-		"poll cost: %d windows of %v per case at the default poll interval (100ms); detection latency: %d trials, budget %v, poll %v, heartbeat %v.",
+		"poll cost: %d windows of %v per case at the default poll interval (100ms); detection latency: %d trials, budget %v, poll %v, heartbeat %v; "+
+		"soak: %s.",
 		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
-		thousands(c.redisRequests), c.pollWindows, c.pollWindow, c.latencyTrials, c.budget, c.pollInterval, c.heartbeatInterval)
+		thousands(c.redisRequests), c.pollWindows, c.pollWindow, c.latencyTrials, c.budget, c.pollInterval, c.heartbeatInterval,
+		c.soakCase())
 }
 
 // runAll runs every row of cfg and returns the table with its goals.
@@ -98,6 +107,8 @@ func runAll(t *testing.T, cfg config) *Table {
 	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
 	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab) })
 	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
+	var soakStalls int
+	t.Run("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
 	tab.Header = []string{
 		"Machine: " + Machine() + ".",
 		fmt.Sprintf("Run: %s, stallmon %s, %v.", started.UTC().Format("2006-01-02 15:04 MST"), revision(),
@@ -105,7 +116,8 @@ func runAll(t *testing.T, cfg config) *Table {
 		cfg.settings(),
 		"Figures are medians of the rounds (p50/p99: nearest rank over the trials); each is compared with a row of the same run.",
 	}
-	tab.Goals = Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds})
+	tab.Goals = Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,
+		SoakStalls: soakStalls, Soak: cfg.soakCase()})
 	return tab
 }
 

@@ -10,6 +10,7 @@ type goalFigures struct {
 	floor, self, other    []float64 // ns/call, per round
 	poll, cpu, rss        float64   // at 10,000 threads, both cases
 	lastAliveP99, boundMs float64
+	soakRate, soakFoundMs float64 // 0: no soak rows
 }
 
 // goalTable is a table with every row the goals read, for one tracker.
@@ -27,6 +28,10 @@ func goalTable(tr Tracker, f goalFigures) *Table {
 	}
 	goal := tab.Add(&Row{Key: LatencyKey(tr.Name, LatencyGoal, 99), Case: "budget + poll + heartbeat", Samples: []float64{f.boundMs}, Setting: true})
 	tab.Add(&Row{Key: LatencyKey(tr.Name, LatencyLastAlive, 99), Samples: []float64{f.lastAliveP99 - 100, f.lastAliveP99}, Pct: 99, Base: goal})
+	if f.soakRate > 0 {
+		tab.Add(&Row{Key: SoakKey(tr.Name, SoakRate), Samples: []float64{f.soakRate}})
+		tab.Add(&Row{Key: SoakKey(tr.Name, SoakFound), Samples: []float64{f.soakFoundMs}})
+	}
 	return tab
 }
 
@@ -42,28 +47,30 @@ func TestJudge(t *testing.T) {
 	}{{
 		name: "met",
 		f: goalFigures{floor: []float64{200, 210, 190}, self: []float64{220, 230, 205}, other: []float64{199, 215, 195},
-			poll: 4.9, cpu: 1.9, rss: 39, lastAliveP99: 1600, boundMs: 1600},
-		in: GoalInput{Trackers: []Tracker{tracepoint}, PollSeconds: 60},
-		n:  6,
+			poll: 4.9, cpu: 1.9, rss: 39, lastAliveP99: 1600, boundMs: 1600, soakRate: 1.2e6, soakFoundMs: 5100},
+		in: GoalInput{Trackers: []Tracker{tracepoint}, PollSeconds: 60, Soak: "the soak"},
+		n:  7,
 		want: []string{
 			"on the watched process: +20 ns/call over the empty-program floor (goal: within 20 ns): met",
 			"every other process: -1 ns/call against the floor, slower in 2 of 3 interleaved rounds (goal: indistinguishable): met, not told apart (the baseline's own rounds spread over 20.0 ns)",
 			"10,000 threads (10 busy), made after attach: poll 4.90 ms (goal < 5): met; agent 1.90% of a core (goal < 2): met; RSS 39.0 MB (goal < 40): met",
 			"made before attach: poll 4.90 ms",
 			"No false stall: met in this run: no stall event in 60 s",
+			"stallmon (tracepoint), soak (the soak): 1200000 syscalls/s, hang to stall 5100 ms: met: no false stall, and the hang found",
 			"p99 1600 ms over 2 trials (goal: at most budget + poll + heartbeat, 1.6s): met",
 		},
 	}, {
 		name: "missed",
 		f: goalFigures{floor: []float64{200, 210, 190}, self: []float64{300, 290, 260}, other: []float64{201, 211, 191},
-			poll: 124, cpu: 69.3, rss: 49.1, lastAliveP99: 1700, boundMs: 1600},
-		in: GoalInput{Trackers: []Tracker{tracepoint}, FalseStalls: 2, PollSeconds: 60},
-		n:  6,
+			poll: 124, cpu: 69.3, rss: 49.1, lastAliveP99: 1700, boundMs: 1600, soakRate: 600000, soakFoundMs: 5100},
+		in: GoalInput{Trackers: []Tracker{tracepoint}, FalseStalls: 2, PollSeconds: 60, SoakStalls: 1, Soak: "the soak"},
+		n:  7,
 		want: []string{
 			"+90 ns/call over the empty-program floor (goal: within 20 ns): missed by 70.0 ns",
 			"slower in 3 of 3 interleaved rounds (goal: indistinguishable): missed: slower in every round, by 1.00 ns/call",
 			"poll 124 ms (goal < 5): missed, 24.8x the goal; agent 69.3% of a core (goal < 2): missed, 34.6x the goal; RSS 49.1 MB (goal < 40): missed, 1.2x the goal",
 			"No false stall: missed: 2 stall events",
+			"missed: 1 false stalls (both trackers), but at fewer syscalls a second than the goal's 1,000,000",
 			"p99 1700 ms over 2 trials (goal: at most budget + poll + heartbeat, 1.6s): missed by 100 ms",
 		},
 	}, {
@@ -73,8 +80,9 @@ func TestJudge(t *testing.T) {
 		f: goalFigures{floor: []float64{200, 210, 190}, self: []float64{101, 99, 100}, other: []float64{100, 101, 100},
 			poll: 1, cpu: 1, rss: 1, lastAliveP99: 1000, boundMs: 1600},
 		in: GoalInput{Trackers: []Tracker{sampled, {Name: "absent", JudgedAgainst: KeyFloor}}},
-		n:  11,
+		n:  13,
 		want: []string{
+			"stallmon (absent), soak (): not measured in this run",
 			"stallmon (sampled) on the watched process: +0 ns/call against no tracker, slower in 1 of 3 interleaved rounds (goal: indistinguishable): met",
 			"stallmon (absent) on the watched process: not measured in this run",
 			"stallmon (absent), 10,000 threads (10 busy), made before attach: not measured in this run",

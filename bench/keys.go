@@ -85,3 +85,12 @@ const (
 func LatencyKey(tracker, measure string, pct int) string {
 	return fmt.Sprintf("latency/%s/%s/p%d", tracker, measure, pct)
 }
+
+// Soak measures.
+const (
+	SoakRate  = "rate"  // the target's syscalls a second during the soak
+	SoakFound = "found" // the one real hang to its stall event
+)
+
+// SoakKey names a soak row.
+func SoakKey(tracker, measure string) string { return "soak/" + tracker + "/" + measure }

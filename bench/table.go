@@ -11,11 +11,12 @@ import (
 type Unit string
 
 const (
-	NsPerCall Unit = "ns/call"
-	ReqPerSec Unit = "req/s"
-	Millis    Unit = "ms"
-	CorePct   Unit = "% of a core"
-	MB        Unit = "MB" // 10^6 bytes
+	NsPerCall   Unit = "ns/call"
+	ReqPerSec   Unit = "req/s"
+	CallsPerSec Unit = "syscalls/s"
+	Millis      Unit = "ms"
+	CorePct     Unit = "% of a core"
+	MB          Unit = "MB" // 10^6 bytes
 )
 
 // Row is one figure of the table, reduced from its samples (one per round

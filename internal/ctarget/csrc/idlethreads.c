@@ -11,12 +11,19 @@
  *                                    syscalls a second each); T counts
  *                                    every thread of the process
  *
+ *   calls             ok calls=N     the getppid calls the busy threads
+ *                                    made so far
+ *   read PATH         ok tid=T       start a thread that reads one byte
+ *                                    of PATH (a file on a file system
+ *                                    that hangs: the one real hang)
+ *
  * The reply comes once every new thread runs. Thread stacks are small
  * (64 KiB) so that 10,000 threads fit in little memory. EOF on stdin exits
  * with status 0, ending every thread.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -32,6 +39,9 @@
 
 static atomic_int started; /* threads that began to run */
 static int never;          /* the futex word idle threads wait on; never woken */
+static atomic_long calls;  /* getppid calls made by the busy threads */
+static atomic_int reader_tid;
+static char read_path[PATH_MAX];
 
 static void *idle(void *arg)
 {
@@ -52,8 +62,22 @@ static void *busy(void *arg)
 	for (;;) {
 		for (i = 0; i < 100; i++)
 			getppid();
+		atomic_fetch_add(&calls, 100);
 		nanosleep(&ms, NULL);
 	}
+	return NULL;
+}
+
+static void *reader(void *arg)
+{
+	char b;
+	int fd;
+
+	(void)arg;
+	atomic_store(&reader_tid, (int)syscall(SYS_gettid));
+	fd = open(read_path, O_RDONLY);
+	if (fd >= 0 && read(fd, &b, 1) >= 0)
+		close(fd);
 	return NULL;
 }
 
@@ -85,6 +109,23 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("ready pid=%d\n", (int)getpid());
 	while (fgets(line, sizeof line, stdin)) {
+		if (strcmp(line, "calls\n") == 0) {
+			printf("ok calls=%ld\n", atomic_load(&calls));
+			continue;
+		}
+		if (sscanf(line, "read %4095s", read_path) == 1) {
+			pthread_t th;
+
+			if ((err = pthread_create(&th, NULL, reader, NULL)) != 0) {
+				printf("err creating reader: %s\n", strerror(err));
+				continue;
+			}
+			pthread_detach(th);
+			while (atomic_load(&reader_tid) == 0)
+				nanosleep(&tick, NULL);
+			printf("ok tid=%d\n", atomic_exchange(&reader_tid, 0));
+			continue;
+		}
 		if (sscanf(line, "spawn %ld %ld", &idle_n, &busy_n) != 2 || idle_n < 0 || busy_n < 0) {
 			printf("err want \"spawn IDLE BUSY\"\n");
 			continue;
