@@ -121,3 +121,19 @@ func waitZombie(t *testing.T, pid int) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Once the wait for the target's exit has failed (not through Close), an
+// exit would go unseen: no snapshot vouches for the target any more, and
+// the agent, whose polls then fail, goes blind. The kernel gives no way
+// to make poll(2) on a pidfd fail on demand, so the failure is stored as
+// watchExit stores it.
+func TestFailedExitWaitFailsSnapshots(t *testing.T) {
+	w := startWorkload(t)
+	m := attach(t, w.PID)
+	snapshot(t, m)
+	werr := errors.New("poll on pidfd: no memory")
+	m.waitErr.Store(&werr)
+	if _, err := m.Snapshot(); !errors.Is(err, werr) {
+		t.Fatalf("snapshot after a failed exit wait: err %v, want %v", err, werr)
+	}
+}

@@ -36,8 +36,10 @@ type Monitor struct {
 	quietPass uint64
 	quietBuf  [quietNR]gen.StallmonQuietCount
 
-	done     chan struct{}
-	waitErr  error
+	done chan struct{}
+	// waitErr is why the wait for the target's exit ended without one,
+	// set once by watchExit: from then on an exit would go unseen.
+	waitErr  atomic.Pointer[error]
 	closeMu  sync.Mutex
 	isClosed bool
 }
@@ -222,7 +224,7 @@ func (m *Monitor) Done() <-chan struct{} { return m.done }
 // the wait with an error, and that must not look like an exit.
 func (m *Monitor) watchExit() {
 	if err := m.scope.wait(); err != nil {
-		m.waitErr = err
+		m.waitErr.Store(&err)
 		return
 	}
 	close(m.done)

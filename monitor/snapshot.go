@@ -170,6 +170,11 @@ func (m *Monitor) snapshot(all bool) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	defer unlock()
+	// A snapshot vouches for a target whose exit would be seen: once the
+	// wait for it failed, none does (the agent goes blind, not alive).
+	if werr := m.waitErr.Load(); werr != nil {
+		return Snapshot{}, fmt.Errorf("watching the target's exit: %w", *werr)
+	}
 	m.scope.refresh()
 	if err := m.startPass(all); err != nil {
 		return Snapshot{}, err
