@@ -430,6 +430,21 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 #error "stallmon's kernel side knows amd64 and arm64"
 #endif
 
+// word_at packs an in-flight word, as sys_enter writes it, for a syscall
+// number as the tracepoint or the registers give it (x32's bit included)
+// entered at now (bpf_ktime_get_ns()): for the records made outside
+// sys_enter, whose hot path packs its own.
+static __always_inline __u64 word_at(struct task_struct *task, __u64 nr, __u64 now)
+{
+	__u32 abi = task_abi(task, nr);
+#if defined(__TARGET_ARCH_x86)
+	nr &= ~X32_SYSCALL_BIT;
+#endif
+	if (nr > NR_MASK)
+		nr = NR_MASK;
+	return ((now >> TS_SHIFT) << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr;
+}
+
 #include "unrecorded.h"
 
 // is_target is the first thing every tracepoint program does, for every
@@ -592,12 +607,8 @@ static __always_inline void record_death_regs(struct task_struct *task)
 	if (!regs || !regs_in_syscall(regs))
 		return;
 	__u64 nr = (__u64)regs_nr(regs);
-	__u32 abi = task_abi(task, nr);
-	nr &= ~X32_SYSCALL_BIT;
-	if (nr > NR_MASK)
-		nr = NR_MASK;
-	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
-	record_death(task, (ts << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr, regs_arg0(regs, abi));
+
+	record_death(task, word_at(task, nr, bpf_ktime_get_ns()), regs_arg0(regs, task_abi(task, nr)));
 #endif
 }
 

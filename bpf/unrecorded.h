@@ -41,15 +41,8 @@ __u64 unrecorded_unmarked = 0;
 static __always_inline void mark_unrecorded(struct bpf_raw_tracepoint_args *ctx, struct task_struct *task)
 {
 	__u32 tid = task->pid;
-	__u64 nr = ctx->args[1];
-	__u32 abi = task_abi(task, nr);
-#if defined(__TARGET_ARCH_x86)
-	nr &= ~X32_SYSCALL_BIT;
-#endif
-	if (nr > NR_MASK)
-		nr = NR_MASK;
 	__u64 now = bpf_ktime_get_ns();
-	__u64 word = ((now >> TS_SHIFT) << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr;
+	__u64 word = word_at(task, ctx->args[1], now);
 	struct unrecorded *u = bpf_map_lookup_elem(&unrecorded, &tid);
 
 	if (u && u->start_time == task->start_time) {
