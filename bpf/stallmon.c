@@ -750,6 +750,30 @@ static __always_inline bool asleep_by_design(__u32 st)
 	return (st & TASK_UNINTERRUPTIBLE) && (st & TASK_NOLOAD) && !(st & TASK_WAKEKILL);
 }
 
+// rec_syscall names the syscall rec's thread is in, as the snapshot's
+// reader will judge it: the in-flight word's, else (a thread without
+// storage) the registers'. BELIED: a word its registers belie.
+enum { IN_USER = 0, IN_SYSCALL, BELIED };
+
+static __always_inline int rec_syscall(struct thread_rec *rec, __u32 *nr, __u32 *abi)
+{
+	bool in_regs = rec->regs_nr >= 0;
+
+	if (rec->word) {
+		*nr = rec->word & NR_MASK;
+		*abi = (rec->word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1);
+		if (!in_regs || *nr != ((__u64)rec->regs_nr & NR_MASK) || *abi != rec->regs_abi)
+			return BELIED;
+		return IN_SYSCALL;
+	}
+	if (in_regs && !rec->has_storage) {
+		*nr = (__u64)rec->regs_nr & NR_MASK;
+		*abi = rec->regs_abi;
+		return IN_SYSCALL;
+	}
+	return IN_USER;
+}
+
 // is_quiet says whether rec may be left out of the pass. Anything a rule
 // could judge is kept: D, running in the kernel, stopped, traced, frozen,
 // exiting, dumping core, a zombie, a syscall outside the quiet set, a
@@ -764,22 +788,12 @@ static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fd
 	    (rec->signal_flags & SIGNAL_GROUP_EXIT) || (rec->flags & PF_FROZEN_OLD))
 		return LOUD;
 	bool sleeping = asleep_by_design(rec->state);
-	bool in_regs = rec->regs_nr >= 0;
-	if (worker)
+	__u32 nr = 0, abi = 0;
+	int in = worker ? IN_USER : rec_syscall(rec, &nr, &abi);
+	if (in == BELIED)
+		return LOUD;
+	if (in == IN_USER)
 		return sleeping || rec->state == 0 ? QUIET : LOUD;
-	__u32 nr, abi;
-	if (rec->word) {
-		nr = rec->word & NR_MASK;
-		abi = (rec->word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1);
-		if (!in_regs || nr != ((__u64)rec->regs_nr & NR_MASK) || abi != rec->regs_abi)
-			return LOUD;
-	} else if (in_regs && !rec->has_storage) {
-		nr = (__u64)rec->regs_nr & NR_MASK;
-		abi = rec->regs_abi;
-	} else {
-		// In user space, as far as the tracker knows.
-		return sleeping || rec->state == 0 ? QUIET : LOUD;
-	}
 	if (!sleeping)
 		return LOUD;
 	__u32 idx = abi * FD_ARGS_NR + (nr & (FD_ARGS_NR - 1));
@@ -813,23 +827,11 @@ static __always_inline void count_quiet(struct thread_rec *rec)
 		quiet_threads = 0;
 	}
 	quiet_threads++;
-	__u64 word = rec->word;
-	__u32 nr;
-	__u64 entered = 0;
-	if (word) {
-		if (((word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1)) != ABI_NATIVE)
-			return;
-		nr = word & NR_MASK;
-		entered = (word >> TS_BITS_SHIFT) << TS_SHIFT;
-	} else if (rec->regs_nr >= 0 && !rec->has_storage) {
-		if (rec->regs_abi != ABI_NATIVE)
-			return;
-		nr = (__u64)rec->regs_nr & NR_MASK;
-	} else {
+	__u32 nr = 0, abi = 0;
+	if (rec_syscall(rec, &nr, &abi) != IN_SYSCALL || abi != ABI_NATIVE || nr >= QUIET_NR)
 		return;
-	}
-	if (nr >= QUIET_NR)
-		return;
+	// The entry time is known only from a word.
+	__u64 entered = (rec->word >> TS_BITS_SHIFT) << TS_SHIFT;
 	struct quiet_count *q = &quiet_inflight[nr];
 	if (q->pass != pass) {
 		q->pass = pass;

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -91,13 +92,7 @@ func quietTable(quiet QuietFunc) []uint8 {
 	return out
 }
 
-func fdArgCount(name string) int {
-	n := 0
-	for b := fdArgs[name]; b != 0; b &= b - 1 {
-		n++
-	}
-	return n
-}
+func fdArgCount(name string) int { return bits.OnesCount8(fdArgs[name]) }
 
 // argDependentName reports a compat syscall whose name depends on its
 // arguments (the multiplexers socketcall and ipc).
