@@ -40,7 +40,6 @@ const (
 // socketcall and ipc) is never quiet, nor is one with two fd arguments
 // unless every pair of kinds is.
 func quietTable(quiet QuietFunc) []uint8 {
-	const perABI = 1024
 	kinds := []fdkind.Kind{fdkind.None, fdkind.Regular, fdkind.Socket, fdkind.Pipe, fdkind.TTY, fdkind.Device, fdkind.Other}
 	cache := map[string]uint8{}
 	mask := func(name string) uint8 {
@@ -70,26 +69,19 @@ func quietTable(quiet QuietFunc) []uint8 {
 					all = all && quiet(name, a) && quiet(name, a, b)
 				}
 			}
-			if !all {
-				m &^= 0x7f
-			} else {
+			if all {
 				m |= 0x7f
 			}
 		}
 		cache[name] = m
 		return m
 	}
-	out := make([]uint8, 4*perABI)
-	for _, abi := range []ABI{ABINative, ABICompat, ABIX32} {
-		for nr := 0; nr < perABI; nr++ {
-			name, known := abi.name(nr, [6]uint64{})
-			if !known || (abi == ABICompat && argDependentName(nr)) {
-				continue
-			}
-			out[int(abi)*perABI+nr] = mask(name)
+	return syscallTable(func(abi ABI, nr int, name string, known bool) uint8 {
+		if !known || (abi == ABICompat && argDependentName(nr)) {
+			return 0
 		}
-	}
-	return out
+		return mask(name)
+	})
 }
 
 func fdArgCount(name string) int { return bits.OnesCount8(fdArgs[name]) }

@@ -75,12 +75,20 @@ func FDArgs(name string) uint8 { return fdArgs[name] }
 // fdArgTable lays fdArgs out as the kernel side's fd_args: ABI * 1024 +
 // number, in the numbering of each ABI.
 func fdArgTable() []uint8 {
+	return syscallTable(func(_ ABI, _ int, name string, _ bool) uint8 { return fdArgs[name] })
+}
+
+// syscallTable lays a byte per syscall out as the kernel side's tables
+// (fd_args, quiet) index them: ABI * 1024 + number, in the numbering of
+// each ABI, ABI 3 empty. value gets each number's name and whether a
+// table knows it.
+func syscallTable(value func(abi ABI, nr int, name string, known bool) uint8) []uint8 {
 	const perABI = 1024
-	out := make([]uint8, 4*perABI) // the kernel side's size: ABI 3 stays empty
+	out := make([]uint8, 4*perABI)
 	for _, abi := range []ABI{ABINative, ABICompat, ABIX32} {
 		for nr := 0; nr < perABI; nr++ {
-			name, _ := abi.name(nr, [6]uint64{})
-			out[int(abi)*perABI+nr] = fdArgs[name]
+			name, known := abi.name(nr, [6]uint64{})
+			out[int(abi)*perABI+nr] = value(abi, nr, name, known)
 		}
 	}
 	return out
