@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 BIN      := bin/stallmon
 export BPF2GO_CC    := $(CLANG)
 export BPF2GO_STRIP := $(STRIP)
-# bpf2go's own flags pin -mcpu=v3 etc. in gen/gen.go.
+# bpf2go's own flags pin -mcpu=v3 etc. in internal/tracker/gen/gen.go.
 
 APT_BPF  := clang-19 llvm-19 libbpf-dev
 APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools \
@@ -14,14 +14,14 @@ APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-
 # make bench's own: the peers it is compared with, and what its targets need.
 APT_BENCH := strace bpftrace redis-server redis-tools gcc
 BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli gcc
-# Where make bench writes its table. BENCHMARKS.md quotes the run in
-# bench/results.md: record a new one with BENCH_OUT=bench/results.md.
+# Where make bench writes its table. docs/benchmarks.md quotes the run in
+# internal/test/bench/results.md: record a new one with BENCH_OUT=internal/test/bench/results.md.
 BENCH_OUT ?= bin/bench-results.md
 # What deps-test checks for before it calls apt: one command of each package.
 TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
-# npm tools that check the Grafana dashboards (dashboards/schema_test.go),
+# npm tools that check the Grafana dashboards (internal/test/dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
-NPM_SCHEMA := dashboards/testdata/schema
+NPM_SCHEMA := internal/test/dashboards/testdata/schema
 
 .PHONY: all build generate test lint demo bench deps-bpf deps-test deps-bench clean
 
@@ -30,7 +30,7 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/stallmon
 
-# Regenerates gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
+# Regenerates internal/tracker/gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
 # clang-19 emits BTF forward declarations in heap-address order, and the heap
 # layout follows the length of the working directory: the same source gives
 # different objects in checkouts at different paths. So generation runs in a
@@ -38,9 +38,9 @@ build:
 GEN_DIR := /tmp/stallmon-generate
 generate: deps-bpf
 	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
-	tar -c go.mod go.sum bpf gen internal/tools | tar -x -C $(GEN_DIR)
-	cd $(GEN_DIR)/gen && $(GO) generate ./...
-	cp $(GEN_DIR)/gen/* gen/
+	tar -c go.mod go.sum internal/tracker/bpf internal/tracker/gen internal/tools | tar -x -C $(GEN_DIR)
+	cd $(GEN_DIR)/internal/tracker/gen && $(GO) generate ./...
+	cp $(GEN_DIR)/internal/tracker/gen/* internal/tracker/gen/
 	rm -rf $(GEN_DIR)
 
 # Tests that need root or BPF fail instead of skipping when
@@ -55,7 +55,7 @@ test: deps-test
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
-	STALLMON_TEST_TRACKER=sampled $(GO) test -count=1 -timeout 10m -run '$(SAMPLED_TESTS)' ./cmd/stallmon/
+	STALLMON_TEST_TRACKER=sampled $(GO) test -count=1 -timeout 10m -run '$(SAMPLED_TESTS)' ./internal/test/e2e/
 	$(MAKE) vmtest
 
 lint:
@@ -65,14 +65,14 @@ lint:
 demo: build
 	./$(BIN) demo
 
-# One run of the harness in bench/ (4 to 6 minutes on a 2-CPU
+# One run of the harness in internal/test/bench/ (4 to 6 minutes on a 2-CPU
 # machine): one table, every figure a median of interleaved rounds compared
 # with a baseline of the same run, and the goals of issue 12 judged from
 # it. Needs root. Not part of make test, which runs a smoke run of it.
 bench: deps-bench
 	$(GO) mod download
 	mkdir -p $(dir $(BENCH_OUT))
-	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -count=1 -timeout 30m -v -run '^TestBenchmarks$$' ./bench/
+	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -count=1 -timeout 30m -v -run '^TestBenchmarks$$' ./internal/test/bench/
 	@echo; cat $(BENCH_OUT)
 
 deps-bench:
@@ -98,8 +98,8 @@ clean:
 
 # Boots Debian's kernels in QEMU (TCG unless the CPU has vmx/svm) and runs
 # the privileged test suites of VMTEST_PKGS inside each; needs root, and
-# installs QEMU and the kernels it needs. See vmtests/doc.go for settings.
-VMTEST_PKGS ?= ./monitor/ ./heartbeat/ ./peer/ ./vmtests/guest/
+# installs QEMU and the kernels it needs. See internal/test/vm/doc.go for settings.
+VMTEST_PKGS ?= ./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/
 .PHONY: vmtest
 vmtest:
-	STALLMON_VMTEST=1 VMTEST_PKGS="$(VMTEST_PKGS)" $(GO) test -count=1 -timeout 40m -v -run '^TestKernels$$' ./vmtests/
+	STALLMON_VMTEST=1 VMTEST_PKGS="$(VMTEST_PKGS)" $(GO) test -count=1 -timeout 40m -v -run '^TestKernels$$' ./internal/test/vm/

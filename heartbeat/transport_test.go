@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/internal/nettest"
-	"github.com/stallmon/stallmon/internal/privtest"
+	"github.com/stallmon/stallmon/internal/testutil/nettest"
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
 // openLoopback returns a receiver and a sender on lo. TTL 0 keeps every

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
-	"github.com/stallmon/stallmon/internal/nettest"
-	"github.com/stallmon/stallmon/internal/privtest"
+	"github.com/stallmon/stallmon/internal/testutil/nettest"
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
 // TestMulticastEndToEnd runs a real Sender and a real Listener over

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/stallmon/stallmon/agent"
-	"github.com/stallmon/stallmon/cgroup"
-	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/cgroup"
+	"github.com/stallmon/stallmon/internal/identity"
+	"github.com/stallmon/stallmon/internal/tracker"
 )
 
 type attachOptions struct {
@@ -89,14 +87,14 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	defer closeSinks()
-	var mon *monitor.Monitor
+	var mon *tracker.Monitor
 	switch {
 	case o.cgroup != "":
-		mon, err = monitor.AttachCgroup(o.cgroup, log, w.monitorOptions(table, log))
+		mon, err = tracker.AttachCgroup(o.cgroup, log, w.monitorOptions(table, log))
 	case o.tree:
-		mon, err = monitor.AttachTree(o.pid, log, w.monitorOptions(table, log))
+		mon, err = tracker.AttachTree(o.pid, log, w.monitorOptions(table, log))
 	default:
-		mon, err = monitor.AttachWith(o.pid, log, w.monitorOptions(table, log))
+		mon, err = tracker.AttachWith(o.pid, log, w.monitorOptions(table, log))
 	}
 	if err != nil {
 		return attachError(err)
@@ -118,7 +116,7 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 	if hb != nil {
 		node = hb.NodeID
 	}
-	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "node", node, "arch", monitor.Arch, "tracker", w.tracker,
+	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "node", node, "arch", tracker.Arch, "tracker", w.tracker,
 		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil, "sinks", sinkNames(integrations))
 
 	outcome, err := a.Run(cmd.Context())
@@ -137,54 +135,17 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 // attachError classifies an attach failure: a bad target is the user's.
 func attachError(err error) error {
 	switch {
-	case errors.Is(err, monitor.ErrNoProcess), errors.Is(err, monitor.ErrZombie), errors.Is(err, monitor.ErrNotProcess),
-		errors.Is(err, monitor.ErrNoCgroup):
+	case errors.Is(err, tracker.ErrNoProcess), errors.Is(err, tracker.ErrZombie), errors.Is(err, tracker.ErrNotProcess),
+		errors.Is(err, tracker.ErrNoCgroup):
 		return usageError(err)
 	}
 	return runtimeError(err)
 }
 
-// service names the target for the default node id: the cgroup's path
-// under the root, or the process's command name.
+// service names the target for the default node id.
 func (o *attachOptions) service() string {
 	if o.cgroup != "" {
-		if d, err := cgroup.Open(o.cgroup); err == nil {
-			if root, err := cgroup.Root(); err == nil {
-				if rel, err := filepath.Rel(root, d.Path); err == nil && rel != "." {
-					return rel
-				}
-			}
-		}
-		return strings.Trim(filepath.Clean(o.cgroup), "/")
+		return identity.ServiceOfCgroup(o.cgroup)
 	}
-	// The systemd unit, else the command name; not the pid: the node
-	// keeps its id when the service restarts under a new one.
-	if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", o.pid)); err == nil {
-		if unit := serviceUnit(string(cg)); unit != "" {
-			return unit
-		}
-	}
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", o.pid))
-	if err != nil || len(bytes.TrimSpace(comm)) == 0 {
-		return fmt.Sprintf("pid-%d", o.pid)
-	}
-	return string(bytes.TrimSpace(comm))
-}
-
-// serviceUnit is the systemd service a process runs in, from the cgroup v2
-// line of /proc/PID/cgroup ("0::/system.slice/nginx.service"), "" when it
-// is in none.
-func serviceUnit(procCgroup string) string {
-	for line := range strings.Lines(procCgroup) {
-		path, ok := strings.CutPrefix(strings.TrimSpace(line), "0::")
-		if !ok {
-			continue
-		}
-		for dir := path; dir != "/" && dir != "." && dir != ""; dir = filepath.Dir(dir) {
-			if base := filepath.Base(dir); strings.HasSuffix(base, ".service") {
-				return base
-			}
-		}
-	}
-	return ""
+	return identity.ServiceOfPID(o.pid)
 }

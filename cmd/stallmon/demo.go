@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stallmon/stallmon/demo"
+	"github.com/stallmon/stallmon/internal/demo"
 )
 
 func newDemoCmd() *cobra.Command {

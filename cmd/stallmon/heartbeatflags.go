@@ -1,21 +1,17 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/agent"
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/identity"
 )
 
 type heartbeatOptions struct {
@@ -83,97 +79,21 @@ func (o *heartbeatOptions) build(log *slog.Logger, service string) (*agent.Heart
 	} else {
 		log.Warn("no --key-file: heartbeats are unauthenticated and peers will say so")
 	}
-	dir, lock, err := o.claim(log, node)
+	n, err := identity.Claim(node, o.stateDir, log)
 	if err != nil {
 		return nil, noop, err
 	}
 	s, err := heartbeat.NewSender(heartbeat.SenderConfig{Group: group, Interface: o.iface, TTL: o.ttl, Loopback: o.loopback})
 	if err != nil {
-		lock()
+		n.Release()
 		return nil, noop, err // already says "heartbeat sender: ..."
 	}
-	incarnation := func() uint64 {
-		now := time.Now()
-		if dir != "" {
-			inc, err := heartbeat.NextIncarnation(dir, node, now)
-			if err == nil {
-				return inc
-			}
-			log.Warn("incarnation not persisted: a clock stepped back across a restart makes peers ignore this node until it catches up", "err", err)
-		}
-		return uint64(now.UnixNano())
-	}
-	return &agent.HeartbeatConfig{Sender: s, Interval: o.interval, NodeID: node, Key: key, Repeats: o.repeats, Incarnation: incarnation},
-		func() { s.Close(); lock() }, nil
+	return &agent.HeartbeatConfig{Sender: s, Interval: o.interval, NodeID: node, Key: key, Repeats: o.repeats, Incarnation: n.Incarnation},
+		func() { s.Close(); n.Release() }, nil
 }
 
-// claim takes node's lock in the state directory and returns the
-// directory, "" when it cannot be used. Without a state directory the
-// agent still runs, on the clock's incarnations: a peer that rejects a
-// stale incarnation takes the node for silent, the safe side.
-func (o *heartbeatOptions) claim(log *slog.Logger, node string) (string, func(), error) {
-	dir := o.stateDir
-	if dir == "" {
-		// systemd's StateDirectory= may list several; the first is ours.
-		dir, _, _ = strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
-	}
-	if dir == "" {
-		dir = "/var/lib/stallmon"
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		log.Warn("no state directory: incarnations follow the clock and node ids are not locked", "err", err)
-		return "", func() {}, nil
-	}
-	l, err := heartbeat.LockNode(dir, node)
-	switch {
-	case errors.Is(err, heartbeat.ErrNodeInUse):
-		return "", nil, fmt.Errorf("%w; give each agent on this host its own --node-id", err)
-	case err != nil:
-		log.Warn("node id not locked", "err", err)
-		return dir, func() {}, nil
-	}
-	return dir, func() { l.Unlock() }, nil
-}
-
-// node is this node's name: --node-id, or HOST/SERVICE, so that two
-// agents on one host watching different services never share a default.
-func (o *heartbeatOptions) node() (string, error) {
-	if o.nodeID != "" {
-		if err := heartbeat.CheckNodeID(o.nodeID); err != nil {
-			return "", fmt.Errorf("--node-id: %w", err)
-		}
-		return o.nodeID, nil
-	}
-	host, err := os.Hostname()
-	if err != nil {
-		return "", fmt.Errorf("--node-id not given and no host name: %w", err)
-	}
-	if host == "" {
-		return "", errors.New("--node-id not given and the host name is empty")
-	}
-	id := host
-	if o.service != "" {
-		id = host + "/" + o.service
-	}
-	return shortNodeID(id), nil
-}
-
-// shortNodeID fits a default node id to the wire's 64 bytes: a long one
-// keeps its head and gets a hash of the whole, so that two long ids that
-// differ only at the end stay apart. An id given with --node-id is never
-// changed: it is checked instead.
-func shortNodeID(id string) string {
-	if len(id) <= heartbeat.MaxNodeIDLen {
-		return id
-	}
-	sum := sha256.Sum256([]byte(id))
-	tail := "~" + hex.EncodeToString(sum[:4])
-	head := id[:heartbeat.MaxNodeIDLen-len(tail)]
-	for !utf8.ValidString(head) {
-		head = head[:len(head)-1]
-	}
-	return head + tail
-}
+// node is this node's name: --node-id, or HOST/SERVICE.
+func (o *heartbeatOptions) node() (string, error) { return identity.NodeID(o.nodeID, o.service) }
 
 // checkInterface refuses an --interface that names no interface, in one
 // line that says so (net's own error carries a "route ip+net" prefix).

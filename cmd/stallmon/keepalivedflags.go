@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/integrations/keepalived"
-	"github.com/stallmon/stallmon/sink"
+	"github.com/stallmon/stallmon/internal/integrations/keepalived"
+	"github.com/stallmon/stallmon/internal/sink"
 )
 
 type keepalivedFlags struct {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stallmon/stallmon/asynclog"
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/asynclog"
 	"github.com/stallmon/stallmon/peer"
 )
 

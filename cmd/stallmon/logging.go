@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/stallmon/stallmon/asynclog"
+	"github.com/stallmon/stallmon/internal/asynclog"
 )
 
 type logOptions struct {

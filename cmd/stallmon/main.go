@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/stallmon/stallmon/workload"
+	"github.com/stallmon/stallmon/internal/workload"
 )
 
 func main() {

@@ -11,11 +11,11 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/agent"
-	"github.com/stallmon/stallmon/budget"
-	"github.com/stallmon/stallmon/httpserve"
-	"github.com/stallmon/stallmon/metrics"
-	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/httpserve"
+	"github.com/stallmon/stallmon/internal/metrics"
+	"github.com/stallmon/stallmon/internal/tracker"
 	"github.com/stallmon/stallmon/peer"
 )
 
@@ -60,7 +60,7 @@ func (o *metricsOptions) registerListen(f *pflag.FlagSet) {
 // that stops it. A server that cannot start is logged, not fatal: the
 // agent's job is the heartbeat and the kill, and Prometheus reports the
 // missing target (StallmonAgentDown).
-func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *monitor.Monitor, a *agent.Agent, table *budget.Table, poll time.Duration) (stop func()) {
+func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *tracker.Monitor, a *agent.Agent, table *budget.Table, poll time.Duration) (stop func()) {
 	if o.addr == "" {
 		if o.latencyHistogram || o.bpfStats {
 			log.Warn(evMetricsFailed, "err", "--latency-histogram and --bpf-stats are only exported with --metrics-addr")
@@ -70,7 +70,7 @@ func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *
 	var stats io.Closer
 	if o.bpfStats {
 		var err error
-		if stats, err = monitor.EnableBPFStats(); err != nil {
+		if stats, err = tracker.EnableBPFStats(); err != nil {
 			log.Warn(evMetricsFailed, "err", err)
 		}
 	}
@@ -78,7 +78,7 @@ func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *
 	reg, err := metrics.NewAgentRegistry(metrics.AgentConfig{
 		Agent: a, Tracker: mon, Table: table, PollInterval: poll, Version: buildVersion(), Logger: log,
 		BPFStats: func() bool {
-			on, _ := monitor.BPFStatsSysctl()
+			on, _ := tracker.BPFStatsSysctl()
 			return on || statsHeld
 		},
 	})

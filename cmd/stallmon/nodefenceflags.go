@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/nodefence"
+	"github.com/stallmon/stallmon/internal/nodefence"
 )
 
 type nodeFenceOptions struct {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/integrations/pacemaker"
-	"github.com/stallmon/stallmon/sink"
+	"github.com/stallmon/stallmon/internal/integrations/pacemaker"
+	"github.com/stallmon/stallmon/internal/sink"
 )
 
 type pacemakerOptions struct {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/integrations/pacemaker"
+	"github.com/stallmon/stallmon/internal/integrations/pacemaker"
 )
 
 func TestPacemakerFlags(t *testing.T) {

@@ -12,10 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stallmon/stallmon/agent"
-	"github.com/stallmon/stallmon/budget"
-	"github.com/stallmon/stallmon/monitor"
-	"github.com/stallmon/stallmon/supervise"
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/supervise"
+	"github.com/stallmon/stallmon/internal/tracker"
 )
 
 type runOptions struct {
@@ -93,7 +93,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	defer signal.Stop(signals)
 
 	watch := func(path string) (supervise.Watcher, error) {
-		mon, err := monitor.AttachEmptyCgroup(path, log, w.monitorOptions(table, log))
+		mon, err := tracker.AttachEmptyCgroup(path, log, w.monitorOptions(table, log))
 		if err != nil {
 			return nil, attachError(err)
 		}
@@ -106,7 +106,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 		if hb != nil {
 			node = hb.NodeID
 		}
-		log.Info(agent.EvAttached, "cgroup", path, "node", node, "arch", monitor.Arch, "tracker", w.tracker,
+		log.Info(agent.EvAttached, "cgroup", path, "node", node, "arch", tracker.Arch, "tracker", w.tracker,
 			"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil,
 			"sinks", sinkNames(integrations))
 		return &serviceWatch{ctx: cmd.Context(), log: log, mon: mon, agent: a, table: table, opts: w}, nil
@@ -132,7 +132,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 type serviceWatch struct {
 	ctx   context.Context
 	log   *slog.Logger
-	mon   *monitor.Monitor
+	mon   *tracker.Monitor
 	agent *agent.Agent
 	table *budget.Table
 	opts  *watchOptions

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/sink"
+	"github.com/stallmon/stallmon/internal/sink"
 )
 
 // sinkTarget is what an integration knows of the watched service when

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	sdnotify "github.com/stallmon/stallmon/integrations/systemd"
-	"github.com/stallmon/stallmon/sink"
+	"github.com/stallmon/stallmon/internal/integrations/systemd"
+	"github.com/stallmon/stallmon/internal/sink"
 )
 
 type systemdFlags struct {
@@ -24,7 +24,7 @@ func (o *systemdFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&o.on, "systemd-notify", false,
 		"send WATCHDOG=trigger for the service to systemd when a stall begins (see README, systemd)")
 	f.StringVar(&o.socket, "notify-socket", "",
-		"systemd notify socket, a path or @abstract-name (default $NOTIFY_SOCKET, else "+sdnotify.DefaultSocket+")")
+		"systemd notify socket, a path or @abstract-name (default $NOTIFY_SOCKET, else "+systemd.DefaultSocket+")")
 }
 
 func (o *systemdFlags) build(t sinkTarget, log *slog.Logger) (sink.Sink, error) {
@@ -39,9 +39,9 @@ func (o *systemdFlags) build(t sinkTarget, log *slog.Logger) (sink.Sink, error) 
 		socket = os.Getenv("NOTIFY_SOCKET")
 	}
 	if socket == "" {
-		socket = sdnotify.DefaultSocket
+		socket = systemd.DefaultSocket
 	}
-	if err := sdnotify.CheckSocket(socket); err != nil {
+	if err := systemd.CheckSocket(socket); err != nil {
 		return nil, fmt.Errorf("--notify-socket: %w", err)
 	}
 	if socket[0] == '/' {
@@ -58,16 +58,16 @@ func (o *systemdFlags) build(t sinkTarget, log *slog.Logger) (sink.Sink, error) 
 	if (t.PID != 0 || t.Cgroup != "") && !hasCapSysAdmin() {
 		log.Warn("--systemd-notify sends as the service's pid, which needs CAP_SYS_ADMIN: the trigger will fail")
 	}
-	keep, err := sdnotify.KeepAliveFromEnv()
+	keep, err := systemd.KeepAliveFromEnv()
 	if err != nil {
 		return nil, fmt.Errorf("--systemd-notify: %w", err)
 	}
 	if keep != nil {
 		log.Info("systemd expects watchdog pings from stallmon: sending WATCHDOG=1 while the target is seen", "every", keep.Every)
 	}
-	return sdnotify.New(sdnotify.Config{
+	return systemd.New(systemd.Config{
 		Socket:    socket,
-		Target:    sdnotify.Target{PID: t.PID, Cgroup: t.Cgroup},
+		Target:    systemd.Target{PID: t.PID, Cgroup: t.Cgroup},
 		KeepAlive: keep,
 		Logger:    log,
 	})

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stallmon/stallmon/budget"
-	"github.com/stallmon/stallmon/monitor"
+	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/tracker"
 )
 
 // tableOptions are the flags that shape the timeout table, shared by
@@ -27,7 +27,7 @@ func (o *tableOptions) register(f *pflag.FlagSet) {
 }
 
 func knownSyscall(name string) bool {
-	_, ok := monitor.SyscallNr(name)
+	_, ok := tracker.SyscallNr(name)
 	return ok
 }
 

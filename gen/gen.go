@@ -1,7 +1,0 @@
-// Package gen holds code generated from bpf/ and the kernel's syscall
-// tables. Only package monitor imports it. Regenerate with `make generate`.
-package gen
-
-//go:generate go tool bpf2go -go-package gen -output-stem stallmon -target amd64,arm64 -type thread_rec -type counter -type death -type fd_class Stallmon ../bpf/stallmon.c -- -I../bpf -mcpu=v3 -O2 -g -Wall -Werror
-//go:generate go run ../internal/tools/syscallgen -arch amd64 -out syscalls_amd64.go
-//go:generate go run ../internal/tools/syscallgen -arch arm64 -out syscalls_arm64.go

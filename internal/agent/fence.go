@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/sink"
+	"github.com/stallmon/stallmon/internal/tracker"
+)
+
+// fenceTarget kills the target whose syscall went past kill_after, so it
+// cannot resume after a peer has taken over, and confirms the death
+// through the pidfd. The heartbeat is already off for good.
+func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error) {
+	attrs := judgedAttrs(victim)
+	a.event(slog.LevelError, EvKill, append(attrs, slog.String("signal", "SIGKILL"))...)
+	if err := a.mon.Kill(unix.SIGKILL); err != nil {
+		select {
+		case <-a.mon.Done():
+			// It exited on its own just before the signal.
+		default:
+			return TargetKilled, fmt.Errorf("fencing target: %w", err)
+		}
+	}
+
+	grace := time.NewTimer(a.cfg.KillGrace)
+	defer grace.Stop()
+	if a.waitExit(ctx, grace.C) {
+		a.targetExited()
+		a.final(sink.Fenced, &victim)
+		return TargetKilled, nil
+	}
+	if ctx.Err() != nil {
+		return Detached, nil
+	}
+
+	// A thread in uninterruptible sleep cannot die until the kernel returns
+	// from its syscall, which after an oops may be never. Say exactly where
+	// it is stuck; the heartbeat stays off.
+	a.reportUnkillable(ctx)
+	if nf := a.cfg.NodeFence; nf != nil {
+		a.log.Error(EvNodeFence, "pid", a.mon.PID(), "method", nf.String())
+		if err := nf.Fence(); err != nil {
+			a.log.Error(EvNodeFence, "pid", a.mon.PID(), "method", nf.String(), "err", err)
+		}
+	}
+	if a.waitExit(ctx, nil) {
+		a.targetExited()
+		a.final(sink.Fenced, &victim)
+		return TargetUnkillable, nil
+	}
+	return Detached, nil
+}
+
+// waitExit waits for the target to exit (true), for timeout or ctx
+// (false), feeding the node fencer meanwhile: the wait is stallmon
+// working, not stallmon stuck.
+func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
+	feed := time.NewTicker(a.cfg.PollInterval)
+	defer feed.Stop()
+	for {
+		select {
+		case <-a.mon.Done():
+			return true
+		case <-ctx.Done():
+			return false
+		case <-timeout:
+			return false
+		case <-feed.C:
+			a.feed()
+		}
+	}
+}
+
+// diagnoseDeadline bounds the whole report's /proc diagnoses: each reads
+// the kernel stack, which takes a lock the target can hold, and a report
+// that waits on the target could keep stallmon from ever ending. Threads
+// left when it has run out are reported without a diagnosis.
+const diagnoseDeadline = 2 * time.Second
+
+func (a *Agent) reportUnkillable(ctx context.Context) {
+	snap, err := a.mon.SnapshotAll()
+	if err != nil {
+		a.log.Error(EvUnkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
+		return
+	}
+	deadline := time.Now().Add(diagnoseDeadline)
+	for _, t := range snap.Threads {
+		if t.State == tracker.StateDead {
+			// An exited thread (often the group leader, a zombie until
+			// the last thread goes) is not what keeps the process alive.
+			continue
+		}
+		d := tracker.Diagnosis{TID: t.TID, TimedOut: true}
+		if left := time.Until(deadline); left > 0 && ctx.Err() == nil {
+			d = a.mon.DiagnoseWithin(t.TID, left)
+		}
+		a.event(slog.LevelError, EvUnkillable,
+			slog.Int("pid", t.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),
+			slog.String("syscall", t.Syscall), slog.String("state", t.State.String()),
+			slog.String("proc_state", d.State), slog.String("wchan", d.Wchan),
+			slog.String("stack", strings.ReplaceAll(d.Stack, "\n", " | ")),
+			slog.Float64("grace_seconds", a.cfg.KillGrace.Seconds()),
+			slog.Bool("diagnosis_timed_out", d.TimedOut))
+	}
+}

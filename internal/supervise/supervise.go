@@ -1,0 +1,287 @@
+// Package supervise runs a service under stallmon: each start of it (an
+// incarnation) goes straight into a cgroup that stallmon watches already,
+// so its first instruction is watched, and it is started again, by
+// policy, after it ends or stallmon kills it.
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/cgroup"
+)
+
+// Events, the "msg" of log records, like the agent's.
+const (
+	EvServiceStarted = "service_started"
+	EvServiceExited  = "service_exited"
+	EvServiceRestart = "service_restart"
+	EvServiceGaveUp  = "service_gave_up"
+	EvSignalForward  = "signal_forwarded"
+)
+
+// Config configures Run.
+type Config struct {
+	Command []string
+	// CgroupParent is where the service's cgroup is made; "" is
+	// stallmon's own cgroup.
+	CgroupParent string
+	Restart      Policy
+	// MaxRestarts bounds the restarts; 0 means no bound.
+	MaxRestarts int
+	// RestartDelay is the first restart's delay; it doubles at each
+	// restart in a row, up to 32 times, and starts over once the service
+	// ran for StableAfter.
+	RestartDelay time.Duration
+	StableAfter  time.Duration
+	// Signals are forwarded to the service's main process: SIGTERM and
+	// SIGINT also end the supervision once the service is gone, and a
+	// service still there StopTimeout later is killed.
+	Signals     <-chan os.Signal
+	StopTimeout time.Duration
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+	Logger      *slog.Logger
+}
+
+// Watcher watches one incarnation (stallmon's agent over a monitor of the
+// service's cgroup, made before the service starts).
+type Watcher interface {
+	// Started says the service's main process was started in the cgroup.
+	Started()
+	// Run judges the service until its cgroup is empty, and fences it.
+	Run(ctx context.Context) (agent.Outcome, error)
+	Close() error
+}
+
+// WatchFunc makes the Watcher of one incarnation for the cgroup at path.
+type WatchFunc func(path string) (Watcher, error)
+
+// Run supervises the service until it ends for good and returns how its
+// last incarnation's main process ended.
+func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
+	if len(cfg.Command) == 0 {
+		return Status{}, errors.New("no command to run")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	parent, err := cgroupParent(cfg.CgroupParent)
+	if err != nil {
+		return Status{}, err
+	}
+	removeStale(parent, cfg.Logger)
+	restarts, inRow := 0, 0
+	for {
+		// A cgroup of its own for each incarnation: a kernel (6.18 here)
+		// kills at once a process cloned into a cgroup that cgroup.kill
+		// was used on before, and each start deserves a clean slate.
+		dir, err := cgroup.Mkdir(parent, fmt.Sprintf("stallmon-run-%d-%d", os.Getpid(), restarts+1))
+		if err != nil {
+			return Status{}, err
+		}
+		inc, err := runOnce(ctx, cfg, dir, watch, restarts+1)
+		if rerr := dir.Remove(); rerr != nil && err == nil {
+			cfg.Logger.Warn("removing the service's cgroup", "err", rerr)
+		}
+		if err != nil {
+			return Status{}, err
+		}
+		restartable := !inc.stopped && (cfg.Restart == Always ||
+			(cfg.Restart == OnFailure && (inc.status.Failed() || inc.outcome == agent.TargetKilled || inc.outcome == agent.TargetUnkillable)))
+		if !restartable {
+			return inc.status, nil
+		}
+		if cfg.MaxRestarts > 0 && restarts >= cfg.MaxRestarts {
+			cfg.Logger.Error(EvServiceGaveUp, "restarts", restarts, "status", inc.status.String())
+			return inc.status, nil
+		}
+		if inc.ran >= cfg.StableAfter {
+			inRow = 0
+		}
+		restarts++
+		inRow++
+		delay := backoff(cfg.RestartDelay, inRow)
+		cfg.Logger.Warn(EvServiceRestart, "restart", restarts, "delay_seconds", delay.Seconds(), "status", inc.status.String())
+		if stop := sleep(ctx, cfg.Signals, delay); stop {
+			return inc.status, nil
+		}
+	}
+}
+
+// cgroupParent is where the service's cgroups are made: parent, or
+// stallmon's own cgroup.
+func cgroupParent(parent string) (string, error) {
+	if parent == "" {
+		own, err := cgroup.Own()
+		if err != nil {
+			return "", err
+		}
+		return own.Path, nil
+	}
+	p, err := cgroup.Open(parent)
+	if err != nil {
+		return "", fmt.Errorf("--cgroup-parent: %w", err)
+	}
+	return p.Path, nil
+}
+
+// removeStale removes the empty cgroups that a stallmon run, since dead
+// (killed before it could clean up), left in parent. A cgroup that still
+// holds a process stays: rmdir refuses it.
+func removeStale(parent string, log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(parent, "stallmon-run-*-*"))
+	for _, d := range dirs {
+		f := strings.Split(filepath.Base(d), "-")
+		pid, err := strconv.Atoi(f[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			unix.Close(fd) // its stallmon lives
+			continue
+		}
+		if err := os.Remove(d); err == nil {
+			log.Info("removed a stale cgroup", "cgroup", d)
+		}
+	}
+}
+
+// incarnation is how one start of the service ended.
+type incarnation struct {
+	status  Status
+	outcome agent.Outcome
+	stopped bool // a SIGTERM or SIGINT was forwarded: no restart
+	ran     time.Duration
+}
+
+func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n int) (incarnation, error) {
+	w, err := watch(dir.Path)
+	if err != nil {
+		return incarnation{}, err
+	}
+	defer w.Close()
+	cgfd, err := os.Open(dir.Path)
+	if err != nil {
+		return incarnation{}, fmt.Errorf("opening the service's cgroup: %w", err)
+	}
+	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
+	// Straight into the cgroup (clone3 CLONE_INTO_CGROUP): the watch is
+	// in place before the service's first instruction.
+	// Pdeathsig: should stallmon die, its service dies too. Nobody
+	// would judge it any more, the heartbeat has stopped and peers take
+	// over: a service left running is what fencing exists to prevent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd()), Pdeathsig: syscall.SIGKILL}
+	started := time.Now()
+	err = cmd.Start()
+	cgfd.Close()
+	w.Started()
+	if err != nil {
+		return incarnation{}, fmt.Errorf("starting %s: %w", cfg.Command[0], err)
+	}
+	cfg.Logger.Info(EvServiceStarted, "incarnation", n, "pid", cmd.Process.Pid, "cgroup", dir.Path, "command", cfg.Command)
+
+	type result struct {
+		outcome agent.Outcome
+		err     error
+	}
+	judged := make(chan result, 1)
+	go func() {
+		o, err := w.Run(context.WithoutCancel(ctx))
+		judged <- result{o, err}
+	}()
+	mainDone := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(mainDone)
+	}()
+
+	var inc incarnation
+	var stopping <-chan time.Time
+	for {
+		select {
+		case <-stopping:
+			cfg.Logger.Warn("service_stop_timeout", "pid", cmd.Process.Pid, "timeout_seconds", cfg.StopTimeout.Seconds())
+			if err := dir.Kill(); err != nil && !errors.Is(err, cgroup.ErrNoKill) {
+				cfg.Logger.Error("killing the service", "err", err)
+			}
+		case sig := <-cfg.Signals:
+			// Through the pidfd Go holds for the child: never a
+			// recycled PID.
+			if err := cmd.Process.Signal(sig); err == nil {
+				cfg.Logger.Info(EvSignalForward, "signal", sig.String(), "pid", cmd.Process.Pid)
+			}
+			if (sig == syscall.SIGTERM || sig == os.Interrupt) && !inc.stopped {
+				inc.stopped = true
+				t := time.NewTimer(cfg.StopTimeout)
+				defer t.Stop()
+				stopping = t.C
+			}
+		case <-mainDone:
+			// The service is its main process: what it left behind in
+			// the cgroup goes with it, as systemd's KillMode does.
+			mainDone = nil
+			inc.status = statusOf(cmd.ProcessState)
+			inc.ran = time.Since(started)
+			cfg.Logger.Info(EvServiceExited, "incarnation", n, "pid", cmd.Process.Pid, "status", inc.status.String(),
+				"exit_code", inc.status.ExitCode())
+			if err := dir.Kill(); err != nil && !errors.Is(err, cgroup.ErrNoKill) {
+				cfg.Logger.Error("killing the rest of the service", "err", err)
+			}
+		case r := <-judged:
+			if r.err != nil {
+				// Nobody judges the service any more: it must not go
+				// on unwatched.
+				if err := dir.Kill(); err != nil {
+					cfg.Logger.Error("killing the unwatched service", "err", err)
+				}
+				if mainDone != nil {
+					<-mainDone
+				}
+				return inc, r.err
+			}
+			inc.outcome = r.outcome
+			if mainDone != nil {
+				<-mainDone
+				inc.status = statusOf(cmd.ProcessState)
+				inc.ran = time.Since(started)
+				cfg.Logger.Info(EvServiceExited, "incarnation", n, "pid", cmd.Process.Pid, "status", inc.status.String(),
+					"exit_code", inc.status.ExitCode())
+			}
+			return inc, nil
+		}
+	}
+}
+
+// sleep waits d, and reports true if a SIGTERM or SIGINT came meanwhile.
+func sleep(ctx context.Context, signals <-chan os.Signal, d time.Duration) (stop bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return true
+		case sig := <-signals:
+			if sig == syscall.SIGTERM || sig == os.Interrupt {
+				return true
+			}
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/testutil/fusehang"
+	"github.com/stallmon/stallmon/internal/testutil/harness"
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
+	"github.com/stallmon/stallmon/internal/workload"
+)
+
+// Environment of a full run, set by `make bench`.
+const (
+	fullEnv = "STALLMON_BENCH"     // 1: run TestBenchmarks
+	outEnv  = "STALLMON_BENCH_OUT" // where it writes the table (markdown)
+)
+
+// stallmonBin is the stallmon binary, built once, that the rows run as
+// `stallmon attach`.
+var stallmonBin string
+
+func TestMain(m *testing.M) {
+	workload.RunIfChild()
+	os.Exit(harness.RunTests(m, &stallmonBin))
+}
+
+// config sizes one run.
+type config struct {
+	name string
+	// rounds of the getppid and redis rows, interleaved.
+	rounds int
+	// getppid calls per round; tools far dearer than a tracker get fewer
+	// so that a round stays short (the figure is per call).
+	calls, straceCalls, bpftraceCalls int
+	// redisRequests per command (SET, GET) per round.
+	redisRequests int
+	pollCases     []PollCase
+	// pollWindows of pollWindow each per poll-cost case: medians of them.
+	pollWindows int
+	pollWindow  time.Duration
+	// latencyTrials hangs under `stallmon attach --budget budget`, with
+	// these poll and heartbeat intervals.
+	latencyTrials                           int
+	budget, pollInterval, heartbeatInterval time.Duration
+	// soak: soakThreads threads (soakBusy of them busy) watched for
+	// soakFor, then one hang among them; soakBudget overrides the
+	// default rule's budget (0: stallmon's defaults).
+	soakThreads, soakBusy int
+	soakFor, soakBudget   time.Duration
+	// needTools: a missing strace or bpftrace fails the run instead of
+	// leaving its row without a figure.
+	needTools bool
+}
+
+// full is `make bench`: 4 to 6 minutes on a 2-CPU machine.
+var full = config{
+	name:   "full",
+	rounds: 7, calls: 2_000_000, straceCalls: 20_000, bpftraceCalls: 500_000,
+	redisRequests: 50_000,
+	pollCases: []PollCase{
+		{Threads: 100}, {Threads: 100, Before: true},
+		{Threads: 1000}, {Threads: 1000, Before: true},
+		{Threads: 10000}, {Threads: 10000, Before: true},
+		{Threads: 100, Host: 5000},
+	},
+	pollWindows: 3, pollWindow: 3500 * time.Millisecond,
+	// stallmon attach's defaults for the intervals.
+	latencyTrials: 30, budget: time.Second, pollInterval: 100 * time.Millisecond, heartbeatInterval: 500 * time.Millisecond,
+	soakThreads: 10000, soakBusy: 20, soakFor: time.Minute,
+	needTools: true,
+}
+
+// smoke runs every kind of row with tiny counts, for make test.
+var smoke = config{
+	name:   "smoke",
+	rounds: 2, calls: 20_000, straceCalls: 200, bpftraceCalls: 5_000,
+	redisRequests: 500,
+	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}},
+	pollWindows:   1, pollWindow: 300 * time.Millisecond,
+	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
+	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
+}
+
+func (c config) settings() string {
+	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of %s redis SETs + %s GETs; "+
+		"poll cost: %d windows of %v per case at the default poll interval (100ms); detection latency: %d trials, budget %v, poll %v, heartbeat %v; "+
+		"soak: %s.",
+		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
+		thousands(c.redisRequests), c.pollWindows, c.pollWindow, c.latencyTrials, c.budget, c.pollInterval, c.heartbeatInterval,
+		c.soakCase())
+}
+
+// runAll runs every row of cfg and returns the table with its goals.
+func runAll(t *testing.T, cfg config) *Table {
+	privtest.Require(t)
+	fusehang.Require(t)
+	started := time.Now()
+	tab := &Table{}
+	var falseStalls int
+	var pollSeconds float64
+	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
+	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
+	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab) })
+	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
+	var soakStalls int
+	t.Run("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
+	tab.Header = []string{
+		"Machine: " + Machine() + ".",
+		fmt.Sprintf("Run: %s, stallmon %s, %v.", started.UTC().Format("2006-01-02 15:04 MST"), revision(),
+			time.Since(started).Round(time.Second)),
+		cfg.settings(),
+		"Figures are medians of the rounds (p50/p99: nearest rank over the trials); each is compared with a row of the same run.",
+	}
+	tab.Goals = Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,
+		SoakStalls: soakStalls, Soak: cfg.soakCase()})
+	return tab
+}
+
+// revision names the source the run measured.
+func revision() string {
+	out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		return "(unknown revision)"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestBenchmarks is `make bench`: every row at full size, the table written
+// to $STALLMON_BENCH_OUT.
+func TestBenchmarks(t *testing.T) {
+	if os.Getenv(fullEnv) != "1" {
+		t.Skipf("the full benchmark runs for minutes: run `make bench` (or set %s=1)", fullEnv)
+	}
+	tab := runAll(t, full)
+	if t.Failed() {
+		return
+	}
+	if missing := tab.MissingRows(); len(missing) > 0 {
+		t.Fatalf("rows without a figure:\n%s", strings.Join(missing, "\n"))
+	}
+	md := tab.Markdown()
+	out := os.Getenv(outEnv)
+	if out == "" {
+		t.Logf("\n%s", md)
+		return
+	}
+	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,348 @@
+package vm
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/testutil/repo"
+
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
+)
+
+const (
+	defaultPkgs      = "./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/"
+	defaultVMTimeout = 8 * time.Minute
+	// guestTestTimeout is each guest test binary's -test.timeout: a hung
+	// test then dumps its goroutines instead of running into the VM limit.
+	guestTestTimeout = "4m"
+)
+
+// TestKernels boots each selected Debian kernel with stallmon's test
+// binaries as the initramfs and fails with every test that failed inside.
+func TestKernels(t *testing.T) {
+	if os.Getenv(VMTestEnv) != "1" {
+		t.Skipf("downloads kernels and boots VMs for minutes: run `make vmtest` (or set %s=1)", VMTestEnv)
+	}
+	privtest.Require(t)
+	ctx := t.Context()
+	sw := newStopwatch(t)
+	cache := cacheDir(t)
+	timeout := envDuration(t, "VMTEST_TIMEOUT", defaultVMTimeout)
+	sources := selectSources(t)
+
+	if err := ensureInstalled(ctx, map[string]string{"qemu-system-x86_64": "qemu-system-x86"}); err != nil {
+		t.Fatalf("installing QEMU: %v", err)
+	}
+	sw.lap("host tools")
+	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
+	ia32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "ia32wait", "-m32")
+	x32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "x32wait", "-mx32")
+	sw.lap("guest test binaries, stallmon, ia32wait and x32wait")
+	busybox, err := fetchBusybox(ctx, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.lap("busybox")
+
+	kvm := kvmUsable()
+	t.Logf("accelerator: %s", map[bool]string{true: "kvm", false: "tcg (no vmx/svm in /proc/cpuinfo)"}[kvm])
+	var summary []string
+	for _, src := range sources {
+		k, err := resolveKernel(ctx, src, cache)
+		sw.lap("resolve and download " + src.name)
+		if err != nil {
+			t.Run(src.name, func(t *testing.T) { t.Fatal(err) })
+			summary = append(summary, fmt.Sprintf("%-42s FAIL  %v", src.name, err))
+			continue
+		}
+		var lines []string
+		t.Run(k.version, func(t *testing.T) {
+			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait}, cache, timeout, kvm)
+		})
+		sw.skip() // the subtest timed its own steps
+		if len(lines) == 0 {
+			lines = []string{fmt.Sprintf("%-42s %-15s FAIL  before any boot (see above)", k.version+" ("+k.source.name+")", "")}
+		}
+		summary = append(summary, lines...)
+	}
+	t.Logf("summary, %.1fs in all:\n%s", sw.total().Seconds(), strings.Join(summary, "\n"))
+}
+
+// summaryLine is one boot's row in TestKernels' closing summary; r is nil
+// if the kernel never booted.
+func summaryLine(k *kernel, boot string, passed bool, r *vmResult) string {
+	line := fmt.Sprintf("%-42s %-15s %s", k.version+" ("+k.source.name+")", boot, map[bool]string{true: "PASS", false: "FAIL"}[passed])
+	if r == nil {
+		return line + "  did not boot"
+	}
+	return line + fmt.Sprintf("  qemu=%-3d boot=%5.1fs run=%6.1fs  %s", r.qemuExit, r.boot.Seconds(), r.run.Seconds(), r.verdict())
+}
+
+// bootKernel builds k's modules, boots it once with every suite, then
+// once per scenario boot (a refused kernel: once, for refusedBoot), and returns its rows of the summary (with the
+// scenarios' RESULT lines).
+func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) []string {
+	ctx := t.Context()
+	sw := newStopwatch(t)
+	var rows []string
+	report := func(boot string, passed bool, r *vmResult) {
+		rows = append(rows, summaryLine(k, boot, passed, r))
+		if r != nil {
+			for _, l := range r.results() {
+				rows = append(rows, "      "+l)
+			}
+		}
+	}
+	guestTests := slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
+
+	if k.source.refused {
+		// Its one test needs neither faultmod nor softdog, and faultmod
+		// would cost installing the kernel's own old compiler.
+		if len(guestTests) == 0 {
+			t.Fatal("VMTEST_PKGS has no ./internal/test/vm/guest/: the boot of a refused kernel needs it")
+		}
+		var r *vmResult
+		passed := t.Run(refusedBoot.name, func(t *testing.T) {
+			r = bootScenario(t, k, refusedBoot, initramfs{busybox: ir.busybox, tests: guestTests, stallmon: ir.stallmon}, cache, timeout, kvm)
+		})
+		report(refusedBoot.name, passed, r)
+		return rows
+	}
+
+	kmods, err := extractModules(ctx, k, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir.modules = kmods
+	ko, err := buildFaultmod(ctx, k, cache)
+	sw.lap("faultmod.ko, watchdog.ko, softdog.ko")
+	if err != nil {
+		// The stallmon suites do not need it: boot anyway, and let the
+		// guest's faultmod tests fail for want of the device.
+		t.Errorf("%v", err)
+	} else {
+		ir.modules = append(ir.modules, ko)
+	}
+
+	var r *vmResult
+	passed := t.Run("suites", func(t *testing.T) { r = bootSuites(t, k, ir, cache, timeout, kvm) })
+	report("suites", passed, r)
+	if os.Getenv("VMTEST_RUN") != "" {
+		return rows // a developer's focused run: no scenario boots
+	}
+	// With the modules: the scenarios drive faultmod, and softdog.
+	guestOnly := ir
+	guestOnly.tests = guestTests
+	if len(guestOnly.tests) == 0 {
+		t.Fatal("VMTEST_PKGS has no ./internal/test/vm/guest/: the scenario boots need it")
+	}
+	for _, sc := range scenarioBoots {
+		var r *vmResult
+		passed := t.Run(sc.name, func(t *testing.T) { r = bootScenario(t, k, sc, guestOnly, cache, timeout, kvm) })
+		report(sc.name, passed, r)
+	}
+	return rows
+}
+
+// bootWith writes the initramfs and boots k with it.
+func bootWith(t *testing.T, k *kernel, ir initramfs, name string, cmdline []string, cache string, timeout time.Duration, kvm bool) *vmResult {
+	t.Helper()
+	sw := newStopwatch(t)
+	initrd := filepath.Join(cache, "build", "initramfs-"+k.version+"-"+name+".cpio.gz")
+	if err := ir.write(initrd); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(initrd); err == nil {
+		sw.lap(fmt.Sprintf("initramfs (%.1f MiB)", float64(st.Size())/(1<<20)))
+	}
+	v := vm{
+		kernel:  k.vmlinuz,
+		initrd:  initrd,
+		cmdline: append([]string{"vmtest_timeout=" + guestTestTimeout}, cmdline...),
+		log:     filepath.Join(cache, "logs", k.version+"-"+name+".log"),
+		timeout: timeout,
+		kvm:     kvm,
+	}
+	v.cmdline = append(v.cmdline, strings.Fields(os.Getenv("VMTEST_CMDLINE"))...)
+	if err := os.MkdirAll(filepath.Dir(v.log), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := v.boot(t.Context())
+	sw.lap("boot and guest tests")
+	if err != nil {
+		t.Fatalf("%v (console log %s)", err, v.log)
+	}
+	t.Logf("%s: guest kernel %s, boot %.1fs, run %.1fs, qemu exit %d, guest status %d; console log %s",
+		r.verdict(), r.kernel, r.boot.Seconds(), r.run.Seconds(), r.qemuExit, r.status, v.log)
+	return r
+}
+
+// bootSuites boots k with every test binary of VMTEST_PKGS and reports
+// one subtest per binary.
+func bootSuites(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) *vmResult {
+	var cmdline []string
+	if run := os.Getenv("VMTEST_RUN"); run != "" {
+		cmdline = append(cmdline, "vmtest_run="+run)
+	}
+	r := bootWith(t, k, ir, "suites", cmdline, cache, timeout, kvm)
+	for _, b := range ir.tests {
+		t.Run(b.name, func(t *testing.T) {
+			i := slices.IndexFunc(r.packages, func(p *packageRun) bool { return p.name == b.name })
+			if i < 0 {
+				t.Fatalf("the guest never ran %s", b.name)
+			}
+			p := r.packages[i]
+			t.Logf("rc=%d in %.1fs", p.rc, p.duration.Seconds())
+			if p.rc != 0 {
+				t.Errorf("%s.test failed in the guest (rc=%d); last lines:\n%s", b.name, p.rc, tail(p.output, 80))
+			}
+		})
+	}
+	if !r.ok() {
+		t.Errorf("%s; console tail:\n%s", r.verdict(), tail(r.lines, 60))
+	}
+	return r
+}
+
+// buildGuestBinaries compiles the test binaries of VMTEST_PKGS and the
+// stallmon command, static so that they run on the initramfs' bare root.
+func buildGuestBinaries(t *testing.T, dir string) (tests []guestBinary, stallmon string) {
+	t.Helper()
+	pkgs := strings.Fields(cmp.Or(os.Getenv("VMTEST_PKGS"), defaultPkgs))
+	root := repo.Root(t)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	list := exec.Command("go", append([]string{"list", "-f", "{{.ImportPath}} {{.Dir}}"}, pkgs...)...)
+	list.Dir = root
+	out, err := list.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", pkgs, err)
+	}
+	build := exec.Command("go", append([]string{"test", "-c", "-o", dir + "/"}, pkgs...)...)
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c %v: %v\n%s", pkgs, err, out)
+	}
+	stallmon = filepath.Join(dir, "stallmon")
+	build = exec.Command("go", "build", "-o", stallmon, "./cmd/stallmon")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/stallmon: %v\n%s", err, out)
+	}
+	var bins []guestBinary
+	for line := range strings.Lines(string(out)) {
+		importPath, pkgDir, _ := strings.Cut(strings.TrimSpace(line), " ")
+		name := path.Base(importPath)
+		b := guestBinary{name: name, path: filepath.Join(dir, name+".test"), pkgDir: pkgDir}
+		if _, err := os.Stat(b.path); err != nil {
+			t.Fatalf("no test binary for %s (a package without tests?): %v", importPath, err)
+		}
+		bins = append(bins, b)
+	}
+	// /init runs /tests/*/ in glob order; keep the same order here.
+	slices.SortFunc(bins, func(a, b guestBinary) int { return strings.Compare(a.name, b.name) })
+	return bins, stallmon
+}
+
+// buildWaiter compiles internal/ctarget's ia32wait.c for a 32-bit ABI
+// (-m32 for ia32, -mx32 for x32), static, with gcc-multilib (which make
+// deps-test installs), for the guest's 32-bit tests (guest/ia32_test.go).
+func buildWaiter(t *testing.T, dir, name, abiFlag string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	cc := exec.Command("gcc", abiFlag, "-static", "-O2", "-Wall", "-Werror", "-pthread",
+		"-o", out, repo.Path(t, "internal/testutil/ctarget/csrc/ia32wait.c"))
+	if b, err := cc.CombinedOutput(); err != nil {
+		t.Fatalf("building %s (needs gcc-multilib): %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// fetchBusybox returns the static busybox of the system's Debian release.
+func fetchBusybox(ctx context.Context, cache string) (string, error) {
+	deb, err := systemRepo.download(ctx, "busybox-static", filepath.Join(cache, "debs"))
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Join(cache, "busybox", strings.TrimSuffix(filepath.Base(deb), ".deb"))
+	if err := extractMember(ctx, deb, root, "./bin/busybox"); err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "bin", "busybox"), nil
+}
+
+// selectSources picks VMTEST_KERNELS out of kernelSources.
+func selectSources(t *testing.T) []kernelSource {
+	t.Helper()
+	var out []kernelSource
+	for _, name := range strings.Split(cmp.Or(os.Getenv("VMTEST_KERNELS"), defaultKernels), ",") {
+		i := slices.IndexFunc(kernelSources, func(s kernelSource) bool { return s.name == strings.TrimSpace(name) })
+		if i < 0 {
+			t.Fatalf("VMTEST_KERNELS: unknown kernel line %q", name)
+		}
+		out = append(out, kernelSources[i])
+	}
+	return out
+}
+
+func cacheDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(cmp.Or(os.Getenv("VMTEST_CACHE"), ".cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
+
+// stopwatch logs how long each step of a test took.
+type stopwatch struct {
+	t           *testing.T
+	start, last time.Time
+}
+
+func newStopwatch(t *testing.T) *stopwatch {
+	now := time.Now()
+	return &stopwatch{t: t, start: now, last: now}
+}
+
+func (s *stopwatch) lap(step string) {
+	s.t.Helper()
+	s.t.Logf("%-40s %6.1fs", step, time.Since(s.last).Seconds())
+	s.last = time.Now()
+}
+
+// skip starts the next lap now, leaving out what came since the last.
+func (s *stopwatch) skip() { s.last = time.Now() }
+
+func (s *stopwatch) total() time.Duration { return time.Since(s.start) }

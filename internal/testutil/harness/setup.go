@@ -1,0 +1,63 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// BinEnv names a prebuilt stallmon binary for Setup to use instead of
+// building one: inside a test VM there is no Go toolchain.
+const BinEnv = "STALLMON_BIN"
+
+// Package is the stallmon command's import path.
+const Package = "github.com/stallmon/stallmon/cmd/stallmon"
+
+// RunTests is TestMain's work for a test binary whose tests run stallmon
+// as a user does: it sets *bin to the stallmon binary, runs the tests and
+// returns their exit code. The agents the tests start keep their
+// incarnations and node locks in a temporary STATE_DIRECTORY, not in the
+// host's /var/lib/stallmon; stallmon is built from cmd/stallmon unless
+// $STALLMON_BIN names a binary.
+func RunTests(m *testing.M, bin *string) int {
+	b, cleanup, err := setUp()
+	if err != nil {
+		panic(err)
+	}
+	defer cleanup()
+	*bin = b
+	return m.Run()
+}
+
+func setUp() (bin string, cleanup func(), err error) {
+	state, err := os.MkdirTemp("", "stallmon-state")
+	if err != nil {
+		return "", nil, err
+	}
+	os.Setenv("STATE_DIRECTORY", state)
+	if bin := os.Getenv(BinEnv); bin != "" {
+		return bin, func() { os.RemoveAll(state) }, nil
+	}
+	dir, err := os.MkdirTemp("", "stallmon-bin")
+	if err != nil {
+		os.RemoveAll(state)
+		return "", nil, err
+	}
+	cleanup = func() {
+		os.RemoveAll(dir)
+		os.RemoveAll(state)
+	}
+	// World-readable so a test can run it as an unprivileged user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "stallmon")
+	if out, err := exec.Command("go", "build", "-o", bin, Package).CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("building stallmon: %w\n%s", err, out)
+	}
+	return bin, cleanup, nil
+}

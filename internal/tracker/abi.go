@@ -1,0 +1,151 @@
+package tracker
+
+import (
+	"strconv"
+
+	"github.com/stallmon/stallmon/internal/tracker/gen"
+)
+
+// ABI is the syscall interface a thread entered the kernel through. A
+// 32-bit process makes only 32-bit syscalls, and a 64-bit one may make
+// them too (int 0x80); the same number names different syscalls in each
+// table (i386's read is 3, amd64's 3 is close), so a number means nothing
+// without its ABI.
+type ABI uint8
+
+const (
+	ABINative ABI = iota
+	ABICompat     // i386 on amd64, arm (aarch32) on arm64
+	ABIX32        // amd64's x32: native numbers with bit 30 set, plus x32-only ones from 512
+)
+
+func (a ABI) String() string {
+	switch a {
+	case ABINative:
+		return Arch
+	case ABICompat:
+		if gen.CompatArch == "386" {
+			return "ia32"
+		}
+		return "aarch32"
+	case ABIX32:
+		return "x32"
+	}
+	return "abi" + strconv.Itoa(int(a))
+}
+
+// name returns the name stallmon judges syscall nr of this ABI by: the
+// native name of the same call where the ABI has its own spelling of it
+// (i386's _llseek is lseek, its socketcall(SYS_RECV) is recvfrom), so
+// that one table judges both. A number no table knows is "ABI_syscall_NR"
+// and falls to the default rule. ok is false for such numbers.
+func (a ABI) name(nr int, args [6]uint64) (string, bool) {
+	switch a {
+	case ABINative:
+		n := SyscallName(nr)
+		_, ok := syscallNrs[n]
+		return n, ok
+	case ABIX32:
+		if nr < x32First {
+			return ABINative.name(nr, args)
+		}
+		if i := nr - x32First; i < len(x32Names) {
+			return x32Names[i], true
+		}
+	case ABICompat:
+		n := tableName(gen.CompatSyscallNames[:], nr, "")
+		if n == "" {
+			break
+		}
+		switch n {
+		case "socketcall":
+			return multiplexed(socketcalls, args[0], n), true
+		case "ipc":
+			return multiplexed(ipcCalls, args[0]&0xffff, n), true
+		}
+		if native, ok := compatAliases[n]; ok {
+			return native, true
+		}
+		return n, true
+	}
+	return a.String() + "_syscall_" + strconv.Itoa(nr), false
+}
+
+func multiplexed(table map[uint64]string, call uint64, fallback string) string {
+	if n, ok := table[call]; ok {
+		return n
+	}
+	return fallback
+}
+
+// x32First is the first of the x32-only numbers (arch/x86/entry/syscalls/
+// syscall_64.tbl); the x32 ABI is frozen, so the list is too.
+const x32First = 512
+
+var x32Names = []string{
+	"rt_sigaction", "rt_sigreturn", "ioctl", "readv", "writev", "recvfrom", "sendmsg",
+	"recvmsg", "execve", "ptrace", "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
+	"sigaltstack", "timer_create", "mq_notify", "kexec_load", "waitid", "set_robust_list",
+	"get_robust_list", "vmsplice", "move_pages", "preadv", "pwritev", "rt_tgsigqueueinfo",
+	"recvmmsg", "sendmmsg", "process_vm_readv", "process_vm_writev", "setsockopt",
+	"getsockopt", "io_setup", "io_submit", "execveat", "preadv2", "pwritev2",
+}
+
+// compatAliases maps 32-bit spellings to the native call they are, for
+// the calls that can wait (the ones a budget table cares about).
+var compatAliases = map[string]string{
+	"_newselect":                   "select",
+	"_llseek":                      "lseek",
+	"fcntl64":                      "fcntl",
+	"sendfile64":                   "sendfile",
+	"waitpid":                      "wait4",
+	"sigsuspend":                   "rt_sigsuspend",
+	"sigreturn":                    "rt_sigreturn",
+	"send":                         "sendto",
+	"recv":                         "recvfrom",
+	"mmap2":                        "mmap",
+	"fstat64":                      "fstat",
+	"stat64":                       "stat",
+	"lstat64":                      "lstat",
+	"fstatat64":                    "newfstatat",
+	"ftruncate64":                  "ftruncate",
+	"truncate64":                   "truncate",
+	"fadvise64_64":                 "fadvise64",
+	"arm_fadvise64_64":             "fadvise64",
+	"arm_sync_file_range":          "sync_file_range",
+	"sync_file_range2":             "sync_file_range",
+	"clock_nanosleep_time64":       "clock_nanosleep",
+	"futex_time64":                 "futex",
+	"ppoll_time64":                 "ppoll",
+	"pselect6_time64":              "pselect6",
+	"io_pgetevents_time64":         "io_pgetevents",
+	"recvmmsg_time64":              "recvmmsg",
+	"semtimedop_time64":            "semtimedop",
+	"mq_timedsend_time64":          "mq_timedsend",
+	"mq_timedreceive_time64":       "mq_timedreceive",
+	"rt_sigtimedwait_time64":       "rt_sigtimedwait",
+	"io_getevents_time64":          "io_getevents",
+	"epoll_pwait2_time64":          "epoll_pwait2",
+	"utimensat_time64":             "utimensat",
+	"clock_gettime64":              "clock_gettime",
+	"timerfd_settime64":            "timerfd_settime",
+	"timerfd_gettime64":            "timerfd_gettime",
+	"sched_rr_get_interval_time64": "sched_rr_get_interval",
+}
+
+// socketcalls are the calls of i386's socketcall(2), by its first
+// argument (include/uapi/linux/net.h). Their own arguments sit in user
+// memory, so their fd is not known.
+var socketcalls = map[uint64]string{
+	1: "socket", 2: "bind", 3: "connect", 4: "listen", 5: "accept", 6: "getsockname",
+	7: "getpeername", 8: "socketpair", 9: "sendto", 10: "recvfrom", 11: "sendto",
+	12: "recvfrom", 13: "shutdown", 14: "setsockopt", 15: "getsockopt", 16: "sendmsg",
+	17: "recvmsg", 18: "accept4", 19: "recvmmsg", 20: "sendmmsg",
+}
+
+// ipcCalls are the calls of ipc(2), by the low half of its first argument
+// (include/uapi/linux/ipc.h).
+var ipcCalls = map[uint64]string{
+	1: "semop", 2: "semget", 3: "semctl", 4: "semtimedop", 11: "msgsnd", 12: "msgrcv",
+	13: "msgget", 14: "msgctl", 21: "shmat", 22: "shmdt", 23: "shmget", 24: "shmctl",
+}

@@ -1,0 +1,259 @@
+// Package tracker loads stallmon's BPF tracker for one process and answers,
+// on demand, which of its threads are inside which syscall and since when.
+// It is the only package that touches the generated code in gen/.
+package tracker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/stallmon/stallmon/internal/tracker/gen"
+)
+
+// Monitor is an attached tracker for one process. Its methods may be
+// called from one goroutine at a time, except Done and Close.
+type Monitor struct {
+	log   *slog.Logger
+	scope scope
+	objs  gen.StallmonObjects
+	links []link.Link
+	iter  *link.Iter
+	guard linkGuard // what links and iter must still run
+
+	preAttach map[int]preAttach // tid -> syscall already in flight at attach
+	stale     map[int]staleWord // tid -> in-flight word the registers belie
+	// workerFlags are the task flags that mark a thread the kernel made.
+	workerFlags uint32
+	staleWords  atomic.Uint64
+	opts        Options
+	// quietPass tags the kernel side's counts of the latest pass.
+	quietPass uint64
+	quietBuf  [quietNR]gen.StallmonQuietCount
+
+	done chan struct{}
+	// waitErr is why the wait for the target's exit ended without one,
+	// set once by watchExit: from then on an exit would go unseen.
+	waitErr  atomic.Pointer[error]
+	closeMu  sync.Mutex
+	isClosed bool
+}
+
+// AttachWith validates pid, loads the BPF programs filtered on it, and
+// attaches them. On any error nothing stays loaded or attached.
+func AttachWith(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
+	tgt, err := openTarget(pid)
+	if err != nil {
+		return nil, err
+	}
+	return attachScope(tgt, log, opts)
+}
+
+// AttachCgroup watches every process of a cgroup v2 directory and of its
+// descendants, as they come and go. path is absolute or relative to the
+// cgroup v2 root (system.slice/nginx.service).
+func AttachCgroup(path string, log *slog.Logger, opts Options) (*Monitor, error) {
+	cg, err := openCgroupScope(path, false)
+	if err != nil {
+		return nil, err
+	}
+	return attachScope(cg, log, opts)
+}
+
+// AttachEmptyCgroup watches a cgroup that has no process yet, for a
+// service about to be started straight into it (clone3 with
+// CLONE_INTO_CGROUP): every syscall of the service is watched, its first
+// included. Done waits for Started before it can close.
+func AttachEmptyCgroup(path string, log *slog.Logger, opts Options) (*Monitor, error) {
+	cg, err := openCgroupScope(path, true)
+	if err != nil {
+		return nil, err
+	}
+	return attachScope(cg, log, opts)
+}
+
+// Started tells a monitor of AttachEmptyCgroup that the service was
+// started (or failed to start): from now on an empty cgroup means it is
+// gone. It does nothing for other monitors.
+func (m *Monitor) Started() {
+	if cg, ok := m.scope.(*cgroupScope); ok {
+		cg.arm()
+	}
+}
+
+func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Monitor, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Monitor{log: log, scope: sc, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			m.closeObjects()
+			sc.close()
+		}
+	}()
+
+	if err := checkPIDNamespace(); err != nil {
+		return nil, err
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	kernel, err := checkKernel()
+	if err != nil {
+		return nil, err
+	}
+	m.workerFlags = pfIOWorker
+	if atLeast(kernel, userWorkerKernel) {
+		m.workerFlags |= pfUserWorker
+	}
+	// No RLIMIT_MEMLOCK to raise: kernels since 5.11 charge BPF memory to
+	// the memory cgroup, and minKernel is later. cilium/ebpf's rlimit
+	// package is not imported on purpose: its init creates a probe map in
+	// every process, so even a refused command line would call bpf().
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	if err := m.attach(); err != nil {
+		return nil, err
+	}
+	go m.watchExit()
+	return m, nil
+}
+
+func (m *Monitor) load() error {
+	spec, err := gen.LoadStallmon()
+	if err != nil {
+		return fmt.Errorf("loading tracker spec: %w", err)
+	}
+	if err := m.scope.configure(spec); err != nil {
+		return err
+	}
+	if err := setExitNrs(spec); err != nil {
+		return err
+	}
+	if err := setFDArgs(spec); err != nil {
+		return err
+	}
+	if err := m.setQuiet(spec); err != nil {
+		return err
+	}
+	if err := m.opts.apply(spec); err != nil {
+		return err
+	}
+	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("loading tracker: %+v", verr)
+		}
+		return fmt.Errorf("loading tracker: %w", err)
+	}
+	return nil
+}
+
+func (m *Monitor) attach() error {
+	// Raw tracepoint links cannot be detached through BPF_LINK_DETACH
+	// (EOPNOTSUPP): while these fds are open, no one can silently unhook
+	// the tracker and leave snapshots that look idle.
+	//
+	// The exit side goes first: were sys_enter attached first, a syscall
+	// entered in between and returned before sys_exit was attached would
+	// leave its word set for good, and its thread, computing in user
+	// space, would look stuck in it.
+	type tracepoint struct {
+		name string
+		prog *ebpf.Program
+	}
+	var tps []tracepoint
+	if _, tree := m.scope.(*treeScope); tree {
+		// Before anything else, and before seed walks /proc for the
+		// descendants: a fork in between is seen by one or the other.
+		tps = append(tps, tracepoint{"sched_process_fork", m.objs.TreeFork})
+	}
+	if m.opts.Tracker.sampled() {
+		// Thread exits only: exit statuses and deaths inside a syscall.
+		tps = append(tps, tracepoint{"sched_process_exit", m.objs.ThreadExit})
+	} else {
+		tps = append(tps, tracepoint{"sys_exit", m.objs.SysExit}, tracepoint{"sched_process_exit", m.objs.ThreadExit},
+			tracepoint{"sys_enter", m.objs.SysEnter})
+	}
+	for _, tp := range tps {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
+		if err != nil {
+			return fmt.Errorf("attaching raw tracepoint %s: %w", tp.name, err)
+		}
+		m.links = append(m.links, l)
+		if err := m.guard.watch("raw tracepoint "+tp.name, l, tp.prog, tp.name); err != nil {
+			return err
+		}
+	}
+	filterPID := 0
+	if m.scope.single() {
+		filterPID = m.scope.leader()
+	}
+	it, filtered, err := attachTaskIter(m.objs.Snapshot, filterPID)
+	if err != nil {
+		return fmt.Errorf("attaching task iterator: %w", err)
+	}
+	if !filtered && filterPID != 0 {
+		m.log.Warn("task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
+	}
+	m.iter = it
+	if err := m.guard.watch("task iterator", it, m.objs.Snapshot, "task"); err != nil {
+		return err
+	}
+	if err := m.scope.seed(&m.objs); err != nil {
+		return err
+	}
+	return nil
+}
+
+// PID returns the monitored process id.
+// It is 0 when the monitor watches a cgroup.
+func (m *Monitor) PID() int { return m.scope.leader() }
+
+// Done is closed when the target process has exited.
+func (m *Monitor) Done() <-chan struct{} { return m.done }
+
+// watchExit closes done only when the target really exited: Close ends
+// the wait with an error, and that must not look like an exit.
+func (m *Monitor) watchExit() {
+	if err := m.scope.wait(); err != nil {
+		m.waitErr.Store(&err)
+		return
+	}
+	close(m.done)
+}
+
+// Close detaches and unloads everything. It is safe to call more than once.
+func (m *Monitor) Close() error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.isClosed {
+		return nil
+	}
+	m.isClosed = true
+	err := m.closeObjects()
+	// Closing the pidfd ends watchExit's wait.
+	if cerr := m.scope.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the target: %w", cerr)
+	}
+	return err
+}
+
+func (m *Monitor) closeObjects() error {
+	var errs []error
+	if m.iter != nil {
+		errs = append(errs, m.iter.Close())
+	}
+	for _, l := range m.links {
+		errs = append(errs, l.Close())
+	}
+	errs = append(errs, m.objs.Close())
+	return errors.Join(errs...)
+}
