@@ -87,14 +87,14 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	defer closeSinks()
-	var mon *tracker.Monitor
+	var mon *tracker.Tracker
 	switch {
 	case o.cgroup != "":
-		mon, err = tracker.AttachCgroup(o.cgroup, log, w.monitorOptions(table, log))
+		mon, err = tracker.Attach(tracker.Cgroup(o.cgroup), log, w.monitorOptions(table, log))
 	case o.tree:
-		mon, err = tracker.AttachTree(o.pid, log, w.monitorOptions(table, log))
+		mon, err = tracker.Attach(tracker.Tree(o.pid), log, w.monitorOptions(table, log))
 	default:
-		mon, err = tracker.AttachWith(o.pid, log, w.monitorOptions(table, log))
+		mon, err = tracker.Attach(tracker.Process(o.pid), log, w.monitorOptions(table, log))
 	}
 	if err != nil {
 		return attachError(err)

@@ -60,7 +60,7 @@ func (o *metricsOptions) registerListen(f *pflag.FlagSet) {
 // that stops it. A server that cannot start is logged, not fatal: the
 // agent's job is the heartbeat and the kill, and Prometheus reports the
 // missing target (StallmonAgentDown).
-func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *tracker.Monitor, a *agent.Agent, table *budget.Table, poll time.Duration) (stop func()) {
+func (o *metricsOptions) serveAgent(ctx context.Context, log *slog.Logger, mon *tracker.Tracker, a *agent.Agent, table *budget.Table, poll time.Duration) (stop func()) {
 	if o.addr == "" {
 		if o.latencyHistogram || o.bpfStats {
 			log.Warn(evMetricsFailed, "err", "--latency-histogram and --bpf-stats are only exported with --metrics-addr")

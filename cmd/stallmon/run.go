@@ -93,7 +93,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	defer signal.Stop(signals)
 
 	watch := func(path string) (supervise.Watcher, error) {
-		mon, err := tracker.AttachEmptyCgroup(path, log, w.monitorOptions(table, log))
+		mon, err := tracker.Attach(tracker.EmptyCgroup(path), log, w.monitorOptions(table, log))
 		if err != nil {
 			return nil, attachError(err)
 		}
@@ -132,7 +132,7 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 type serviceWatch struct {
 	ctx   context.Context
 	log   *slog.Logger
-	mon   *tracker.Monitor
+	mon   *tracker.Tracker
 	agent *agent.Agent
 	table *budget.Table
 	opts  *watchOptions

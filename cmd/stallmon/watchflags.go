@@ -39,7 +39,7 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.killGrace, "kill-grace", 5*time.Second, "how long a killed target may take to exit before it is reported unkillable")
 	f.StringVar(&o.lateReturn, "late-return", "fence",
 		"a stall that ends after STALLED was sent: fence (kill the target; never report it alive again) or resume (report it alive again)")
-	f.StringVar(&o.tracker, "tracker", string(tracker.TrackerTracepoint),
+	f.StringVar(&o.tracker, "tracker", string(tracker.Tracepoint),
 		"how syscalls are seen: tracepoint (every syscall's entry and exit: exact, at a cost on every syscall of the host) or sampled (each poll reads the threads' registers: no per-syscall cost, entry times known to within a poll); see README, Trackers")
 	o.table.register(f)
 	o.hb.register(f)
@@ -53,7 +53,7 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 // is listed at every poll, for the thread_started and thread_exited
 // events; otherwise the threads that wait by design are only counted.
 func (o *watchOptions) monitorOptions(table *budget.Table, log *slog.Logger) tracker.Options {
-	opts := tracker.Options{LatencyHistogram: o.metrics.latencyHistogram, Tracker: tracker.Tracker(o.tracker)}
+	opts := tracker.Options{LatencyHistogram: o.metrics.latencyHistogram, Kind: tracker.Kind(o.tracker)}
 	if !log.Enabled(context.Background(), slog.LevelDebug) {
 		opts.Quiet = agent.Quiet(table)
 	}
@@ -72,11 +72,11 @@ func (o *watchOptions) setUp(cmd *cobra.Command) (*slog.Logger, *budget.Table, e
 	if o.killGrace <= 0 {
 		return nil, nil, usageError(fmt.Errorf("--kill-grace must be positive, got %v", o.killGrace))
 	}
-	kind, err := tracker.ParseTracker(o.tracker)
+	kind, err := tracker.ParseKind(o.tracker)
 	if err != nil {
 		return nil, nil, usageError(fmt.Errorf("--tracker: %w", err))
 	}
-	if kind == tracker.TrackerSampled && o.metrics.latencyHistogram {
+	if kind == tracker.Sampled && o.metrics.latencyHistogram {
 		return nil, nil, usageError(errors.New("--latency-histogram needs --tracker=tracepoint: the sampled tracker sees no syscall end"))
 	}
 	if _, err := agent.ParseLateReturn(o.lateReturn); err != nil {
@@ -114,7 +114,7 @@ func (o *watchOptions) buildSinks(t sinkTarget, log *slog.Logger) (*sink.Hub, fu
 	}, nil
 }
 
-func (o *watchOptions) newAgent(mon *tracker.Monitor, table *budget.Table, hb *agent.HeartbeatConfig, integrations *sink.Hub, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
+func (o *watchOptions) newAgent(mon *tracker.Tracker, table *budget.Table, hb *agent.HeartbeatConfig, integrations *sink.Hub, nf nodefence.Fencer, log *slog.Logger) (*agent.Agent, error) {
 	lateReturn, err := agent.ParseLateReturn(o.lateReturn)
 	if err != nil {
 		return nil, err

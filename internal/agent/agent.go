@@ -61,7 +61,7 @@ const (
 type Agent struct {
 	cfg     Config
 	log     *slog.Logger
-	mon     *tracker.Monitor
+	mon     *tracker.Tracker
 	judge   *judge
 	stalls  *stallSet
 	gate    *gate
@@ -85,7 +85,7 @@ type Agent struct {
 }
 
 // New returns an agent for an attached tracker. It does not own mon.
-func New(mon *tracker.Monitor, cfg Config) (*Agent, error) {
+func New(mon *tracker.Tracker, cfg Config) (*Agent, error) {
 	if cfg.PollInterval <= 0 {
 		return nil, fmt.Errorf("poll interval must be positive, got %v", cfg.PollInterval)
 	}

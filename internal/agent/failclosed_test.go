@@ -47,7 +47,7 @@ func (r *recorder) packets() []heartbeat.Packet {
 // and beating every beatPoll.
 type beating struct {
 	a    *Agent
-	mon  *tracker.Monitor
+	mon  *tracker.Tracker
 	rec  *recorder
 	done <-chan struct{} // closed when Run returns
 	stop func()          // cancels Run and waits for it; safe to call again
@@ -61,7 +61,7 @@ func startBeating(t *testing.T, log *slog.Logger) beating {
 	t.Helper()
 	privtest.Require(t)
 	w := workloadtest.Start(t)
-	mon, err := tracker.Attach(w.PID, nil)
+	mon, err := tracker.Attach(tracker.Process(w.PID), nil, tracker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestSnapshotFailureStopsHeartbeat(t *testing.T) {
 func TestEmptySnapshotIsBlind(t *testing.T) {
 	privtest.Require(t)
 	dir := cgrouptest.New(t)
-	mon, err := tracker.AttachEmptyCgroup(dir.Path, nil, tracker.Options{})
+	mon, err := tracker.Attach(tracker.EmptyCgroup(dir.Path), nil, tracker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

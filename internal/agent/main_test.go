@@ -22,12 +22,12 @@ func TestMain(m *testing.M) {
 // table, where the workload's waits on futexes and pipes are unbounded,
 // with a default rule of budget b and killAfter k (0: never) for the rest,
 // the hung read of a device included.
-func watchHang(t *testing.T, b, k time.Duration) (*workload.Proc, *tracker.Monitor, *budget.Table) {
+func watchHang(t *testing.T, b, k time.Duration) (*workload.Proc, *tracker.Tracker, *budget.Table) {
 	t.Helper()
 	privtest.Require(t)
 	privtest.RequireUserfaultfd(t)
 	w := workloadtest.Start(t)
-	mon, err := tracker.Attach(w.PID, nil)
+	mon, err := tracker.Attach(tracker.Process(w.PID), nil, tracker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("demo budgets: %w", err)
 	}
 	say("attaching stallmon: reads on files and devices get budget %v, kill_after %v; waits are unbounded", cfg.Budget, cfg.KillAfter)
-	mon, err := tracker.Attach(svc.PID, log)
+	mon, err := tracker.Attach(tracker.Process(svc.PID), log, tracker.Options{})
 	if err != nil {
 		return Result{}, fmt.Errorf("attaching: %w", err)
 	}

@@ -13,7 +13,7 @@
 // series is stallmon_stalled_thread_elapsed_seconds, which exists only for
 // threads that are over their budget right now.
 //
-// The arrows point one way: metrics reads agent, monitor, peer and budget,
+// The arrows point one way: metrics reads agent, tracker, peer and budget,
 // and none of them imports it.
 package metrics
 

@@ -9,7 +9,7 @@ import (
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
-// TrackerSource is the kernel side read at scrape time; *tracker.Monitor
+// TrackerSource is the kernel side read at scrape time; *tracker.Tracker
 // is one.
 type TrackerSource interface {
 	Counters() (tracker.Counters, error)

@@ -58,7 +58,7 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
-// Watcher watches one incarnation (stallmon's agent over a monitor of the
+// Watcher watches one incarnation (stallmon's agent over a tracker of the
 // service's cgroup, made before the service starts).
 type Watcher interface {
 	// Started says the service's main process was started in the cgroup.

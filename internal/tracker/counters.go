@@ -34,7 +34,7 @@ func (c Counters) Live() uint64 { return c.StorageCreated - c.StorageReleased }
 
 // Counters reads the kernel counters. It is safe to call concurrently
 // with any other method.
-func (m *Monitor) Counters() (Counters, error) {
+func (m *Tracker) Counters() (Counters, error) {
 	var c Counters
 	unlock, err := m.holdOpen()
 	if err != nil {

@@ -63,7 +63,7 @@ func setExitNrs(spec *ebpf.CollectionSpec) error {
 // oldest first, as of the kernel clock now. The kernel keeps the latest
 // few (DEATHS in bpf/stallmon.c, the size of the deaths map); when more died between two reads, the count still says so:
 // total is exact even when the list is not.
-func (m *Monitor) deaths(now uint64) (list []Death, total uint64, err error) {
+func (m *Tracker) deaths(now uint64) (list []Death, total uint64, err error) {
 	if err := m.objs.DeathsTotal.Get(&total); err != nil {
 		return nil, 0, fmt.Errorf("reading death count: %w", err)
 	}

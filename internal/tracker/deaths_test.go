@@ -29,7 +29,7 @@ func TestSampledExitHookRecordsDeathInsideSyscall(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("deaths of threads the tracker never saw enter are read from x86's registers only")
 	}
-	m, err := AttachWith(os.Getpid(), nil, Options{Tracker: TrackerSampled})
+	m, err := Attach(Process(os.Getpid()), nil, Options{Kind: Sampled})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestSampledExitHookRecordsDeathInsideSyscall(t *testing.T) {
 	deathInsideSyscall(t, m)
 }
 
-func deathInsideSyscall(t *testing.T, m *Monitor) {
+func deathInsideSyscall(t *testing.T, m *Tracker) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()
@@ -123,7 +123,7 @@ func TestOrdinaryExitsAreNotDeaths(t *testing.T) {
 	})
 }
 
-func waitDone(t *testing.T, m *Monitor) {
+func waitDone(t *testing.T, m *Tracker) {
 	t.Helper()
 	select {
 	case <-m.Done():
@@ -134,7 +134,7 @@ func waitDone(t *testing.T, m *Monitor) {
 
 // requireNoDeaths reads the kernel's count directly: the task iterator
 // has nothing left to walk once the target is gone.
-func requireNoDeaths(t *testing.T, m *Monitor) {
+func requireNoDeaths(t *testing.T, m *Tracker) {
 	t.Helper()
 	list, total, err := m.deaths(0)
 	if err != nil {

@@ -25,7 +25,7 @@ func (e ExitStatus) String() string {
 // ExitStatus returns the target's exit status, once a thread of it has
 // exited; ok is false before that, and always for a cgroup or a tree,
 // whose processes have one status each. Meaningful after Done is closed.
-func (m *Monitor) ExitStatus() (st ExitStatus, ok bool, err error) {
+func (m *Tracker) ExitStatus() (st ExitStatus, ok bool, err error) {
 	if !m.scope.single() {
 		return ExitStatus{}, false, nil
 	}

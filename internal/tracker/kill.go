@@ -13,7 +13,7 @@ import (
 // the PID was recycled after the target exited, the signal fails with
 // ESRCH instead of reaching a stranger), or every process of the cgroup
 // through cgroup.kill.
-func (m *Monitor) Kill(sig unix.Signal) error { return m.scope.signal(sig) }
+func (m *Tracker) Kill(sig unix.Signal) error { return m.scope.signal(sig) }
 
 // signal sends sig to the process through its pidfd.
 func (t *target) signal(sig unix.Signal) error {
@@ -48,7 +48,7 @@ type Diagnosis struct {
 // stuck in execve can hold for good. Past the deadline the caller gets
 // what it has, with TimedOut set, and the read is left to finish on its
 // own goroutine.
-func (m *Monitor) DiagnoseWithin(tid int, deadline time.Duration) Diagnosis {
+func (m *Tracker) DiagnoseWithin(tid int, deadline time.Duration) Diagnosis {
 	got := make(chan Diagnosis, 1)
 	go func() { got <- m.Diagnose(tid) }()
 	t := time.NewTimer(deadline)
@@ -65,7 +65,7 @@ func (m *Monitor) DiagnoseWithin(tid int, deadline time.Duration) Diagnosis {
 // Missing pieces are left empty: this runs when things already went wrong.
 // It may block on the target (see DiagnoseWithin): never call it from a
 // loop that must keep going.
-func (m *Monitor) Diagnose(tid int) Diagnosis {
+func (m *Tracker) Diagnose(tid int) Diagnosis {
 	// /proc/TID/ serves any thread, of whichever process of the target.
 	dir := fmt.Sprintf("/proc/%d/", tid)
 	d := Diagnosis{TID: tid}

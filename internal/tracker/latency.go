@@ -46,13 +46,13 @@ type SyscallLatency struct {
 
 // LatencyHistogramEnabled reports whether the tracker was loaded with
 // Options.LatencyHistogram.
-func (m *Monitor) LatencyHistogramEnabled() bool { return m.opts.LatencyHistogram }
+func (m *Tracker) LatencyHistogramEnabled() bool { return m.opts.LatencyHistogram }
 
 // LatencyHistogram reads the kernel histogram: one entry per syscall that
 // returned at least once since attach, ordered by number. It returns nil
 // when the histogram is off. It is safe to call concurrently with any
 // other method.
-func (m *Monitor) LatencyHistogram() ([]SyscallLatency, error) {
+func (m *Tracker) LatencyHistogram() ([]SyscallLatency, error) {
 	if !m.opts.LatencyHistogram {
 		return nil, nil
 	}

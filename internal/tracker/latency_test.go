@@ -16,7 +16,7 @@ func TestLatencyHistogram(t *testing.T) {
 	privtest.RequireUserfaultfd(t)
 	p := startWorkload(t)
 	privtest.Require(t)
-	m, err := AttachWith(p.PID, nil, Options{LatencyHistogram: true})
+	m, err := Attach(Process(p.PID), nil, Options{LatencyHistogram: true})
 	if err != nil {
 		t.Fatalf("attaching: %v", err)
 	}
@@ -86,7 +86,7 @@ func TestLatencyHistogramOff(t *testing.T) {
 func TestReadsAfterClose(t *testing.T) {
 	p := startWorkload(t)
 	privtest.Require(t)
-	m, err := AttachWith(p.PID, nil, Options{LatencyHistogram: true})
+	m, err := Attach(Process(p.PID), nil, Options{LatencyHistogram: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestLatencyHistogramOffRemovesCode(t *testing.T) {
 	atomics := func(hist bool) (atomic, total int) {
 		t.Helper()
 		privtest.Require(t)
-		m, err := AttachWith(p.PID, nil, Options{LatencyHistogram: hist})
+		m, err := Attach(Process(p.PID), nil, Options{LatencyHistogram: hist})
 		if err != nil {
 			t.Fatal(err)
 		}

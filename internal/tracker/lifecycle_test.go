@@ -41,7 +41,7 @@ func TestCloseLeaksNothing(t *testing.T) {
 	p := startWorkload(t)
 	before := countFDs(t)
 	for i := 0; i < 3; i++ {
-		m, err := Attach(p.PID, nil)
+		m, err := Attach(Process(p.PID), nil, Options{})
 		if err != nil {
 			t.Fatalf("attach: %v", err)
 		}
@@ -92,7 +92,7 @@ func TestAttachRejectsBadTargets(t *testing.T) {
 		{"thread id", thread, ErrNotProcess},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := Attach(tc.pid, nil)
+			m, err := Attach(Process(tc.pid), nil, Options{})
 			if err == nil {
 				m.Close()
 				t.Fatalf("Attach(%d) succeeded", tc.pid)

@@ -16,12 +16,12 @@ import (
 // raw tracepoint links, and BPF_LINK_DETACH on iterator links, but it
 // lets BPF_LINK_UPDATE put another task iterator program behind the
 // snapshot link: snapshots would then say whatever that program writes.
-// So after each snapshot the monitor asks the kernel what every link it
+// So after each snapshot the tracker asks the kernel what every link it
 // made runs, and reports any change, for good.
 
 // TamperError says that a link the tracker made was changed from outside.
 // Once one is returned, VerifyLinks returns it for the rest of the
-// monitor's life, whatever happens to the link afterwards: what the
+// tracker's life, whatever happens to the link afterwards: what the
 // tracker saw in between cannot be trusted, and only a new attach makes
 // new links.
 type TamperError struct {
@@ -42,7 +42,7 @@ type linkGuard struct {
 
 type guardedLink struct {
 	what   string
-	fd     int // the link's, which the Monitor owns and closes
+	fd     int // the link's, which the Tracker owns and closes
 	id     uint32
 	typ    uint32
 	progID uint32
@@ -132,7 +132,7 @@ func (gl *guardedLink) compare(info linkInfo) *TamperError {
 // link. Call it after each Snapshot: a snapshot is only to be trusted
 // when the VerifyLinks that follows it returns nil, which covers a change
 // made before or while the iterator ran.
-func (m *Monitor) VerifyLinks() error {
+func (m *Tracker) VerifyLinks() error {
 	unlock, err := m.holdOpen()
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package tracker
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 
@@ -58,7 +57,7 @@ func TestTamperIterProgramReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	if uint32(own.ID) != iter.ID {
-		t.Fatalf("fdinfo found iterator link %d, the monitor's is %d", iter.ID, own.ID)
+		t.Fatalf("fdinfo found iterator link %d, the tracker's is %d", iter.ID, own.ID)
 	}
 
 	fd := takeLink(t, iter.ID)
@@ -120,15 +119,15 @@ func TestTamperIterProgramReplaced(t *testing.T) {
 func TestTamperDetachRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		attach func(pid int, log *slog.Logger, opts Options) (*Monitor, error)
+		scope  func(pid int) Scope
 		rawTPs int // sys_enter, sys_exit, sched_process_exit, and sched_process_fork for a tree
 	}{
-		{"pid", AttachWith, 3},
-		{"tree", AttachTree, 4},
+		{"pid", Process, 3},
+		{"tree", Tree, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startWorkload(t)
-			m := attachBy(t, tc.attach, p.PID)
+			m := attachBy(t, tc.scope(p.PID))
 			decoy, err := linktamper.DecoyRawTracepoint()
 			if err != nil {
 				t.Fatal(err)
@@ -173,7 +172,7 @@ func TestTamperDetachRefused(t *testing.T) {
 // What VerifyLinks adds to every poll: one bpf(2) call per link.
 func BenchmarkVerifyLinks(b *testing.B) {
 	p := workloadtest.Start(b)
-	m := attachBy(b, AttachWith, p.PID)
+	m := attachBy(b, Process(p.PID))
 	for b.Loop() {
 		if err := m.VerifyLinks(); err != nil {
 			b.Fatal(err)

@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 
@@ -22,22 +21,22 @@ func TestMain(m *testing.M) {
 func startWorkload(t *testing.T) *workload.Proc { return workloadtest.Start(t) }
 
 // attach attaches a tracker to pid for the duration of the test.
-func attach(t *testing.T, pid int) *Monitor {
+func attach(t *testing.T, pid int) *Tracker {
 	t.Helper()
-	return attachBy(t, AttachWith, pid)
+	return attachBy(t, Process(pid))
 }
 
-// attachBy attaches to pid with attach for the duration of the test.
-func attachBy(tb testing.TB, attach func(int, *slog.Logger, Options) (*Monitor, error), pid int) *Monitor {
+// attachBy attaches to s for the duration of the test.
+func attachBy(tb testing.TB, s Scope) *Tracker {
 	tb.Helper()
 	privtest.Require(tb)
-	m, err := attach(pid, nil, Options{})
+	m, err := Attach(s, nil, Options{})
 	if err != nil {
-		tb.Fatalf("attaching to %d: %v", pid, err)
+		tb.Fatalf("attaching: %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := m.Close(); err != nil {
-			tb.Errorf("closing monitor: %v", err)
+			tb.Errorf("closing tracker: %v", err)
 		}
 	})
 	return m
@@ -61,7 +60,7 @@ func fieldInt(t *testing.T, f workload.Reply, key string) int {
 	return v
 }
 
-func snapshot(t *testing.T, m *Monitor) Snapshot {
+func snapshot(t *testing.T, m *Tracker) Snapshot {
 	t.Helper()
 	s, err := m.Snapshot()
 	if err != nil {

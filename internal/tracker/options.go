@@ -3,7 +3,6 @@ package tracker
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/cilium/ebpf"
 
@@ -23,54 +22,49 @@ type Options struct {
 	// next to nothing per idle thread. A thread in user space is quiet too,
 	// unless stopped, traced, frozen, exiting or dumping core.
 	Quiet QuietFunc
-	// Tracker chooses how syscalls are seen; the zero value is
+	// Kind chooses how syscalls are seen; the zero value is
 	// TrackerTracepoint.
-	Tracker Tracker
+	Kind Kind
 }
 
-// Tracker is how the monitor learns which syscall each thread is in.
-type Tracker string
+// Kind is how the tracker learns which syscall each thread is in.
+type Kind string
 
 const (
-	// TrackerTracepoint records every syscall's entry and exit of the
+	// Tracepoint records every syscall's entry and exit of the
 	// target (sys_enter and sys_exit): exact entry times, for a cost on
 	// every syscall of every process of the host (see README, "Cost").
-	TrackerTracepoint Tracker = "tracepoint"
-	// TrackerSampled attaches nothing to syscalls: each snapshot reads
+	Tracepoint Kind = "tracepoint"
+	// Sampled attaches nothing to syscalls: each snapshot reads
 	// the syscall from each thread's saved registers, and a thread that
 	// has neither slept nor run in user space since the previous snapshot
 	// is taken to be in the same syscall since then. Entry times are known
 	// to within one poll; a syscall that wakes up inside itself (a retry
 	// loop) starts anew each time it does; no latency histogram.
-	TrackerSampled Tracker = "sampled"
+	Sampled Kind = "sampled"
 )
 
-// ParseTracker accepts the names of the trackers.
-func ParseTracker(s string) (Tracker, error) {
-	switch t := Tracker(s); t {
-	case TrackerTracepoint, TrackerSampled:
+// ParseKind accepts the names of the trackers.
+func ParseKind(s string) (Kind, error) {
+	switch t := Kind(s); t {
+	case Tracepoint, Sampled:
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown tracker %q: want %s or %s", s, TrackerTracepoint, TrackerSampled)
+	return "", fmt.Errorf("unknown tracker %q: want %s or %s", s, Tracepoint, Sampled)
 }
 
-func (t Tracker) sampled() bool { return t == TrackerSampled }
+func (t Kind) sampled() bool { return t == Sampled }
 
-// Attach is AttachWith with the default options.
-func Attach(pid int, log *slog.Logger) (*Monitor, error) {
-	return AttachWith(pid, log, Options{})
-}
-
-// ErrClosed is returned by reads on a Monitor after Close.
-var ErrClosed = errors.New("monitor is closed")
+// ErrClosed is returned by reads on a Tracker after Close.
+var ErrClosed = errors.New("tracker is closed")
 
 func (o Options) apply(spec *ebpf.CollectionSpec) error {
-	if o.Tracker != "" {
-		if _, err := ParseTracker(string(o.Tracker)); err != nil {
+	if o.Kind != "" {
+		if _, err := ParseKind(string(o.Kind)); err != nil {
 			return err
 		}
 	}
-	if o.LatencyHistogram && o.Tracker.sampled() {
+	if o.LatencyHistogram && o.Kind.sampled() {
 		return errors.New("the latency histogram needs the tracepoint tracker: the sampled one sees no syscall end")
 	}
 	if err := spec.Variables[gen.StallmonVarLatencyHistogram].Set(o.LatencyHistogram); err != nil {
@@ -83,10 +77,10 @@ func (o Options) apply(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-// holdOpen keeps the monitor from being closed until unlock is called, so
+// holdOpen keeps the tracker from being closed until unlock is called, so
 // that a reader on another goroutine (a metrics scrape) never uses a map
 // fd that Close has released, and that the kernel may have reused.
-func (m *Monitor) holdOpen() (unlock func(), err error) {
+func (m *Tracker) holdOpen() (unlock func(), err error) {
 	m.closeMu.Lock()
 	if m.isClosed {
 		m.closeMu.Unlock()

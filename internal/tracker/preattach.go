@@ -27,11 +27,11 @@ type preAttach struct {
 // kernel spin already under way is seen too. The first-seen time is kept
 // for as long as the registers show the same call, whatever the thread's
 // state in between.
-func (m *Monitor) fillUntracked(t *Thread, rec gen.StallmonThreadRec, now time.Time) {
+func (m *Tracker) fillUntracked(t *Thread, rec gen.StallmonThreadRec, now time.Time) {
 	nr, abi := int(rec.RegsNr)&nrMask, ABI(rec.RegsAbi)
 	p, known := m.preAttach[t.TID]
 	same := known && p.nr == nr && p.abi == abi && p.args == rec.Args
-	if m.opts.Tracker.sampled() {
+	if m.opts.Kind.sampled() {
 		// The hung-task detector's reasoning: no sleep and no user time
 		// since the previous look, so no return to user space either.
 		// A tracepoint tracker sees the return, so there the registers

@@ -27,7 +27,7 @@ type ProgramStats struct {
 
 // ProgramStats returns the run count and run time of each program. It is
 // safe to call concurrently with any other method.
-func (m *Monitor) ProgramStats() ([]ProgramStats, error) {
+func (m *Tracker) ProgramStats() ([]ProgramStats, error) {
 	unlock, err := m.holdOpen()
 	if err != nil {
 		return nil, err

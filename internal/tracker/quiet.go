@@ -98,7 +98,7 @@ func argDependentName(nr int) bool {
 
 // setQuiet gives the kernel side the quiet table and the worker flags it
 // needs to apply it.
-func (m *Monitor) setQuiet(spec *ebpf.CollectionSpec) error {
+func (m *Tracker) setQuiet(spec *ebpf.CollectionSpec) error {
 	if err := spec.Variables[gen.StallmonVarWorkerFlags].Set(m.workerFlags); err != nil {
 		return fmt.Errorf("setting worker flags: %w", err)
 	}
@@ -113,7 +113,7 @@ func (m *Monitor) setQuiet(spec *ebpf.CollectionSpec) error {
 
 // startPass tells the kernel side whether the coming pass leaves quiet
 // threads out, and tags what it will count.
-func (m *Monitor) startPass(all bool) error {
+func (m *Tracker) startPass(all bool) error {
 	on := uint32(0)
 	if m.opts.Quiet != nil && !all {
 		on = 1
@@ -129,7 +129,7 @@ func (m *Monitor) startPass(all bool) error {
 }
 
 // quietCounts reads what the latest pass left out.
-func (m *Monitor) quietCounts(snap *Snapshot, nowNS uint64) error {
+func (m *Tracker) quietCounts(snap *Snapshot, nowNS uint64) error {
 	var pass uint64
 	if err := m.objs.QuietThreadsPass.Get(&pass); err != nil {
 		return fmt.Errorf("reading quiet pass: %w", err)

@@ -93,11 +93,11 @@ func TestQuietThreadsAreCountedNotListed(t *testing.T) {
 	}
 
 	// Reads wait by design on pipes only: the socket readers stay listed.
-	var m *Monitor
+	var m *Tracker
 	quiet := func(syscall string, kinds ...fdkind.Kind) bool {
 		return syscall == "read" && len(kinds) == 1 && kinds[0] == fdkind.Pipe
 	}
-	m, err = AttachWith(os.Getpid(), nil, Options{Quiet: quiet})
+	m, err = Attach(Process(os.Getpid()), nil, Options{Quiet: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

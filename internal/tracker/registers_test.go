@@ -59,7 +59,7 @@ func TestFDKindsFromKernel(t *testing.T) {
 
 // writeWord plants an in-flight record in a thread's task storage, as a
 // missed sys_exit would leave it.
-func writeWord(t *testing.T, m *Monitor, tid int, nr int, age time.Duration) {
+func writeWord(t *testing.T, m *Tracker, tid int, nr int, age time.Duration) {
 	t.Helper()
 	fd, err := unix.PidfdOpen(tid, unix.PIDFD_THREAD)
 	if errors.Is(err, unix.EINVAL) {

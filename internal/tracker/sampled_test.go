@@ -56,7 +56,7 @@ func TestSampledAgesOnlyCallsThatNeverReturn(t *testing.T) {
 	spinner := loop(func() { unix.Syscall(unix.SYS_GETPPID, 0, 0, 0) })
 	threads = append(threads, sleeper, spinner)
 
-	m, err := AttachWith(os.Getpid(), nil, Options{Tracker: TrackerSampled})
+	m, err := Attach(Process(os.Getpid()), nil, Options{Kind: Sampled})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestSampledAgesOnlyCallsThatNeverReturn(t *testing.T) {
 // The histogram needs sys_exit, which the sampled tracker does not attach.
 func TestSampledRefusesLatencyHistogram(t *testing.T) {
 	privtest.Require(t)
-	if m, err := AttachWith(os.Getpid(), nil, Options{Tracker: TrackerSampled, LatencyHistogram: true}); err == nil {
+	if m, err := Attach(Process(os.Getpid()), nil, Options{Kind: Sampled, LatencyHistogram: true}); err == nil {
 		m.Close()
 		t.Fatal("sampled tracker attached with a latency histogram")
 	}

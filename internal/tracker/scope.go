@@ -9,7 +9,39 @@ import (
 	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
-// scope is what a Monitor watches: one process (target) or every process
+// Scope says what a Tracker watches: one process, a process tree or a
+// cgroup subtree. Make one with Process, Tree, Cgroup or EmptyCgroup.
+type Scope struct {
+	open func() (scope, error)
+}
+
+// Process is one process: pid, validated at Attach (it exists, is no
+// zombie, no kernel thread, and is a process, not a thread).
+func Process(pid int) Scope {
+	return Scope{func() (scope, error) { return openTarget(pid) }}
+}
+
+// Tree is pid and all its descendants, present and future.
+func Tree(pid int) Scope {
+	return Scope{func() (scope, error) { return openTree(pid) }}
+}
+
+// Cgroup is every process of a cgroup v2 directory and of its
+// descendants, as they come and go. path is absolute or relative to the
+// cgroup v2 root (system.slice/nginx.service).
+func Cgroup(path string) Scope {
+	return Scope{func() (scope, error) { return openCgroupScope(path, false) }}
+}
+
+// EmptyCgroup is a cgroup that has no process yet, for a service about to
+// be started straight into it (clone3 with CLONE_INTO_CGROUP): every
+// syscall of the service is watched, its first included. Done waits for
+// Started before it can close.
+func EmptyCgroup(path string) Scope {
+	return Scope{func() (scope, error) { return openCgroupScope(path, true) }}
+}
+
+// scope is what a Tracker watches, once opened: one process (target) or every process
 // of a cgroup subtree (cgroupScope).
 type scope interface {
 	// configure sets the kernel side's filter before load.

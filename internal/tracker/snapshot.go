@@ -156,12 +156,12 @@ func records(raw []byte) []gen.StallmonThreadRec {
 
 // Snapshot runs the task iterator once and decodes what it wrote. With
 // Options.Quiet, the threads it calls quiet are only counted.
-func (m *Monitor) Snapshot() (Snapshot, error) { return m.snapshot(false) }
+func (m *Tracker) Snapshot() (Snapshot, error) { return m.snapshot(false) }
 
 // SnapshotAll is Snapshot with every thread listed, quiet or not.
-func (m *Monitor) SnapshotAll() (Snapshot, error) { return m.snapshot(true) }
+func (m *Tracker) SnapshotAll() (Snapshot, error) { return m.snapshot(true) }
 
-func (m *Monitor) snapshot(all bool) (Snapshot, error) {
+func (m *Tracker) snapshot(all bool) (Snapshot, error) {
 	// Close may come from another goroutine: without the hold, the pass
 	// could read an fd that Close released and the kernel gave to
 	// something else.
@@ -241,7 +241,7 @@ const (
 	signalGroupExit = 0x00000004
 )
 
-func (m *Monitor) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
+func (m *Tracker) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	t := Thread{
 		PID:         int(rec.Tgid),
 		TID:         int(rec.Tid),
@@ -328,7 +328,7 @@ type staleWord struct {
 // once per word, when two snapshots in a row saw it: a thread caught
 // between its return value and sys_exit shows one such mismatch, and is
 // not a missed exit.
-func (m *Monitor) noteStale(tid int, word uint64) {
+func (m *Tracker) noteStale(tid int, word uint64) {
 	s, ok := m.stale[tid]
 	if ok && s.word == word {
 		if !s.counted {

@@ -18,7 +18,7 @@ import (
 // (known only from their registers). `make bench` measures whole polls of
 // the agent instead (bench/); this isolates the snapshot:
 //
-//	go test -run '^$' -bench Snapshot -benchtime 2000x ./monitor/
+//	go test -run '^$' -bench Snapshot -benchtime 2000x ./internal/tracker/
 func BenchmarkSnapshot(b *testing.B) {
 	privtest.Require(b)
 	b.Run("tracked", func(b *testing.B) { benchSnapshot(b, true) })
@@ -26,7 +26,7 @@ func BenchmarkSnapshot(b *testing.B) {
 }
 
 func benchSnapshot(b *testing.B, attachFirst bool) {
-	var m *Monitor
+	var m *Tracker
 	if attachFirst {
 		m = benchAttach(b)
 	}
@@ -76,8 +76,8 @@ func benchSnapshot(b *testing.B, attachFirst bool) {
 	b.ReportMetric(perSnap/float64(threads), "ns/thread")
 }
 
-func benchAttach(b *testing.B) *Monitor {
-	m, err := Attach(os.Getpid(), nil)
+func benchAttach(b *testing.B) *Tracker {
+	m, err := Attach(Process(os.Getpid()), nil, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // waitThread takes snapshots until ok holds for thread tid, or fails the
 // test after 10s.
-func waitThread(t *testing.T, m *Monitor, tid int, what string, ok func(Thread) bool) Thread {
+func waitThread(t *testing.T, m *Tracker, tid int, what string, ok func(Thread) bool) Thread {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

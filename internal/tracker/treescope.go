@@ -3,7 +3,6 @@ package tracker
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/bits"
 	"os"
 	"strconv"
@@ -49,8 +48,8 @@ type treeScope struct {
 // (its descendants may live on): the bitmap has no notification.
 const treePoll = 50 * time.Millisecond
 
-// AttachTree watches pid and all its descendants, present and future.
-func AttachTree(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
+// openTree opens pid and all its descendants, present and future.
+func openTree(pid int) (scope, error) {
 	if pid == 1 {
 		return nil, fmt.Errorf("the tree of pid 1 is every process of the host: %w", ErrNotProcess)
 	}
@@ -58,7 +57,7 @@ func AttachTree(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return attachScope(&treeScope{root: root, held: map[int]int{}, stop: make(chan struct{}), guard: newWaitGuard()}, log, opts)
+	return &treeScope{root: root, held: map[int]int{}, stop: make(chan struct{}), guard: newWaitGuard()}, nil
 }
 
 func (s *treeScope) configure(spec *ebpf.CollectionSpec) error {

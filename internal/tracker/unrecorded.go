@@ -49,7 +49,7 @@ func markUnrecorded(t *Thread, rec *gen.StallmonThreadRec) {
 
 // unrecordedUnmarked reads how many unrecorded entries named no thread
 // because the kernel's table of unrecorded threads was full.
-func (m *Monitor) unrecordedUnmarked() (uint64, error) {
+func (m *Tracker) unrecordedUnmarked() (uint64, error) {
 	var n uint64
 	if err := m.objs.UnrecordedUnmarked.Get(&n); err != nil {
 		return 0, fmt.Errorf("reading unmarked unrecorded entries: %w", err)

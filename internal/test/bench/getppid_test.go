@@ -44,20 +44,20 @@ func runGetppid(t *testing.T, cfg config, tab *Table) {
 		{row: row(KeyFloor, "empty programs on raw tracepoints sys_enter + sys_exit (the floor)"), calls: cfg.calls, attach: attachFloor},
 	}
 	for _, tr := range Trackers {
-		attach := func(scope string, start func() (*tracker.Monitor, error)) {
+		attach := func(scope string, start func() (*tracker.Tracker, error)) {
 			label := fmt.Sprintf("stallmon (%s) on %s", tr.Name, scopeLabel(scope))
 			cases = append(cases, syscallCase{row: row(GetppidKey(tr.Name, scope), label), calls: cfg.calls,
 				attach: func() (io.Closer, error) { return start() }})
 		}
 		opts := tr.MonitorOptions(tracker.Options{})
-		attach(ScopeOther, func() (*tracker.Monitor, error) { return tracker.AttachWith(other.PID, nil, opts) })
-		attach(ScopeOtherTree, func() (*tracker.Monitor, error) { return tracker.AttachTree(other.PID, nil, opts) })
-		attach(ScopeOtherCgroup, func() (*tracker.Monitor, error) { return tracker.AttachCgroup(cg.Path, nil, opts) })
-		attach(ScopeSelf, func() (*tracker.Monitor, error) { return tracker.AttachWith(loop.PID, nil, opts) })
+		attach(ScopeOther, func() (*tracker.Tracker, error) { return tracker.Attach(tracker.Process(other.PID), nil, opts) })
+		attach(ScopeOtherTree, func() (*tracker.Tracker, error) { return tracker.Attach(tracker.Tree(other.PID), nil, opts) })
+		attach(ScopeOtherCgroup, func() (*tracker.Tracker, error) { return tracker.Attach(tracker.Cgroup(cg.Path), nil, opts) })
+		attach(ScopeSelf, func() (*tracker.Tracker, error) { return tracker.Attach(tracker.Process(loop.PID), nil, opts) })
 		if tr.Histogram {
 			hist := opts
 			hist.LatencyHistogram = true
-			attach(ScopeSelfHist, func() (*tracker.Monitor, error) { return tracker.AttachWith(loop.PID, nil, hist) })
+			attach(ScopeSelfHist, func() (*tracker.Tracker, error) { return tracker.Attach(tracker.Process(loop.PID), nil, hist) })
 		}
 	}
 	strace := syscallCase{row: row(KeyStrace, "strace -f -o /dev/null on this process"), calls: cfg.straceCalls}

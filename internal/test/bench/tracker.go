@@ -28,7 +28,7 @@ type Tracker struct {
 // A tracker joins with one line.
 var Trackers = []Tracker{
 	{Name: "tracepoint", Histogram: true, JudgedAgainst: KeyFloor},
-	{Name: "sampled", Args: []string{"--tracker=sampled"}, Options: func(o *tracker.Options) { o.Tracker = tracker.TrackerSampled }, JudgedAgainst: KeyNoTracker},
+	{Name: "sampled", Args: []string{"--tracker=sampled"}, Options: func(o *tracker.Options) { o.Kind = tracker.Sampled }, JudgedAgainst: KeyNoTracker},
 }
 
 // MonitorOptions returns base with the tracker selected.

@@ -38,7 +38,7 @@ func testWaiterABI(t *testing.T, bin, env string, abi tracker.ABI) {
 	}
 	p := ctarget.Start(t, bin)
 	pid := p.Cmd.Process.Pid
-	m, err := tracker.Attach(pid, nil)
+	m, err := tracker.Attach(tracker.Process(pid), nil, tracker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func TestUnrecordedEntryMakesThreadUnknown(t *testing.T) {
 	requireVM(t)
 	d := openDevice(t)
 	v := startVictim(t)
-	mon, err := tracker.Attach(v.pid, nil)
+	mon, err := tracker.Attach(tracker.Process(v.pid), nil, tracker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestTaskStorageHoldIsBounded(t *testing.T) {
 	}
 	// Held, a new thread's first syscall on that CPU goes unrecorded...
 	v := startVictim(t)
-	mon, err := tracker.Attach(v.pid, nil)
+	mon, err := tracker.Attach(tracker.Process(v.pid), nil, tracker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestTaskStorageHoldIsBounded(t *testing.T) {
 	waitVictim(t, mon, v.pid, "known after the device was closed", func(th tracker.Thread) bool { return th.Unrecorded == nil && th.Tracked })
 }
 
-func victimThread(t *testing.T, mon *tracker.Monitor, tid int) tracker.Thread {
+func victimThread(t *testing.T, mon *tracker.Tracker, tid int) tracker.Thread {
 	t.Helper()
 	snap, err := mon.Snapshot()
 	if err != nil {
@@ -244,7 +244,7 @@ func victimThread(t *testing.T, mon *tracker.Monitor, tid int) tracker.Thread {
 
 // waitVictim polls snapshots until the victim's thread matches ok: the
 // tracker has no event to wait on.
-func waitVictim(t *testing.T, mon *tracker.Monitor, tid int, what string, ok func(tracker.Thread) bool) tracker.Thread {
+func waitVictim(t *testing.T, mon *tracker.Tracker, tid int, what string, ok func(tracker.Thread) bool) tracker.Thread {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -259,7 +259,7 @@ func waitVictim(t *testing.T, mon *tracker.Monitor, tid int, what string, ok fun
 	}
 }
 
-func counters(t *testing.T, mon *tracker.Monitor) tracker.Counters {
+func counters(t *testing.T, mon *tracker.Tracker) tracker.Counters {
 	t.Helper()
 	c, err := mon.Counters()
 	if err != nil {

@@ -16,9 +16,9 @@ import (
 	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
-// Monitor is an attached tracker for one process. Its methods may be
+// Tracker is an attached tracker for one process. Its methods may be
 // called from one goroutine at a time, except Done and Close.
-type Monitor struct {
+type Tracker struct {
 	log   *slog.Logger
 	scope scope
 	objs  gen.StallmonObjects
@@ -44,53 +44,30 @@ type Monitor struct {
 	isClosed bool
 }
 
-// AttachWith validates pid, loads the BPF programs filtered on it, and
-// attaches them. On any error nothing stays loaded or attached.
-func AttachWith(pid int, log *slog.Logger, opts Options) (*Monitor, error) {
-	tgt, err := openTarget(pid)
+// Attach loads the BPF programs filtered on s and attaches them. On any
+// error nothing stays loaded or attached.
+func Attach(s Scope, log *slog.Logger, opts Options) (*Tracker, error) {
+	sc, err := s.open()
 	if err != nil {
 		return nil, err
 	}
-	return attachScope(tgt, log, opts)
+	return attachScope(sc, log, opts)
 }
 
-// AttachCgroup watches every process of a cgroup v2 directory and of its
-// descendants, as they come and go. path is absolute or relative to the
-// cgroup v2 root (system.slice/nginx.service).
-func AttachCgroup(path string, log *slog.Logger, opts Options) (*Monitor, error) {
-	cg, err := openCgroupScope(path, false)
-	if err != nil {
-		return nil, err
-	}
-	return attachScope(cg, log, opts)
-}
-
-// AttachEmptyCgroup watches a cgroup that has no process yet, for a
-// service about to be started straight into it (clone3 with
-// CLONE_INTO_CGROUP): every syscall of the service is watched, its first
-// included. Done waits for Started before it can close.
-func AttachEmptyCgroup(path string, log *slog.Logger, opts Options) (*Monitor, error) {
-	cg, err := openCgroupScope(path, true)
-	if err != nil {
-		return nil, err
-	}
-	return attachScope(cg, log, opts)
-}
-
-// Started tells a monitor of AttachEmptyCgroup that the service was
+// Started tells a tracker of an EmptyCgroup that the service was
 // started (or failed to start): from now on an empty cgroup means it is
-// gone. It does nothing for other monitors.
-func (m *Monitor) Started() {
+// gone. It does nothing for other trackers.
+func (m *Tracker) Started() {
 	if cg, ok := m.scope.(*cgroupScope); ok {
 		cg.arm()
 	}
 }
 
-func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Monitor, err error) {
+func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Monitor{log: log, scope: sc, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
+	m := &Tracker{log: log, scope: sc, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.closeObjects()
@@ -126,7 +103,7 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Monitor, err erro
 	return m, nil
 }
 
-func (m *Monitor) load() error {
+func (m *Tracker) load() error {
 	spec, err := gen.LoadStallmon()
 	if err != nil {
 		return fmt.Errorf("loading tracker spec: %w", err)
@@ -156,7 +133,7 @@ func (m *Monitor) load() error {
 	return nil
 }
 
-func (m *Monitor) attach() error {
+func (m *Tracker) attach() error {
 	// Raw tracepoint links cannot be detached through BPF_LINK_DETACH
 	// (EOPNOTSUPP): while these fds are open, no one can silently unhook
 	// the tracker and leave snapshots that look idle.
@@ -175,7 +152,7 @@ func (m *Monitor) attach() error {
 		// descendants: a fork in between is seen by one or the other.
 		tps = append(tps, tracepoint{"sched_process_fork", m.objs.TreeFork})
 	}
-	if m.opts.Tracker.sampled() {
+	if m.opts.Kind.sampled() {
 		// Thread exits only: exit statuses and deaths inside a syscall.
 		tps = append(tps, tracepoint{"sched_process_exit", m.objs.ThreadExit})
 	} else {
@@ -214,15 +191,15 @@ func (m *Monitor) attach() error {
 }
 
 // PID returns the monitored process id.
-// It is 0 when the monitor watches a cgroup.
-func (m *Monitor) PID() int { return m.scope.leader() }
+// It is 0 when the tracker watches a cgroup.
+func (m *Tracker) PID() int { return m.scope.leader() }
 
 // Done is closed when the target process has exited.
-func (m *Monitor) Done() <-chan struct{} { return m.done }
+func (m *Tracker) Done() <-chan struct{} { return m.done }
 
 // watchExit closes done only when the target really exited: Close ends
 // the wait with an error, and that must not look like an exit.
-func (m *Monitor) watchExit() {
+func (m *Tracker) watchExit() {
 	if err := m.scope.wait(); err != nil {
 		m.waitErr.Store(&err)
 		return
@@ -231,7 +208,7 @@ func (m *Monitor) watchExit() {
 }
 
 // Close detaches and unloads everything. It is safe to call more than once.
-func (m *Monitor) Close() error {
+func (m *Tracker) Close() error {
 	m.closeMu.Lock()
 	defer m.closeMu.Unlock()
 	if m.isClosed {
@@ -246,7 +223,7 @@ func (m *Monitor) Close() error {
 	return err
 }
 
-func (m *Monitor) closeObjects() error {
+func (m *Tracker) closeObjects() error {
 	var errs []error
 	if m.iter != nil {
 		errs = append(errs, m.iter.Close())
