@@ -4,6 +4,7 @@ CLANG    ?= clang-19
 STRIP    ?= llvm-strip-19
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 BIN      := bin/stallmon
+DEMO     := bin/stallmon-demo
 export BPF2GO_CC    := $(CLANG)
 export BPF2GO_STRIP := $(STRIP)
 # bpf2go's own flags pin -mcpu=v3 etc. in internal/tracker/gen/gen.go.
@@ -62,8 +63,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-demo: build
-	./$(BIN) demo
+# The demo is a binary of its own: its sample service (the test workload)
+# never ships inside stallmon.
+demo:
+	$(GO) build -o $(DEMO) ./cmd/stallmon-demo
+	./$(DEMO)
 
 # One run of the harness in internal/test/bench/ (4 to 6 minutes on a 2-CPU
 # machine): one table, every figure a median of interleaved rounds compared

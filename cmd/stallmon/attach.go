@@ -1,24 +1,17 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stallmon/stallmon/internal/agent"
-	"github.com/stallmon/stallmon/internal/cgroup"
-	"github.com/stallmon/stallmon/internal/identity"
-	"github.com/stallmon/stallmon/internal/tracker"
+	"github.com/stallmon/stallmon/internal/pipeline"
 )
 
 type attachOptions struct {
-	pid       int
-	tree      bool
-	cgroup    string
-	watch     watchOptions
-	nodeFence nodeFenceOptions
+	target pipeline.Target
+	watch  watchOptions
 }
 
 func newAttachCmd() *cobra.Command {
@@ -43,11 +36,15 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.pid, "pid", 0, "process id to watch")
-	f.BoolVar(&o.tree, "tree", false, "with --pid: also watch every descendant of the process, present and future")
-	f.StringVar(&o.cgroup, "cgroup", "", "cgroup v2 directory to watch, with its descendants: absolute, or relative to the cgroup v2 root")
+	f.IntVar(&o.target.PID, "pid", 0, "process id to watch")
+	f.BoolVar(&o.target.Tree, "tree", false, "with --pid: also watch every descendant of the process, present and future")
+	f.StringVar(&o.target.Cgroup, "cgroup", "", "cgroup v2 directory to watch, with its descendants: absolute, or relative to the cgroup v2 root")
 	o.watch.register(f)
-	o.nodeFence.register(f)
+	nf := &o.watch.cfg.NodeFence
+	f.StringVar(&nf.Mode, "on-unkillable", "none",
+		"none, reboot (restart the node at once, no sync) or watchdog (stop feeding --watchdog-device); DANGEROUS, see docs/fencing.md")
+	f.StringVar(&nf.WatchdogDevice, "watchdog-device", "/dev/watchdog", "watchdog fed while stallmon works (with --on-unkillable=watchdog)")
+	f.DurationVar(&nf.WatchdogTimeout, "watchdog-timeout", 10*time.Second, "watchdog timeout to set (with --on-unkillable=watchdog)")
 	cmd.MarkFlagsMutuallyExclusive("pid", "cgroup")
 	cmd.MarkFlagsMutuallyExclusive("tree", "cgroup")
 	cmd.MarkFlagsOneRequired("pid", "cgroup")
@@ -55,73 +52,20 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 }
 
 func (o *attachOptions) run(cmd *cobra.Command) error {
-	w := &o.watch
-	log, table, err := w.setUp(cmd)
+	log, err := o.watch.log.newLogger(cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
-	// Deferred first so that it runs last, after everything that logs.
-	defer w.log.close()
-	protect(log, true)
-	hb, closeHB, err := w.hb.build(log, o.service())
+	// Closed last, after everything that logs.
+	defer log.Close()
+	w, err := pipeline.Attach(o.watch.config(log), o.target)
 	if err != nil {
-		return usageError(err)
+		return pipelineError(err)
 	}
-	defer closeHB()
-	if o.pid == os.Getpid() {
-		return usageError(fmt.Errorf("pid %d is stallmon itself", o.pid))
-	}
-	if err := o.nodeFence.validate(!w.noKill); err != nil {
-		return usageError(err)
-	}
-	// Integrations are checked before anything is attached.
-	target := sinkTarget{PID: o.pid}
-	if o.cgroup != "" {
-		// A cgroup that does not resolve is reported by the attach.
-		if d, err := cgroup.Open(o.cgroup); err == nil {
-			target.Cgroup = d.Path
-		}
-	}
-	integrations, closeSinks, err := w.buildSinks(target, log)
+	defer w.Close()
+	outcome, err := w.Run(cmd.Context())
 	if err != nil {
-		return err
-	}
-	defer closeSinks()
-	var mon *tracker.Tracker
-	switch {
-	case o.cgroup != "":
-		mon, err = tracker.Attach(tracker.Cgroup(o.cgroup), log, w.monitorOptions(table, log))
-	case o.tree:
-		mon, err = tracker.Attach(tracker.Tree(o.pid), log, w.monitorOptions(table, log))
-	default:
-		mon, err = tracker.Attach(tracker.Process(o.pid), log, w.monitorOptions(table, log))
-	}
-	if err != nil {
-		return attachError(err)
-	}
-	defer mon.Close()
-	nf, err := o.nodeFence.build(!w.noKill, log)
-	if err != nil {
-		return usageError(err)
-	}
-	if nf != nil {
-		defer nf.Close()
-	}
-	a, err := w.newAgent(mon, table, hb, integrations, nf, log)
-	if err != nil {
-		return usageError(err)
-	}
-	defer w.metrics.serveAgent(cmd.Context(), log, mon, a, table, w.pollInterval)()
-	node := ""
-	if hb != nil {
-		node = hb.NodeID
-	}
-	log.Info(agent.EvAttached, "pid", o.pid, "tree", o.tree, "cgroup", o.cgroup, "node", node, "arch", tracker.Arch, "tracker", w.tracker,
-		"poll_interval_seconds", w.pollInterval.Seconds(), "kill", !w.noKill, "heartbeat", hb != nil, "sinks", sinkNames(integrations))
-
-	outcome, err := a.Run(cmd.Context())
-	if err != nil {
-		return runtimeError(err)
+		return pipelineError(err)
 	}
 	switch outcome {
 	case agent.TargetKilled:
@@ -130,22 +74,4 @@ func (o *attachOptions) run(cmd *cobra.Command) error {
 		return &exitError{code: exitUnkillable}
 	}
 	return nil
-}
-
-// attachError classifies an attach failure: a bad target is the user's.
-func attachError(err error) error {
-	switch {
-	case errors.Is(err, tracker.ErrNoProcess), errors.Is(err, tracker.ErrZombie), errors.Is(err, tracker.ErrNotProcess),
-		errors.Is(err, tracker.ErrNoCgroup):
-		return usageError(err)
-	}
-	return runtimeError(err)
-}
-
-// service names the target for the default node id.
-func (o *attachOptions) service() string {
-	if o.cgroup != "" {
-		return identity.ServiceOfCgroup(o.cgroup)
-	}
-	return identity.ServiceOfPID(o.pid)
 }

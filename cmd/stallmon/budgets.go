@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/stallmon/stallmon/internal/pipeline"
 )
 
 func newBudgetsCmd() *cobra.Command {
@@ -16,7 +18,7 @@ architecture.`,
   stallmon budgets --config /etc/stallmon/budgets.yaml --budget 2s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := o.load()
+			t, err := pipeline.LoadTable(o.table())
 			if err != nil {
 				return usageError(err)
 			}

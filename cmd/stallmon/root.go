@@ -11,6 +11,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAttachCmd(), newRunCmd(), newListenCmd(), newBudgetsCmd(), newDemoCmd(), newVersionCmd())
+	root.AddCommand(newAttachCmd(), newRunCmd(), newListenCmd(), newBudgetsCmd(), newVersionCmd())
 	return root
 }

@@ -16,15 +16,18 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the stallmon version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if v == "" {
-				v = "devel"
-				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-					v = bi.Main.Version
-				}
-			}
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "stallmon", v)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "stallmon", buildVersion())
 			return err
 		},
 	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

@@ -133,7 +133,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 	if a.beacon != nil {
 		own = sink.Start([]sink.Sink{a.beacon}, sink.Options{Logger: a.log})
 		// The final verdict (FENCED, LEAVING) is published before this runs.
-		defer own.Stop(sinkFlush)
+		defer own.Stop(sink.FlushTimeout)
 	}
 	a.hubMu.Lock()
 	a.hub = own

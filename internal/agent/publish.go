@@ -11,10 +11,6 @@ import (
 // pace: how soon an integration hears that the agent went blind.
 const defaultPublishInterval = 500 * time.Millisecond
 
-// sinkFlush bounds how long the end of a run waits for the heartbeat to
-// send its final verdict (FENCED, LEAVING) before going on without it.
-const sinkFlush = 3 * time.Second
-
 // stallSettle bounds how long a kill waits for the heartbeat to send the
 // STALLED announced just before it.
 const stallSettle = 200 * time.Millisecond

@@ -1,27 +1,29 @@
 // Package demo tells stallmon's story on one machine: a sample service, the
-// agent attached to it, a peer listening to the heartbeat, and a syscall of
-// the service that hangs for real in the kernel.
+// agent attached to it (the same pipeline as stallmon attach), a peer
+// listening to the heartbeat, and a syscall of the service that hangs for
+// real in the kernel.
 package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/agent"
-	"github.com/stallmon/stallmon/internal/budget"
-	"github.com/stallmon/stallmon/internal/tracker"
+	"github.com/stallmon/stallmon/internal/pipeline"
 	"github.com/stallmon/stallmon/internal/workload"
 	"github.com/stallmon/stallmon/peer"
 )
 
 // Config shapes the demo. Exe is a binary that runs workload.Main when
-// started with workload.EnvVar=1 (stallmon itself).
+// started with workload.EnvVar=1 (stallmon-demo itself).
 type Config struct {
 	Exe       string
 	Budget    time.Duration
@@ -64,40 +66,38 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	say("starting a peer that listens to the heartbeat on %v (loopback)", group)
-	failovers, err := startPeer(ctx, group, log.With("component", "peer"))
+	key, err := newKey()
 	if err != nil {
 		return Result{}, err
 	}
-
-	table, err := budget.Default(func(n string) bool { _, ok := tracker.SyscallNr(n); return ok })
+	say("starting a peer that listens to the heartbeat on %v (loopback)", group)
+	failovers, err := startPeer(ctx, group, key, log.With("component", "peer"))
 	if err != nil {
-		return Result{}, fmt.Errorf("default table: %w", err)
+		return Result{}, err
 	}
-	if table, err = table.WithDefaults(&cfg.Budget, &cfg.KillAfter); err != nil {
-		return Result{}, fmt.Errorf("demo budgets: %w", err)
+	// The node's incarnations and lock live in a directory of the demo's
+	// own, not in the host's /var/lib/stallmon.
+	state, err := os.MkdirTemp("", "stallmon-demo")
+	if err != nil {
+		return Result{}, fmt.Errorf("state directory: %w", err)
 	}
+	defer os.RemoveAll(state)
+
 	say("attaching stallmon: reads on files and devices get budget %v, kill_after %v; waits are unbounded", cfg.Budget, cfg.KillAfter)
-	mon, err := tracker.Attach(tracker.Process(svc.PID), log, tracker.Options{})
+	w, err := pipeline.Attach(pipeline.Config{
+		Watch: pipeline.Watch{PollInterval: pollInterval, KillGrace: 5 * time.Second, LateReturn: "fence", Tracker: "tracepoint"},
+		Table: pipeline.Table{Budget: &cfg.Budget, KillAfter: &cfg.KillAfter},
+		Heartbeat: pipeline.Heartbeat{Group: group.String(), Interface: "lo", TTL: 0, Loopback: true,
+			Interval: hbInterval, Key: key, Repeats: 3},
+		Node:   pipeline.Node{ID: nodeID, StateDir: state},
+		Logger: log.With("component", "agent"),
+	}, pipeline.Target{PID: svc.PID})
 	if err != nil {
 		return Result{}, fmt.Errorf("attaching: %w", err)
 	}
-	defer mon.Close()
-	sender, err := heartbeat.NewSender(heartbeat.SenderConfig{Group: group, Interface: "lo", TTL: 0, Loopback: true})
-	if err != nil {
-		return Result{}, fmt.Errorf("heartbeat sender: %w", err)
-	}
-	defer sender.Close()
-	a, err := agent.New(mon, agent.Config{
-		PollInterval: pollInterval, Table: table, Kill: true, KillGrace: 5 * time.Second,
-		Heartbeat: &agent.HeartbeatConfig{Sender: sender, Interval: hbInterval, NodeID: nodeID},
-		Logger:    log.With("component", "agent"),
-	})
-	if err != nil {
-		return Result{}, err
-	}
+	defer w.Close()
 	outcome := make(chan agentResult, 1)
-	go func() { o, err := a.Run(ctx); outcome <- agentResult{o, err} }()
+	go func() { o, err := w.Run(ctx); outcome <- agentResult{o, err} }()
 
 	say("the service works: an idle pipe read, a busy getppid loop, fsync every 50ms; heartbeats flow")
 	for _, cmd := range []string{"pipe-wait", "busy", "fsync-loop"} {
@@ -152,13 +152,18 @@ type agentResult struct {
 
 // startPeer runs a listener in-process and returns a channel that gets
 // the time of each failover it decides.
-func startPeer(ctx context.Context, group *net.UDPAddr, log *slog.Logger) (<-chan time.Time, error) {
+func startPeer(ctx context.Context, group *net.UDPAddr, key *heartbeat.Key, log *slog.Logger) (<-chan time.Time, error) {
+	ring, err := heartbeat.NewKeyRing(key)
+	if err != nil {
+		return nil, fmt.Errorf("peer: %w", err)
+	}
 	rx, err := heartbeat.Listen(heartbeat.ReceiverConfig{Group: group, Interface: "lo"})
 	if err != nil {
 		return nil, fmt.Errorf("peer: %w", err)
 	}
 	failovers := make(chan time.Time, 4)
 	l, err := peer.NewListener(rx, peer.ListenerConfig{
+		Keys:     ring,
 		Detector: peer.Config{Timeout: 2 * time.Second},
 		// The listener logs every transition itself.
 		OnEvent: func(ev peer.Event) {
@@ -178,6 +183,16 @@ func startPeer(ctx context.Context, group *net.UDPAddr, log *slog.Logger) (<-cha
 		l.Run(ctx)
 	}()
 	return failovers, nil
+}
+
+// newKey is a fresh key the agent signs with and the peer checks: the
+// demo's heartbeat is authenticated, as a real cluster's should be.
+func newKey() (*heartbeat.Key, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("making the heartbeat key: %w", err)
+	}
+	return &heartbeat.Key{ID: 1, Secret: secret}, nil
 }
 
 // freeGroup picks a group on a port free right now, so a demo never talks

@@ -111,6 +111,10 @@ func (h *Hub) Publish(v Verdict) {
 	}
 }
 
+// FlushTimeout is how long an ending run or process lets its sinks send
+// the final verdict (FENCED, LEAVING) before going on without them.
+const FlushTimeout = 3 * time.Second
+
 // Stop lets every sink apply what was published, for at most timeout,
 // then cancels what is still running. A sink whose
 // Apply ignores its context is abandoned, not waited for.

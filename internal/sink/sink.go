@@ -104,3 +104,16 @@ type Sink interface {
 	Apply(ctx context.Context, v Verdict) error
 	Close() error
 }
+
+// Target is what an integration knows of the watched service when its
+// sink is built.
+type Target struct {
+	// NodeID names this node: --node-id, or the default one.
+	NodeID string
+	// PID is the watched process for attach --pid, 0 otherwise.
+	PID int
+	// Cgroup is the watched cgroup's absolute path for attach --cgroup,
+	// "" otherwise. Under run, both are unset: stallmon is the service's
+	// main process itself.
+	Cgroup string
+}

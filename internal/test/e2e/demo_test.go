@@ -5,15 +5,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stallmon/stallmon/internal/testutil/harness"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
-// The README's main command must keep telling the whole story.
+// The README's main command (make demo runs cmd/stallmon-demo) must keep
+// telling the whole story.
 func TestDemo(t *testing.T) {
 	privtest.Require(t)
-	out, err := exec.Command(stallmonBin, "demo").CombinedOutput()
+	demo := harness.Build(t, "github.com/stallmon/stallmon/cmd/stallmon-demo")
+	out, err := exec.Command(demo).CombinedOutput()
 	if err != nil {
-		t.Fatalf("stallmon demo: %v\n%s", err, out)
+		t.Fatalf("stallmon-demo: %v\n%s", err, out)
 	}
 	for _, want := range []string{
 		"msg=stall ", "msg=heartbeat_stopped", "state=stalled previous=alive", `output="taking over from demo-node (stalled)"`,

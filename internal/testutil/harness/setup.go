@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"testing"
 )
@@ -60,4 +61,15 @@ func setUp() (bin string, cleanup func(), err error) {
 		return "", nil, fmt.Errorf("building stallmon: %w\n%s", err, out)
 	}
 	return bin, cleanup, nil
+}
+
+// Build builds the command at pkg (an import path) for t, and returns
+// the binary's path; it goes with t.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), path.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin
 }

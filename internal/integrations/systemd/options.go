@@ -1,4 +1,4 @@
-package main
+package systemd
 
 import (
 	"errors"
@@ -6,47 +6,45 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/stallmon/stallmon/internal/integrations/systemd"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
-type systemdFlags struct {
-	flags  *pflag.FlagSet
-	on     bool
-	socket string
+// Options are what a user chooses (--systemd-notify, --notify-socket);
+// the zero value leaves systemd out. An empty Socket is $NOTIFY_SOCKET,
+// else DefaultSocket, as sd_notify(3) finds it.
+type Options struct {
+	On     bool
+	Socket string
 }
 
-func (o *systemdFlags) register(f *pflag.FlagSet) {
-	o.flags = f
-	f.BoolVar(&o.on, "systemd-notify", false,
-		"send WATCHDOG=trigger for the service to systemd when a stall begins (see README, systemd)")
-	f.StringVar(&o.socket, "notify-socket", "",
-		"systemd notify socket, a path or @abstract-name (default $NOTIFY_SOCKET, else "+systemd.DefaultSocket+")")
-}
-
-func (o *systemdFlags) build(t sinkTarget, log *slog.Logger) (sink.Sink, error) {
-	if !o.on {
-		if o.flags != nil && o.flags.Changed("notify-socket") {
-			return nil, errors.New("--notify-socket needs --systemd-notify")
-		}
-		return nil, nil
+// Validate refuses a socket named without --systemd-notify.
+func (o Options) Validate() error {
+	if !o.On && o.Socket != "" {
+		return errors.New("--notify-socket needs --systemd-notify")
 	}
-	socket := o.socket
+	return nil
+}
+
+// Sink returns the sink for t, nil when o leaves systemd out. A socket
+// path that is not there is a typo or a host without systemd: it is
+// refused now rather than at the first stall.
+func (o Options) Sink(t sink.Target, log *slog.Logger) (sink.Sink, error) {
+	if err := o.Validate(); err != nil || !o.On {
+		return nil, err
+	}
+	socket := o.Socket
 	if socket == "" {
 		socket = os.Getenv("NOTIFY_SOCKET")
 	}
 	if socket == "" {
-		socket = systemd.DefaultSocket
+		socket = DefaultSocket
 	}
-	if err := systemd.CheckSocket(socket); err != nil {
+	if err := CheckSocket(socket); err != nil {
 		return nil, fmt.Errorf("--notify-socket: %w", err)
 	}
 	if socket[0] == '/' {
-		// A path that is not there is a typo or a host without systemd;
-		// say so now rather than at the first stall.
 		st, err := os.Stat(socket)
 		if err != nil {
 			return nil, fmt.Errorf("--notify-socket: %w", err)
@@ -58,16 +56,16 @@ func (o *systemdFlags) build(t sinkTarget, log *slog.Logger) (sink.Sink, error) 
 	if (t.PID != 0 || t.Cgroup != "") && !hasCapSysAdmin() {
 		log.Warn("--systemd-notify sends as the service's pid, which needs CAP_SYS_ADMIN: the trigger will fail")
 	}
-	keep, err := systemd.KeepAliveFromEnv()
+	keep, err := KeepAliveFromEnv()
 	if err != nil {
 		return nil, fmt.Errorf("--systemd-notify: %w", err)
 	}
 	if keep != nil {
 		log.Info("systemd expects watchdog pings from stallmon: sending WATCHDOG=1 while the target is seen", "every", keep.Every)
 	}
-	return systemd.New(systemd.Config{
+	return New(Config{
 		Socket:    socket,
-		Target:    systemd.Target{PID: t.PID, Cgroup: t.Cgroup},
+		Target:    Target{PID: t.PID, Cgroup: t.Cgroup},
 		KeepAlive: keep,
 		Logger:    log,
 	})

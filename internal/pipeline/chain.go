@@ -1,0 +1,155 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/nodefence"
+	"github.com/stallmon/stallmon/internal/selfprotect"
+	"github.com/stallmon/stallmon/internal/sink"
+	"github.com/stallmon/stallmon/internal/tracker"
+)
+
+// chain is what lives as long as the process, whatever the targets it
+// watches in turn (stallmon run watches one per start of the service):
+// the table, the heartbeat and the integrations' hub.
+type chain struct {
+	cfg     Config
+	log     *slog.Logger
+	table   *budget.Table
+	kind    tracker.Kind
+	late    agent.LateReturn
+	hb      *agent.HeartbeatConfig // nil without a heartbeat
+	hub     *sink.Hub              // nil without integrations
+	closers []func()
+}
+
+// newChain checks how targets are to be judged and loads the table.
+// Everything the user can get wrong about it is refused here, before
+// anything is opened.
+func newChain(cfg Config) (*chain, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := cfg.Watch
+	if w.PollInterval <= 0 {
+		return nil, configErr(fmt.Errorf("--poll-interval must be positive, got %v", w.PollInterval))
+	}
+	if w.KillGrace <= 0 {
+		return nil, configErr(fmt.Errorf("--kill-grace must be positive, got %v", w.KillGrace))
+	}
+	kind, err := tracker.ParseKind(w.Tracker)
+	if err != nil {
+		return nil, configErr(fmt.Errorf("--tracker: %w", err))
+	}
+	if kind == tracker.Sampled && cfg.Metrics.LatencyHistogram {
+		return nil, configErr(errors.New("--latency-histogram needs --tracker=tracepoint: the sampled tracker sees no syscall end"))
+	}
+	late, err := agent.ParseLateReturn(w.LateReturn)
+	if err != nil {
+		return nil, configErr(fmt.Errorf("--late-return: %w", err))
+	}
+	table, err := LoadTable(cfg.Table)
+	if err != nil {
+		return nil, err
+	}
+	return &chain{cfg: cfg, log: cfg.Logger, table: table, kind: kind, late: late}, nil
+}
+
+// close closes what the chain opened, last opened first.
+func (c *chain) close() {
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		c.closers[i]()
+	}
+}
+
+// protect applies selfprotect and says what it could not do: stallmon
+// still works without, but the operator should know.
+func (c *chain) protect(adjustOOM bool) {
+	if !c.cfg.SelfProtect {
+		return
+	}
+	r := selfprotect.Apply(adjustOOM)
+	for _, err := range []error{r.LockErr, r.OOMAdjErr} {
+		if err != nil {
+			c.log.Warn(selfprotect.EvFailed, "err", err)
+		}
+	}
+}
+
+// startHeartbeat opens the heartbeat; service names the target for the
+// default node id.
+func (c *chain) startHeartbeat(service string) error {
+	hb, closeHB, err := buildHeartbeat(c.cfg.Heartbeat, c.cfg.Node, service, c.log)
+	if err != nil {
+		return err
+	}
+	c.hb = hb
+	c.closers = append(c.closers, closeHB)
+	return nil
+}
+
+// startSinks starts the integrations for target t.
+func (c *chain) startSinks(service string, t sink.Target) error {
+	hub, closeSinks, err := startSinks(c.cfg.Sinks, c.cfg.Node, service, t, c.log)
+	if err != nil {
+		return err
+	}
+	c.hub = hub
+	c.closers = append(c.closers, closeSinks)
+	return nil
+}
+
+// trackerOptions are the tracker's options. At debug level every thread
+// is listed at every poll, for the thread_started and thread_exited
+// events; otherwise the threads that wait by design are only counted.
+func (c *chain) trackerOptions() tracker.Options {
+	opts := tracker.Options{LatencyHistogram: c.cfg.Metrics.LatencyHistogram, Kind: c.kind}
+	if !c.log.Enabled(context.Background(), slog.LevelDebug) {
+		opts.Quiet = agent.Quiet(c.table)
+	}
+	return opts
+}
+
+// newAgent is the agent that judges t; nf, when set, takes the node down
+// if a killed target does not die.
+func (c *chain) newAgent(t *tracker.Tracker, nf nodefence.Fencer) (*agent.Agent, error) {
+	w := c.cfg.Watch
+	a, err := agent.New(t, agent.Config{
+		PollInterval: w.PollInterval,
+		Table:        c.table,
+		Kill:         !w.NoKill,
+		KillGrace:    w.KillGrace,
+		LateReturn:   c.late,
+		Heartbeat:    c.hb,
+		Integrations: c.hub,
+		NodeFence:    nf,
+		Logger:       c.log,
+	})
+	if err != nil {
+		return nil, configErr(err)
+	}
+	return a, nil
+}
+
+// logAttached says what is watched and how, once the agent is ready.
+func (c *chain) logAttached(what ...any) {
+	node := ""
+	if c.hb != nil {
+		node = c.hb.NodeID
+	}
+	w := c.cfg.Watch
+	c.log.Info(agent.EvAttached, append(what, "node", node, "arch", tracker.Arch, "tracker", w.Tracker,
+		"poll_interval_seconds", w.PollInterval.Seconds(), "kill", !w.NoKill, "heartbeat", c.hb != nil,
+		"sinks", sinkNames(c.hub))...)
+}
+
+// serveMetrics serves t's and a's metrics until the returned function is
+// called.
+func (c *chain) serveMetrics(ctx context.Context, t *tracker.Tracker, a *agent.Agent) (stop func()) {
+	return serveAgent(ctx, c.cfg.Metrics, c.cfg.Version, c.log, t, a, c.table, c.cfg.Watch.PollInterval)
+}

@@ -1,0 +1,150 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/asynclog"
+	"github.com/stallmon/stallmon/internal/metrics"
+	"github.com/stallmon/stallmon/peer"
+)
+
+// Listener is the peer side's chain: the group, the keys, the failure
+// detector and its hook, the printed state changes and the metrics.
+type Listener struct {
+	Group       string
+	Interface   string
+	KeyFiles    []string
+	Timeout     time.Duration
+	FailoverOn  string // stalled or fenced (peer.ParseFailoverOn)
+	OnFailover  string
+	HookTimeout time.Duration
+	// Out gets one line per node state change; JSON makes it one JSON
+	// object per line.
+	Out         io.Writer
+	JSON        bool
+	MetricsAddr string
+	Logger      *slog.Logger
+	Version     string
+}
+
+// Listen follows every node heard on the group until ctx is done
+// (stallmon listen).
+func Listen(ctx context.Context, c Listener) error {
+	log := c.Logger
+	// Everything the user can get wrong is checked before a socket is opened.
+	group, err := heartbeat.ParseGroup(c.Group)
+	if err != nil {
+		return configErr(fmt.Errorf("--group: %w", err))
+	}
+	if err := CheckInterface(c.Interface); err != nil {
+		return configErr(err)
+	}
+	if c.Timeout <= 0 {
+		return configErr(fmt.Errorf("--timeout must be positive, got %v", c.Timeout))
+	}
+	failoverOn, err := peer.ParseFailoverOn(c.FailoverOn)
+	if err != nil {
+		return configErr(fmt.Errorf("--failover-on: %w", err))
+	}
+	if c.HookTimeout <= 0 {
+		return configErr(fmt.Errorf("--hook-timeout must be positive, got %v", c.HookTimeout))
+	}
+	keys := make([]*heartbeat.Key, 0, len(c.KeyFiles))
+	for _, path := range c.KeyFiles {
+		k, err := heartbeat.LoadKeyFile(path)
+		if err != nil {
+			return configErr(fmt.Errorf("--key-file: %w", err))
+		}
+		keys = append(keys, k)
+	}
+	ring, err := heartbeat.NewKeyRing(keys...)
+	if err != nil {
+		return configErr(fmt.Errorf("--key-file: %w", err))
+	}
+	if ring.Len() == 0 {
+		log.Warn("no --key-file given: heartbeats are accepted unauthenticated, and anyone who can reach the group can forge them")
+	}
+
+	recv, err := heartbeat.Listen(heartbeat.ReceiverConfig{Group: group, Interface: c.Interface})
+	if err != nil {
+		return err
+	}
+	defer recv.Close()
+	// A stdout nobody reads must not hold up detection: the events are
+	// queued, and dropped (counted in the log) if it stays blocked.
+	events := asynclog.New(c.Out, asynclog.DefaultMax)
+	events.OnDrop(func(n uint64) { log.Error("node state changes not printed", "lines", n, "reason", "stdout blocked") })
+	defer events.Close(asynclog.FlushTimeout)
+	printer := &statePrinter{w: events, json: c.JSON, log: log}
+	failovers := metrics.NewFailovers()
+	l, err := peer.NewListener(recv, peer.ListenerConfig{
+		Keys:        ring,
+		Detector:    peer.Config{Timeout: c.Timeout, FailoverOn: failoverOn},
+		OnEvent:     failovers.Tap(printer.print),
+		OnFailover:  c.OnFailover,
+		HookTimeout: c.HookTimeout,
+		Logger:      log,
+	})
+	if err != nil {
+		return configErr(err)
+	}
+	keyIDs := []int{} // []uint8 would be logged as a byte string
+	for _, id := range ring.IDs() {
+		keyIDs = append(keyIDs, int(id))
+	}
+	log.Info("listening", "group", group.String(), "interface", c.Interface, "key_ids", keyIDs,
+		"timeout_seconds", c.Timeout.Seconds(), "on_failover", c.OnFailover != "")
+	stopMetrics := serveListener(ctx, c.MetricsAddr, c.Version, log, l, failovers)
+	runErr := l.Run(ctx)
+	stopMetrics()
+	st := l.Stats()
+	log.Info("stopped", "accepted", st.Accepted, "rejected", st.Rejected)
+	return runErr
+}
+
+// stateLine is the --json line; its field names are part of the interface.
+type stateLine struct {
+	Node          string `json:"node"`
+	State         string `json:"state"`
+	Previous      string `json:"previous"`
+	Reason        string `json:"reason"`
+	Failover      bool   `json:"failover"`
+	Incarnation   uint64 `json:"incarnation"`
+	Seq           uint64 `json:"seq"`
+	Authenticated bool   `json:"authenticated"`
+	Time          string `json:"time"`
+}
+
+type statePrinter struct {
+	w    io.Writer
+	json bool
+	log  *slog.Logger
+	once sync.Once
+}
+
+func (p *statePrinter) print(ev peer.Event) {
+	var err error
+	if p.json {
+		err = json.NewEncoder(p.w).Encode(stateLine{
+			Node: ev.Node, State: ev.State.String(), Previous: ev.Previous.String(),
+			Reason: ev.Reason, Failover: ev.Failover, Incarnation: ev.Incarnation, Seq: ev.Seq,
+			Authenticated: ev.Authenticated, Time: ev.Time.UTC().Format(time.RFC3339Nano),
+		})
+	} else {
+		_, err = fmt.Fprintf(p.w, "%s node=%q %s -> %s reason=%q failover=%t incarnation=%d seq=%d authenticated=%t\n",
+			ev.Time.UTC().Format(time.RFC3339Nano), ev.Node, ev.Previous, ev.State,
+			ev.Reason, ev.Failover, ev.Incarnation, ev.Seq, ev.Authenticated)
+	}
+	// A closed stdout (a pipe reader gone) must not stop failover hooks, so
+	// it is reported once and otherwise ignored.
+	if err != nil {
+		p.once.Do(func() { p.log.Error("cannot print node state change", "err", err) })
+	}
+}

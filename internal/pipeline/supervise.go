@@ -1,0 +1,104 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/sink"
+	"github.com/stallmon/stallmon/internal/supervise"
+	"github.com/stallmon/stallmon/internal/tracker"
+)
+
+// Service is what Supervise runs, and its restart policy.
+type Service struct {
+	Command []string
+	// Restart is never, on-failure or always (supervise.ParsePolicy).
+	Restart      string
+	MaxRestarts  int
+	RestartDelay time.Duration
+	StopTimeout  time.Duration
+	// CgroupParent is where each start's cgroup is made; "" is
+	// stallmon's own.
+	CgroupParent   string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Supervise runs s under watch from its first instruction, each start a
+// new incarnation, until it ends for good or ctx is done (stallmon run),
+// and returns how its last start ended.
+func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, error) {
+	c, err := newChain(cfg)
+	if err != nil {
+		return supervise.Status{}, err
+	}
+	defer c.close()
+	// The service's processes would inherit a lowered OOM score.
+	c.protect(false)
+	policy, err := supervise.ParsePolicy(s.Restart)
+	if err != nil {
+		return supervise.Status{}, configErr(err)
+	}
+	if s.MaxRestarts < 0 || s.RestartDelay <= 0 || s.StopTimeout <= 0 {
+		return supervise.Status{}, configErr(fmt.Errorf("--max-restarts must be 0 or more, --restart-delay and --stop-timeout positive, got %d, %v and %v",
+			s.MaxRestarts, s.RestartDelay, s.StopTimeout))
+	}
+	if len(s.Command) == 0 {
+		return supervise.Status{}, configErr(fmt.Errorf("no command to run"))
+	}
+	service := filepath.Base(s.Command[0])
+	if err := c.startHeartbeat(service); err != nil {
+		return supervise.Status{}, err
+	}
+	// stallmon is the service's main process here: sinks that name the
+	// service by pid (systemd) name stallmon's own.
+	if err := c.startSinks(service, sink.Target{}); err != nil {
+		return supervise.Status{}, err
+	}
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
+	watch := func(path string) (supervise.Watcher, error) {
+		tr, err := tracker.Attach(tracker.EmptyCgroup(path), c.log, c.trackerOptions())
+		if err != nil {
+			return nil, attachErr(err)
+		}
+		a, err := c.newAgent(tr, nil)
+		if err != nil {
+			tr.Close()
+			return nil, err
+		}
+		c.logAttached("cgroup", path)
+		return &serviceWatch{ctx: ctx, chain: c, tracker: tr, agent: a}, nil
+	}
+	return supervise.Run(ctx, supervise.Config{
+		Command: s.Command, CgroupParent: s.CgroupParent, Restart: policy, MaxRestarts: s.MaxRestarts,
+		RestartDelay: s.RestartDelay, StableAfter: 32 * s.RestartDelay, Signals: signals, StopTimeout: s.StopTimeout,
+		Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Logger: c.log,
+	}, watch)
+}
+
+// serviceWatch is one start's agent, with its metrics.
+type serviceWatch struct {
+	ctx     context.Context
+	chain   *chain
+	tracker *tracker.Tracker
+	agent   *agent.Agent
+}
+
+func (s *serviceWatch) Started() { s.tracker.Started() }
+
+func (s *serviceWatch) Run(ctx context.Context) (agent.Outcome, error) {
+	defer s.chain.serveMetrics(s.ctx, s.tracker, s.agent)()
+	return s.agent.Run(ctx)
+}
+
+func (s *serviceWatch) Close() error { return s.tracker.Close() }
