@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // DefaultHookTimeout bounds a failover command when none is configured.
@@ -44,10 +46,10 @@ func (h *hookRunner) start(ctx context.Context, ev Event) {
 			"duration_seconds", time.Since(begin).Seconds(), "output", strings.TrimSpace(string(out)),
 		}
 		if err != nil {
-			h.log.Error("failover hook failed", append(attrs, "err", err)...)
+			h.log.Error(event.FailoverHookFailed, append(attrs, "err", err)...)
 			return
 		}
-		h.log.Info("failover hook done", attrs...)
+		h.log.Info(event.FailoverHookDone, attrs...)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // Source yields raw datagrams. *heartbeat.Receiver is one; tests and
@@ -187,21 +188,21 @@ func (l *Listener) logReject(err error) {
 		l.warned[reason] = true
 		level = slog.LevelWarn
 	}
-	l.log.Log(context.Background(), level, "dropped heartbeat packet", "reason", reason, "err", err)
+	l.log.Log(context.Background(), level, event.PacketDropped, "reason", reason, "err", err)
 }
 
 func (l *Listener) emit(ctx context.Context, ev Event) {
 	attrs := []any{"node", ev.Node, "state", ev.State, "previous", ev.Previous,
 		"incarnation", ev.Incarnation, "seq", ev.Seq}
 	if ev.Failover {
-		l.log.Warn("node failed", append(attrs, "reason", ev.Reason)...)
+		l.log.Warn(event.NodeFailed, append(attrs, "reason", ev.Reason)...)
 		if l.hooks != nil {
 			// Started before OnEvent so that a Run stopped from inside
 			// OnEvent still waits for this hook.
 			l.hooks.start(ctx, ev)
 		}
 	} else {
-		l.log.Info("node state changed", attrs...)
+		l.log.Info(event.NodeStateChanged, attrs...)
 	}
 	l.onEvent(ev)
 }

@@ -206,7 +206,7 @@ func TestListenerDropsBadPackets(t *testing.T) {
 		t.Fatalf("Run = %v, want nil after cancel", err)
 	}
 	// First of each kind is a warning, repeats are debug.
-	if n := strings.Count(h.log.String(), "level=WARN msg=\"dropped heartbeat packet\" reason=truncated"); n != 1 {
+	if n := strings.Count(h.log.String(), "level=WARN msg=packet_dropped reason=truncated"); n != 1 {
 		t.Fatalf("%d truncated warnings, want 1; log:\n%s", n, h.log)
 	}
 }
@@ -238,7 +238,7 @@ func TestListenerDeadAndHookOnce(t *testing.T) {
 	if want := "n1 stalled stalled alive 9 2 123456789 0\n"; string(got) != want {
 		t.Fatalf("hook ran with\n%q\nwant exactly one run\n%q", got, want)
 	}
-	if !strings.Contains(h.log.String(), "failover hook done") {
+	if !strings.Contains(h.log.String(), "msg=failover_hook_done") {
 		t.Fatalf("hook completion not logged:\n%s", h.log)
 	}
 }
@@ -256,7 +256,7 @@ func TestListenerFailingHook(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	log := h.log.String()
-	for _, want := range []string{"failover hook failed", "exit status 3", "to-the-log"} {
+	for _, want := range []string{"msg=failover_hook_failed", "exit status 3", "to-the-log"} {
 		if !strings.Contains(log, want) {
 			t.Fatalf("log lacks %q:\n%s", want, log)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/nodefence"
 	"github.com/stallmon/stallmon/internal/sink"
 	"github.com/stallmon/stallmon/internal/tracker"
@@ -201,7 +202,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	}
 	onTime := gap <= 2*a.cfg.PollInterval
 	if !onTime && !a.late {
-		a.log.Warn(EvAgentLate, "gap_seconds", gap.Seconds())
+		a.log.Warn(event.AgentLate, "gap_seconds", gap.Seconds())
 	}
 	a.late = !onTime
 	a.lastAt = now
@@ -231,20 +232,20 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		case errors.As(err, &te):
 			a.trackerTampered(te)
 		case a.failing == 0:
-			a.log.Error(EvPollFailed, "err", err)
+			a.log.Error(event.PollFailed, "err", err)
 		}
 		a.failing++
 		a.stats.pollFailed(timing)
 		return nil
 	}
 	if a.failing > 0 {
-		a.log.Info(EvPollRecovered, "failed_polls", a.failing)
+		a.log.Info(event.PollRecovered, "failed_polls", a.failing)
 		a.failing = 0
 	}
 	a.trackThreads(snap)
 	unknown := a.noteUnknown(snap)
 	for _, j := range a.deaths.update(snap) {
-		a.event(slog.LevelError, EvDiedInSyscall, judgedAttrs(j)...)
+		a.event(slog.LevelError, event.DiedInSyscall, judgedAttrs(j)...)
 	}
 	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
 	// Events first, then the gate: the beacon logs heartbeat_stopped and
@@ -253,14 +254,14 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	// loop (asynclog), so this costs a queue append, not a write.
 	started, cleared := a.stalls.update(over)
 	for _, j := range started {
-		a.event(slog.LevelWarn, EvStall, judgedAttrs(j)...)
+		a.event(slog.LevelWarn, event.Stall, judgedAttrs(j)...)
 	}
 	for _, j := range cleared {
 		attrs := judgedAttrs(j)
 		// It returned between this poll and the last one that saw it: it
 		// lasted at least the elapsed time seen then.
 		attrs = append(attrs, slog.Float64("duration_seconds", j.span.Seconds()))
-		a.event(slog.LevelInfo, EvStallCleared, attrs...)
+		a.event(slog.LevelInfo, event.StallCleared, attrs...)
 	}
 	gated, late := a.declaredDead(over)
 	a.gate.polledUnknown(now, gated, unknown)
@@ -288,7 +289,7 @@ func (a *Agent) feed() {
 		return
 	}
 	if err := a.cfg.NodeFence.Feed(); err != nil {
-		a.log.Error("feeding node fencer", "method", a.cfg.NodeFence.String(), "err", err)
+		a.log.Error(event.NodeFenceFeedFailed, "method", a.cfg.NodeFence.String(), "err", err)
 	}
 }
 
@@ -350,12 +351,12 @@ func (a *Agent) trackThreads(snap tracker.Snapshot) {
 	for _, t := range snap.Threads {
 		now[t.TID] = t.PID
 		if _, known := a.threads[t.TID]; a.threads != nil && !known {
-			a.event(slog.LevelDebug, EvThreadStarted, slog.Int("pid", t.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm))
+			a.event(slog.LevelDebug, event.ThreadStarted, slog.Int("pid", t.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm))
 		}
 	}
 	for tid, pid := range a.threads {
 		if _, alive := now[tid]; !alive {
-			a.event(slog.LevelDebug, EvThreadExited, slog.Int("pid", pid), slog.Int("tid", tid))
+			a.event(slog.LevelDebug, event.ThreadExited, slog.Int("pid", pid), slog.Int("tid", tid))
 		}
 	}
 	a.threads = now
@@ -370,11 +371,11 @@ func (a *Agent) targetExited() {
 	st, ok, err := a.mon.ExitStatus()
 	switch {
 	case err != nil:
-		a.log.Warn("reading exit status", "err", err)
+		a.log.Warn(event.ExitStatusFailed, "err", err)
 	case ok && st.Signaled:
 		attrs = append(attrs, slog.Int("signal", int(st.Signal)), slog.String("status", st.String()))
 	case ok:
 		attrs = append(attrs, slog.Int("exit_code", st.Code), slog.String("status", st.String()))
 	}
-	a.event(slog.LevelInfo, EvTargetExited, attrs...)
+	a.event(slog.LevelInfo, event.TargetExited, attrs...)
 }

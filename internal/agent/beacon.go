@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
@@ -74,7 +75,7 @@ func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 		}
 		b.send(heartbeat.StateAlive, v, 1)
 		if b.silent {
-			b.log.Info(EvHeartbeatResumed, "seq", b.seq)
+			b.log.Info(event.HeartbeatResumed, "seq", b.seq)
 		}
 		b.silent = false
 	case sink.Stalled:
@@ -84,9 +85,9 @@ func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 	case sink.Blind:
 		if prev == sink.Alive {
 			if v.Unknown != "" {
-				b.log.Warn(EvHeartbeatStopped, "reason", "thread_unknown", "detail", v.Unknown)
+				b.log.Warn(event.HeartbeatStopped, "reason", "thread_unknown", "detail", v.Unknown)
 			} else {
-				b.log.Warn(EvHeartbeatStopped, "reason", "no_fresh_poll")
+				b.log.Warn(event.HeartbeatStopped, "reason", "no_fresh_poll")
 			}
 			b.silent = true
 		}
@@ -97,7 +98,7 @@ func (b *beacon) Apply(_ context.Context, v sink.Verdict) error {
 				state = heartbeat.StateLeaving
 			}
 			b.send(state, v, b.cfg.Repeats)
-			b.log.Info(EvHeartbeatFinal, "state", state.String(), "seq", b.seq)
+			b.log.Info(event.HeartbeatFinal, "state", state.String(), "seq", b.seq)
 		}
 	default:
 		return fmt.Errorf("unknown verdict %v", v.State)
@@ -112,7 +113,7 @@ func (b *beacon) announce(v sink.Verdict) {
 	b.send(heartbeat.StateStalled, v, b.cfg.Repeats)
 	if !b.silent && v.Stall != nil {
 		s := v.Stall
-		b.log.Warn(EvHeartbeatStopped, "reason", "stall", "tid", s.TID, "syscall", s.Syscall,
+		b.log.Warn(event.HeartbeatStopped, "reason", "stall", "tid", s.TID, "syscall", s.Syscall,
 			"elapsed_seconds", s.Elapsed.Seconds(), "rule", s.Reason)
 		b.silent = true
 	}
@@ -144,7 +145,7 @@ func (b *beacon) send(state heartbeat.State, v sink.Verdict, n int) {
 		}
 		err = b.cfg.Sender.Send(raw)
 		if err != nil {
-			b.log.Warn("sending heartbeat", "state", state.String(), "err", err)
+			b.log.Warn(event.HeartbeatSendFailed, "state", state.String(), "err", err)
 		}
 		b.stats.sent(strings.ToLower(state.String()), err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
@@ -73,11 +74,11 @@ func TestBeaconPacketsPerGateState(t *testing.T) {
 		}
 		seq = p.Seq
 	}
-	if n := countEvents(t, logs.Bytes(), EvHeartbeatStopped); n != 1 {
-		t.Errorf("%d %s events, want 1: the blind spell is part of the same silence", n, EvHeartbeatStopped)
+	if n := countEvents(t, logs.Bytes(), event.HeartbeatStopped); n != 1 {
+		t.Errorf("%d %s events, want 1: the blind spell is part of the same silence", n, event.HeartbeatStopped)
 	}
-	if n := countEvents(t, logs.Bytes(), EvHeartbeatResumed); n != 1 {
-		t.Errorf("%d %s events, want 1", n, EvHeartbeatResumed)
+	if n := countEvents(t, logs.Bytes(), event.HeartbeatResumed); n != 1 {
+		t.Errorf("%d %s events, want 1", n, event.HeartbeatResumed)
 	}
 }
 

@@ -11,33 +11,6 @@ import (
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
-// Event names are the "msg" of log records; operators and tests match on
-// them, so they are part of the interface (see README).
-const (
-	EvAttached         = "attached"
-	EvStall            = "stall"
-	EvDiedInSyscall    = "died_in_syscall"
-	EvStallCleared     = "stall_cleared"
-	EvHeartbeatStopped = "heartbeat_stopped"
-	EvHeartbeatResumed = "heartbeat_resumed"
-	EvHeartbeatFinal   = "heartbeat_final"
-	EvKill             = "kill"
-	EvUnkillable       = "unkillable"
-	EvNodeFence        = "node_fence"
-	EvTargetExited     = "target_exited"
-	EvAgentLate        = "agent_late"
-	EvPollFailed       = "poll_failed"
-	EvPollRecovered    = "poll_recovered"
-	EvTrackerTampered  = "tracker_tampered"
-	EvThreadStarted    = "thread_started"
-	EvThreadExited     = "thread_exited"
-	// A thread entered a syscall the tracker could not record, and so
-	// cannot be judged until its next recorded one (see unknownWatch).
-	EvThreadUnknown      = "thread_unknown"
-	EvThreadKnown        = "thread_known"
-	EvUnrecordedUnmarked = "unrecorded_unmarked"
-)
-
 func judgedAttrs(j judged) []slog.Attr {
 	t := j.thread
 	syscall := t.Syscall

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
@@ -18,7 +19,7 @@ import (
 // through the pidfd. The heartbeat is already off for good.
 func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error) {
 	attrs := judgedAttrs(victim)
-	a.event(slog.LevelError, EvKill, append(attrs, slog.String("signal", "SIGKILL"))...)
+	a.event(slog.LevelError, event.Kill, append(attrs, slog.String("signal", "SIGKILL"))...)
 	if err := a.mon.Kill(unix.SIGKILL); err != nil {
 		select {
 		case <-a.mon.Done():
@@ -44,9 +45,9 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 	// it is stuck; the heartbeat stays off.
 	a.reportUnkillable(ctx)
 	if nf := a.cfg.NodeFence; nf != nil {
-		a.log.Error(EvNodeFence, "pid", a.mon.PID(), "method", nf.String())
+		a.log.Error(event.NodeFence, "pid", a.mon.PID(), "method", nf.String())
 		if err := nf.Fence(); err != nil {
-			a.log.Error(EvNodeFence, "pid", a.mon.PID(), "method", nf.String(), "err", err)
+			a.log.Error(event.NodeFence, "pid", a.mon.PID(), "method", nf.String(), "err", err)
 		}
 	}
 	if a.waitExit(ctx, nil) {
@@ -86,7 +87,7 @@ const diagnoseDeadline = 2 * time.Second
 func (a *Agent) reportUnkillable(ctx context.Context) {
 	snap, err := a.mon.SnapshotAll()
 	if err != nil {
-		a.log.Error(EvUnkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
+		a.log.Error(event.Unkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
 		return
 	}
 	deadline := time.Now().Add(diagnoseDeadline)
@@ -100,7 +101,7 @@ func (a *Agent) reportUnkillable(ctx context.Context) {
 		if left := time.Until(deadline); left > 0 && ctx.Err() == nil {
 			d = a.mon.DiagnoseWithin(t.TID, left)
 		}
-		a.event(slog.LevelError, EvUnkillable,
+		a.event(slog.LevelError, event.Unkillable,
 			slog.Int("pid", t.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),
 			slog.String("syscall", t.Syscall), slog.String("state", t.State.String()),
 			slog.String("proc_state", d.State), slog.String("wchan", d.Wchan),

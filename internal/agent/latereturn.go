@@ -3,6 +3,8 @@ package agent
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // LateReturn says what becomes of a target whose stall ends after the
@@ -41,10 +43,6 @@ func ParseLateReturn(s string) (LateReturn, error) {
 // reasonLateReturn is the kill's reason when a declared stall ended.
 const reasonLateReturn = "late_return"
 
-// EvLateReturn is logged once when a declared stall ends under the fence
-// policy.
-const EvLateReturn = "late_return"
-
 // declaredDead applies the fence policy to one poll's stalls. The first
 // stall the gate closes on is declared: STALLED goes out for it at once.
 // Once it is no longer over budget, it stays in what the gate sees, with
@@ -75,7 +73,7 @@ func (a *Agent) declaredDead(over []judged) ([]judged, *judged) {
 	late.reason = reasonLateReturn
 	if !a.lateLogged {
 		a.lateLogged = true
-		a.event(slog.LevelError, EvLateReturn, judgedAttrs(late)...)
+		a.event(slog.LevelError, event.LateReturn, judgedAttrs(late)...)
 	}
 	return append(over, late), &late
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // gateWatch is a log handler that notes what the gate says at the moment
@@ -24,7 +25,7 @@ func (h *gateWatch) WithAttrs([]slog.Attr) slog.Handler       { return h }
 func (h *gateWatch) WithGroup(string) slog.Handler            { return h }
 
 func (h *gateWatch) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != EvStall && r.Message != EvStallCleared {
+	if r.Message != event.Stall && r.Message != event.StallCleared {
 		return nil
 	}
 	st, _ := h.gate.state(time.Now())
@@ -70,17 +71,17 @@ func TestStallEventsPrecedeGate(t *testing.T) {
 	if _, err := w.Do("uffd-hang"); err != nil {
 		t.Fatal(err)
 	}
-	wait(EvStall)
+	wait(event.Stall)
 	if _, err := w.Do("uffd-release"); err != nil {
 		t.Fatal(err)
 	}
-	wait(EvStallCleared)
+	wait(event.StallCleared)
 	watch.mu.Lock()
 	defer watch.mu.Unlock()
-	if st := watch.seen[EvStall]; st == gateStalled {
+	if st := watch.seen[event.Stall]; st == gateStalled {
 		t.Errorf("the gate was already %v when the stall was logged", st)
 	}
-	if st := watch.seen[EvStallCleared]; st == gateAlive {
+	if st := watch.seen[event.StallCleared]; st == gateAlive {
 		t.Errorf("the gate was already %v when stall_cleared was logged", st)
 	}
 }

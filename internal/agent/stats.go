@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
@@ -247,13 +248,13 @@ func (r *statsRecorder) event(name string, attrs []slog.Attr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch name {
-	case EvStall:
+	case event.Stall:
 		r.st.Stalls[syscall()]++
-	case EvKill:
+	case event.Kill:
 		r.st.Kills[syscall()]++
-	case EvUnkillable:
+	case event.Unkillable:
 		r.st.Unkillable = true
-	case EvTrackerTampered:
+	case event.TrackerTampered:
 		r.st.Tampered = true
 	}
 }

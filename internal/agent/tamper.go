@@ -3,6 +3,7 @@ package agent
 import (
 	"log/slog"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
@@ -18,7 +19,7 @@ func (a *Agent) trackerTampered(te *tracker.TamperError) {
 	}
 	a.tampered = true
 	a.gate.distrust()
-	a.event(slog.LevelError, EvTrackerTampered, slog.String("link", te.Link),
+	a.event(slog.LevelError, event.TrackerTampered, slog.String("link", te.Link),
 		slog.Uint64("link_id", uint64(te.LinkID)), slog.String("change", te.Change))
 	a.pub.poke()
 }

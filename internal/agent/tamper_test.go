@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/testutil/linktamper"
 )
 
@@ -82,7 +83,7 @@ func TestTrackerTamperingStopsHeartbeat(t *testing.T) {
 	lastAlive := b.aliveUntil(t, tampered)
 	t.Logf("tampering seen after %v; last ALIVE %v after it", seen, lastAlive.Sub(tampered))
 	out := logs.Bytes()
-	for ev, want := range map[string]int{EvTrackerTampered: 1, EvHeartbeatStopped: 1, EvPollRecovered: 0, EvHeartbeatResumed: 0} {
+	for ev, want := range map[string]int{event.TrackerTampered: 1, event.HeartbeatStopped: 1, event.PollRecovered: 0, event.HeartbeatResumed: 0} {
 		if n := countEvents(t, out, ev); n != want {
 			t.Errorf("%d %s events, want %d; log:\n%s", n, ev, want, out)
 		}
@@ -101,15 +102,15 @@ func checkTamperEvent(t *testing.T, logs []byte, linkID uint32) {
 		if err := json.Unmarshal(line, &ev); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
-		if ev.Msg != EvTrackerTampered {
+		if ev.Msg != event.TrackerTampered {
 			continue
 		}
 		if ev.Link != "task iterator" || ev.LinkID != linkID || !strings.HasPrefix(ev.Change, "runs program ") {
-			t.Errorf("%s event %s, want the task iterator, link %d, running another program", EvTrackerTampered, line, linkID)
+			t.Errorf("%s event %s, want the task iterator, link %d, running another program", event.TrackerTampered, line, linkID)
 		}
 		return
 	}
-	t.Errorf("no %s event", EvTrackerTampered)
+	t.Errorf("no %s event", event.TrackerTampered)
 }
 
 // waitStats polls the agent's stats until cond holds, for 10 s at most.

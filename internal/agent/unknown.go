@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
@@ -44,7 +45,7 @@ func (a *Agent) noteUnknown(snap tracker.Snapshot) string {
 		u, known := w.threads[t.TID]
 		if !known {
 			u.since = snap.Taken.Add(-t.Unrecorded.For)
-			a.event(slog.LevelWarn, EvThreadUnknown, unknownAttrs(t, snap.Taken.Sub(u.since))...)
+			a.event(slog.LevelWarn, event.ThreadUnknown, unknownAttrs(t, snap.Taken.Sub(u.since))...)
 		}
 		u.thread = t
 		w.threads[t.TID] = u
@@ -59,11 +60,11 @@ func (a *Agent) noteUnknown(snap tracker.Snapshot) string {
 		delete(w.threads, tid)
 		_, alive := snap.Thread(tid)
 		t := u.thread
-		a.event(slog.LevelInfo, EvThreadKnown, slog.Int("pid", t.PID), slog.Int("tid", tid), slog.String("comm", t.Comm),
+		a.event(slog.LevelInfo, event.ThreadKnown, slog.Int("pid", t.PID), slog.Int("tid", tid), slog.String("comm", t.Comm),
 			slog.Float64("unknown_seconds", snap.Taken.Sub(u.since).Seconds()), slog.Bool("exited", !alive))
 	}
 	if snap.UnrecordedUnmarked > w.unmarked {
-		a.event(slog.LevelError, EvUnrecordedUnmarked, slog.Uint64("entries", snap.UnrecordedUnmarked),
+		a.event(slog.LevelError, event.UnrecordedUnmarked, slog.Uint64("entries", snap.UnrecordedUnmarked),
 			slog.String("reason", unmarkedReason))
 		w.unmarked = snap.UnrecordedUnmarked
 	}

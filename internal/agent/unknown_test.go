@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
@@ -34,13 +35,13 @@ func TestUnknownThreadsAreLoggedAndBlind(t *testing.T) {
 		events []string // logged by this step, in order
 	}{
 		{snap(0, 0, known(5), known(9)), "", nil},
-		{snap(100*time.Millisecond, 0, known(5), lost(9)), "thread 9 (worker) unknown: its entry into read", []string{EvThreadUnknown}},
+		{snap(100*time.Millisecond, 0, known(5), lost(9)), "thread 9 (worker) unknown: its entry into read", []string{event.ThreadUnknown}},
 		{snap(200*time.Millisecond, 0, known(5), lost(9)), "thread 9 (worker) unknown", nil},
-		{snap(300*time.Millisecond, 0, lost(5), lost(9)), "2 threads unknown; thread 5", []string{EvThreadUnknown}},
-		{snap(400*time.Millisecond, 0, known(5), known(9)), "", []string{EvThreadKnown, EvThreadKnown}},
-		{snap(500*time.Millisecond, 0, known(5), lost(11)), "thread 11", []string{EvThreadUnknown}},
-		{snap(600*time.Millisecond, 0, known(5)), "", []string{EvThreadKnown}},
-		{snap(700*time.Millisecond, 3, known(5)), "3 syscall entries could not be recorded", []string{EvUnrecordedUnmarked}},
+		{snap(300*time.Millisecond, 0, lost(5), lost(9)), "2 threads unknown; thread 5", []string{event.ThreadUnknown}},
+		{snap(400*time.Millisecond, 0, known(5), known(9)), "", []string{event.ThreadKnown, event.ThreadKnown}},
+		{snap(500*time.Millisecond, 0, known(5), lost(11)), "thread 11", []string{event.ThreadUnknown}},
+		{snap(600*time.Millisecond, 0, known(5)), "", []string{event.ThreadKnown}},
+		{snap(700*time.Millisecond, 3, known(5)), "3 syscall entries could not be recorded", []string{event.UnrecordedUnmarked}},
 		{snap(800*time.Millisecond, 3, known(5)), "3 syscall entries", nil},
 	}
 	for i, st := range steps {
@@ -64,12 +65,12 @@ func TestUnknownThreadsAreLoggedAndBlind(t *testing.T) {
 		}
 		for _, ev := range events {
 			switch ev["msg"] {
-			case EvThreadUnknown:
+			case event.ThreadUnknown:
 				// Unknown since its first unrecorded entry, 300ms before the snapshot.
 				if ev["syscall"] != "read" || ev["unknown_seconds"] != 0.3 || !strings.Contains(ev["reason"].(string), "task storage") {
 					t.Errorf("step %d: %v", i, ev)
 				}
-			case EvThreadKnown:
+			case event.ThreadKnown:
 				if gone := ev["tid"] == 11.0; ev["exited"] != gone {
 					t.Errorf("step %d: %v, want exited=%v", i, ev, gone)
 				}

@@ -5,13 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // FlushTimeout bounds how long Log.Close waits for an output nobody reads.
 const FlushTimeout = 2 * time.Second
-
-// EvLogDropped says how many lines a blocked output cost.
-const EvLogDropped = "log_dropped"
 
 // Log is an event log whose lines are written by a goroutine of their own:
 // an output that blocks drops lines (counted, then reported) rather than
@@ -42,7 +41,7 @@ func NewLogger(w io.Writer, format, level string) (*Log, error) {
 		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
 	l.out.OnDrop(func(n uint64) {
-		l.Warn(EvLogDropped, "lines", n, "reason", "the log output blocked")
+		l.Warn(event.LogDropped, "lines", n, "reason", "the log output blocked")
 	})
 	return &l, nil
 }

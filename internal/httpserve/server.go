@@ -15,29 +15,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/metrics"
 )
 
-// Events, in the style of the agent's (see agent/events.go).
-const (
-	EvListening = "metrics_listening"
-	EvFailed    = "metrics_failed"
-)
-
 // Start serves reg at /metrics on addr, with extra handlers beside it,
-// and returns at once. A server that cannot start is logged (EvFailed),
+// and returns at once. A server that cannot start is logged (event.MetricsFailed),
 // not fatal: the agent's job is the heartbeat and the kill, and
 // Prometheus reports the missing target. regErr is an error building reg,
 // logged the same way.
 func Start(log *slog.Logger, addr string, reg *prometheus.Registry, regErr error, extra map[string]http.Handler) *Server {
 	s := &Server{scraped: make(chan struct{}, 1)}
 	if regErr != nil {
-		log.Error(EvFailed, "err", regErr)
+		log.Error(event.MetricsFailed, "err", regErr)
 		return s
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		log.Error(EvFailed, "addr", addr, "err", fmt.Errorf("listening for scrapes: %w", err))
+		log.Error(event.MetricsFailed, "addr", addr, "err", fmt.Errorf("listening for scrapes: %w", err))
 		return s
 	}
 	mux := http.NewServeMux()
@@ -57,11 +52,11 @@ func Start(log *slog.Logger, addr string, reg *prometheus.Registry, regErr error
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error(EvFailed, "addr", ln.Addr().String(), "err", err)
+			log.Error(event.MetricsFailed, "addr", ln.Addr().String(), "err", err)
 		}
 	}()
 	// The actual address: with port 0 (tests) the kernel chose it.
-	log.Info(EvListening, "addr", ln.Addr().String())
+	log.Info(event.MetricsListening, "addr", ln.Addr().String())
 	return s
 }
 

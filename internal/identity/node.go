@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // DefaultStateDir holds incarnations and node locks when neither
@@ -39,7 +41,7 @@ func Claim(id, stateDir string, log *slog.Logger) (*Node, error) {
 	}
 	n := &Node{ID: id, log: log, release: func() {}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		log.Warn(EvStateDirUnusable, "dir", dir, "err", err,
+		log.Warn(event.StateDirUnusable, "dir", dir, "err", err,
 			"detail", "incarnations follow the clock and node ids are not locked")
 		return n, nil
 	}
@@ -49,7 +51,7 @@ func Claim(id, stateDir string, log *slog.Logger) (*Node, error) {
 	case errors.Is(err, ErrNodeInUse):
 		return nil, fmt.Errorf("%w; give each agent on this host its own --node-id", err)
 	case err != nil:
-		log.Warn(EvNodeNotLocked, "node", id, "err", err)
+		log.Warn(event.NodeNotLocked, "node", id, "err", err)
 		return n, nil
 	}
 	n.release = func() { l.Unlock() }
@@ -65,7 +67,7 @@ func (n *Node) Incarnation() uint64 {
 		if err == nil {
 			return inc
 		}
-		n.log.Warn(EvIncarnationNotPersisted, "node", n.ID, "err", err,
+		n.log.Warn(event.IncarnationNotPersisted, "node", n.ID, "err", err,
 			"detail", "a clock stepped back across a restart makes peers ignore this node until it catches up")
 	}
 	return uint64(now.UnixNano())
@@ -73,10 +75,3 @@ func (n *Node) Incarnation() uint64 {
 
 // Release drops the node's lock.
 func (n *Node) Release() { n.release() }
-
-// Events this package logs: the "msg" of its records.
-const (
-	EvStateDirUnusable        = "state_dir_unusable"
-	EvNodeNotLocked           = "node_not_locked"
-	EvIncarnationNotPersisted = "incarnation_not_persisted"
-)

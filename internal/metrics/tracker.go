@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
@@ -152,6 +153,6 @@ func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 func (c *trackerCollector) failed(source string, err error) {
 	c.errors.WithLabelValues(source).Inc()
 	if _, seen := c.warned.LoadOrStore(source, true); !seen {
-		c.log.Warn("metrics: reading tracker failed", "source", source, "err", err)
+		c.log.Warn(event.MetricsReadFailed, "source", source, "err", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // Options are what a user chooses (--on-unkillable, --watchdog-device,
@@ -62,7 +64,7 @@ func (o Options) Arm(kill bool, log *slog.Logger) (Fencer, error) {
 		}
 		nf = wd
 	}
-	log.Warn("node fencing armed: if the target cannot be killed, this node goes down",
-		"method", nf.String(), "watchdog_device", o.WatchdogDevice)
+	log.Warn(event.NodeFenceArmed, "method", nf.String(), "watchdog_device", o.WatchdogDevice,
+		"detail", "if the target cannot be killed, this node goes down")
 	return nf, nil
 }

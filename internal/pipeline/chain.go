@@ -8,6 +8,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/nodefence"
 	"github.com/stallmon/stallmon/internal/selfprotect"
 	"github.com/stallmon/stallmon/internal/sink"
@@ -76,7 +77,7 @@ func (c *chain) protect(adjustOOM bool) {
 	r := selfprotect.Apply(adjustOOM)
 	for _, err := range []error{r.LockErr, r.OOMAdjErr} {
 		if err != nil {
-			c.log.Warn(selfprotect.EvFailed, "err", err)
+			c.log.Warn(event.SelfProtectFailed, "err", err)
 		}
 	}
 }
@@ -143,7 +144,7 @@ func (c *chain) logAttached(what ...any) {
 		node = c.hb.NodeID
 	}
 	w := c.cfg.Watch
-	c.log.Info(agent.EvAttached, append(what, "node", node, "arch", tracker.Arch, "tracker", w.Tracker,
+	c.log.Info(event.Attached, append(what, "node", node, "arch", tracker.Arch, "tracker", w.Tracker,
 		"poll_interval_seconds", w.PollInterval.Seconds(), "kill", !w.NoKill, "heartbeat", c.hb != nil,
 		"sinks", sinkNames(c.hub))...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/identity"
 )
 
@@ -46,7 +47,7 @@ func buildHeartbeat(c Heartbeat, node Node, service string, log *slog.Logger) (*
 			return nil, noop, configErr(fmt.Errorf("--key-file: %w", err))
 		}
 	} else if key == nil {
-		log.Warn("no --key-file: heartbeats are unauthenticated and peers will say so")
+		log.Warn(event.Unauthenticated, "detail", "no --key-file: heartbeats are unauthenticated and peers will say so")
 	}
 	n, err := identity.Claim(id, node.StateDir, log)
 	if err != nil {

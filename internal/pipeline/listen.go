@@ -11,6 +11,7 @@ import (
 
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/asynclog"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/metrics"
 	"github.com/stallmon/stallmon/peer"
 )
@@ -69,7 +70,7 @@ func Listen(ctx context.Context, c Listener) error {
 		return configErr(fmt.Errorf("--key-file: %w", err))
 	}
 	if ring.Len() == 0 {
-		log.Warn("no --key-file given: heartbeats are accepted unauthenticated, and anyone who can reach the group can forge them")
+		log.Warn(event.Unauthenticated, "detail", "no --key-file given: heartbeats are accepted unauthenticated, and anyone who can reach the group can forge them")
 	}
 
 	recv, err := heartbeat.Listen(heartbeat.ReceiverConfig{Group: group, Interface: c.Interface})
@@ -80,7 +81,9 @@ func Listen(ctx context.Context, c Listener) error {
 	// A stdout nobody reads must not hold up detection: the events are
 	// queued, and dropped (counted in the log) if it stays blocked.
 	events := asynclog.New(c.Out, asynclog.DefaultMax)
-	events.OnDrop(func(n uint64) { log.Error("node state changes not printed", "lines", n, "reason", "stdout blocked") })
+	events.OnDrop(func(n uint64) {
+		log.Error(event.LogDropped, "lines", n, "reason", "stdout blocked", "detail", "node state changes not printed")
+	})
 	defer events.Close(asynclog.FlushTimeout)
 	printer := &statePrinter{w: events, json: c.JSON, log: log}
 	failovers := metrics.NewFailovers()
@@ -99,13 +102,13 @@ func Listen(ctx context.Context, c Listener) error {
 	for _, id := range ring.IDs() {
 		keyIDs = append(keyIDs, int(id))
 	}
-	log.Info("listening", "group", group.String(), "interface", c.Interface, "key_ids", keyIDs,
+	log.Info(event.Listening, "group", group.String(), "interface", c.Interface, "key_ids", keyIDs,
 		"timeout_seconds", c.Timeout.Seconds(), "on_failover", c.OnFailover != "")
 	stopMetrics := serveListener(ctx, c.MetricsAddr, c.Version, log, l, failovers)
 	runErr := l.Run(ctx)
 	stopMetrics()
 	st := l.Stats()
-	log.Info("stopped", "accepted", st.Accepted, "rejected", st.Rejected)
+	log.Info(event.ListenerStopped, "accepted", st.Accepted, "rejected", st.Rejected)
 	return runErr
 }
 
@@ -145,6 +148,8 @@ func (p *statePrinter) print(ev peer.Event) {
 	// A closed stdout (a pipe reader gone) must not stop failover hooks, so
 	// it is reported once and otherwise ignored.
 	if err != nil {
-		p.once.Do(func() { p.log.Error("cannot print node state change", "err", err) })
+		p.once.Do(func() {
+			p.log.Error(event.PrintFailed, "err", err, "detail", "cannot print node state changes; failover hooks go on")
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/httpserve"
 	"github.com/stallmon/stallmon/internal/metrics"
 	"github.com/stallmon/stallmon/internal/tracker"
@@ -28,7 +29,7 @@ const (
 func serveAgent(ctx context.Context, c Metrics, version string, log *slog.Logger, t *tracker.Tracker, a *agent.Agent, table *budget.Table, poll time.Duration) (stop func()) {
 	if c.Addr == "" {
 		if c.LatencyHistogram || c.BPFStats {
-			log.Warn(httpserve.EvFailed, "err", "--latency-histogram and --bpf-stats are only exported with --metrics-addr")
+			log.Warn(event.MetricsFailed, "detail", "--latency-histogram and --bpf-stats are only exported with --metrics-addr")
 		}
 		return func() {}
 	}
@@ -36,7 +37,7 @@ func serveAgent(ctx context.Context, c Metrics, version string, log *slog.Logger
 	if c.BPFStats {
 		var err error
 		if stats, err = tracker.EnableBPFStats(); err != nil {
-			log.Warn(httpserve.EvFailed, "err", err)
+			log.Warn(event.MetricsFailed, "err", err)
 		}
 	}
 	statsHeld := stats != nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/identity"
 	"github.com/stallmon/stallmon/internal/sink"
 )
@@ -33,7 +34,7 @@ func startSinks(c Sinks, node Node, service string, t sink.Target, log *slog.Log
 	closeAll := func() {
 		for _, s := range sinks {
 			if err := s.Close(); err != nil {
-				log.Warn("closing sink", "sink", s.Name(), "err", err)
+				log.Warn(event.SinkCloseFailed, "sink", s.Name(), "err", err)
 			}
 		}
 	}

@@ -16,9 +16,6 @@ import (
 // watches, not -1000 (never), so that a leak of its own is still fatal.
 const OOMScoreAdj = -900
 
-// EvFailed names what stallmon could not do to protect itself.
-const EvFailed = "self_protect_failed"
-
 // Report says what could not be done; nil errors mean done.
 type Report struct {
 	LockErr, OOMAdjErr error

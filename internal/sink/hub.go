@@ -5,13 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-)
 
-// Events the hub logs, in the style of the agent's (see agent/events.go).
-const (
-	EvSinkFailed    = "sink_failed"
-	EvSinkRecovered = "sink_recovered"
-	EvSinkAbandoned = "sink_abandoned"
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // Options tunes a Hub; zero values take the defaults.
@@ -151,7 +146,7 @@ func (h *Hub) Stop(timeout time.Duration) {
 			}
 			w.mu.Unlock()
 			if pending > 0 || busy {
-				h.log.Error(EvSinkAbandoned, "sink", w.st.Name, "pending", pending, "applying", busy)
+				h.log.Error(event.SinkAbandoned, "sink", w.st.Name, "pending", pending, "applying", busy)
 			}
 		}
 	}
@@ -283,7 +278,7 @@ func (w *worker) applied(log *slog.Logger, v Verdict) {
 	w.failing, w.st.OK = false, true
 	w.mu.Unlock()
 	if recovered {
-		log.Info(EvSinkRecovered, "sink", w.st.Name, "state", v.State.String())
+		log.Info(event.SinkRecovered, "sink", w.st.Name, "state", v.State.String())
 	}
 }
 
@@ -295,6 +290,6 @@ func (w *worker) failed(log *slog.Logger, v Verdict, err error) {
 	w.failing, w.st.OK = true, false
 	w.mu.Unlock()
 	if first {
-		log.Warn(EvSinkFailed, "sink", w.st.Name, "state", v.State.String(), "err", err)
+		log.Warn(event.SinkFailed, "sink", w.st.Name, "state", v.State.String(), "err", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // recSink records what it applied and can be made to fail or block.
@@ -115,11 +117,11 @@ func TestHubRetriesFailedApply(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if n := strings.Count(logs.String(), EvSinkFailed); n != 1 {
-		t.Errorf("%d %s lines, want 1:\n%s", n, EvSinkFailed, logs.String())
+	if n := strings.Count(logs.String(), event.SinkFailed); n != 1 {
+		t.Errorf("%d %s lines, want 1:\n%s", n, event.SinkFailed, logs.String())
 	}
-	if n := strings.Count(logs.String(), EvSinkRecovered); n != 1 {
-		t.Errorf("%d %s lines, want 1:\n%s", n, EvSinkRecovered, logs.String())
+	if n := strings.Count(logs.String(), event.SinkRecovered); n != 1 {
+		t.Errorf("%d %s lines, want 1:\n%s", n, event.SinkRecovered, logs.String())
 	}
 }
 
@@ -220,8 +222,8 @@ func TestHubStopIsBounded(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(logs.String(), EvSinkAbandoned) {
-		t.Errorf("no %s logged:\n%s", EvSinkAbandoned, logs.String())
+	if !strings.Contains(logs.String(), event.SinkAbandoned) {
+		t.Errorf("no %s logged:\n%s", event.SinkAbandoned, logs.String())
 	}
 }
 
@@ -283,8 +285,8 @@ func TestHubStopReportsVerdictInFlight(t *testing.T) {
 	h.Stop(50 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(logs.String(), EvSinkAbandoned) || !strings.Contains(logs.String(), "applying=true") {
-		t.Errorf("no %s for the verdict in flight:\n%s", EvSinkAbandoned, logs.String())
+	if !strings.Contains(logs.String(), event.SinkAbandoned) || !strings.Contains(logs.String(), "applying=true") {
+		t.Errorf("no %s for the verdict in flight:\n%s", event.SinkAbandoned, logs.String())
 	}
 	if h.Stats()[0].OK {
 		t.Error("a sink abandoned in Apply reads as up")

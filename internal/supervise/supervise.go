@@ -22,15 +22,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/cgroup"
-)
-
-// Events, the "msg" of log records, like the agent's.
-const (
-	EvServiceStarted = "service_started"
-	EvServiceExited  = "service_exited"
-	EvServiceRestart = "service_restart"
-	EvServiceGaveUp  = "service_gave_up"
-	EvSignalForward  = "signal_forwarded"
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // Config configures Run.
@@ -96,7 +88,7 @@ func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
 		}
 		inc, err := runOnce(ctx, cfg, dir, watch, restarts+1)
 		if rerr := dir.Remove(); rerr != nil && err == nil {
-			cfg.Logger.Warn("removing the service's cgroup", "err", rerr)
+			cfg.Logger.Warn(event.CgroupRemoveFailed, "err", rerr)
 		}
 		if err != nil {
 			return Status{}, err
@@ -107,7 +99,7 @@ func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
 			return inc.status, nil
 		}
 		if cfg.MaxRestarts > 0 && restarts >= cfg.MaxRestarts {
-			cfg.Logger.Error(EvServiceGaveUp, "restarts", restarts, "status", inc.status.String())
+			cfg.Logger.Error(event.ServiceGaveUp, "restarts", restarts, "status", inc.status.String())
 			return inc.status, nil
 		}
 		if inc.ran >= cfg.StableAfter {
@@ -116,7 +108,7 @@ func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
 		restarts++
 		inRow++
 		delay := backoff(cfg.RestartDelay, inRow)
-		cfg.Logger.Warn(EvServiceRestart, "restart", restarts, "delay_seconds", delay.Seconds(), "status", inc.status.String())
+		cfg.Logger.Warn(event.ServiceRestart, "restart", restarts, "delay_seconds", delay.Seconds(), "status", inc.status.String())
 		if stop := sleep(ctx, cfg.Signals, delay); stop {
 			return inc.status, nil
 		}
@@ -156,7 +148,7 @@ func removeStale(parent string, log *slog.Logger) {
 			continue
 		}
 		if err := os.Remove(d); err == nil {
-			log.Info("removed a stale cgroup", "cgroup", d)
+			log.Info(event.CgroupRemoved, "cgroup", d)
 		}
 	}
 }
@@ -194,7 +186,7 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 	if err != nil {
 		return incarnation{}, fmt.Errorf("starting %s: %w", cfg.Command[0], err)
 	}
-	cfg.Logger.Info(EvServiceStarted, "incarnation", n, "pid", cmd.Process.Pid, "cgroup", dir.Path, "command", cfg.Command)
+	cfg.Logger.Info(event.ServiceStarted, "incarnation", n, "pid", cmd.Process.Pid, "cgroup", dir.Path, "command", cfg.Command)
 
 	type result struct {
 		outcome agent.Outcome
@@ -216,15 +208,15 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 	for {
 		select {
 		case <-stopping:
-			cfg.Logger.Warn("service_stop_timeout", "pid", cmd.Process.Pid, "timeout_seconds", cfg.StopTimeout.Seconds())
+			cfg.Logger.Warn(event.ServiceStopTimeout, "pid", cmd.Process.Pid, "timeout_seconds", cfg.StopTimeout.Seconds())
 			if err := dir.Kill(); err != nil && !errors.Is(err, cgroup.ErrNoKill) {
-				cfg.Logger.Error("killing the service", "err", err)
+				cfg.Logger.Error(event.ServiceKillFailed, "err", err, "detail", "killing the service")
 			}
 		case sig := <-cfg.Signals:
 			// Through the pidfd Go holds for the child: never a
 			// recycled PID.
 			if err := cmd.Process.Signal(sig); err == nil {
-				cfg.Logger.Info(EvSignalForward, "signal", sig.String(), "pid", cmd.Process.Pid)
+				cfg.Logger.Info(event.SignalForwarded, "signal", sig.String(), "pid", cmd.Process.Pid)
 			}
 			if (sig == syscall.SIGTERM || sig == os.Interrupt) && !inc.stopped {
 				inc.stopped = true
@@ -238,17 +230,17 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 			mainDone = nil
 			inc.status = statusOf(cmd.ProcessState)
 			inc.ran = time.Since(started)
-			cfg.Logger.Info(EvServiceExited, "incarnation", n, "pid", cmd.Process.Pid, "status", inc.status.String(),
+			cfg.Logger.Info(event.ServiceExited, "incarnation", n, "pid", cmd.Process.Pid, "status", inc.status.String(),
 				"exit_code", inc.status.ExitCode())
 			if err := dir.Kill(); err != nil && !errors.Is(err, cgroup.ErrNoKill) {
-				cfg.Logger.Error("killing the rest of the service", "err", err)
+				cfg.Logger.Error(event.ServiceKillFailed, "err", err, "detail", "killing the rest of the service")
 			}
 		case r := <-judged:
 			if r.err != nil {
 				// Nobody judges the service any more: it must not go
 				// on unwatched.
 				if err := dir.Kill(); err != nil {
-					cfg.Logger.Error("killing the unwatched service", "err", err)
+					cfg.Logger.Error(event.ServiceKillFailed, "err", err, "detail", "killing the unwatched service")
 				}
 				if mainDone != nil {
 					<-mainDone
@@ -260,7 +252,7 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 				<-mainDone
 				inc.status = statusOf(cmd.ProcessState)
 				inc.ran = time.Since(started)
-				cfg.Logger.Info(EvServiceExited, "incarnation", n, "pid", cmd.Process.Pid, "status", inc.status.String(),
+				cfg.Logger.Info(event.ServiceExited, "incarnation", n, "pid", cmd.Process.Pid, "status", inc.status.String(),
 					"exit_code", inc.status.ExitCode())
 			}
 			return inc, nil

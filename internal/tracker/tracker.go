@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
@@ -178,7 +179,7 @@ func (m *Tracker) attach() error {
 		return fmt.Errorf("attaching task iterator: %w", err)
 	}
 	if !filtered && filterPID != 0 {
-		m.log.Warn("task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
+		m.log.Warn(event.IteratorUnfiltered, "detail", "task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
 	}
 	m.iter = it
 	if err := m.guard.watch("task iterator", it, m.objs.Snapshot, "task"); err != nil {

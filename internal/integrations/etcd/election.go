@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
@@ -90,7 +91,7 @@ func (s *Sink) waitCampaign(ctx context.Context) error {
 func (s *Sink) campaign(c *campaign, e *concurrency.Election) {
 	backoff := 100 * time.Millisecond
 	retry := func(what string, err error) bool {
-		s.log.Warn(EvCampaignFailed, "election", s.cfg.Election, "step", what, "err", err)
+		s.log.Warn(event.EtcdCampaignFailed, "election", s.cfg.Election, "step", what, "err", err)
 		select {
 		case <-c.ctx.Done():
 			return false
@@ -104,7 +105,7 @@ func (s *Sink) campaign(c *campaign, e *concurrency.Election) {
 			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 				// Gone for good: the next Alive verdict grants a new
 				// lease and campaigns with it.
-				s.log.Warn(EvCampaignFailed, "election", s.cfg.Election, "err", err)
+				s.log.Warn(event.EtcdCampaignFailed, "election", s.cfg.Election, "err", err)
 				return
 			}
 			if c.ctx.Err() != nil || !retry("campaigning", err) {
@@ -123,7 +124,7 @@ func (s *Sink) campaign(c *campaign, e *concurrency.Election) {
 			continue
 		}
 		if len(resp.Kvs) == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) != c.lease {
-			s.log.Warn(EvCampaignFailed, "election", s.cfg.Election, "step", "checking the leader key",
+			s.log.Warn(event.EtcdCampaignFailed, "election", s.cfg.Election, "step", "checking the leader key",
 				"err", "won with a key no longer ours; campaigning again", "key", e.Key())
 			continue
 		}
@@ -150,7 +151,7 @@ func (s *Sink) elected(c *campaign, key string) bool {
 	s.leader = true
 	last := s.last
 	s.mu.Unlock()
-	s.log.Info(EvElected, "election", s.cfg.Election, "key", key)
+	s.log.Info(event.EtcdElected, "election", s.cfg.Election, "key", key)
 	s.hooks.enqueue(s.hook(hookElected, s.cfg.OnElected, last, "campaign_won"))
 	return true
 }
@@ -165,7 +166,7 @@ func (s *Sink) lostOffice(c *campaign, key string) {
 	s.leader = false
 	last := s.last
 	s.mu.Unlock()
-	s.log.Warn(EvDemoted, "election", s.cfg.Election, "reason", "key_deleted", "key", key)
+	s.log.Warn(event.EtcdDemoted, "election", s.cfg.Election, "reason", "key_deleted", "key", key)
 	s.hooks.enqueue(s.hook(hookDemoted, s.cfg.OnDemoted, last, "key_deleted"))
 }
 
@@ -214,7 +215,7 @@ func (s *Sink) demote(reason string) {
 	last := s.last
 	s.mu.Unlock()
 	if wasLeader {
-		s.log.Warn(EvDemoted, "election", s.cfg.Election, "reason", reason)
+		s.log.Warn(event.EtcdDemoted, "election", s.cfg.Election, "reason", reason)
 		s.hooks.enqueue(s.hook(hookDemoted, s.cfg.OnDemoted, last, reason))
 	}
 }

@@ -10,17 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// Events this package logs, in the style of the agent's (agent/events.go).
-const (
-	EvElected   = "etcd_elected"
-	EvDemoted   = "etcd_demoted"
-	EvHook      = "etcd_hook"
-	EvHookSkip  = "etcd_hook_skipped"
-	EvLeaseLost = "etcd_lease_lost"
-	// EvCampaignFailed: a campaign step failed; it is retried.
-	EvCampaignFailed = "etcd_campaign_failed"
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // Hook names, also the value of STALLMON_EVENT in a hook's environment.
@@ -72,7 +63,7 @@ func (h *hookRunner) enqueue(r hookRun) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		h.log.Warn(EvHookSkip, "hook", r.event, "reason", "sink closed")
+		h.log.Warn(event.EtcdHookSkipped, "hook", r.event, "reason", "sink closed")
 		return
 	}
 	h.queue = append(h.queue, r)
@@ -121,7 +112,7 @@ func (h *hookRunner) loop() {
 		h.queue = h.queue[1:]
 		h.mu.Unlock()
 		if h.ctx.Err() != nil {
-			h.log.Warn(EvHookSkip, "hook", r.event, "reason", "sink closed")
+			h.log.Warn(event.EtcdHookSkipped, "hook", r.event, "reason", "sink closed")
 			continue
 		}
 		h.run(r)
@@ -148,13 +139,13 @@ func (h *hookRunner) run(r hookRun) {
 	}
 	switch {
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded):
-		h.log.Error(EvHook, append(attrs, "err", "timed out after "+h.timeout.String())...)
+		h.log.Error(event.EtcdHook, append(attrs, "err", "timed out after "+h.timeout.String())...)
 	case ctx.Err() != nil:
-		h.log.Error(EvHook, append(attrs, "err", "killed: sink closed")...)
+		h.log.Error(event.EtcdHook, append(attrs, "err", "killed: sink closed")...)
 	case err != nil:
-		h.log.Error(EvHook, append(attrs, "err", err.Error())...)
+		h.log.Error(event.EtcdHook, append(attrs, "err", err.Error())...)
 	default:
-		h.log.Info(EvHook, attrs...)
+		h.log.Info(event.EtcdHook, attrs...)
 	}
 }
 

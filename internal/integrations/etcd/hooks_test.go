@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stallmon/stallmon/internal/event"
 )
 
 // A hook that outlives its timeout is killed with everything it started,
@@ -26,8 +28,8 @@ func TestHookTimeoutKillsItsGroup(t *testing.T) {
 	if took := time.Since(start); took > 50*time.Millisecond {
 		t.Errorf("enqueueing took %v", took)
 	}
-	waitFor(t, "both hooks logged", 5*time.Second, func() bool { return len(records(log, EvHook)) == 2 })
-	recs := records(log, EvHook)
+	waitFor(t, "both hooks logged", 5*time.Second, func() bool { return len(records(log, event.EtcdHook)) == 2 })
+	recs := records(log, event.EtcdHook)
 	if recs[0]["hook"] != hookElected || !strings.Contains(fmt.Sprint(recs[0]["err"]), "timed out") {
 		t.Errorf("first hook logged %v, want elected timed out", recs[0])
 	}
@@ -69,10 +71,10 @@ func TestHookRunnerCloseIsBounded(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("close took %v", took)
 	}
-	if recs := records(log, EvHook); len(recs) != 1 || !strings.Contains(fmt.Sprint(recs[0]["err"]), "killed") {
+	if recs := records(log, event.EtcdHook); len(recs) != 1 || !strings.Contains(fmt.Sprint(recs[0]["err"]), "killed") {
 		t.Errorf("hook records %v, want the sleep killed", recs)
 	}
-	if recs := records(log, EvHookSkip); len(recs) != 1 {
+	if recs := records(log, event.EtcdHookSkipped); len(recs) != 1 {
 		t.Errorf("skip records %v, want the queued hook skipped", recs)
 	}
 }

@@ -23,16 +23,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
-)
-
-const (
-	// EvLease is logged when the sink grants, abandons or revokes its lease.
-	EvLease = "etcd_lease"
-	// EvTTLTooShort: two Alive verdicts in a row came more than half the
-	// TTL apart, so a late one lets the lease expire under a healthy
-	// service.
-	EvTTLTooShort = "etcd_ttl_too_short"
 )
 
 // closeTimeout bounds each step of Close that talks to etcd or waits.
@@ -148,7 +140,7 @@ func (s *Sink) applyAlive(ctx context.Context, v sink.Verdict) error {
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			// Expired: etcd was out of reach, or Apply late, for longer
 			// than the TTL. Start afresh below.
-			s.log.Warn(EvLeaseLost, "lease", leaseHex(s.lease), "reason", "expired in etcd")
+			s.log.Warn(event.EtcdLeaseLost, "lease", leaseHex(s.lease), "reason", "expired in etcd")
 			s.demote("lease_lost")
 			s.forgetLease()
 		case err != nil:
@@ -172,7 +164,7 @@ func (s *Sink) applyAlive(ctx context.Context, v sink.Verdict) error {
 		s.forgetLease()
 		s.lease, s.refreshing = resp.ID, true
 		s.armExpiry(sent.Add(time.Duration(resp.TTL) * time.Second))
-		s.log.Info(EvLease, "action", "granted", "lease", leaseHex(s.lease), "ttl_seconds", resp.TTL)
+		s.log.Info(event.EtcdLease, "action", "granted", "lease", leaseHex(s.lease), "ttl_seconds", resp.TTL)
 	}
 	if err := s.writeKey(ctx, v, sink.Alive.String()); err != nil {
 		return err
@@ -189,7 +181,7 @@ func (s *Sink) applyAlive(ctx context.Context, v sink.Verdict) error {
 func (s *Sink) checkPace(now time.Time) {
 	if gap := now.Sub(s.lastAlive); gap > s.cfg.TTL/2 && !s.warnedSlow && !s.lastAlive.IsZero() {
 		s.warnedSlow = true
-		s.log.Warn(EvTTLTooShort, "gap_seconds", gap.Seconds(), "ttl_seconds", s.cfg.TTL.Seconds(),
+		s.log.Warn(event.EtcdTTLTooShort, "gap_seconds", gap.Seconds(), "ttl_seconds", s.cfg.TTL.Seconds(),
 			"hint", "raise --etcd-ttl or lower --interval")
 	}
 }
@@ -203,7 +195,7 @@ func (s *Sink) applyStalled(ctx context.Context, v sink.Verdict, state string) e
 	}
 	if s.refreshing {
 		s.refreshing = false
-		s.log.Info(EvLease, "action", "abandoned", "lease", leaseHex(s.lease), "state", state,
+		s.log.Info(event.EtcdLease, "action", "abandoned", "lease", leaseHex(s.lease), "state", state,
 			"expires_within_seconds", s.cfg.TTL.Seconds())
 	}
 	ops := []clientv3.Op{}
@@ -226,7 +218,7 @@ func (s *Sink) applyStalled(ctx context.Context, v sink.Verdict, state string) e
 	switch {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		// Expired already, and every key bound to it with it.
-		s.log.Info(EvLease, "action", "expired", "lease", leaseHex(s.lease), "state", state)
+		s.log.Info(event.EtcdLease, "action", "expired", "lease", leaseHex(s.lease), "state", state)
 		s.forgetLease()
 		return nil
 	case err != nil:
@@ -269,7 +261,7 @@ func (s *Sink) revoke(ctx context.Context) error {
 	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("revoking lease %s: %w", leaseHex(s.lease), err)
 	}
-	s.log.Info(EvLease, "action", "revoked", "lease", leaseHex(s.lease),
+	s.log.Info(event.EtcdLease, "action", "revoked", "lease", leaseHex(s.lease),
 		"already_expired", err != nil, "seconds", time.Since(start).Seconds())
 	s.forgetLease()
 	return nil
@@ -294,7 +286,7 @@ func (s *Sink) armExpiry(deadline time.Time) {
 			return
 		}
 		s.mu.Unlock()
-		s.log.Warn(EvLeaseLost, "reason", "no keep-alive answered within the TTL")
+		s.log.Warn(event.EtcdLeaseLost, "reason", "no keep-alive answered within the TTL")
 		s.demote("lease_lost")
 	})
 }
@@ -321,7 +313,7 @@ func (s *Sink) Close() error {
 	select {
 	case <-done:
 	case <-time.After(closeTimeout):
-		s.log.Warn("etcd campaign still running at close")
+		s.log.Warn(event.EtcdCampaignRunningAtClose, "election", s.cfg.Election)
 	}
 	s.hooks.close(s.cfg.HookTimeout + time.Second)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
@@ -89,7 +90,7 @@ func TestKeyExpiresWhenVerdictsStop(t *testing.T) {
 	if s.IsLeader() {
 		t.Error("the sink still thinks it leads after its lease expired")
 	}
-	if recs := records(s.log, EvLeaseLost); len(recs) == 0 {
+	if recs := records(s.log, event.EtcdLeaseLost); len(recs) == 0 {
 		t.Error("no etcd_lease_lost logged")
 	}
 
@@ -175,7 +176,7 @@ func TestWarnsWhenVerdictsComeTooRarely(t *testing.T) {
 			time.Sleep(s.cfg.TTL/2 + 100*time.Millisecond)
 		}
 	}
-	if n := len(records(s.log, EvTTLTooShort)); n != 1 {
-		t.Errorf("%d %s records, want 1", n, EvTTLTooShort)
+	if n := len(records(s.log, event.EtcdTTLTooShort)); n != 1 {
+		t.Errorf("%d %s records, want 1", n, event.EtcdTTLTooShort)
 	}
 }

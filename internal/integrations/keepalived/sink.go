@@ -8,14 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
-)
-
-// Events the sink logs.
-const (
-	EvFileWritten  = "keepalived_file_written"
-	EvFileAltered  = "keepalived_file_altered"
-	EvAliveExpired = "keepalived_alive_expired"
 )
 
 // closeTimeout bounds Close, which has no context: the last write may
@@ -70,7 +64,7 @@ func New(path string, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log.Info(EvFileWritten, "path", abs, "value", ValueStarting, "state", valueName(ValueStarting))
+	log.Info(event.KeepalivedFileWritten, "path", abs, "value", ValueStarting, "state", valueName(ValueStarting))
 	s := &Sink{path: abs, log: log, reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.keep(m)
 	return s, nil
@@ -142,12 +136,12 @@ func (s *Sink) ensure(m mark, value int) (mark, error) {
 		return m, nil
 	}
 	if m.value == value {
-		s.log.Warn(EvFileAltered, "path", s.path, "value", value, "state", valueName(value))
+		s.log.Warn(event.KeepalivedFileAltered, "path", s.path, "value", value, "state", valueName(value))
 	}
 	nm, err := writeValue(s.path, value)
 	if err != nil {
 		return unknown, fmt.Errorf("writing %s: %w", s.path, err)
 	}
-	s.log.Info(EvFileWritten, "path", s.path, "value", value, "state", valueName(value))
+	s.log.Info(event.KeepalivedFileWritten, "path", s.path, "value", value, "state", valueName(value))
 	return nm, nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
@@ -125,15 +126,15 @@ func TestWritesOnlyOnChange(t *testing.T) {
 	s, ev := newSink(t)
 	apply(t, s, sink.Verdict{State: sink.Stalled})
 	ino := inode(t, s.Path())
-	written := ev.count(EvFileWritten)
+	written := ev.count(event.KeepalivedFileWritten)
 	for range 5 {
 		apply(t, s, sink.Verdict{State: sink.Stalled})
 	}
 	if got := inode(t, s.Path()); got != ino {
 		t.Errorf("inode changed from %d to %d: a repeated verdict rewrote the file", ino, got)
 	}
-	if n := ev.count(EvFileWritten); n != written {
-		t.Errorf("%d %s events after repeats, want %d", n, EvFileWritten, written)
+	if n := ev.count(event.KeepalivedFileWritten); n != written {
+		t.Errorf("%d %s events after repeats, want %d", n, event.KeepalivedFileWritten, written)
 	}
 }
 
@@ -173,8 +174,8 @@ func TestRewritesAfterOutsideChange(t *testing.T) {
 			if err == nil && inode(t, s.Path()) == outsider.Sys().(*syscall.Stat_t).Ino {
 				t.Errorf("the outsider's file was kept, not rewritten")
 			}
-			if n := ev.count(EvFileAltered); n != 1 {
-				t.Errorf("%d %s events, want 1", n, EvFileAltered)
+			if n := ev.count(event.KeepalivedFileAltered); n != 1 {
+				t.Errorf("%d %s events, want 1", n, event.KeepalivedFileAltered)
 			}
 		})
 	}

@@ -33,6 +33,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
@@ -160,13 +161,10 @@ func (s *Sink) set(ctx context.Context, value, why string) error {
 		return err
 	}
 	s.last = value
-	s.log.Info(EvAttributeSet, "attribute", s.attr, "value", value, "state", why,
+	s.log.Info(event.PacemakerAttributeSet, "attribute", s.attr, "value", value, "state", why,
 		"took_seconds", time.Since(t0).Seconds())
 	return nil
 }
-
-// EvAttributeSet is logged on each value the sink writes.
-const EvAttributeSet = "pacemaker_attribute_set"
 
 // errNoUpdater is wrapped when attrd_updater cannot be found.
 var errNoUpdater = errors.New("attrd_updater not found")

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
@@ -54,14 +55,16 @@ func (o Options) Sink(t sink.Target, log *slog.Logger) (sink.Sink, error) {
 		}
 	}
 	if (t.PID != 0 || t.Cgroup != "") && !hasCapSysAdmin() {
-		log.Warn("--systemd-notify sends as the service's pid, which needs CAP_SYS_ADMIN: the trigger will fail")
+		log.Warn(event.CapabilityMissing, "capability", "CAP_SYS_ADMIN",
+			"detail", "--systemd-notify sends as the service's pid, which needs CAP_SYS_ADMIN: the trigger will fail")
 	}
 	keep, err := KeepAliveFromEnv()
 	if err != nil {
 		return nil, fmt.Errorf("--systemd-notify: %w", err)
 	}
 	if keep != nil {
-		log.Info("systemd expects watchdog pings from stallmon: sending WATCHDOG=1 while the target is seen", "every", keep.Every)
+		log.Info(event.SystemdKeepAlive, "every", keep.Every,
+			"detail", "systemd expects watchdog pings from stallmon: sending WATCHDOG=1 while the target is seen")
 	}
 	return New(Config{
 		Socket:    socket,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
@@ -87,7 +88,7 @@ func (s *Sink) trigger(ctx context.Context, v sink.Verdict) error {
 		return fmt.Errorf("systemd: WATCHDOG=trigger to %s: %w", s.cfg.Socket, err)
 	}
 	s.triggered = true
-	s.log.Warn("systemd watchdog triggered", "socket", s.cfg.Socket, "as_pid", pid, "status", statusText(v))
+	s.log.Warn(event.SystemdWatchdogTriggered, "socket", s.cfg.Socket, "as_pid", pid, "status", statusText(v))
 	return nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/testutil/harness"
 )
 
@@ -19,7 +19,7 @@ func startAgent(t *testing.T, tr Tracker, c *harness.Cluster, node string, args 
 	t.Helper()
 	all := append([]string{"attach", "--log-format", "json", "--metrics-addr", "", "--node-id", node}, c.GroupFlags()...)
 	p := harness.Start(t, stallmonBin, tr.AttachArgs(append(all, args...)...)...)
-	p.Events.Next(agent.EvAttached, time.Minute)
+	p.Events.Next(event.Attached, time.Minute)
 	return p
 }
 

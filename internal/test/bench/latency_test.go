@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
-	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 	"github.com/stallmon/stallmon/internal/testutil/harness"
 	"github.com/stallmon/stallmon/internal/testutil/workloadtest"
@@ -89,7 +89,7 @@ func hangOnce(t *testing.T, cfg config, c *harness.Cluster, a *harness.Proc, w *
 	if err != nil {
 		t.Fatal(err)
 	}
-	stall := a.Events.Next(agent.EvStall, cfg.budget+30*time.Second)
+	stall := a.Events.Next(event.Stall, cfg.budget+30*time.Second)
 	if got, _ := stall["tid"].(float64); int(got) != tid {
 		t.Fatalf("stall of thread %v, not of the hung reader %d: %v", stall["tid"], tid, stall)
 	}
@@ -106,7 +106,7 @@ func hangOnce(t *testing.T, cfg config, c *harness.Cluster, a *harness.Proc, w *
 		t.Fatalf("no ALIVE of %s before its STALLED (seq %d)", node, stalled.Seq)
 	}
 	hung.Release()
-	a.Events.Next(agent.EvStallCleared, 30*time.Second)
+	a.Events.Next(event.StallCleared, 30*time.Second)
 	c.WaitPacket("ALIVE after the release", 10*time.Second, func(p heartbeat.Packet) bool {
 		return ours(p) && p.State == heartbeat.StateAlive && p.Seq > stalled.Seq
 	})

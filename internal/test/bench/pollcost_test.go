@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/cgroup"
-	"github.com/stallmon/stallmon/internal/httpserve"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
 	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/harness"
@@ -96,7 +95,7 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 	stopAgent(t, a)
 	seconds = time.Since(started).Seconds()
 	for _, ev := range a.Events.Rest() {
-		if ev["msg"] == agent.EvStall {
+		if ev["msg"] == event.Stall {
 			stalls++
 			t.Errorf("%s: false stall: %v", rows[0].Case, ev)
 		}
@@ -116,11 +115,11 @@ func spawnThreads(t *testing.T, p *workload.Proc, idle, busy int) {
 func metricsAddr(t *testing.T, p *harness.Proc) string {
 	t.Helper()
 	for _, ev := range p.Events.All() {
-		if addr, ok := ev["addr"].(string); ok && ev["msg"] == httpserve.EvListening {
+		if addr, ok := ev["addr"].(string); ok && ev["msg"] == event.MetricsListening {
 			return addr
 		}
 	}
-	t.Fatalf("no %s event before %s", httpserve.EvListening, agent.EvAttached)
+	t.Fatalf("no %s event before %s", event.MetricsListening, event.Attached)
 	return ""
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 	"github.com/stallmon/stallmon/internal/testutil/harness"
@@ -63,7 +63,7 @@ func soakOnce(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, bin stri
 	// the agent reported nothing.
 	for time.Since(start) < cfg.soakFor {
 		for _, ev := range a.Events.Drain() {
-			if ev["msg"] == agent.EvStall {
+			if ev["msg"] == event.Stall {
 				falseStalls++
 				t.Errorf("%s: false stall during the soak: %v", rate.Case, ev)
 			}
@@ -84,12 +84,12 @@ func soakOnce(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, bin stri
 		t.Fatal(err)
 	}
 	for _, ev := range a.Events.Drain() {
-		if ev["msg"] == agent.EvStall {
+		if ev["msg"] == event.Stall {
 			falseStalls++
 			t.Errorf("%s: false stall during the soak: %v", rate.Case, ev)
 		}
 	}
-	stall := a.Events.Next(agent.EvStall, time.Minute)
+	stall := a.Events.Next(event.Stall, time.Minute)
 	if got, _ := stall["tid"].(float64); int(got) != tid {
 		t.Fatalf("%s: stall on thread %v, want the reader %d: %v", found.Case, stall["tid"], tid, stall)
 	}

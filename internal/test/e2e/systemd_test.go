@@ -249,7 +249,7 @@ ExecStart=/bin/sh -c 'exec 3<>%s; read x <&3; exec cat %s'
 		t.Fatal(err)
 	}
 	hung := time.Now()
-	trig := agent.Events.Next("systemd watchdog triggered", budget+5*time.Second)
+	trig := agent.Events.Next("systemd_watchdog_triggered", budget+5*time.Second)
 	triggered := eventTime(t, trig)
 	if trig["as_pid"] != float64(main) {
 		t.Errorf("trigger sent as pid %v, want the main pid %d", trig["as_pid"], main)

@@ -178,7 +178,7 @@ func TestTwoNodesPartition(t *testing.T) {
 	// A's heartbeat reaches B again, and B drops it: that incarnation was
 	// failed over.
 	n.listener.Events.NextWhere("A's ALIVE dropped after the healing", 10*time.Second, func(ev map[string]any) bool {
-		return ev["msg"] == "dropped heartbeat packet" && ev["reason"] == "after_failover"
+		return ev["msg"] == "packet_dropped" && ev["reason"] == "after_failover"
 	})
 	for _, ev := range n.listener.Events.Drain() {
 		if isTransition("")(ev) {
