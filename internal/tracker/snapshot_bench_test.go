@@ -16,7 +16,7 @@ import (
 // the decoding. It reports ns per snapshot and per thread, for threads
 // that entered their read after the tracker attached (tracked) and before
 // (known only from their registers). `make bench` measures whole polls of
-// the agent instead (bench/); this isolates the snapshot:
+// the agent instead (internal/test/bench/); this isolates the snapshot:
 //
 //	go test -run '^$' -bench Snapshot -benchtime 2000x ./internal/tracker/
 func BenchmarkSnapshot(b *testing.B) {

@@ -18,7 +18,7 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/pacemakertest"
 )
 
-// The snippets the README shows.
+// The snippets docs/integrations.md shows.
 const (
 	nodeHealthSnippet   = "deploy/pacemaker/node-health.sh"
 	locationRuleSnippet = "deploy/pacemaker/location-rule.sh"

@@ -24,9 +24,10 @@
 // Every tracker-dependent row is run once per entry of Trackers.
 //
 // The harness is a test binary, so that it can use the test helpers that
-// hang syscalls and run stallmon as a user does (internal/fusehang,
-// internal/e2e); the figures and their rendering live in this package's
-// non-test files. TestBenchmarks is the full run (STALLMON_BENCH=1, set by
-// `make bench`); TestBenchmarksSmoke runs every row with tiny counts as part
-// of `make test` and checks the table is well formed.
+// hang syscalls and run stallmon as a user does
+// (internal/testutil/fusehang, internal/testutil/harness); the figures and
+// their rendering live in this package's non-test files. TestBenchmarks is
+// the full run (STALLMON_BENCH=1, set by `make bench`); TestBenchmarksSmoke
+// runs every row with tiny counts as part of `make test` and checks the
+// table is well formed.
 package bench

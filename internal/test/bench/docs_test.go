@@ -8,14 +8,15 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/repo"
 )
 
-// Markers around the quoted table in BENCHMARKS.md.
+// Markers around the quoted table in docs/benchmarks.md.
 const (
-	quoteBegin = "<!-- begin bench/results.md: written by make bench, do not edit -->\n"
-	quoteEnd   = "<!-- end bench/results.md -->\n"
+	quoteBegin = "<!-- begin internal/test/bench/results.md: written by make bench, do not edit -->\n"
+	quoteEnd   = "<!-- end internal/test/bench/results.md -->\n"
 )
 
-// BENCHMARKS.md shows the table of one run: bench/results.md, as make bench
-// wrote it, with every row measured.
+// docs/benchmarks.md shows the table of one run:
+// internal/test/bench/results.md, as make bench wrote it, with every row
+// measured.
 func TestBenchmarksDocQuotesResults(t *testing.T) {
 	results, err := os.ReadFile("results.md")
 	if err != nil {
@@ -28,10 +29,10 @@ func TestBenchmarksDocQuotesResults(t *testing.T) {
 	_, rest, ok := strings.Cut(string(doc), quoteBegin)
 	quoted, _, ok2 := strings.Cut(rest, quoteEnd)
 	if !ok || !ok2 {
-		t.Fatalf("BENCHMARKS.md has no %q ... %q block", strings.TrimSpace(quoteBegin), strings.TrimSpace(quoteEnd))
+		t.Fatalf("docs/benchmarks.md has no %q ... %q block", strings.TrimSpace(quoteBegin), strings.TrimSpace(quoteEnd))
 	}
 	if quoted != string(results) {
-		t.Errorf("BENCHMARKS.md does not quote bench/results.md as it is: copy the file (make bench wrote it) between the markers")
+		t.Errorf("docs/benchmarks.md does not quote internal/test/bench/results.md as it is: copy the file (make bench wrote it) between the markers")
 	}
 	rows, err := parseTable(string(results))
 	if err != nil {
@@ -42,17 +43,17 @@ func TestBenchmarksDocQuotesResults(t *testing.T) {
 			t.Error(err)
 		}
 		if r.cells[2] == "n/a" {
-			t.Errorf("bench/results.md is not a full run: %q", r.cells)
+			t.Errorf("internal/test/bench/results.md is not a full run: %q", r.cells)
 		}
 	}
 	if !strings.Contains(string(results), "Settings (full run)") {
-		t.Error("bench/results.md is not from a full run (make bench)")
+		t.Error("internal/test/bench/results.md is not from a full run (make bench)")
 	}
 }
 
-// The README's table of syscall costs quotes the same run: each of its
-// figures is one of bench/results.md's.
-func TestREADMECostFiguresComeFromResults(t *testing.T) {
+// The table of syscall costs in docs/cost.md quotes the same run: each of
+// its figures is one of internal/test/bench/results.md's.
+func TestDocsCostFiguresComeFromResults(t *testing.T) {
 	results, err := os.ReadFile("results.md")
 	if err != nil {
 		t.Fatal(err)
@@ -65,30 +66,37 @@ func TestREADMECostFiguresComeFromResults(t *testing.T) {
 	for _, r := range rows {
 		figures[r.cells[2]] = true
 	}
-	readme, err := os.ReadFile(repo.Path(t, "README.md"))
+	doc, err := os.ReadFile(repo.Path(t, "docs/cost.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, cost, ok := strings.Cut(string(readme), "\n## Cost\n")
-	cost, _, _ = strings.Cut(cost, "\n## ")
+	// The table is the one whose second column is in ns/call, up to the
+	// first line that is not a row.
+	_, cost, ok := strings.Cut(string(doc), "| ns/call |")
 	if !ok {
-		t.Fatal("README has no Cost section")
+		t.Fatal("docs/cost.md has no table in ns/call")
 	}
 	quoted := 0
-	for line := range strings.Lines(cost) {
+	for i, line := range strings.Split(cost, "\n") {
+		if i == 0 {
+			continue // the rest of the header
+		}
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
 		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
-		if len(cells) != 3 || strings.Contains(cells[1], "---") || strings.TrimSpace(cells[1]) == "ns/call" {
-			continue // not a row of the table, or its header
+		if len(cells) != 3 || strings.Contains(cells[1], "---") {
+			continue // the header's rule
 		}
 		for _, f := range strings.Split(cells[1], "/") {
 			f = strings.TrimSpace(f)
 			quoted++
 			if !figures[f] {
-				t.Errorf("README's Cost table quotes %s ns/call (%s), which bench/results.md does not have", f, strings.TrimSpace(cells[0]))
+				t.Errorf("docs/cost.md's table quotes %s ns/call (%s), which internal/test/bench/results.md does not have", f, strings.TrimSpace(cells[0]))
 			}
 		}
 	}
 	if quoted < 5 {
-		t.Errorf("found %d figures in the README's Cost table, want its getppid figures", quoted)
+		t.Errorf("found %d figures in docs/cost.md's table, want its getppid figures", quoted)
 	}
 }

@@ -131,7 +131,7 @@ func timeGetppid(loop *workload.Proc, c syscallCase) (_ float64, err error) {
 }
 
 // startProtocol runs a program that speaks the workload line protocol
-// (one of internal/ctarget's), stopped when the test ends.
+// (one of internal/testutil/ctarget's), stopped when the test ends.
 func startProtocol(t testing.TB, path string) *workload.Proc {
 	t.Helper()
 	p, err := workload.Start(context.Background(), path, nil, nil)

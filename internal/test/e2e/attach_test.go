@@ -12,8 +12,8 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
-// The bad inputs the README's table lists are run from it by
-// TestREADMEBadInput, under strace; these are the others.
+// The bad inputs docs/badinput.md lists are run from it by
+// TestDocsBadInput, under strace; these are the others.
 func TestAttachBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -20,20 +20,22 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
-// badInputRow is one row of the README's Bad input table.
+// badInputPage lists every bad input stallmon refuses, with its error.
+const badInputPage = "docs/badinput.md"
+
+// badInputRow is one row of the table in docs/badinput.md.
 type badInputRow struct {
 	what, command, stderr string
 	code                  int
 }
 
-// readmeBadInput returns the setup script and the rows of the README's
-// Bad input section.
-func readmeBadInput(t *testing.T) (string, []badInputRow) {
+// docsBadInput returns the setup script and the rows of docs/badinput.md.
+func docsBadInput(t *testing.T) (string, []badInputRow) {
 	t.Helper()
-	section := readmeSection(t, "Bad input")
+	section := docPage(t, badInputPage)
 	setup := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(section)
 	if setup == nil {
-		t.Fatal("the Bad input section has no sh block to prepare its files")
+		t.Fatal(badInputPage + " has no sh block to prepare its files")
 	}
 	code := func(cell string) string { return strings.TrimSuffix(strings.TrimPrefix(cell, "`"), "`") }
 	var rows []badInputRow
@@ -44,11 +46,11 @@ func readmeBadInput(t *testing.T) (string, []badInputRow) {
 		}
 		cells := strings.Split(strings.TrimSuffix(strings.TrimPrefix(line, "| "), " |"), " | ")
 		if len(cells) != 4 {
-			t.Fatalf("README row %q has %d cells, want 4", line, len(cells))
+			t.Fatalf("%s row %q has %d cells, want 4", badInputPage, line, len(cells))
 		}
 		exit, err := strconv.Atoi(cells[3])
 		if err != nil {
-			t.Fatalf("README row %q: exit status %q", line, cells[3])
+			t.Fatalf("%s row %q: exit status %q", badInputPage, line, cells[3])
 		}
 		rows = append(rows, badInputRow{what: cells[0], command: code(cells[1]), stderr: code(cells[2]), code: exit})
 	}
@@ -121,17 +123,17 @@ func tracedEffects(t *testing.T, path string) []string {
 	return out
 }
 
-// Every row of the README's Bad input table is run as written: the real
+// Every row of the table in docs/badinput.md is run as written: the real
 // stderr line and exit status must be the row's, so the table cannot
 // drift from the code, and strace must see the run make no bpf() call
 // and send no packet: the input was refused before anything was loaded.
-func TestREADMEBadInput(t *testing.T) {
+func TestDocsBadInput(t *testing.T) {
 	privtest.Require(t)
 	privtest.RequireCommand(t, "strace")
 	privtest.RequireCommand(t, "setpriv")
-	setup, rows := readmeBadInput(t)
+	setup, rows := docsBadInput(t)
 	if len(rows) < 20 {
-		t.Fatalf("read %d rows from the README's Bad input table, want 20 or more", len(rows))
+		t.Fatalf("read %d rows from the table in %s, want 20 or more", len(rows), badInputPage)
 	}
 	dir := t.TempDir()
 	// Rows run as nobody read files here too.
@@ -141,7 +143,7 @@ func TestREADMEBadInput(t *testing.T) {
 	prepare := exec.Command("sh", "-e", "-c", setup)
 	prepare.Dir = dir
 	if out, err := prepare.CombinedOutput(); err != nil {
-		t.Fatalf("the Bad input section's setup: %v: %s", err, out)
+		t.Fatalf("the setup in %s: %v: %s", badInputPage, err, out)
 	}
 	live := exec.Command("sleep", "1000")
 	if err := live.Start(); err != nil {
@@ -175,7 +177,7 @@ func TestREADMEBadInput(t *testing.T) {
 	}
 }
 
-// The trace TestREADMEBadInput relies on does see an attach and a
+// The trace TestDocsBadInput relies on does see an attach and a
 // heartbeat: a command line that is accepted loads, attaches and sends.
 func TestBadInputTraceSeesAnAttach(t *testing.T) {
 	privtest.Require(t)

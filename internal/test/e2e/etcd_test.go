@@ -21,7 +21,7 @@ import (
 	"github.com/stallmon/stallmon/internal/workload"
 )
 
-// The README's etcd snippets, run as they are: the active node's
+// The etcd snippets of docs/integrations.md, run as they are: the active node's
 // stallmon, a standby's etcdctl elect, and a watcher's etcdctl watch.
 var (
 	etcdActiveScript  = filepath.Join(root, "deploy", "etcd", "stallmon-etcd.sh")
@@ -146,10 +146,10 @@ func (sb *standby) waitElected(t *testing.T, timeout time.Duration) time.Time {
 }
 
 // A service whose read hangs on a FUSE mount stalls; stallmon resigns the
-// election for it at once, and the standby, waiting through the README's
-// snippet, leads well within the budget's handover bound. The kill that
-// follows (FENCED) revokes the node's lease: its key goes at once, where
-// the stall alone would have left it to expire.
+// election for it at once, and the standby, waiting through the snippet
+// of docs/integrations.md, leads well within the budget's handover bound.
+// The kill that follows (FENCED) revokes the node's lease: its key goes at
+// once, where the stall alone would have left it to expire.
 func TestEtcdHandoverOnHang(t *testing.T) {
 	privtest.Require(t)
 	fusehang.Require(t)

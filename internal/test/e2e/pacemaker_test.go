@@ -18,7 +18,7 @@ import (
 // TestPacemakerMovesTheResourceOffAHungService: stallmon attach
 // --pacemaker on a service whose read hangs on a FUSE mount turns the
 // node's health red, and Pacemaker (node-health-strategy=migrate-on-red,
-// set by the snippet the README shows) stops the resource on the node.
+// set by the snippet docs/integrations.md shows) stops the resource on the node.
 // The handover time, from the read issued to the resource stopped, is
 // logged for each trial.
 func TestPacemakerMovesTheResourceOffAHungService(t *testing.T) {

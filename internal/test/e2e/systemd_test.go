@@ -18,7 +18,7 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/sdnotifytest"
 )
 
-// The unit files the README shows; the tests below run what they say.
+// The unit files docs/integrations.md shows; the tests below run what they say.
 const (
 	notifyUnit    = "stallmon-notify@.service"
 	watchedDropIn = "watched-service.conf"

@@ -1,7 +1,8 @@
 #!/bin/busybox sh
-# /init of a vmtests guest. Everything goes to the serial console, where the
-# harness (kernels_test.go) follows the "stallmon-vm:" marker lines; the
-# guest's verdict leaves through the isa-debug-exit port as QEMU's exit code.
+# /init of a guest of internal/test/vm. Everything goes to the serial
+# console, where the harness (kernels_test.go) follows the "stallmon-vm:"
+# marker lines; the guest's verdict leaves through the isa-debug-exit port
+# as QEMU's exit code.
 # vmtest_timeout and vmtest_run come from the kernel command line, which
 # hands unknown name=value words to init as environment variables.
 
@@ -19,7 +20,7 @@ mount -t tmpfs tmpfs /tmp
 # The freezer tests use cgroup v2 (cgroup.freeze).
 [ -d /sys/fs/cgroup ] && mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
-# The guest suites run stallmon as a user does (internal/e2e).
+# The guest suites run stallmon as a user does (internal/testutil/harness).
 [ -x /bin/stallmon ] && export STALLMON_BIN=/bin/stallmon
 [ -x /bin/ia32wait ] && export STALLMON_IA32WAIT=/bin/ia32wait
 [ -x /bin/x32wait ] && export STALLMON_X32WAIT=/bin/x32wait

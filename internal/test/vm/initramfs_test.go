@@ -27,8 +27,8 @@ type initramfs struct {
 	tests    []guestBinary // run by /init in this order (sorted by name)
 	modules  []string      // .ko files /init loads before the tests, in glob order
 	stallmon string        // the stallmon command, /bin/stallmon in the guest
-	// ia32wait is internal/ctarget's 32-bit program, /bin/ia32wait in the
-	// guest: the CI host's kernel runs no ia32 programs, Debian's do.
+	// ia32wait is internal/testutil/ctarget's 32-bit program, /bin/ia32wait
+	// in the guest: the CI host's kernel runs no ia32 programs, Debian's do.
 	ia32wait string
 	x32wait  string // the same program built for x32, /bin/x32wait
 }

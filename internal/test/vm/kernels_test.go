@@ -259,7 +259,7 @@ func buildGuestBinaries(t *testing.T, dir string) (tests []guestBinary, stallmon
 	return bins, stallmon
 }
 
-// buildWaiter compiles internal/ctarget's ia32wait.c for a 32-bit ABI
+// buildWaiter compiles internal/testutil/ctarget's ia32wait.c for a 32-bit ABI
 // (-m32 for ia32, -mx32 for x32), static, with gcc-multilib (which make
 // deps-test installs), for the guest's 32-bit tests (guest/ia32_test.go).
 func buildWaiter(t *testing.T, dir, name, abiFlag string) string {

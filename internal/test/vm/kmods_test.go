@@ -12,7 +12,7 @@ import (
 // kernelModules are the modules of the kernel's own package that the guest
 // loads, in load order (softdog needs watchdog), with their directory
 // under kernel/: softdog gives the watchdog boot its /dev/watchdog, fuse
-// gives the suites /dev/fuse for internal/fusehang's real hangs. A
+// gives the suites /dev/fuse for internal/testutil/fusehang's real hangs. A
 // builtIn module may be compiled into the kernel instead (fuse is, in
 // bookworm-backports' 6.12): absent from the package, it is not needed.
 var kernelModules = []struct {

@@ -1,7 +1,7 @@
 // Package keepalivedtest runs two real keepalived instances (Debian's
 // package) in two network namespaces of their own, joined by a veth pair,
 // configured from deploy/keepalived/keepalived.conf.tmpl: the setup the
-// README shows, with a VIP that moves between them.
+// docs/integrations.md shows, with a VIP that moves between them.
 package keepalivedtest
 
 import (

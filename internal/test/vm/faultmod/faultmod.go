@@ -1,7 +1,8 @@
 // Package faultmod drives /dev/faultmod, the test kernel module built from
-// faultmod.c in this directory, from a test binary running inside a vmtests
-// VM. Each call reproduces one kernel bug on the calling thread: callers
-// that mean to observe the hang from outside make it in a child process.
+// faultmod.c in this directory, from a test binary running inside a VM of
+// internal/test/vm. Each call reproduces one kernel bug on the calling
+// thread: callers that mean to observe the hang from outside make it in a
+// child process.
 package faultmod
 
 import (

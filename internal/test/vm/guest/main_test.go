@@ -96,7 +96,7 @@ func runChild(what string) int {
 func requireVM(t *testing.T) {
 	t.Helper()
 	if os.Getenv(InVMEnv) != "1" {
-		t.Skipf("runs only inside a vmtests VM (%s=1, set by its /init; see make vmtest)", InVMEnv)
+		t.Skipf("runs only inside a VM of internal/test/vm (%s=1, set by its /init; see make vmtest)", InVMEnv)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/harness"
 )
 
-// stallmon's exit statuses (cmd/stallmon/exitcode.go, README).
+// stallmon's exit statuses (cmd/stallmon/exitcode.go, docs/services.md).
 const (
 	exitKilled     = 3
 	exitUnkillable = 4

@@ -1,7 +1,8 @@
 /*
- * getppidloop: the loop whose syscalls the benchmark harness (bench/)
- * times under each tracker. It speaks the workload line protocol
- * (workload/doc.go): "ready pid=N" once, then for each command line
+ * getppidloop: the loop whose syscalls the benchmark harness
+ * (internal/test/bench/) times under each tracker. It speaks the workload
+ * line protocol (internal/workload/doc.go): "ready pid=N" once, then for
+ * each command line
  *
  *   run N   N getppid(2) calls in a row   ok ns_per_call=F
  *

@@ -1,8 +1,9 @@
 /*
  * idlethreads: a process with many threads, most of them idle, as a JVM
  * or a thread-per-connection server has, for the benchmark harness's poll
- * cost rows (bench/). It speaks the workload line protocol
- * (workload/doc.go): "ready pid=N" once, then for each command line
+ * cost rows (internal/test/bench/). It speaks the workload line
+ * protocol (internal/workload/doc.go): "ready pid=N" once, then for each
+ * command line
  *
  *   spawn IDLE BUSY   ok threads=T   start IDLE threads that wait in
  *                                    futex(2) forever and BUSY threads
