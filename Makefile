@@ -24,7 +24,7 @@ TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etc
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := internal/test/dashboards/testdata/schema
 
-.PHONY: all build generate test lint demo bench deps-bpf deps-test deps-bench clean
+.PHONY: all build generate docs test lint demo bench deps-bpf deps-test deps-bench clean
 
 all: build
 
@@ -43,6 +43,13 @@ generate: deps-bpf
 	cd $(GEN_DIR)/internal/tracker/gen && $(GO) generate ./...
 	cp $(GEN_DIR)/internal/tracker/gen/* internal/tracker/gen/
 	rm -rf $(GEN_DIR)
+	$(MAKE) docs
+
+# Regenerates the reference pages from the code: docs/cli.md (cobra's
+# generator), docs/metrics.md (the registries), docs/events.md (the event
+# list). Their tests fail when a page is stale.
+docs:
+	STALLMON_UPDATE_DOCS=1 $(GO) test -count=1 -run '^(TestCLIDoc|TestMetricsDoc|TestEventsDoc)$$' ./cmd/stallmon/ ./internal/metrics/ ./internal/event/
 
 # Tests that need root or BPF fail instead of skipping when
 # STALLMON_REQUIRE_PRIVILEGED=1 (set by .ci/run). The VM suite runs after
