@@ -2,7 +2,7 @@
 // cannot be killed: a thread stuck in uninterruptible sleep inside a broken
 // kernel keeps the process alive, and with it whatever it holds (locks,
 // shared storage, a VIP), so the node itself must go. It is opt-in and
-// dangerous by design: see README "Node fencing".
+// dangerous by design: see docs/fencing.md.
 package nodefence
 
 // Fencer is a way to take the node down.

@@ -14,7 +14,7 @@ import (
 type Options struct {
 	// LatencyHistogram makes sys_exit add each finished syscall of the
 	// target to a per-syscall latency histogram. It costs the target
-	// nanoseconds per syscall (see README, "Cost"), so it is opt-in; when
+	// nanoseconds per syscall (see docs/cost.md), so it is opt-in; when
 	// off, the code is removed at load time.
 	LatencyHistogram bool
 	// Quiet, when set, lets a snapshot leave out the threads it says wait
@@ -33,7 +33,7 @@ type Kind string
 const (
 	// Tracepoint records every syscall's entry and exit of the
 	// target (sys_enter and sys_exit): exact entry times, for a cost on
-	// every syscall of every process of the host (see README, "Cost").
+	// every syscall of every process of the host (see docs/cost.md).
 	Tracepoint Kind = "tracepoint"
 	// Sampled attaches nothing to syscalls: each snapshot reads
 	// the syscall from each thread's saved registers, and a thread that

@@ -8,7 +8,7 @@ import (
 
 // fileReader is a thread that opened a file and sleeps in read(2) on it:
 // meant for a file whose reads block in the kernel, such as a FUSE file
-// whose server does not answer (see internal/fusehang). Nothing in the
+// whose server does not answer (see internal/testutil/fusehang). Nothing in the
 // workload can release it; the file's server does, and then the thread
 // closes the file and exits.
 type fileReader struct {

@@ -1,4 +1,4 @@
-// Command syscallgen writes gen/syscalls_<arch>.go, the syscall number to
+// Command syscallgen writes internal/tracker/gen/syscalls_<arch>.go, the syscall number to
 // name tables of one architecture and of its 32-bit compat ABI (i386 on
 // amd64, arm on arm64), from golang.org/x/sys/unix's tables, which are
 // themselves generated from the kernel's uapi headers. Pinning x/sys in
