@@ -61,7 +61,7 @@ func setExitNrs(spec *ebpf.CollectionSpec) error {
 
 // deaths returns the threads that died inside a syscall since attach, the
 // oldest first, as of the kernel clock now. The kernel keeps the latest
-// few (DEATHS in bpf/stallmon.c, the size of the deaths map); when more died between two reads, the count still says so:
+// few (DEATHS in bpf/deaths.h, the size of the deaths map); when more died between two reads, the count still says so:
 // total is exact even when the list is not.
 func (m *Tracker) deaths(now uint64) (list []Death, total uint64, err error) {
 	if err := m.objs.DeathsTotal.Get(&total); err != nil {

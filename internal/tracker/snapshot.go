@@ -123,7 +123,7 @@ func (s Snapshot) Thread(tid int) (Thread, bool) {
 	return s.Threads[i], true
 }
 
-// Word layout, shared with bpf/stallmon.c.
+// Word layout, shared with bpf/word.h.
 const (
 	nrBits    = 12
 	nrMask    = 1<<nrBits - 1
