@@ -27,7 +27,12 @@ volatile const __u32 nr_exit_group = 0;
 // The last DEATHS threads that died inside a syscall, in a ring indexed by
 // deaths_total; seq is written last, so a reader that finds the seq it
 // expects has the whole record.
-#define DEATHS 16
+enum death_ring {
+	DEATHS = 16,
+};
+
+// An enum reaches BTF, and so bpf2go, only if something refers to it.
+const enum death_ring *unused_death_ring __attribute__((unused));
 
 struct death {
 	__u64 seq;       // 1 + this death's index in deaths_total

@@ -1,6 +1,8 @@
 // What a file descriptor refers to, classified in the kernel: for the fd
 // arguments of a blocked syscall (the iterator) and for the fd close(2)
-// closes (sys_enter). The agent judges a syscall by what it waits on.
+// closes (sys_enter). The agent judges a syscall by what it waits on, and
+// its fdkind.Kind values must equal enum fd_kind's: a test in
+// internal/tracker compares them through the generated Go constants.
 
 #ifndef STALLMON_FDCLASS_H
 #define STALLMON_FDCLASS_H
@@ -21,8 +23,10 @@ struct fd_class {
 // Which arguments of each syscall are file descriptors, a bit per argument,
 // indexed by ABI * FD_ARGS_NR + number (ABI 3 unused); set by the agent before load from
 // its syscall tables. The iterator classifies the first two.
-#define FD_ARGS_NR 1024
-#define FD_ARGS_LEN (4 * FD_ARGS_NR) // a power of two, so a mask bounds any index
+enum fd_args_table {
+	FD_ARGS_NR = 1024,
+	FD_ARGS_LEN = 4 * FD_ARGS_NR, // a power of two, so a mask bounds any index
+};
 volatile const __u8 fd_args[FD_ARGS_LEN] = {};
 
 // close(2)'s number in the native and the compat table, set before load.
@@ -40,7 +44,12 @@ enum fd_kind {
 	KIND_TTY,
 	KIND_DEVICE,
 	KIND_OTHER,
+	KIND_MAX, // how many kinds there are
 };
+
+// An enum reaches BTF, and so bpf2go, only if something refers to it.
+const enum fd_args_table *unused_fd_args_table __attribute__((unused));
+const enum fd_kind *unused_fd_kind __attribute__((unused));
 
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000

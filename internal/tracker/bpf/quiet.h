@@ -1,6 +1,7 @@
 // The quiet set: threads that wait by design, which the iterator counts
 // instead of listing, so that a pass costs the agent nothing per idle
-// thread. The agent lays out the quiet table (internal/tracker/quiet.go).
+// thread. The agent lays out the quiet table (internal/tracker/quiet.go)
+// with the bits of enum quiet_set, generated into Go by bpf2go's -type.
 
 #ifndef STALLMON_QUIET_H
 #define STALLMON_QUIET_H
@@ -19,8 +20,20 @@
 // A pass that leaves such threads out and only counts them costs the agent
 // nothing per idle thread, which is what lets it watch thousands. Indexed
 // like fd_args; bit k set: quiet when every fd argument the iterator
-// classifies is of kind k; QUIET_NO_FD: quiet when it classified none.
-#define QUIET_NO_FD 0x80
+// classifies is of kind k; QUIET_NO_FD: quiet when it classified none;
+// QUIET_ANY_FD, every bit: quiet whatever the fds, known before they are
+// classified.
+enum quiet_set {
+	QUIET_NO_FD = 0x80,
+	QUIET_ANY_FD = 0xff,
+	QUIET_NR = 512, // the native syscall numbers quiet_inflight counts
+};
+
+_Static_assert(KIND_MAX <= 7, "a quiet mask has a bit per fd kind below QUIET_NO_FD");
+
+// An enum reaches BTF, and so bpf2go, only if something refers to it.
+const enum quiet_set *unused_quiet_set __attribute__((unused));
+
 volatile const __u8 quiet[FD_ARGS_LEN] = {};
 
 // Set by the agent before each pass: nonzero leaves quiet threads out.
@@ -35,8 +48,6 @@ volatile const __u32 worker_flags = 0;
 // syscall number those inside one, with the oldest entry time known (the
 // in-flight word's, 0 when none). pass tags the entries the latest pass
 // wrote; the agent bumps it before each pass, so nothing needs zeroing.
-#define QUIET_NR 512
-
 struct quiet_count {
 	__u64 pass;
 	__u64 threads;
@@ -98,7 +109,7 @@ static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fd
 	barrier_var(idx);
 	idx &= FD_ARGS_LEN - 1;
 	__u8 mask = quiet[idx];
-	if (mask == 0xff)
+	if (mask == QUIET_ANY_FD)
 		return QUIET;
 	if (!mask)
 		return LOUD;

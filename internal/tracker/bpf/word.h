@@ -1,5 +1,7 @@
 // The in-flight word and the syscall ABIs: how the kernel side tells the
-// agent which syscall a thread is in and since when.
+// agent which syscall a thread is in and since when. The agent decodes
+// the same bits, so these are enums, which reach Go through bpf2go's
+// -type (see internal/tracker/gen/gen.go) instead of being copied by hand.
 
 #ifndef STALLMON_WORD_H
 #define STALLMON_WORD_H
@@ -10,19 +12,29 @@
 // all at once: a reader racing with sys_enter can never pair a new syscall
 // number with the previous syscall's timestamp, which would show a fast
 // syscall as hours old. 0 means "not in a syscall".
-#define NR_BITS 12
-#define NR_MASK ((1ULL << NR_BITS) - 1)
-#define ABI_BITS 2
-#define ABI_SHIFT NR_BITS
-#define TS_BITS_SHIFT (NR_BITS + ABI_BITS)
-#define TS_SHIFT 10
+enum word {
+	NR_BITS = 12,
+	NR_MASK = (1 << NR_BITS) - 1,
+	ABI_BITS = 2,
+	ABI_SHIFT = NR_BITS,
+	TS_BITS_SHIFT = NR_BITS + ABI_BITS,
+	TS_SHIFT = 10,
+};
 
 // The syscall ABI a thread entered through: a 64-bit process may make
 // 32-bit syscalls (int 0x80) and a 32-bit process makes nothing else, and
 // the same number names different syscalls in each table (ia32 read is 3,
 // native 3 is close).
-#define ABI_NATIVE 0
-#define ABI_COMPAT 1 // ia32 on amd64, aarch32 on arm64
-#define ABI_X32 2
+enum abi {
+	ABI_NATIVE = 0,
+	ABI_COMPAT = 1, // ia32 on amd64, aarch32 on arm64
+	ABI_X32 = 2,
+};
+
+_Static_assert(ABI_X32 < 1 << ABI_BITS, "every ABI fits the word's ABI_BITS");
+
+// An enum reaches BTF, and so bpf2go, only if something refers to it.
+const enum word *unused_word __attribute__((unused));
+const enum abi *unused_abi __attribute__((unused));
 
 #endif
