@@ -22,8 +22,9 @@ type death struct {
 	at time.Time // wall clock at death, so the stall keeps ageing
 }
 
-// maxDeaths bounds what is kept: one death already condemns the process.
-const maxDeaths = 16
+// maxDeaths bounds what is kept: one death already condemns the process,
+// so as many as the kernel's ring holds is plenty.
+const maxDeaths = tracker.DeathRing
 
 // update takes in the snapshot's deaths and returns the stalls of those
 // not seen before.

@@ -13,10 +13,12 @@ import (
 // without its ABI.
 type ABI uint8
 
+// The values are the kernel side's (enum abi in bpf/word.h), which packs
+// them into in-flight words and records.
 const (
-	ABINative ABI = iota
-	ABICompat     // i386 on amd64, arm (aarch32) on arm64
-	ABIX32        // amd64's x32: native numbers with bit 30 set, plus x32-only ones from 512
+	ABINative = ABI(gen.StallmonAbiABI_NATIVE)
+	ABICompat = ABI(gen.StallmonAbiABI_COMPAT) // i386 on amd64, arm (aarch32) on arm64
+	ABIX32    = ABI(gen.StallmonAbiABI_X32)    // amd64's x32: native numbers with bit 30 set, plus x32-only ones from 512
 )
 
 func (a ABI) String() string {

@@ -59,9 +59,13 @@ func setExitNrs(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
+// DeathRing is how many deaths the kernel keeps (DEATHS in bpf/deaths.h,
+// the size of the deaths map): a snapshot lists at most that many.
+const DeathRing = int(gen.StallmonDeathRingDEATHS)
+
 // deaths returns the threads that died inside a syscall since attach, the
 // oldest first, as of the kernel clock now. The kernel keeps the latest
-// few (DEATHS in bpf/stallmon.c, the size of the deaths map); when more died between two reads, the count still says so:
+// DeathRing; when more died between two reads, the count still says so:
 // total is exact even when the list is not.
 func (m *Tracker) deaths(now uint64) (list []Death, total uint64, err error) {
 	if err := m.objs.DeathsTotal.Get(&total); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
-// Histogram geometry, from bpf/stallmon.c; the syscall numbers it covers
+// Histogram geometry, from bpf/latency.h; the syscall numbers it covers
 // are the size of its map.
 const (
 	histBuckets = len(gen.StallmonLatencyHist{}.Buckets)

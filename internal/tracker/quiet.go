@@ -26,12 +26,19 @@ type QuietSyscall struct {
 	Oldest time.Duration
 }
 
+// The quiet table's geometry, generated from enum quiet_set in
+// bpf/quiet.h.
 const (
 	// quietNoFD is the kernel side's bit for "quiet with no fd argument",
 	// beyond one bit per fd kind.
-	quietNoFD = 0x80
+	quietNoFD = uint8(gen.StallmonQuietSetQUIET_NO_FD)
+	// quietAnyFD, every bit, is quiet whatever the fds: the kernel side
+	// need not classify them first.
+	quietAnyFD = uint8(gen.StallmonQuietSetQUIET_ANY_FD)
+	// quietEveryKind is a bit for each fd kind.
+	quietEveryKind = 1<<gen.StallmonFdKindKIND_MAX - 1
 	// quietNR is QUIET_NR: the native syscall numbers counted.
-	quietNR = 512
+	quietNR = gen.StallmonQuietSetQUIET_NR
 )
 
 // quietTable lays quiet out as the kernel side's quiet array, indexed like
@@ -40,7 +47,7 @@ const (
 // socketcall and ipc) is never quiet, nor is one with two fd arguments
 // unless every pair of kinds is.
 func quietTable(quiet QuietFunc) []uint8 {
-	kinds := []fdkind.Kind{fdkind.None, fdkind.Regular, fdkind.Socket, fdkind.Pipe, fdkind.TTY, fdkind.Device, fdkind.Other}
+	kinds := fdkind.Kinds()
 	cache := map[string]uint8{}
 	mask := func(name string) uint8 {
 		if m, ok := cache[name]; ok {
@@ -54,7 +61,7 @@ func quietTable(quiet QuietFunc) []uint8 {
 		case 0:
 			// No fd to classify: the answer holds whatever the kinds.
 			if m != 0 {
-				m = 0xff
+				m = quietAnyFD
 			}
 		case 1:
 			for _, k := range kinds {
@@ -70,7 +77,7 @@ func quietTable(quiet QuietFunc) []uint8 {
 				}
 			}
 			if all {
-				m |= 0x7f
+				m |= quietEveryKind
 			}
 		}
 		cache[name] = m

@@ -20,8 +20,9 @@ type Snapshot struct {
 	Taken   time.Time // wall clock, for reports
 	Threads []Thread  // sorted by TID
 	// Deaths are the threads that died inside a syscall since attach (the
-	// latest 16), oldest first; DeathsTotal counts them all. Either being
-	// non-empty means the kernel killed a thread of the target mid-call.
+	// latest DeathRing), oldest first; DeathsTotal counts them all. Either
+	// being non-empty means the kernel killed a thread of the target
+	// mid-call.
 	Deaths      []Death
 	DeathsTotal uint64
 	// Quiet counts the threads left out as waiting by design (see
@@ -123,14 +124,15 @@ func (s Snapshot) Thread(tid int) (Thread, bool) {
 	return s.Threads[i], true
 }
 
-// Word layout, shared with bpf/stallmon.c.
+// Word layout, generated from enum word in bpf/word.h. Used as shift
+// counts, so their type does not spread: nrMask stays untyped.
 const (
-	nrBits    = 12
+	nrBits    = gen.StallmonWordNR_BITS
 	nrMask    = 1<<nrBits - 1
-	abiBits   = 2
-	abiShift  = nrBits
-	tsBitsOff = nrBits + abiBits
-	tsShift   = 10
+	abiBits   = gen.StallmonWordABI_BITS
+	abiShift  = gen.StallmonWordABI_SHIFT
+	tsBitsOff = gen.StallmonWordTS_BITS_SHIFT
+	tsShift   = gen.StallmonWordTS_SHIFT
 )
 
 // unpackWord splits an in-flight word into syscall number, ABI and entry
@@ -233,12 +235,13 @@ func (m *Tracker) snapshot(all bool) (Snapshot, error) {
 }
 
 // Task flags and signal flags the snapshot reads (include/linux/sched.h,
-// include/linux/sched/signal.h).
+// include/linux/sched/signal.h), generated from bpf/taskstate.h, which
+// keeps stallmon's one copy of the kernel's bits.
 const (
-	pfIOWorker      = 0x00000010
-	pfUserWorker    = 0x00004000 // 6.4+, see userWorkerKernel
-	pfFrozen        = 0x00010000 // before 6.1; later kernels set TASK_FROZEN
-	signalGroupExit = 0x00000004
+	pfIOWorker      = uint32(gen.StallmonTaskFlagBitsPF_IO_WORKER)
+	pfUserWorker    = uint32(gen.StallmonTaskFlagBitsPF_USER_WORKER) // 6.4+, see userWorkerKernel
+	pfFrozen        = uint32(gen.StallmonTaskFlagBitsPF_FROZEN_OLD)  // before 6.1; later kernels set TASK_FROZEN
+	signalGroupExit = uint32(gen.StallmonSignalFlagBitsSIGNAL_GROUP_EXIT)
 )
 
 func (m *Tracker) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {

@@ -81,10 +81,10 @@ func fdArgTable() []uint8 {
 // syscallTable lays a byte per syscall out as the kernel side's tables
 // (fd_args, quiet) index them: ABI * 1024 + number, in the numbering of
 // each ABI, ABI 3 empty. value gets each number's name and whether a
-// table knows it.
+// table knows it. The geometry is enum fd_args_table's, in bpf/fdclass.h.
 func syscallTable(value func(abi ABI, nr int, name string, known bool) uint8) []uint8 {
-	const perABI = 1024
-	out := make([]uint8, 4*perABI)
+	const perABI = int(gen.StallmonFdArgsTableFD_ARGS_NR)
+	out := make([]uint8, gen.StallmonFdArgsTableFD_ARGS_LEN)
 	for _, abi := range []ABI{ABINative, ABICompat, ABIX32} {
 		for nr := 0; nr < perABI; nr++ {
 			name, known := abi.name(nr, [6]uint64{})

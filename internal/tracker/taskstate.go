@@ -1,5 +1,7 @@
 package tracker
 
+import "github.com/stallmon/stallmon/internal/tracker/gen"
+
 // TaskState is what the scheduler says about a thread, finer than the
 // letter in /proc: it separates a killable D from one that SIGKILL cannot
 // end until the kernel returns, which decides whether fencing can work.
@@ -41,16 +43,17 @@ func (s TaskState) String() string {
 }
 
 // Kernel TASK_* bits (include/linux/sched.h); stable since 5.14 apart from
-// modifier bits added later, which are masked out.
+// modifier bits added later, which are masked out. Generated from
+// bpf/taskstate.h, whose asleep_by_design judges the same bits.
 const (
-	taskInterruptible   = 0x0001
-	taskUninterruptible = 0x0002
-	taskStopped         = 0x0004
-	taskTraced          = 0x0008
-	taskDead            = 0x0080
-	taskWakekill        = 0x0100
-	taskNoload          = 0x0400
-	taskFrozen          = 0x8000 // 6.1+; earlier kernels flag the task PF_FROZEN
+	taskInterruptible   = uint32(gen.StallmonTaskStateBitsTASK_INTERRUPTIBLE)
+	taskUninterruptible = uint32(gen.StallmonTaskStateBitsTASK_UNINTERRUPTIBLE)
+	taskStopped         = uint32(gen.StallmonTaskStateBitsTASK_STOPPED_BIT)
+	taskTraced          = uint32(gen.StallmonTaskStateBitsTASK_TRACED_BIT)
+	taskDead            = uint32(gen.StallmonTaskStateBitsTASK_DEAD_BIT)
+	taskWakekill        = uint32(gen.StallmonTaskStateBitsTASK_WAKEKILL)
+	taskNoload          = uint32(gen.StallmonTaskStateBitsTASK_NOLOAD)
+	taskFrozen          = uint32(gen.StallmonTaskStateBitsTASK_FROZEN_BIT) // 6.1+; earlier kernels flag the task PF_FROZEN
 )
 
 func decodeState(raw uint32, onCPU bool) TaskState {

@@ -1,5 +1,4 @@
-// Threads whose syscall entry could not be recorded. Included by
-// stallmon.c after the in-flight word's layout and task_abi.
+// Threads whose syscall entry could not be recorded.
 //
 // bpf_task_storage_get returns NULL when it cannot allocate a thread's
 // storage (GFP_ATOMIC, under memory pressure), and also while the
@@ -10,6 +9,15 @@
 // its word is 0 or stale, its saved registers are only a lower bound. So
 // the thread is marked here until its next recorded sys_enter, and the
 // agent treats it as unknown meanwhile.
+
+#ifndef STALLMON_UNRECORDED_H
+#define STALLMON_UNRECORDED_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "once.h"
+#include "regs.h"
 
 // Marks are rare: a preallocated hash keyed by tid, written only when an
 // entry is lost. Threads lost beyond its size are counted in
@@ -92,3 +100,5 @@ static __always_inline void read_unrecorded(struct task_struct *task, __u64 *wor
 	*word = READ_ONCE(u->word);
 	*since = u->since;
 }
+
+#endif

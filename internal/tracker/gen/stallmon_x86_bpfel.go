@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type StallmonAbi uint32
+
+const (
+	StallmonAbiABI_NATIVE StallmonAbi = 0
+	StallmonAbiABI_COMPAT StallmonAbi = 1
+	StallmonAbiABI_X32    StallmonAbi = 2
+)
+
 type StallmonCounter uint32
 
 const (
@@ -39,12 +47,38 @@ type StallmonDeath struct {
 	_        [4]byte
 }
 
+type StallmonDeathRing uint32
+
+const (
+	StallmonDeathRingDEATHS StallmonDeathRing = 16
+)
+
+type StallmonFdArgsTable uint32
+
+const (
+	StallmonFdArgsTableFD_ARGS_NR  StallmonFdArgsTable = 1024
+	StallmonFdArgsTableFD_ARGS_LEN StallmonFdArgsTable = 4096
+)
+
 type StallmonFdClass struct {
 	_     structs.HostLayout
 	Fd    int32
 	Kind  uint32
 	Magic uint64
 }
+
+type StallmonFdKind uint32
+
+const (
+	StallmonFdKindKIND_NONE    StallmonFdKind = 0
+	StallmonFdKindKIND_REGULAR StallmonFdKind = 1
+	StallmonFdKindKIND_SOCKET  StallmonFdKind = 2
+	StallmonFdKindKIND_PIPE    StallmonFdKind = 3
+	StallmonFdKindKIND_TTY     StallmonFdKind = 4
+	StallmonFdKindKIND_DEVICE  StallmonFdKind = 5
+	StallmonFdKindKIND_OTHER   StallmonFdKind = 6
+	StallmonFdKindKIND_MAX     StallmonFdKind = 7
+)
 
 type StallmonInflight struct {
 	_       structs.HostLayout
@@ -65,6 +99,41 @@ type StallmonQuietCount struct {
 	Threads uint64
 	Oldest  uint64
 }
+
+type StallmonQuietSet uint32
+
+const (
+	StallmonQuietSetQUIET_NO_FD  StallmonQuietSet = 128
+	StallmonQuietSetQUIET_ANY_FD StallmonQuietSet = 255
+	StallmonQuietSetQUIET_NR     StallmonQuietSet = 512
+)
+
+type StallmonSignalFlagBits uint32
+
+const (
+	StallmonSignalFlagBitsSIGNAL_GROUP_EXIT StallmonSignalFlagBits = 4
+)
+
+type StallmonTaskFlagBits uint32
+
+const (
+	StallmonTaskFlagBitsPF_IO_WORKER   StallmonTaskFlagBits = 16
+	StallmonTaskFlagBitsPF_USER_WORKER StallmonTaskFlagBits = 16384
+	StallmonTaskFlagBitsPF_FROZEN_OLD  StallmonTaskFlagBits = 65536
+)
+
+type StallmonTaskStateBits uint32
+
+const (
+	StallmonTaskStateBitsTASK_INTERRUPTIBLE   StallmonTaskStateBits = 1
+	StallmonTaskStateBitsTASK_UNINTERRUPTIBLE StallmonTaskStateBits = 2
+	StallmonTaskStateBitsTASK_STOPPED_BIT     StallmonTaskStateBits = 4
+	StallmonTaskStateBitsTASK_TRACED_BIT      StallmonTaskStateBits = 8
+	StallmonTaskStateBitsTASK_DEAD_BIT        StallmonTaskStateBits = 128
+	StallmonTaskStateBitsTASK_WAKEKILL        StallmonTaskStateBits = 256
+	StallmonTaskStateBitsTASK_NOLOAD          StallmonTaskStateBits = 1024
+	StallmonTaskStateBitsTASK_FROZEN_BIT      StallmonTaskStateBits = 32768
+)
 
 type StallmonThreadRec struct {
 	_               structs.HostLayout
@@ -100,6 +169,17 @@ type StallmonUnrecorded struct {
 	Since     uint64
 	StartTime uint64
 }
+
+type StallmonWord uint32
+
+const (
+	StallmonWordNR_BITS       StallmonWord = 12
+	StallmonWordNR_MASK       StallmonWord = 4095
+	StallmonWordABI_BITS      StallmonWord = 2
+	StallmonWordABI_SHIFT     StallmonWord = 12
+	StallmonWordTS_BITS_SHIFT StallmonWord = 14
+	StallmonWordTS_SHIFT      StallmonWord = 10
+)
 
 // Names of all BPF objects in the ELF.
 //
@@ -137,7 +217,16 @@ const (
 	StallmonVarTargetTree            = "target_tree"
 	StallmonVarUnrecordedThreads     = "unrecorded_threads"
 	StallmonVarUnrecordedUnmarked    = "unrecorded_unmarked"
+	StallmonVarUnusedAbi             = "unused_abi"
+	StallmonVarUnusedDeathRing       = "unused_death_ring"
+	StallmonVarUnusedFdArgsTable     = "unused_fd_args_table"
+	StallmonVarUnusedFdKind          = "unused_fd_kind"
+	StallmonVarUnusedQuietSet        = "unused_quiet_set"
+	StallmonVarUnusedSignalFlagBits  = "unused_signal_flag_bits"
+	StallmonVarUnusedTaskFlagBits    = "unused_task_flag_bits"
+	StallmonVarUnusedTaskStateBits   = "unused_task_state_bits"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
+	StallmonVarUnusedWord            = "unused_word"
 	StallmonVarWorkerFlags           = "worker_flags"
 )
 
@@ -206,29 +295,38 @@ type StallmonMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonVariableSpecs struct {
-	DeathsTotal        *ebpf.VariableSpec `ebpf:"deaths_total"`
-	ExitStatus         *ebpf.VariableSpec `ebpf:"exit_status"`
-	Exited             *ebpf.VariableSpec `ebpf:"exited"`
-	FdArgs             *ebpf.VariableSpec `ebpf:"fd_args"`
-	LatencyHistogram   *ebpf.VariableSpec `ebpf:"latency_histogram"`
-	NrClose            *ebpf.VariableSpec `ebpf:"nr_close"`
-	NrCloseCompat      *ebpf.VariableSpec `ebpf:"nr_close_compat"`
-	NrExit             *ebpf.VariableSpec `ebpf:"nr_exit"`
-	NrExitGroup        *ebpf.VariableSpec `ebpf:"nr_exit_group"`
-	Quiet              *ebpf.VariableSpec `ebpf:"quiet"`
-	QuietInflight      *ebpf.VariableSpec `ebpf:"quiet_inflight"`
-	QuietOn            *ebpf.VariableSpec `ebpf:"quiet_on"`
-	QuietPass          *ebpf.VariableSpec `ebpf:"quiet_pass"`
-	QuietThreads       *ebpf.VariableSpec `ebpf:"quiet_threads"`
-	QuietThreadsPass   *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
-	TargetCgroup       *ebpf.VariableSpec `ebpf:"target_cgroup"`
-	TargetCgroupLevel  *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
-	TargetTgid         *ebpf.VariableSpec `ebpf:"target_tgid"`
-	TargetTree         *ebpf.VariableSpec `ebpf:"target_tree"`
-	UnrecordedThreads  *ebpf.VariableSpec `ebpf:"unrecorded_threads"`
-	UnrecordedUnmarked *ebpf.VariableSpec `ebpf:"unrecorded_unmarked"`
-	UnusedThreadRec    *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
-	WorkerFlags        *ebpf.VariableSpec `ebpf:"worker_flags"`
+	DeathsTotal          *ebpf.VariableSpec `ebpf:"deaths_total"`
+	ExitStatus           *ebpf.VariableSpec `ebpf:"exit_status"`
+	Exited               *ebpf.VariableSpec `ebpf:"exited"`
+	FdArgs               *ebpf.VariableSpec `ebpf:"fd_args"`
+	LatencyHistogram     *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NrClose              *ebpf.VariableSpec `ebpf:"nr_close"`
+	NrCloseCompat        *ebpf.VariableSpec `ebpf:"nr_close_compat"`
+	NrExit               *ebpf.VariableSpec `ebpf:"nr_exit"`
+	NrExitGroup          *ebpf.VariableSpec `ebpf:"nr_exit_group"`
+	Quiet                *ebpf.VariableSpec `ebpf:"quiet"`
+	QuietInflight        *ebpf.VariableSpec `ebpf:"quiet_inflight"`
+	QuietOn              *ebpf.VariableSpec `ebpf:"quiet_on"`
+	QuietPass            *ebpf.VariableSpec `ebpf:"quiet_pass"`
+	QuietThreads         *ebpf.VariableSpec `ebpf:"quiet_threads"`
+	QuietThreadsPass     *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
+	TargetCgroup         *ebpf.VariableSpec `ebpf:"target_cgroup"`
+	TargetCgroupLevel    *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
+	TargetTgid           *ebpf.VariableSpec `ebpf:"target_tgid"`
+	TargetTree           *ebpf.VariableSpec `ebpf:"target_tree"`
+	UnrecordedThreads    *ebpf.VariableSpec `ebpf:"unrecorded_threads"`
+	UnrecordedUnmarked   *ebpf.VariableSpec `ebpf:"unrecorded_unmarked"`
+	UnusedAbi            *ebpf.VariableSpec `ebpf:"unused_abi"`
+	UnusedDeathRing      *ebpf.VariableSpec `ebpf:"unused_death_ring"`
+	UnusedFdArgsTable    *ebpf.VariableSpec `ebpf:"unused_fd_args_table"`
+	UnusedFdKind         *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
+	UnusedQuietSet       *ebpf.VariableSpec `ebpf:"unused_quiet_set"`
+	UnusedSignalFlagBits *ebpf.VariableSpec `ebpf:"unused_signal_flag_bits"`
+	UnusedTaskFlagBits   *ebpf.VariableSpec `ebpf:"unused_task_flag_bits"`
+	UnusedTaskStateBits  *ebpf.VariableSpec `ebpf:"unused_task_state_bits"`
+	UnusedThreadRec      *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	UnusedWord           *ebpf.VariableSpec `ebpf:"unused_word"`
+	WorkerFlags          *ebpf.VariableSpec `ebpf:"worker_flags"`
 }
 
 // StallmonObjects contains all objects after they have been loaded into the kernel.
@@ -274,29 +372,38 @@ func (m *StallmonMaps) Close() error {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonVariables struct {
-	DeathsTotal        *ebpf.Variable `ebpf:"deaths_total"`
-	ExitStatus         *ebpf.Variable `ebpf:"exit_status"`
-	Exited             *ebpf.Variable `ebpf:"exited"`
-	FdArgs             *ebpf.Variable `ebpf:"fd_args"`
-	LatencyHistogram   *ebpf.Variable `ebpf:"latency_histogram"`
-	NrClose            *ebpf.Variable `ebpf:"nr_close"`
-	NrCloseCompat      *ebpf.Variable `ebpf:"nr_close_compat"`
-	NrExit             *ebpf.Variable `ebpf:"nr_exit"`
-	NrExitGroup        *ebpf.Variable `ebpf:"nr_exit_group"`
-	Quiet              *ebpf.Variable `ebpf:"quiet"`
-	QuietInflight      *ebpf.Variable `ebpf:"quiet_inflight"`
-	QuietOn            *ebpf.Variable `ebpf:"quiet_on"`
-	QuietPass          *ebpf.Variable `ebpf:"quiet_pass"`
-	QuietThreads       *ebpf.Variable `ebpf:"quiet_threads"`
-	QuietThreadsPass   *ebpf.Variable `ebpf:"quiet_threads_pass"`
-	TargetCgroup       *ebpf.Variable `ebpf:"target_cgroup"`
-	TargetCgroupLevel  *ebpf.Variable `ebpf:"target_cgroup_level"`
-	TargetTgid         *ebpf.Variable `ebpf:"target_tgid"`
-	TargetTree         *ebpf.Variable `ebpf:"target_tree"`
-	UnrecordedThreads  *ebpf.Variable `ebpf:"unrecorded_threads"`
-	UnrecordedUnmarked *ebpf.Variable `ebpf:"unrecorded_unmarked"`
-	UnusedThreadRec    *ebpf.Variable `ebpf:"unused_thread_rec"`
-	WorkerFlags        *ebpf.Variable `ebpf:"worker_flags"`
+	DeathsTotal          *ebpf.Variable `ebpf:"deaths_total"`
+	ExitStatus           *ebpf.Variable `ebpf:"exit_status"`
+	Exited               *ebpf.Variable `ebpf:"exited"`
+	FdArgs               *ebpf.Variable `ebpf:"fd_args"`
+	LatencyHistogram     *ebpf.Variable `ebpf:"latency_histogram"`
+	NrClose              *ebpf.Variable `ebpf:"nr_close"`
+	NrCloseCompat        *ebpf.Variable `ebpf:"nr_close_compat"`
+	NrExit               *ebpf.Variable `ebpf:"nr_exit"`
+	NrExitGroup          *ebpf.Variable `ebpf:"nr_exit_group"`
+	Quiet                *ebpf.Variable `ebpf:"quiet"`
+	QuietInflight        *ebpf.Variable `ebpf:"quiet_inflight"`
+	QuietOn              *ebpf.Variable `ebpf:"quiet_on"`
+	QuietPass            *ebpf.Variable `ebpf:"quiet_pass"`
+	QuietThreads         *ebpf.Variable `ebpf:"quiet_threads"`
+	QuietThreadsPass     *ebpf.Variable `ebpf:"quiet_threads_pass"`
+	TargetCgroup         *ebpf.Variable `ebpf:"target_cgroup"`
+	TargetCgroupLevel    *ebpf.Variable `ebpf:"target_cgroup_level"`
+	TargetTgid           *ebpf.Variable `ebpf:"target_tgid"`
+	TargetTree           *ebpf.Variable `ebpf:"target_tree"`
+	UnrecordedThreads    *ebpf.Variable `ebpf:"unrecorded_threads"`
+	UnrecordedUnmarked   *ebpf.Variable `ebpf:"unrecorded_unmarked"`
+	UnusedAbi            *ebpf.Variable `ebpf:"unused_abi"`
+	UnusedDeathRing      *ebpf.Variable `ebpf:"unused_death_ring"`
+	UnusedFdArgsTable    *ebpf.Variable `ebpf:"unused_fd_args_table"`
+	UnusedFdKind         *ebpf.Variable `ebpf:"unused_fd_kind"`
+	UnusedQuietSet       *ebpf.Variable `ebpf:"unused_quiet_set"`
+	UnusedSignalFlagBits *ebpf.Variable `ebpf:"unused_signal_flag_bits"`
+	UnusedTaskFlagBits   *ebpf.Variable `ebpf:"unused_task_flag_bits"`
+	UnusedTaskStateBits  *ebpf.Variable `ebpf:"unused_task_state_bits"`
+	UnusedThreadRec      *ebpf.Variable `ebpf:"unused_thread_rec"`
+	UnusedWord           *ebpf.Variable `ebpf:"unused_word"`
+	WorkerFlags          *ebpf.Variable `ebpf:"worker_flags"`
 }
 
 // StallmonPrograms contains all programs after they have been loaded into the kernel.

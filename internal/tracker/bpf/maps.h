@@ -1,0 +1,93 @@
+// The state all the programs share: each thread's in-flight record, the
+// counters, the exit status, and the record the iterator writes for each
+// thread. The maps and globals that one part alone uses live with that
+// part (target.h, fdclass.h, latency.h, deaths.h, quiet.h, unrecorded.h).
+// The agent reads these layouts through bpf2go's Go mirrors (-type in
+// internal/tracker/gen/gen.go), never through hand-written copies.
+
+#ifndef STALLMON_MAPS_H
+#define STALLMON_MAPS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "fdclass.h"
+
+// Each thread's syscall in flight (word, see word.h), kept in task
+// storage: exit and exit_group never reach sys_exit, and storage is freed
+// with its thread, where a map keyed by tid would leak the entry.
+struct inflight {
+	__u64 word;
+	__u64 arg0;
+	struct fd_class closing;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+enum counter {
+	COUNTER_ENTER = 0,         // sys_enter seen for the target
+	COUNTER_STORAGE_CREATED,   // per-thread storage created
+	COUNTER_STORAGE_FAILED,    // storage could not be created (ENOMEM)
+	COUNTER_EXIT_NO_ENTRY,     // sys_exit without a recorded entry
+	COUNTER_STORAGE_RELEASED,  // storage released at thread exit
+	COUNTER_NR_TOO_LARGE,      // syscall number did not fit NR_BITS
+	COUNTER_ENTRY_OVERWRITTEN, // sys_enter found the previous syscall still recorded: its exit was missed
+	COUNTER_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, enum counter);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(enum counter c)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &c);
+
+	if (v)
+		*v += 1;
+}
+
+// Last exit status (wait(2) encoding) of a thread of the target. The last
+// thread to exit carries the process's status.
+__u32 exit_status = 0;
+__u32 exited = 0;
+
+// One record per thread of the target, written by the task iterator.
+struct thread_rec {
+	__u32 tid;
+	__u32 tgid;        // the process the thread belongs to
+	__u32 state;       // task->__state (TASK_* bits)
+	__u64 word;        // struct inflight.word, 0 if not in a syscall
+	__u64 now;         // bpf_ktime_get_ns() when this record was made
+	__u64 switches;    // nvcsw + nivcsw: unchanged means it has not run since
+	__u64 voluntary;   // nvcsw: unchanged means it has not slept since
+	__s64 regs_nr;     // syscall number in the saved user registers, -1 if none
+	__u64 args[6];     // the syscall's arguments, from the same registers
+	struct fd_class fds[2];
+	struct fd_class closing; // what the latest close(2) closed, see struct inflight
+	__u32 flags;       // task->flags (PF_*)
+	__u32 exit_state;  // task->exit_state: nonzero once the thread is a zombie
+	__u32 signal_flags; // task->signal->flags (SIGNAL_GROUP_EXIT...)
+	__u32 core_dump;   // 1 while the process dumps core
+	__u32 cgroup_frozen; // 1 while the cgroup v2 freezer holds the thread
+	__u32 regs_abi;    // ABI_* of the syscall in the registers
+	__u32 has_storage; // 1 if the thread has storage
+	__u32 on_cpu;      // 1 if running on a CPU right now
+	__u64 utime;       // user time in ns: grows only when the thread runs in user space
+	__u8 comm[16];
+	__u64 unrecorded_word;  // see struct unrecorded; 0 if the thread's latest entry was recorded
+	__u64 unrecorded_since;
+};
+
+// Makes the type visible in BTF so bpf2go can generate its Go mirror.
+const struct thread_rec *unused_thread_rec __attribute__((unused));
+
+#endif

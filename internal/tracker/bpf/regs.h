@@ -1,0 +1,154 @@
+// Per-architecture access to a task's saved user registers and to the ABI
+// of its syscall: the only code that differs between the x86 and the arm64
+// objects. Everything else reads registers through these functions.
+
+#ifndef STALLMON_REGS_H
+#define STALLMON_REGS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "word.h"
+
+// Saved user registers. A task's pt_regs hold what it entered the kernel
+// with: for a task inside a syscall, the syscall number and its arguments,
+// whether it sleeps or runs. An interrupt or fault taken in user mode
+// overwrites them, so the syscall number alone is not proof; the entry
+// code's own marks are (see regs_in_syscall). Every r below is the BTF
+// pointer bpf_task_pt_regs returns, read with plain loads: a probe-read
+// helper call each would cost the target's every syscall (sys_enter reads
+// arg0) and the iterator each thread it lists.
+#if defined(__TARGET_ARCH_x86)
+
+#define TS_COMPAT 0x0002            // thread_info.status: a 32-bit syscall is active
+#define X32_SYSCALL_BIT 0x40000000ULL
+#define ENOSYS 38
+
+// t is a trusted BTF pointer (the current task, the iterator's task): a
+// direct load, not a probe-read helper, on every syscall of the target.
+static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
+{
+	if (t->thread_info.status & TS_COMPAT)
+		return ABI_COMPAT;
+	if (nr & X32_SYSCALL_BIT)
+		return ABI_X32;
+	return ABI_NATIVE;
+}
+
+// The x86 entry code sets ax to -ENOSYS before it dispatches a syscall and
+// the syscall's return value replaces it on the way out; an interrupt frame
+// holds the user's ax and, in orig_ax, -1 or an encoded vector that can
+// look like a small syscall number.
+static __always_inline long regs_nr(struct pt_regs *r)
+{
+	return r->orig_ax;
+}
+
+static __always_inline bool regs_in_syscall(struct pt_regs *r)
+{
+	return (long)r->orig_ax >= 0 && (long)r->ax == -ENOSYS;
+}
+
+static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
+{
+	return abi == ABI_COMPAT ? (__u32)r->bx : r->di;
+}
+
+static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
+{
+	if (abi == ABI_COMPAT) {
+		a[0] = (__u32)r->bx;
+		a[1] = (__u32)r->cx;
+		a[2] = (__u32)r->dx;
+		a[3] = (__u32)r->si;
+		a[4] = (__u32)r->di;
+		a[5] = (__u32)r->bp;
+		return;
+	}
+	a[0] = r->di;
+	a[1] = r->si;
+	a[2] = r->dx;
+	a[3] = r->r10;
+	a[4] = r->r8;
+	a[5] = r->r9;
+}
+
+#elif defined(__TARGET_ARCH_arm64)
+
+// vmlinux.h describes x86; these flavours name arm64's fields for CO-RE.
+struct pt_regs___stallmon {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+	__u64 orig_x0;
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+
+#define PSR_MODE32_BIT 0x10
+
+static __always_inline __u32 regs_abi(struct pt_regs___stallmon *r)
+{
+	return (r->pstate & PSR_MODE32_BIT) ? ABI_COMPAT : ABI_NATIVE;
+}
+
+static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
+{
+	return regs_abi((struct pt_regs___stallmon *)bpf_task_pt_regs(t));
+}
+
+// arm64's entry code stores NO_SYSCALL (-1) in syscallno for every
+// exception that is not a syscall.
+static __always_inline long regs_nr(struct pt_regs *r)
+{
+	return ((struct pt_regs___stallmon *)r)->syscallno;
+}
+
+static __always_inline bool regs_in_syscall(struct pt_regs *r)
+{
+	return regs_nr(r) >= 0;
+}
+
+static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
+{
+	__u64 v = ((struct pt_regs___stallmon *)r)->orig_x0;
+
+	return abi == ABI_COMPAT ? (__u32)v : v;
+}
+
+static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
+{
+	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
+
+	a[0] = ar->orig_x0;
+	a[1] = ar->regs[1];
+	a[2] = ar->regs[2];
+	a[3] = ar->regs[3];
+	a[4] = ar->regs[4];
+	a[5] = ar->regs[5];
+	if (abi == ABI_COMPAT) {
+		for (int i = 0; i < 6; i++)
+			a[i] = (__u32)a[i];
+	}
+}
+
+#else
+#error "stallmon's kernel side knows amd64 and arm64"
+#endif
+
+// word_at packs an in-flight word, as sys_enter writes it, for a syscall
+// number as the tracepoint or the registers give it (x32's bit included)
+// entered at now (bpf_ktime_get_ns()): for the records made outside
+// sys_enter, whose hot path packs its own.
+static __always_inline __u64 word_at(struct task_struct *task, __u64 nr, __u64 now)
+{
+	__u32 abi = task_abi(task, nr);
+#if defined(__TARGET_ARCH_x86)
+	nr &= ~X32_SYSCALL_BIT;
+#endif
+	if (nr > NR_MASK)
+		nr = NR_MASK;
+	return ((now >> TS_SHIFT) << TS_BITS_SHIFT) | ((__u64)abi << ABI_SHIFT) | nr;
+}
+
+#endif

@@ -1,0 +1,99 @@
+// Which tasks are watched: one process (pid), a process tree, or a cgroup
+// v2 subtree, chosen by load-time constants. Every tracepoint program asks
+// is_target first, for every task on the machine, so this is code the
+// whole machine pays for.
+
+#ifndef STALLMON_TARGET_H
+#define STALLMON_TARGET_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include "once.h"
+
+// Set by the agent before load; never changes afterwards, so it is a
+// constant the verifier can see rather than a map lookup on every syscall.
+volatile const __u32 target_tgid = 0;
+
+// Set instead of target_tgid to watch a whole cgroup v2 subtree: the id of
+// its directory (the kernfs node id, the inode number of the directory)
+// and its depth below the root. Every task whose cgroup is it or below is
+// watched, however it got there: forked, moved in, or spawned into it.
+volatile const __u64 target_cgroup = 0;
+volatile const __u32 target_cgroup_level = 0;
+
+// Set instead to watch a process tree: the processes whose bit is set in
+// tree, a bitmap indexed by tgid, which userspace seeds with the root and
+// its descendants at attach, and to which fork() adds the children of its
+// members. An array, so the verifier inlines the lookup: every task on
+// the machine pays for it at every syscall.
+volatile const bool target_tree = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE); // userspace sets bits with atomic ors
+	__uint(max_entries, 1);            // pid_max / 64 + 1, set at load
+	__type(key, __u32);
+	__type(value, __u64);
+} tree SEC(".maps");
+
+static __always_inline __u64 *tree_word(__u32 tgid)
+{
+	__u32 idx = tgid >> 6;
+
+	return bpf_map_lookup_elem(&tree, &idx);
+}
+
+static __always_inline bool in_tree(__u32 tgid)
+{
+	__u64 *w = tree_word(tgid);
+
+	return w && (READ_ONCE(*w) >> (tgid & 63)) & 1;
+}
+
+// is_target is the first thing every tracepoint program does, for every
+// task on the machine: one compare in pid mode; in cgroup mode one helper
+// that reads the current task's cgroup ancestor. The verifier drops the
+// branch not taken, so each mode pays only for its own check.
+static __always_inline bool is_target(void)
+{
+	if (target_cgroup)
+		return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup;
+	if (target_tree)
+		return in_tree(bpf_get_current_pid_tgid() >> 32);
+	return (bpf_get_current_pid_tgid() >> 32) == target_tgid;
+}
+
+// Before 6.0 a cgroup kept its ancestors' ids rather than pointers.
+struct cgroup___pre60 {
+	__u64 ancestor_ids[0];
+} __attribute__((preserve_access_index));
+
+// task_in_target_cgroup is is_target for any task, for the iterator.
+static __always_inline bool task_in_target_cgroup(struct task_struct *task)
+{
+	struct cgroup *cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	__u32 level = target_cgroup_level;
+	__u64 id = 0;
+
+	if (!cgrp || BPF_CORE_READ(cgrp, level) < (int)level || level > 255)
+		return false;
+	if (bpf_core_field_exists(cgrp->ancestors)) {
+		struct cgroup *anc = NULL;
+		__u64 off = bpf_core_field_offset(cgrp->ancestors) + level * sizeof(anc);
+
+		if (bpf_probe_read_kernel(&anc, sizeof(anc), (void *)cgrp + off) || !anc)
+			return false;
+		id = BPF_CORE_READ(anc, kn, id);
+	} else {
+		struct cgroup___pre60 *old = (void *)cgrp;
+		__u64 off = bpf_core_field_offset(old->ancestor_ids) + level * sizeof(id);
+
+		if (bpf_probe_read_kernel(&id, sizeof(id), (void *)cgrp + off))
+			return false;
+	}
+	return id == target_cgroup;
+}
+
+#endif
