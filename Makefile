@@ -59,7 +59,7 @@ docs:
 # hangs, idle and busy targets, late returns and kills, seen without any
 # syscall program.
 SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace
-test: deps-test
+test: deps-test deps-bpf
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
