@@ -93,6 +93,8 @@ func (o *watchOptions) config(log *asynclog.Log) pipeline.Config {
 	c := o.cfg
 	c.Table = o.table.table()
 	c.Sinks.Pacemaker.AttributeSet = o.flags.Changed("pacemaker-attribute")
+	c.Sinks.Pacemaker.AttrdUpdaterSet = o.flags.Changed("attrd-updater")
+	c.Sinks.Systemd.SocketSet = o.flags.Changed("notify-socket")
 	c.Metrics.Addr = string(o.metrics)
 	c.SelfProtect = true
 	c.Logger = log.Logger

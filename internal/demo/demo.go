@@ -17,6 +17,7 @@ import (
 
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/nodefence"
 	"github.com/stallmon/stallmon/internal/pipeline"
 	"github.com/stallmon/stallmon/internal/workload"
 	"github.com/stallmon/stallmon/peer"
@@ -89,8 +90,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		Table: pipeline.Table{Budget: &cfg.Budget, KillAfter: &cfg.KillAfter},
 		Heartbeat: pipeline.Heartbeat{Group: group.String(), Interface: "lo", TTL: 0, Loopback: true,
 			Interval: hbInterval, Key: key, Repeats: 3},
-		Node:   pipeline.Node{ID: nodeID, StateDir: state},
-		Logger: log.With("component", "agent"),
+		Node:      pipeline.Node{ID: nodeID, StateDir: state},
+		NodeFence: nodefence.Options{Mode: "none"},
+		Logger:    log.With("component", "agent"),
 	}, pipeline.Target{PID: svc.PID})
 	if err != nil {
 		return Result{}, fmt.Errorf("attaching: %w", err)

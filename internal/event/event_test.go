@@ -26,7 +26,9 @@ type site struct {
 
 // Every log call of the product (every package but tests and test
 // helpers) passes an event name of this package as its message, or passes
-// on a parameter of a function whose every caller does.
+// on a parameter of a function whose every caller does. Known blind spot:
+// a forwarder called through a function value, whose callers are not
+// found.
 func TestEveryLogMessageIsAnEvent(t *testing.T) {
 	pkgs, err := packages.Load(&packages.Config{
 		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo,
@@ -55,12 +57,11 @@ func TestEveryLogMessageIsAnEvent(t *testing.T) {
 		}
 		loaded++
 		for _, f := range p.Syntax {
-			ast.Inspect(f, func(n ast.Node) bool {
-				fd, ok := n.(*ast.FuncDecl)
-				if !ok {
-					return true
-				}
-				ast.Inspect(fd, func(n ast.Node) bool {
+			for _, decl := range f.Decls {
+				// Calls in a function may forward its parameters; calls in
+				// a package-level value (a func literal in a var) may not.
+				fd, _ := decl.(*ast.FuncDecl)
+				ast.Inspect(decl, func(n ast.Node) bool {
 					call, ok := n.(*ast.CallExpr)
 					if !ok {
 						return true
@@ -73,16 +74,17 @@ func TestEveryLogMessageIsAnEvent(t *testing.T) {
 						return true
 					}
 					arg := call.Args[i]
-					if param := paramIndex(p.TypesInfo, fd, arg); param >= 0 {
-						fn := p.TypesInfo.Defs[fd.Name].(*types.Func)
-						forwards[fn] = append(forwards[fn], param)
-						return true
+					if fd != nil {
+						if param := paramIndex(p.TypesInfo, fd, arg); param >= 0 {
+							fn := p.TypesInfo.Defs[fd.Name].(*types.Func)
+							forwards[fn] = append(forwards[fn], param)
+							return true
+						}
 					}
 					sites = append(sites, site{callPos[call], arg, p.TypesInfo})
 					return true
 				})
-				return false
-			})
+			}
 		}
 	}
 	if loaded < 20 {
@@ -112,24 +114,26 @@ func TestEveryLogMessageIsAnEvent(t *testing.T) {
 	}
 }
 
-// loggerMsg says whether call is a *slog.Logger method, and where its
-// message is.
+// loggerMsg says whether call logs through log/slog (a *slog.Logger
+// method, or the package's own functions on the default logger), and
+// where its message is.
 func loggerMsg(info *types.Info, call *ast.CallExpr) (int, bool) {
 	fn := calledFunc(info, call)
-	if fn == nil {
+	if fn == nil || fn.Pkg() == nil || fn.Pkg().Path() != "log/slog" {
 		return 0, false
 	}
 	sig, ok := fn.Type().(*types.Signature)
-	if !ok || sig.Recv() == nil {
+	if !ok {
 		return 0, false
 	}
-	recv := sig.Recv().Type()
-	if p, ok := recv.(*types.Pointer); ok {
-		recv = p.Elem()
-	}
-	named, ok := recv.(*types.Named)
-	if !ok || named.Obj().Pkg() == nil || named.Obj().Pkg().Path() != "log/slog" || named.Obj().Name() != "Logger" {
-		return 0, false
+	if recv := sig.Recv(); recv != nil {
+		t := recv.Type()
+		if p, ok := t.(*types.Pointer); ok {
+			t = p.Elem()
+		}
+		if named, ok := t.(*types.Named); !ok || named.Obj().Name() != "Logger" {
+			return 0, false
+		}
 	}
 	i, ok := msgParam[fn.Name()]
 	return i, ok

@@ -9,8 +9,9 @@ import (
 )
 
 // Options are what a user chooses (--on-unkillable, --watchdog-device,
-// --watchdog-timeout). Mode "" or "none" arms nothing: node fencing is
-// never implicit.
+// --watchdog-timeout). Mode "none" arms nothing: node fencing is never
+// implicit. Any other mode, "" included, is refused: an empty
+// --on-unkillable=$FENCE must not silently drop the fence asked for.
 type Options struct {
 	Mode            string // none, reboot or watchdog
 	WatchdogDevice  string
@@ -21,7 +22,7 @@ type Options struct {
 // agent kills at all (node fencing acts only after a kill).
 func (o Options) Validate(kill bool) error {
 	switch o.Mode {
-	case "", "none", "reboot", "watchdog":
+	case "none", "reboot", "watchdog":
 	default:
 		return fmt.Errorf("--on-unkillable %q: want none, reboot or watchdog", o.Mode)
 	}
@@ -41,7 +42,7 @@ func (o Options) Validate(kill bool) error {
 	return nil
 }
 
-func (o Options) armed() bool { return o.Mode != "" && o.Mode != "none" }
+func (o Options) armed() bool { return o.Mode != "none" }
 
 // Arm returns the node fencer, nil when o arms none. Call it once the
 // tracker is attached, right before the agent starts feeding, so that a
@@ -53,7 +54,7 @@ func (o Options) Arm(kill bool, log *slog.Logger) (Fencer, error) {
 	}
 	var nf Fencer
 	switch o.Mode {
-	case "", "none":
+	case "none":
 		return nil, nil
 	case "reboot":
 		nf = Reboot{}

@@ -61,11 +61,8 @@ func Attach(cfg Config, t Target) (_ *Attached, err error) {
 			w.Close()
 		}
 	}()
-	c.protect(true)
-	service := t.service()
-	if err := c.startHeartbeat(service); err != nil {
-		return nil, err
-	}
+	// Everything the user can get wrong is refused before stallmon locks
+	// its memory, takes the node id or opens a socket.
 	if t.PID == os.Getpid() {
 		return nil, configErr(fmt.Errorf("pid %d is stallmon itself", t.PID))
 	}
@@ -73,7 +70,14 @@ func Attach(cfg Config, t Target) (_ *Attached, err error) {
 	if err := cfg.NodeFence.Validate(kill); err != nil {
 		return nil, configErr(err)
 	}
-	// Integrations are checked before anything is attached.
+	if err := cfg.Sinks.validate(); err != nil {
+		return nil, err
+	}
+	c.protect(true)
+	service := t.service()
+	if err := c.startHeartbeat(service); err != nil {
+		return nil, err
+	}
 	st := sink.Target{PID: t.PID}
 	if t.Cgroup != "" {
 		// A cgroup that does not resolve is reported by the attach.

@@ -11,6 +11,8 @@ import (
 
 // sinkOptions is one integration's options.
 type sinkOptions interface {
+	// Validate refuses bad options, with no side effect.
+	Validate() error
 	// Sink returns the integration's sink, or nil when it is off.
 	Sink(t sink.Target, log *slog.Logger) (sink.Sink, error)
 }
@@ -39,7 +41,7 @@ func startSinks(c Sinks, node Node, service string, t sink.Target, log *slog.Log
 		}
 	}
 	names := map[string]bool{}
-	for _, o := range []sinkOptions{c.Keepalived, c.Etcd, c.Pacemaker, c.Systemd} {
+	for _, o := range c.all() {
 		s, err := o.Sink(t, log)
 		if err != nil {
 			closeAll()
@@ -63,6 +65,21 @@ func startSinks(c Sinks, node Node, service string, t sink.Target, log *slog.Log
 		hub.Stop(sink.FlushTimeout)
 		closeAll()
 	}, nil
+}
+
+// all is every integration's options, in the order their sinks are built.
+func (c Sinks) all() []sinkOptions {
+	return []sinkOptions{c.Keepalived, c.Etcd, c.Pacemaker, c.Systemd}
+}
+
+// validate checks every integration's options before anything is opened.
+func (c Sinks) validate() error {
+	for _, o := range c.all() {
+		if err := o.Validate(); err != nil {
+			return configErr(err)
+		}
+	}
+	return nil
 }
 
 func sinkNames(h *sink.Hub) []string {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,8 +41,6 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 		return supervise.Status{}, err
 	}
 	defer c.close()
-	// The service's processes would inherit a lowered OOM score.
-	c.protect(false)
 	policy, err := supervise.ParsePolicy(s.Restart)
 	if err != nil {
 		return supervise.Status{}, configErr(err)
@@ -51,8 +50,13 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 			s.MaxRestarts, s.RestartDelay, s.StopTimeout))
 	}
 	if len(s.Command) == 0 {
-		return supervise.Status{}, configErr(fmt.Errorf("no command to run"))
+		return supervise.Status{}, configErr(errors.New("no command to run"))
 	}
+	if err := cfg.Sinks.validate(); err != nil {
+		return supervise.Status{}, err
+	}
+	// The service's processes would inherit a lowered OOM score.
+	c.protect(false)
 	service := filepath.Base(s.Command[0])
 	if err := c.startHeartbeat(service); err != nil {
 		return supervise.Status{}, err

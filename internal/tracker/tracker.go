@@ -48,6 +48,9 @@ type Tracker struct {
 // Attach loads the BPF programs filtered on s and attaches them. On any
 // error nothing stays loaded or attached.
 func Attach(s Scope, log *slog.Logger, opts Options) (*Tracker, error) {
+	if s.open == nil {
+		return nil, errors.New("attaching: no scope (make one with Process, Tree, Cgroup or EmptyCgroup)")
+	}
 	sc, err := s.open()
 	if err != nil {
 		return nil, err

@@ -34,7 +34,18 @@ func (o Options) Validate() error {
 	if o.HookTimeout <= 0 {
 		return fmt.Errorf("--etcd-hook-timeout must be positive, got %v", o.HookTimeout)
 	}
+	if err := o.config(sink.Target{NodeID: "check"}, nil).Validate(); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
 	return nil
+}
+
+func (o Options) config(t sink.Target, log *slog.Logger) Config {
+	return Config{
+		Endpoints: o.Endpoints, Prefix: o.Prefix, NodeID: t.NodeID, TTL: o.TTL,
+		Election: o.Election, OnElected: o.OnElected, OnDemoted: o.OnDemoted,
+		HookTimeout: o.HookTimeout, Logger: log,
+	}
 }
 
 // Sink returns the sink for t's node, nil when o leaves etcd out.
@@ -42,11 +53,7 @@ func (o Options) Sink(t sink.Target, log *slog.Logger) (sink.Sink, error) {
 	if err := o.Validate(); err != nil || len(o.Endpoints) == 0 {
 		return nil, err
 	}
-	s, err := New(Config{
-		Endpoints: o.Endpoints, Prefix: o.Prefix, NodeID: t.NodeID, TTL: o.TTL,
-		Election: o.Election, OnElected: o.OnElected, OnDemoted: o.OnDemoted,
-		HookTimeout: o.HookTimeout, Logger: log,
-	})
+	s, err := New(o.config(t, log))
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}

@@ -3,6 +3,7 @@ package keepalived
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/stallmon/stallmon/internal/sink"
 )
@@ -13,13 +14,26 @@ type Options struct {
 	File string
 }
 
-// Validate checks o without touching the file.
-func (o Options) Validate() error { return nil }
+// Validate checks o without writing anything: the file's directory must
+// exist and be writable.
+func (o Options) Validate() error {
+	if o.File == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(o.File)
+	if err != nil {
+		return fmt.Errorf("--keepalived-file: %s: %w", o.File, err)
+	}
+	if err := checkDir(abs); err != nil {
+		return fmt.Errorf("--keepalived-file: %w", err)
+	}
+	return nil
+}
 
 // Sink returns the sink, nil when o leaves keepalived out.
 func (o Options) Sink(_ sink.Target, log *slog.Logger) (sink.Sink, error) {
-	if o.File == "" {
-		return nil, nil
+	if err := o.Validate(); err != nil || o.File == "" {
+		return nil, err
 	}
 	s, err := New(o.File, log)
 	if err != nil {

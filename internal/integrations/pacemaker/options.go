@@ -15,24 +15,32 @@ type Options struct {
 	On           bool
 	Attribute    string
 	AttrdUpdater string
-	// AttributeSet says the attribute was chosen, even as "".
-	AttributeSet bool
+	// AttributeSet and AttrdUpdaterSet say they were chosen, even as "".
+	AttributeSet, AttrdUpdaterSet bool
 }
 
-// Validate refuses options that mean nothing without --pacemaker, and an
-// attribute chosen empty.
+// Validate refuses options that mean nothing without --pacemaker, an
+// attribute chosen empty, and what New would refuse.
 func (o Options) Validate() error {
 	if !o.On {
 		if o.AttributeSet {
 			return errors.New("--pacemaker-attribute needs --pacemaker")
 		}
-		if o.AttrdUpdater != "" {
+		if o.AttrdUpdater != "" || o.AttrdUpdaterSet {
 			return errors.New("--attrd-updater needs --pacemaker")
 		}
 		return nil
 	}
 	if o.AttributeSet && o.Attribute == "" {
 		return errors.New("--pacemaker-attribute is empty")
+	}
+	if o.Attribute != "" {
+		if err := checkAttribute(o.Attribute); err != nil {
+			return fmt.Errorf("--pacemaker: %w", err)
+		}
+	}
+	if _, err := findUpdater(o.AttrdUpdater); err != nil {
+		return fmt.Errorf("--pacemaker: %w", err)
 	}
 	return nil
 }

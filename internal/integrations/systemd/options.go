@@ -13,46 +13,59 @@ import (
 )
 
 // Options are what a user chooses (--systemd-notify, --notify-socket);
-// the zero value leaves systemd out. An empty Socket is $NOTIFY_SOCKET,
-// else DefaultSocket, as sd_notify(3) finds it.
+// the zero value leaves systemd out.
 type Options struct {
 	On     bool
 	Socket string
+	// SocketSet says the socket was chosen, even as "".
+	SocketSet bool
 }
 
-// Validate refuses a socket named without --systemd-notify.
+// Validate refuses a socket named without --systemd-notify, and a socket
+// that cannot be one. A path that is not there is a typo or a host
+// without systemd: it is refused now rather than at the first stall.
 func (o Options) Validate() error {
-	if !o.On && o.Socket != "" {
-		return errors.New("--notify-socket needs --systemd-notify")
+	if !o.On {
+		if o.Socket != "" || o.SocketSet {
+			return errors.New("--notify-socket needs --systemd-notify")
+		}
+		return nil
 	}
-	return nil
-}
-
-// Sink returns the sink for t, nil when o leaves systemd out. A socket
-// path that is not there is a typo or a host without systemd: it is
-// refused now rather than at the first stall.
-func (o Options) Sink(t sink.Target, log *slog.Logger) (sink.Sink, error) {
-	if err := o.Validate(); err != nil || !o.On {
-		return nil, err
-	}
-	socket := o.Socket
-	if socket == "" {
-		socket = os.Getenv("NOTIFY_SOCKET")
-	}
-	if socket == "" {
-		socket = DefaultSocket
-	}
+	socket := o.socket()
 	if err := CheckSocket(socket); err != nil {
-		return nil, fmt.Errorf("--notify-socket: %w", err)
+		return fmt.Errorf("--notify-socket: %w", err)
 	}
 	if socket[0] == '/' {
 		st, err := os.Stat(socket)
 		if err != nil {
-			return nil, fmt.Errorf("--notify-socket: %w", err)
+			return fmt.Errorf("--notify-socket: %w", err)
 		}
 		if st.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("--notify-socket: %s is not a socket", socket)
+			return fmt.Errorf("--notify-socket: %s is not a socket", socket)
 		}
+	}
+	if _, err := KeepAliveFromEnv(); err != nil {
+		return fmt.Errorf("--systemd-notify: %w", err)
+	}
+	return nil
+}
+
+// socket is the notify socket: Socket, else $NOTIFY_SOCKET, else
+// DefaultSocket, as sd_notify(3) finds it.
+func (o Options) socket() string {
+	if o.Socket != "" {
+		return o.Socket
+	}
+	if s := os.Getenv("NOTIFY_SOCKET"); s != "" {
+		return s
+	}
+	return DefaultSocket
+}
+
+// Sink returns the sink for t, nil when o leaves systemd out.
+func (o Options) Sink(t sink.Target, log *slog.Logger) (sink.Sink, error) {
+	if err := o.Validate(); err != nil || !o.On {
+		return nil, err
 	}
 	if (t.PID != 0 || t.Cgroup != "") && !hasCapSysAdmin() {
 		log.Warn(event.CapabilityMissing, "capability", "CAP_SYS_ADMIN",
@@ -67,7 +80,7 @@ func (o Options) Sink(t sink.Target, log *slog.Logger) (sink.Sink, error) {
 			"detail", "systemd expects watchdog pings from stallmon: sending WATCHDOG=1 while the target is seen")
 	}
 	return New(Config{
-		Socket:    socket,
+		Socket:    o.socket(),
 		Target:    Target{PID: t.PID, Cgroup: t.Cgroup},
 		KeepAlive: keep,
 		Logger:    log,
