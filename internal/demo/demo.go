@@ -76,8 +76,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	// The node's incarnations and lock live in a directory of the demo's
-	// own, not in the host's /var/lib/stallmon.
+	// The node's incarnations and lock, and the file the service fsyncs,
+	// live in a directory of the demo's own, removed at the end: not in
+	// the host's /var/lib/stallmon, and nothing left in /tmp.
 	state, err := os.MkdirTemp("", "stallmon-demo")
 	if err != nil {
 		return Result{}, fmt.Errorf("state directory: %w", err)
@@ -102,7 +103,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	go func() { o, err := w.Run(ctx); outcome <- agentResult{o, err} }()
 
 	say("the service works: an idle pipe read, a busy getppid loop, fsync every 50ms; heartbeats flow")
-	for _, cmd := range []string{"pipe-wait", "busy", "fsync-loop"} {
+	for _, cmd := range []string{"pipe-wait", "busy", "fsync-loop " + state} {
 		if _, err := svc.Do(cmd); err != nil {
 			return Result{}, fmt.Errorf("service %s: %w", cmd, err)
 		}
