@@ -49,7 +49,7 @@ var All = []Info{
 	{StateDirUnusable, byAgent, "The state directory cannot be made: `dir`, `err`; incarnations follow the clock and node ids are not locked (`detail`)."},
 	{NodeNotLocked, byAgent, "The node id's lock could not be taken (other than held by another agent): `node`, `err`."},
 	{IncarnationNotPersisted, byAgent, "The incarnation could not be written: `node`, `err`; the clock numbers this run (`detail`)."},
-	{Unauthenticated, "attach, run, listen", "No `--key-file`: heartbeats are sent, or accepted, unauthenticated (`detail`)."},
+	{Unauthenticated, byAll, "No `--key-file`: heartbeats are sent, or accepted, unauthenticated (`detail`)."},
 
 	{SinkFailed, byAgent, "An integration (`sink`) could not apply a verdict (`state`, `err`): it is retried with the latest verdict."},
 	{SinkRecovered, byAgent, "An integration applied a verdict again after failing: `sink`, `state`."},

@@ -3,7 +3,6 @@ package metrics
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,13 +69,10 @@ What ` + "`stallmon attach`" + ` and ` + "`stallmon run`" + ` serve at ` + "`--m
 // labels names mf's labels, as its first series carries them.
 func labels(mf *dto.MetricFamily) string {
 	var names []string
-	for _, m := range mf.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if !slices.Contains(names, "`"+l.GetName()+"`") {
-				names = append(names, "`"+l.GetName()+"`")
-			}
+	if ms := mf.GetMetric(); len(ms) > 0 {
+		for _, l := range ms[0].GetLabel() {
+			names = append(names, "`"+l.GetName()+"`")
 		}
-		break
 	}
 	return strings.Join(names, ", ")
 }

@@ -32,7 +32,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	privtest.RequireUserfaultfd(t)
 	promBin := privtest.RequireCommand(t, "prometheus")
 	promtool := privtest.RequireCommand(t, "promtool")
-	stallmon := buildStallmon(t)
+	stallmon := harness.Stallmon(t)
 	start := time.Now()
 
 	group := nettest.LoopbackGroup(t)
@@ -200,20 +200,6 @@ func checkMetrics(t *testing.T, promtool, addr string) {
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics on %s: %v\n%s", addr, err, out)
 	}
-}
-
-// buildStallmon returns the stallmon binary: STALLMON_BIN when set (the
-// test VM has no Go toolchain), else one built for this test.
-func buildStallmon(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("STALLMON_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "stallmon")
-	if out, err := exec.Command("go", "build", "-o", bin, repo.Path(t, "cmd/stallmon")).CombinedOutput(); err != nil {
-		t.Fatalf("building stallmon: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // metricsAddr waits for the metrics_listening event and returns its

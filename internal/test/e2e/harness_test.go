@@ -35,13 +35,6 @@ func withTracker(args []string) []string {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// startStallmonLogging is startStallmon for a subcommand that logs JSON
-// to stderr (listen --log-format json): its log comes on Events too.
-func startStallmonLogging(t *testing.T, args ...string) *harness.Proc {
-	t.Helper()
-	return harness.StartLogging(t, stallmonBin, withTracker(args)...)
-}
-
 // readHung has w read path, a file on a hung file system, and returns the
 // reading thread and when the read was asked for.
 func readHung(t *testing.T, w *workload.Proc, path string) (tid int, issued time.Time) {

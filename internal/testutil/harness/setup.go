@@ -55,21 +55,39 @@ func setUp() (bin string, cleanup func(), err error) {
 		cleanup()
 		return "", nil, err
 	}
-	bin = filepath.Join(dir, "stallmon")
-	if out, err := exec.Command("go", "build", "-o", bin, Package).CombinedOutput(); err != nil {
+	if bin, err = build(dir, Package); err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("building stallmon: %w\n%s", err, out)
+		return "", nil, err
 	}
 	return bin, cleanup, nil
+}
+
+// build builds the command at pkg (an import path) into dir.
+func build(dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, path.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %w\n%s", pkg, err, out)
+	}
+	return bin, nil
 }
 
 // Build builds the command at pkg (an import path) for t, and returns
 // the binary's path; it goes with t.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), path.Base(pkg))
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	bin, err := build(t.TempDir(), pkg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
+}
+
+// Stallmon is the stallmon binary for t: $STALLMON_BIN when set (a test
+// VM has no Go toolchain), else one built for t.
+func Stallmon(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv(BinEnv); bin != "" {
+		return bin
+	}
+	return Build(t, Package)
 }
