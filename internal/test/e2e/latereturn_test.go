@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,25 +83,7 @@ func TestKillAfterZeroNeverKills(t *testing.T) {
 	}
 	// The gate stays shut for twenty polls past the return (two
 	// seconds at --poll-interval 100ms), each of which once killed.
-	polls := func() float64 {
-		for _, line := range strings.Split(scrape(t, addr), "\n") {
-			if v, ok := strings.CutPrefix(line, "stallmon_agent_polls_total "); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return f
-			}
-		}
-		t.Fatal("no stallmon_agent_polls_total")
-		return 0
-	}
-	for start, deadline := polls(), time.Now().Add(20*time.Second); polls() < start+20; {
-		if time.Now().After(deadline) {
-			t.Fatal("fewer than 20 polls in 20s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitPolls(t, addr, 20)
 	if body := scrape(t, addr); !strings.Contains(body, `stallmon_gate_state{state="stalled"} 1`) {
 		t.Errorf("gate not stalled twenty polls after the late return:\n%s", body)
 	}
