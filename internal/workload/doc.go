@@ -18,11 +18,18 @@
 //	churn ROUNDS THREADS round n= tids=  (per round) then ok rounds= threads=
 //	fsync-loop [DIR]     ok tid= fd= path=              pwrite 4 KiB + fsync every 50ms (first pass done)
 //	fsync-stop           ok tid= count=
+//	close-linger ADDR SECONDS                          close(2) of a TCP socket connected to ADDR (IPv4:port) and
+//	                     ok tid= fd= nr= syscall=close  filled with data its peer does not read, with SO_LINGER set to
+//	                                                    SECONDS: close waits until the linger time runs out
+//	close-file PATH      ok tid= fd= nr= syscall=close  open(2) + close(2) of PATH, whose FLUSH the file system holds
+//	close-wait           ok tid= ret= seconds=          once the close returned; seconds: its duration
 //	read-file PATH       ok tid= fd= nr= syscall=read   open(2) + read(2) of PATH whose reads block (a FUSE file whose
 //	                                                    server withholds the reply); released by that server only
 //	sendfile PATH        ok tid= fd= in_fd= nr= syscall=sendfile
 //	                                                    sendfile(2) of PATH (in_fd) into a socketpair end (fd), through
 //	                                                    the page cache: D on a held FUSE file; released by its server
+//	mmap-file PATH       ok tid= fd= nr= syscall=mmap   mmap(2) with MAP_POPULATE of a page of PATH: the kernel reads it in
+//	                                                    before mmap returns, D on a held FUSE file; released by its server
 //	uring-idle           ok tid= fd= sqpoll_tid=        io_uring with SQPOLL (kernel thread iou-sqp-N, sqpoll_tid); thread
 //	                                                    tid waits in io_uring_enter(fd, GETEVENTS) for a completion
 //	uring-stop           ok tid= res=                   after a NOP completed the wait, the ring closed and iou-sqp left

@@ -35,8 +35,12 @@ var commands = map[string]command{
 	"churn":         {"ROUNDS THREADS", []int{2}, (*workload).churn},
 	"fsync-loop":    {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
 	"fsync-stop":    {"", []int{0}, (*workload).fsyncStop},
+	"close-linger":  {"ADDR SECONDS", []int{2}, (*workload).closeLinger},
+	"close-file":    {"PATH", []int{1}, (*workload).closeFile},
+	"close-wait":    {"", []int{0}, (*workload).closeWait},
 	"read-file":     {"PATH", []int{1}, (*workload).readFile},
 	"sendfile":      {"PATH", []int{1}, (*workload).sendfile},
+	"mmap-file":     {"PATH", []int{1}, (*workload).mmapFile},
 	"uring-idle":    {"", []int{0}, (*workload).uringIdle},
 	"uring-stop":    {"", []int{0}, (*workload).uringStop},
 	"uring-read":    {"PATH", []int{1}, (*workload).uringRead},
@@ -62,6 +66,8 @@ type workload struct {
 	idle    *uringIdle
 	ureader *uringReader
 	compute *computeLoop
+	closer  *closer
+	mapper  *fileMapper
 	held    [][]byte // alloc's memory, kept until exit
 	// sleeperPipes are the pipes sleepers' threads wait on, kept open
 	// until exit.

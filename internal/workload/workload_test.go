@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -366,5 +367,40 @@ func TestDoTimesOut(t *testing.T) {
 	}
 	if err := p.Stop(); err != nil {
 		t.Errorf("stopping the mute workload: %v", err)
+	}
+}
+
+// close-linger: close(2) of a socket whose peer does not read lingers,
+// asleep, for the SO_LINGER time, then returns.
+func TestCloseLinger(t *testing.T) {
+	const linger = 1
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	p := start(t)
+	r := do(t, p, fmt.Sprintf("close-linger %s %d", ln.Addr(), linger))
+	tid, fd := mustInt(t, r, "tid"), mustInt(t, r, "fd")
+	if th := inspect(t, p.PID, tid); !workload.SleepsIn(th.syscall, unix.SYS_CLOSE, fd) || th.state != "S" {
+		t.Errorf("thread %d: syscall %q state %q, want asleep (S) in close on fd %d", tid, th.syscall, th.state, fd)
+	}
+	done := do(t, p, "close-wait")
+	secs, err := strconv.ParseFloat(done.Fields["seconds"], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secs < linger-0.1 || secs > linger+2 {
+		t.Errorf("close lingered %.3fs, want about %ds", secs, linger)
+	}
+	(<-accepted).Close()
+	if _, err := p.Do("close-wait"); !isReplyError(err) {
+		t.Errorf("close-wait with nothing closing: err=%v, want an err reply", err)
 	}
 }
