@@ -76,7 +76,9 @@ type Options struct {
 	// Loopback, a directory, makes the mount a loopback of it instead of
 	// the one hanging file: a file system a service can really use
 	// (mkdir, create, rename, write, fsync), whose writes and fsyncs the
-	// server holds once HoldWrites was called, until Release.
+	// server holds once HoldWrites was called, until Release; or only its
+	// fsyncs (HoldFsyncs), or the flushes close(2) sends (HoldFlushes);
+	// or whose fsyncs it answers late (DelayFsyncs), as a busy disk does.
 	Loopback string
 }
 
@@ -96,6 +98,11 @@ type Stats struct {
 	PendingGetattrs int // getattrs held since HoldGetattr, not answered yet
 
 	PendingWrites int // loopback writes and fsyncs held since HoldWrites
+
+	Fsyncs         int // loopback FSYNC requests answered
+	DelayedFsyncs  int // of those, answered once DelayFsyncs's delay ran out
+	PendingFsyncs  int // loopback FSYNCs received and not answered yet: held or delayed
+	PendingFlushes int // loopback FLUSHes (sent by close(2)) held since HoldFlushes
 }
 
 // FS is a mounted file system; Mount unmounts it when the test ends.
@@ -111,8 +118,11 @@ type FS struct {
 	relOnce sync.Once
 	// holdGetattr is set by HoldGetattr; only Release ends the holding.
 	holdGetattr atomic.Bool
-	holdWrites  atomic.Bool // likewise for HoldWrites
-	file        *hangFile   // set by the root's OnAdd, before Mount returns
+	holdWrites  atomic.Bool  // likewise for HoldWrites
+	holdFsyncs  atomic.Bool  // and HoldFsyncs
+	holdFlushes atomic.Bool  // and HoldFlushes
+	fsyncDelay  atomic.Int64 // nanoseconds, set by DelayFsyncs
+	file        *hangFile    // set by the root's OnAdd, before Mount returns
 
 	closeOnce sync.Once
 	closeErr  error
@@ -350,7 +360,7 @@ func (f *FS) close() error {
 	// Let the answers go out before a busy unmount aborts the
 	// connection; an answer that loses the race is only logged.
 	f.WaitFor("answers to held requests", time.Second, func(s Stats) bool {
-		return s.Pending == 0 && s.PendingGetattrs == 0 && s.PendingWrites == 0
+		return s.Pending == 0 && s.PendingGetattrs == 0 && s.PendingWrites == 0 && s.PendingFsyncs == 0 && s.PendingFlushes == 0
 	})
 	var errs []error
 	if err := unix.Unmount(f.Dir, 0); err != nil {
@@ -498,11 +508,17 @@ func (h *hangFile) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off
 
 // hold returns once Release was called, or with EINTR when the kernel
 // forwards an interrupt for the request and the server honours those.
-func (f *FS) hold(ctx context.Context) syscall.Errno {
+func (f *FS) hold(ctx context.Context) syscall.Errno { return f.holdFor(ctx, nil) }
+
+// holdFor is hold that also returns once elapsed delivers (a nil channel
+// never does).
+func (f *FS) holdFor(ctx context.Context, elapsed <-chan time.Time) syscall.Errno {
 	interrupt := ctx.Done()
 	for {
 		select {
 		case <-f.release:
+			return 0
+		case <-elapsed:
 			return 0
 		case <-interrupt:
 			f.update(func(s *Stats) { s.Interrupts++ })

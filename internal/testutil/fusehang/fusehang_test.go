@@ -537,3 +537,109 @@ func TestGetattrAnsweredUntilHeld(t *testing.T) {
 		t.Errorf("stats %+v, want no held getattr", s)
 	}
 }
+
+// asleepIn waits for the workload's thread to sleep in syscall nr on fd.
+func asleepIn(t *testing.T, pid, tid, nr, fd int) task {
+	t.Helper()
+	path := fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid)
+	return waitTask(t, pid, tid, fmt.Sprintf("asleep in syscall %d on fd %d", nr, fd), func(task) bool {
+		b, err := os.ReadFile(path)
+		return err == nil && workload.SleepsIn(string(b), nr, fd)
+	})
+}
+
+// A delayed fsync is answered once the delay ran out, and no sooner; the
+// writes around it are not delayed.
+func TestDelayFsyncs(t *testing.T) {
+	const delay = time.Second
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{Loopback: t.TempDir(), HonourInterrupts: true})
+	r, err := p.Do("fsync-loop " + f.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	fd, _ := r.Int("fd")
+	f.DelayFsyncs(delay)
+	set := time.Now()
+	th := asleepIn(t, p.PID, tid, unix.SYS_FSYNC, fd)
+	if _, err := f.WaitFor("a delayed fsync", 10*time.Second, func(s fusehang.Stats) bool { return s.DelayedFsyncs > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(set); took < delay {
+		t.Errorf("a delayed fsync answered %v after the delay was set, want at least %v", took, delay)
+	}
+	f.DelayFsyncs(0)
+	f.Release() // the one delayed meanwhile, if any
+	if _, err := p.Do("fsync-stop"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("delayed fsync: thread in state %s, wchan %s", th.state, th.wchan)
+}
+
+// A held fsync waits until Release while writes go on being answered.
+func TestHoldFsyncs(t *testing.T) {
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{Loopback: t.TempDir(), HonourInterrupts: true})
+	r, err := p.Do("fsync-loop " + f.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	fd, _ := r.Int("fd")
+	f.HoldFsyncs()
+	asleepIn(t, p.PID, tid, unix.SYS_FSYNC, fd)
+	s, err := f.WaitFor("a held fsync", 5*time.Second, func(s fusehang.Stats) bool { return s.PendingFsyncs == 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PendingWrites != 0 {
+		t.Errorf("stats %+v while an fsync is held, want no write held", s)
+	}
+	f.Release()
+	if _, err := p.Do("fsync-stop"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A held FLUSH keeps close(2) waiting until Release.
+func TestHoldFlushes(t *testing.T) {
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{Loopback: t.TempDir(), HonourInterrupts: true})
+	path := filepath.Join(f.Dir, "data")
+	if err := os.WriteFile(path, []byte("flush me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.HoldFlushes()
+	r, err := p.Do("close-file " + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	fd, _ := r.Int("fd")
+	th := asleepIn(t, p.PID, tid, unix.SYS_CLOSE, fd)
+	if _, err := f.WaitFor("a held flush", 5*time.Second, func(s fusehang.Stats) bool { return s.PendingFlushes == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	f.Release()
+	if _, err := p.Do("close-wait"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("close on a held flush: state %s, wchan %s", th.state, th.wchan)
+}
+
+// mmap-file with MAP_POPULATE of a page-cache file waits for the folio
+// the held READ keeps locked, in D, until Release.
+func TestPopulateWaitsOnHeldRead(t *testing.T) {
+	p := startReader(t)
+	f := fusehang.Mount(t, fusehang.Options{PageCache: true})
+	r, err := p.Do("mmap-file " + f.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	th := waitTask(t, p.PID, tid, "D waiting for a folio", inFolioWait)
+	t.Logf("populating mmap: state %s, wchan %s; stack:\n%s", th.state, th.wchan, th.stack)
+	f.Release()
+	waitGone(t, p.PID, tid)
+}
