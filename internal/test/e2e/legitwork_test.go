@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/testutil/fusehang"
+	"github.com/stallmon/stallmon/internal/testutil/harness"
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
+)
+
+// Legitimate long kernel work must never end in a kill. Under
+// --late-return=fence (the default) a stall declared at a budget is
+// killed when it ends, so a legitimate call that crosses a built-in budget
+// is a wrong kill, and a false failover before it. Each test below runs
+// such a call, at a duration measured on a 2-CPU VM, against the built-in
+// table, beside the hang with the same syscall that must still be caught.
+
+// pollInterval is --poll-interval for these tests: the default.
+const pollInterval = 100 * time.Millisecond
+
+// builtinWatch is stallmon attached with the built-in table (no --budget,
+// no --config), a heartbeat and a metrics endpoint to count polls by.
+type builtinWatch struct {
+	agent  *harness.Proc
+	c      *cluster
+	addr   string
+	looked int // events unjudged has looked at
+}
+
+func watchBuiltin(t *testing.T, pid int) *builtinWatch {
+	t.Helper()
+	c := newCluster(t)
+	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(pid), "--log-format", "json",
+		"--node-id", "legit", "--interval", "200ms", "--poll-interval", pollInterval.String(),
+		"--metrics-addr", "127.0.0.1:0"}, c.GroupFlags()...)...)
+	addr := agent.Events.Next("metrics_listening", 20*time.Second)["addr"].(string)
+	agent.Events.Next("attached", 20*time.Second)
+	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
+	return &builtinWatch{agent: agent, c: c, addr: addr}
+}
+
+// unjudged fails t if stallmon reported a stall or a kill since the last
+// look, or exited.
+func (b *builtinWatch) unjudged(t *testing.T) {
+	t.Helper()
+	exited := false
+	var evs []map[string]any
+	select {
+	case <-b.agent.Done():
+		exited, evs = true, b.agent.Events.Rest()
+	default:
+		evs = b.agent.Events.Drain()
+	}
+	for _, ev := range evs[b.looked:] {
+		switch ev["msg"] {
+		case "stall", "kill", "late_return":
+			t.Errorf("legitimate work judged: %v", ev)
+		}
+	}
+	b.looked = len(evs)
+	if exited {
+		t.Fatalf("stallmon exited %d during legitimate work", b.agent.Code())
+	}
+}
+
+// spared waits for two more polls, then fails t if stallmon reported a
+// stall or a kill, sent anything but ALIVE (a STALLED is a failover),
+// exited, or if pid died.
+func (b *builtinWatch) spared(t *testing.T, pid int) {
+	t.Helper()
+	b.unjudged(t)
+	waitPolls(t, b.addr, 2)
+	b.unjudged(t)
+	for _, tp := range b.c.Seen() {
+		if tp.P.State != heartbeat.StateAlive {
+			t.Errorf("%v heartbeat during legitimate work: %+v", tp.P.State, tp.P)
+		}
+	}
+	if processExited(t, pid) {
+		t.Errorf("the target died during legitimate work")
+	}
+}
+
+// wantCaught checks that the stall and kill events of a hang came at the
+// rule's budget plus at most two polls, and past its kill_after.
+func wantCaught(t *testing.T, stall, kill map[string]any, budget, killAfter time.Duration) {
+	t.Helper()
+	late := budget + 2*pollInterval
+	if el, _ := stall["elapsed_seconds"].(float64); el <= budget.Seconds() || el > late.Seconds() {
+		t.Errorf("stall at elapsed %vs, want past the %v budget and within %v", el, budget, late)
+	}
+	if el, _ := kill["elapsed_seconds"].(float64); el <= killAfter.Seconds() || el > (killAfter+2*pollInterval).Seconds() {
+		t.Errorf("kill at elapsed %vs, want past kill_after %v and within two polls", el, killAfter)
+	}
+}
+
+// SO_LINGER: close(2) of a socket whose peer does not read waits, asleep
+// in S, until the linger time runs out (8s here). close on a socket was
+// on the default rule (5s): stalled at 5s, killed when close returned.
+func TestLingeringCloseNotKilled(t *testing.T) {
+	privtest.Require(t)
+	const linger = 8
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	// The peer accepts and never reads, until the test ends.
+	var mu sync.Mutex
+	var peers []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			peers = append(peers, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range peers {
+			c.Close()
+		}
+	})
+	w := startWorkload(t)
+	b := watchBuiltin(t, w.PID)
+	r, err := w.Do(fmt.Sprintf("close-linger %s %d", ln.Addr(), linger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	state := taskState(t, w.PID, tid)
+	done, err := w.DoTimeout("close-wait", 2*linger*time.Second)
+	if err != nil {
+		b.unjudged(t)
+		t.Fatal(err)
+	}
+	secs, err := strconv.ParseFloat(done.Fields["seconds"], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secs < linger-0.5 {
+		t.Fatalf("close returned after %.3fs: it did not linger for %ds, so this test proves nothing", secs, linger)
+	}
+	b.spared(t, w.PID)
+	t.Logf("close(2) of a socket with SO_LINGER %ds lingered %.3fs in state %s: no stall", linger, secs, state)
+}
+
+// The close that must still be caught: a file system that does not answer
+// the FLUSH close(2) sends (as NFS flushes dirty data on close), with the
+// built-in table: stall at close's budget on files (the default rule's
+// 5s), kill at kill_after (--kill-after 8s here, 60s built in).
+func TestHungCloseStallsAndIsKilled(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	const budget, killAfter = 5 * time.Second, 8 * time.Second
+	w := startWorkload(t)
+	fs := fusehang.Mount(t, fusehang.Options{Loopback: t.TempDir(), HonourInterrupts: true})
+	path := filepath.Join(fs.Dir, "data")
+	if err := os.WriteFile(path, []byte("closing\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--no-heartbeat", "--log-format", "json",
+		"--poll-interval", pollInterval.String(), "--metrics-addr", "", "--kill-after", killAfter.String())
+	agent.Events.Next("attached", 20*time.Second)
+	fs.HoldFlushes()
+	r, err := w.Do("close-file " + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	fd, _ := r.Int("fd")
+	stall := agent.Events.Next("stall", budget+10*time.Second)
+	wantFields(t, "stall", stall, map[string]any{"tid": tid, "syscall": "close", "fd": fd, "fd_kind": "regular",
+		"fs": "fuse", "reason": "over_budget", "budget_seconds": budget.Seconds()})
+	kill := agent.Events.Next("kill", killAfter)
+	wantCaught(t, stall, kill, budget, killAfter)
+	if code := agent.Wait(t, 10*time.Second); code != exitKilled {
+		t.Fatalf("stallmon exited %d, want %d (killed)", code, exitKilled)
+	}
+	t.Logf("close on a held FLUSH: stall at elapsed %vs, kill at %vs", stall["elapsed_seconds"], kill["elapsed_seconds"])
+}
