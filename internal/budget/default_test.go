@@ -58,7 +58,7 @@ func TestDefaultChoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	bounded := Rule{Budget: 5 * time.Second, KillAfter: time.Minute}
-	flush := Rule{Budget: 10 * time.Second, KillAfter: 2 * time.Minute}
+	flush := Rule{Budget: 30 * time.Second, KillAfter: 2 * time.Minute}
 	free := Rule{Unbounded: true}
 	cases := []struct {
 		syscall string
@@ -98,6 +98,8 @@ func TestDefaultChoices(t *testing.T) {
 		{"clone3", fdkind.None, free},
 		{"fsync", fdkind.Regular, flush},
 		{"fdatasync", fdkind.Regular, flush},
+		{"sync", fdkind.None, flush},
+		{"msync", fdkind.None, flush},
 		{"epoll_wait", fdkind.None, free},
 		{"futex", fdkind.None, free},
 		{"accept4", fdkind.Socket, free},
@@ -117,7 +119,7 @@ func TestDefaultStateChoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	bounded := Rule{Budget: 5 * time.Second, KillAfter: time.Minute}
-	flush := Rule{Budget: 10 * time.Second, KillAfter: 2 * time.Minute}
+	flush := Rule{Budget: 30 * time.Second, KillAfter: 2 * time.Minute}
 	free := Rule{Unbounded: true}
 	U, R := Uninterruptible, Running
 	cases := []struct {
@@ -205,7 +207,7 @@ func TestDefaultFollowsOverrides(t *testing.T) {
 			t.Errorf("%s on a file after override = %v, want %v", name, got, want)
 		}
 	}
-	if got := tb.Lookup("fsync", fdkind.Regular); got.Budget != 10*time.Second {
+	if got := tb.Lookup("fsync", fdkind.Regular); got.Budget != 30*time.Second {
 		t.Errorf("fsync's own budget changed by the override: %v", got)
 	}
 
@@ -236,7 +238,7 @@ func TestDefaultFollowsOverrides(t *testing.T) {
 	if got := tb.StateRule("clone3", fdkind.None, Uninterruptible); !got.Unbounded {
 		t.Errorf("clone3's explicit override moved: %v", got)
 	}
-	if got := tb.StateRule("fsync", fdkind.Regular, Uninterruptible); got != (Rule{Budget: 10 * time.Second, KillAfter: 2 * time.Minute}) {
+	if got := tb.StateRule("fsync", fdkind.Regular, Uninterruptible); got != (Rule{Budget: 30 * time.Second, KillAfter: 2 * time.Minute}) {
 		t.Errorf("fsync in D after override = %v, want its own rule", got)
 	}
 }

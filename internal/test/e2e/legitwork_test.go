@@ -6,14 +6,18 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stallmon/stallmon/heartbeat"
+	"github.com/stallmon/stallmon/internal/budget"
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 	"github.com/stallmon/stallmon/internal/testutil/harness"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
+	"github.com/stallmon/stallmon/internal/workload"
+	"golang.org/x/sys/unix"
 )
 
 // Legitimate long kernel work must never end in a kill. Under
@@ -87,6 +91,22 @@ func (b *builtinWatch) spared(t *testing.T, pid int) {
 	if processExited(t, pid) {
 		t.Errorf("the target died during legitimate work")
 	}
+}
+
+// builtinWith is the built-in table with the line old replaced by new: a
+// rule's shape kept, its figures cut so that a hang test does not wait
+// out the built-in budget. TestDefaultChoices pins the built-in figures.
+func builtinWith(t *testing.T, old, new string) string {
+	t.Helper()
+	table := string(budget.DefaultYAML())
+	if strings.Count(table, old) != 1 {
+		t.Fatalf("the built-in table has no line %q: update this test", old)
+	}
+	path := filepath.Join(t.TempDir(), "table.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(table, old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // wantCaught checks that the stall and kill events of a hang came at the
@@ -191,4 +211,76 @@ func TestHungCloseStallsAndIsKilled(t *testing.T) {
 		t.Fatalf("stallmon exited %d, want %d (killed)", code, exitKilled)
 	}
 	t.Logf("close on a held FLUSH: stall at elapsed %vs, kill at %vs", stall["elapsed_seconds"], kill["elapsed_seconds"])
+}
+
+// An fsync on a healthy but busy disk: the file system answers it after
+// 15s. fsync's rule was 10s: stalled at 10s, killed at 15s when the
+// flush completed.
+func TestSlowFsyncNotKilled(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	const slow = 15 * time.Second
+	w := startWorkload(t)
+	fs := fusehang.Mount(t, fusehang.Options{Loopback: t.TempDir(), HonourInterrupts: true})
+	r, err := w.Do("fsync-loop " + fs.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	fd, _ := r.Int("fd")
+	b := watchBuiltin(t, w.PID)
+	fs.DelayFsyncs(slow)
+	delayed := time.Now()
+	// The thread's state while a delayed fsync waits: read once it is
+	// asleep in fsync, which /proc shows only then.
+	inFsync := fmt.Sprintf("/proc/%d/task/%d/syscall", w.PID, tid)
+	pollUntil(t, "the thread asleep in fsync", slow, func() bool {
+		b, err := os.ReadFile(inFsync)
+		return err == nil && workload.SleepsIn(string(b), unix.SYS_FSYNC, fd)
+	})
+	state := taskState(t, w.PID, tid)
+	if _, err := fs.WaitFor("a delayed fsync answered", slow+10*time.Second, func(s fusehang.Stats) bool { return s.DelayedFsyncs > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Since(delayed)
+	// The next fsync, delayed too, is answered at once from here on.
+	fs.Release()
+	b.spared(t, w.PID)
+	if t.Failed() {
+		return
+	}
+	if _, err := w.Do("fsync-stop"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("an fsync answered after %v (%v after the delay was set), the thread in state %s meanwhile: no stall",
+		slow, answered.Round(time.Millisecond), state)
+}
+
+// The fsync that must still be caught: one the file system never answers.
+// fsync's rule, its figures cut from 30s/120s to 2s/4s.
+func TestHungFsyncStallsAndIsKilled(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	const budget, killAfter = 2 * time.Second, 4 * time.Second
+	table := builtinWith(t, "  fsync: {budget: 30s, kill_after: 120s}\n", "  fsync: {budget: 2s, kill_after: 4s}\n")
+	w := startWorkload(t)
+	fs := fusehang.Mount(t, fusehang.Options{Loopback: t.TempDir(), HonourInterrupts: true})
+	r, err := w.Do("fsync-loop " + fs.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := r.Int("tid")
+	agent := startStallmon(t, "attach", "--pid", itoa(w.PID), "--no-heartbeat", "--log-format", "json",
+		"--poll-interval", pollInterval.String(), "--metrics-addr", "", "--config", table)
+	agent.Events.Next("attached", 20*time.Second)
+	fs.HoldFsyncs()
+	stall := agent.Events.Next("stall", budget+10*time.Second)
+	wantFields(t, "stall", stall, map[string]any{"tid": tid, "syscall": "fsync", "fd_kind": "regular",
+		"fs": "fuse", "reason": "over_budget", "budget_seconds": budget.Seconds()})
+	kill := agent.Events.Next("kill", killAfter)
+	wantCaught(t, stall, kill, budget, killAfter)
+	if code := agent.Wait(t, 10*time.Second); code != exitKilled {
+		t.Fatalf("stallmon exited %d, want %d (killed)", code, exitKilled)
+	}
+	t.Logf("fsync never answered: stall at elapsed %vs, kill at %vs", stall["elapsed_seconds"], kill["elapsed_seconds"])
 }

@@ -44,10 +44,10 @@ func TestRunRedisOnHungStorage(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "redis.sock")
 	// The built-in table, with the flushes bounded like everything else
-	// at 1s/3s: its 10s/120s for fsync would make a long test.
-	table := strings.Replace(string(budget.DefaultYAML()), "  fdatasync: {budget: 10s, kill_after: 120s}\n",
+	// at 1s/3s: its 30s/120s for fsync would make a long test.
+	table := strings.Replace(string(budget.DefaultYAML()), "  fdatasync: {budget: 30s, kill_after: 120s}\n",
 		"  fdatasync: {budget: 1s, kill_after: 3s}\n", 1)
-	table = strings.Replace(table, "  fsync: {budget: 10s, kill_after: 120s}\n", "  fsync: {budget: 1s, kill_after: 3s}\n", 1)
+	table = strings.Replace(table, "  fsync: {budget: 30s, kill_after: 120s}\n", "  fsync: {budget: 1s, kill_after: 3s}\n", 1)
 	if !strings.Contains(table, "fdatasync: {budget: 1s") || !strings.Contains(table, "  fsync: {budget: 1s") {
 		t.Fatal("the built-in table's fsync entries changed: update this test")
 	}
