@@ -59,6 +59,7 @@ func TestDefaultChoices(t *testing.T) {
 	}
 	bounded := Rule{Budget: 5 * time.Second, KillAfter: time.Minute}
 	flush := Rule{Budget: 30 * time.Second, KillAfter: 2 * time.Minute}
+	memory := Rule{Budget: time.Minute, KillAfter: 2 * time.Minute}
 	free := Rule{Unbounded: true}
 	cases := []struct {
 		syscall string
@@ -100,6 +101,12 @@ func TestDefaultChoices(t *testing.T) {
 		{"fdatasync", fdkind.Regular, flush},
 		{"sync", fdkind.None, flush},
 		{"msync", fdkind.None, flush},
+		{"mmap", fdkind.None, memory},
+		{"munmap", fdkind.None, memory},
+		{"madvise", fdkind.None, memory},
+		{"mlockall", fdkind.None, memory},
+		{"brk", fdkind.None, memory},
+		{"move_pages", fdkind.None, memory},
 		{"epoll_wait", fdkind.None, free},
 		{"futex", fdkind.None, free},
 		{"accept4", fdkind.Socket, free},
@@ -120,6 +127,7 @@ func TestDefaultStateChoices(t *testing.T) {
 	}
 	bounded := Rule{Budget: 5 * time.Second, KillAfter: time.Minute}
 	flush := Rule{Budget: 30 * time.Second, KillAfter: 2 * time.Minute}
+	memory := Rule{Budget: time.Minute, KillAfter: 2 * time.Minute}
 	free := Rule{Unbounded: true}
 	U, R := Uninterruptible, Running
 	cases := []struct {
@@ -134,6 +142,10 @@ func TestDefaultStateChoices(t *testing.T) {
 		{"vfork", fdkind.None, U, free, "vfork parent"},
 		{"clone3", fdkind.None, R, Rule{Budget: 30 * time.Second, KillAfter: 2 * time.Minute}, "a fork copying a huge address space runs 30s, and is still bounded"},
 		{"fsync", fdkind.Regular, U, flush, "fsync in D stays within its own rule"},
+		{"mmap", fdkind.None, R, memory, "MAP_POPULATE of tens of GB runs in the kernel"},
+		{"mlockall", fdkind.None, R, memory, "mlockall populates what it locks"},
+		{"mmap", fdkind.None, U, memory, "a sibling's mmap waits in D for the mmap_lock a populate holds"},
+		{"munmap", fdkind.None, U, memory, "so does its munmap"},
 		{"close", fdkind.Socket, U, bounded, "a lingering close sleeps in S; one in D is still bounded"},
 		{"epoll_wait", fdkind.None, U, bounded, "an unbounded wait stuck in D is bounded"},
 		{"io_uring_enter", fdkind.None, R, bounded, "running in the kernel is bounded"},
