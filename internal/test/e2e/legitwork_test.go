@@ -33,6 +33,9 @@ import (
 // pollInterval is --poll-interval for these tests: the default.
 const pollInterval = 100 * time.Millisecond
 
+// sampledTracker tells the tests run with --tracker=sampled.
+func sampledTracker() bool { return os.Getenv(TrackerEnv) == "sampled" }
+
 // builtinWatch is stallmon attached with the built-in table (no --budget,
 // no --config), a heartbeat and a metrics endpoint to count polls by.
 type builtinWatch struct {
@@ -130,6 +133,11 @@ func wantCaught(t *testing.T, stall, kill map[string]any, budget, killAfter time
 // on the default rule (5s): stalled at 5s, killed when close returned.
 func TestLingeringCloseNotKilled(t *testing.T) {
 	privtest.Require(t)
+	if sampledTracker() {
+		// Known wrong kill, docs/trackers.md: the fd left the table
+		// before a poll can see it, so the close is judged as a file's.
+		t.Skip("the sampled tracker cannot tell what close(2) closes")
+	}
 	const linger = 8
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -206,8 +214,13 @@ func TestHungCloseStallsAndIsKilled(t *testing.T) {
 	tid, _ := r.Int("tid")
 	fd, _ := r.Int("fd")
 	stall := agent.Events.Next("stall", budget+10*time.Second)
-	wantFields(t, "stall", stall, map[string]any{"tid": tid, "syscall": "close", "fd": fd, "fd_kind": "regular",
-		"fs": "fuse", "reason": "over_budget", "budget_seconds": budget.Seconds()})
+	want := map[string]any{"tid": tid, "syscall": "close", "fd": fd, "fd_kind": "regular",
+		"fs": "fuse", "reason": "over_budget", "budget_seconds": budget.Seconds()}
+	if sampledTracker() {
+		// Only sys_enter sees the fd before close removes it.
+		want["fd_kind"], want["fs"] = "none", nil
+	}
+	wantFields(t, "stall", stall, want)
 	kill := agent.Events.Next("kill", killAfter)
 	wantCaught(t, stall, kill, budget, killAfter)
 	if code := agent.Wait(t, 10*time.Second); code != exitKilled {
