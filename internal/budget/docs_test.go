@@ -2,6 +2,8 @@ package budget
 
 import (
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +70,64 @@ func TestDocsExample(t *testing.T) {
 		if got := tb.StateRule(c.syscall, c.kind, c.state); got != c.want {
 			t.Errorf("docs example: StateRule(%q, %v, %v) = %v, want %v", c.syscall, c.kind, c.state, got, c.want)
 		}
+	}
+}
+
+// TestDocsBuiltinFigures keeps the figures of docs/budgets.md's summary of
+// the built-in table true: each bullet whose bold head gives "B / K" names
+// its syscalls before the colon in the head ("**fsync, fdatasync: 30s /
+// 120s.**") or in backquotes in the sentence after it ("**Memory
+// syscalls, 60s / 120s:** `mmap`, `munmap`."), and each must have that
+// rule. A budget changed in default.yaml and not in the docs fails here.
+func TestDocsBuiltinFigures(t *testing.T) {
+	doc, err := os.ReadFile(repo.Path(t, "docs/budgets.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## The built-in table\n")
+	if !ok {
+		t.Fatal("no built-in table section in docs/budgets.md")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	tb, err := Default(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	figures := regexp.MustCompile(`(\d+)s / (\d+)s`)
+	checked := 0
+	for _, bullet := range strings.Split(section, "\n- **")[1:] {
+		head, rest, ok := strings.Cut(bullet, "**")
+		m := figures.FindStringSubmatch(head)
+		if !ok || m == nil {
+			continue
+		}
+		b, _ := strconv.Atoi(m[1])
+		k, _ := strconv.Atoi(m[2])
+		want := Rule{Budget: time.Duration(b) * time.Second, KillAfter: time.Duration(k) * time.Second}
+		var names []string
+		if before, _, ok := strings.Cut(head, ":"); ok && !strings.Contains(before, " / ") {
+			for _, n := range strings.Split(before, ",") {
+				names = append(names, strings.TrimSpace(n))
+			}
+		} else if strings.HasPrefix(head, "default ") {
+			names = []string{"openat"} // not listed: the default rule
+		} else {
+			sentence, _, _ := strings.Cut(rest, ". ")
+			for _, q := range regexp.MustCompile("`([a-z0-9_]+)`").FindAllStringSubmatch(sentence, -1) {
+				names = append(names, q[1])
+			}
+		}
+		if len(names) == 0 {
+			t.Errorf("bullet %q gives %s / %s for no syscall this test can find", head, m[1], m[2])
+		}
+		for _, n := range names {
+			if got := tb.Lookup(n, fdkind.None); got != want {
+				t.Errorf("docs/budgets.md gives %s %v, the built-in table %v", n, want, got)
+			}
+			checked++
+		}
+	}
+	if checked < 20 {
+		t.Errorf("checked %d syscalls against the docs' figures, want the default, the flushes and the memory syscalls", checked)
 	}
 }
