@@ -461,8 +461,22 @@ func TestBigMemoryWorkNotKilled(t *testing.T) {
 	requireMemory(t, gib)
 	populate := fmt.Sprintf("populate %d", gib)
 	secs, sibD := bigMemoryWork(t, populate, "fork", "unmap")
-	if secs[populate] > 6 && sibD[populate] < 5*time.Second {
-		t.Errorf("a %.1fs populate and no sibling seen in D for 5s: the siblings no longer wait on the mmap_lock, so this test no longer covers that wait", secs[populate])
+	crossedDefault(t, populate, secs[populate], sibD[populate])
+}
+
+// crossedDefault checks that op, which ran secs in the kernel, held its
+// siblings in D about as long, and says whether this run crossed the
+// default budget (5s) at all: 8 GiB took 3-29s here, depending on load
+// and on whether the host already backed the pages, so a fast run spares
+// nothing and proves nothing.
+func crossedDefault(t *testing.T, op string, secs float64, sibD time.Duration) {
+	t.Helper()
+	if secs <= 6 {
+		t.Logf("%s took %.1fs, under the default budget's 5s and a poll: this run does not test the allowance", op, secs)
+		return
+	}
+	if sibD < 5*time.Second {
+		t.Errorf("%s ran %.1fs and no sibling was seen in D for 5s: the siblings no longer wait on the mmap_lock, so this test no longer covers that wait", op, secs)
 	}
 }
 
@@ -472,7 +486,9 @@ func TestMlockallNotKilled(t *testing.T) {
 	privtest.Require(t)
 	const gib = 8
 	requireMemory(t, gib)
-	bigMemoryWork(t, fmt.Sprintf("mlockall %d", gib), "unmap")
+	mlockall := fmt.Sprintf("mlockall %d", gib)
+	secs, sibD := bigMemoryWork(t, mlockall, "unmap")
+	crossedDefault(t, mlockall, secs[mlockall], sibD[mlockall])
 }
 
 // The mmap that must still be caught: a MAP_POPULATE of a file whose
