@@ -76,15 +76,16 @@ demo:
 	$(GO) build -o $(DEMO) ./cmd/stallmon-demo
 	./$(DEMO)
 
-# One run of the harness in internal/test/bench/ (4 to 6 minutes on a 2-CPU
-# machine): one table, every figure a median of interleaved rounds compared
+# One run of the harness in internal/test/bench/ (8m21s for the run in
+# internal/test/bench/results.md, on a 2-CPU machine): one table, every figure a median of interleaved rounds compared
 # with a baseline of the same run, and the goals of issue 12 judged from
 # it. Needs root. Not part of make test, which runs a smoke run of it.
 #
 # With BENCH_BASELINE=REF (a commit, branch or tag) the poll-cost rows also
 # run the stallmon of REF, case by case beside this tree's, and compare each
 # figure with it: before/after in one run, not two runs compared by hand
-# (about 5 minutes more). REF is built by its own `go build` of
+# (the poll-cost part takes twice as long: 11m36s in all for one run here,
+# on a busy machine). REF is built by its own `go build` of
 # BENCH_BASELINE_PKG, from an export of REF that is removed afterwards.
 BENCH_BASELINE     ?=
 BENCH_BASELINE_PKG ?= ./cmd/stallmon

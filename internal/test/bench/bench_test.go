@@ -60,7 +60,8 @@ type config struct {
 	selfBaseline bool
 }
 
-// full is `make bench`: 4 to 6 minutes on a 2-CPU machine.
+// full is `make bench`: about 8 to 12 minutes on a 2-CPU machine (see
+// docs/benchmarks.md).
 var full = config{
 	name:   "full",
 	rounds: 7, calls: 2_000_000, straceCalls: 20_000, bpftraceCalls: 500_000,
