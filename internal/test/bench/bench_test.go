@@ -55,9 +55,13 @@ type config struct {
 	// needTools: a missing strace or bpftrace fails the run instead of
 	// leaving its row without a figure.
 	needTools bool
+	// selfBaseline: without $STALLMON_BENCH_BASELINE, the poll-cost rows
+	// take this build for the baseline build too (see baselineBuild).
+	selfBaseline bool
 }
 
-// full is `make bench`: 4 to 6 minutes on a 2-CPU machine.
+// full is `make bench`: about 8 to 12 minutes on a 2-CPU machine (see
+// docs/benchmarks.md).
 var full = config{
 	name:   "full",
 	rounds: 7, calls: 2_000_000, straceCalls: 20_000, bpftraceCalls: 500_000,
@@ -67,6 +71,7 @@ var full = config{
 		{Threads: 1000}, {Threads: 1000, Before: true},
 		{Threads: 10000}, {Threads: 10000, Before: true},
 		{Threads: 100, Host: 5000},
+		{Threads: 100, Bounded: true}, {Threads: 1000, Bounded: true},
 	},
 	pollWindows: 3, pollWindow: 3500 * time.Millisecond,
 	// stallmon attach's defaults for the intervals.
@@ -80,18 +85,24 @@ var smoke = config{
 	name:   "smoke",
 	rounds: 2, calls: 20_000, straceCalls: 200, bpftraceCalls: 5_000,
 	redisRequests: 500,
-	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}},
+	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}, {Threads: 100, Bounded: true}},
 	pollWindows:   1, pollWindow: 300 * time.Millisecond,
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
 	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
+	selfBaseline: true,
 }
 
-func (c config) settings() string {
+func (c config) settings(baseline *Build) string {
+	against := ""
+	if baseline != nil {
+		against = fmt.Sprintf(", and as many with stallmon@%s on a target made alike, the two builds in turn (which goes first alternates from case to case)",
+			baseline.Label)
+	}
 	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of %s redis SETs + %s GETs; "+
-		"poll cost: %d windows of %v per case at the default poll interval (100ms); detection latency: %d trials, budget %v, poll %v, heartbeat %v; "+
+		"poll cost: %d windows of %v per case at the default poll interval (100ms)%s; detection latency: %d trials, budget %v, poll %v, heartbeat %v; "+
 		"soak: %s.",
 		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
-		thousands(c.redisRequests), c.pollWindows, c.pollWindow, c.latencyTrials, c.budget, c.pollInterval, c.heartbeatInterval,
+		thousands(c.redisRequests), c.pollWindows, c.pollWindow, against, c.latencyTrials, c.budget, c.pollInterval, c.heartbeatInterval,
 		c.soakCase())
 }
 
@@ -100,12 +111,13 @@ func runAll(t *testing.T, cfg config) *Table {
 	privtest.Require(t)
 	fusehang.Require(t)
 	started := time.Now()
+	baseline := baselineBuild(t, cfg)
 	tab := &Table{}
 	var falseStalls int
 	var pollSeconds float64
 	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
 	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
-	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab) })
+	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
 	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
 	t.Run("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
@@ -113,7 +125,7 @@ func runAll(t *testing.T, cfg config) *Table {
 		"Machine: " + Machine() + ".",
 		fmt.Sprintf("Run: %s, stallmon %s, %v.", started.UTC().Format("2006-01-02 15:04 MST"), revision(),
 			time.Since(started).Round(time.Second)),
-		cfg.settings(),
+		cfg.settings(baseline),
 		"Figures are medians of the rounds (p50/p99: nearest rank over the trials); each is compared with a row of the same run.",
 	}
 	tab.Goals = Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,

@@ -42,6 +42,28 @@ type PollCase struct {
 	Threads int  // idle threads of the target (plus its busy ones)
 	Before  bool // made before stallmon attached
 	Host    int  // idle threads in another process
+	// Bounded: the idle threads wait in openat(2) of a FIFO nobody
+	// writes, which the table bounds, rather than in futex(2), which it
+	// does not: the iterator writes a record for each of them at every
+	// pass instead of leaving it out as quiet (what a per-record cost,
+	// such as a kernel stack, shows in). The agent runs with
+	// BoundedBudget so that none of them is over budget.
+	Bounded bool
+}
+
+// The default rule of a Bounded case: longer than any run, so that its
+// waits are judged at every poll and never stall.
+const (
+	BoundedBudget    = "1h"
+	boundedKillAfter = "2h"
+)
+
+// AgentArgs are the flags a case adds to `stallmon attach`.
+func (c PollCase) AgentArgs() []string {
+	if !c.Bounded {
+		return nil
+	}
+	return []string{"--budget", BoundedBudget, "--kill-after", boundedKillAfter}
 }
 
 // Busy is how many of the target's threads make syscalls: one in a
@@ -54,6 +76,10 @@ func (c PollCase) String() string {
 		when = "before attach"
 	}
 	s := fmt.Sprintf("%s threads (%d busy), made %s", thousands(c.Threads), c.Busy(), when)
+	if c.Bounded {
+		s = fmt.Sprintf("%s threads (%d busy) asleep in openat of a FIFO (bounded: --budget %s), made %s",
+			thousands(c.Threads), c.Busy(), BoundedBudget, when)
+	}
 	if c.Host > 0 {
 		s += fmt.Sprintf(", +%s idle threads on the host", thousands(c.Host))
 	}
@@ -71,7 +97,17 @@ func thousands(n int) string {
 
 // PollKey names a poll-cost row.
 func PollKey(tracker, measure string, c PollCase) string {
-	return fmt.Sprintf("poll/%s/%s/%d/%t/%d", tracker, measure, c.Threads, c.Before, c.Host)
+	k := fmt.Sprintf("poll/%s/%s/%d/%t/%d", tracker, measure, c.Threads, c.Before, c.Host)
+	if c.Bounded {
+		k += "/bounded"
+	}
+	return k
+}
+
+// PollBaselineKey names a poll-cost row of the baseline build
+// (BENCH_BASELINE), measured beside PollKey's.
+func PollBaselineKey(tracker, measure string, c PollCase) string {
+	return "baseline/" + PollKey(tracker, measure, c)
 }
 
 // Detection-latency measures.

@@ -12,6 +12,13 @@
  *                                    syscalls a second each); T counts
  *                                    every thread of the process
  *
+ *   fifo N PATH       ok threads=T   start N threads that open PATH, a
+ *                                    FIFO, for reading: each waits in
+ *                                    openat(2) for a writer, and none
+ *                                    ever comes (a syscall that
+ *                                    stallmon's table bounds, so its
+ *                                    threads are never left out as quiet)
+ *
  *   calls             ok calls=N     the getppid calls the busy threads
  *                                    made so far
  *   read PATH         ok tid=T       start a thread that reads one byte
@@ -32,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +51,7 @@ static int never;          /* the futex word idle threads wait on; never woken *
 static atomic_long calls;  /* getppid calls made by the busy threads */
 static atomic_int reader_tid;
 static char read_path[PATH_MAX];
+static char fifo_path[PATH_MAX];
 
 static void *idle(void *arg)
 {
@@ -65,6 +74,22 @@ static void *busy(void *arg)
 			getppid();
 		atomic_fetch_add(&calls, 100);
 		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
+static void *fifo_waiter(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	atomic_fetch_add(&started, 1);
+	for (;;) {
+		fd = open(fifo_path, O_RDONLY);
+		if (fd >= 0)
+			close(fd); /* a writer came after all: wait for the next */
+		else if (errno != EINTR)
+			pause(); /* out of openat, where the harness looks for it */
 	}
 	return NULL;
 }
@@ -103,8 +128,9 @@ static int spawn(long n, void *(*fn)(void *))
 int main(void)
 {
 	struct timespec tick = {0, 100 * 1000};
-	char line[128];
+	char line[PATH_MAX + 32]; /* a command and a path */
 	long idle_n, busy_n, total = 1;
+	struct stat st;
 	int err;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -127,11 +153,21 @@ int main(void)
 			printf("ok tid=%d\n", atomic_exchange(&reader_tid, 0));
 			continue;
 		}
-		if (sscanf(line, "spawn %ld %ld", &idle_n, &busy_n) != 2 || idle_n < 0 || busy_n < 0) {
-			printf("err want \"spawn IDLE BUSY\"\n");
+		busy_n = 0;
+		if (sscanf(line, "fifo %ld %4095s", &idle_n, fifo_path) == 2) {
+			if (idle_n < 0 || stat(fifo_path, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+				printf("err want \"fifo N PATH\" with PATH a FIFO\n");
+				continue;
+			}
+			err = spawn(idle_n, fifo_waiter);
+		} else if (sscanf(line, "spawn %ld %ld", &idle_n, &busy_n) == 2 && idle_n >= 0 && busy_n >= 0) {
+			if ((err = spawn(idle_n, idle)) == 0)
+				err = spawn(busy_n, busy);
+		} else {
+			printf("err want \"spawn IDLE BUSY\", \"fifo N PATH\", \"read PATH\" or \"calls\"\n");
 			continue;
 		}
-		if ((err = spawn(idle_n, idle)) != 0 || (err = spawn(busy_n, busy)) != 0) {
+		if (err != 0) {
 			/* Some threads may run already: the count is unknown now. */
 			printf("err creating threads: %s\n", strerror(err));
 			return 1;
