@@ -68,9 +68,11 @@ func TestLateReturn(t *testing.T) {
 			case c.last == sink.Alive:
 				got.wait(t, sink.Alive)
 			default:
-				// Twenty more verdicts, a second's worth: all stalled.
+				// Twenty more verdicts, a second's worth: stalled for
+				// good, or blind when a starved machine made a poll late
+				// (the gate fails closed); never alive.
 				for range 20 {
-					if v := <-got.ch; v.State != sink.Stalled {
+					if v := <-got.ch; v.State != sink.Stalled && v.State != sink.Blind {
 						t.Fatalf("verdict %v after the late return, want stalled for good", v.State)
 					}
 				}
