@@ -32,7 +32,7 @@ var baseFlags = []string{"-O2", "-Wall", "-Wextra", "-Werror", "-pthread"}
 
 // Build compiles name.c with gcc and cflags into t.TempDir() and returns
 // the binary's path. Without gcc, or without the 32-bit libraries when
-// cflags hold -m32, it skips t (fails it when privtest.StrictEnv=1); a
+// cflags hold -m32 or -mx32, it skips t (fails it when privtest.StrictEnv=1); a
 // program that does not compile fails t.
 func Build(t testing.TB, name string, cflags ...string) string {
 	t.Helper()
@@ -45,7 +45,7 @@ func Build(t testing.TB, name string, cflags ...string) string {
 		return "" // a fake testing.TB's Skipf returned
 	}
 	dir := t.TempDir()
-	if slices.Contains(cflags, "-m32") {
+	if slices.Contains(cflags, "-m32") || slices.Contains(cflags, "-mx32") {
 		// Probe with an empty program first, so that missing multilib
 		// support is told from a bug in the program.
 		if out, err := compile(gcc, dir, "probe", []byte("int main(void) { return 0; }\n"), cflags); err != nil {
