@@ -73,6 +73,57 @@ func (a ABI) name(nr int, args [6]uint64) (string, bool) {
 	return a.String() + "_syscall_" + strconv.Itoa(nr), false
 }
 
+// syscallTables are the numberings of one architecture's ABIs: the
+// native table, the compat one, and whether x32 exists (amd64 only). The
+// running architecture's are archTables; a test reads the others'.
+type syscallTables struct {
+	native, compat []string
+	x32            bool
+}
+
+var archTables = syscallTables{native: gen.SyscallNames[:], compat: gen.CompatSyscallNames[:], x32: gen.CompatArch == "386"}
+
+// abiSlots is how many ABIs an in-flight word can name (enum word's
+// ABI_BITS): the kernel side's per-ABI arrays have as many entries.
+const abiSlots = 1 << abiBits
+
+// noNr is a number no in-flight word holds (it is above NR_MASK): the
+// kernel side's per-ABI numbers hold it for an ABI without the call.
+const noNr = nrMask + 1
+
+// nrs returns the number of syscall name in each ABI, as the in-flight
+// word holds it (x32's without bit 30), noNr where an ABI lacks it.
+func (st syscallTables) nrs(name string) [abiSlots]uint32 {
+	var out [abiSlots]uint32
+	for i := range out {
+		out[i] = noNr
+	}
+	lookup := func(table []string) (uint32, bool) {
+		for nr, n := range table {
+			if n == name {
+				return uint32(nr), true
+			}
+		}
+		return 0, false
+	}
+	if nr, ok := lookup(st.native); ok {
+		out[ABINative] = nr
+	}
+	if nr, ok := lookup(st.compat); ok {
+		out[ABICompat] = nr
+	}
+	if st.x32 {
+		// x32's own numbers first (from 512, where its call takes other
+		// arguments than amd64's), then the calls it shares with amd64.
+		if i, ok := lookup(x32Names); ok {
+			out[ABIX32] = x32First + i
+		} else {
+			out[ABIX32] = out[ABINative]
+		}
+	}
+	return out
+}
+
 func multiplexed(table map[uint64]string, call uint64, fallback string) string {
 	if n, ok := table[call]; ok {
 		return n
