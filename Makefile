@@ -58,7 +58,7 @@ docs:
 # The detection tests, run once more with --tracker=sampled: the same
 # hangs, idle and busy targets, late returns and kills, seen without any
 # syscall program.
-SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace
+SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace|TestIA32HelperInTree
 test: deps-test deps-bpf
 	$(GO) mod download
 	$(GO) vet ./...
