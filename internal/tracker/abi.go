@@ -55,22 +55,68 @@ func (a ABI) name(nr int, args [6]uint64) (string, bool) {
 			return x32Names[i], true
 		}
 	case ABICompat:
-		n := tableName(gen.CompatSyscallNames[:], nr, "")
-		if n == "" {
-			break
+		if n := compatName(gen.CompatSyscallNames[:], nr, args); n != "" {
+			return n, true
 		}
-		switch n {
-		case "socketcall":
-			return multiplexed(socketcalls, args[0], n), true
-		case "ipc":
-			return multiplexed(ipcCalls, args[0]&0xffff, n), true
-		}
-		if native, ok := compatAliases[n]; ok {
-			return native, true
-		}
-		return n, true
 	}
 	return a.String() + "_syscall_" + strconv.Itoa(nr), false
+}
+
+// compatName is ABICompat's name for nr in table, "" for a number it
+// does not know.
+func compatName(table []string, nr int, args [6]uint64) string {
+	n := tableName(table, nr, "")
+	switch n {
+	case "":
+		return ""
+	case "socketcall":
+		return multiplexed(socketcalls, args[0], n)
+	case "ipc":
+		return multiplexed(ipcCalls, args[0]&0xffff, n)
+	}
+	if native, ok := compatAliases[n]; ok {
+		return native
+	}
+	return n
+}
+
+// JudgedSyscall reports whether some thread's syscall can be judged by
+// name on this architecture: a native call, or a call of another ABI by
+// the name it is judged by (aarch32's poll on arm64, which has no native
+// poll; ia32's statfs64). A budget table may name these, and only these.
+func JudgedSyscall(name string) bool { return judgedNames[name] }
+
+var judgedNames = archTables.judged()
+
+// judged returns every name ABI.name gives a known number of some ABI.
+func (st syscallTables) judged() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range st.native {
+		if n != "" {
+			m[n] = true
+		}
+	}
+	for nr := range st.compat {
+		if n := compatName(st.compat, nr, [6]uint64{}); n != "" {
+			m[n] = true
+		}
+		switch tableName(st.compat, nr, "") {
+		case "socketcall":
+			for _, n := range socketcalls {
+				m[n] = true
+			}
+		case "ipc":
+			for _, n := range ipcCalls {
+				m[n] = true
+			}
+		}
+	}
+	if st.x32 {
+		for _, n := range x32Names {
+			m[n] = true
+		}
+	}
+	return m
 }
 
 // syscallTables are the numberings of one architecture's ABIs: the

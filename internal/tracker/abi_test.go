@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/fdkind"
 )
 
 // generatedTables reads the syscall tables of arch from gen/'s generated
@@ -93,5 +96,60 @@ func TestExitNumbersPerABI(t *testing.T) {
 				t.Errorf("%s number %d of %s is named %q", abi, nrs[abi], name, got)
 			}
 		}
+	}
+}
+
+// A table may name what some thread's syscall is judged by, in any ABI:
+// arm64 has no poll, epoll_wait, select (aarch32's _newselect), pause,
+// fork or vfork, but a 32-bit process on it makes them. The built-in
+// table skips the names the architecture cannot judge: with the native
+// names alone it dropped those rules on arm64, and an aarch32 event loop
+// idle in poll fell to the default rule, a stall after 5s and a kill
+// after 60s.
+func TestJudgedNamesCoverEveryABI(t *testing.T) {
+	arm := generatedTables(t, "arm64")
+	judged := arm.judged()
+	native := map[string]bool{}
+	for _, n := range arm.native {
+		native[n] = true
+	}
+	idle := []string{"poll", "epoll_wait", "select", "pause"}
+	for _, name := range append(idle, "fork", "vfork") {
+		if native[name] || !judged[name] {
+			t.Errorf("arm64: %s native %v, judged %v; want an aarch32-only name, judged", name, native[name], judged[name])
+		}
+	}
+	for _, c := range []struct {
+		what  string
+		known func(string) bool
+		want  bool
+	}{
+		{"native names only", func(n string) bool { return native[n] }, false},
+		{"every ABI's", func(n string) bool { return judged[n] }, true},
+	} {
+		table, err := budget.Default(c.known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range idle {
+			if got := table.Lookup(name, fdkind.None).Unbounded; got != c.want {
+				t.Errorf("arm64, %s: the built-in %s rule is unbounded: %v, want %v", c.what, name, got, c.want)
+			}
+		}
+		vforkD := table.StateRule("vfork", fdkind.None, budget.Uninterruptible).Unbounded
+		if vforkD != c.want {
+			t.Errorf("arm64, %s: vfork's parent in D unbounded: %v, want %v", c.what, vforkD, c.want)
+		}
+	}
+
+	// Names only a 32-bit call has here count, its own spellings of a
+	// native call do not (they are judged by the native name).
+	for name, want := range map[string]bool{"read": true, "statfs64": true, "recvfrom": true, "waitpid": false, "_newselect": false, "_llseek": false} {
+		if got := JudgedSyscall(name); got != want && runtime.GOARCH == "amd64" {
+			t.Errorf("amd64: JudgedSyscall(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if here := generatedTables(t, runtime.GOARCH).judged(); len(here) != len(judgedNames) {
+		t.Errorf("JudgedSyscall knows %d names, the %s tables %d", len(judgedNames), runtime.GOARCH, len(here))
 	}
 }
