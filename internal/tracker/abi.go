@@ -248,3 +248,18 @@ var ipcCalls = map[uint64]string{
 	1: "semop", 2: "semget", 3: "semctl", 4: "semtimedop", 11: "msgsnd", 12: "msgrcv",
 	13: "msgget", 14: "msgctl", 21: "shmat", 22: "shmdt", 23: "shmget", 24: "shmctl",
 }
+
+// NativeNr is the number of t's syscall in the native table, for readers
+// that know no other numbering (the heartbeat's stall record): Nr for a
+// native call, the native number of the call it is judged as for another
+// ABI's (ia32's read, 3, is 0 on amd64, where 3 is close), -1 when the
+// native table has no such call or t is in none.
+func (t Thread) NativeNr() int {
+	if t.ABI == ABINative || t.Nr < 0 {
+		return t.Nr
+	}
+	if nr, ok := SyscallNr(t.Syscall); ok {
+		return nr
+	}
+	return -1
+}
