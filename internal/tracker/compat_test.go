@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/fdkind"
 	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
@@ -117,5 +118,75 @@ func TestIA32DeathInsideSyscallIsRecorded(t *testing.T) {
 				t.Fatalf("death = %+v, want tid %s of %d in bpf (ia32 %d, no fd)", d, ran["tid"], pid, ia32BPF)
 			}
 		})
+	}
+}
+
+// A 32-bit process's calls are measured under the native call they are:
+// the latency histogram, indexed by native number, left every ia32 call
+// out, so a 32-bit service's histogram stayed empty.
+func TestIA32CallsInLatencyHistogram(t *testing.T) {
+	bin := buildIA32(t, "threadexit")
+	p := ctarget.Start(t, bin, "wait")
+	privtest.Require(t)
+	m, err := Attach(Process(p.Cmd.Process.Pid), nil, Options{LatencyHistogram: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if _, err := fmt.Fprintln(p.Stdin, "go"); err != nil {
+		t.Fatal(err)
+	}
+	p.Next(t, 10*time.Second)
+	p.Wait(t, 10*time.Second)
+	hist, err := m.LatencyHistogram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, h := range hist {
+		counts[h.Syscall] = h.Count
+	}
+	// The worker's gettid (ia32 224), the write of "done" (4) and the
+	// mmap2 (192) of the worker's stack, which is judged as mmap.
+	for _, name := range []string{"gettid", "write", "mmap"} {
+		if counts[name] == 0 {
+			t.Errorf("no %s in the histogram of a 32-bit process: %v", name, counts)
+		}
+	}
+}
+
+// Quiet threads of a 32-bit process are counted by the native call they
+// sleep in, as those of a 64-bit one are: left out of the per-syscall
+// counts, they vanished from stallmon_syscalls_in_flight.
+func TestIA32QuietThreadsCountedBySyscall(t *testing.T) {
+	bin := buildIA32(t, "ia32wait")
+	p := ctarget.Start(t, bin)
+	quiet := func(syscall string, kinds ...fdkind.Kind) bool {
+		return syscall == "nanosleep" || syscall == "read" && len(kinds) == 1 && kinds[0] == fdkind.Pipe
+	}
+	privtest.Require(t)
+	m, err := Attach(Process(p.Cmd.Process.Pid), nil, Options{Quiet: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	// The reader and the sleeper slept before the ready line; main's read
+	// of stdin (a pipe) follows it.
+	var s Snapshot
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if s = snapshot(t, m); s.Quiet == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d quiet threads, want 3: listed %+v", s.Quiet, s.Threads)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := map[string]int{}
+	for _, q := range s.QuietInFlight {
+		got[q.Syscall] = q.Threads
+	}
+	if got["read"] != 2 || got["nanosleep"] != 1 || len(got) != 2 {
+		t.Errorf("quiet threads by syscall %v, want 2 in read and 1 in nanosleep", got)
 	}
 }

@@ -93,6 +93,12 @@ type StallmonLatencyHist struct {
 	Sum     uint64
 }
 
+type StallmonNativeNrTable uint32
+
+const (
+	StallmonNativeNrTableNATIVE_NONE StallmonNativeNrTable = 65535
+)
+
 type StallmonQuietCount struct {
 	_       structs.HostLayout
 	Pass    uint64
@@ -201,6 +207,7 @@ const (
 	StallmonVarExited                = "exited"
 	StallmonVarFdArgs                = "fd_args"
 	StallmonVarLatencyHistogram      = "latency_histogram"
+	StallmonVarNativeNrs             = "native_nrs"
 	StallmonVarNrClose               = "nr_close"
 	StallmonVarNrCloseCompat         = "nr_close_compat"
 	StallmonVarNrExit                = "nr_exit"
@@ -221,6 +228,7 @@ const (
 	StallmonVarUnusedDeathRing       = "unused_death_ring"
 	StallmonVarUnusedFdArgsTable     = "unused_fd_args_table"
 	StallmonVarUnusedFdKind          = "unused_fd_kind"
+	StallmonVarUnusedNativeNrTable   = "unused_native_nr_table"
 	StallmonVarUnusedQuietSet        = "unused_quiet_set"
 	StallmonVarUnusedSignalFlagBits  = "unused_signal_flag_bits"
 	StallmonVarUnusedTaskFlagBits    = "unused_task_flag_bits"
@@ -300,6 +308,7 @@ type StallmonVariableSpecs struct {
 	Exited               *ebpf.VariableSpec `ebpf:"exited"`
 	FdArgs               *ebpf.VariableSpec `ebpf:"fd_args"`
 	LatencyHistogram     *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NativeNrs            *ebpf.VariableSpec `ebpf:"native_nrs"`
 	NrClose              *ebpf.VariableSpec `ebpf:"nr_close"`
 	NrCloseCompat        *ebpf.VariableSpec `ebpf:"nr_close_compat"`
 	NrExit               *ebpf.VariableSpec `ebpf:"nr_exit"`
@@ -320,6 +329,7 @@ type StallmonVariableSpecs struct {
 	UnusedDeathRing      *ebpf.VariableSpec `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.VariableSpec `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
+	UnusedNativeNrTable  *ebpf.VariableSpec `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.VariableSpec `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.VariableSpec `ebpf:"unused_signal_flag_bits"`
 	UnusedTaskFlagBits   *ebpf.VariableSpec `ebpf:"unused_task_flag_bits"`
@@ -377,6 +387,7 @@ type StallmonVariables struct {
 	Exited               *ebpf.Variable `ebpf:"exited"`
 	FdArgs               *ebpf.Variable `ebpf:"fd_args"`
 	LatencyHistogram     *ebpf.Variable `ebpf:"latency_histogram"`
+	NativeNrs            *ebpf.Variable `ebpf:"native_nrs"`
 	NrClose              *ebpf.Variable `ebpf:"nr_close"`
 	NrCloseCompat        *ebpf.Variable `ebpf:"nr_close_compat"`
 	NrExit               *ebpf.Variable `ebpf:"nr_exit"`
@@ -397,6 +408,7 @@ type StallmonVariables struct {
 	UnusedDeathRing      *ebpf.Variable `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.Variable `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.Variable `ebpf:"unused_fd_kind"`
+	UnusedNativeNrTable  *ebpf.Variable `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.Variable `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.Variable `ebpf:"unused_signal_flag_bits"`
 	UnusedTaskFlagBits   *ebpf.Variable `ebpf:"unused_task_flag_bits"`
