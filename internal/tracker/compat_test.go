@@ -3,6 +3,7 @@ package tracker
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -28,46 +29,72 @@ func attachKind(t *testing.T, pid int, kind Kind) *Tracker {
 	return m
 }
 
-// buildIA32 builds a C target static for ia32 and skips the test where
-// the kernel runs no 32-bit programs.
-func buildIA32(t *testing.T, name string) string {
+// abi32 is a 32-bit ABI of amd64 that C targets are built for.
+type abi32 struct {
+	name, flag string
+	abi        ABI
+	// bpf is the number of bpf(2) in its table, as the word holds it.
+	bpf int
+}
+
+// abis32 are amd64's. The host's kernel runs ia32 programs only; make
+// vmtest's guests run both (internal/test/vm).
+var abis32 = []abi32{{"ia32", "-m32", ABICompat, 357}, {"x32", "-mx32", ABIX32, 321}}
+
+// build builds a C target static for the ABI and skips the test where
+// the kernel does not run the ABI's programs.
+func (a abi32) build(t *testing.T, name string) string {
 	t.Helper()
-	bin := ctarget.Build(t, name, "-m32", "-static")
-	ctarget.RequireIA32(t, bin)
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("%s is an ABI of amd64", a.name)
+	}
+	bin := ctarget.Build(t, name, a.flag, "-static")
+	if a.abi == ABIX32 {
+		ctarget.RequireX32(t, ctarget.Build(t, "threadexit", a.flag, "-static"))
+	} else {
+		ctarget.RequireIA32(t, bin)
+	}
 	return bin
 }
 
-// A 32-bit process ends its threads through the ia32 exit (1, write on
-// amd64) and exit_group (252, ioprio_get): a worker thread that returns,
-// then main's exit. Neither is a death; taken for native numbers, both
-// were, and the agent killed a healthy process as died_in_syscall.
-func TestIA32ThreadExitsAreNotDeaths(t *testing.T) {
-	bin := buildIA32(t, "threadexit")
-	for _, kind := range trackerKinds {
-		t.Run(string(kind), func(t *testing.T) {
-			p := ctarget.Start(t, bin, "wait")
-			m := attachKind(t, p.Cmd.Process.Pid, kind)
-			if _, err := fmt.Fprintln(p.Stdin, "go"); err != nil {
-				t.Fatal(err)
-			}
-			done := p.Next(t, 10*time.Second)
-			if done[""] != "done" || done["tid"] == "" {
-				t.Fatalf("threadexit said %v, want done tid=T", done)
-			}
-			p.Wait(t, 10*time.Second)
-			waitDone(t, m)
-			requireNoDeaths(t, m)
-		})
+// each runs f for every 32-bit ABI and tracker kind.
+func each32(t *testing.T, f func(t *testing.T, a abi32, kind Kind)) {
+	for _, a := range abis32 {
+		for _, kind := range trackerKinds {
+			t.Run(a.name+"/"+string(kind), func(t *testing.T) { f(t, a, kind) })
+		}
 	}
 }
 
+// A 32-bit process ends its threads through its ABI's exit and
+// exit_group: ia32's are 1 (write on amd64) and 252 (ioprio_get), x32's
+// amd64's with bit 30 set. A worker thread that returns, then main's exit:
+// neither is a death. Taken for native numbers, the ia32 ones were, and
+// the agent killed a healthy process as died_in_syscall.
+func Test32BitThreadExitsAreNotDeaths(t *testing.T) {
+	each32(t, func(t *testing.T, a abi32, kind Kind) {
+		p := ctarget.Start(t, a.build(t, "threadexit"), "wait")
+		m := attachKind(t, p.Cmd.Process.Pid, kind)
+		if _, err := fmt.Fprintln(p.Stdin, "go"); err != nil {
+			t.Fatal(err)
+		}
+		done := p.Next(t, 10*time.Second)
+		if done[""] != "done" || done["tid"] == "" {
+			t.Fatalf("threadexit said %v, want done tid=T", done)
+		}
+		p.Wait(t, 10*time.Second)
+		waitDone(t, m)
+		requireNoDeaths(t, m)
+	})
+}
+
 // The other ordinary ends of a 32-bit process: exit_group while two
-// threads sleep in ia32 syscalls (they leave theirs through sys_exit),
+// threads sleep in 32-bit syscalls (they leave theirs through sys_exit),
 // and SIGKILL while they do.
-func TestIA32ProcessEndsAreNotDeaths(t *testing.T) {
-	bin := buildIA32(t, "ia32wait")
-	for _, kind := range trackerKinds {
-		t.Run(string(kind)+"/exit_group", func(t *testing.T) {
+func Test32BitProcessEndsAreNotDeaths(t *testing.T) {
+	each32(t, func(t *testing.T, a abi32, kind Kind) {
+		bin := a.build(t, "ia32wait")
+		t.Run("exit_group", func(t *testing.T) {
 			p := ctarget.Start(t, bin)
 			m := attachKind(t, p.Cmd.Process.Pid, kind)
 			if err := p.Stdin.Close(); err != nil {
@@ -77,7 +104,7 @@ func TestIA32ProcessEndsAreNotDeaths(t *testing.T) {
 			waitDone(t, m)
 			requireNoDeaths(t, m)
 		})
-		t.Run(string(kind)+"/SIGKILL", func(t *testing.T) {
+		t.Run("SIGKILL", func(t *testing.T) {
 			p := ctarget.Start(t, bin)
 			m := attachKind(t, p.Cmd.Process.Pid, kind)
 			if err := m.Kill(syscall.SIGKILL); err != nil {
@@ -86,47 +113,48 @@ func TestIA32ProcessEndsAreNotDeaths(t *testing.T) {
 			waitDone(t, m)
 			requireNoDeaths(t, m)
 		})
-	}
+	})
 }
 
 // A 32-bit thread that the kernel ends inside a syscall is still a
 // death, named from its own table: the exit hook runs on the thread
-// while it is inside its ia32 bpf(2) (357; BPF_PROG_TEST_RUN of the hook
+// while it is inside its 32-bit bpf(2) (BPF_PROG_TEST_RUN of the hook
 // itself), as it does on a thread an oops kills there. The real oops of
 // a 32-bit thread is in internal/test/vm/guest (TestOops).
-func TestIA32DeathInsideSyscallIsRecorded(t *testing.T) {
-	bin := buildIA32(t, "hookrun")
-	for _, kind := range trackerKinds {
-		t.Run(string(kind), func(t *testing.T) {
-			p := ctarget.Start(t, bin)
-			pid := p.Cmd.Process.Pid
-			m := attachKind(t, pid, kind)
-			if _, err := fmt.Fprintf(p.Stdin, "%d %d\n", os.Getpid(), m.objs.ThreadExit.FD()); err != nil {
-				t.Fatal(err)
-			}
-			ran := p.Next(t, 10*time.Second)
-			if ran[""] != "ran" {
-				t.Fatalf("hookrun said %v, want ran tid=T", ran)
-			}
-			s := snapshot(t, m)
-			if s.DeathsTotal != 1 || len(s.Deaths) != 1 {
-				t.Fatalf("after one death inside an ia32 bpf(2): total %d, records %+v", s.DeathsTotal, s.Deaths)
-			}
-			d := s.Deaths[0]
-			const ia32BPF = 357
-			if fmt.Sprint(d.TID) != ran["tid"] || d.PID != pid || d.Syscall != "bpf" || d.Nr != ia32BPF || d.ABI != ABICompat || d.FD != -1 {
-				t.Fatalf("death = %+v, want tid %s of %d in bpf (ia32 %d, no fd)", d, ran["tid"], pid, ia32BPF)
-			}
-		})
-	}
+func Test32BitDeathInsideSyscallIsRecorded(t *testing.T) {
+	each32(t, func(t *testing.T, a abi32, kind Kind) {
+		p := ctarget.Start(t, a.build(t, "hookrun"))
+		pid := p.Cmd.Process.Pid
+		m := attachKind(t, pid, kind)
+		if _, err := fmt.Fprintf(p.Stdin, "%d %d\n", os.Getpid(), m.objs.ThreadExit.FD()); err != nil {
+			t.Fatal(err)
+		}
+		ran := p.Next(t, 10*time.Second)
+		if ran[""] != "ran" {
+			t.Fatalf("hookrun said %v, want ran tid=T", ran)
+		}
+		s := snapshot(t, m)
+		if s.DeathsTotal != 1 || len(s.Deaths) != 1 {
+			t.Fatalf("after one death inside a %s bpf(2): total %d, records %+v", a.name, s.DeathsTotal, s.Deaths)
+		}
+		d := s.Deaths[0]
+		if fmt.Sprint(d.TID) != ran["tid"] || d.PID != pid || d.Syscall != "bpf" || d.Nr != a.bpf || d.ABI != a.abi || d.FD != -1 {
+			t.Fatalf("death = %+v, want tid %s of %d in bpf (%s %d, no fd)", d, ran["tid"], pid, a.name, a.bpf)
+		}
+	})
 }
 
 // A 32-bit process's calls are measured under the native call they are:
-// the latency histogram, indexed by native number, left every ia32 call
-// out, so a 32-bit service's histogram stayed empty.
-func TestIA32CallsInLatencyHistogram(t *testing.T) {
-	bin := buildIA32(t, "threadexit")
-	p := ctarget.Start(t, bin, "wait")
+// the latency histogram, indexed by native number, left every ia32 and
+// x32 call out, so a 32-bit service's histogram stayed empty.
+func Test32BitCallsInLatencyHistogram(t *testing.T) {
+	for _, a := range abis32 {
+		t.Run(a.name, func(t *testing.T) { callsInLatencyHistogram(t, a) })
+	}
+}
+
+func callsInLatencyHistogram(t *testing.T, a abi32) {
+	p := ctarget.Start(t, a.build(t, "threadexit"), "wait")
 	privtest.Require(t)
 	m, err := Attach(Process(p.Cmd.Process.Pid), nil, Options{LatencyHistogram: true})
 	if err != nil {
@@ -146,11 +174,11 @@ func TestIA32CallsInLatencyHistogram(t *testing.T) {
 	for _, h := range hist {
 		counts[h.Syscall] = h.Count
 	}
-	// The worker's gettid (ia32 224), the write of "done" (4) and the
-	// mmap2 (192) of the worker's stack, which is judged as mmap.
+	// The worker's gettid (ia32 224), the write of "done" (ia32 4) and the
+	// mmap of the worker's stack (ia32's mmap2, 192, judged as mmap).
 	for _, name := range []string{"gettid", "write", "mmap"} {
 		if counts[name] == 0 {
-			t.Errorf("no %s in the histogram of a 32-bit process: %v", name, counts)
+			t.Errorf("no %s in the histogram of an %s process: %v", name, a.name, counts)
 		}
 	}
 }
@@ -158,9 +186,14 @@ func TestIA32CallsInLatencyHistogram(t *testing.T) {
 // Quiet threads of a 32-bit process are counted by the native call they
 // sleep in, as those of a 64-bit one are: left out of the per-syscall
 // counts, they vanished from stallmon_syscalls_in_flight.
-func TestIA32QuietThreadsCountedBySyscall(t *testing.T) {
-	bin := buildIA32(t, "ia32wait")
-	p := ctarget.Start(t, bin)
+func Test32BitQuietThreadsCountedBySyscall(t *testing.T) {
+	for _, a := range abis32 {
+		t.Run(a.name, func(t *testing.T) { quietThreadsCountedBySyscall(t, a) })
+	}
+}
+
+func quietThreadsCountedBySyscall(t *testing.T, a abi32) {
+	p := ctarget.Start(t, a.build(t, "ia32wait"))
 	quiet := func(syscall string, kinds ...fdkind.Kind) bool {
 		return syscall == "nanosleep" || syscall == "read" && len(kinds) == 1 && kinds[0] == fdkind.Pipe
 	}
@@ -187,6 +220,6 @@ func TestIA32QuietThreadsCountedBySyscall(t *testing.T) {
 		got[q.Syscall] = q.Threads
 	}
 	if got["read"] != 2 || got["nanosleep"] != 1 || len(got) != 2 {
-		t.Errorf("quiet threads by syscall %v, want 2 in read and 1 in nanosleep", got)
+		t.Errorf("quiet threads of an %s process by syscall %v, want 2 in read and 1 in nanosleep", a.name, got)
 	}
 }
