@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"embed"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -13,12 +14,24 @@ import (
 	"github.com/stallmon/stallmon/internal/fdkind"
 )
 
+// The generated syscall tables of both architectures, as source: a test
+// on one architecture checks the other's too (no arm64 machine runs the
+// tests). Embedded, so that the test binary needs no source tree (make
+// vmtest runs it in a guest).
+//
+//go:embed gen/syscalls_amd64.go gen/syscalls_arm64.go
+var generatedSource embed.FS
+
 // generatedTables reads the syscall tables of arch from gen/'s generated
-// source, so that a test on one architecture checks the other's too (no
-// arm64 machine runs the tests).
+// source.
 func generatedTables(t *testing.T, arch string) syscallTables {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "gen/syscalls_"+arch+".go", nil, 0)
+	name := "gen/syscalls_" + arch + ".go"
+	src, err := generatedSource.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), name, src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
