@@ -223,3 +223,37 @@ func quietThreadsCountedBySyscall(t *testing.T, a abi32) {
 		t.Errorf("quiet threads of an %s process by syscall %v, want 2 in read and 1 in nanosleep", a.name, got)
 	}
 }
+
+// A thread that a signal ends is not inside a syscall, whatever its
+// registers say: signals are acted on only on the way back to user
+// space. Right after a syscall that failed with ENOSYS, the registers
+// still look like a syscall in progress (ax is -ENOSYS), and the sampled
+// tracker, which reads deaths from them, took every thread a group exit
+// or SIGKILL caught there for a death (30 trials of 30 here): a false
+// died_in_syscall for a service that merely exited. Native and ia32.
+func TestSignalledThreadsAreNotDeaths(t *testing.T) {
+	builds := map[string]func(t *testing.T) string{
+		"native": func(t *testing.T) string { return ctarget.Build(t, "enosysloop", "-static") },
+		"ia32":   func(t *testing.T) string { return abis32[0].build(t, "enosysloop") },
+	}
+	for _, abi := range []string{"native", "ia32"} {
+		for _, kind := range trackerKinds {
+			t.Run(abi+"/"+string(kind), func(t *testing.T) {
+				bin := builds[abi](t)
+				const trials = 5
+				for i := range trials {
+					p := ctarget.Start(t, bin)
+					m := attachKind(t, p.Cmd.Process.Pid, kind)
+					if i%2 == 0 {
+						// main's exit_group: SIGKILL to the looping threads.
+						p.Stdin.Close()
+					} else if err := m.Kill(syscall.SIGKILL); err != nil {
+						t.Fatal(err)
+					}
+					waitDone(t, m)
+					requireNoDeaths(t, m)
+				}
+			})
+		}
+	}
+}

@@ -58,6 +58,8 @@ var InVMs = []Program{
 	{"hookrun", []string{"-mx32", "-static"}},
 	{"ia32wait", []string{"-m32", "-static"}},
 	{"ia32wait", []string{"-mx32", "-static"}},
+	{"enosysloop", []string{"-static"}},
+	{"enosysloop", []string{"-m32", "-static"}},
 }
 
 // Prebuild compiles p into dir under p.FileName(), for Build to find

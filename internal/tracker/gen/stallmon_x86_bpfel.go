@@ -126,6 +126,7 @@ const (
 	StallmonTaskFlagBitsPF_IO_WORKER   StallmonTaskFlagBits = 16
 	StallmonTaskFlagBitsPF_USER_WORKER StallmonTaskFlagBits = 16384
 	StallmonTaskFlagBitsPF_FROZEN_OLD  StallmonTaskFlagBits = 65536
+	StallmonTaskFlagBitsPF_SIGNALED    StallmonTaskFlagBits = 1024
 )
 
 type StallmonTaskStateBits uint32
