@@ -58,7 +58,7 @@ func (s State) Valid() bool { return s >= StateAlive && s <= StateLeaving }
 // not ALIVE.
 type Stall struct {
 	TID     uint32
-	Syscall int32 // syscall number, architecture specific
+	Syscall int32 // Name's number in the sender architecture's native table, -1 if none
 	Name    string
 	Elapsed time.Duration
 }

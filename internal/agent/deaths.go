@@ -64,7 +64,7 @@ func (d death) judged(now time.Time) judged {
 	return judged{
 		thread: tracker.Thread{
 			PID: d.PID, TID: d.TID, Comm: d.Comm, State: tracker.StateDead, InSyscall: true,
-			Nr: d.Nr, Syscall: d.Syscall, FD: d.FD, Elapsed: d.InSyscall + max(0, now.Sub(d.at)),
+			Nr: d.Nr, ABI: d.ABI, Syscall: d.Syscall, FD: d.FD, Elapsed: d.InSyscall + max(0, now.Sub(d.at)),
 			// Unique per death, so the stall set keeps each one open.
 			Entered: d.Seq,
 		},

@@ -87,3 +87,22 @@ func TestGateReportsDeathFirst(t *testing.T) {
 		t.Fatalf("gate %v reports %+v, want stalled on the dead thread 9", st, j)
 	}
 }
+
+// A 32-bit thread's death is reported with its ABI: its number is the
+// ia32 table's (ioctl is 54 there, 16 on amd64), and the event says so.
+func TestDeathCarriesItsABI(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	j := death{Death: tracker.Death{TID: 9, Nr: 54, ABI: tracker.ABICompat, Syscall: "ioctl", FD: 3, Seq: 1}, at: t0}.judged(t0)
+	if j.thread.ABI != tracker.ABICompat || j.thread.Nr != 54 {
+		t.Fatalf("death judged as %+v, want ia32 number 54", j.thread)
+	}
+	for _, a := range judgedAttrs(j) {
+		if a.Key == "abi" {
+			if got := a.Value.String(); got != tracker.ABICompat.String() {
+				t.Fatalf("abi=%s, want %s", got, tracker.ABICompat)
+			}
+			return
+		}
+	}
+	t.Fatalf("no abi in the death's event: %v", judgedAttrs(j))
+}

@@ -77,7 +77,7 @@ func (p *publisher) judgedVerdict(st sink.State, j *judged, now time.Time) sink.
 			name = "none"
 		}
 		v.Stall = &sink.Stall{
-			PID: j.thread.PID, TID: j.thread.TID, Comm: j.thread.Comm, Syscall: name, Nr: j.thread.Nr,
+			PID: j.thread.PID, TID: j.thread.TID, Comm: j.thread.Comm, Syscall: name, Nr: j.thread.NativeNr(),
 			Elapsed: j.span, Reason: j.reason,
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/sink"
+	"github.com/stallmon/stallmon/internal/tracker"
 )
 
 // verdicts is a sink that keeps every verdict applied.
@@ -182,4 +183,28 @@ func integrations(t *testing.T, sinks ...sink.Sink) *sink.Hub {
 	h := sink.Start(sinks, sink.Options{ApplyTimeout: 100 * time.Millisecond})
 	t.Cleanup(func() { h.Stop(time.Second) })
 	return h
+}
+
+// The stall the sinks get, and the heartbeat sends, numbers the syscall
+// in the native table: a peer knows no other. A 32-bit thread stuck in
+// read is ia32 number 3, which is close on amd64.
+func TestStallNumberIsNative(t *testing.T) {
+	p := &publisher{deadline: func(time.Time, *judged) time.Time { return time.Time{} }, pid: func() int { return 1 }}
+	read, _ := tracker.SyscallNr("read")
+	const ia32Read = 3
+	for _, c := range []struct {
+		what   string
+		thread tracker.Thread
+		want   int
+	}{
+		{"native read", tracker.Thread{TID: 2, InSyscall: true, Nr: read, Syscall: "read"}, read},
+		{"ia32 read", tracker.Thread{TID: 2, InSyscall: true, Nr: ia32Read, ABI: tracker.ABICompat, Syscall: "read"}, read},
+		{"ia32 call without a native one", tracker.Thread{TID: 2, InSyscall: true, Nr: 99, ABI: tracker.ABICompat, Syscall: "statfs64"}, -1},
+		{"kernel worker", tracker.Thread{TID: 2, Nr: -1}, -1},
+	} {
+		v := p.judgedVerdict(sink.Stalled, &judged{thread: c.thread}, time.Unix(1000, 0))
+		if v.Stall == nil || v.Stall.Nr != c.want {
+			t.Errorf("%s: stall %+v, want number %d", c.what, v.Stall, c.want)
+		}
+	}
 }

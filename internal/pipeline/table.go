@@ -7,12 +7,10 @@ import (
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
-// KnownSyscall says whether name is a syscall of this machine's
-// architecture, for the tables.
-func KnownSyscall(name string) bool {
-	_, ok := tracker.SyscallNr(name)
-	return ok
-}
+// KnownSyscall says whether a thread's syscall can be judged by name on
+// this machine's architecture, in any of its ABIs, for the tables: a rule
+// for aarch32's poll must hold on arm64, whose own table has no poll.
+func KnownSyscall(name string) bool { return tracker.JudgedSyscall(name) }
 
 // LoadTable returns the effective table; every error is the user's.
 func LoadTable(c Table) (*budget.Table, error) {

@@ -50,9 +50,11 @@ type Stall struct {
 	PID, TID int
 	Comm     string
 	Syscall  string // "none" for a kernel worker judged by its state
-	Nr       int
-	Elapsed  time.Duration
-	Reason   string // the rule that fired: over_budget, uninterruptible, ...
+	// Nr is Syscall's number in the native table, whatever ABI the thread
+	// called it through; -1 if that table has none.
+	Nr      int
+	Elapsed time.Duration
+	Reason  string // the rule that fired: over_budget, uninterruptible, ...
 }
 
 // Verdict is one statement of the agent about its target.

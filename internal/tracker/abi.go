@@ -55,22 +55,119 @@ func (a ABI) name(nr int, args [6]uint64) (string, bool) {
 			return x32Names[i], true
 		}
 	case ABICompat:
-		n := tableName(gen.CompatSyscallNames[:], nr, "")
-		if n == "" {
-			break
+		if n := compatName(gen.CompatSyscallNames[:], nr, args); n != "" {
+			return n, true
 		}
-		switch n {
-		case "socketcall":
-			return multiplexed(socketcalls, args[0], n), true
-		case "ipc":
-			return multiplexed(ipcCalls, args[0]&0xffff, n), true
-		}
-		if native, ok := compatAliases[n]; ok {
-			return native, true
-		}
-		return n, true
 	}
 	return a.String() + "_syscall_" + strconv.Itoa(nr), false
+}
+
+// compatName is ABICompat's name for nr in table, "" for a number it
+// does not know.
+func compatName(table []string, nr int, args [6]uint64) string {
+	n := tableName(table, nr, "")
+	switch n {
+	case "":
+		return ""
+	case "socketcall":
+		return multiplexed(socketcalls, args[0], n)
+	case "ipc":
+		return multiplexed(ipcCalls, args[0]&0xffff, n)
+	}
+	if native, ok := compatAliases[n]; ok {
+		return native
+	}
+	return n
+}
+
+// JudgedSyscall reports whether some thread's syscall can be judged by
+// name on this architecture: a native call, or a call of another ABI by
+// the name it is judged by (aarch32's poll on arm64, which has no native
+// poll; ia32's statfs64). A budget table may name these, and only these.
+func JudgedSyscall(name string) bool { return judgedNames[name] }
+
+var judgedNames = archTables.judged()
+
+// judged returns every name ABI.name gives a known number of some ABI.
+func (st syscallTables) judged() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range st.native {
+		if n != "" {
+			m[n] = true
+		}
+	}
+	for nr := range st.compat {
+		if n := compatName(st.compat, nr, [6]uint64{}); n != "" {
+			m[n] = true
+		}
+		switch tableName(st.compat, nr, "") {
+		case "socketcall":
+			for _, n := range socketcalls {
+				m[n] = true
+			}
+		case "ipc":
+			for _, n := range ipcCalls {
+				m[n] = true
+			}
+		}
+	}
+	if st.x32 {
+		for _, n := range x32Names {
+			m[n] = true
+		}
+	}
+	return m
+}
+
+// syscallTables are the numberings of one architecture's ABIs: the
+// native table, the compat one, and whether x32 exists (amd64 only). The
+// running architecture's are archTables; a test reads the others'.
+type syscallTables struct {
+	native, compat []string
+	x32            bool
+}
+
+var archTables = syscallTables{native: gen.SyscallNames[:], compat: gen.CompatSyscallNames[:], x32: gen.CompatArch == "386"}
+
+// abiSlots is how many ABIs an in-flight word can name (enum word's
+// ABI_BITS): the kernel side's per-ABI arrays have as many entries.
+const abiSlots = 1 << abiBits
+
+// noNr is a number no in-flight word holds (it is above NR_MASK): the
+// kernel side's per-ABI numbers hold it for an ABI without the call.
+const noNr = nrMask + 1
+
+// nrs returns the number of syscall name in each ABI, as the in-flight
+// word holds it (x32's without bit 30), noNr where an ABI lacks it.
+func (st syscallTables) nrs(name string) [abiSlots]uint32 {
+	var out [abiSlots]uint32
+	for i := range out {
+		out[i] = noNr
+	}
+	lookup := func(table []string) (uint32, bool) {
+		for nr, n := range table {
+			if n == name {
+				return uint32(nr), true
+			}
+		}
+		return 0, false
+	}
+	if nr, ok := lookup(st.native); ok {
+		out[ABINative] = nr
+	}
+	if nr, ok := lookup(st.compat); ok {
+		out[ABICompat] = nr
+	}
+	if st.x32 {
+		// x32's own numbers first (from 512, where its call takes other
+		// arguments than amd64's), then the calls it shares with amd64.
+		if i, ok := lookup(x32Names); ok {
+			out[ABIX32] = x32First + i
+		} else {
+			out[ABIX32] = out[ABINative]
+		}
+	}
+	return out
 }
 
 func multiplexed(table map[uint64]string, call uint64, fallback string) string {
@@ -150,4 +247,19 @@ var socketcalls = map[uint64]string{
 var ipcCalls = map[uint64]string{
 	1: "semop", 2: "semget", 3: "semctl", 4: "semtimedop", 11: "msgsnd", 12: "msgrcv",
 	13: "msgget", 14: "msgctl", 21: "shmat", 22: "shmdt", 23: "shmget", 24: "shmctl",
+}
+
+// NativeNr is the number of t's syscall in the native table, for readers
+// that know no other numbering (the heartbeat's stall record): Nr for a
+// native call, the native number of the call it is judged as for another
+// ABI's (ia32's read, 3, is 0 on amd64, where 3 is close), -1 when the
+// native table has no such call or t is in none.
+func (t Thread) NativeNr() int {
+	if t.ABI == ABINative || t.Nr < 0 {
+		return t.Nr
+	}
+	if nr, ok := SyscallNr(t.Syscall); ok {
+		return nr
+	}
+	return -1
 }

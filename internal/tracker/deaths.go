@@ -3,7 +3,6 @@ package tracker
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -20,10 +19,13 @@ import (
 // never returns, the thread is gone, and the process carries on without
 // it: the incident stallmon exists for, in its most silent form.
 type Death struct {
-	PID     int // the thread's process
-	TID     int
-	Comm    string
+	PID  int // the thread's process
+	TID  int
+	Comm string
+	// Nr is the syscall's number in the table of ABI, the interface the
+	// thread made it through; Syscall its name as the table judges it.
 	Nr      int
+	ABI     ABI
 	Syscall string
 	FD      int // -1 if the syscall takes none
 	// InSyscall is how long the syscall had run when the thread died.
@@ -37,23 +39,28 @@ type Death struct {
 	Seq uint64
 }
 
-// setExitNrs tells the kernel side which syscalls a thread may end inside,
-// and which one is close(2).
+// setExitNrs tells the kernel side which syscalls a thread may end
+// inside, in each ABI, and which one is close(2).
 func setExitNrs(spec *ebpf.CollectionSpec) error {
-	closeCompat := slices.Index(gen.CompatSyscallNames[:], "close")
-	if closeCompat < 0 {
-		return fmt.Errorf("no close syscall in the %s table", gen.CompatArch)
-	}
-	if err := spec.Variables[gen.StallmonVarNrCloseCompat].Set(uint32(closeCompat)); err != nil {
-		return fmt.Errorf("setting compat close number: %w", err)
-	}
-	for name, sc := range map[string]string{gen.StallmonVarNrExit: "exit", gen.StallmonVarNrExitGroup: "exit_group", gen.StallmonVarNrClose: "close"} {
-		nr, ok := SyscallNr(sc)
-		if !ok {
-			return fmt.Errorf("no %s syscall on %s", sc, Arch)
+	for name, sc := range map[string]string{gen.StallmonVarNrExit: "exit", gen.StallmonVarNrExitGroup: "exit_group"} {
+		nrs := archTables.nrs(sc)
+		for _, abi := range []ABI{ABINative, ABICompat} {
+			if nrs[abi] == noNr {
+				// Without it every thread of that ABI would die in it.
+				return fmt.Errorf("no %s syscall in the %s table", sc, abi)
+			}
 		}
-		if err := spec.Variables[name].Set(uint32(nr)); err != nil {
-			return fmt.Errorf("setting %s number: %w", sc, err)
+		if err := spec.Variables[name].Set(nrs); err != nil {
+			return fmt.Errorf("setting %s numbers: %w", sc, err)
+		}
+	}
+	closeNrs := archTables.nrs("close")
+	for name, abi := range map[string]ABI{gen.StallmonVarNrClose: ABINative, gen.StallmonVarNrCloseCompat: ABICompat} {
+		if closeNrs[abi] == noNr {
+			return fmt.Errorf("no close syscall in the %s table", abi)
+		}
+		if err := spec.Variables[name].Set(closeNrs[abi]); err != nil {
+			return fmt.Errorf("setting %s close number: %w", abi, err)
 		}
 	}
 	return nil
@@ -99,14 +106,16 @@ func decodeDeath(d gen.StallmonDeath, now uint64) Death {
 	nr, abi, start := unpackWord(d.Word)
 	name, _ := abi.name(nr, [6]uint64{d.Arg0})
 	out := Death{
-		PID: int(d.Tgid), TID: int(d.Tid), Nr: nr, Syscall: name, FD: -1,
+		PID: int(d.Tgid), TID: int(d.Tid), Nr: nr, ABI: abi, Syscall: name, FD: -1,
 		Signal: unix.Signal(d.ExitCode & 0x7f), Seq: d.Seq,
 	}
 	out.Comm = string(d.Comm[:])
 	if i := bytes.IndexByte(d.Comm[:], 0); i >= 0 {
 		out.Comm = string(d.Comm[:i])
 	}
-	if FDArgs(name)&1 != 0 {
+	// i386's socketcall and ipc are named by their first argument, and
+	// the fd of the call they make sits in user memory.
+	if FDArgs(name)&1 != 0 && (abi != ABICompat || !argDependentName(nr)) {
 		out.FD = int(int32(d.Arg0))
 	}
 	if d.At > start {

@@ -3,6 +3,7 @@ package tracker
 import (
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
+	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
 // The exit hook's judgement, run in the kernel with BPF_PROG_TEST_RUN: the
@@ -142,5 +144,35 @@ func requireNoDeaths(t *testing.T, m *Tracker) {
 	}
 	if total != 0 {
 		t.Fatalf("%d deaths recorded: %+v", total, list)
+	}
+}
+
+// A death record names the syscall from its own ABI's table and carries
+// the ABI; its fd is the first argument only where that argument is one:
+// i386's socketcall(SYS_RECV) is judged as recvfrom, but its first
+// argument is the call number (10), its fd in user memory.
+func TestDeathNamedByItsABI(t *testing.T) {
+	word := func(abi ABI, nr int) uint64 { return uint64(1)<<tsBitsOff | uint64(abi)<<abiShift | uint64(nr) }
+	socketcall := slices.Index(gen.CompatSyscallNames[:], "socketcall")
+	for _, c := range []struct {
+		what    string
+		abi     ABI
+		nr      int
+		arg0    uint64
+		syscall string
+		fd      int
+	}{
+		{"native read", ABINative, unix.SYS_READ, 7, "read", 7},
+		{"ia32 read", ABICompat, slices.Index(gen.CompatSyscallNames[:], "read"), 7, "read", 7},
+		{"ia32 exit", ABICompat, slices.Index(gen.CompatSyscallNames[:], "exit"), 0, "exit", -1},
+		{"ia32 socketcall(SYS_RECV)", ABICompat, socketcall, 10, "recvfrom", -1},
+	} {
+		if c.nr < 0 {
+			t.Fatalf("%s: no such syscall in the %s table", c.what, c.abi)
+		}
+		d := decodeDeath(gen.StallmonDeath{Seq: 1, Word: word(c.abi, c.nr), Arg0: c.arg0}, 0)
+		if d.Nr != c.nr || d.ABI != c.abi || d.Syscall != c.syscall || d.FD != c.fd {
+			t.Errorf("%s: death %+v, want %s number %d named %s, fd %d", c.what, d, c.abi, c.nr, c.syscall, c.fd)
+		}
 	}
 }

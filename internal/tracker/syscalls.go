@@ -78,13 +78,34 @@ func fdArgTable() []uint8 {
 	return syscallTable(func(_ ABI, _ int, name string, _ bool) uint8 { return fdArgs[name] })
 }
 
-// syscallTable lays a byte per syscall out as the kernel side's tables
-// (fd_args, quiet) index them: ABI * 1024 + number, in the numbering of
-// each ABI, ABI 3 empty. value gets each number's name and whether a
-// table knows it. The geometry is enum fd_args_table's, in bpf/fdclass.h.
-func syscallTable(value func(abi ABI, nr int, name string, known bool) uint8) []uint8 {
+// nativeNrTable lays out the kernel side's native_nrs (bpf/native.h),
+// indexed like fd_args: the native number of the call each number of
+// each ABI is judged as, nativeNone where the native table has none.
+func nativeNrTable() []uint16 {
+	t := syscallTable(func(_ ABI, _ int, name string, known bool) uint16 {
+		if nr, ok := SyscallNr(name); ok && known {
+			return uint16(nr)
+		}
+		return nativeNone
+	})
+	// No word holds ABI 3: its entries must not read as native call 0.
+	for i := 3 * int(gen.StallmonFdArgsTableFD_ARGS_NR); i < len(t); i++ {
+		t[i] = nativeNone
+	}
+	return t
+}
+
+// nativeNone is native_nrs' "no native call", from bpf/native.h.
+const nativeNone = uint16(gen.StallmonNativeNrTableNATIVE_NONE)
+
+// syscallTable lays a value per syscall out as the kernel side's tables
+// (fd_args, quiet, native_nrs) index them: ABI * 1024 + number, in the
+// numbering of each ABI, ABI 3 empty. value gets each number's name and
+// whether a table knows it. The geometry is enum fd_args_table's, in
+// bpf/fdclass.h.
+func syscallTable[T any](value func(abi ABI, nr int, name string, known bool) T) []T {
 	const perABI = int(gen.StallmonFdArgsTableFD_ARGS_NR)
-	out := make([]uint8, gen.StallmonFdArgsTableFD_ARGS_LEN)
+	out := make([]T, gen.StallmonFdArgsTableFD_ARGS_LEN)
 	for _, abi := range []ABI{ABINative, ABICompat, ABIX32} {
 		for nr := 0; nr < perABI; nr++ {
 			name, known := abi.name(nr, [6]uint64{})
@@ -94,10 +115,14 @@ func syscallTable(value func(abi ABI, nr int, name string, known bool) uint8) []
 	return out
 }
 
-// setFDArgs gives the kernel side the fd arguments of every syscall.
-func setFDArgs(spec *ebpf.CollectionSpec) error {
+// setSyscallTables gives the kernel side what it reads of each ABI's
+// syscall table: the fd arguments of every syscall and its native number.
+func setSyscallTables(spec *ebpf.CollectionSpec) error {
 	if err := spec.Variables[gen.StallmonVarFdArgs].Set(fdArgTable()); err != nil {
 		return fmt.Errorf("setting fd argument table: %w", err)
+	}
+	if err := spec.Variables[gen.StallmonVarNativeNrs].Set(nativeNrTable()); err != nil {
+		return fmt.Errorf("setting native syscall number table: %w", err)
 	}
 	return nil
 }

@@ -118,7 +118,7 @@ func (m *Tracker) load() error {
 	if err := setExitNrs(spec); err != nil {
 		return err
 	}
-	if err := setFDArgs(spec); err != nil {
+	if err := setSyscallTables(spec); err != nil {
 		return err
 	}
 	if err := m.setQuiet(spec); err != nil {

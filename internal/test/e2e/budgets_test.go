@@ -30,7 +30,7 @@ func TestBudgetsPrintsStates(t *testing.T) {
 			t.Errorf("budgets output lacks %q:\n%s", line, out.String())
 		}
 	}
-	tb, err := budget.Parse(out.Bytes(), func(n string) bool { _, ok := tracker.SyscallNr(n); return ok })
+	tb, err := budget.Parse(out.Bytes(), tracker.JudgedSyscall)
 	if err != nil {
 		t.Fatalf("budgets output does not parse back: %v", err)
 	}

@@ -31,6 +31,10 @@ type initramfs struct {
 	// in the guest: the CI host's kernel runs no ia32 programs, Debian's do.
 	ia32wait string
 	x32wait  string // the same program built for x32, /bin/x32wait
+	// ctargets are internal/testutil/ctarget's programs built ahead
+	// (ctarget.InVMs), in /ctargets, which /init names in
+	// ctarget.PrebuiltEnv: the guest has no gcc.
+	ctargets []string
 }
 
 // write builds the gzip-compressed newc archive at path.
@@ -47,7 +51,7 @@ func (r initramfs) write(path string) error {
 		return err
 	}
 	c := newCPIOWriter(zw)
-	for _, d := range []string{"bin", "dev", "proc", "sys", "tmp", "root", "lib", "lib/modules", "tests"} {
+	for _, d := range []string{"bin", "dev", "proc", "sys", "tmp", "root", "lib", "lib/modules", "tests", "ctargets"} {
 		c.Dir(d, 0o755)
 	}
 	// The kernel opens /dev/console for init's stdio before /init runs
@@ -64,6 +68,9 @@ func (r initramfs) write(path string) error {
 	}
 	if r.x32wait != "" {
 		c.CopyFile("bin/x32wait", r.x32wait)
+	}
+	for _, p := range r.ctargets {
+		c.CopyFile("ctargets/"+filepath.Base(p), p)
 	}
 	for _, ko := range r.modules {
 		c.CopyFile("lib/modules/"+filepath.Base(ko), ko)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/repo"
 
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
@@ -46,7 +47,8 @@ func TestKernels(t *testing.T) {
 	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
 	ia32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "ia32wait", "-m32")
 	x32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "x32wait", "-mx32")
-	sw.lap("guest test binaries, stallmon, ia32wait and x32wait")
+	ctargets := buildCTargets(t, filepath.Join(cache, "build", "ctargets"))
+	sw.lap("guest test binaries, stallmon, ia32wait, x32wait and the C targets")
 	busybox, err := fetchBusybox(ctx, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +68,7 @@ func TestKernels(t *testing.T) {
 		}
 		var lines []string
 		t.Run(k.version, func(t *testing.T) {
-			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait}, cache, timeout, kvm)
+			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait, ctargets: ctargets}, cache, timeout, kvm)
 		})
 		sw.skip() // the subtest timed its own steps
 		if len(lines) == 0 {
@@ -269,6 +271,24 @@ func buildWaiter(t *testing.T, dir, name, abiFlag string) string {
 		"-o", out, repo.Path(t, "internal/testutil/ctarget/csrc/ia32wait.c"))
 	if b, err := cc.CombinedOutput(); err != nil {
 		t.Fatalf("building %s (needs gcc-multilib): %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// buildCTargets builds the C targets the guests' tests ask for
+// (ctarget.InVMs) into dir.
+func buildCTargets(t *testing.T, dir string) []string {
+	t.Helper()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range ctarget.InVMs {
+		path, err := ctarget.Prebuild(dir, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, path)
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,12 +31,77 @@ var sources embed.FS
 // fails the test rather than misbehaving in it.
 var baseFlags = []string{"-O2", "-Wall", "-Wextra", "-Werror", "-pthread"}
 
+// PrebuiltEnv names a directory of programs built ahead by Prebuild, for
+// a machine without gcc: the VMs of internal/test/vm set it.
+const PrebuiltEnv = "STALLMON_CTARGETS"
+
+// Program is one build of a C target: what Build is asked for.
+type Program struct {
+	Name   string
+	CFlags []string
+}
+
+// FileName is the program's file in a PrebuiltEnv directory.
+func (p Program) FileName() string {
+	return strings.Join(append([]string{p.Name}, p.CFlags...), "")
+}
+
+// InVMs are the programs the tests that make vmtest runs in its guests
+// build (internal/tracker's 32-bit tests, internal/test/vm/guest's 32-bit
+// oops): the guests have no gcc, so the harness builds these on the host
+// with Prebuild.
+var InVMs = []Program{
+	{"ioctlcall", []string{"-m32", "-static"}},
+	{"threadexit", []string{"-m32", "-static"}},
+	{"threadexit", []string{"-mx32", "-static"}},
+	{"hookrun", []string{"-m32", "-static"}},
+	{"hookrun", []string{"-mx32", "-static"}},
+	{"ia32wait", []string{"-m32", "-static"}},
+	{"ia32wait", []string{"-mx32", "-static"}},
+	{"enosysloop", []string{"-static"}},
+	{"enosysloop", []string{"-m32", "-static"}},
+}
+
+// Prebuild compiles p into dir under p.FileName(), for Build to find
+// through PrebuiltEnv.
+func Prebuild(dir string, p Program) (string, error) {
+	src, err := sources.ReadFile("csrc/" + p.Name + ".c")
+	if err != nil {
+		return "", fmt.Errorf("ctarget: no program %q: %w", p.Name, err)
+	}
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		return "", fmt.Errorf("ctarget: %w (make deps-test installs gcc and gcc-multilib)", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(dir, "build")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if out, err := compile(gcc, tmp, p.Name, src, p.CFlags); err != nil {
+		return "", fmt.Errorf("ctarget: building %s.c with %v: %w\n%s", p.Name, p.CFlags, err, out)
+	}
+	path := filepath.Join(dir, p.FileName())
+	return path, os.Rename(filepath.Join(tmp, p.Name), path)
+}
+
 // Build compiles name.c with gcc and cflags into t.TempDir() and returns
 // the binary's path. Without gcc, or without the 32-bit libraries when
-// cflags hold -m32, it skips t (fails it when privtest.StrictEnv=1); a
-// program that does not compile fails t.
+// cflags hold -m32 or -mx32, it skips t (fails it when privtest.StrictEnv=1); a
+// program that does not compile fails t. Where PrebuiltEnv is set, it
+// returns the program built ahead there instead, and fails t if it is not.
 func Build(t testing.TB, name string, cflags ...string) string {
 	t.Helper()
+	if dir := os.Getenv(PrebuiltEnv); dir != "" {
+		path := filepath.Join(dir, Program{name, cflags}.FileName())
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("ctarget: %s was not built ahead (add it to ctarget.InVMs): %v", path, err)
+		}
+		return path
+	}
 	src, err := sources.ReadFile("csrc/" + name + ".c")
 	if err != nil {
 		t.Fatalf("ctarget: no program %q: %v", name, err)
@@ -45,7 +111,7 @@ func Build(t testing.TB, name string, cflags ...string) string {
 		return "" // a fake testing.TB's Skipf returned
 	}
 	dir := t.TempDir()
-	if slices.Contains(cflags, "-m32") {
+	if slices.Contains(cflags, "-m32") || slices.Contains(cflags, "-mx32") {
 		// Probe with an empty program first, so that missing multilib
 		// support is told from a bug in the program.
 		if out, err := compile(gcc, dir, "probe", []byte("int main(void) { return 0; }\n"), cflags); err != nil {
@@ -79,6 +145,22 @@ func unavailable(t testing.TB, reason string) {
 		return
 	}
 	t.Skipf("%s (set %s=1 to fail instead)", reason, privtest.StrictEnv)
+}
+
+// RequireX32 skips t unless the kernel runs x32 programs: built with
+// CONFIG_X86_X32_ABI and, on Debian's kernels, booted with syscall.x32=y
+// (make vmtest's guests are; this host's kernel has no x32). bin is an x32
+// program that exits 0 on its own with stdin at EOF (threadexit does):
+// where exec works but x32 syscalls are refused, it cannot. As for
+// RequireIA32, that is the kernel's configuration, and the skip stands in
+// strict mode; internal/test/vm/guest's x32 test fails if a guest cannot.
+func RequireX32(t testing.TB, bin string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin).CombinedOutput(); err != nil {
+		t.Skipf("the kernel does not run x32 programs (CONFIG_X86_X32_ABI, syscall.x32=y): %s: %v %s", bin, err, out)
+	}
 }
 
 // RequireIA32 skips t unless the kernel runs 32-bit x86 programs. bin is

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type task struct{ state, wchan, syscall string }
@@ -130,4 +132,40 @@ func TestSpawnWaitUsage(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Errorf("bad mode: %v, want exit status 2", err)
 	}
+}
+
+// ioctlcall's protocol: ready with its fd, then a second thread's call
+// and its result, here TCGETS on /dev/null, which is no terminal.
+func TestIoctlCall(t *testing.T) {
+	p := Start(t, Build(t, "ioctlcall"), os.DevNull, fmt.Sprintf("%#x", unix.TCGETS), "0")
+	if p.Int(t, "fd") < 0 {
+		t.Fatalf("ready line %v", p.Ready)
+	}
+	if _, err := fmt.Fprintln(p.Stdin, "go"); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.Next(t, 10*time.Second); l[""] != "calling" || l["tid"] == "" || l["tid"] == p.Ready["pid"] {
+		t.Fatalf("first line after go: %v, want calling tid=T of a second thread", l)
+	}
+	if l := p.Next(t, 10*time.Second); l["ret"] != "-1" || l["errno"] != strconv.Itoa(int(unix.ENOTTY)) {
+		t.Fatalf("second line %v, want returned ret=-1 errno=ENOTTY", l)
+	}
+	p.Stdin.Close()
+	p.Wait(t, 10*time.Second)
+}
+
+// threadexit runs at once without arguments; with wait, after a line.
+func TestThreadExit(t *testing.T) {
+	bin := Build(t, "threadexit")
+	if err := exec.Command(bin).Run(); err != nil {
+		t.Fatalf("threadexit: %v", err)
+	}
+	p := Start(t, bin, "wait")
+	if _, err := fmt.Fprintln(p.Stdin, "go"); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.Next(t, 10*time.Second); l[""] != "done" || l["tid"] == "" {
+		t.Fatalf("after go: %v, want done tid=T", l)
+	}
+	p.Wait(t, 10*time.Second)
 }

@@ -17,6 +17,7 @@ type Proc struct {
 	Cmd   *exec.Cmd
 	Stdin io.WriteCloser
 	Ready map[string]string
+	lines chan string   // stdout's lines after the ready line
 	done  chan struct{} // closed once it exited; Cmd.ProcessState then set
 }
 
@@ -41,7 +42,7 @@ func Start(t *testing.T, bin string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
 	}
-	p := &Proc{Cmd: cmd, Stdin: stdin, done: make(chan struct{})}
+	p := &Proc{Cmd: cmd, Stdin: stdin, lines: make(chan string, maxLines), done: make(chan struct{})}
 	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -49,8 +50,17 @@ func Start(t *testing.T, bin string, args ...string) *Proc {
 			lines <- sc.Text()
 		}
 		close(lines)
+		for sc.Scan() {
+			// Kept for Next up to maxLines: the programs print a few
+			// lines each, and a full buffer must not block the reap.
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
 		io.Copy(io.Discard, stdout)
 		cmd.Wait()
+		close(p.lines)
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -74,6 +84,37 @@ func Start(t *testing.T, bin string, args ...string) *Proc {
 	return p
 }
 
+// maxLines is how many lines after the ready line Next can still read.
+const maxLines = 64
+
+// Next waits for the program's next line, "WORD key=value ...", and
+// returns its fields, WORD under the key "". It fails t if the program
+// ends or says nothing within timeout.
+func (p *Proc) Next(t *testing.T, timeout time.Duration) map[string]string {
+	t.Helper()
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("%s exited (%v) before its next line", p.Cmd.Path, p.Cmd.ProcessState)
+		}
+		f := strings.Fields(l)
+		m := map[string]string{}
+		for i, kv := range f {
+			if i == 0 {
+				m[""] = kv
+				continue
+			}
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+		return m
+	case <-time.After(timeout):
+		t.Fatalf("%s: no line within %v", p.Cmd.Path, timeout)
+	}
+	return nil
+}
+
+// Int returns the ready line's field key as a number.
 func (p *Proc) Int(t *testing.T, key string) int {
 	t.Helper()
 	n, err := strconv.Atoi(p.Ready[key])

@@ -12,17 +12,22 @@
 
 #include "once.h"
 #include "regs.h"
+#include "taskstate.h"
 #include "word.h"
 
-// The running architecture's exit and exit_group numbers, set before load.
-// They are the only syscalls a thread may end inside. Every other syscall
-// passes sys_exit before its thread can die (a fatal signal is acted on
-// after sys_exit, seccomp kills before sys_enter), so a thread that exits
-// with any other syscall in flight was killed by the kernel inside it: an
-// oops. Its syscall will never return, and nothing else would show it,
-// since the thread and its entry vanish.
-volatile const __u32 nr_exit = 0;
-volatile const __u32 nr_exit_group = 0;
+// The exit and exit_group numbers of each ABI, indexed by enum abi, set
+// before load from the syscall tables: a 32-bit thread ends through its
+// own ABI's (ia32's exit is 1, write on amd64; aarch32's exit_group 248),
+// and x32's are the native ones once sys_enter has dropped bit 30. An
+// index no ABI uses holds a number no word carries. They are the only
+// syscalls a thread may end inside. Every other syscall passes sys_exit
+// before its thread can die (a fatal signal is acted on after sys_exit,
+// seccomp kills before sys_enter), so a thread that exits with any other
+// syscall in flight was killed by the kernel inside it: an oops. Its
+// syscall will never return, and nothing else would show it, since the
+// thread and its entry vanish.
+volatile const __u32 nr_exit[1 << ABI_BITS] = {};
+volatile const __u32 nr_exit_group[1 << ABI_BITS] = {};
 
 // The last DEATHS threads that died inside a syscall, in a ring indexed by
 // deaths_total; seq is written last, so a reader that finds the seq it
@@ -54,13 +59,19 @@ struct {
 
 __u64 deaths_total = 0;
 
-// record_death notes a thread that exits with a syscall other than exit or
-// exit_group in flight (see nr_exit).
+// record_death notes a thread that exits with a syscall other than its
+// ABI's exit or exit_group in flight (see nr_exit). A thread a signal
+// killed (PF_SIGNALED) is not inside a syscall, whatever word or
+// registers say: a signal is acted on only on the way back to user space,
+// where a syscall that failed with ENOSYS still leaves the registers
+// looking as if it were in progress (see record_death_regs). An oops never
+// sets the flag. task is a trusted BTF pointer (the current task).
 static __always_inline void record_death(struct task_struct *task, __u64 word, __u64 arg0)
 {
 	__u32 nr = word & NR_MASK;
+	__u32 abi = (word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1);
 
-	if (word == 0 || nr == nr_exit || nr == nr_exit_group)
+	if (word == 0 || nr == nr_exit[abi] || nr == nr_exit_group[abi] || (task->flags & PF_SIGNALED))
 		return;
 	__u64 seq = __sync_fetch_and_add(&deaths_total, 1);
 	__u32 slot = seq % DEATHS;
@@ -81,9 +92,10 @@ static __always_inline void record_death(struct task_struct *task, __u64 word, _
 // enter a syscall (the sampled tracker, or a syscall in flight since
 // before attach): the registers name the syscall it dies in, its entry
 // time is unknown and recorded as now. Only on x86, whose entry code marks
-// a syscall in progress (ax = -ENOSYS) until it returns; arm64 keeps
-// syscallno after the return, so a thread killed by a signal just after
-// one would look killed inside it.
+// a syscall in progress (ax = -ENOSYS) until it returns, unless it returns
+// ENOSYS itself, for which record_death's PF_SIGNALED check stands; arm64
+// keeps syscallno after the return, so a thread killed by a signal just
+// after one would look killed inside it.
 static __always_inline void record_death_regs(struct task_struct *task)
 {
 #if defined(__TARGET_ARCH_x86)

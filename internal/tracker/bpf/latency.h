@@ -8,6 +8,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "native.h"
 #include "word.h"
 
 // Syscall latency histogram, filled at sys_exit when latency_histogram is
@@ -15,7 +16,8 @@
 // verifier removes the code: only the load of the switch itself remains.
 volatile const bool latency_histogram = false;
 
-// Per syscall number, log2 buckets of the time from sys_enter to sys_exit
+// Per native syscall number (a 32-bit call counts as the native call it
+// is, see native.h), log2 buckets of the time from sys_enter to sys_exit
 // in units of 2^TS_SHIFT ns (the resolution of the in-flight word). Bucket
 // 0 holds latencies under one unit, bucket i (0 < i < HIST_BUCKETS-1)
 // those under 2^i units, the last everything longer. The map is named
@@ -55,10 +57,9 @@ static __always_inline __u32 log2_u64(__u64 v)
 // not inlined here) and multiplies what a scrape reads.
 static __always_inline void observe(__u64 word)
 {
-	__u32 nr = word & NR_MASK;
-	// Indexed by native syscall number: compat calls, rare and numbered
-	// from another table, are left out rather than mislabelled.
-	if (nr >= HIST_NR || ((word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1)) != ABI_NATIVE)
+	__u32 nr = native_nr((word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1), word & NR_MASK);
+
+	if (nr >= HIST_NR)
 		return;
 	struct latency_hist *h = bpf_map_lookup_elem(&syscall_latency_seconds, &nr);
 	if (!h)

@@ -11,6 +11,7 @@
 
 #include "fdclass.h"
 #include "maps.h"
+#include "native.h"
 #include "taskstate.h"
 #include "word.h"
 
@@ -26,7 +27,7 @@
 enum quiet_set {
 	QUIET_NO_FD = 0x80,
 	QUIET_ANY_FD = 0xff,
-	QUIET_NR = 512, // the native syscall numbers quiet_inflight counts
+	QUIET_NR = 512, // the native syscall numbers quiet_inflight counts (native.h)
 };
 
 _Static_assert(KIND_MAX <= 7, "a quiet mask has a bit per fd kind below QUIET_NO_FD");
@@ -45,7 +46,8 @@ __u32 quiet_on = 0;
 volatile const __u32 worker_flags = 0;
 
 // What the latest pass left out: quiet threads in all, and per native
-// syscall number those inside one, with the oldest entry time known (the
+// syscall number (a 32-bit call under the native call it is) those inside
+// one, with the oldest entry time known (the
 // in-flight word's, 0 when none). pass tags the entries the latest pass
 // wrote; the agent bumps it before each pass, so nothing needs zeroing.
 struct quiet_count {
@@ -137,7 +139,10 @@ static __always_inline void count_quiet(struct thread_rec *rec)
 	}
 	quiet_threads++;
 	__u32 nr = 0, abi = 0;
-	if (rec_syscall(rec, &nr, &abi) != IN_SYSCALL || abi != ABI_NATIVE || nr >= QUIET_NR)
+	if (rec_syscall(rec, &nr, &abi) != IN_SYSCALL)
+		return;
+	nr = native_nr(abi, nr);
+	if (nr >= QUIET_NR)
 		return;
 	// The entry time is known only from a word.
 	__u64 entered = (rec->word >> TS_BITS_SHIFT) << TS_SHIFT;

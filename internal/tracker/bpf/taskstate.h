@@ -32,6 +32,8 @@ enum task_flag_bits {
 	PF_IO_WORKER = 0x00000010,
 	PF_USER_WORKER = 0x00004000, // 6.4+; before, the bit was PF_USED_ASYNC
 	PF_FROZEN_OLD = 0x00010000,  // PF_FROZEN, before 6.1; later kernels set TASK_FROZEN
+	// Killed by a signal: get_signal sets it before the thread exits.
+	PF_SIGNALED = 0x00000400,
 };
 
 // Signal flags (task->signal->flags).

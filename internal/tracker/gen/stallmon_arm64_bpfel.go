@@ -93,6 +93,12 @@ type StallmonLatencyHist struct {
 	Sum     uint64
 }
 
+type StallmonNativeNrTable uint32
+
+const (
+	StallmonNativeNrTableNATIVE_NONE StallmonNativeNrTable = 65535
+)
+
 type StallmonQuietCount struct {
 	_       structs.HostLayout
 	Pass    uint64
@@ -120,6 +126,7 @@ const (
 	StallmonTaskFlagBitsPF_IO_WORKER   StallmonTaskFlagBits = 16
 	StallmonTaskFlagBitsPF_USER_WORKER StallmonTaskFlagBits = 16384
 	StallmonTaskFlagBitsPF_FROZEN_OLD  StallmonTaskFlagBits = 65536
+	StallmonTaskFlagBitsPF_SIGNALED    StallmonTaskFlagBits = 1024
 )
 
 type StallmonTaskStateBits uint32
@@ -201,6 +208,7 @@ const (
 	StallmonVarExited                = "exited"
 	StallmonVarFdArgs                = "fd_args"
 	StallmonVarLatencyHistogram      = "latency_histogram"
+	StallmonVarNativeNrs             = "native_nrs"
 	StallmonVarNrClose               = "nr_close"
 	StallmonVarNrCloseCompat         = "nr_close_compat"
 	StallmonVarNrExit                = "nr_exit"
@@ -221,6 +229,7 @@ const (
 	StallmonVarUnusedDeathRing       = "unused_death_ring"
 	StallmonVarUnusedFdArgsTable     = "unused_fd_args_table"
 	StallmonVarUnusedFdKind          = "unused_fd_kind"
+	StallmonVarUnusedNativeNrTable   = "unused_native_nr_table"
 	StallmonVarUnusedQuietSet        = "unused_quiet_set"
 	StallmonVarUnusedSignalFlagBits  = "unused_signal_flag_bits"
 	StallmonVarUnusedTaskFlagBits    = "unused_task_flag_bits"
@@ -300,6 +309,7 @@ type StallmonVariableSpecs struct {
 	Exited               *ebpf.VariableSpec `ebpf:"exited"`
 	FdArgs               *ebpf.VariableSpec `ebpf:"fd_args"`
 	LatencyHistogram     *ebpf.VariableSpec `ebpf:"latency_histogram"`
+	NativeNrs            *ebpf.VariableSpec `ebpf:"native_nrs"`
 	NrClose              *ebpf.VariableSpec `ebpf:"nr_close"`
 	NrCloseCompat        *ebpf.VariableSpec `ebpf:"nr_close_compat"`
 	NrExit               *ebpf.VariableSpec `ebpf:"nr_exit"`
@@ -320,6 +330,7 @@ type StallmonVariableSpecs struct {
 	UnusedDeathRing      *ebpf.VariableSpec `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.VariableSpec `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
+	UnusedNativeNrTable  *ebpf.VariableSpec `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.VariableSpec `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.VariableSpec `ebpf:"unused_signal_flag_bits"`
 	UnusedTaskFlagBits   *ebpf.VariableSpec `ebpf:"unused_task_flag_bits"`
@@ -377,6 +388,7 @@ type StallmonVariables struct {
 	Exited               *ebpf.Variable `ebpf:"exited"`
 	FdArgs               *ebpf.Variable `ebpf:"fd_args"`
 	LatencyHistogram     *ebpf.Variable `ebpf:"latency_histogram"`
+	NativeNrs            *ebpf.Variable `ebpf:"native_nrs"`
 	NrClose              *ebpf.Variable `ebpf:"nr_close"`
 	NrCloseCompat        *ebpf.Variable `ebpf:"nr_close_compat"`
 	NrExit               *ebpf.Variable `ebpf:"nr_exit"`
@@ -397,6 +409,7 @@ type StallmonVariables struct {
 	UnusedDeathRing      *ebpf.Variable `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.Variable `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.Variable `ebpf:"unused_fd_kind"`
+	UnusedNativeNrTable  *ebpf.Variable `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.Variable `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.Variable `ebpf:"unused_signal_flag_bits"`
 	UnusedTaskFlagBits   *ebpf.Variable `ebpf:"unused_task_flag_bits"`

@@ -84,6 +84,15 @@ static long faultmod_oops_mutex(unsigned long arg)
 	return 0;
 }
 
+static long faultmod_oops(unsigned long arg)
+{
+	if (arg != FAULTMOD_OOPS_CONFIRM)
+		return -EINVAL;
+	pr_emerg("faultmod: BUG() without a lock, pid %d\n", task_pid_nr(current));
+	BUG();
+	return 0;
+}
+
 static long faultmod_lock(void)
 {
 	mutex_lock(&faultmod_mutex);
@@ -213,6 +222,8 @@ static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 		return faultmod_sleep_d();
 	case FAULTMOD_OOPS_MUTEX:
 		return faultmod_oops_mutex(arg);
+	case FAULTMOD_OOPS:
+		return faultmod_oops(arg);
 	case FAULTMOD_LOCK:
 		return faultmod_lock();
 	case FAULTMOD_SPIN:

@@ -28,6 +28,7 @@ const (
 	IoctlLock      = IocMagic<<8 | 3
 	IoctlSpin      = iocWrite<<30 | 4<<16 | IocMagic<<8 | 4 // _IOW(.., 4, __u32)
 	IoctlRelease   = IocMagic<<8 | 5
+	IoctlOops      = IocMagic<<8 | 8
 
 	IoctlHoldTaskStorage    = iocWrite<<30 | storageHoldSize<<16 | IocMagic<<8 | 6 // _IOW(.., 6, struct faultmod_storage_hold)
 	IoctlReleaseTaskStorage = IocMagic<<8 | 7
@@ -35,8 +36,9 @@ const (
 	// StorageDepthMax is the deepest bpf_task_storage_busy a hold accepts.
 	StorageDepthMax = 8
 
-	// OopsConfirm is the argument IoctlOopsMutex insists on; any other
-	// value fails with EINVAL, which is how a test probes for the ioctl.
+	// OopsConfirm is the argument IoctlOopsMutex and IoctlOops insist
+	// on; any other value fails with EINVAL, which is how a test probes
+	// for the ioctl.
 	OopsConfirm = 0x0badc0de
 
 	// SpinMaxSeconds is the longest Spin the module accepts.

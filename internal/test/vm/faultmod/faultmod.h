@@ -30,6 +30,14 @@
 /* End every FAULTMOD_SLEEP_D and FAULTMOD_SPIN in progress; returns how many slept. */
 #define FAULTMOD_RELEASE _IO(FAULTMOD_IOC_MAGIC, 5)
 
+/*
+ * BUG() with no lock held, argument FAULTMOD_OOPS_CONFIRM as for
+ * FAULTMOD_OOPS_MUTEX: the oops kills the calling thread inside the
+ * syscall and leaves the module as it was, so a scenario may oops more
+ * than once (a 32-bit caller's, say).
+ */
+#define FAULTMOD_OOPS _IO(FAULTMOD_IOC_MAGIC, 8)
+
 /* Longest FAULTMOD_SPIN accepted: a day is longer than any test waits. */
 #define FAULTMOD_SPIN_MAX_SECONDS 86400
 

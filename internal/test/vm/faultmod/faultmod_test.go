@@ -20,6 +20,7 @@ func TestConstantsMatchHeader(t *testing.T) {
 		"FAULTMOD_SLEEP_D":          IoctlSleepD,
 		"FAULTMOD_OOPS_MUTEX":       IoctlOopsMutex,
 		"FAULTMOD_OOPS_CONFIRM":     OopsConfirm,
+		"FAULTMOD_OOPS":             IoctlOops,
 		"FAULTMOD_LOCK":             IoctlLock,
 		"FAULTMOD_SPIN":             IoctlSpin,
 		"FAULTMOD_RELEASE":          IoctlRelease,

@@ -98,8 +98,8 @@ func TestSpinStaysOnCPU(t *testing.T) {
 	}
 }
 
-// Every ioctl is there; FAULTMOD_OOPS_MUTEX is probed through the
-// confirmation it demands, since a real call oopses the guest.
+// Every ioctl is there; FAULTMOD_OOPS_MUTEX and FAULTMOD_OOPS are probed
+// through the confirmation they demand, since a real call oopses the guest.
 func TestIoctlsExist(t *testing.T) {
 	requireVM(t)
 	d := openDevice(t)
@@ -108,6 +108,9 @@ func TestIoctlsExist(t *testing.T) {
 	}
 	if _, err := d.Ioctl(faultmod.IoctlOopsMutex, 0); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("FAULTMOD_OOPS_MUTEX without confirmation: %v, want EINVAL", err)
+	}
+	if _, err := d.Ioctl(faultmod.IoctlOops, 0); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("FAULTMOD_OOPS without confirmation: %v, want EINVAL", err)
 	}
 	if err := d.Spin(faultmod.SpinMaxSeconds + 1); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("FAULTMOD_SPIN over the maximum: %v, want EINVAL", err)

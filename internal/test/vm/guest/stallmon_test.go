@@ -108,7 +108,8 @@ func (n *node) waitHook(want string) time.Time {
 // unkillable with the kernel stack, and keeps the heartbeat off. Last, a
 // network service's event loop polls the device and blocks on that same
 // mutex, inside a syscall that has no time limit of its own: stallmon
-// must judge it by its uninterruptible sleep, not by the clock.
+// must judge it by its uninterruptible sleep, not by the clock. Then a
+// 32-bit process's thread oopses in its own ABI's ioctl (oops32_test.go).
 //
 // It oopses the guest kernel, so make vmtest runs it in a boot of its own
 // (vmtest_scenario=oops); elsewhere it skips.
@@ -159,6 +160,7 @@ func TestOops(t *testing.T) {
 		}
 	})
 	t.Run("event loop blocks in poll on the lock it left", oopsPoll)
+	t.Run("a 32-bit thread dies inside the syscall", oops32)
 }
 
 // pollHang is the event loop of the seed incident: poll(2) (ppoll from Go)
