@@ -32,11 +32,12 @@ type uffdioCopyArg struct {
 	Copy                int64
 }
 
-// uffdHang is a thread whose read(2) from /dev/zero faults on a page that a
-// userfaultfd claims and nobody resolves: the kernel parks it in
-// handle_userfault until UFFDIO_COPY fills the page or a fatal signal comes.
+// uffdHang is a thread that faults on a page that a userfaultfd claims and
+// nobody resolves: uffd-hang's read(2) from /dev/zero into it, or
+// touch-uffd's plain load. The kernel parks it in handle_userfault until
+// UFFDIO_COPY fills the page or a fatal signal comes.
 type uffdHang struct {
-	wk   *worker
+	th   thread // a worker in read(2), or touch-uffd's raw thread
 	uffd int
 	zero int    // /dev/zero, the fd the read is stuck on
 	page []byte // registered, still missing
@@ -44,25 +45,26 @@ type uffdHang struct {
 
 func (w *workload) uffdHang([]string) ([]any, error) {
 	if w.uffd != nil {
-		return nil, fmt.Errorf("thread %d already hangs: send uffd-release first", w.uffd.wk.tid)
+		return nil, fmt.Errorf("thread %d already hangs: send uffd-release first", w.uffd.th.id())
 	}
 	h, err := newUffdHang()
 	if err != nil {
 		return nil, err
 	}
-	h.wk, err = startWorker(threadOpts{blockSignals: true}, func() (int, error) {
+	wk, err := startWorker(threadOpts{blockSignals: true}, func() (int, error) {
 		return unix.Read(h.zero, h.page)
 	})
 	if err != nil {
 		h.close()
 		return nil, err
 	}
-	if err := waitAsleepIn(h.wk, unix.SYS_READ, h.zero); err != nil {
+	h.th = wk
+	if err := waitAsleepIn(wk, unix.SYS_READ, h.zero); err != nil {
 		h.release()
 		return nil, err
 	}
 	w.uffd = h
-	return []any{"tid", h.wk.tid, "fd", h.zero, "nr", unix.SYS_READ, "syscall", "read"}, nil
+	return []any{"tid", wk.tid, "fd", h.zero, "nr", unix.SYS_READ, "syscall", "read"}, nil
 }
 
 func (w *workload) uffdRelease([]string) ([]any, error) {
@@ -75,7 +77,7 @@ func (w *workload) uffdRelease([]string) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{"tid", h.wk.tid, "ret", ret}, nil
+	return []any{"tid", h.th.id(), "ret", ret}, nil
 }
 
 // newUffdHang sets up the trap but starts no thread. The userfaultfd is made
@@ -133,11 +135,11 @@ func (h *uffdHang) release() (int, error) {
 	// EEXIST means the page is already there, which wakes nobody: only
 	// possible if something else touched it, and then await reports it.
 	if err := uffdIoctl(h.uffd, uffdioCopy, unsafe.Pointer(&cp)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return 0, fmt.Errorf("UFFDIO_COPY for thread %d: %w", h.wk.tid, err)
+		return 0, fmt.Errorf("UFFDIO_COPY for thread %d: %w", h.th.id(), err)
 	}
-	ret, err := h.wk.await()
+	ret, err := h.th.await()
 	if err != nil {
-		return ret, fmt.Errorf("read on thread %d: %w", h.wk.tid, err)
+		return ret, fmt.Errorf("thread %d: %w", h.th.id(), err)
 	}
 	return ret, nil
 }
