@@ -1,6 +1,8 @@
 // Package ctarget builds, at test time, small C programs that put a thread
 // in a state Go code cannot reach on its own: ia32 syscalls (-m32), vfork
-// and posix_spawn parents waiting in D. The sources are embedded, so a
+// and posix_spawn parents waiting in D, a syscall held by a seccomp
+// user-notification supervisor (seccompwait, answered through Supervisor).
+// The sources are embedded, so a
 // test needs gcc (and gcc-multilib for -m32) but no build step.
 package ctarget
 
