@@ -9,9 +9,12 @@
 //
 //	uffd-hang            ok tid= fd= nr= syscall=read   read(2) of /dev/zero into a never-resolved userfaultfd page
 //	uffd-release         ok tid= ret=                   after UFFDIO_COPY, once that read returned
-//	touch-uffd           ok tid=                        a raw clone(2) thread loads a byte (no syscall) from a
-//	                                                    never-resolved userfaultfd page: asleep in a page fault
-//	touch-uffd-release   ok tid= value=                 after UFFDIO_COPY, once that thread loaded the byte and exited
+//	touch-uffd [PAGES]   ok tid=                        a raw clone(2) thread loads a byte (no syscall) from each of
+//	                                                    PAGES (1) userfaultfd pages nobody resolves: asleep in a page
+//	                                                    fault on the first
+//	touch-uffd-next      ok tid= page= left= [value=]   after UFFDIO_COPY of the page it waits on, once it faults on the
+//	                                                    next one (left>0) or loaded the last and exited (left=0)
+//	touch-uffd-release   ok tid= value=                 after UFFDIO_COPY of every page left, once that thread exited
 //	touch-file PATH      ok tid=                        a raw clone(2) thread loads the first byte of PATH mapped with
 //	                                                    mmap(2) (MAP_PRIVATE, MADV_RANDOM): asleep in the page fault
 //	                                                    while PATH's file system withholds the read; released by it

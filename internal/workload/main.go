@@ -26,7 +26,8 @@ type command struct {
 var commands = map[string]command{
 	"uffd-hang":          {"", []int{0}, (*workload).uffdHang},
 	"uffd-release":       {"", []int{0}, (*workload).uffdRelease},
-	"touch-uffd":         {"", []int{0}, (*workload).touchUffd},
+	"touch-uffd":         {"[PAGES]", []int{0, 1}, (*workload).touchUffd},
+	"touch-uffd-next":    {"", []int{0}, (*workload).touchUffdNext},
 	"touch-uffd-release": {"", []int{0}, (*workload).touchUffdRelease},
 	"touch-file":         {"PATH", []int{1}, (*workload).touchFile},
 	"pipe-wait":          {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("pipe", false) }},

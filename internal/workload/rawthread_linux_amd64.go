@@ -67,16 +67,20 @@ func startRawSpinner() (*rawSpinner, error) {
 func (s *rawSpinner) stop() { atomic.StoreUint32(s.stopWord, 1) }
 
 //go:noescape
-func cloneToucher(flags, stackTop, tidAddr, addr, result uintptr) (ret int64)
+func cloneToucher(flags, stackTop, tidAddr, addr, pages, stride, result uintptr) (ret int64)
 
 // startRawToucher clones a thread that makes one getppid(2) and then loads
-// the byte at addr, with no syscall: if the page must be fetched, the
-// thread sleeps in a page fault. A Go thread could not: the runtime's
-// signals and its stop-the-world would wait on a thread that cannot reach
-// a safe point. await returns the byte it loaded.
-func startRawToucher(addr uintptr) (*rawReader, error) {
+// one byte from each of pages pages at addr, with no syscall: each page
+// that must be fetched puts the thread to sleep in a page fault. A Go
+// thread could not: the runtime's signals and its stop-the-world would
+// wait on a thread that cannot reach a safe point. await returns the sum
+// of the bytes it loaded.
+func startRawToucher(addr uintptr, pages int) (*rawReader, error) {
+	if pages < 1 {
+		return nil, fmt.Errorf("a toucher needs at least one page, not %d", pages)
+	}
 	return rawClone(func(base, stackTop uintptr) int64 {
-		return cloneToucher(rawCloneFlags, stackTop, base, addr, base+8)
+		return cloneToucher(rawCloneFlags, stackTop, base, addr, uintptr(pages), uintptr(unix.Getpagesize()), base+8)
 	})
 }
 

@@ -27,6 +27,6 @@ func startRawSpinner() (*rawSpinner, error) {
 
 func (*rawSpinner) stop() {}
 
-func startRawToucher(uintptr) (*rawReader, error) {
+func startRawToucher(uintptr, int) (*rawReader, error) {
 	return nil, errors.New("touch-uffd and touch-file are implemented for amd64 only")
 }

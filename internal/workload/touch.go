@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -17,26 +18,64 @@ import (
 // touch-file's is the first page of a file mapped with mmap(2), whose file
 // system must read it (a FUSE file whose server withholds the reply).
 
-func (w *workload) touchUffd([]string) ([]any, error) {
+func (w *workload) touchUffd(args []string) ([]any, error) {
 	if w.uffdTouch != nil {
 		return nil, fmt.Errorf("thread %d already faults: send touch-uffd-release first", w.uffdTouch.th.id())
 	}
-	h, err := newUffdHang()
+	pages := 1
+	if len(args) > 0 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("pages: want a positive number, got %q", args[0])
+		}
+		pages = n
+	}
+	h, err := newUffdHang(pages)
 	if err != nil {
 		return nil, err
 	}
-	th, err := startRawToucher(uintptr(unsafe.Pointer(&h.page[0])))
+	th, err := startRawToucher(uintptr(unsafe.Pointer(&h.page[0])), pages)
 	if err != nil {
 		h.close()
 		return nil, err
 	}
 	h.th = th
-	if err := waitAsleepOutside(th); err != nil {
+	if err := waitAsleepOutside(th, 0); err != nil {
 		h.release()
 		return nil, err
 	}
 	w.uffdTouch = h
 	return []any{"tid", th.tid}, nil
+}
+
+// touchUffdNext fills the page the toucher waits on and replies once it
+// waits on the next one, or once it loaded the last and exited.
+func (w *workload) touchUffdNext([]string) ([]any, error) {
+	h := w.uffdTouch
+	if h == nil {
+		return nil, errors.New("no thread faults: send touch-uffd first")
+	}
+	page := h.next
+	slept, err := voluntarySwitches(h.th.id())
+	if err != nil {
+		return nil, err
+	}
+	if err := h.fill(); err != nil {
+		return nil, err
+	}
+	left := len(h.page)/unix.Getpagesize() - h.next
+	if left == 0 {
+		w.uffdTouch = nil
+		b, err := h.release()
+		if err != nil {
+			return nil, err
+		}
+		return []any{"tid", h.th.id(), "page", page, "left", 0, "value", b}, nil
+	}
+	if err := waitAsleepOutside(h.th, slept); err != nil {
+		return nil, err
+	}
+	return []any{"tid", h.th.id(), "page", page, "left", left}, nil
 }
 
 func (w *workload) touchUffdRelease([]string) ([]any, error) {
@@ -85,30 +124,35 @@ func (w *workload) touchFile(args []string) ([]any, error) {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("madvise(MADV_RANDOM) on %s: %w", path, err)
 	}
-	th, err := startRawToucher(uintptr(unsafe.Pointer(&mem[0])))
+	th, err := startRawToucher(uintptr(unsafe.Pointer(&mem[0])), 1)
 	if err != nil {
 		unix.Munmap(mem)
 		return nil, err
 	}
 	// From here on the mapping stays until the thread is gone.
 	w.fileTouch = &fileToucher{th: th, mem: mem, path: path}
-	if err := waitAsleepOutside(th); err != nil {
+	if err := waitAsleepOutside(th, 0); err != nil {
 		return nil, err
 	}
 	return []any{"tid", th.tid}, nil
 }
 
 // waitAsleepOutside returns once th sleeps in the kernel outside any
-// syscall (a page fault), or fails if it finished instead. Like
-// waitAsleepIn it polls /proc/self/task/TID/syscall, which shows -1 for a
-// thread asleep outside a syscall and "running" for one on a CPU.
-func waitAsleepOutside(th thread) error {
+// syscall (a page fault) after more than slept voluntary switches (a
+// sleep begun since it had made that many), or fails if it finished
+// instead. Like waitAsleepIn it polls /proc/self/task/TID/syscall, which
+// shows -1 for a thread asleep outside a syscall and "running" for one on
+// a CPU.
+func waitAsleepOutside(th thread, slept uint64) error {
 	path := fmt.Sprintf("/proc/self/task/%d/syscall", th.id())
 	deadline := time.Now().Add(settleTimeout)
 	for {
 		b, err := os.ReadFile(path)
 		if f := strings.Fields(string(b)); err == nil && len(f) > 0 && f[0] == "-1" {
-			return nil
+			n, verr := voluntarySwitches(th.id())
+			if verr == nil && n > slept {
+				return nil
+			}
 		}
 		if ret, err, ok := th.finished(); ok {
 			return fmt.Errorf("thread %d went on instead of faulting: ret=%d err=%v", th.id(), ret, err)
@@ -117,8 +161,26 @@ func waitAsleepOutside(th thread) error {
 			return fmt.Errorf("reading thread state: %w", err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("thread %d not asleep outside a syscall after %v: %s is %q", th.id(), settleTimeout, path, strings.TrimSpace(string(b)))
+			return fmt.Errorf("thread %d not asleep anew outside a syscall after %v: %s is %q", th.id(), settleTimeout, path, strings.TrimSpace(string(b)))
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// voluntarySwitches is how many times thread tid has gone to sleep.
+func voluntarySwitches(tid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/status", tid))
+	if err != nil {
+		return 0, fmt.Errorf("reading thread %d's status: %w", tid, err)
+	}
+	const key = "\nvoluntary_ctxt_switches:"
+	i := strings.Index(string(b), key)
+	if i < 0 {
+		return 0, fmt.Errorf("thread %d's status has no voluntary_ctxt_switches", tid)
+	}
+	f := strings.Fields(string(b[i+len(key):]))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("thread %d's status: empty voluntary_ctxt_switches", tid)
+	}
+	return strconv.ParseUint(f[0], 10, 64)
 }

@@ -40,14 +40,15 @@ type uffdHang struct {
 	th   thread // a worker in read(2), or touch-uffd's raw thread
 	uffd int
 	zero int    // /dev/zero, the fd the read is stuck on
-	page []byte // registered, still missing
+	page []byte // registered, one page or touch-uffd's PAGES
+	next int    // the first page not filled yet
 }
 
 func (w *workload) uffdHang([]string) ([]any, error) {
 	if w.uffd != nil {
 		return nil, fmt.Errorf("thread %d already hangs: send uffd-release first", w.uffd.th.id())
 	}
-	h, err := newUffdHang()
+	h, err := newUffdHang(1)
 	if err != nil {
 		return nil, err
 	}
@@ -80,11 +81,11 @@ func (w *workload) uffdRelease([]string) ([]any, error) {
 	return []any{"tid", h.th.id(), "ret", ret}, nil
 }
 
-// newUffdHang sets up the trap but starts no thread. The userfaultfd is made
-// without UFFD_USER_MODE_ONLY because the fault to catch happens inside the
-// kernel (copy to user in read), which needs root or
-// vm.unprivileged_userfaultfd=1.
-func newUffdHang() (h *uffdHang, err error) {
+// newUffdHang sets up the trap, pages long, but starts no thread. The
+// userfaultfd is made without UFFD_USER_MODE_ONLY because the fault to
+// catch happens inside the kernel (copy to user in read), which needs root
+// or vm.unprivileged_userfaultfd=1.
+func newUffdHang(pages int) (h *uffdHang, err error) {
 	h = &uffdHang{uffd: -1, zero: -1}
 	defer func() {
 		if err != nil {
@@ -100,7 +101,7 @@ func newUffdHang() (h *uffdHang, err error) {
 	if err := uffdIoctl(h.uffd, uffdioAPI, unsafe.Pointer(&api)); err != nil {
 		return nil, fmt.Errorf("UFFDIO_API: %w", err)
 	}
-	h.page, err = unix.Mmap(-1, 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	h.page, err = unix.Mmap(-1, 0, pages*unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("mapping the page to trap: %w", err)
 	}
@@ -118,30 +119,42 @@ func newUffdHang() (h *uffdHang, err error) {
 	return h, nil
 }
 
-// release fills the missing page, which wakes the faulting thread, and
-// waits for its read to return.
+// release fills every missing page, which wakes the faulting thread, and
+// waits for it to finish: its read to return, or its loads.
 func (h *uffdHang) release() (int, error) {
 	defer h.close()
-	src, err := unix.Mmap(-1, 0, len(h.page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		return 0, fmt.Errorf("mapping the source page: %w", err)
-	}
-	defer unix.Munmap(src)
-	cp := uffdioCopyArg{
-		Dst: uint64(uintptr(unsafe.Pointer(&h.page[0]))),
-		Src: uint64(uintptr(unsafe.Pointer(&src[0]))),
-		Len: uint64(len(h.page)),
-	}
-	// EEXIST means the page is already there, which wakes nobody: only
-	// possible if something else touched it, and then await reports it.
-	if err := uffdIoctl(h.uffd, uffdioCopy, unsafe.Pointer(&cp)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return 0, fmt.Errorf("UFFDIO_COPY for thread %d: %w", h.th.id(), err)
+	for h.next*unix.Getpagesize() < len(h.page) {
+		if err := h.fill(); err != nil {
+			return 0, err
+		}
 	}
 	ret, err := h.th.await()
 	if err != nil {
 		return ret, fmt.Errorf("thread %d: %w", h.th.id(), err)
 	}
 	return ret, nil
+}
+
+// fill fills page next with zeroes, which wakes a thread faulting on it.
+func (h *uffdHang) fill() error {
+	ps := unix.Getpagesize()
+	src, err := unix.Mmap(-1, 0, ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return fmt.Errorf("mapping the source page: %w", err)
+	}
+	defer unix.Munmap(src)
+	cp := uffdioCopyArg{
+		Dst: uint64(uintptr(unsafe.Pointer(&h.page[h.next*ps]))),
+		Src: uint64(uintptr(unsafe.Pointer(&src[0]))),
+		Len: uint64(ps),
+	}
+	// EEXIST means the page is already there, which wakes nobody: only
+	// possible if something else touched it, and then await reports it.
+	if err := uffdIoctl(h.uffd, uffdioCopy, unsafe.Pointer(&cp)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("UFFDIO_COPY of page %d for thread %d: %w", h.next, h.th.id(), err)
+	}
+	h.next++
+	return nil
 }
 
 // close runs after the worker's read returned, except when it would not
