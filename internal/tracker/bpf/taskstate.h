@@ -22,6 +22,9 @@ enum task_state_bits {
 	TASK_DEAD_BIT = 0x0080,
 	TASK_WAKEKILL = 0x0100,
 	TASK_NOLOAD = 0x0400,
+	// PREEMPT_RT (5.15+): blocked on a spinlock made a sleeping lock, an
+	// uninterruptible wait; the state the task had before is kept apart.
+	TASK_RTLOCK_WAIT_BIT = 0x1000,
 	TASK_FROZEN_BIT = 0x8000, // 6.1+; earlier kernels flag the task PF_FROZEN
 };
 
