@@ -31,6 +31,9 @@ type initramfs struct {
 	// in the guest: the CI host's kernel runs no ia32 programs, Debian's do.
 	ia32wait string
 	x32wait  string // the same program built for x32, /bin/x32wait
+	// ctargets are prebuilt ctarget programs, /bin/ctarget/NAME, which
+	// ctarget.Build uses in the guest (ctarget.PrebuiltEnv).
+	ctargets []string
 }
 
 // write builds the gzip-compressed newc archive at path.
@@ -64,6 +67,12 @@ func (r initramfs) write(path string) error {
 	}
 	if r.x32wait != "" {
 		c.CopyFile("bin/x32wait", r.x32wait)
+	}
+	if len(r.ctargets) > 0 {
+		c.Dir("bin/ctarget", 0o755)
+	}
+	for _, bin := range r.ctargets {
+		c.CopyFile("bin/ctarget/"+filepath.Base(bin), bin)
 	}
 	for _, ko := range r.modules {
 		c.CopyFile("lib/modules/"+filepath.Base(ko), ko)

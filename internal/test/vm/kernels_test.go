@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/repo"
 
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
@@ -46,7 +47,8 @@ func TestKernels(t *testing.T) {
 	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
 	ia32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "ia32wait", "-m32")
 	x32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "x32wait", "-mx32")
-	sw.lap("guest test binaries, stallmon, ia32wait and x32wait")
+	ctargets := buildCtargets(t, filepath.Join(cache, "build", "bin", "ctarget"))
+	sw.lap("guest test binaries, stallmon, ia32wait, x32wait and C targets")
 	busybox, err := fetchBusybox(ctx, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +68,7 @@ func TestKernels(t *testing.T) {
 		}
 		var lines []string
 		t.Run(k.version, func(t *testing.T) {
-			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait}, cache, timeout, kvm)
+			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait, ctargets: ctargets}, cache, timeout, kvm)
 		})
 		sw.skip() // the subtest timed its own steps
 		if len(lines) == 0 {
@@ -269,6 +271,37 @@ func buildWaiter(t *testing.T, dir, name, abiFlag string) string {
 		"-o", out, repo.Path(t, "internal/testutil/ctarget/csrc/ia32wait.c"))
 	if b, err := cc.CombinedOutput(); err != nil {
 		t.Fatalf("building %s (needs gcc-multilib): %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// guestCtargets are the internal/testutil/ctarget programs that guest
+// suites start: the guest has no gcc, so they are built here, static, and
+// ctarget.Build finds them under ctarget.PrebuiltEnv.
+var guestCtargets = []struct {
+	name   string
+	cflags []string
+}{
+	{"seccompwait", nil},
+	{"seccompwait", []string{"-m32"}},
+}
+
+// buildCtargets builds guestCtargets into dir, named as ctarget.Build
+// looks them up, and returns their paths.
+func buildCtargets(t *testing.T, dir string) []string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range guestCtargets {
+		bin := filepath.Join(dir, ctarget.PrebuiltName(c.name, c.cflags...))
+		args := append([]string{"-static", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"}, c.cflags...)
+		args = append(args, "-o", bin, repo.Path(t, "internal/testutil/ctarget/csrc/"+c.name+".c"))
+		if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+			t.Fatalf("building %s %v (needs gcc-multilib): %v\n%s", c.name, c.cflags, err, b)
+		}
+		out = append(out, bin)
 	}
 	return out
 }

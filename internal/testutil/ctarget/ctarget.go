@@ -32,12 +32,33 @@ var sources embed.FS
 // fails the test rather than misbehaving in it.
 var baseFlags = []string{"-O2", "-Wall", "-Wextra", "-Werror", "-pthread"}
 
+// PrebuiltEnv names a directory of programs built ahead, static, for a
+// machine without gcc: the VM harness (internal/test/vm) builds them on the
+// host and its guests' /init sets this. Build takes them from there.
+const PrebuiltEnv = "STALLMON_CTARGET_DIR"
+
+// PrebuiltName is the file name, in PrebuiltEnv's directory, of name built
+// with cflags: name, or name-m32 for a 32-bit build.
+func PrebuiltName(name string, cflags ...string) string {
+	if slices.Contains(cflags, "-m32") {
+		return name + "-m32"
+	}
+	return name
+}
+
 // Build compiles name.c with gcc and cflags into t.TempDir() and returns
-// the binary's path. Without gcc, or without the 32-bit libraries when
-// cflags hold -m32, it skips t (fails it when privtest.StrictEnv=1); a
-// program that does not compile fails t.
+// the binary's path, or returns the prebuilt one if PrebuiltEnv has it.
+// Without gcc, or without the 32-bit libraries when cflags hold -m32, it
+// skips t (fails it when privtest.StrictEnv=1); a program that does not
+// compile fails t.
 func Build(t testing.TB, name string, cflags ...string) string {
 	t.Helper()
+	if dir := os.Getenv(PrebuiltEnv); dir != "" {
+		bin := filepath.Join(dir, PrebuiltName(name, cflags...))
+		if _, err := os.Stat(bin); err == nil {
+			return bin
+		}
+	}
 	src, err := sources.ReadFile("csrc/" + name + ".c")
 	if err != nil {
 		t.Fatalf("ctarget: no program %q: %v", name, err)
