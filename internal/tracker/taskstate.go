@@ -87,9 +87,11 @@ func decodeState(raw uint32, onCPU bool) TaskState {
 	return StateOther
 }
 
-// asleep reports a thread sleeping in the kernel: it cannot be in user
-// space, so saved registers that name a syscall are that of the sleep.
-func (s TaskState) asleep() bool {
+// Asleep reports a thread sleeping in the kernel (S, D or TASK_IDLE; not
+// stopped, traced, frozen or dead): it cannot be in user space, so saved
+// registers that name a syscall are that of the sleep, and with none it
+// sleeps outside any syscall (a page fault).
+func (s TaskState) Asleep() bool {
 	switch s {
 	case StateInterruptible, StateKillable, StateUninterruptible, StateIdle:
 		return true

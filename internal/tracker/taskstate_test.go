@@ -31,7 +31,7 @@ func TestDecodeState(t *testing.T) {
 		if got := decodeState(c.raw, c.onCPU); got != c.want {
 			t.Errorf("%s (%#x): decoded %v, want %v", c.name, c.raw, got, c.want)
 		}
-		if got := decodeState(c.raw, c.onCPU).asleep(); got != c.asleep {
+		if got := decodeState(c.raw, c.onCPU).Asleep(); got != c.asleep {
 			t.Errorf("%s (%#x): asleep %v, want %v", c.name, c.raw, got, c.asleep)
 		}
 	}

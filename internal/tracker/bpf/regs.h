@@ -49,6 +49,14 @@ static __always_inline bool regs_in_syscall(struct pt_regs *r)
 	return (long)r->orig_ax >= 0 && (long)r->ax == -ENOSYS;
 }
 
+// regs_unreturned: the syscall the registers hold has not returned. On x86
+// that is regs_in_syscall: the return replaces -ENOSYS (unless it returns
+// -ENOSYS itself).
+static __always_inline bool regs_unreturned(struct pt_regs *r)
+{
+	return regs_in_syscall(r);
+}
+
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
 {
 	return abi == ABI_COMPAT ? (__u32)r->bx : r->di;
@@ -107,6 +115,17 @@ static __always_inline long regs_nr(struct pt_regs *r)
 static __always_inline bool regs_in_syscall(struct pt_regs *r)
 {
 	return regs_nr(r) >= 0;
+}
+
+// regs_unreturned: the syscall the registers hold has not returned.
+// syscallno stays after the return, but the return value replaces x0,
+// which the entry code copied to orig_x0: until then they are equal (and
+// after a return of the first argument's value, which this cannot tell).
+static __always_inline bool regs_unreturned(struct pt_regs *r)
+{
+	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
+
+	return regs_in_syscall(r) && ar->regs[0] == ar->orig_x0;
 }
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
