@@ -88,8 +88,9 @@ type Thread struct {
 	// HeldBeforeEntry marks a syscall the thread sleeps in without the
 	// tracker having seen it enter, although it tracks the thread: its
 	// registers show it in flight, held before the sys_enter tracepoint
-	// (by a seccomp user-notification supervisor). Elapsed counts from the
-	// first snapshot that saw it, a lower bound.
+	// (by a seccomp user-notification supervisor; or the tracepoint
+	// missed its entry). Elapsed counts from the first snapshot that saw
+	// it, a lower bound.
 	HeldBeforeEntry bool
 	// Tracked is true once the thread has entered a syscall since attach
 	// and so owns a kernel-side entry.
