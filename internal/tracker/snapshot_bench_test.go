@@ -1,13 +1,17 @@
 package tracker
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/fdkind"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
+	"github.com/stallmon/stallmon/internal/testutil/workloadtest"
 )
 
 // BenchmarkSnapshot measures one poll's snapshot of a process with 100
@@ -74,6 +78,37 @@ func benchSnapshot(b *testing.B, attachFirst bool) {
 	perSnap := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(float64(threads), "threads")
 	b.ReportMetric(perSnap/float64(threads), "ns/thread")
+}
+
+// BenchmarkQuietSnapshot measures the pass the agent makes over a large
+// idle service: 10,000 threads of a workload asleep in read(2) on a pipe,
+// every one of them quiet, so the iterator counts them in the kernel and
+// lists none. It is the kernel side's cost per idle thread (ns/thread):
+//
+//	go test -run '^$' -bench QuietSnapshot -benchtime 200x ./internal/tracker/
+func BenchmarkQuietSnapshot(b *testing.B) {
+	privtest.Require(b)
+	const sleepers = 10000
+	p := workloadtest.Start(b)
+	if _, err := p.DoTimeout(fmt.Sprintf("sleepers %d", sleepers), 2*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	waitsByDesign := func(string, ...fdkind.Kind) bool { return true }
+	m, err := Attach(Process(p.PID), nil, Options{Quiet: waitsByDesign})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	var s Snapshot
+	for b.Loop() {
+		if s, err = m.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if s.Quiet < sleepers {
+		b.Fatalf("snapshot counted %d quiet threads, want at least %d (listed %d)", s.Quiet, sleepers, len(s.Threads))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(s.Seen()), "ns/thread")
 }
 
 func benchAttach(b *testing.B) *Tracker {
