@@ -136,6 +136,21 @@ func TestResolvedPageFaultsNotFlagged(t *testing.T) {
 	}
 }
 
+// A thread that computes in user space, with no syscall at all, is
+// running or waiting for a CPU (preempted on a busy machine), never
+// asleep: not a page fault, and with a 1s budget never a stall.
+func TestUserSpaceSpinNotFlagged(t *testing.T) {
+	privtest.Require(t)
+	w := startWorkload(t)
+	if _, err := w.Do("compute"); err != nil {
+		t.Fatal(err)
+	}
+	watchHealthy(t, 5*time.Second, "--pid", itoa(w.PID), "--budget", asleepBudget.String(), "--kill-after", "3s")
+	if _, err := w.Do("compute-stop"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startSeccompWait starts seccompwait and takes its listener.
 func startSeccompWait(t *testing.T) (*ctarget.Proc, *ctarget.Supervisor) {
 	t.Helper()
