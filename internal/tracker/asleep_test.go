@@ -147,7 +147,20 @@ func TestSeccompHeldSyscall(t *testing.T) {
 					t.Fatal(err)
 				}
 				inMkdirat := func(th Thread) bool { return th.InSyscall && th.Syscall == "mkdirat" }
-				first := listed(t, m, pid, "in mkdirat", inMkdirat)
+				// The notification is queued before the caller sleeps;
+				// until it sleeps it runs, which is never held (nor
+				// listed, being quiet).
+				var first Thread
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					th, found := snapshot(t, m).Thread(pid)
+					if found && inMkdirat(th) && th.State.Asleep() {
+						first = th
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("held thread never shown asleep in mkdirat (listed %v): %+v", found, th)
+					}
+				}
 				if first.Nr != abi.nr || first.ABI != abi.abi || first.State != StateInterruptible {
 					t.Errorf("held thread %+v, want %s mkdirat (%d), interruptible", first, abi.abi, abi.nr)
 				}
