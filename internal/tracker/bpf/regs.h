@@ -49,12 +49,12 @@ static __always_inline bool regs_in_syscall(struct pt_regs *r)
 	return (long)r->orig_ax >= 0 && (long)r->ax == -ENOSYS;
 }
 
-// regs_unreturned: the syscall the registers hold has not returned. On x86
-// that is regs_in_syscall: the return replaces -ENOSYS (unless it returns
-// -ENOSYS itself).
-static __always_inline bool regs_unreturned(struct pt_regs *r)
+// regs_returned, where regs_in_syscall(r) holds: the syscall the registers
+// name has returned all the same. Never on x86: the return replaces the
+// -ENOSYS that regs_in_syscall checks (unless it returns -ENOSYS itself).
+static __always_inline bool regs_returned(struct pt_regs *r)
 {
-	return regs_in_syscall(r);
+	return false;
 }
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
@@ -117,15 +117,16 @@ static __always_inline bool regs_in_syscall(struct pt_regs *r)
 	return regs_nr(r) >= 0;
 }
 
-// regs_unreturned: the syscall the registers hold has not returned.
-// syscallno stays after the return, but the return value replaces x0,
-// which the entry code copied to orig_x0: until then they are equal (and
-// after a return of the first argument's value, which this cannot tell).
-static __always_inline bool regs_unreturned(struct pt_regs *r)
+// regs_returned, where regs_in_syscall(r) holds: the syscall the registers
+// name has returned all the same. syscallno stays after the return, but
+// the return value replaces x0, which the entry code copied to orig_x0:
+// until then they are equal (and after a return of the first argument's
+// value, which this cannot tell).
+static __always_inline bool regs_returned(struct pt_regs *r)
 {
 	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
 
-	return regs_in_syscall(r) && ar->regs[0] == ar->orig_x0;
+	return ar->regs[0] != ar->orig_x0;
 }
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)

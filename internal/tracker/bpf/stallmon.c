@@ -189,7 +189,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	bool in_regs = regs && regs_in_syscall(regs);
 	// Without a word, a tracked thread's registers count only while their
 	// syscall has not returned (arm64 keeps syscallno after the return).
-	if (in_regs && f && !rec.word && !regs_unreturned(regs))
+	if (in_regs && f && !rec.word && regs_returned(regs))
 		in_regs = false;
 	if (in_regs) {
 		rec.regs_nr = regs_nr(regs);
