@@ -62,6 +62,11 @@ func judgedAttrs(j judged) []slog.Attr {
 		// Entered before stallmon attached: elapsed is a lower bound.
 		attrs = append(attrs, slog.Bool("since_attach", true))
 	}
+	if t.HeldBeforeEntry {
+		// Held before the tracker saw it enter (seccomp's user
+		// notification): elapsed is a lower bound.
+		attrs = append(attrs, slog.Bool("held_before_entry", true))
+	}
 	return attrs
 }
 

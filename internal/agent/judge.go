@@ -122,7 +122,7 @@ func (j *judge) track(t tracker.Thread, now time.Time) stateSpan {
 	// (an involuntary switch) but never sleeps.
 	same := ok && prev.state == st && prev.entered == t.Entered
 	switch st {
-	case budget.Uninterruptible:
+	case budget.Uninterruptible, budget.PageFault:
 		same = same && prev.switches == t.Switches
 	case budget.Running:
 		same = same && prev.voluntary == t.Voluntary
@@ -136,10 +136,17 @@ func (j *judge) track(t tracker.Thread, now time.Time) stateSpan {
 
 // stateOf is the state rule t's scheduler state falls under. TASK_IDLE
 // (D without load) is a sleep its waker chose to make long, like S. A
-// frozen thread comes first: before 6.1 the freezer parks it in D.
+// frozen thread comes first: before 6.1 the freezer parks it in D. A
+// thread asleep outside any syscall, in any sleep, is in a page fault:
+// nothing waits there by design, the stops, the freezer, an exit and a
+// core dump aside, which their own rules judge (a kernel-made thread has
+// no syscalls; asleep in S it idles).
 func stateOf(t tracker.Thread) budget.State {
 	if t.Frozen {
 		return budget.Frozen
+	}
+	if !t.InSyscall && !t.Kernel && !t.Exiting && !t.DumpingCore && t.State.Asleep() {
+		return budget.PageFault
 	}
 	switch t.State {
 	case tracker.StateKillable, tracker.StateUninterruptible:
@@ -181,7 +188,7 @@ func (j *judge) candidates(t tracker.Thread, held time.Duration, st budget.State
 		out = append(out, judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed})
 	}
 	switch {
-	case st == budget.Uninterruptible:
+	case st == budget.Uninterruptible || st == budget.PageFault:
 		// Kernel-made threads and threads outside any syscall (a page
 		// fault on a hung mapping) answer to the table's rule.
 		out = append(out, judged{thread: t, fd: fd, rule: j.table.StateRule(syscall, kind, st), reason: st.String(), span: held})

@@ -99,7 +99,11 @@ func TestJudgeStateRules(t *testing.T) {
 	kworker := func(tid int, st tracker.TaskState) tracker.Thread {
 		return tracker.Thread{TID: tid, Kernel: true, Comm: "iou-wrk-1", State: st, FD: -1}
 	}
-	fault := tracker.Thread{TID: 9, State: D, FD: -1} // D outside any syscall
+	fault := func(st tracker.TaskState) tracker.Thread { return tracker.Thread{TID: 9, State: st, Nr: -1, FD: -1} } // outside any syscall
+	exiting := fault(S)
+	exiting.Exiting = true
+	frozen := fault(S)
+	frozen.Frozen = true // the cgroup v2 freezer's trap: S, outside any syscall
 	cases := []struct {
 		name   string
 		polls  []tracker.Thread // one thread, at t0, t0+1s, ...
@@ -117,7 +121,16 @@ func TestJudgeStateRules(t *testing.T) {
 		{"kernel worker in D", repeat(kworker(1, D), 4), "uninterruptible", false},
 		{"kernel worker idle", repeat(kworker(1, S), 8), "", false},
 		{"kernel worker busy polling", repeat(kworker(1, R), 8), "", false},
-		{"page fault in D", repeat(fault, 4), "uninterruptible", false},
+		{"page fault in D", repeat(fault(D), 4), "page_fault", false},
+		{"page fault in S", repeat(fault(S), 4), "page_fault", false},
+		{"page fault in S past kill_after", repeat(fault(S), 8), "page_fault", true},
+		{"page fault in TASK_IDLE", repeat(fault(tracker.StateIdle), 4), "page_fault", false},
+		{"page fault in killable D", repeat(fault(tracker.StateKillable), 4), "page_fault", false},
+		{"page fault woken between polls", switching(fault(S), 8), "", false},
+		{"asleep outside a syscall in an exit", repeat(exiting, 4), "exiting", false},
+		{"frozen outside a syscall", repeat(frozen, 4), "frozen", false},
+		{"traced outside a syscall", repeat(fault(tracker.StateTraced), 4), "traced", false},
+		{"user space, on a CPU", repeat(tracker.Thread{TID: 1, State: tracker.StateRunning, FD: -1}, 8), "", false},
 		{"stopped", repeat(tracker.Thread{TID: 1, State: tracker.StateStopped, FD: -1}, 3), "stopped", false},
 		{"user space, runnable", repeat(tracker.Thread{TID: 1, State: R, FD: -1}, 8), "", false},
 	}

@@ -238,8 +238,10 @@ func TestDefaultFollowsOverrides(t *testing.T) {
 			t.Errorf("poll %v after --budget 1s --kill-after 3s = %v, want %v", s, got, moved)
 		}
 	}
-	if got := tb.ProcessRule(Exiting); got != moved {
-		t.Errorf("exiting after override = %v, want %v", got, moved)
+	for _, s := range []State{PageFault, Exiting} {
+		if got := tb.ProcessRule(s); got != moved {
+			t.Errorf("%v after override = %v, want %v", s, got, moved)
+		}
 	}
 	if got := tb.ProcessRule(DumpingCore); got != (Rule{Budget: time.Second}) {
 		t.Errorf("dumping_core after override = %v, want 1s/never", got)

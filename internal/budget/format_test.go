@@ -21,6 +21,7 @@ syscalls:
 states:
   uninterruptible: {budget: 5s, kill_after: 1m}
   running: {budget: 5s, kill_after: 1m}
+  page_fault: {budget: 5s, kill_after: 1m}
   stopped: {budget: 5s, kill_after: never}
   traced: {budget: 5s, kill_after: never}
   frozen: {budget: 5s, kill_after: never}
@@ -48,7 +49,7 @@ syscalls:
 func TestFormatEmpty(t *testing.T) {
 	tb := mustParse(t, "default: unbounded\n")
 	want := "default: unbounded\nstates:\n" +
-		"  uninterruptible: unbounded\n  running: unbounded\n  stopped: unbounded\n  traced: unbounded\n" +
+		"  uninterruptible: unbounded\n  running: unbounded\n  page_fault: unbounded\n  stopped: unbounded\n  traced: unbounded\n" +
 		"  frozen: unbounded\n  dumping_core: unbounded\n  exiting: unbounded\n" +
 		"syscalls: {}\n"
 	if got := format(t, tb); got != want {

@@ -284,7 +284,7 @@ func parseRule(n *yaml.Node, what string, lvl level) (*entry, error) {
 			case !lvl.hasStates():
 				return nil, errStateKey(p.key, what, lvl)
 			case !st.PerSyscall():
-				return nil, errAt(p.key.Line, "%s: %s is judged per process, not per syscall; set it under states:", what, st)
+				return nil, errAt(p.key.Line, "%s: %s is judged %s, not per syscall; set it under states:", what, st, st.judgedAs())
 			}
 			statePairs = append(statePairs, p)
 		}

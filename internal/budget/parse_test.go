@@ -218,7 +218,7 @@ func TestParseStateErrors(t *testing.T) {
 	checkErrors(t, []errorCase{
 		{"states list", def + "states:\n  - stopped\n", 3, "states: want a mapping, got a list"},
 		{"unknown state", def + "states:\n  stopped: unbounded\n  sleeping: unbounded\n", 4,
-			`states: unknown state "sleeping" (want uninterruptible, running, stopped, traced, frozen, dumping_core or exiting)`},
+			`states: unknown state "sleeping" (want uninterruptible, running, page_fault, stopped, traced, frozen, dumping_core or exiting)`},
 		{"duplicate state", def + "states:\n  traced: unbounded\n  traced: unbounded\n", 4, `states: duplicate key "traced" (first at line 3)`},
 		{"duplicate states section", def + "states: {}\nstates: {}\n", 3, `duplicate key "states" (first at line 2)`},
 		{"by_fd in states", def + "states:\n  running:\n    budget: 1s\n    by_fd: {}\n", 5,
@@ -238,6 +238,8 @@ func TestParseStateErrors(t *testing.T) {
 
 		{"process state on a syscall", def + "syscalls:\n  read:\n    budget: 1s\n    stopped: unbounded\n", 5,
 			"syscall read: stopped is judged per process, not per syscall; set it under states:"},
+		{"page_fault on a syscall", def + "syscalls:\n  read:\n    page_fault: unbounded\n", 4,
+			"syscall read: page_fault is judged outside any syscall, not per syscall; set it under states:"},
 		{"process state on a kind", def + "syscalls:\n  read:\n    by_fd:\n      pipe: {budget: unbounded, dumping_core: unbounded}\n", 5,
 			"syscall read, by_fd pipe: dumping_core is judged per process, not per syscall"},
 		{"by_fd in an override", def + "syscalls:\n  fsync:\n    uninterruptible:\n      budget: 1s\n      by_fd: {}\n", 6,

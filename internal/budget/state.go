@@ -11,6 +11,7 @@ type State uint8
 const (
 	Uninterruptible State = iota // D (killable or not) inside one syscall, continuously
 	Running                      // on a CPU or runnable inside one syscall, continuously
+	PageFault                    // asleep (S or D) outside any syscall, continuously: a page fault
 	Stopped                      // job-control stop (SIGSTOP)
 	Traced                       // ptrace stop
 	Frozen                       // cgroup freezer
@@ -22,6 +23,7 @@ const (
 var stateNames = [...]string{
 	Uninterruptible: "uninterruptible",
 	Running:         "running",
+	PageFault:       "page_fault",
 	Stopped:         "stopped",
 	Traced:          "traced",
 	Frozen:          "frozen",
@@ -60,16 +62,26 @@ func States() []State {
 }
 
 // PerSyscall reports whether the state is measured within one syscall of
-// one thread, so that a syscall's entry may override its rule. The others
-// are conditions of the whole process, whatever its threads are doing.
+// one thread, so that a syscall's entry may override its rule. PageFault
+// is a thread's too, but outside any syscall; the others are conditions
+// of the whole process, whatever its threads are doing.
 func (s State) PerSyscall() bool { return s == Uninterruptible || s == Running }
+
+// judgedAs says, for error messages, what a state that is not per syscall
+// is judged on.
+func (s State) judgedAs() string {
+	if s == PageFault {
+		return "outside any syscall"
+	}
+	return "per process"
+}
 
 // killsByDefault reports whether a state left out of the table takes the
 // default rule's kill_after. Stopping, tracing, freezing or dumping a
 // process is somebody's deliberate act or a death already under way: the
 // heartbeat stops, but the kill is not ours to make.
 func (s State) killsByDefault() bool {
-	return s == Uninterruptible || s == Running || s == Exiting
+	return s == Uninterruptible || s == Running || s == PageFault || s == Exiting
 }
 
 // stateList names every state for error messages.

@@ -6,7 +6,7 @@ import (
 )
 
 func TestStateNamesRoundTrip(t *testing.T) {
-	want := []string{"uninterruptible", "running", "stopped", "traced", "frozen", "dumping_core", "exiting"}
+	want := []string{"uninterruptible", "running", "page_fault", "stopped", "traced", "frozen", "dumping_core", "exiting"}
 	states := States()
 	if len(states) != len(want) {
 		t.Fatalf("States() has %d states, want %d", len(states), len(want))

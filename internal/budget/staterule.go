@@ -6,7 +6,7 @@ import "github.com/stallmon/stallmon/internal/fdkind"
 // (Uninterruptible or Running) inside syscall on an fd of kind: the by_fd
 // rule's state override for kind, else the syscall's own state override,
 // else the table's states rule. syscall "" means a thread not inside any
-// syscall (a kernel-made io_uring worker, a page fault): the table's rule.
+// syscall (a kernel-made io_uring worker): the table's rule.
 //
 // An inherited (table-level) state rule never judges a syscall more
 // strictly than the syscall's own bounded rule: when Lookup(syscall, kind)
@@ -17,8 +17,9 @@ import "github.com/stallmon/stallmon/internal/fdkind"
 // Explicit per-syscall and by_fd state overrides are returned as written.
 //
 // For a two-fd syscall pass the kind LookupFDs reports as deciding, so
-// that both judgements concern the same fd. For a process-level state
-// StateRule returns ProcessRule(s): no syscall can override those.
+// that both judgements concern the same fd. For PageFault and the
+// process-level states StateRule returns ProcessRule(s): no syscall can
+// override those.
 func (t *Table) StateRule(syscall string, kind fdkind.Kind, s State) Rule {
 	if !s.PerSyscall() {
 		return t.ProcessRule(s)
@@ -54,8 +55,9 @@ func atLeast(r, floor Rule) Rule {
 	return r
 }
 
-// ProcessRule returns the rule for a process-level state (Stopped,
-// Traced, Frozen, DumpingCore, Exiting).
+// ProcessRule returns the rule for a state no syscall overrides: the
+// process-level ones (Stopped, Traced, Frozen, DumpingCore, Exiting) and
+// PageFault.
 //
 // It never panics, since the agent calls it on a live process: for
 // Uninterruptible and Running it returns the table's states rule (what

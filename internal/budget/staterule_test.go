@@ -155,7 +155,7 @@ func TestStatesInheritDefault(t *testing.T) {
 	tb := mustParse(t, "default: {budget: 4s, kill_after: 40s}\n")
 	for _, s := range States() {
 		want := Rule{Budget: 4 * sec}
-		if s == Uninterruptible || s == Running || s == Exiting {
+		if s == Uninterruptible || s == Running || s == PageFault || s == Exiting {
 			want.KillAfter = 40 * sec
 		}
 		if got := tb.ProcessRule(s); got != want {
@@ -226,6 +226,7 @@ func TestFormatStates(t *testing.T) {
 states:
   uninterruptible: {budget: 2s, kill_after: 30s}
   running: {budget: 3s, kill_after: 1m}
+  page_fault: {budget: 5s, kill_after: 1m}
   stopped: {budget: 20s, kill_after: 1m30s}
   traced: {budget: 5s, kill_after: never}
   frozen: unbounded
@@ -271,5 +272,20 @@ syscalls:
 `
 	if got := format(t, tb); got != want {
 		t.Errorf("Format:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// page_fault is set under states: only, inherits the default's kill_after,
+// and no syscall changes it: a thread in a page fault is in none.
+func TestPageFaultRule(t *testing.T) {
+	tb := mustParse(t, "default: {budget: 5s, kill_after: 60s}\nstates:\n  page_fault: {budget: 2s}\nsyscalls:\n  read: unbounded\n")
+	want := Rule{Budget: 2 * sec, KillAfter: 60 * sec}
+	if got := tb.ProcessRule(PageFault); got != want {
+		t.Errorf("ProcessRule(page_fault) = %v, want %v", got, want)
+	}
+	for _, syscall := range []string{"", "read"} {
+		if got := tb.StateRule(syscall, fdkind.Regular, PageFault); got != want {
+			t.Errorf("StateRule(%q, page_fault) = %v, want %v", syscall, got, want)
+		}
 	}
 }

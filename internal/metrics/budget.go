@@ -33,7 +33,7 @@ func newBudgetCollector(table *budget.Table, inFlight func() []string) *budgetCo
 		killAfter: d("syscall_kill_after_seconds",
 			"How long a syscall may run before the target is killed, for the same syscalls as stallmon_syscall_budget_seconds; no series when the rule never kills."),
 		stateBudget: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "state_budget_seconds"),
-			"How long a thread (uninterruptible, running) or the process (stopped, traced, frozen, dumping_core, exiting) may stay in a state before the heartbeat stops: the table's state rules, before per-syscall overrides.", []string{"state"}, nil),
+			"How long a thread (uninterruptible, running, page_fault) or the process (stopped, traced, frozen, dumping_core, exiting) may stay in a state before the heartbeat stops: the table's state rules, before per-syscall overrides.", []string{"state"}, nil),
 		stateKillAfter: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "state_kill_after_seconds"),
 			"How long a thread or the process may stay in a state before the target is killed; no series when the rule never kills.", []string{"state"}, nil),
 	}

@@ -19,8 +19,10 @@ type Options struct {
 	LatencyHistogram bool
 	// Quiet, when set, lets a snapshot leave out the threads it says wait
 	// by design, counting them instead (Snapshot.Quiet): a pass then costs
-	// next to nothing per idle thread. A thread in user space is quiet too,
-	// unless stopped, traced, frozen, exiting or dumping core.
+	// next to nothing per idle thread. A thread in user space (running or
+	// runnable outside any syscall) is quiet too, unless stopped, traced,
+	// frozen, exiting or dumping core; one asleep outside any syscall (a
+	// page fault) never is.
 	Quiet QuietFunc
 	// Kind chooses how syscalls are seen; the zero value is
 	// TrackerTracepoint.

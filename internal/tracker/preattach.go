@@ -24,18 +24,19 @@ type preAttach struct {
 // fillUntracked shows a thread whose saved registers say it is inside a
 // syscall that has no in-flight word. The registers, read by the kernel
 // side, are valid whether the thread sleeps or runs in the kernel, so a
-// kernel spin already under way is seen too. The first-seen time is kept
-// for as long as the registers show the same call, whatever the thread's
-// state in between.
-func (m *Tracker) fillUntracked(t *Thread, rec gen.StallmonThreadRec, now time.Time) {
+// kernel spin already under way is seen too. With the tracepoint tracker
+// the first-seen time is kept for as long as the registers show the same
+// call, whatever the thread's state in between, except for a call held
+// before sys_enter (held): sys_enter never sees it return or come again.
+func (m *Tracker) fillUntracked(t *Thread, rec gen.StallmonThreadRec, now time.Time, held bool) {
 	nr, abi := int(rec.RegsNr)&nrMask, ABI(rec.RegsAbi)
 	p, known := m.preAttach[t.TID]
 	same := known && p.nr == nr && p.abi == abi && p.args == rec.Args
-	if m.opts.Kind.sampled() {
+	if m.opts.Kind.sampled() || held {
 		// The hung-task detector's reasoning: no sleep and no user time
 		// since the previous look, so no return to user space either.
-		// A tracepoint tracker sees the return, so there the registers
-		// alone decide (a call in flight since attach).
+		// A tracepoint tracker sees the return of a call in flight
+		// since attach, so there the registers alone decide.
 		same = same && p.voluntary == rec.Voluntary && p.utime == rec.Utime
 	}
 	if !same {

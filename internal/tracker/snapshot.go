@@ -85,6 +85,13 @@ type Thread struct {
 	// entry time is unknown and Elapsed counts from the first snapshot
 	// that saw it, a lower bound.
 	SinceAttach bool
+	// HeldBeforeEntry marks a syscall the thread sleeps in without the
+	// tracker having seen it enter, although it tracks the thread: its
+	// registers show it in flight, held before the sys_enter tracepoint
+	// (by a seccomp user-notification supervisor; or the tracepoint
+	// missed its entry). Elapsed counts from the first snapshot that saw
+	// it, a lower bound.
+	HeldBeforeEntry bool
 	// Tracked is true once the thread has entered a syscall since attach
 	// and so owns a kernel-side entry.
 	Tracked bool
@@ -280,8 +287,8 @@ func (m *Tracker) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 			m.noteStale(t.TID, rec.Word)
 			// A thread asleep is in the kernel, in the syscall its
 			// registers name (its entry was missed too).
-			if regsIn && t.State.asleep() {
-				m.fillUntracked(&t, rec, taken)
+			if regsIn && t.State.Asleep() {
+				m.fillUntracked(&t, rec, taken, false)
 			}
 			break
 		}
@@ -293,10 +300,15 @@ func (m *Tracker) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 	case regsIn && !t.Tracked:
 		// No syscall entered since attach, yet the registers hold one:
 		// it was in flight before. A tracked thread's word is the truth,
-		// sys_enter being attached: its registers may still hold the
-		// syscall it returned from (arm64 keeps syscallno) or one a
-		// tracer stopped at the entry of.
-		m.fillUntracked(&t, rec, taken)
+		// sys_enter being attached, but for the case below: its
+		// registers may hold one a tracer stopped at the entry of.
+		m.fillUntracked(&t, rec, taken, false)
+	case regsIn && t.State.Asleep() && !t.Frozen:
+		// Tracked, no word, asleep in a syscall the registers say has
+		// not returned (the kernel side drops those that did): it waits
+		// before sys_enter, where seccomp's user notification holds it.
+		m.fillUntracked(&t, rec, taken, true)
+		t.SinceAttach, t.HeldBeforeEntry = false, true
 	default:
 		delete(m.preAttach, t.TID)
 	}

@@ -12,7 +12,7 @@ const (
 	StateRunnable                         // ready, waiting for a CPU
 	StateInterruptible                    // S: any signal ends the wait
 	StateKillable                         // D, but a fatal signal ends it
-	StateUninterruptible                  // D: nothing ends it before the kernel returns
+	StateUninterruptible                  // D: nothing ends it before the kernel returns (an rtlock wait too)
 	StateIdle                             // D without load contribution (TASK_IDLE)
 	StateStopped                          // job-control stop
 	StateTraced                           // stopped by a tracer
@@ -53,7 +53,8 @@ const (
 	taskDead            = uint32(gen.StallmonTaskStateBitsTASK_DEAD_BIT)
 	taskWakekill        = uint32(gen.StallmonTaskStateBitsTASK_WAKEKILL)
 	taskNoload          = uint32(gen.StallmonTaskStateBitsTASK_NOLOAD)
-	taskFrozen          = uint32(gen.StallmonTaskStateBitsTASK_FROZEN_BIT) // 6.1+; earlier kernels flag the task PF_FROZEN
+	taskRtlockWait      = uint32(gen.StallmonTaskStateBitsTASK_RTLOCK_WAIT_BIT) // PREEMPT_RT
+	taskFrozen          = uint32(gen.StallmonTaskStateBitsTASK_FROZEN_BIT)      // 6.1+; earlier kernels flag the task PF_FROZEN
 )
 
 func decodeState(raw uint32, onCPU bool) TaskState {
@@ -70,6 +71,10 @@ func decodeState(raw uint32, onCPU bool) TaskState {
 		return StateTraced
 	case raw&taskStopped != 0:
 		return StateStopped
+	case raw&taskRtlockWait != 0:
+		// Blocked on a spinlock that PREEMPT_RT made a sleeping lock:
+		// no signal ends the wait, as for D.
+		return StateUninterruptible
 	case raw&taskInterruptible != 0:
 		return StateInterruptible
 	case raw&taskUninterruptible != 0 && raw&taskWakekill != 0:
@@ -82,9 +87,11 @@ func decodeState(raw uint32, onCPU bool) TaskState {
 	return StateOther
 }
 
-// asleep reports a thread sleeping in the kernel: it cannot be in user
-// space, so saved registers that name a syscall are that of the sleep.
-func (s TaskState) asleep() bool {
+// Asleep reports a thread sleeping in the kernel (S, D or TASK_IDLE; not
+// stopped, traced, frozen or dead): it cannot be in user space, so saved
+// registers that name a syscall are that of the sleep, and with none it
+// sleeps outside any syscall (a page fault).
+func (s TaskState) Asleep() bool {
 	switch s {
 	case StateInterruptible, StateKillable, StateUninterruptible, StateIdle:
 		return true

@@ -9,6 +9,15 @@
 //
 //	uffd-hang            ok tid= fd= nr= syscall=read   read(2) of /dev/zero into a never-resolved userfaultfd page
 //	uffd-release         ok tid= ret=                   after UFFDIO_COPY, once that read returned
+//	touch-uffd [PAGES]   ok tid=                        a raw clone(2) thread loads a byte (no syscall) from each of
+//	                                                    PAGES (1) userfaultfd pages nobody resolves: asleep in a page
+//	                                                    fault on the first
+//	touch-uffd-next      ok tid= page= left= [value=]   after UFFDIO_COPY of the page it waits on, once it faults on the
+//	                                                    next one (left>0) or loaded the last and exited (left=0)
+//	touch-uffd-release   ok tid= value=                 after UFFDIO_COPY of every page left, once that thread exited
+//	touch-file PATH      ok tid=                        a raw clone(2) thread loads the first byte of PATH mapped with
+//	                                                    mmap(2) (MAP_PRIVATE, MADV_RANDOM): asleep in the page fault
+//	                                                    while PATH's file system withholds the read; released by it
 //	pipe-wait            ok tid= fd= nr= syscall=read   read(2) of an empty pipe: legitimately waiting
 //	pipe-release         ok tid= ret=                   after one byte was written and the read returned
 //	spawn-wait           ok tid= fd= nr= syscall=read   pipe-wait on a thread cloned for this command
@@ -50,7 +59,11 @@
 // right when the command runs, so it takes the tid a parent steered with
 // /proc/sys/kernel/ns_last_pid (unless another process forks first), and
 // compute's thread is such a raw clone too, since a Go thread gets signals
-// that enter the kernel. Each kind of waiter exists at most once at a time.
+// that enter the kernel, and so are touch-uffd's and touch-file's, which
+// must fault with no syscall around them (a Go thread would also hold up
+// the runtime's stop-the-world). Those two reply once their thread sleeps
+// outside any syscall (the syscall file shows -1). Each kind of waiter
+// exists at most once at a time.
 //
 // uring-read replies once an iou-wrk thread of the process is in D and the
 // submitting thread sleeps in io_uring_enter; uring-idle once its waiter

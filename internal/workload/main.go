@@ -24,51 +24,58 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"uffd-hang":     {"", []int{0}, (*workload).uffdHang},
-	"uffd-release":  {"", []int{0}, (*workload).uffdRelease},
-	"pipe-wait":     {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("pipe", false) }},
-	"pipe-release":  {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("pipe") }},
-	"spawn-wait":    {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("spawn", true) }},
-	"spawn-release": {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("spawn") }},
-	"busy":          {"", []int{0}, (*workload).busyStart},
-	"busy-stop":     {"", []int{0}, (*workload).busyStop},
-	"churn":         {"ROUNDS THREADS", []int{2}, (*workload).churn},
-	"fsync-loop":    {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
-	"fsync-stop":    {"", []int{0}, (*workload).fsyncStop},
-	"close-linger":  {"ADDR SECONDS", []int{2}, (*workload).closeLinger},
-	"close-file":    {"PATH", []int{1}, (*workload).closeFile},
-	"close-wait":    {"", []int{0}, (*workload).closeWait},
-	"read-file":     {"PATH", []int{1}, (*workload).readFile},
-	"sendfile":      {"PATH", []int{1}, (*workload).sendfile},
-	"mmap-file":     {"PATH", []int{1}, (*workload).mmapFile},
-	"uring-idle":    {"", []int{0}, (*workload).uringIdle},
-	"uring-stop":    {"", []int{0}, (*workload).uringStop},
-	"uring-read":    {"PATH", []int{1}, (*workload).uringRead},
-	"compute":       {"", []int{0}, (*workload).computeStart},
-	"compute-stop":  {"", []int{0}, (*workload).computeStop},
-	"tids":          {"", []int{0}, (*workload).tids},
-	"alloc":         {"MIB", []int{1}, (*workload).alloc},
-	"sleepers":      {"N", []int{1}, (*workload).sleepers},
-	"exit":          {"CODE", []int{1}, (*workload).exit},
+	"uffd-hang":          {"", []int{0}, (*workload).uffdHang},
+	"uffd-release":       {"", []int{0}, (*workload).uffdRelease},
+	"pipe-wait":          {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("pipe", false) }},
+	"pipe-release":       {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("pipe") }},
+	"spawn-wait":         {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("spawn", true) }},
+	"spawn-release":      {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("spawn") }},
+	"busy":               {"", []int{0}, (*workload).busyStart},
+	"busy-stop":          {"", []int{0}, (*workload).busyStop},
+	"churn":              {"ROUNDS THREADS", []int{2}, (*workload).churn},
+	"fsync-loop":         {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
+	"fsync-stop":         {"", []int{0}, (*workload).fsyncStop},
+	"close-linger":       {"ADDR SECONDS", []int{2}, (*workload).closeLinger},
+	"close-file":         {"PATH", []int{1}, (*workload).closeFile},
+	"close-wait":         {"", []int{0}, (*workload).closeWait},
+	"read-file":          {"PATH", []int{1}, (*workload).readFile},
+	"sendfile":           {"PATH", []int{1}, (*workload).sendfile},
+	"mmap-file":          {"PATH", []int{1}, (*workload).mmapFile},
+	"uring-idle":         {"", []int{0}, (*workload).uringIdle},
+	"uring-stop":         {"", []int{0}, (*workload).uringStop},
+	"uring-read":         {"PATH", []int{1}, (*workload).uringRead},
+	"compute":            {"", []int{0}, (*workload).computeStart},
+	"compute-stop":       {"", []int{0}, (*workload).computeStop},
+	"tids":               {"", []int{0}, (*workload).tids},
+	"alloc":              {"MIB", []int{1}, (*workload).alloc},
+	"sleepers":           {"N", []int{1}, (*workload).sleepers},
+	"touch-uffd":         {"[PAGES]", []int{0, 1}, (*workload).touchUffd},
+	"touch-uffd-next":    {"", []int{0}, (*workload).touchUffdNext},
+	"touch-uffd-release": {"", []int{0}, (*workload).touchUffdRelease},
+	"touch-file":         {"PATH", []int{1}, (*workload).touchFile},
+	"exit":               {"CODE", []int{1}, (*workload).exit},
 }
 
 // workload is the state that lives between commands: the threads that are
 // still waiting or working.
 type workload struct {
-	out     io.Writer
-	outErr  error
-	uffd    *uffdHang
-	waiters map[string]*pipeWaiter
-	busy    *busyLoop
-	fsync   *fsyncLoop
-	reader  *fileReader
-	sender  *fileSender
-	idle    *uringIdle
-	ureader *uringReader
-	compute *computeLoop
-	closer  *closer
-	mapper  *fileMapper
-	held    [][]byte // alloc's memory, kept until exit
+	out    io.Writer
+	outErr error
+	uffd   *uffdHang
+	// uffdTouch and fileTouch are touch-uffd's and touch-file's.
+	uffdTouch *uffdHang
+	fileTouch *fileToucher
+	waiters   map[string]*pipeWaiter
+	busy      *busyLoop
+	fsync     *fsyncLoop
+	reader    *fileReader
+	sender    *fileSender
+	idle      *uringIdle
+	ureader   *uringReader
+	compute   *computeLoop
+	closer    *closer
+	mapper    *fileMapper
+	held      [][]byte // alloc's memory, kept until exit
 	// sleeperPipes are the pipes sleepers' threads wait on, kept open
 	// until exit.
 	sleeperPipes [][2]int

@@ -66,6 +66,24 @@ func startRawSpinner() (*rawSpinner, error) {
 // stop tells the spinner to exit; await then waits for it.
 func (s *rawSpinner) stop() { atomic.StoreUint32(s.stopWord, 1) }
 
+//go:noescape
+func cloneToucher(flags, stackTop, tidAddr, addr, pages, stride, result uintptr) (ret int64)
+
+// startRawToucher clones a thread that makes one getppid(2) and then loads
+// one byte from each of pages pages at addr, with no syscall: each page
+// that must be fetched puts the thread to sleep in a page fault. A Go
+// thread could not: the runtime's signals and its stop-the-world would
+// wait on a thread that cannot reach a safe point. await returns the sum
+// of the bytes it loaded.
+func startRawToucher(addr uintptr, pages int) (*rawReader, error) {
+	if pages < 1 {
+		return nil, fmt.Errorf("a toucher needs at least one page, not %d", pages)
+	}
+	return rawClone(func(base, stackTop uintptr) int64 {
+		return cloneToucher(rawCloneFlags, stackTop, base, addr, uintptr(pages), uintptr(unix.Getpagesize()), base+8)
+	})
+}
+
 // rawClone maps the page a raw thread uses (its tid word at 0, its result
 // at 8, from 16 on what clone passes it) and runs clone(base, stackTop)
 // with every signal blocked.

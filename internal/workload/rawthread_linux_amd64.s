@@ -68,3 +68,43 @@ spin:
 	MOVQ	$60, AX			// SYS_exit: this thread only
 	SYSCALL
 	JMP	-3(PC)
+
+// func cloneToucher(flags, stackTop, tidAddr, addr, pages, stride, result uintptr) (ret int64)
+//
+// The child makes one getppid(2), so that a syscall tracer has seen it,
+// then loads one byte from each of pages pages, stride bytes apart from
+// addr on, with plain MOVBs: a page that is not there is faulted in by the
+// kernel, outside any syscall. It stores the sum of the bytes at result
+// and exits. It never touches its stack or Go state.
+TEXT ·cloneToucher(SB),NOSPLIT|NOFRAME,$0-64
+	MOVQ	flags+0(FP), DI
+	MOVQ	stackTop+8(FP), SI
+	MOVQ	tidAddr+16(FP), DX	// parent_tid
+	MOVQ	tidAddr+16(FP), R10	// child_tid
+	MOVQ	$0, R8			// tls
+	MOVQ	addr+24(FP), R12
+	MOVQ	pages+32(FP), R13
+	MOVQ	stride+40(FP), R14
+	MOVQ	result+48(FP), R9
+	MOVQ	$56, AX			// SYS_clone
+	SYSCALL
+	CMPQ	AX, $0
+	JEQ	toucher
+	MOVQ	AX, ret+56(FP)
+	RET
+
+toucher:
+	MOVQ	$110, AX		// SYS_getppid
+	SYSCALL
+	XORQ	BX, BX
+touch:
+	MOVBQZX	0(R12), AX
+	ADDQ	AX, BX
+	ADDQ	R14, R12
+	DECQ	R13
+	JNE	touch
+	MOVQ	BX, 0(R9)
+	MOVQ	$0, DI
+	MOVQ	$60, AX			// SYS_exit: this thread only
+	SYSCALL
+	JMP	-3(PC)

@@ -26,3 +26,7 @@ func startRawSpinner() (*rawSpinner, error) {
 }
 
 func (*rawSpinner) stop() {}
+
+func startRawToucher(uintptr, int) (*rawReader, error) {
+	return nil, errors.New("touch-uffd and touch-file are implemented for amd64 only")
+}

@@ -32,37 +32,40 @@ type uffdioCopyArg struct {
 	Copy                int64
 }
 
-// uffdHang is a thread whose read(2) from /dev/zero faults on a page that a
-// userfaultfd claims and nobody resolves: the kernel parks it in
-// handle_userfault until UFFDIO_COPY fills the page or a fatal signal comes.
+// uffdHang is a thread that faults on a page that a userfaultfd claims and
+// nobody resolves: uffd-hang's read(2) from /dev/zero into it, or
+// touch-uffd's plain load. The kernel parks it in handle_userfault until
+// UFFDIO_COPY fills the page or a fatal signal comes.
 type uffdHang struct {
-	wk   *worker
+	th   thread // a worker in read(2), or touch-uffd's raw thread
 	uffd int
 	zero int    // /dev/zero, the fd the read is stuck on
-	page []byte // registered, still missing
+	page []byte // registered, one page or touch-uffd's PAGES
+	next int    // the first page not filled yet
 }
 
 func (w *workload) uffdHang([]string) ([]any, error) {
 	if w.uffd != nil {
-		return nil, fmt.Errorf("thread %d already hangs: send uffd-release first", w.uffd.wk.tid)
+		return nil, fmt.Errorf("thread %d already hangs: send uffd-release first", w.uffd.th.id())
 	}
-	h, err := newUffdHang()
+	h, err := newUffdHang(1)
 	if err != nil {
 		return nil, err
 	}
-	h.wk, err = startWorker(threadOpts{blockSignals: true}, func() (int, error) {
+	wk, err := startWorker(threadOpts{blockSignals: true}, func() (int, error) {
 		return unix.Read(h.zero, h.page)
 	})
 	if err != nil {
 		h.close()
 		return nil, err
 	}
-	if err := waitAsleepIn(h.wk, unix.SYS_READ, h.zero); err != nil {
+	h.th = wk
+	if err := waitAsleepIn(wk, unix.SYS_READ, h.zero); err != nil {
 		h.release()
 		return nil, err
 	}
 	w.uffd = h
-	return []any{"tid", h.wk.tid, "fd", h.zero, "nr", unix.SYS_READ, "syscall", "read"}, nil
+	return []any{"tid", wk.tid, "fd", h.zero, "nr", unix.SYS_READ, "syscall", "read"}, nil
 }
 
 func (w *workload) uffdRelease([]string) ([]any, error) {
@@ -75,14 +78,14 @@ func (w *workload) uffdRelease([]string) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{"tid", h.wk.tid, "ret", ret}, nil
+	return []any{"tid", h.th.id(), "ret", ret}, nil
 }
 
-// newUffdHang sets up the trap but starts no thread. The userfaultfd is made
-// without UFFD_USER_MODE_ONLY because the fault to catch happens inside the
-// kernel (copy to user in read), which needs root or
-// vm.unprivileged_userfaultfd=1.
-func newUffdHang() (h *uffdHang, err error) {
+// newUffdHang sets up the trap, pages long, but starts no thread. The
+// userfaultfd is made without UFFD_USER_MODE_ONLY because the fault to
+// catch happens inside the kernel (copy to user in read), which needs root
+// or vm.unprivileged_userfaultfd=1.
+func newUffdHang(pages int) (h *uffdHang, err error) {
 	h = &uffdHang{uffd: -1, zero: -1}
 	defer func() {
 		if err != nil {
@@ -98,7 +101,7 @@ func newUffdHang() (h *uffdHang, err error) {
 	if err := uffdIoctl(h.uffd, uffdioAPI, unsafe.Pointer(&api)); err != nil {
 		return nil, fmt.Errorf("UFFDIO_API: %w", err)
 	}
-	h.page, err = unix.Mmap(-1, 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	h.page, err = unix.Mmap(-1, 0, pages*unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("mapping the page to trap: %w", err)
 	}
@@ -116,30 +119,42 @@ func newUffdHang() (h *uffdHang, err error) {
 	return h, nil
 }
 
-// release fills the missing page, which wakes the faulting thread, and
-// waits for its read to return.
+// release fills every missing page, which wakes the faulting thread, and
+// waits for it to finish: its read to return, or its loads.
 func (h *uffdHang) release() (int, error) {
 	defer h.close()
-	src, err := unix.Mmap(-1, 0, len(h.page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	for h.next*unix.Getpagesize() < len(h.page) {
+		if err := h.fill(); err != nil {
+			return 0, err
+		}
+	}
+	ret, err := h.th.await()
 	if err != nil {
-		return 0, fmt.Errorf("mapping the source page: %w", err)
+		return ret, fmt.Errorf("thread %d: %w", h.th.id(), err)
+	}
+	return ret, nil
+}
+
+// fill fills page next with zeroes, which wakes a thread faulting on it.
+func (h *uffdHang) fill() error {
+	ps := unix.Getpagesize()
+	src, err := unix.Mmap(-1, 0, ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return fmt.Errorf("mapping the source page: %w", err)
 	}
 	defer unix.Munmap(src)
 	cp := uffdioCopyArg{
-		Dst: uint64(uintptr(unsafe.Pointer(&h.page[0]))),
+		Dst: uint64(uintptr(unsafe.Pointer(&h.page[h.next*ps]))),
 		Src: uint64(uintptr(unsafe.Pointer(&src[0]))),
-		Len: uint64(len(h.page)),
+		Len: uint64(ps),
 	}
 	// EEXIST means the page is already there, which wakes nobody: only
 	// possible if something else touched it, and then await reports it.
 	if err := uffdIoctl(h.uffd, uffdioCopy, unsafe.Pointer(&cp)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return 0, fmt.Errorf("UFFDIO_COPY for thread %d: %w", h.wk.tid, err)
+		return fmt.Errorf("UFFDIO_COPY of page %d for thread %d: %w", h.next, h.th.id(), err)
 	}
-	ret, err := h.wk.await()
-	if err != nil {
-		return ret, fmt.Errorf("read on thread %d: %w", h.wk.tid, err)
-	}
-	return ret, nil
+	h.next++
+	return nil
 }
 
 // close runs after the worker's read returned, except when it would not

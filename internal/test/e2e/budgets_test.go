@@ -22,6 +22,7 @@ func TestBudgetsPrintsStates(t *testing.T) {
 	}
 	for _, line := range []string{
 		"  uninterruptible: {budget: 1s, kill_after: 3s}\n",
+		"  page_fault: {budget: 1s, kill_after: 3s}\n",
 		"  dumping_core: {budget: 1s, kill_after: never}\n",
 		"  stopped: {budget: 3s, kill_after: never}\n", // pinned by the built-in table
 		"  clone3: {budget: unbounded, uninterruptible: unbounded, running: {budget: 30s, kill_after: 2m}}\n",

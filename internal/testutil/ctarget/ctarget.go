@@ -60,6 +60,8 @@ var InVMs = []Program{
 	{"ia32wait", []string{"-mx32", "-static"}},
 	{"enosysloop", []string{"-static"}},
 	{"enosysloop", []string{"-m32", "-static"}},
+	{"seccompwait", []string{"-static"}},
+	{"seccompwait", []string{"-m32", "-static"}},
 }
 
 // Prebuild compiles p into dir under p.FileName(), for Build to find

@@ -169,3 +169,46 @@ func TestThreadExit(t *testing.T) {
 	}
 	p.Wait(t, 10*time.Second)
 }
+
+// seccompwait's mkdirat waits in S, outside the tracer's view, until the
+// supervisor answers; the answer is what the caller gets.
+func TestSeccompWait(t *testing.T) {
+	bin := Build(t, "seccompwait")
+	p := Start(t, bin)
+	pid := p.Int(t, "pid")
+	sup := TakeListener(t, pid, p.Int(t, "listener"))
+	dir := t.TempDir() + "/held"
+	if _, err := fmt.Fprintf(p.Stdin, "mkdir %s\n", dir); err != nil {
+		t.Fatal(err)
+	}
+	n, err := sup.Recv(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(n.PID) != pid || n.Nr != unix.SYS_MKDIRAT {
+		t.Errorf("held syscall %+v, want mkdirat (%d) of thread %d", n, unix.SYS_MKDIRAT, pid)
+	}
+	// Queued before the caller sleeps: wait for the sleep. The wchan
+	// may carry a compiler suffix (seccomp_do_user_notification.isra.0).
+	asleep := func(th task) bool {
+		return th.state == "S" && strings.HasPrefix(th.syscall, strconv.Itoa(unix.SYS_MKDIRAT)+" ") &&
+			strings.HasPrefix(th.wchan, "seccomp_do_user_notification")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		th, _ := inspect(pid, pid)
+		if asleep(th) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held thread %+v, want S in mkdirat at seccomp_do_user_notification", th)
+		}
+	}
+	if err := sup.Answer(n, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	p.Stdin.Close()
+	p.Wait(t, 10*time.Second)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: %v, want absent: the supervisor answered for the kernel", dir, err)
+	}
+}

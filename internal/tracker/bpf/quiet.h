@@ -62,8 +62,13 @@ __u64 quiet_threads_pass = 0;
 struct quiet_count quiet_inflight[QUIET_NR] = {};
 
 // rec_syscall names the syscall rec's thread is in, as the snapshot's
-// reader will judge it: the in-flight word's, else (a thread without
-// storage) the registers'. BELIED: a word its registers belie.
+// reader will judge it: the in-flight word's, else the registers'. Without
+// a word the registers hold the syscall of a thread without storage (in
+// flight since before attach, or the sampled tracker's every thread) and
+// of one asleep in it before sys_enter could record it (a seccomp
+// user-notification supervisor holds it; the iterator left out registers
+// that hold a syscall already returned). BELIED: a word its registers
+// belie.
 enum { IN_USER = 0, IN_SYSCALL, BELIED };
 
 static __always_inline int rec_syscall(struct thread_rec *rec, __u32 *nr, __u32 *abi)
@@ -77,7 +82,7 @@ static __always_inline int rec_syscall(struct thread_rec *rec, __u32 *nr, __u32 
 			return BELIED;
 		return IN_SYSCALL;
 	}
-	if (in_regs && !rec->has_storage) {
+	if (in_regs && (!rec->has_storage || asleep_in_kernel(rec->state))) {
 		*nr = (__u64)rec->regs_nr & NR_MASK;
 		*abi = rec->regs_abi;
 		return IN_SYSCALL;
@@ -86,11 +91,14 @@ static __always_inline int rec_syscall(struct thread_rec *rec, __u32 *nr, __u32 
 }
 
 // is_quiet says whether rec may be left out of the pass. Anything a rule
-// could judge is kept: D, running in the kernel, stopped, traced, frozen,
-// exiting, dumping core, a zombie, a syscall outside the quiet set, a
-// word its registers belie, and a thread whose entry went unrecorded
-// (unknown, never healthy). Before the fds are classified (fds_known
-// false) a syscall quiet on some fd kinds only is UNSURE.
+// could judge is kept: D, running in the kernel, asleep outside any
+// syscall (a page fault: nothing waits there by design), stopped, traced,
+// frozen, exiting, dumping core, a zombie, a syscall outside the quiet
+// set, a word its registers belie, and a thread whose entry went
+// unrecorded (unknown, never healthy). A thread the kernel made is judged
+// by its state only: asleep interruptibly it idles. Before the fds are
+// classified (fds_known false) a syscall quiet on some fd kinds only is
+// UNSURE.
 enum { LOUD = 0, QUIET, UNSURE };
 
 static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fds_known)
@@ -104,7 +112,7 @@ static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fd
 	if (in == BELIED)
 		return LOUD;
 	if (in == IN_USER)
-		return sleeping || rec->state == 0 ? QUIET : LOUD;
+		return rec->state == 0 || (worker && sleeping) ? QUIET : LOUD;
 	if (!sleeping)
 		return LOUD;
 	__u32 idx = abi * FD_ARGS_NR + (nr & (FD_ARGS_NR - 1));

@@ -49,6 +49,14 @@ static __always_inline bool regs_in_syscall(struct pt_regs *r)
 	return (long)r->orig_ax >= 0 && (long)r->ax == -ENOSYS;
 }
 
+// regs_returned, where regs_in_syscall(r) holds: the syscall the registers
+// name has returned all the same. Never on x86: the return replaces the
+// -ENOSYS that regs_in_syscall checks (unless it returns -ENOSYS itself).
+static __always_inline bool regs_returned(struct pt_regs *r)
+{
+	return false;
+}
+
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
 {
 	return abi == ABI_COMPAT ? (__u32)r->bx : r->di;
@@ -107,6 +115,18 @@ static __always_inline long regs_nr(struct pt_regs *r)
 static __always_inline bool regs_in_syscall(struct pt_regs *r)
 {
 	return regs_nr(r) >= 0;
+}
+
+// regs_returned, where regs_in_syscall(r) holds: the syscall the registers
+// name has returned all the same. syscallno stays after the return, but
+// the return value replaces x0, which the entry code copied to orig_x0:
+// until then they are equal (and after a return of the first argument's
+// value, which this cannot tell).
+static __always_inline bool regs_returned(struct pt_regs *r)
+{
+	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
+
+	return ar->regs[0] != ar->orig_x0;
 }
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)

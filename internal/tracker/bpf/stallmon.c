@@ -187,6 +187,10 @@ int snapshot(struct bpf_iter__task *ctx)
 	rec.fds[1].fd = -1;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	bool in_regs = regs && regs_in_syscall(regs);
+	// Without a word, a tracked thread's registers count only while their
+	// syscall has not returned (arm64 keeps syscallno after the return).
+	if (in_regs && f && !rec.word && regs_returned(regs))
+		in_regs = false;
 	if (in_regs) {
 		rec.regs_nr = regs_nr(regs);
 		rec.regs_abi = task_abi(task, rec.regs_nr);

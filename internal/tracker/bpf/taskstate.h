@@ -22,6 +22,9 @@ enum task_state_bits {
 	TASK_DEAD_BIT = 0x0080,
 	TASK_WAKEKILL = 0x0100,
 	TASK_NOLOAD = 0x0400,
+	// PREEMPT_RT (5.15+): blocked on a spinlock made a sleeping lock, an
+	// uninterruptible wait; the state the task had before is kept apart.
+	TASK_RTLOCK_WAIT_BIT = 0x1000,
 	TASK_FROZEN_BIT = 0x8000, // 6.1+; earlier kernels flag the task PF_FROZEN
 };
 
@@ -55,6 +58,17 @@ static __always_inline bool asleep_by_design(__u32 st)
 	if (st & TASK_INTERRUPTIBLE)
 		return true;
 	return (st & TASK_UNINTERRUPTIBLE) && (st & TASK_NOLOAD) && !(st & TASK_WAKEKILL);
+}
+
+// asleep_in_kernel is a thread state that is a sleep in the kernel, by
+// design or not: S, D, TASK_IDLE or an rtlock wait, but not a stop, a
+// freeze or death, which have their own rules. A thread in user space is
+// never asleep: its state is 0 (running or runnable).
+static __always_inline bool asleep_in_kernel(__u32 st)
+{
+	if (st & (TASK_DEAD_BIT | TASK_FROZEN_BIT | TASK_STOPPED_BIT | TASK_TRACED_BIT))
+		return false;
+	return st & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE | TASK_RTLOCK_WAIT_BIT);
 }
 
 // Kernels before 5.14 name the field "state" and make it a long.

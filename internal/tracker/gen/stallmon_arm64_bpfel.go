@@ -139,6 +139,7 @@ const (
 	StallmonTaskStateBitsTASK_DEAD_BIT        StallmonTaskStateBits = 128
 	StallmonTaskStateBitsTASK_WAKEKILL        StallmonTaskStateBits = 256
 	StallmonTaskStateBitsTASK_NOLOAD          StallmonTaskStateBits = 1024
+	StallmonTaskStateBitsTASK_RTLOCK_WAIT_BIT StallmonTaskStateBits = 4096
 	StallmonTaskStateBitsTASK_FROZEN_BIT      StallmonTaskStateBits = 32768
 )
 
