@@ -3,7 +3,6 @@ package tracker
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 	"unsafe"
@@ -178,18 +177,9 @@ func (m *Tracker) snapshot(all bool) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("watching the target's exit: %w", *werr)
 	}
 	m.scope.refresh()
-	if err := m.startPass(all); err != nil {
+	raw, taken, err := m.walk(all)
+	if err != nil {
 		return Snapshot{}, err
-	}
-	taken := time.Now()
-	r, err := m.iter.Open()
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("opening task iterator: %w", err)
-	}
-	raw, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("reading task iterator: %w", err)
 	}
 	if len(raw)%recSize != 0 {
 		return Snapshot{}, fmt.Errorf("task iterator wrote %d bytes, not a multiple of %d", len(raw), recSize)

@@ -24,6 +24,7 @@
 #include "deaths.h"
 #include "quiet.h"
 #include "unrecorded.h"
+#include "walk.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -158,6 +159,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	if (target_cgroup ? !task_in_target_cgroup(task) :
 	    target_tree ? !in_tree(task->tgid) : task->tgid != target_tgid)
 		return 0;
+	note_walk(task);
 
 	// First what tells a quiet thread, in plain loads (task is a trusted
 	// BTF pointer): most threads of a large service are quiet, and for

@@ -170,6 +170,14 @@ type StallmonUnrecorded struct {
 	StartTime uint64
 }
 
+type StallmonWalkEnd uint32
+
+const (
+	StallmonWalkEndWALK_NONE StallmonWalkEnd = 0
+	StallmonWalkEndWALK_MID  StallmonWalkEnd = 1
+	StallmonWalkEndWALK_TAIL StallmonWalkEnd = 2
+)
+
 type StallmonWord uint32
 
 const (
@@ -226,7 +234,9 @@ const (
 	StallmonVarUnusedTaskFlagBits    = "unused_task_flag_bits"
 	StallmonVarUnusedTaskStateBits   = "unused_task_state_bits"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
+	StallmonVarUnusedWalkEnd         = "unused_walk_end"
 	StallmonVarUnusedWord            = "unused_word"
+	StallmonVarWalkLast              = "walk_last"
 	StallmonVarWorkerFlags           = "worker_flags"
 )
 
@@ -325,7 +335,9 @@ type StallmonVariableSpecs struct {
 	UnusedTaskFlagBits   *ebpf.VariableSpec `ebpf:"unused_task_flag_bits"`
 	UnusedTaskStateBits  *ebpf.VariableSpec `ebpf:"unused_task_state_bits"`
 	UnusedThreadRec      *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	UnusedWalkEnd        *ebpf.VariableSpec `ebpf:"unused_walk_end"`
 	UnusedWord           *ebpf.VariableSpec `ebpf:"unused_word"`
+	WalkLast             *ebpf.VariableSpec `ebpf:"walk_last"`
 	WorkerFlags          *ebpf.VariableSpec `ebpf:"worker_flags"`
 }
 
@@ -402,7 +414,9 @@ type StallmonVariables struct {
 	UnusedTaskFlagBits   *ebpf.Variable `ebpf:"unused_task_flag_bits"`
 	UnusedTaskStateBits  *ebpf.Variable `ebpf:"unused_task_state_bits"`
 	UnusedThreadRec      *ebpf.Variable `ebpf:"unused_thread_rec"`
+	UnusedWalkEnd        *ebpf.Variable `ebpf:"unused_walk_end"`
 	UnusedWord           *ebpf.Variable `ebpf:"unused_word"`
+	WalkLast             *ebpf.Variable `ebpf:"walk_last"`
 	WorkerFlags          *ebpf.Variable `ebpf:"worker_flags"`
 }
 
