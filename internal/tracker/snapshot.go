@@ -89,6 +89,9 @@ type Thread struct {
 	Tracked bool
 	// Unrecorded is set while the thread is unknown to the tracker.
 	Unrecorded *Unrecorded
+	// VforkChild is the child the thread waits for in vfork, clone or
+	// clone3, if any (see VforkChild).
+	VforkChild *VforkChild
 }
 
 // FD is a file descriptor argument, classified in the kernel from its
@@ -205,6 +208,9 @@ func (m *Tracker) snapshot(all bool) (Snapshot, error) {
 		m.stale[tid] = s
 	}
 	slices.SortFunc(snap.Threads, func(a, b Thread) int { return a.TID - b.TID })
+	if err := m.vforkChildren(&snap); err != nil {
+		return Snapshot{}, err
+	}
 	// Read after the iterator: a thread that died since it ran is seen
 	// here, and one that died before is absent from Threads, so no dying
 	// thread slips between the two reads.

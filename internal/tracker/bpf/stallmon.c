@@ -25,6 +25,7 @@
 #include "quiet.h"
 #include "unrecorded.h"
 #include "walk.h"
+#include "vfork.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -227,6 +228,7 @@ int snapshot(struct bpf_iter__task *ctx)
 		count_quiet(&rec);
 		return 0;
 	}
+	note_vfork_child(task, &rec);
 	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
 	rec.now = bpf_ktime_get_ns();
 	bpf_seq_write(seq, &rec, sizeof(rec));
