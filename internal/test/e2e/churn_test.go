@@ -41,7 +41,9 @@ func TestChurnKeepsStuckThreadSeen(t *testing.T) {
 func churnStuckThread(t *testing.T, bin string, opts fusehang.Options) {
 	const (
 		budget = time.Second
-		poll   = 50 * time.Millisecond
+		// Short polls, many passes; one that does not divide the budget,
+		// so that the first poll past it comes less than a poll later.
+		poll = 60 * time.Millisecond
 		// The old threads end one every gap: the churn lasts old*gap
 		// from the hang on, the budget and a few seconds of watching.
 		old = 12000
