@@ -23,6 +23,9 @@
 // in S (wchan request_wait_answer) like a direct-IO read, and in D once a
 // SIGKILL came and the server ignored the interrupt.
 //
+// Options.Executable makes the file executable: an execve of it (a
+// posix_spawn child's) reads it through the server, and hangs there.
+//
 // Whoever reads the file must run in another process, or on a thread with
 // signals blocked: the Go runtime's preemption signals would otherwise turn
 // into interrupts.
