@@ -2,7 +2,9 @@ package tracker
 
 import (
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +12,8 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 )
 
-// The churn: old threads end one every churnGap, for churnOld*churnGap.
+// The churn: old threads end one every churnGap, for churnOld*churnGap,
+// fewer where the kernel allows fewer threads (a VM of 1 GiB, about 7,800).
 const (
 	churnOld = 8000
 	churnGap = 500 * time.Microsecond
@@ -21,9 +24,19 @@ const (
 // the tracker, the reader's tid and when the churn of old threads ends.
 func startChurn(t *testing.T) (*Tracker, int, time.Time) {
 	t.Helper()
+	old := churnOld
+	b, err := os.ReadFile("/proc/sys/kernel/threads-max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most, err := strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		t.Fatal(err)
+	} else if old > most/4 {
+		old = most / 4
+	}
 	fs := fusehang.Mount(t, fusehang.Options{})
 	bin := ctarget.Build(t, "churn")
-	p := ctarget.Start(t, bin, strconv.Itoa(churnOld), strconv.Itoa(int(churnGap/time.Microsecond)), fs.File)
+	p := ctarget.Start(t, bin, strconv.Itoa(old), strconv.Itoa(int(churnGap/time.Microsecond)), fs.File)
 	// Cleanups run last first: the held read is answered before the
 	// target is killed and waited for.
 	t.Cleanup(fs.Release)
@@ -31,7 +44,7 @@ func startChurn(t *testing.T) (*Tracker, int, time.Time) {
 	if _, err := io.WriteString(p.Stdin, "hang\n"); err != nil {
 		t.Fatal(err)
 	}
-	end := time.Now().Add(churnOld * churnGap)
+	end := time.Now().Add(time.Duration(old) * churnGap)
 	if _, err := fs.WaitFor("the reader's read", 10*time.Second, func(s fusehang.Stats) bool { return s.Pending > 0 }); err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +59,7 @@ func startChurn(t *testing.T) (*Tracker, int, time.Time) {
 // fails, and the agent goes blind rather than judge a part of the process.
 func TestChurnNeverHidesStuckThread(t *testing.T) {
 	m, reader, end := startChurn(t)
+	start := time.Now()
 	var snaps, missed, failed int
 	for time.Now().Before(end) {
 		s, err := m.Snapshot()
@@ -64,7 +78,7 @@ func TestChurnNeverHidesStuckThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d snapshots in %v of churn: %d without the stuck reader, %d failed; %d passes cut short and taken again",
-		snaps, churnOld*churnGap, missed, failed, c.PartialWalks)
+		snaps, time.Since(start).Round(time.Millisecond), missed, failed, c.PartialWalks)
 	if missed > 0 {
 		t.Errorf("%d of %d snapshots lack the stuck reader", missed, snaps)
 	}

@@ -24,6 +24,8 @@ ip link set lo up
 [ -x /bin/stallmon ] && export STALLMON_BIN=/bin/stallmon
 [ -x /bin/ia32wait ] && export STALLMON_IA32WAIT=/bin/ia32wait
 [ -x /bin/x32wait ] && export STALLMON_X32WAIT=/bin/x32wait
+# internal/testutil/ctarget's programs, built on the host: no gcc here.
+[ -d /ctarget ] && export STALLMON_CTARGET_DIR=/ctarget
 
 echo "stallmon-vm: boot kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 

@@ -31,6 +31,9 @@ type initramfs struct {
 	// in the guest: the CI host's kernel runs no ia32 programs, Debian's do.
 	ia32wait string
 	x32wait  string // the same program built for x32, /bin/x32wait
+	// ctarget is a directory of internal/testutil/ctarget's programs,
+	// built static: /ctarget in the guest, which has no gcc.
+	ctarget string
 }
 
 // write builds the gzip-compressed newc archive at path.
@@ -64,6 +67,11 @@ func (r initramfs) write(path string) error {
 	}
 	if r.x32wait != "" {
 		c.CopyFile("bin/x32wait", r.x32wait)
+	}
+	if r.ctarget != "" {
+		if err := addTree(c, r.ctarget, "ctarget"); err != nil {
+			return err
+		}
 	}
 	for _, ko := range r.modules {
 		c.CopyFile("lib/modules/"+filepath.Base(ko), ko)

@@ -46,7 +46,8 @@ func TestKernels(t *testing.T) {
 	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
 	ia32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "ia32wait", "-m32")
 	x32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "x32wait", "-mx32")
-	sw.lap("guest test binaries, stallmon, ia32wait and x32wait")
+	ctargets := buildCtargets(t, filepath.Join(cache, "build", "ctarget"))
+	sw.lap("guest test binaries, stallmon, ia32wait, x32wait and the C targets")
 	busybox, err := fetchBusybox(ctx, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func TestKernels(t *testing.T) {
 		}
 		var lines []string
 		t.Run(k.version, func(t *testing.T) {
-			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait}, cache, timeout, kvm)
+			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait, ctarget: ctargets}, cache, timeout, kvm)
 		})
 		sw.skip() // the subtest timed its own steps
 		if len(lines) == 0 {
@@ -271,6 +272,31 @@ func buildWaiter(t *testing.T, dir, name, abiFlag string) string {
 		t.Fatalf("building %s (needs gcc-multilib): %v\n%s", name, err, b)
 	}
 	return out
+}
+
+// buildCtargets compiles every program of internal/testutil/ctarget into
+// dir, with the flags ctarget.Build gives gcc and -static, for the guest's
+// tests (ctarget.BuiltDirEnv).
+func buildCtargets(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srcs, err := filepath.Glob(repo.Path(t, "internal/testutil/ctarget/csrc") + "/*.c")
+	if err != nil || len(srcs) == 0 {
+		t.Fatalf("no C targets to build: %v", err)
+	}
+	for _, src := range srcs {
+		out := filepath.Join(dir, strings.TrimSuffix(filepath.Base(src), ".c"))
+		cc := exec.Command("gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", out, src)
+		if b, err := cc.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", src, err, b)
+		}
+	}
+	return dir
 }
 
 // fetchBusybox returns the static busybox of the system's Debian release.

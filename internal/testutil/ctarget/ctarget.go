@@ -30,6 +30,12 @@ var sources embed.FS
 // fails the test rather than misbehaving in it.
 var baseFlags = []string{"-O2", "-Wall", "-Wextra", "-Werror", "-pthread"}
 
+// BuiltDirEnv names a directory that holds the programs already built,
+// static, for a machine without gcc: the VMs of internal/test/vm, whose
+// /init sets it. Build takes a program from there when no cflags are
+// asked for.
+const BuiltDirEnv = "STALLMON_CTARGET_DIR"
+
 // Build compiles name.c with gcc and cflags into t.TempDir() and returns
 // the binary's path. Without gcc, or without the 32-bit libraries when
 // cflags hold -m32, it skips t (fails it when privtest.StrictEnv=1); a
@@ -39,6 +45,13 @@ func Build(t testing.TB, name string, cflags ...string) string {
 	src, err := sources.ReadFile("csrc/" + name + ".c")
 	if err != nil {
 		t.Fatalf("ctarget: no program %q: %v", name, err)
+	}
+	if dir := os.Getenv(BuiltDirEnv); dir != "" && len(cflags) == 0 {
+		built := filepath.Join(dir, name)
+		if _, err := os.Stat(built); err != nil {
+			t.Fatalf("ctarget: %s=%s has no %s: %v", BuiltDirEnv, dir, name, err)
+		}
+		return built
 	}
 	gcc := privtest.RequireCommand(t, "gcc")
 	if gcc == "" {
