@@ -99,9 +99,9 @@ static __always_inline void note_vfork_child(struct task_struct *task, struct th
 	v.switches = v.voluntary + BPF_CORE_READ(c, nivcsw);
 	BPF_CORE_READ_STR_INTO(&v.comm, c, comm);
 	// The child's saved registers lie where the parent's do, at the same
-	// offset from its kernel stack: only the parent's address comes from
-	// a helper, as a pointer the verifier lets no arithmetic touch, so
-	// it is read back as a number.
+	// offset from its kernel stack (the top, on x86 and arm64). The
+	// helper gives the parent's as a pointer the verifier keeps to its
+	// own type; copied through the stack it is a plain number to add to.
 	struct pt_regs *pregs = (struct pt_regs *)bpf_task_pt_regs(task);
 	__u64 at = 0;
 	bpf_probe_read_kernel(&at, sizeof(at), &pregs);
