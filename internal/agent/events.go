@@ -44,6 +44,9 @@ func judgedAttrs(j judged) []slog.Attr {
 		// its own, judged by its state.
 		attrs = append(attrs, slog.Bool("kernel_worker", true))
 	}
+	if j.child != nil {
+		attrs = append(attrs, childAttrs(j.child)...)
+	}
 	if d := j.death; d != nil {
 		// The table did not decide this one: say what the kernel did.
 		attrs = append(attrs,

@@ -31,6 +31,9 @@ type judged struct {
 	// death is set when the kernel killed the thread inside the syscall:
 	// past budget and kill_after at once, whatever the rule says.
 	death *tracker.Death
+	// child is set when the thread's wait for its vfork child was judged
+	// by what the child does (reasonVforkChild).
+	child *tracker.VforkChild
 }
 
 func (j judged) overBudget() bool {
@@ -57,6 +60,8 @@ type judge struct {
 	// procSince is when each process was first seen in each
 	// process-wide state; absent while it is not.
 	procSince map[procState]time.Time
+	// children: tid -> the episode of the vfork child it waits for.
+	children map[int]childSpan
 }
 
 // stateSpan is one thread's current episode in one state.
@@ -73,7 +78,7 @@ type stateSpan struct {
 const noState budget.State = 255
 
 func newJudge(table *budget.Table) *judge {
-	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[procState]time.Time{}}
+	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[procState]time.Time{}, children: map[int]childSpan{}}
 }
 
 // over returns the threads of snap that break a rule, at most one
@@ -101,13 +106,19 @@ func (j *judge) over(snap tracker.Snapshot) []judged {
 		if dumping[t.PID] || isProcessState(span.state) {
 			continue
 		}
-		if w, ok := worst(j.candidates(t, now.Sub(span.first), span.state)); ok {
+		cands := append(j.candidates(t, now.Sub(span.first), span.state), j.vforkChild(t, snap)...)
+		if w, ok := worst(cands); ok {
 			out = append(out, w)
 		}
 	}
 	for tid := range j.since {
 		if !live[tid] {
 			delete(j.since, tid)
+		}
+	}
+	for tid := range j.children {
+		if !live[tid] {
+			delete(j.children, tid)
 		}
 	}
 	return append(out, j.process(snap)...)

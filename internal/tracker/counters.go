@@ -20,6 +20,10 @@ type Counters struct {
 	// StaleWords counts in-flight records that a snapshot found belied by
 	// the thread's saved registers (a missed exit), and did not judge.
 	StaleWords uint64
+	// PartialWalks counts passes of the task iterator that stopped before
+	// the end of the target's thread list (a thread exited under them):
+	// each was taken again, never judged (see ErrPartialWalk).
+	PartialWalks uint64
 	// DiedInSyscall counts threads the kernel killed inside a syscall
 	// (see Death): any of them means the kernel oopsed on the target.
 	DiedInSyscall uint64
@@ -59,6 +63,7 @@ func (m *Tracker) Counters() (Counters, error) {
 		}
 	}
 	c.StaleWords = m.staleWords.Load()
+	c.PartialWalks = m.partialWalks.Load()
 	if err := m.objs.DeathsTotal.Get(&c.DiedInSyscall); err != nil {
 		return Counters{}, fmt.Errorf("reading death count: %w", err)
 	}

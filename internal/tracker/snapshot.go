@@ -3,7 +3,6 @@ package tracker
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 	"unsafe"
@@ -97,6 +96,9 @@ type Thread struct {
 	Tracked bool
 	// Unrecorded is set while the thread is unknown to the tracker.
 	Unrecorded *Unrecorded
+	// VforkChild is the child the thread waits for in vfork, clone or
+	// clone3, if any (see VforkChild).
+	VforkChild *VforkChild
 }
 
 // FD is a file descriptor argument, classified in the kernel from its
@@ -185,18 +187,9 @@ func (m *Tracker) snapshot(all bool) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("watching the target's exit: %w", *werr)
 	}
 	m.scope.refresh()
-	if err := m.startPass(all); err != nil {
+	raw, taken, err := m.walk(all)
+	if err != nil {
 		return Snapshot{}, err
-	}
-	taken := time.Now()
-	r, err := m.iter.Open()
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("opening task iterator: %w", err)
-	}
-	raw, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("reading task iterator: %w", err)
 	}
 	if len(raw)%recSize != 0 {
 		return Snapshot{}, fmt.Errorf("task iterator wrote %d bytes, not a multiple of %d", len(raw), recSize)
@@ -222,6 +215,9 @@ func (m *Tracker) snapshot(all bool) (Snapshot, error) {
 		m.stale[tid] = s
 	}
 	slices.SortFunc(snap.Threads, func(a, b Thread) int { return a.TID - b.TID })
+	if err := m.vforkChildren(&snap); err != nil {
+		return Snapshot{}, err
+	}
 	// Read after the iterator: a thread that died since it ran is seen
 	// here, and one that died before is absent from Threads, so no dying
 	// thread slips between the two reads.

@@ -26,6 +26,11 @@ type Tracker struct {
 	links []link.Link
 	iter  *link.Iter
 	guard linkGuard // what links and iter must still run
+	// iterFiltered: iter walks the target's thread list (a pid filter),
+	// which can stop early (walk.go); iterBuf is its reads' buffer.
+	iterFiltered bool
+	iterBuf      []byte
+	partialWalks atomic.Uint64
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
 	stale     map[int]staleWord // tid -> in-flight word the registers belie
@@ -184,7 +189,7 @@ func (m *Tracker) attach() error {
 	if !filtered && filterPID != 0 {
 		m.log.Warn(event.IteratorUnfiltered, "detail", "task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
 	}
-	m.iter = it
+	m.iter, m.iterFiltered = it, filtered
 	if err := m.guard.watch("task iterator", it, m.objs.Snapshot, "task"); err != nil {
 		return err
 	}

@@ -62,6 +62,8 @@ var InVMs = []Program{
 	{"enosysloop", []string{"-m32", "-static"}},
 	{"seccompwait", []string{"-static"}},
 	{"seccompwait", []string{"-m32", "-static"}},
+	{"spawnwait", nil},
+	{"churn", nil},
 }
 
 // Prebuild compiles p into dir under p.FileName(), for Build to find
@@ -83,7 +85,13 @@ func Prebuild(dir string, p Program) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	if out, err := compile(gcc, tmp, p.Name, src, p.CFlags); err != nil {
+	// The guests have no C library: every program built ahead is static,
+	// whether or not its test asked for it.
+	flags := p.CFlags
+	if !slices.Contains(flags, "-static") {
+		flags = append(slices.Clone(flags), "-static")
+	}
+	if out, err := compile(gcc, tmp, p.Name, src, flags); err != nil {
 		return "", fmt.Errorf("ctarget: building %s.c with %v: %w\n%s", p.Name, p.CFlags, err, out)
 	}
 	path := filepath.Join(dir, p.FileName())

@@ -23,6 +23,9 @@
 // in S (wchan request_wait_answer) like a direct-IO read, and in D once a
 // SIGKILL came and the server ignored the interrupt.
 //
+// Options.Executable makes the file executable: an execve of it (a
+// posix_spawn child's) reads it through the server, and hangs there.
+//
 // Whoever reads the file must run in another process, or on a thread with
 // signals blocked: the Go runtime's preemption signals would otherwise turn
 // into interrupts.
@@ -72,6 +75,11 @@ type Options struct {
 	// go through the page cache and wait on a locked folio, in killable
 	// D, while the server holds the READ.
 	PageCache bool
+
+	// Executable gives the file mode 0555 instead of 0444: an exec of it
+	// (a posix_spawn child's) reads it through the server and hangs
+	// there like any read.
+	Executable bool
 
 	// Loopback, a directory, makes the mount a loopback of it instead of
 	// the one hanging file: a file system a service can really use
@@ -448,12 +456,15 @@ func (r *rootNode) Lookup(_ context.Context, name string, out *fuse.EntryOut) (*
 	if child == nil {
 		return nil, syscall.ENOENT
 	}
-	fillAttr(&out.Attr)
+	r.fs.fillAttr(&out.Attr)
 	return child, 0
 }
 
-func fillAttr(a *fuse.Attr) {
+func (f *FS) fillAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFREG | 0o444
+	if f.opts.Executable {
+		a.Mode |= 0o111
+	}
 	a.Size = uint64(len(Content))
 }
 
@@ -480,7 +491,7 @@ func (h *hangFile) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.Att
 			return errno
 		}
 	}
-	fillAttr(&out.Attr)
+	f.fillAttr(&out.Attr)
 	return 0
 }
 

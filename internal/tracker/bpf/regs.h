@@ -7,6 +7,7 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #include "word.h"
 
@@ -14,10 +15,10 @@
 // with: for a task inside a syscall, the syscall number and its arguments,
 // whether it sleeps or runs. An interrupt or fault taken in user mode
 // overwrites them, so the syscall number alone is not proof; the entry
-// code's own marks are (see regs_in_syscall). Every r below is the BTF
-// pointer bpf_task_pt_regs returns, read with plain loads: a probe-read
-// helper call each would cost the target's every syscall (sys_enter reads
-// arg0) and the iterator each thread it lists.
+// code's own marks are (see regs_in_syscall). Every r below but
+// probe_syscall's is the BTF pointer bpf_task_pt_regs returns, read with
+// plain loads: a probe-read helper call each would cost the target's every
+// syscall (sys_enter reads arg0) and the iterator each thread it lists.
 #if defined(__TARGET_ARCH_x86)
 
 #define TS_COMPAT 0x0002            // thread_info.status: a 32-bit syscall is active
@@ -79,6 +80,23 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 	a[3] = r->r10;
 	a[4] = r->r8;
 	a[5] = r->r9;
+}
+
+// probe_syscall is regs_in_syscall, regs_nr and task_abi for a task the
+// program holds no trusted pointer to (a vfork child, found through its
+// parent), read with probe reads from its registers at r: the syscall
+// number (x32's bit included), or -1 outside any syscall.
+static __always_inline long probe_syscall(struct task_struct *t, struct pt_regs *r, __u32 *abi)
+{
+	long nr = BPF_CORE_READ(r, orig_ax);
+
+	if (nr < 0 || (long)BPF_CORE_READ(r, ax) != -ENOSYS)
+		return -1;
+	if (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT)
+		*abi = ABI_COMPAT;
+	else
+		*abi = nr & X32_SYSCALL_BIT ? ABI_X32 : ABI_NATIVE;
+	return nr;
 }
 
 #elif defined(__TARGET_ARCH_arm64)
@@ -150,6 +168,18 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 		for (int i = 0; i < 6; i++)
 			a[i] = (__u32)a[i];
 	}
+}
+
+// probe_syscall: see the x86 version.
+static __always_inline long probe_syscall(struct task_struct *t, struct pt_regs *r, __u32 *abi)
+{
+	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
+	long nr = BPF_CORE_READ(ar, syscallno);
+
+	if (nr < 0)
+		return -1;
+	*abi = BPF_CORE_READ(ar, pstate) & PSR_MODE32_BIT ? ABI_COMPAT : ABI_NATIVE;
+	return nr;
 }
 
 #else

@@ -24,6 +24,8 @@
 #include "deaths.h"
 #include "quiet.h"
 #include "unrecorded.h"
+#include "walk.h"
+#include "vfork.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -158,6 +160,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	if (target_cgroup ? !task_in_target_cgroup(task) :
 	    target_tree ? !in_tree(task->tgid) : task->tgid != target_tgid)
 		return 0;
+	note_walk(task);
 
 	// First what tells a quiet thread, in plain loads (task is a trusted
 	// BTF pointer): most threads of a large service are quiet, and for
@@ -229,6 +232,7 @@ int snapshot(struct bpf_iter__task *ctx)
 		count_quiet(&rec);
 		return 0;
 	}
+	note_vfork_child(task, &rec);
 	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
 	rec.now = bpf_ktime_get_ns();
 	bpf_seq_write(seq, &rec, sizeof(rec));

@@ -178,6 +178,27 @@ type StallmonUnrecorded struct {
 	StartTime uint64
 }
 
+type StallmonVforkChild struct {
+	_         structs.HostLayout
+	Pass      uint64
+	Tid       uint32
+	State     uint32
+	RegsNr    int64
+	RegsAbi   uint32
+	OnCpu     uint32
+	Switches  uint64
+	Voluntary uint64
+	Comm      [16]uint8
+}
+
+type StallmonWalkEnd uint32
+
+const (
+	StallmonWalkEndWALK_NONE StallmonWalkEnd = 0
+	StallmonWalkEndWALK_MID  StallmonWalkEnd = 1
+	StallmonWalkEndWALK_TAIL StallmonWalkEnd = 2
+)
+
 type StallmonWord uint32
 
 const (
@@ -199,6 +220,7 @@ const (
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonMapTree                  = "tree"
 	StallmonMapUnrecorded            = "unrecorded"
+	StallmonMapVforkChildren         = "vfork_children"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
@@ -236,7 +258,10 @@ const (
 	StallmonVarUnusedTaskFlagBits    = "unused_task_flag_bits"
 	StallmonVarUnusedTaskStateBits   = "unused_task_state_bits"
 	StallmonVarUnusedThreadRec       = "unused_thread_rec"
+	StallmonVarUnusedVforkChild      = "unused_vfork_child"
+	StallmonVarUnusedWalkEnd         = "unused_walk_end"
 	StallmonVarUnusedWord            = "unused_word"
+	StallmonVarWalkLast              = "walk_last"
 	StallmonVarWorkerFlags           = "worker_flags"
 )
 
@@ -299,6 +324,7 @@ type StallmonMapSpecs struct {
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
 	Unrecorded            *ebpf.MapSpec `ebpf:"unrecorded"`
+	VforkChildren         *ebpf.MapSpec `ebpf:"vfork_children"`
 }
 
 // StallmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -337,7 +363,10 @@ type StallmonVariableSpecs struct {
 	UnusedTaskFlagBits   *ebpf.VariableSpec `ebpf:"unused_task_flag_bits"`
 	UnusedTaskStateBits  *ebpf.VariableSpec `ebpf:"unused_task_state_bits"`
 	UnusedThreadRec      *ebpf.VariableSpec `ebpf:"unused_thread_rec"`
+	UnusedVforkChild     *ebpf.VariableSpec `ebpf:"unused_vfork_child"`
+	UnusedWalkEnd        *ebpf.VariableSpec `ebpf:"unused_walk_end"`
 	UnusedWord           *ebpf.VariableSpec `ebpf:"unused_word"`
+	WalkLast             *ebpf.VariableSpec `ebpf:"walk_last"`
 	WorkerFlags          *ebpf.VariableSpec `ebpf:"worker_flags"`
 }
 
@@ -367,6 +396,7 @@ type StallmonMaps struct {
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
 	Unrecorded            *ebpf.Map `ebpf:"unrecorded"`
+	VforkChildren         *ebpf.Map `ebpf:"vfork_children"`
 }
 
 func (m *StallmonMaps) Close() error {
@@ -377,6 +407,7 @@ func (m *StallmonMaps) Close() error {
 		m.SyscallLatencySeconds,
 		m.Tree,
 		m.Unrecorded,
+		m.VforkChildren,
 	)
 }
 
@@ -416,7 +447,10 @@ type StallmonVariables struct {
 	UnusedTaskFlagBits   *ebpf.Variable `ebpf:"unused_task_flag_bits"`
 	UnusedTaskStateBits  *ebpf.Variable `ebpf:"unused_task_state_bits"`
 	UnusedThreadRec      *ebpf.Variable `ebpf:"unused_thread_rec"`
+	UnusedVforkChild     *ebpf.Variable `ebpf:"unused_vfork_child"`
+	UnusedWalkEnd        *ebpf.Variable `ebpf:"unused_walk_end"`
 	UnusedWord           *ebpf.Variable `ebpf:"unused_word"`
+	WalkLast             *ebpf.Variable `ebpf:"walk_last"`
 	WorkerFlags          *ebpf.Variable `ebpf:"worker_flags"`
 }
 

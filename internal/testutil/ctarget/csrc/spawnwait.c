@@ -8,8 +8,15 @@
  *                reading: the child blocks in that open until a second
  *                thread of ours opens the FIFO for writing, SECONDS later.
  *
+ * spawnwait exec PATH: glibc's posix_spawn of PATH, a program on a file
+ * system that hangs: the child blocks in its execve until the file system
+ * answers, and the parent waits as long. The spawn starts once a line
+ * comes on stdin, so that a watcher can be ready for it. Exits 0 if the
+ * child ran and exited 0, 1 otherwise.
+ *
  * Prints "ready pid=N mode=M" (posix_spawn adds " fifo=PATH") right before
- * the vfork or posix_spawn call, so a watcher can see the parent enter D.
+ * the vfork or posix_spawn call (exec: before it waits for its line), so a
+ * watcher can see the parent enter D.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -118,10 +125,29 @@ static int run_posix_spawn(void)
 	return status;
 }
 
+static int run_exec(char *path)
+{
+	char *argv[] = {path, NULL};
+	char line[16];
+	pid_t child;
+	int err;
+
+	printf("ready pid=%d mode=exec\n", (int)getpid());
+	fflush(stdout);
+	if (!fgets(line, sizeof line, stdin))
+		return 1;
+	err = posix_spawn(&child, path, NULL, NULL, argv, environ);
+	if (err != 0)
+		die("posix_spawn", err);
+	return child_status(child);
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "exec") == 0)
+		return run_exec(argv[2]);
 	if (argc != 3 || (strcmp(argv[1], "vfork") != 0 && strcmp(argv[1], "posix_spawn") != 0)) {
-		fprintf(stderr, "usage: spawnwait vfork|posix_spawn SECONDS\n");
+		fprintf(stderr, "usage: spawnwait vfork|posix_spawn SECONDS, or spawnwait exec PATH\n");
 		return 2;
 	}
 	seconds = (unsigned)strtoul(argv[2], NULL, 10);
