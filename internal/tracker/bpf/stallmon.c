@@ -24,6 +24,7 @@
 #include "deaths.h"
 #include "quiet.h"
 #include "unrecorded.h"
+#include "waitsite.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -226,6 +227,7 @@ int snapshot(struct bpf_iter__task *ctx)
 		return 0;
 	}
 	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
+	capture_wait_site(task, rec.state, rec.on_cpu, rec.exit_state, &rec.wait);
 	rec.now = bpf_ktime_get_ns();
 	bpf_seq_write(seq, &rec, sizeof(rec));
 	return 0;

@@ -161,6 +161,7 @@ type StallmonThreadRec struct {
 	Comm            [16]uint8
 	UnrecordedWord  uint64
 	UnrecordedSince uint64
+	Wait            StallmonWaitSite
 }
 
 type StallmonUnrecorded struct {
@@ -168,6 +169,13 @@ type StallmonUnrecorded struct {
 	Word      uint64
 	Since     uint64
 	StartTime uint64
+}
+
+type StallmonWaitSite struct {
+	_      structs.HostLayout
+	Ips    [12]uint64
+	Frames int32
+	Taken  uint32
 }
 
 type StallmonWord uint32
