@@ -45,6 +45,7 @@ var All = []Info{
 	{ThreadKnown, byAgent, "A thread that was unknown is recorded again, or `exited`: `pid`, `tid`, `comm`, `unknown_seconds`."},
 	{UnrecordedUnmarked, byAgent, "A thread lost its record and the table of such threads was full (`entries`, `reason`): no later entry can show which thread recovered, so the agent stays blind until restarted."},
 	{IteratorUnfiltered, byAgent, "The task iterator has no per-process filter (Linux < 6.1): every poll walks every task of the host. `detail`."},
+	{KernelSymbolsUnreadable, byAgent, "The kernel's symbols could not be read at attach (`err`): every wait site is `unknown`, and the rules that use them judge as if it had none (`detail`)."},
 	{SelfProtectFailed, byAgent, "stallmon could not lock its memory or lower its OOM score: `err` names the missing capability."},
 	{StateDirUnusable, byAgent, "The state directory cannot be made: `dir`, `err`; incarnations follow the clock and node ids are not locked (`detail`)."},
 	{NodeNotLocked, byAgent, "The node id's lock could not be taken (other than held by another agent): `node`, `err`."},

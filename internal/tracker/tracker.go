@@ -15,6 +15,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker/gen"
+	"github.com/stallmon/stallmon/internal/waitsite"
 )
 
 // Tracker is an attached tracker for one process. Its methods may be
@@ -36,6 +37,9 @@ type Tracker struct {
 	// quietPass tags the kernel side's counts of the latest pass.
 	quietPass uint64
 	quietBuf  [quietNR]gen.StallmonQuietCount
+	// syms reads the wait sites; nil when the kernel's symbols could
+	// not be read, which makes every wait unknown.
+	syms *waitsite.Symbols
 
 	done chan struct{}
 	// waitErr is why the wait for the target's exit ended without one,
@@ -97,6 +101,7 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 	// the memory cgroup, and minKernel is later. cilium/ebpf's rlimit
 	// package is not imported on purpose: its init creates a probe map in
 	// every process, so even a refused command line would call bpf().
+	m.loadSymbols()
 	if err := m.load(); err != nil {
 		return nil, err
 	}

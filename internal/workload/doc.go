@@ -23,13 +23,17 @@
 //	sendfile PATH        ok tid= fd= in_fd= nr= syscall=sendfile
 //	                                                    sendfile(2) of PATH (in_fd) into a socketpair end (fd), through
 //	                                                    the page cache: D on a held FUSE file; released by its server
-//	uring-idle           ok tid= fd= sqpoll_tid=        io_uring with SQPOLL (kernel thread iou-sqp-N, sqpoll_tid); thread
+//	uring-idle           ok tid= fd= sqpoll_tid= worker_tid=
+//	                                                    io_uring with SQPOLL (kernel thread iou-sqp-N, sqpoll_tid) and an
+//	                                                    io-wq worker (iou-wrk-N, worker_tid) idle after a NOP; thread
 //	                                                    tid waits in io_uring_enter(fd, GETEVENTS) for a completion
-//	uring-stop           ok tid= res=                   after a NOP completed the wait, the ring closed and iou-sqp left
-//	uring-read PATH      ok worker_tid= fd= tid=        IORING_OP_READ of PATH on ring fd, punted to io-wq: worker_tid
-//	                                                    (iou-wrk-N) is in D (a page-cache FUSE file whose server holds
-//	                                                    the READ); thread tid waits in io_uring_enter for the completion,
-//	                                                    then closes the ring and exits. Released by the file's server
+//	uring-stop           ok tid= res=                   after a NOP completed the wait, the ring closed, iou-sqp and
+//	                                                    iou-wrk left
+//	uring-read PATH [STATE]  ok worker_tid= fd= tid=    IORING_OP_READ of PATH on ring fd, punted to io-wq: worker_tid
+//	                                                    (iou-wrk-N) is in STATE, D by default (a page-cache FUSE file
+//	                                                    whose server holds the READ; S for a direct-IO one); thread tid
+//	                                                    waits in io_uring_enter for the completion, then closes the
+//	                                                    ring and exits. Released by the file's server
 //	compute              ok tid=                        a raw clone(2) thread spinning in user space: no syscall at all
 //	compute-stop         ok tid= spins=                 once it stopped spinning and exited
 //	tids                 ok tids=                       /proc/self/task
@@ -45,7 +49,7 @@
 // compute's thread is such a raw clone too, since a Go thread gets signals
 // that enter the kernel. Each kind of waiter exists at most once at a time.
 //
-// uring-read replies once an iou-wrk thread of the process is in D and the
+// uring-read replies once an iou-wrk thread of the process is in STATE and the
 // submitting thread sleeps in io_uring_enter; uring-idle once its waiter
 // sleeps in io_uring_enter. Kernel-made io_uring threads never pass
 // sys_enter: /proc/TID/syscall shows what their creator's registers held.

@@ -120,6 +120,10 @@ func TestUringIdle(t *testing.T) {
 	if c := comm(t, p.PID, sq); !strings.HasPrefix(c, "iou-sqp-") {
 		t.Errorf("sqpoll_tid %d is named %q, want iou-sqp-*", sq, c)
 	}
+	wrk := mustInt(t, r, "worker_tid")
+	if c := comm(t, p.PID, wrk); !strings.HasPrefix(c, "iou-wrk-") {
+		t.Errorf("worker_tid %d is named %q, want iou-wrk-*", wrk, c)
+	}
 	if ts := tids(t, p); !slices.Contains(ts, sq) || !slices.Contains(ts, tid) {
 		t.Errorf("tids %v lack the waiter %d or the SQ thread %d", ts, tid, sq)
 	}
@@ -138,6 +142,9 @@ func TestUringIdle(t *testing.T) {
 	// uring-stop replies once the SQ thread is gone.
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.PID, sq)); err == nil {
 		t.Errorf("SQ thread %d still there after uring-stop", sq)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.PID, wrk)); err == nil {
+		t.Errorf("io-wq worker %d still there after uring-stop", wrk)
 	}
 	if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", p.PID, fd)); err == nil {
 		t.Errorf("ring fd %d still open after uring-stop", fd)

@@ -39,7 +39,7 @@ var commands = map[string]command{
 	"sendfile":      {"PATH", []int{1}, (*workload).sendfile},
 	"uring-idle":    {"", []int{0}, (*workload).uringIdle},
 	"uring-stop":    {"", []int{0}, (*workload).uringStop},
-	"uring-read":    {"PATH", []int{1}, (*workload).uringRead},
+	"uring-read":    {"PATH [STATE]", []int{1, 2}, (*workload).uringRead},
 	"compute":       {"", []int{0}, (*workload).computeStart},
 	"compute-stop":  {"", []int{0}, (*workload).computeStop},
 	"tids":          {"", []int{0}, (*workload).tids},
