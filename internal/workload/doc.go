@@ -23,6 +23,12 @@
 //	sendfile PATH        ok tid= fd= in_fd= nr= syscall=sendfile
 //	                                                    sendfile(2) of PATH (in_fd) into a socketpair end (fd), through
 //	                                                    the page cache: D on a held FUSE file; released by its server
+//	sendfile-stalled tcp|unix PATH
+//	                     ok tid= fd= in_fd= nr= syscall=sendfile
+//	                                                    sendfile(2) of PATH, a regular file of over 64 KiB, into a
+//	                                                    loopback TCP connection or a unix socketpair whose peer reads
+//	                                                    nothing (16 KiB buffers): asleep for room to send, in S
+//	sendfile-drain       ok tid= ret=                   after the peer read everything and the sendfile returned
 //	uring-idle           ok tid= fd= sqpoll_tid= worker_tid=
 //	                                                    io_uring with SQPOLL (kernel thread iou-sqp-N, sqpoll_tid) and an
 //	                                                    io-wq worker (iou-wrk-N, worker_tid) idle after a NOP; thread

@@ -24,28 +24,30 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"uffd-hang":     {"", []int{0}, (*workload).uffdHang},
-	"uffd-release":  {"", []int{0}, (*workload).uffdRelease},
-	"pipe-wait":     {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("pipe", false) }},
-	"pipe-release":  {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("pipe") }},
-	"spawn-wait":    {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("spawn", true) }},
-	"spawn-release": {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("spawn") }},
-	"busy":          {"", []int{0}, (*workload).busyStart},
-	"busy-stop":     {"", []int{0}, (*workload).busyStop},
-	"churn":         {"ROUNDS THREADS", []int{2}, (*workload).churn},
-	"fsync-loop":    {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
-	"fsync-stop":    {"", []int{0}, (*workload).fsyncStop},
-	"read-file":     {"PATH", []int{1}, (*workload).readFile},
-	"sendfile":      {"PATH", []int{1}, (*workload).sendfile},
-	"uring-idle":    {"", []int{0}, (*workload).uringIdle},
-	"uring-stop":    {"", []int{0}, (*workload).uringStop},
-	"uring-read":    {"PATH [STATE]", []int{1, 2}, (*workload).uringRead},
-	"compute":       {"", []int{0}, (*workload).computeStart},
-	"compute-stop":  {"", []int{0}, (*workload).computeStop},
-	"tids":          {"", []int{0}, (*workload).tids},
-	"alloc":         {"MIB", []int{1}, (*workload).alloc},
-	"sleepers":      {"N", []int{1}, (*workload).sleepers},
-	"exit":          {"CODE", []int{1}, (*workload).exit},
+	"uffd-hang":        {"", []int{0}, (*workload).uffdHang},
+	"uffd-release":     {"", []int{0}, (*workload).uffdRelease},
+	"pipe-wait":        {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("pipe", false) }},
+	"pipe-release":     {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("pipe") }},
+	"spawn-wait":       {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeWait("spawn", true) }},
+	"spawn-release":    {"", []int{0}, func(w *workload, _ []string) ([]any, error) { return w.pipeRelease("spawn") }},
+	"busy":             {"", []int{0}, (*workload).busyStart},
+	"busy-stop":        {"", []int{0}, (*workload).busyStop},
+	"churn":            {"ROUNDS THREADS", []int{2}, (*workload).churn},
+	"fsync-loop":       {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
+	"fsync-stop":       {"", []int{0}, (*workload).fsyncStop},
+	"read-file":        {"PATH", []int{1}, (*workload).readFile},
+	"sendfile":         {"PATH", []int{1}, (*workload).sendfile},
+	"sendfile-stalled": {"tcp|unix PATH", []int{2}, (*workload).sendfileStalled},
+	"sendfile-drain":   {"", []int{0}, (*workload).sendfileDrain},
+	"uring-idle":       {"", []int{0}, (*workload).uringIdle},
+	"uring-stop":       {"", []int{0}, (*workload).uringStop},
+	"uring-read":       {"PATH [STATE]", []int{1, 2}, (*workload).uringRead},
+	"compute":          {"", []int{0}, (*workload).computeStart},
+	"compute-stop":     {"", []int{0}, (*workload).computeStop},
+	"tids":             {"", []int{0}, (*workload).tids},
+	"alloc":            {"MIB", []int{1}, (*workload).alloc},
+	"sleepers":         {"N", []int{1}, (*workload).sleepers},
+	"exit":             {"CODE", []int{1}, (*workload).exit},
 }
 
 // workload is the state that lives between commands: the threads that are
@@ -59,6 +61,7 @@ type workload struct {
 	fsync   *fsyncLoop
 	reader  *fileReader
 	sender  *fileSender
+	stalled *stalledSender
 	idle    *uringIdle
 	ureader *uringReader
 	compute *computeLoop
