@@ -31,6 +31,9 @@ type judged struct {
 	// death is set when the kernel killed the thread inside the syscall:
 	// past budget and kill_after at once, whatever the rule says.
 	death *tracker.Death
+	// onSide marks a two-fd syscall judged by the fd it waits on: span
+	// is the time it has waited there (waitside.go).
+	onSide bool
 }
 
 func (j judged) overBudget() bool {
@@ -57,6 +60,8 @@ type judge struct {
 	// procSince is when each process was first seen in each
 	// process-wide state; absent while it is not.
 	procSince map[procState]time.Time
+	// sides is the side each two-fd syscall waits on (waitside.go).
+	sides map[int]sideSpan
 }
 
 // stateSpan is one thread's current episode in one state.
@@ -73,7 +78,7 @@ type stateSpan struct {
 const noState budget.State = 255
 
 func newJudge(table *budget.Table) *judge {
-	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[procState]time.Time{}}
+	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[procState]time.Time{}, sides: map[int]sideSpan{}}
 }
 
 // over returns the threads of snap that break a rule, at most one
@@ -98,16 +103,22 @@ func (j *judge) over(snap tracker.Snapshot) []judged {
 			continue
 		}
 		span := j.track(t, now)
+		side := j.side(t, now)
 		if dumping[t.PID] || isProcessState(span.state) {
 			continue
 		}
-		if w, ok := worst(j.candidates(t, now.Sub(span.first), span.state)); ok {
+		if w, ok := worst(j.candidates(t, now.Sub(span.first), span.state, side)); ok {
 			out = append(out, w)
 		}
 	}
 	for tid := range j.since {
 		if !live[tid] {
 			delete(j.since, tid)
+		}
+	}
+	for tid := range j.sides {
+		if !live[tid] {
+			delete(j.sides, tid)
 		}
 	}
 	return append(out, j.process(snap)...)
@@ -136,10 +147,15 @@ func (j *judge) track(t tracker.Thread, now time.Time) stateSpan {
 
 // stateOf is the state rule t's scheduler state falls under. TASK_IDLE
 // (D without load) is a sleep its waker chose to make long, like S. A
-// frozen thread comes first: before 6.1 the freezer parks it in D.
+// frozen thread comes first: before 6.1 the freezer parks it in D. A
+// kernel-made worker asleep in S on I/O is held to the D rule: nothing
+// of the process's can wake it either.
 func stateOf(t tracker.Thread) budget.State {
 	if t.Frozen {
 		return budget.Frozen
+	}
+	if workerBlockedOnIO(t) {
+		return budget.Uninterruptible
 	}
 	switch t.State {
 	case tracker.StateKillable, tracker.StateUninterruptible:
@@ -156,8 +172,9 @@ func stateOf(t tracker.Thread) budget.State {
 	return noState
 }
 
-// candidates lists every rule t could be breaking.
-func (j *judge) candidates(t tracker.Thread, held time.Duration, st budget.State) []judged {
+// candidates lists every rule t could be breaking; side is the fd its
+// two-fd syscall waits on, if known.
+func (j *judge) candidates(t tracker.Thread, held time.Duration, st budget.State, side waitSide) []judged {
 	var out []judged
 	if t.InSyscall && !t.Kernel && held > t.Elapsed {
 		// An episode inside this syscall cannot have lasted longer than
@@ -178,7 +195,14 @@ func (j *judge) candidates(t tracker.Thread, held time.Duration, st budget.State
 		rule, decided := j.table.LookupFDs(syscall, kinds...)
 		kind = decided
 		fd = blamedFD(t.FDs, rule, decided)
-		out = append(out, judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed})
+		jd := judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed}
+		if side.ok {
+			// It waits on one fd: that fd's rule, for the time it
+			// has waited there.
+			kind, fd = side.fd.Kind, side.fd
+			jd.rule, jd.fd, jd.span, jd.onSide = j.table.Lookup(syscall, kind), fd, side.held, true
+		}
+		out = append(out, jd)
 	}
 	switch {
 	case st == budget.Uninterruptible:

@@ -101,8 +101,11 @@ static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fd
 	int in = worker ? IN_USER : rec_syscall(rec, &nr, &abi);
 	if (in == BELIED)
 		return LOUD;
+	// A worker the kernel made asleep is doing the process's I/O, or
+	// waiting for some: only its wait site (waitsite.h), read in user
+	// space, tells which, so it is listed.
 	if (in == IN_USER)
-		return sleeping || rec->state == 0 ? QUIET : LOUD;
+		return (sleeping && !worker) || rec->state == 0 ? QUIET : LOUD;
 	if (!sleeping)
 		return LOUD;
 	__u32 idx = abi * FD_ARGS_NR + (nr & (FD_ARGS_NR - 1));
