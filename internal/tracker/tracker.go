@@ -40,6 +40,9 @@ type Tracker struct {
 	// syms reads the wait sites; nil when the kernel's symbols could
 	// not be read, which makes every wait unknown.
 	syms *waitsite.Symbols
+	// waits caches what each stack read as: its Frames are shared by
+	// every thread it was read for, and never changed.
+	waits map[[len(gen.StallmonWaitSite{}.Ips)]uint64]waitsite.Wait
 
 	done chan struct{}
 	// waitErr is why the wait for the target's exit ended without one,
@@ -76,6 +79,7 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Tracker{log: log, scope: sc, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
+	m.waits = map[[len(gen.StallmonWaitSite{}.Ips)]uint64]waitsite.Wait{}
 	defer func() {
 		if err != nil {
 			m.closeObjects()

@@ -29,5 +29,19 @@ func (m *Tracker) decodeWait(w gen.StallmonWaitSite) waitsite.Wait {
 		// is exiting).
 		return waitsite.Wait{Class: waitsite.Unknown}
 	}
-	return m.syms.Wait(w.Ips[:w.Frames])
+	if site, ok := m.waits[w.Ips]; ok {
+		return site
+	}
+	site := m.syms.Wait(w.Ips[:w.Frames])
+	if len(m.waits) >= maxCachedWaits {
+		clear(m.waits)
+	}
+	m.waits[w.Ips] = site
+	return site
 }
+
+// maxCachedWaits bounds the cache of stacks read: a service's sleeping
+// threads share a handful of stacks (a thread pool's workers all wait in
+// the same place), which are read once, not at every poll; a service
+// with more distinct stacks than this reads them afresh.
+const maxCachedWaits = 4096
