@@ -364,3 +364,29 @@ func TestWaitSiteWithoutSymbols(t *testing.T) {
 		t.Errorf("frames %q, want the bare addresses", w.Frames)
 	}
 }
+
+// NoWaitSites takes no stacks: a sleeping thread's wait is None.
+func TestNoWaitSites(t *testing.T) {
+	privtest.Require(t)
+	m, err := Attach(Process(os.Getpid()), nil, Options{NoWaitSites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	p := pipe(t)
+	tid := waiter(t, func() { unix.Read(p[0], make([]byte, 1)) }, func() { unix.Write(p[1], []byte{1}) })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		th := mustThread(t, snapshot(t, m), tid)
+		if th.State == StateInterruptible && th.InSyscall {
+			if th.Wait.Captured() {
+				t.Fatalf("wait %s taken with NoWaitSites", th.Wait)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d never seen asleep in its read: %+v", tid, th)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -40,6 +40,10 @@ type config struct {
 	// redisRequests per command (SET, GET) per round.
 	redisRequests int
 	pollCases     []PollCase
+	// snapshotCases, each snapshots times per round (rounds), with and
+	// without wait sites.
+	snapshotCases []SnapshotCase
+	snapshots     int
 	// pollWindows of pollWindow each per poll-cost case: medians of them.
 	pollWindows int
 	pollWindow  time.Duration
@@ -67,8 +71,11 @@ var full = config{
 		{Threads: 1000}, {Threads: 1000, Before: true},
 		{Threads: 10000}, {Threads: 10000, Before: true},
 		{Threads: 100, Host: 5000},
+		{Threads: 100, Senders: 100}, {Threads: 10000, Senders: 1000},
 	},
-	pollWindows: 3, pollWindow: 3500 * time.Millisecond,
+	snapshotCases: []SnapshotCase{{100, 0}, {100, 100}, {10000, 0}, {10000, 1000}},
+	snapshots:     200,
+	pollWindows:   3, pollWindow: 3500 * time.Millisecond,
 	// stallmon attach's defaults for the intervals.
 	latencyTrials: 30, budget: time.Second, pollInterval: 100 * time.Millisecond, heartbeatInterval: 500 * time.Millisecond,
 	soakThreads: 10000, soakBusy: 20, soakFor: time.Minute,
@@ -80,7 +87,9 @@ var smoke = config{
 	name:   "smoke",
 	rounds: 2, calls: 20_000, straceCalls: 200, bpftraceCalls: 5_000,
 	redisRequests: 500,
-	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}},
+	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}, {Threads: 100, Senders: 10}},
+	snapshotCases: []SnapshotCase{{100, 0}, {100, 10}},
+	snapshots:     5,
 	pollWindows:   1, pollWindow: 300 * time.Millisecond,
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
 	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
@@ -88,11 +97,11 @@ var smoke = config{
 
 func (c config) settings() string {
 	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of %s redis SETs + %s GETs; "+
-		"poll cost: %d windows of %v per case at the default poll interval (100ms); detection latency: %d trials, budget %v, poll %v, heartbeat %v; "+
-		"soak: %s.",
+		"poll cost: %d windows of %v per case at the default poll interval (100ms); snapshot cost: %d rounds of %d snapshots per case; "+
+		"detection latency: %d trials, budget %v, poll %v, heartbeat %v; soak: %s.",
 		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
-		thousands(c.redisRequests), c.pollWindows, c.pollWindow, c.latencyTrials, c.budget, c.pollInterval, c.heartbeatInterval,
-		c.soakCase())
+		thousands(c.redisRequests), c.pollWindows, c.pollWindow, c.rounds, c.snapshots, c.latencyTrials, c.budget, c.pollInterval,
+		c.heartbeatInterval, c.soakCase())
 }
 
 // runAll runs every row of cfg and returns the table with its goals.
@@ -106,6 +115,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
 	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
 	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab) })
+	t.Run("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
 	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
 	t.Run("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })

@@ -42,6 +42,11 @@ type PollCase struct {
 	Threads int  // idle threads of the target (plus its busy ones)
 	Before  bool // made before stallmon attached
 	Host    int  // idle threads in another process
+	// Senders of the Threads are asleep in sendfile(2) to a client that
+	// stopped reading instead of in futex: candidates the iterator lists
+	// and takes the kernel stack of, and the agent judges healthy by
+	// their wait site.
+	Senders int
 }
 
 // Busy is how many of the target's threads make syscalls: one in a
@@ -54,6 +59,10 @@ func (c PollCase) String() string {
 		when = "before attach"
 	}
 	s := fmt.Sprintf("%s threads (%d busy), made %s", thousands(c.Threads), c.Busy(), when)
+	if c.Senders > 0 {
+		s = fmt.Sprintf("%s threads (%d busy, %s in sendfile to a client that stopped reading), made %s",
+			thousands(c.Threads), c.Busy(), thousands(c.Senders), when)
+	}
 	if c.Host > 0 {
 		s += fmt.Sprintf(", +%s idle threads on the host", thousands(c.Host))
 	}
@@ -71,7 +80,30 @@ func thousands(n int) string {
 
 // PollKey names a poll-cost row.
 func PollKey(tracker, measure string, c PollCase) string {
-	return fmt.Sprintf("poll/%s/%s/%d/%t/%d", tracker, measure, c.Threads, c.Before, c.Host)
+	k := fmt.Sprintf("poll/%s/%s/%d/%t/%d", tracker, measure, c.Threads, c.Before, c.Host)
+	if c.Senders > 0 {
+		k += fmt.Sprintf("/senders=%d", c.Senders)
+	}
+	return k
+}
+
+// SnapshotCase is one target of the snapshot-cost rows: Threads threads,
+// Senders of them asleep in sendfile to a client that stopped reading
+// (listed, their stacks taken), the rest idle in futex (quiet).
+type SnapshotCase struct {
+	Threads, Senders int
+}
+
+func (c SnapshotCase) String() string {
+	if c.Senders == 0 {
+		return fmt.Sprintf("%s threads idle in futex", thousands(c.Threads))
+	}
+	return fmt.Sprintf("%s threads, %s of them in sendfile to a client that stopped reading", thousands(c.Threads), thousands(c.Senders))
+}
+
+// SnapshotKey names a snapshot-cost row, with wait sites taken or not.
+func SnapshotKey(c SnapshotCase, waitSites bool) string {
+	return fmt.Sprintf("snapshot/%d/%d/%t", c.Threads, c.Senders, waitSites)
 }
 
 // Detection-latency measures.

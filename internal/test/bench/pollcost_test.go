@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,7 +38,16 @@ func runPollCost(t *testing.T, cfg config, tab *Table) (stalls int, seconds floa
 				measure, bench string
 				unit           Unit
 			}{{PollTime, "time per poll", Millis}, {PollCPU, "agent CPU", CorePct}, {PollRSS, "agent RSS", MB}} {
-				rows[k] = tab.Add(&Row{Key: PollKey(tr.Name, m.measure, pc), Bench: m.bench, Unit: m.unit, Base: base[k],
+				b := base[k]
+				if pc.Senders > 0 {
+					// Compared with the same target all idle.
+					idle := pc
+					idle.Senders = 0
+					if r := tab.Row(PollKey(tr.Name, m.measure, idle)); r != nil {
+						b = r
+					}
+				}
+				rows[k] = tab.Add(&Row{Key: PollKey(tr.Name, m.measure, pc), Bench: m.bench, Unit: m.unit, Base: b,
 					Case: fmt.Sprintf("stallmon (%s), %s", tr.Name, pc)})
 			}
 			if i == 0 {
@@ -60,10 +71,14 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 	if pc.Host > 0 {
 		host := startProtocol(t, bin)
 		defer host.Stop()
-		spawnThreads(t, host, pc.Host, 0)
+		spawnIdle(t, host, pc.Host, 0)
+	}
+	sendFile := ""
+	if pc.Senders > 0 {
+		sendFile = senderFile(t)
 	}
 	if pc.Before {
-		spawnThreads(t, target, pc.Threads, pc.Busy())
+		spawnThreads(t, target, pc, sendFile)
 	}
 	started := time.Now()
 	a := startAgent(t, tr, c, fmt.Sprintf("bench-poll-%d", target.PID), "--pid", fmt.Sprint(target.PID),
@@ -73,7 +88,7 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 		t.Fatal(err)
 	}
 	if !pc.Before {
-		spawnThreads(t, target, pc.Threads, pc.Busy())
+		spawnThreads(t, target, pc, sendFile)
 	}
 	// Steady state: two polls that began once every thread was there.
 	now, err := scrapePolls(context.Background(), addr)
@@ -103,11 +118,40 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 	return stalls, seconds
 }
 
-func spawnThreads(t *testing.T, p *workload.Proc, idle, busy int) {
+// spawnThreads gives idlethreads pc's threads: idle in futex, busy, and
+// asleep in sendfile to a client that stopped reading (from path).
+func spawnThreads(t *testing.T, p *workload.Proc, pc PollCase, path string) {
+	t.Helper()
+	spawnIdle(t, p, pc.Threads-pc.Senders, pc.Busy())
+	spawnSenders(t, p, pc.Senders, path)
+}
+
+func spawnIdle(t *testing.T, p *workload.Proc, idle, busy int) {
 	t.Helper()
 	if _, err := p.DoTimeout(fmt.Sprintf("spawn %d %d", idle, busy), spawnTimeout); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func spawnSenders(t *testing.T, p *workload.Proc, n int, path string) {
+	t.Helper()
+	if n == 0 {
+		return
+	}
+	if _, err := p.DoTimeout(fmt.Sprintf("senders %d %s", n, path), spawnTimeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// senderFile is the file idlethreads' senders send: over the 64 KiB
+// their sockets can hold.
+func senderFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sent")
+	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // metricsAddr is where the agent serves its metrics, from the event it

@@ -23,6 +23,10 @@ struct wait_site {
 	__u32 taken;  // 1 if the stack was asked for: the thread was asleep
 };
 
+// Set before load: 0 takes no stacks at all (tracker.Options.NoWaitSites,
+// for make bench to measure what they cost).
+volatile const __u32 take_wait_sites = 1;
+
 // capture_wait_site fills w for a thread asleep off a CPU. A thread on a
 // CPU (or just leaving it) has a stack that changes under the unwinder,
 // and a runnable one was only preempted: neither waits for anything, and
@@ -31,7 +35,7 @@ struct wait_site {
 static __always_inline void capture_wait_site(struct task_struct *task, __u32 state, __u32 on_cpu,
 					      __u32 exit_state, struct wait_site *w)
 {
-	if (state == 0 || on_cpu || exit_state)
+	if (!take_wait_sites || state == 0 || on_cpu || exit_state)
 		return;
 	long n = bpf_get_task_stack(task, w->ips, sizeof(w->ips), 0);
 	w->taken = 1;

@@ -219,6 +219,7 @@ const (
 	StallmonVarQuietPass             = "quiet_pass"
 	StallmonVarQuietThreads          = "quiet_threads"
 	StallmonVarQuietThreadsPass      = "quiet_threads_pass"
+	StallmonVarTakeWaitSites         = "take_wait_sites"
 	StallmonVarTargetCgroup          = "target_cgroup"
 	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
 	StallmonVarTargetTgid            = "target_tgid"
@@ -318,6 +319,7 @@ type StallmonVariableSpecs struct {
 	QuietPass            *ebpf.VariableSpec `ebpf:"quiet_pass"`
 	QuietThreads         *ebpf.VariableSpec `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
+	TakeWaitSites        *ebpf.VariableSpec `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.VariableSpec `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
 	TargetTgid           *ebpf.VariableSpec `ebpf:"target_tgid"`
@@ -395,6 +397,7 @@ type StallmonVariables struct {
 	QuietPass            *ebpf.Variable `ebpf:"quiet_pass"`
 	QuietThreads         *ebpf.Variable `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.Variable `ebpf:"quiet_threads_pass"`
+	TakeWaitSites        *ebpf.Variable `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.Variable `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.Variable `ebpf:"target_cgroup_level"`
 	TargetTgid           *ebpf.Variable `ebpf:"target_tgid"`
