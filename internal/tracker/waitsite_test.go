@@ -301,12 +301,53 @@ func TestWaitSites(t *testing.T) {
 			})
 			return tid
 		}},
+		{"a syscall held for a seccomp supervisor", waitsite.SeccompNotify, seccompHeld},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			waitClass(t, m, c.start(t), c.want)
 		})
 	}
+}
+
+// seccompHeld starts a thread whose getppid(2) its own seccomp filter
+// hands to a supervisor that never answers (SECCOMP_RET_USER_NOTIF): it
+// sleeps until the listener is closed, when the call fails with ENOSYS.
+// The filter and no_new_privs are the thread's own: no other thread of
+// the test process is filtered.
+func seccompHeld(t *testing.T) int {
+	t.Helper()
+	listener := make(chan int, 1)
+	tid := waiter(t, func() {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			listener <- -1
+			return
+		}
+		filter := []unix.SockFilter{
+			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
+			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.SYS_GETPPID, Jt: 0, Jf: 1},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_USER_NOTIF},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+		}
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER,
+			uintptr(unsafe.Pointer(&prog)))
+		runtime.KeepAlive(filter)
+		if errno != 0 {
+			listener <- -1
+			return
+		}
+		listener <- int(fd)
+		unix.Syscall(unix.SYS_GETPPID, 0, 0, 0)
+	}, func() {})
+	fd := <-listener
+	if fd < 0 {
+		t.Fatal("installing the seccomp filter failed")
+	}
+	// Registered after waiter's: cleanups run last first, so the
+	// listener closes, and the call returns, before the wait for it.
+	t.Cleanup(func() { unix.Close(fd) })
+	return tid
 }
 
 // The waits that need another process: FUSE (whose reader must block
