@@ -99,8 +99,10 @@ var sites = map[string]Class{
 	"alarm_timer_nsleep": Sleep,
 	// io_uring: a task waiting for completions, an idle io-wq worker or
 	// SQ thread.
-	"io_cqring_wait": IOUring, "io_wq_worker": IOUring, "io_sq_thread": IOUring,
-	"io_sqd_handle_event": IOUring,
+	// io_cqring_wait is inlined into __do_sys_io_uring_enter on 6.1;
+	// io-wq's worker loop was io_wqe_worker before 6.3.
+	"io_cqring_wait": IOUring, "__do_sys_io_uring_enter": IOUring, "io_wq_worker": IOUring,
+	"io_wqe_worker": IOUring, "io_sq_thread": IOUring, "io_sqd_handle_event": IOUring,
 }
 
 // prefixes classify whole subsystems, after sites and excluded.
