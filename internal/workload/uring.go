@@ -322,7 +322,8 @@ func (w *workload) uringRead(args []string) ([]any, error) {
 		return nil, s.err
 	}
 	w.ureader = &uringReader{wk: wk, path: path}
-	worker, err := waitTaskIn(wk, "iou-wrk", state)
+	// The worker that took the read, not an idle one beside it.
+	worker, err := waitTask(wk, "iou-wrk", state, true)
 	if err != nil {
 		return nil, err
 	}
@@ -393,8 +394,9 @@ func taskStat(tid int) (comm, state string, err error) {
 }
 
 // matchTask returns a thread of this process whose name starts with prefix
-// and, unless state is empty, in that state; 0 if none is.
-func matchTask(prefix, state string) (int, error) {
+// and, unless state is empty, in that state, and not idle in io-wq's loop
+// when busy is set; 0 if none is.
+func matchTask(prefix, state string, busy bool) (int, error) {
 	tids, err := listTasks()
 	if err != nil {
 		return 0, err
@@ -404,9 +406,18 @@ func matchTask(prefix, state string) (int, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		if strings.HasPrefix(comm, prefix) && (state == "" || st == state) {
-			return tid, nil
+		if !strings.HasPrefix(comm, prefix) || (state != "" && st != state) {
+			continue
 		}
+		if busy {
+			// An idle worker sleeps in S too, in the worker loop:
+			// io_wq_worker, io_wqe_worker before 6.3.
+			wchan, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/wchan", tid))
+			if err != nil || strings.HasPrefix(string(wchan), "io_wq") {
+				continue
+			}
+		}
+		return tid, nil
 	}
 	return 0, nil
 }
@@ -415,10 +426,13 @@ func matchTask(prefix, state string) (int, error) {
 // once there is one, or fails if th (unless nil) finished first. Threads
 // the kernel makes, names and puts to sleep send no notification; this
 // polls /proc, bounded.
-func waitTaskIn(th thread, prefix, state string) (int, error) {
+func waitTaskIn(th thread, prefix, state string) (int, error) { return waitTask(th, prefix, state, false) }
+
+// waitTask is waitTaskIn, for a thread not idle in io-wq's loop if busy.
+func waitTask(th thread, prefix, state string, busy bool) (int, error) {
 	deadline := time.Now().Add(settleTimeout)
 	for {
-		tid, err := matchTask(prefix, state)
+		tid, err := matchTask(prefix, state, busy)
 		if err != nil {
 			return 0, err
 		}
