@@ -24,7 +24,7 @@ TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etc
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := internal/test/dashboards/testdata/schema
 
-.PHONY: all build generate docs test lint demo bench deps-bpf deps-test deps-bench clean
+.PHONY: all build generate docs test lint demo bench bench-baseline deps-bpf deps-test deps-bench clean
 
 all: build
 
@@ -58,7 +58,7 @@ docs:
 # The detection tests, run once more with --tracker=sampled: the same
 # hangs, idle and busy targets, late returns and kills, seen without any
 # syscall program.
-SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace|TestSendfileToStalledClientNotFlagged|TestSendfileFromHungFUSEWaitsOnTheFile|TestIOUringWorkerOnHungFUSE
+SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace|TestKillAfterZeroNeverKills|TestWorkerCoreDumpSparesTree|TestSendfileToStalledClientNotFlagged|TestSendfileFromHungFUSEWaitsOnTheFile|TestIOUringWorkerOnHungFUSE
 test: deps-test deps-bpf
 	$(GO) mod download
 	$(GO) vet ./...
@@ -76,15 +76,36 @@ demo:
 	$(GO) build -o $(DEMO) ./cmd/stallmon-demo
 	./$(DEMO)
 
-# One run of the harness in internal/test/bench/ (4 to 6 minutes on a 2-CPU
-# machine): one table, every figure a median of interleaved rounds compared
+# One run of the harness in internal/test/bench/ (8m21s for the run in
+# internal/test/bench/results.md, on a 2-CPU machine): one table, every figure a median of interleaved rounds compared
 # with a baseline of the same run, and the goals of issue 12 judged from
 # it. Needs root. Not part of make test, which runs a smoke run of it.
-bench: deps-bench
+#
+# With BENCH_BASELINE=REF (a commit, branch or tag) the poll-cost rows also
+# run the stallmon of REF, case by case beside this tree's, and compare each
+# figure with it: before/after in one run, not two runs compared by hand
+# (the poll-cost part takes twice as long: 11m36s in all for one run here,
+# on a busy machine). REF is built by its own `go build` of
+# BENCH_BASELINE_PKG, from an export of REF that is removed afterwards.
+BENCH_BASELINE     ?=
+BENCH_BASELINE_PKG ?= ./cmd/stallmon
+BENCH_BASELINE_BIN := bin/stallmon-baseline
+bench: deps-bench $(if $(BENCH_BASELINE),bench-baseline)
 	$(GO) mod download
 	mkdir -p $(dir $(BENCH_OUT))
-	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) $(GO) test -count=1 -timeout 30m -v -run '^TestBenchmarks$$' ./internal/test/bench/
+	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) \
+	$(if $(BENCH_BASELINE),STALLMON_BENCH_BASELINE=$(abspath $(BENCH_BASELINE_BIN)) STALLMON_BENCH_BASELINE_REF="$$(git describe --tags --always $(BENCH_BASELINE))") \
+		$(GO) test -count=1 -timeout 40m -v -run '^TestBenchmarks$$' ./internal/test/bench/
 	@echo; cat $(BENCH_OUT)
+
+bench-baseline:
+	@test -n "$(BENCH_BASELINE)" || { echo "make bench-baseline: set BENCH_BASELINE to a git ref"; exit 2; }
+	git rev-parse --verify --quiet "$(BENCH_BASELINE)^{commit}" >/dev/null || { echo "BENCH_BASELINE=$(BENCH_BASELINE) is no commit"; exit 2; }
+	mkdir -p bin
+	src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && \
+		git archive "$(BENCH_BASELINE)" | tar -x -C "$$src" && \
+		cd "$$src" && $(GO) build -ldflags "-X main.version=$$(git -C $(CURDIR) describe --tags --always $(BENCH_BASELINE))" \
+			-o $(abspath $(BENCH_BASELINE_BIN)) $(BENCH_BASELINE_PKG)
 
 deps-bench:
 	@(for c in $(BENCH_CMDS); do command -v $$c >/dev/null || exit 1; done) || \

@@ -225,6 +225,14 @@ func isProcessState(st budget.State) bool {
 // frozen (any of its own threads), a core dump or an exit in progress.
 // Each is one stall per process, reported on the first thread found in
 // it.
+//
+// A core dump is the death of the process that dumps: it stalls the
+// service only when that process is the service's leader (the watched
+// pid, the root of a tree), or when no other process of the scope still
+// serves. One worker of a tree or cgroup dumping core is a worker dying,
+// which its siblings outlive: stalling the scope for it would fail over a
+// healthy service, and, under the fence policy, kill it when the dump
+// ended.
 func (j *judge) process(snap tracker.Snapshot) []judged {
 	var out []judged
 	byPID := map[int][]tracker.Thread{}
@@ -235,9 +243,20 @@ func (j *judge) process(snap tracker.Snapshot) []judged {
 		}
 		byPID[t.PID] = append(byPID[t.PID], t)
 	}
+	// Threads left out as quiet wait by design in a process that does not
+	// dump (a dump makes every thread of its process loud): they serve.
+	serving := snap.Quiet
+	for _, pid := range pids {
+		threads := byPID[pid]
+		dumps := slices.ContainsFunc(threads, func(t tracker.Thread) bool { return t.DumpingCore })
+		if !dumps && slices.ContainsFunc(threads, func(t tracker.Thread) bool { return !t.Zombie }) {
+			serving++
+		}
+	}
 	live := map[procState]bool{}
 	for _, pid := range pids {
-		out = append(out, j.processStates(pid, byPID[pid], snap.Taken, live)...)
+		dumpConcernsScope := pid == snap.PID || serving == 0
+		out = append(out, j.processStates(pid, byPID[pid], snap.Taken, dumpConcernsScope, live)...)
 	}
 	for k := range j.procSince {
 		if !live[k] {
@@ -253,17 +272,18 @@ type procState struct {
 	st  budget.State
 }
 
-func (j *judge) processStates(pid int, threads []tracker.Thread, now time.Time, live map[procState]bool) []judged {
+func (j *judge) processStates(pid int, threads []tracker.Thread, now time.Time, dumpConcernsScope bool, live map[procState]bool) []judged {
 	var out []judged
 	inState := func(st budget.State) func(tracker.Thread) bool {
 		return func(t tracker.Thread) bool { return !t.Kernel && !t.Zombie && stateOf(t) == st }
 	}
 	dumping := func(t tracker.Thread) bool { return t.DumpingCore }
+	judgedDump := func(t tracker.Thread) bool { return dumpConcernsScope && t.DumpingCore }
 	for _, c := range []struct {
 		st budget.State
 		on func(tracker.Thread) bool
 	}{
-		{budget.DumpingCore, dumping},
+		{budget.DumpingCore, judgedDump},
 		// A core dump sets the group-exit flag too: it is judged as
 		// a dump, never killed by default, not as an exit.
 		{budget.Exiting, func(t tracker.Thread) bool { return t.Exiting && !slices.ContainsFunc(threads, dumping) }},

@@ -175,6 +175,46 @@ func TestJudgeCoreDump(t *testing.T) {
 	}
 }
 
+// A core dump concerns the process that dumps. In a tree or cgroup, one
+// worker dumping core is a worker dying while the leader serves: no
+// stall, however long the dump. The leader's own dump, or a dump with no
+// other process left serving, is the service's.
+func TestJudgeCoreDumpInScope(t *testing.T) {
+	dumper := func(pid int) tracker.Thread {
+		return tracker.Thread{PID: pid, TID: pid, State: tracker.StateInterruptible, DumpingCore: true, Exiting: true, Nr: -1, FD: -1}
+	}
+	serving := func(pid int) tracker.Thread {
+		return tracker.Thread{PID: pid, TID: pid, State: tracker.StateInterruptible, InSyscall: true, Syscall: "wait4", Nr: 61, FD: -1}
+	}
+	for _, c := range []struct {
+		name    string
+		leader  int // Snapshot.PID: 0 for a cgroup
+		threads []tracker.Thread
+		quiet   int // threads left out as waiting by design
+		stall   int // the tid that stalls, 0 for none
+	}{
+		{"tree worker", 10, []tracker.Thread{serving(10), dumper(11)}, 0, 0},
+		{"cgroup worker", 0, []tracker.Thread{serving(10), dumper(11)}, 0, 0},
+		{"cgroup worker, the others quiet", 0, []tracker.Thread{dumper(11)}, 3, 0},
+		{"tree leader", 10, []tracker.Thread{dumper(10), serving(11)}, 0, 10},
+		{"cgroup, nobody else serving", 0, []tracker.Thread{dumper(11), {PID: 10, TID: 10, Zombie: true, Nr: -1, FD: -1}}, 0, 11},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			j := testJudge(t)
+			var got []judged
+			for i := range 10 {
+				got = j.over(tracker.Snapshot{PID: c.leader, Taken: time.Unix(1000+int64(i), 0), Threads: c.threads, Quiet: c.quiet})
+			}
+			switch {
+			case c.stall == 0 && len(got) > 0:
+				t.Fatalf("after 9s: %+v, want no stall: a worker's dump is the worker's", got)
+			case c.stall != 0 && (len(got) != 1 || got[0].thread.TID != c.stall || got[0].reason != "dumping_core"):
+				t.Fatalf("after 9s: %+v, want one dumping_core stall on %d", got, c.stall)
+			}
+		})
+	}
+}
+
 // SIGSTOP stops every thread: one stall for the process, never killed.
 // A freezer that parks threads in D (cgroup v1, kernels before 6.1) is a
 // freeze, not an uninterruptible stall.

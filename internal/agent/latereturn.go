@@ -15,7 +15,8 @@ type LateReturn int
 const (
 	// LateReturnFence keeps a declared target dead: it is killed when
 	// its stalled syscall returns (or its state ends), and, when stallmon
-	// may not kill, it is never reported alive again in this incarnation.
+	// may not kill (--no-kill, or a rule that never kills), it is never
+	// reported alive again in this incarnation.
 	LateReturnFence LateReturn = iota
 	// LateReturnResume reports the target alive again once nothing is
 	// over budget, for clusters whose peers act only on FENCED or silence.
@@ -47,7 +48,10 @@ const reasonLateReturn = "late_return"
 // stall the gate closes on is declared: STALLED goes out for it at once.
 // Once it is no longer over budget, it stays in what the gate sees, with
 // reason late_return, so the gate never opens again; the returned stall
-// is the one to fence, nil while it is still stuck.
+// is the one to fence: nil while it is still stuck, and nil for good when
+// the rule it broke never kills (kill_after: never, --kill-after 0): the
+// operator said this stall is not stallmon's to end, and that holds after
+// it ended too. The target then runs on, reported stalled until restarted.
 func (a *Agent) declaredDead(over []judged) ([]judged, *judged) {
 	if a.cfg.LateReturn != LateReturnFence {
 		return over, nil
@@ -71,9 +75,13 @@ func (a *Agent) declaredDead(over []judged) ([]judged, *judged) {
 	}
 	late := *a.declared
 	late.reason = reasonLateReturn
+	fence := late.death != nil || late.rule.Kills()
 	if !a.lateLogged {
 		a.lateLogged = true
-		a.event(slog.LevelError, event.LateReturn, judgedAttrs(late)...)
+		a.event(slog.LevelError, event.LateReturn, append(judgedAttrs(late), slog.Bool("fence", fence))...)
+	}
+	if !fence {
+		return append(over, late), nil
 	}
 	return append(over, late), &late
 }

@@ -11,23 +11,26 @@ import (
 
 // A declared target stays dead. Its hung read returns, before kill_after,
 // after the sinks heard it stalled: under the fence policy it is killed at
-// once (or, when stallmon may not kill, the verdict stays stalled); under
-// resume it is alive again. Either way nothing reports it alive between
-// the stall and the policy's outcome.
+// once (or, when stallmon may not kill or the rule never kills, the
+// verdict stays stalled and the target lives); under resume it is alive
+// again. Either way nothing reports it alive between the stall and the
+// policy's outcome.
 func TestLateReturn(t *testing.T) {
 	for _, c := range []struct {
-		name   string
-		policy LateReturn
-		kill   bool
-		want   Outcome // for kill; otherwise the last verdict is checked
-		last   sink.State
+		name      string
+		policy    LateReturn
+		kill      bool
+		killAfter time.Duration // 0: never
+		want      Outcome       // for kill; otherwise the last verdict is checked
+		last      sink.State
 	}{
-		{"fence kills", LateReturnFence, true, TargetKilled, sink.Fenced},
-		{"fence without kill stays stalled", LateReturnFence, false, Detached, sink.Stalled},
-		{"resume", LateReturnResume, true, Detached, sink.Alive},
+		{"fence kills", LateReturnFence, true, 30 * time.Second, TargetKilled, sink.Fenced},
+		{"fence without kill stays stalled", LateReturnFence, false, 30 * time.Second, Detached, sink.Stalled},
+		{"fence under kill_after never stays stalled", LateReturnFence, true, 0, Detached, sink.Stalled},
+		{"resume", LateReturnResume, true, 30 * time.Second, Detached, sink.Alive},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w, mon, table := watchHang(t, 200*time.Millisecond, 30*time.Second)
+			w, mon, table := watchHang(t, 200*time.Millisecond, c.killAfter)
 			got := &verdicts{ch: make(chan sink.Verdict, 256)}
 			hub := integrations(t, got)
 			a, err := New(mon, Config{PollInterval: 20 * time.Millisecond, Table: table, Kill: c.kill, KillGrace: 5 * time.Second,
@@ -74,6 +77,12 @@ func TestLateReturn(t *testing.T) {
 			}
 			cancel()
 			<-done
+			if c.want != TargetKilled && outcome != Detached {
+				t.Fatalf("outcome %v, want detached: the target must live", outcome)
+			}
+			if _, err := w.Do("tids"); c.want != TargetKilled && err != nil {
+				t.Fatalf("the target no longer answers: %v", err)
+			}
 			if !hub.Settle(10 * time.Second) {
 				t.Fatal("the integrations did not settle")
 			}

@@ -29,7 +29,7 @@ var All = []Info{
 	{HeartbeatSendFailed, byAgent, "A heartbeat could not be sent: `state`, `err`."},
 	{Kill, byAgent, "The target is sent SIGKILL (`signal`): the fields of the `stall` it is killed for (`reason` is `late_return` after a late return)."},
 	{Unkillable, byAgent, "The killed target outlived `--kill-grace`: per stuck thread `pid`, `tid`, `comm`, `syscall`, `state`, `proc_state`, `wchan` and kernel `stack` (`diagnosis_timed_out` when /proc did not answer in time: the diagnoses of one report get two seconds in all); or `pid`, `grace_seconds` and `err` when the wait itself failed."},
-	{LateReturn, byAgent, "A stall that went out as STALLED ended (the fields of `stall`): under `--late-return=fence` the target is killed at once."},
+	{LateReturn, byAgent, "A stall that went out as STALLED ended (the fields of `stall`, and `fence`): under `--late-return=fence` the target is killed at once (`fence` true), or, when the rule it broke never kills or under `--no-kill`, reported stalled for the rest of the incarnation (`fence` false)."},
 	{NodeFence, byAgent, "The node is taken down (`--on-unkillable`): `pid`, `method`, and `err` if that failed."},
 	{NodeFenceArmed, byAgent, "`--on-unkillable` armed a fencer at start: `method`, `watchdog_device`, `detail`."},
 	{NodeFenceFeedFailed, byAgent, "The watchdog could not be fed: `method`, `err`."},

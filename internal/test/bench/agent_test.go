@@ -17,8 +17,15 @@ const stopSignal = syscall.SIGTERM
 // defaults (a later flag wins).
 func startAgent(t *testing.T, tr Tracker, c *harness.Cluster, node string, args ...string) *harness.Proc {
 	t.Helper()
+	return startAgentBin(t, stallmonBin, tr, c, node, args...)
+}
+
+// startAgentBin is startAgent with the stallmon binary at bin: the
+// baseline build's in the poll-cost rows.
+func startAgentBin(t *testing.T, bin string, tr Tracker, c *harness.Cluster, node string, args ...string) *harness.Proc {
+	t.Helper()
 	all := append([]string{"attach", "--log-format", "json", "--metrics-addr", "", "--node-id", node}, c.GroupFlags()...)
-	p := harness.Start(t, stallmonBin, tr.AttachArgs(append(all, args...)...)...)
+	p := harness.Start(t, bin, tr.AttachArgs(append(all, args...)...)...)
 	p.Events.Next(event.Attached, time.Minute)
 	return p
 }

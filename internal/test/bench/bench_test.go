@@ -59,9 +59,13 @@ type config struct {
 	// needTools: a missing strace or bpftrace fails the run instead of
 	// leaving its row without a figure.
 	needTools bool
+	// selfBaseline: without $STALLMON_BENCH_BASELINE, the poll-cost rows
+	// take this build for the baseline build too (see baselineBuild).
+	selfBaseline bool
 }
 
-// full is `make bench`: 4 to 6 minutes on a 2-CPU machine.
+// full is `make bench`: about 8 to 12 minutes on a 2-CPU machine (see
+// docs/benchmarks.md).
 var full = config{
 	name:   "full",
 	rounds: 7, calls: 2_000_000, straceCalls: 20_000, bpftraceCalls: 500_000,
@@ -71,9 +75,9 @@ var full = config{
 		{Threads: 1000}, {Threads: 1000, Before: true},
 		{Threads: 10000}, {Threads: 10000, Before: true},
 		{Threads: 100, Host: 5000},
-		{Threads: 100, Senders: 100}, {Threads: 10000, Senders: 1000},
+		{Threads: 100, Bounded: true}, {Threads: 1000, Bounded: true}, {Threads: 10000, Bounded: true},
 	},
-	snapshotCases: []SnapshotCase{{100, 0}, {100, 100}, {10000, 0}, {10000, 1000}},
+	snapshotCases: []SnapshotCase{{100, false}, {100, true}, {10000, false}, {10000, true}},
 	snapshots:     200,
 	pollWindows:   3, pollWindow: 3500 * time.Millisecond,
 	// stallmon attach's defaults for the intervals.
@@ -87,21 +91,27 @@ var smoke = config{
 	name:   "smoke",
 	rounds: 2, calls: 20_000, straceCalls: 200, bpftraceCalls: 5_000,
 	redisRequests: 500,
-	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}, {Threads: 100, Senders: 10}},
-	snapshotCases: []SnapshotCase{{100, 0}, {100, 10}},
+	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}, {Threads: 100, Bounded: true}},
+	snapshotCases: []SnapshotCase{{100, false}, {100, true}},
 	snapshots:     5,
 	pollWindows:   1, pollWindow: 300 * time.Millisecond,
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
 	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
+	selfBaseline: true,
 }
 
-func (c config) settings() string {
+func (c config) settings(baseline *Build) string {
+	against := ""
+	if baseline != nil {
+		against = fmt.Sprintf(", and as many with stallmon@%s on a target made alike, the two builds in turn (which goes first alternates from case to case)",
+			baseline.Label)
+	}
 	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of %s redis SETs + %s GETs; "+
-		"poll cost: %d windows of %v per case at the default poll interval (100ms); snapshot cost: %d rounds of %d snapshots per case; "+
+		"poll cost: %d windows of %v per case at the default poll interval (100ms)%s; snapshot cost: %d rounds of %d snapshots per case; "+
 		"detection latency: %d trials, budget %v, poll %v, heartbeat %v; soak: %s.",
 		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
-		thousands(c.redisRequests), c.pollWindows, c.pollWindow, c.rounds, c.snapshots, c.latencyTrials, c.budget, c.pollInterval,
-		c.heartbeatInterval, c.soakCase())
+		thousands(c.redisRequests), c.pollWindows, c.pollWindow, against, c.rounds, c.snapshots, c.latencyTrials, c.budget,
+		c.pollInterval, c.heartbeatInterval, c.soakCase())
 }
 
 // runAll runs every row of cfg and returns the table with its goals.
@@ -109,12 +119,13 @@ func runAll(t *testing.T, cfg config) *Table {
 	privtest.Require(t)
 	fusehang.Require(t)
 	started := time.Now()
+	baseline := baselineBuild(t, cfg)
 	tab := &Table{}
 	var falseStalls int
 	var pollSeconds float64
 	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
 	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
-	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab) })
+	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
 	t.Run("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
 	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
@@ -123,7 +134,7 @@ func runAll(t *testing.T, cfg config) *Table {
 		"Machine: " + Machine() + ".",
 		fmt.Sprintf("Run: %s, stallmon %s, %v.", started.UTC().Format("2006-01-02 15:04 MST"), revision(),
 			time.Since(started).Round(time.Second)),
-		cfg.settings(),
+		cfg.settings(baseline),
 		"Figures are medians of the rounds (p50/p99: nearest rank over the trials); each is compared with a row of the same run.",
 	}
 	tab.Goals = Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,

@@ -14,9 +14,15 @@
 //   - redis-benchmark's throughput against Debian's redis-server, with no
 //     tracker, with `stallmon attach` on redis and on another process;
 //   - the cost of a poll of `stallmon attach` by the size of its target
-//     (threads idle in futex, a few busy, made before or after attach) and
-//     by the number of other tasks on the host: time per poll (from the
-//     agent's own metrics), the agent's CPU and RSS (from /proc);
+//     (threads idle in futex, a few busy, made before or after attach; or
+//     asleep in openat of a FIFO, which the table bounds, so that the
+//     iterator writes each of them) and by the number of other tasks on
+//     the host: time per poll (from the agent's own metrics), the agent's
+//     CPU and RSS (from /proc); with a baseline build (make bench
+//     BENCH_BASELINE=REF), each case is run with it too and compared;
+//   - the cost of one tracker snapshot in this process, with the kernel
+//     stacks (wait sites) taken and without (tracker.Options.NoWaitSites),
+//     on threads idle in futex and asleep in openat of a FIFO;
 //   - detection latency: a read(2) of a FUSE file that hangs for real under
 //     `stallmon attach --budget B`, from the hang to the stall event and to
 //     the last ALIVE heartbeat a receiver saw.

@@ -42,11 +42,28 @@ type PollCase struct {
 	Threads int  // idle threads of the target (plus its busy ones)
 	Before  bool // made before stallmon attached
 	Host    int  // idle threads in another process
-	// Senders of the Threads are asleep in sendfile(2) to a client that
-	// stopped reading instead of in futex: candidates the iterator lists
-	// and takes the kernel stack of, and the agent judges healthy by
-	// their wait site.
-	Senders int
+	// Bounded: the idle threads wait in openat(2) of a FIFO nobody
+	// writes, which the table bounds, rather than in futex(2), which it
+	// does not: the iterator writes a record for each of them at every
+	// pass instead of leaving it out as quiet (what a per-record cost,
+	// such as a kernel stack, shows in). The agent runs with
+	// BoundedBudget so that none of them is over budget.
+	Bounded bool
+}
+
+// The default rule of a Bounded case: longer than any run, so that its
+// waits are judged at every poll and never stall.
+const (
+	BoundedBudget    = "1h"
+	boundedKillAfter = "2h"
+)
+
+// AgentArgs are the flags a case adds to `stallmon attach`.
+func (c PollCase) AgentArgs() []string {
+	if !c.Bounded {
+		return nil
+	}
+	return []string{"--budget", BoundedBudget, "--kill-after", boundedKillAfter}
 }
 
 // Busy is how many of the target's threads make syscalls: one in a
@@ -59,9 +76,9 @@ func (c PollCase) String() string {
 		when = "before attach"
 	}
 	s := fmt.Sprintf("%s threads (%d busy), made %s", thousands(c.Threads), c.Busy(), when)
-	if c.Senders > 0 {
-		s = fmt.Sprintf("%s threads (%d busy, %s in sendfile to a client that stopped reading), made %s",
-			thousands(c.Threads), c.Busy(), thousands(c.Senders), when)
+	if c.Bounded {
+		s = fmt.Sprintf("%s threads (%d busy) asleep in openat of a FIFO (bounded: --budget %s), made %s",
+			thousands(c.Threads), c.Busy(), BoundedBudget, when)
 	}
 	if c.Host > 0 {
 		s += fmt.Sprintf(", +%s idle threads on the host", thousands(c.Host))
@@ -81,29 +98,16 @@ func thousands(n int) string {
 // PollKey names a poll-cost row.
 func PollKey(tracker, measure string, c PollCase) string {
 	k := fmt.Sprintf("poll/%s/%s/%d/%t/%d", tracker, measure, c.Threads, c.Before, c.Host)
-	if c.Senders > 0 {
-		k += fmt.Sprintf("/senders=%d", c.Senders)
+	if c.Bounded {
+		k += "/bounded"
 	}
 	return k
 }
 
-// SnapshotCase is one target of the snapshot-cost rows: Threads threads,
-// Senders of them asleep in sendfile to a client that stopped reading
-// (listed, their stacks taken), the rest idle in futex (quiet).
-type SnapshotCase struct {
-	Threads, Senders int
-}
-
-func (c SnapshotCase) String() string {
-	if c.Senders == 0 {
-		return fmt.Sprintf("%s threads idle in futex", thousands(c.Threads))
-	}
-	return fmt.Sprintf("%s threads, %s of them in sendfile to a client that stopped reading", thousands(c.Threads), thousands(c.Senders))
-}
-
-// SnapshotKey names a snapshot-cost row, with wait sites taken or not.
-func SnapshotKey(c SnapshotCase, waitSites bool) string {
-	return fmt.Sprintf("snapshot/%d/%d/%t", c.Threads, c.Senders, waitSites)
+// PollBaselineKey names a poll-cost row of the baseline build
+// (BENCH_BASELINE), measured beside PollKey's.
+func PollBaselineKey(tracker, measure string, c PollCase) string {
+	return "baseline/" + PollKey(tracker, measure, c)
 }
 
 // Detection-latency measures.
@@ -126,3 +130,23 @@ const (
 
 // SoakKey names a soak row.
 func SoakKey(tracker, measure string) string { return "soak/" + tracker + "/" + measure }
+
+// SnapshotCase is one target of the snapshot-cost rows: Threads threads,
+// idle in futex (quiet: only counted) or, Bounded, asleep in openat of a
+// FIFO (listed at every pass, their kernel stacks taken).
+type SnapshotCase struct {
+	Threads int
+	Bounded bool
+}
+
+func (c SnapshotCase) String() string {
+	if c.Bounded {
+		return fmt.Sprintf("%s threads asleep in openat of a FIFO", thousands(c.Threads))
+	}
+	return fmt.Sprintf("%s threads idle in futex", thousands(c.Threads))
+}
+
+// SnapshotKey names a snapshot-cost row, with wait sites taken or not.
+func SnapshotKey(c SnapshotCase, waitSites bool) string {
+	return fmt.Sprintf("snapshot/%d/%t/%t", c.Threads, c.Bounded, waitSites)
+}

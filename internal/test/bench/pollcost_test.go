@@ -3,10 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/cgroup"
 	"github.com/stallmon/stallmon/internal/event"
@@ -22,73 +23,90 @@ const spawnTimeout = 2 * time.Minute
 // runPollCost measures `stallmon attach` at the default poll interval on
 // targets of each size of cfg.pollCases: the mean time of a poll (the
 // agent's own agent_poll_duration_seconds), the agent's CPU and its RSS
-// (from /proc). Every figure is compared with the first case's. It
-// returns the stall events the agents reported, all false (no target
-// hangs), and how long the agents watched.
-func runPollCost(t *testing.T, cfg config, tab *Table) (stalls int, seconds float64) {
+// (from /proc). Every figure is compared with the first case's; with a
+// baseline build, each case is also run with it, the two builds in turn
+// on targets made alike, and each figure is compared with the baseline's
+// instead. It returns the stall events this build's agents reported, all
+// false (no target hangs), and how long they watched.
+func runPollCost(t *testing.T, cfg config, tab *Table, baseline *Build) (stalls int, seconds float64) {
 	bin := ctarget.Build(t, "idlethreads")
 	c := harness.NewCluster(t)
 	// The agents run one at a time in this cgroup, which counts their CPU.
 	cg := cgrouptest.New(t)
+	label := ""
+	if baseline != nil {
+		label = baseline.Label
+	}
 	for _, tr := range Trackers {
-		var base [3]*Row
+		var first [3]*Row
 		for i, pc := range cfg.pollCases {
-			var rows [3]*Row
-			for k, m := range []struct {
-				measure, bench string
-				unit           Unit
-			}{{PollTime, "time per poll", Millis}, {PollCPU, "agent CPU", CorePct}, {PollRSS, "agent RSS", MB}} {
-				b := base[k]
-				if pc.Senders > 0 {
-					// Compared with the same target all idle.
-					idle := pc
-					idle.Senders = 0
-					if r := tab.Row(PollKey(tr.Name, m.measure, idle)); r != nil {
-						b = r
-					}
-				}
-				rows[k] = tab.Add(&Row{Key: PollKey(tr.Name, m.measure, pc), Bench: m.bench, Unit: m.unit, Base: b,
-					Case: fmt.Sprintf("stallmon (%s), %s", tr.Name, pc)})
-			}
+			rows := AddPollRows(tab, tr.Name, pc, first, label)
 			if i == 0 {
-				base = rows
+				first = rows.Current
 			}
-			s, secs := measurePolls(t, cfg, tr, c, cg.Path, bin, pc, rows)
-			stalls += s
-			seconds += secs
-			t.Logf("poll cost, %s: %s ms/poll, %s%% CPU, %s MB", rows[0].Case,
-				Format(rows[0].Figure()), Format(rows[1].Figure()), Format(rows[2].Figure()))
+			type run struct {
+				stallmon string
+				rows     [3]*Row
+				current  bool // this build's, not the baseline's
+			}
+			runs := []run{{stallmonBin, rows.Current, true}}
+			if baseline != nil {
+				runs = append(runs, run{baseline.Bin, rows.Baseline, false})
+				// Neither build always goes first: whatever the one
+				// before leaves behind (threads being freed, a warm
+				// cache) falls on each in turn.
+				if i%2 == 1 {
+					runs[0], runs[1] = runs[1], runs[0]
+				}
+			}
+			for _, r := range runs {
+				s, secs := measurePolls(t, cfg, tr, c, cg.Path, bin, r.stallmon, pc, r.rows)
+				if r.current {
+					stalls += s
+					seconds += secs
+				}
+				t.Logf("poll cost, %s: %s ms/poll, %s%% CPU, %s MB", r.rows[0].Case,
+					Format(r.rows[0].Figure()), Format(r.rows[1].Figure()), Format(r.rows[2].Figure()))
+			}
 		}
 	}
 	return stalls, seconds
 }
 
-// measurePolls runs one agent on one target and fills rows (poll time,
-// CPU, RSS) with a sample per window.
-func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, bin string, pc PollCase, rows [3]*Row) (stalls int, seconds float64) {
+// measurePolls runs one agent, the stallmon binary at stallmon, on one
+// target and fills rows (poll time, CPU, RSS) with a sample per window.
+func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, bin, stallmon string, pc PollCase, rows [3]*Row) (stalls int, seconds float64) {
 	target := startProtocol(t, bin)
 	defer target.Stop()
 	if pc.Host > 0 {
 		host := startProtocol(t, bin)
 		defer host.Stop()
-		spawnIdle(t, host, pc.Host, 0)
+		spawnThreads(t, host, pc.Host, 0)
 	}
-	sendFile := ""
-	if pc.Senders > 0 {
-		sendFile = senderFile(t)
+	fifo := ""
+	if pc.Bounded {
+		fifo = filepath.Join(t.TempDir(), "fifo")
+		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if pc.Before {
-		spawnThreads(t, target, pc, sendFile)
+		makeThreads(t, target, pc, fifo)
 	}
 	started := time.Now()
-	a := startAgent(t, tr, c, fmt.Sprintf("bench-poll-%d", target.PID), "--pid", fmt.Sprint(target.PID),
-		"--metrics-addr", "127.0.0.1:0")
+	args := append([]string{"--pid", fmt.Sprint(target.PID), "--metrics-addr", "127.0.0.1:0"}, pc.AgentArgs()...)
+	a := startAgentBin(t, stallmon, tr, c, fmt.Sprintf("bench-poll-%d", target.PID), args...)
 	addr := metricsAddr(t, a)
 	if err := (cgroup.Dir{Path: cg}).Add(a.Cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	if !pc.Before {
-		spawnThreads(t, target, pc, sendFile)
+		makeThreads(t, target, pc, fifo)
+	}
+	if pc.Bounded {
+		if err := waitBounded(addr, pc.Threads, time.Minute); err != nil {
+			t.Fatalf("%s: %v", rows[0].Case, err)
+		}
 	}
 	// Steady state: two polls that began once every thread was there.
 	now, err := scrapePolls(context.Background(), addr)
@@ -118,40 +136,50 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 	return stalls, seconds
 }
 
-// spawnThreads gives idlethreads pc's threads: idle in futex, busy, and
-// asleep in sendfile to a client that stopped reading (from path).
-func spawnThreads(t *testing.T, p *workload.Proc, pc PollCase, path string) {
+// makeThreads gives target the threads of pc: its idle ones wait in futex,
+// or, for a Bounded case, in openat of fifo.
+func makeThreads(t *testing.T, target *workload.Proc, pc PollCase, fifo string) {
 	t.Helper()
-	spawnIdle(t, p, pc.Threads-pc.Senders, pc.Busy())
-	spawnSenders(t, p, pc.Senders, path)
+	if !pc.Bounded {
+		spawnThreads(t, target, pc.Threads, pc.Busy())
+		return
+	}
+	if _, err := target.DoTimeout(fmt.Sprintf("fifo %d %s", pc.Threads, fifo), spawnTimeout); err != nil {
+		t.Fatal(err)
+	}
+	spawnThreads(t, target, 0, pc.Busy())
 }
 
-func spawnIdle(t *testing.T, p *workload.Proc, idle, busy int) {
+// waitBounded waits until the agent at addr sees n threads in openat,
+// judged by a bounded rule (so never left out as quiet) of
+// BoundedBudget: what a Bounded case claims to measure.
+func waitBounded(addr string, n int, timeout time.Duration) error {
+	want, err := time.ParseDuration(BoundedBudget)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := scrapeSyscall(context.Background(), addr, "openat")
+		if err != nil {
+			return err
+		}
+		if int(s.InFlight) == n && s.Budget == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %v the agent sees %v threads in openat with a budget of %v, want %d with %v",
+				timeout, s.InFlight, s.Budget, n, want)
+		}
+		time.Sleep(scrapeEvery)
+	}
+}
+
+func spawnThreads(t *testing.T, p *workload.Proc, idle, busy int) {
 	t.Helper()
 	if _, err := p.DoTimeout(fmt.Sprintf("spawn %d %d", idle, busy), spawnTimeout); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func spawnSenders(t *testing.T, p *workload.Proc, n int, path string) {
-	t.Helper()
-	if n == 0 {
-		return
-	}
-	if _, err := p.DoTimeout(fmt.Sprintf("senders %d %s", n, path), spawnTimeout); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// senderFile is the file idlethreads' senders send: over the 64 KiB
-// their sockets can hold.
-func senderFile(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "sent")
-	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // metricsAddr is where the agent serves its metrics, from the event it

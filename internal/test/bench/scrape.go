@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -19,26 +20,35 @@ type pollStats struct {
 	Time     time.Duration // their summed duration
 }
 
-// scrapePolls reads the agent's poll counters from its metrics endpoint.
-func scrapePolls(ctx context.Context, addr string) (pollStats, error) {
+// scrape reads the agent's metrics from its endpoint.
+func scrape(ctx context.Context, addr string) (map[string]*dto.MetricFamily, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		return pollStats{}, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return pollStats{}, fmt.Errorf("scraping %s: %w", addr, err)
+		return nil, fmt.Errorf("scraping %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return pollStats{}, fmt.Errorf("scraping %s: %s", addr, resp.Status)
+		return nil, fmt.Errorf("scraping %s: %s", addr, resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return pollStats{}, fmt.Errorf("parsing the metrics of %s: %w", addr, err)
+		return nil, fmt.Errorf("parsing the metrics of %s: %w", addr, err)
+	}
+	return families, nil
+}
+
+// scrapePolls reads the agent's poll counters from its metrics endpoint.
+func scrapePolls(ctx context.Context, addr string) (pollStats, error) {
+	families, err := scrape(ctx, addr)
+	if err != nil {
+		return pollStats{}, err
 	}
 	var st pollStats
 	polls, ok := families[metrics.Namespace+"_agent_polls_total"]
@@ -54,4 +64,42 @@ func scrapePolls(ctx context.Context, addr string) (pollStats, error) {
 	st.Observed = h.GetSampleCount()
 	st.Time = time.Duration(h.GetSampleSum() * float64(time.Second))
 	return st, nil
+}
+
+// syscallJudged is what an agent's metrics say of one syscall: its
+// threads in flight at the latest poll, and its budget (0: no series,
+// which the agent exports for each syscall in flight whose rule is
+// bounded).
+type syscallJudged struct {
+	InFlight float64
+	Budget   time.Duration
+}
+
+// scrapeSyscall reads what the agent's metrics say of syscall.
+func scrapeSyscall(ctx context.Context, addr, syscall string) (syscallJudged, error) {
+	families, err := scrape(ctx, addr)
+	if err != nil {
+		return syscallJudged{}, err
+	}
+	var s syscallJudged
+	for _, m := range families[metrics.Namespace+"_syscalls_in_flight"].GetMetric() {
+		if label(m, "syscall") == syscall {
+			s.InFlight = m.GetGauge().GetValue()
+		}
+	}
+	for _, m := range families[metrics.Namespace+"_syscall_budget_seconds"].GetMetric() {
+		if label(m, "syscall") == syscall && label(m, "fd_kind") == "" {
+			s.Budget = time.Duration(m.GetGauge().GetValue() * float64(time.Second))
+		}
+	}
+	return s, nil
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }

@@ -30,7 +30,7 @@ func TestBenchmarksSmoke(t *testing.T) {
 	if len(rows) != len(tab.Rows) {
 		t.Fatalf("the markdown has %d rows, the table %d", len(rows), len(tab.Rows))
 	}
-	for _, key := range expectedKeys(smoke) {
+	for _, key := range expectedKeys(smoke, true) {
 		r, ok := byKey[key]
 		if !ok {
 			t.Errorf("no row %s", key)
@@ -40,6 +40,17 @@ func TestBenchmarksSmoke(t *testing.T) {
 			t.Errorf("row %s: %v", key, err)
 		}
 	}
+	// This build's poll-cost rows compare with the baseline build's.
+	for _, tr := range Trackers {
+		for _, pc := range smoke.pollCases {
+			for _, m := range pollMeasures {
+				cur, base := tab.Row(PollKey(tr.Name, m.Measure, pc)), tab.Row(PollBaselineKey(tr.Name, m.Measure, pc))
+				if cur != nil && (base == nil || cur.Base != base) {
+					t.Errorf("row %s is not compared with the baseline build's", cur.Key)
+				}
+			}
+		}
+	}
 	// Per tracker: the watched process, the others, two poll cases, the
 	// soak and the latency; once: no false stall.
 	if want := 6*len(Trackers) + 1; len(tab.Goals) != want {
@@ -47,8 +58,9 @@ func TestBenchmarksSmoke(t *testing.T) {
 	}
 }
 
-// expectedKeys are the rows a run of cfg must have.
-func expectedKeys(cfg config) []string {
+// expectedKeys are the rows a run of cfg must have, with a baseline
+// build or not.
+func expectedKeys(cfg config, baseline bool) []string {
 	keys := []string{KeyNoTracker, KeyFloor, KeyStrace, KeyBpftrace, KeyRedisBare}
 	for _, tr := range Trackers {
 		for _, s := range []string{ScopeOther, ScopeOtherTree, ScopeOtherCgroup, ScopeSelf} {
@@ -61,6 +73,9 @@ func expectedKeys(cfg config) []string {
 		for _, pc := range cfg.pollCases {
 			for _, m := range []string{PollTime, PollCPU, PollRSS} {
 				keys = append(keys, PollKey(tr.Name, m, pc))
+				if baseline {
+					keys = append(keys, PollBaselineKey(tr.Name, m, pc))
+				}
 			}
 		}
 		keys = append(keys, LatencyKey(tr.Name, LatencyGoal, 99))
@@ -68,6 +83,9 @@ func expectedKeys(cfg config) []string {
 			keys = append(keys, LatencyKey(tr.Name, m, 50), LatencyKey(tr.Name, m, 99))
 		}
 		keys = append(keys, SoakKey(tr.Name, SoakRate), SoakKey(tr.Name, SoakFound))
+	}
+	for _, sc := range cfg.snapshotCases {
+		keys = append(keys, SnapshotKey(sc, false), SnapshotKey(sc, true))
 	}
 	return keys
 }

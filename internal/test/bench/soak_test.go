@@ -45,7 +45,7 @@ func runSoak(t *testing.T, cfg config, tab *Table) (falseStalls int) {
 func soakOnce(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, bin string, rate, found *Row) (falseStalls int) {
 	target := startProtocol(t, bin)
 	defer target.Stop()
-	spawnIdle(t, target, cfg.soakThreads-cfg.soakBusy-1, cfg.soakBusy)
+	spawnThreads(t, target, cfg.soakThreads-cfg.soakBusy-1, cfg.soakBusy)
 	fs := fusehang.Mount(t, fusehang.Options{})
 	// Before the target stops: its reader cannot end while the read is
 	// held.

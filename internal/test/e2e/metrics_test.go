@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,31 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 	agent.Events.Next("stall_cleared", 10*time.Second)
 	waitProbe("/readyz", 200, "ok")
+}
+
+// waitPolls waits until the agent serving metrics at addr has judged n
+// more snapshots: what a test that checks nothing happened waits for,
+// rather than a time.
+func waitPolls(t *testing.T, addr string, n int) {
+	t.Helper()
+	polls := func() float64 {
+		for _, line := range strings.Split(scrape(t, addr), "\n") {
+			if v, ok := strings.CutPrefix(line, "stallmon_agent_polls_total "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+		}
+		t.Fatal("no stallmon_agent_polls_total")
+		return 0
+	}
+	start, deadline := polls(), time.Now().Add(time.Duration(n)*time.Second)
+	for polls() < start+float64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d polls in %v", n, time.Duration(n)*time.Second)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

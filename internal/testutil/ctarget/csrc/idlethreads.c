@@ -12,26 +12,24 @@
  *                                    syscalls a second each); T counts
  *                                    every thread of the process
  *
+ *   fifo N PATH       ok threads=T   start N threads that open PATH, a
+ *                                    FIFO, for reading: each waits in
+ *                                    openat(2) for a writer, and none
+ *                                    ever comes (a syscall that
+ *                                    stallmon's table bounds, so its
+ *                                    threads are never left out as quiet)
+ *
  *   calls             ok calls=N     the getppid calls the busy threads
  *                                    made so far
  *   read PATH         ok tid=T       start a thread that reads one byte
  *                                    of PATH (a file on a file system
  *                                    that hangs: the one real hang)
  *
- *   senders N PATH    ok threads=T   start N threads that each sendfile(2)
- *                                    PATH, a regular file of over 64 KiB,
- *                                    into a unix stream socket whose peer
- *                                    never reads (back-pressure: asleep
- *                                    in S for room to send, for ever);
- *                                    the reply comes once every one of
- *                                    them sleeps there
- *
  * The reply comes once every new thread runs. Thread stacks are small
  * (64 KiB) so that 10,000 threads fit in little memory. EOF on stdin exits
  * with status 0, ending every thread.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,8 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -55,6 +51,7 @@ static int never;          /* the futex word idle threads wait on; never woken *
 static atomic_long calls;  /* getppid calls made by the busy threads */
 static atomic_int reader_tid;
 static char read_path[PATH_MAX];
+static char fifo_path[PATH_MAX];
 
 static void *idle(void *arg)
 {
@@ -81,6 +78,22 @@ static void *busy(void *arg)
 	return NULL;
 }
 
+static void *fifo_waiter(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	atomic_fetch_add(&started, 1);
+	for (;;) {
+		fd = open(fifo_path, O_RDONLY);
+		if (fd >= 0)
+			close(fd); /* a writer came after all: wait for the next */
+		else if (errno != EINTR)
+			pause(); /* out of openat, where the harness looks for it */
+	}
+	return NULL;
+}
+
 static void *reader(void *arg)
 {
 	char b;
@@ -92,60 +105,6 @@ static void *reader(void *arg)
 	if (fd >= 0 && read(fd, &b, 1) >= 0)
 		close(fd);
 	return NULL;
-}
-
-static char send_path[PATH_MAX];
-static atomic_int senders_ready; /* senders that reached their sendfile */
-
-/*
- * sender fills a socket no one reads with PATH: its peer's end stays
- * open and unread, and the sendfile sleeps for room in the socket's send
- * buffer (a few KiB) until the process exits.
- */
-static void *sender(void *arg)
-{
-	int sp[2], fd, small = 4096;
-	struct stat st;
-
-	(void)arg;
-	fd = open(send_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-		atomic_fetch_add(&senders_ready, 1);
-		return NULL;
-	}
-	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-	setsockopt(sp[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-	atomic_fetch_add(&senders_ready, 1);
-	for (;;)
-		sendfile(sp[0], fd, NULL, st.st_size);
-	return NULL;
-}
-
-/* sleeping_in_sendfile counts the threads of this process asleep in
- * sendfile(2), from /proc/self/task. */
-static long sleeping_in_sendfile(void)
-{
-	char path[300], buf[256];
-	struct dirent *e;
-	long n = 0;
-	DIR *d = opendir("/proc/self/task");
-	FILE *f;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		/* Asleep in sendfile: "40 ..."; running shows "running". */
-		if (fgets(buf, sizeof buf, f) && strtol(buf, NULL, 10) == SYS_sendfile)
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
 }
 
 /* spawn starts n threads running fn; it returns 0 or an errno. */
@@ -169,8 +128,9 @@ static int spawn(long n, void *(*fn)(void *))
 int main(void)
 {
 	struct timespec tick = {0, 100 * 1000};
-	char line[128];
+	char line[PATH_MAX + 32]; /* a command and a path */
 	long idle_n, busy_n, total = 1;
+	struct stat st;
 	int err;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -193,28 +153,21 @@ int main(void)
 			printf("ok tid=%d\n", atomic_exchange(&reader_tid, 0));
 			continue;
 		}
-		if (sscanf(line, "senders %ld %4095s", &idle_n, send_path) == 2 && idle_n >= 0) {
-			long want = idle_n;
-
-			atomic_store(&senders_ready, 0);
-			if ((err = spawn(want, sender)) != 0) {
-				printf("err creating senders: %s\n", strerror(err));
-				return 1;
+		busy_n = 0;
+		if (sscanf(line, "fifo %ld %4095s", &idle_n, fifo_path) == 2) {
+			if (idle_n < 0 || stat(fifo_path, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+				printf("err want \"fifo N PATH\" with PATH a FIFO\n");
+				continue;
 			}
-			total += want;
-			while (atomic_load(&senders_ready) < want)
-				nanosleep(&tick, NULL);
-			/* No notification exists for "asleep in sendfile" either. */
-			while (sleeping_in_sendfile() < want)
-				nanosleep(&tick, NULL);
-			printf("ok threads=%ld\n", total);
+			err = spawn(idle_n, fifo_waiter);
+		} else if (sscanf(line, "spawn %ld %ld", &idle_n, &busy_n) == 2 && idle_n >= 0 && busy_n >= 0) {
+			if ((err = spawn(idle_n, idle)) == 0)
+				err = spawn(busy_n, busy);
+		} else {
+			printf("err want \"spawn IDLE BUSY\", \"fifo N PATH\", \"read PATH\" or \"calls\"\n");
 			continue;
 		}
-		if (sscanf(line, "spawn %ld %ld", &idle_n, &busy_n) != 2 || idle_n < 0 || busy_n < 0) {
-			printf("err want \"spawn IDLE BUSY\"\n");
-			continue;
-		}
-		if ((err = spawn(idle_n, idle)) != 0 || (err = spawn(busy_n, busy)) != 0) {
+		if (err != 0) {
 			/* Some threads may run already: the count is unknown now. */
 			printf("err creating threads: %s\n", strerror(err));
 			return 1;
