@@ -17,6 +17,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
+	"github.com/stallmon/stallmon/internal/tracker/gen"
 	"github.com/stallmon/stallmon/internal/waitsite"
 )
 
@@ -454,4 +455,72 @@ func TestNoWaitSites(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// The kernel side keeps each sleeper's stack for as long as the thread
+// has not been switched since: a thread that wakes and sleeps elsewhere
+// is walked anew, and a thread's entry goes when it exits.
+func TestWaitSiteFollowsTheThread(t *testing.T) {
+	privtest.Require(t)
+	m := attach(t, os.Getpid())
+	a, b := pipe(t), pipe(t)
+	tid := waiter(t, func() {
+		unix.Read(a[0], make([]byte, 1))
+		unix.Poll([]unix.PollFd{{Fd: int32(b[0]), Events: unix.POLLIN}}, -1)
+	}, func() { unix.Write(b[1], []byte{1}) })
+	waitClass(t, m, tid, waitsite.Pipe)
+	// Seen twice from the cache, then woken and asleep elsewhere.
+	waitClass(t, m, tid, waitsite.Pipe)
+	unix.Write(a[1], []byte{1})
+	waitClass(t, m, tid, waitsite.Poll)
+
+	// Ten threads asleep, walked once, then woken: those that exit keep
+	// no entry. (The Go runtime may keep a woken thread for other work.)
+	var tids []int
+	p := pipe(t)
+	for range 10 {
+		tid := waiter(t, func() { unix.Read(p[0], make([]byte, 1)) }, func() {})
+		tids = append(tids, tid)
+		waitClass(t, m, tid, waitsite.Pipe)
+	}
+	if n := cachedWaits(t, m, tids); n != len(tids) {
+		t.Fatalf("%d of the %d sleepers' stacks kept, want all", n, len(tids))
+	}
+	unix.Write(p[1], make([]byte, len(tids)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var gone []int
+		for _, tid := range tids {
+			if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err != nil {
+				gone = append(gone, tid)
+			}
+		}
+		kept := cachedWaits(t, m, gone)
+		if len(gone) >= len(tids)/2 && kept == 0 {
+			t.Logf("%d of the %d threads exited, none keeps an entry", len(gone), len(tids))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d threads exited, %d of them still have a stack kept", len(gone), len(tids), kept)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cachedWaits counts the kernel side's kept stacks of the threads tids.
+func cachedWaits(t *testing.T, m *Tracker, tids []int) int {
+	t.Helper()
+	var k gen.StallmonWaitKey
+	var v gen.StallmonWaitSite
+	n := 0
+	it := m.objs.WaitCache.Iterate()
+	for it.Next(&k, &v) {
+		if slices.Contains(tids, int(k.Tid)) {
+			n++
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

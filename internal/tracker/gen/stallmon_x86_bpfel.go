@@ -171,11 +171,19 @@ type StallmonUnrecorded struct {
 	StartTime uint64
 }
 
+type StallmonWaitKey struct {
+	_         structs.HostLayout
+	Tid       uint32
+	Pad       uint32
+	StartTime uint64
+}
+
 type StallmonWaitSite struct {
-	_      structs.HostLayout
-	Ips    [12]uint64
-	Frames int32
-	Taken  uint32
+	_        structs.HostLayout
+	Ips      [12]uint64
+	Frames   int32
+	Taken    uint32
+	Switches uint64
 }
 
 type StallmonWord uint32
@@ -199,6 +207,7 @@ const (
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonMapTree                  = "tree"
 	StallmonMapUnrecorded            = "unrecorded"
+	StallmonMapWaitCache             = "wait_cache"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
@@ -298,6 +307,7 @@ type StallmonMapSpecs struct {
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
 	Unrecorded            *ebpf.MapSpec `ebpf:"unrecorded"`
+	WaitCache             *ebpf.MapSpec `ebpf:"wait_cache"`
 }
 
 // StallmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -365,6 +375,7 @@ type StallmonMaps struct {
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
 	Unrecorded            *ebpf.Map `ebpf:"unrecorded"`
+	WaitCache             *ebpf.Map `ebpf:"wait_cache"`
 }
 
 func (m *StallmonMaps) Close() error {
@@ -375,6 +386,7 @@ func (m *StallmonMaps) Close() error {
 		m.SyscallLatencySeconds,
 		m.Tree,
 		m.Unrecorded,
+		m.WaitCache,
 	)
 }
 
