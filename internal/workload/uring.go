@@ -426,7 +426,9 @@ func matchTask(prefix, state string, busy bool) (int, error) {
 // once there is one, or fails if th (unless nil) finished first. Threads
 // the kernel makes, names and puts to sleep send no notification; this
 // polls /proc, bounded.
-func waitTaskIn(th thread, prefix, state string) (int, error) { return waitTask(th, prefix, state, false) }
+func waitTaskIn(th thread, prefix, state string) (int, error) {
+	return waitTask(th, prefix, state, false)
+}
 
 // waitTask is waitTaskIn, for a thread not idle in io-wq's loop if busy.
 func waitTask(th thread, prefix, state string, busy bool) (int, error) {
