@@ -34,9 +34,9 @@ volatile const __u32 take_wait_sites = 1;
 // it is in the same sleep, on the same stack, which is copied instead of
 // walked, so a service's long sleepers are walked once, not at every
 // pass. Not task storage: on kernels with a per-CPU task storage lock
-// (6.1, 6.12), the iterator holding it longer would make a target
-// thread's own sys_enter fail on that CPU, and the thread unknown
-// (unrecorded.h). A hash, allocated as it fills, keyed by tid and start
+// (bpf_task_storage_busy: 6.1 has one, 6.18 none), the iterator holding
+// it longer would make a target thread's own sys_enter fail on that CPU,
+// and the thread unknown (unrecorded.h). A hash, allocated as it fills, keyed by tid and start
 // time (a reused tid is another key), emptied by thread_exit; should an
 // entry outlive its thread (it left a cgroup first), a full table only
 // means walking again.
