@@ -47,6 +47,10 @@ func judgedAttrs(j judged) []slog.Attr {
 	if j.child != nil {
 		attrs = append(attrs, childAttrs(j.child)...)
 	}
+	if w := t.Wait; w.Captured() {
+		// Where it sleeps, from its kernel stack: what it waits for.
+		attrs = append(attrs, slog.String("wait", w.String()), slog.String("stack", w.Stack()))
+	}
 	if d := j.death; d != nil {
 		// The table did not decide this one: say what the kernel did.
 		attrs = append(attrs,
@@ -56,6 +60,10 @@ func judgedAttrs(j judged) []slog.Attr {
 	}
 	if j.reason != reasonOverBudget {
 		attrs = append(attrs, slog.Float64("state_seconds", j.span.Seconds()))
+	}
+	if j.onSide {
+		// Judged by the fd it waits on, for as long as it has.
+		attrs = append(attrs, slog.Float64("fd_wait_seconds", j.span.Seconds()))
 	}
 	attrs = append(attrs, slog.Float64("budget_seconds", j.rule.Budget.Seconds()))
 	if j.rule.Kills() {

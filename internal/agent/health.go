@@ -39,9 +39,13 @@ func health(st Stats, interval time.Duration, now time.Time) Health {
 	switch st.Gate {
 	case gateStalled.String():
 		h.Reason = "stalled"
-		if len(st.Stalled) > 0 {
-			s := st.Stalled[0]
-			h.Reason = fmt.Sprintf("stalled: thread %d (%s) in %s for %.1fs", s.TID, s.Comm, s.Syscall, s.Elapsed.Seconds())
+		for i, s := range st.Stalled {
+			// One line per stalled thread, the first one as before.
+			sep := ": "
+			if i > 0 {
+				sep = "\n"
+			}
+			h.Reason += sep + stalledLine(s)
 		}
 	case gateBlind.String():
 		h.Reason = "blind: no fresh poll of the target"
@@ -57,4 +61,20 @@ func health(st Stats, interval time.Duration, now time.Time) Health {
 		h.Reason = st.Gate
 	}
 	return h
+}
+
+// stalledLine says what one stalled thread does, and where it sleeps.
+func stalledLine(s StalledThread) string {
+	in := "in " + s.Syscall
+	if s.Syscall == "" {
+		in = "outside any syscall"
+	}
+	line := fmt.Sprintf("thread %d (%s) %s for %.1fs", s.TID, s.Comm, in, s.Elapsed.Seconds())
+	if s.Wait != "" {
+		line += ", waiting in " + s.Wait
+		if s.Stack != "" {
+			line += ": " + s.Stack
+		}
+	}
+	return line
 }

@@ -10,6 +10,10 @@ func TestHealth(t *testing.T) {
 	now := time.Unix(1000, 0)
 	poll := 100 * time.Millisecond
 	stalled := []StalledThread{{TID: 7, Comm: "main", Syscall: "read", Elapsed: 2 * time.Second}}
+	two := []StalledThread{
+		{TID: 7, Comm: "main", Syscall: "read", Elapsed: 2 * time.Second, Wait: "fuse request_wait_answer", Stack: "request_wait_answer | fuse_simple_request"},
+		{TID: 9, Comm: "iou-wrk-7", Elapsed: time.Second, Wait: "storage folio_wait_bit_common", Stack: "folio_wait_bit_common"},
+	}
 	for _, c := range []struct {
 		name        string
 		st          Stats
@@ -18,6 +22,9 @@ func TestHealth(t *testing.T) {
 	}{
 		{"healthy", Stats{Gate: "alive", LastLoop: now.Add(-poll)}, true, true, ""},
 		{"stalled", Stats{Gate: "stalled", LastLoop: now, Stalled: stalled}, true, false, "stalled: thread 7 (main) in read for 2.0s"},
+		{"stalled, with waits", Stats{Gate: "stalled", LastLoop: now, Stalled: two}, true, false,
+			"stalled: thread 7 (main) in read for 2.0s, waiting in fuse request_wait_answer: request_wait_answer | fuse_simple_request\n" +
+				"thread 9 (iou-wrk-7) outside any syscall for 1.0s, waiting in storage folio_wait_bit_common: folio_wait_bit_common"},
 		{"blind", Stats{Gate: "blind", LastLoop: now}, true, false, "blind: no fresh poll"},
 		{"thread unknown", Stats{Gate: "blind", LastLoop: now, Unknown: "thread 9 (w) unknown: why"}, true, false,
 			"blind: thread 9 (w) unknown: why"},

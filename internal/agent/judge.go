@@ -34,6 +34,9 @@ type judged struct {
 	// child is set when the thread's wait for its vfork child was judged
 	// by what the child does (reasonVforkChild).
 	child *tracker.VforkChild
+	// onSide marks a two-fd syscall judged by the fd it waits on: span
+	// is the time it has waited there (waitside.go).
+	onSide bool
 }
 
 func (j judged) overBudget() bool {
@@ -62,6 +65,8 @@ type judge struct {
 	procSince map[procState]time.Time
 	// children: tid -> the episode of the vfork child it waits for.
 	children map[int]childSpan
+	// sides is the side each two-fd syscall waits on (waitside.go).
+	sides map[int]sideSpan
 }
 
 // stateSpan is one thread's current episode in one state.
@@ -78,7 +83,7 @@ type stateSpan struct {
 const noState budget.State = 255
 
 func newJudge(table *budget.Table) *judge {
-	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[procState]time.Time{}, children: map[int]childSpan{}}
+	return &judge{table: table, since: map[int]stateSpan{}, procSince: map[procState]time.Time{}, children: map[int]childSpan{}, sides: map[int]sideSpan{}}
 }
 
 // over returns the threads of snap that break a rule, at most one
@@ -103,10 +108,11 @@ func (j *judge) over(snap tracker.Snapshot) []judged {
 			continue
 		}
 		span := j.track(t, now)
+		side := j.side(t, now)
 		if dumping[t.PID] || isProcessState(span.state) {
 			continue
 		}
-		cands := append(j.candidates(t, now.Sub(span.first), span.state), j.vforkChild(t, snap)...)
+		cands := append(j.candidates(t, now.Sub(span.first), span.state, side), j.vforkChild(t, snap)...)
 		if w, ok := worst(cands); ok {
 			out = append(out, w)
 		}
@@ -119,6 +125,11 @@ func (j *judge) over(snap tracker.Snapshot) []judged {
 	for tid := range j.children {
 		if !live[tid] {
 			delete(j.children, tid)
+		}
+	}
+	for tid := range j.sides {
+		if !live[tid] {
+			delete(j.sides, tid)
 		}
 	}
 	return append(out, j.process(snap)...)
@@ -151,13 +162,18 @@ func (j *judge) track(t tracker.Thread, now time.Time) stateSpan {
 // thread asleep outside any syscall, in any sleep, is in a page fault:
 // nothing waits there by design, the stops, the freezer, an exit and a
 // core dump aside, which their own rules judge (a kernel-made thread has
-// no syscalls; asleep in S it idles).
+// no syscalls; asleep in S it idles, unless it waits on I/O). A
+// kernel-made worker asleep in S on I/O is held to the D rule: nothing
+// of the process's can wake it either.
 func stateOf(t tracker.Thread) budget.State {
 	if t.Frozen {
 		return budget.Frozen
 	}
 	if !t.InSyscall && !t.Kernel && !t.Exiting && !t.DumpingCore && t.State.Asleep() {
 		return budget.PageFault
+	}
+	if workerBlockedOnIO(t) {
+		return budget.Uninterruptible
 	}
 	switch t.State {
 	case tracker.StateKillable, tracker.StateUninterruptible:
@@ -174,8 +190,9 @@ func stateOf(t tracker.Thread) budget.State {
 	return noState
 }
 
-// candidates lists every rule t could be breaking.
-func (j *judge) candidates(t tracker.Thread, held time.Duration, st budget.State) []judged {
+// candidates lists every rule t could be breaking; side is the fd its
+// two-fd syscall waits on, if known.
+func (j *judge) candidates(t tracker.Thread, held time.Duration, st budget.State, side waitSide) []judged {
 	var out []judged
 	if t.InSyscall && !t.Kernel && held > t.Elapsed {
 		// An episode inside this syscall cannot have lasted longer than
@@ -196,7 +213,14 @@ func (j *judge) candidates(t tracker.Thread, held time.Duration, st budget.State
 		rule, decided := j.table.LookupFDs(syscall, kinds...)
 		kind = decided
 		fd = blamedFD(t.FDs, rule, decided)
-		out = append(out, judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed})
+		jd := judged{thread: t, fd: fd, rule: rule, reason: reasonOverBudget, span: t.Elapsed}
+		if side.ok {
+			// It waits on one fd: that fd's rule, for the time it
+			// has waited there.
+			kind, fd = side.fd.Kind, side.fd
+			jd.rule, jd.fd, jd.span, jd.onSide = j.table.Lookup(syscall, kind), fd, side.held, true
+		}
+		out = append(out, jd)
 	}
 	switch {
 	case st == budget.Uninterruptible || st == budget.PageFault:

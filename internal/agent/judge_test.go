@@ -24,6 +24,8 @@ syscalls:
     by_fd: {pipe: unbounded, socket: unbounded}
   sendfile:
     by_fd: {socket: unbounded, pipe: unbounded}
+  splice:
+    by_fd: {socket: unbounded, pipe: unbounded}
 `
 
 func testJudge(t *testing.T) *judge {

@@ -73,6 +73,9 @@ type StalledThread struct {
 	Elapsed   time.Duration
 	Budget    time.Duration
 	KillAfter time.Duration // zero: never killed
+	// Wait names what it sleeps on ("fuse request_wait_answer") and
+	// Stack its kernel frames; both empty when it was not asleep.
+	Wait, Stack string
 }
 
 // Histogram is a fixed-bucket histogram. Counts are per bucket, not
@@ -209,10 +212,14 @@ func (r *statsRecorder) polled(pt pollTiming, snap tracker.Snapshot, over []judg
 	}
 	stalled := make([]StalledThread, 0, len(over))
 	for _, j := range over {
-		stalled = append(stalled, StalledThread{
+		st := StalledThread{
 			TID: j.thread.TID, Comm: j.thread.Comm, Syscall: j.thread.Syscall, FDKind: j.fd.Kind.String(),
 			Elapsed: j.span, Budget: j.rule.Budget, KillAfter: j.rule.KillAfter,
-		})
+		}
+		if w := j.thread.Wait; w.Captured() {
+			st.Wait, st.Stack = w.String(), w.Stack()
+		}
+		stalled = append(stalled, st)
 	}
 	slices.SortFunc(stalled, func(a, b StalledThread) int { return a.TID - b.TID })
 

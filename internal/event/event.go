@@ -34,6 +34,7 @@ const (
 	ThreadKnown             = "thread_known"
 	UnrecordedUnmarked      = "unrecorded_unmarked"
 	IteratorUnfiltered      = "iterator_unfiltered"
+	KernelSymbolsUnreadable = "kernel_symbols_unreadable"
 	SelfProtectFailed       = "self_protect_failed"
 	StateDirUnusable        = "state_dir_unusable"
 	NodeNotLocked           = "node_not_locked"

@@ -27,6 +27,10 @@ type Options struct {
 	// Kind chooses how syscalls are seen; the zero value is
 	// TrackerTracepoint.
 	Kind Kind
+	// NoWaitSites makes the iterator take no kernel stacks: every
+	// Thread.Wait is None, and the agent judges as it did before wait
+	// sites. For make bench, which measures what the stacks cost.
+	NoWaitSites bool
 }
 
 // Kind is how the tracker learns which syscall each thread is in.
@@ -71,6 +75,13 @@ func (o Options) apply(spec *ebpf.CollectionSpec) error {
 	}
 	if err := spec.Variables[gen.StallmonVarLatencyHistogram].Set(o.LatencyHistogram); err != nil {
 		return fmt.Errorf("setting latency histogram switch: %w", err)
+	}
+	take := uint32(1)
+	if o.NoWaitSites {
+		take = 0
+	}
+	if err := spec.Variables[gen.StallmonVarTakeWaitSites].Set(take); err != nil {
+		return fmt.Errorf("setting wait sites switch: %w", err)
 	}
 	if !o.LatencyHistogram {
 		// Nothing writes it: do not pin 512 empty histograms in the kernel.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/fdkind"
 	"github.com/stallmon/stallmon/internal/tracker/gen"
+	"github.com/stallmon/stallmon/internal/waitsite"
 )
 
 // Snapshot is the state of every thread of the target at one instant.
@@ -99,6 +100,9 @@ type Thread struct {
 	// VforkChild is the child the thread waits for in vfork, clone or
 	// clone3, if any (see VforkChild).
 	VforkChild *VforkChild
+	// Wait is where the thread sleeps in the kernel, read from its stack
+	// when it was asleep off a CPU (Class None otherwise).
+	Wait waitsite.Wait
 }
 
 // FD is a file descriptor argument, classified in the kernel from its
@@ -262,6 +266,7 @@ func (m *Tracker) decode(rec gen.StallmonThreadRec, taken time.Time) Thread {
 		Nr:          -1,
 		FD:          -1,
 		Tracked:     rec.HasStorage != 0,
+		Wait:        m.decodeWait(rec.Wait),
 	}
 	// cgroup v2 marks a task frozen also while it waits for a vfork child
 	// or sits in a job-control or ptrace stop, for its own accounting:

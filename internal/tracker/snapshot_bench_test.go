@@ -16,23 +16,25 @@ import (
 
 // BenchmarkSnapshot measures one poll's snapshot of a process with 100
 // threads asleep in read(2) on a pipe (this test process): the iterator
-// pass, with each thread's registers and fd kinds read in the kernel, and
-// the decoding. It reports ns per snapshot and per thread, for threads
-// that entered their read after the tracker attached (tracked) and before
-// (known only from their registers). `make bench` measures whole polls of
-// the agent instead (internal/test/bench/); this isolates the snapshot:
+// pass, with each thread's registers, fd kinds and kernel stack read in
+// the kernel, and the decoding. It reports ns per snapshot and per
+// thread, for threads that entered their read after the tracker attached
+// (tracked) and before (known only from their registers), and tracked
+// without the stacks (no-wait-sites). `make bench` measures whole polls
+// of the agent instead (internal/test/bench/); this isolates the snapshot:
 //
 //	go test -run '^$' -bench Snapshot -benchtime 2000x ./internal/tracker/
 func BenchmarkSnapshot(b *testing.B) {
 	privtest.Require(b)
-	b.Run("tracked", func(b *testing.B) { benchSnapshot(b, true) })
-	b.Run("before-attach", func(b *testing.B) { benchSnapshot(b, false) })
+	b.Run("tracked", func(b *testing.B) { benchSnapshot(b, true, Options{}) })
+	b.Run("before-attach", func(b *testing.B) { benchSnapshot(b, false, Options{}) })
+	b.Run("no-wait-sites", func(b *testing.B) { benchSnapshot(b, true, Options{NoWaitSites: true}) })
 }
 
-func benchSnapshot(b *testing.B, attachFirst bool) {
+func benchSnapshot(b *testing.B, attachFirst bool, opts Options) {
 	var m *Tracker
 	if attachFirst {
-		m = benchAttach(b)
+		m = benchAttach(b, opts)
 	}
 	const sleepers = 100
 	var fds [2]int
@@ -58,7 +60,7 @@ func benchSnapshot(b *testing.B, attachFirst bool) {
 		unix.Close(fds[1])
 	})
 	if !attachFirst {
-		m = benchAttach(b)
+		m = benchAttach(b, opts)
 	}
 	threads := 0
 	b.ResetTimer()
@@ -143,8 +145,8 @@ func benchQuietSnapshot(b *testing.B, pid int, kind Kind, sleepers int) {
 	}
 }
 
-func benchAttach(b *testing.B) *Tracker {
-	m, err := Attach(Process(os.Getpid()), nil, Options{})
+func benchAttach(b *testing.B, opts Options) *Tracker {
+	m, err := Attach(Process(os.Getpid()), nil, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

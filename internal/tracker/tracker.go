@@ -15,6 +15,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker/gen"
+	"github.com/stallmon/stallmon/internal/waitsite"
 )
 
 // Tracker is an attached tracker for one process. Its methods may be
@@ -41,6 +42,12 @@ type Tracker struct {
 	// quietPass tags the kernel side's counts of the latest pass.
 	quietPass uint64
 	quietBuf  [quietNR]gen.StallmonQuietCount
+	// syms reads the wait sites; nil when the kernel's symbols could
+	// not be read, which makes every wait unknown.
+	syms *waitsite.Symbols
+	// waits caches what each stack read as: its Frames are shared by
+	// every thread it was read for, and never changed.
+	waits map[[len(gen.StallmonWaitSite{}.Ips)]uint64]waitsite.Wait
 
 	done chan struct{}
 	// waitErr is why the wait for the target's exit ended without one,
@@ -77,6 +84,7 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Tracker{log: log, scope: sc, preAttach: map[int]preAttach{}, stale: map[int]staleWord{}, opts: opts, done: make(chan struct{})}
+	m.waits = map[[len(gen.StallmonWaitSite{}.Ips)]uint64]waitsite.Wait{}
 	defer func() {
 		if err != nil {
 			m.closeObjects()
@@ -102,6 +110,7 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 	// the memory cgroup, and minKernel is later. cilium/ebpf's rlimit
 	// package is not imported on purpose: its init creates a probe map in
 	// every process, so even a refused command line would call bpf().
+	m.loadSymbols()
 	if err := m.load(); err != nil {
 		return nil, err
 	}

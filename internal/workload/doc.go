@@ -39,13 +39,23 @@
 //	                                                    the page cache: D on a held FUSE file; released by its server
 //	mmap-file PATH       ok tid= fd= nr= syscall=mmap   mmap(2) with MAP_POPULATE of a page of PATH: the kernel reads it in
 //	                                                    before mmap returns, D on a held FUSE file; released by its server
-//	uring-idle           ok tid= fd= sqpoll_tid=        io_uring with SQPOLL (kernel thread iou-sqp-N, sqpoll_tid); thread
+//	sendfile-stalled tcp|unix PATH
+//	                     ok tid= fd= in_fd= nr= syscall=sendfile
+//	                                                    sendfile(2) of PATH, a regular file of over 64 KiB, into a
+//	                                                    loopback TCP connection or a unix socketpair whose peer reads
+//	                                                    nothing (16 KiB buffers): asleep for room to send, in S
+//	sendfile-drain       ok tid= ret=                   after the peer read everything and the sendfile returned
+//	uring-idle           ok tid= fd= sqpoll_tid= worker_tid=
+//	                                                    io_uring with SQPOLL (kernel thread iou-sqp-N, sqpoll_tid) and an
+//	                                                    io-wq worker (iou-wrk-N, worker_tid) idle after a NOP; thread
 //	                                                    tid waits in io_uring_enter(fd, GETEVENTS) for a completion
-//	uring-stop           ok tid= res=                   after a NOP completed the wait, the ring closed and iou-sqp left
-//	uring-read PATH      ok worker_tid= fd= tid=        IORING_OP_READ of PATH on ring fd, punted to io-wq: worker_tid
-//	                                                    (iou-wrk-N) is in D (a page-cache FUSE file whose server holds
-//	                                                    the READ); thread tid waits in io_uring_enter for the completion,
-//	                                                    then closes the ring and exits. Released by the file's server
+//	uring-stop           ok tid= res=                   after a NOP completed the wait, the ring closed, iou-sqp and
+//	                                                    iou-wrk left
+//	uring-read PATH [STATE]  ok worker_tid= fd= tid=    IORING_OP_READ of PATH on ring fd, punted to io-wq: worker_tid
+//	                                                    (iou-wrk-N) is in STATE, D by default (a page-cache FUSE file
+//	                                                    whose server holds the READ; S for a direct-IO one); thread tid
+//	                                                    waits in io_uring_enter for the completion, then closes the
+//	                                                    ring and exits. Released by the file's server
 //	compute              ok tid=                        a raw clone(2) thread spinning in user space: no syscall at all
 //	compute-stop         ok tid= spins=                 once it stopped spinning and exited
 //	tids                 ok tids=                       /proc/self/task
@@ -65,7 +75,7 @@
 // outside any syscall (the syscall file shows -1). Each kind of waiter
 // exists at most once at a time.
 //
-// uring-read replies once an iou-wrk thread of the process is in D and the
+// uring-read replies once an iou-wrk thread of the process is in STATE and the
 // submitting thread sleeps in io_uring_enter; uring-idle once its waiter
 // sleeps in io_uring_enter. Kernel-made io_uring threads never pass
 // sys_enter: /proc/TID/syscall shows what their creator's registers held.

@@ -120,6 +120,10 @@ func TestUringIdle(t *testing.T) {
 	if c := comm(t, p.PID, sq); !strings.HasPrefix(c, "iou-sqp-") {
 		t.Errorf("sqpoll_tid %d is named %q, want iou-sqp-*", sq, c)
 	}
+	wrk := mustInt(t, r, "worker_tid")
+	if c := comm(t, p.PID, wrk); !strings.HasPrefix(c, "iou-wrk-") {
+		t.Errorf("worker_tid %d is named %q, want iou-wrk-*", wrk, c)
+	}
 	if ts := tids(t, p); !slices.Contains(ts, sq) || !slices.Contains(ts, tid) {
 		t.Errorf("tids %v lack the waiter %d or the SQ thread %d", ts, tid, sq)
 	}
@@ -138,6 +142,9 @@ func TestUringIdle(t *testing.T) {
 	// uring-stop replies once the SQ thread is gone.
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.PID, sq)); err == nil {
 		t.Errorf("SQ thread %d still there after uring-stop", sq)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.PID, wrk)); err == nil {
+		t.Errorf("io-wq worker %d still there after uring-stop", wrk)
 	}
 	if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", p.PID, fd)); err == nil {
 		t.Errorf("ring fd %d still open after uring-stop", fd)
@@ -252,5 +259,53 @@ func TestCompute(t *testing.T) {
 	waitThreadGone(t, p.PID, tid)
 	if _, err := p.Do("compute-stop"); !isReplyError(err) {
 		t.Errorf("compute-stop with nothing computing: err=%v, want an err reply", err)
+	}
+}
+
+// sendfile-stalled leaves a thread asleep in S for room in a socket whose
+// peer reads nothing; sendfile-drain reads it all and the sendfile
+// returns with the whole file sent.
+func TestSendfileStalled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big")
+	const size = 4 << 20
+	if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ kind, wchan string }{
+		{"tcp", "wait_woken"}, // in sk_stream_wait_memory
+		{"unix", "sock_alloc_send_pskb"},
+	} {
+		t.Run(c.kind, func(t *testing.T) {
+			p := start(t)
+			r := do(t, p, "sendfile-stalled "+c.kind+" "+path)
+			tid, fd := mustInt(t, r, "tid"), mustInt(t, r, "fd")
+			th := inspect(t, p.PID, tid)
+			if !workload.SleepsIn(th.syscall, unix.SYS_SENDFILE, fd) || th.state != "S" || th.wchan != c.wchan {
+				t.Errorf("sender %d: state %s, wchan %s, syscall %q; want S in sendfile to fd %d, wchan %s",
+					tid, th.state, th.wchan, th.syscall, fd, c.wchan)
+			}
+			if _, err := p.Do("sendfile-stalled " + c.kind + " " + path); !isReplyError(err) {
+				t.Errorf("second sendfile-stalled while the first waits: err=%v, want an err reply", err)
+			}
+			d := do(t, p, "sendfile-drain")
+			if ret := mustInt(t, d, "ret"); ret != size {
+				t.Errorf("sendfile sent %d bytes, want %d", ret, size)
+			}
+			waitThreadGone(t, p.PID, tid)
+		})
+	}
+}
+
+func TestSendfileStalledErrors(t *testing.T) {
+	p := start(t)
+	small := filepath.Join(t.TempDir(), "small")
+	if err := os.WriteFile(small, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"sendfile-stalled udp " + small, "sendfile-stalled tcp " + small,
+		"sendfile-stalled tcp /nonexistent", "sendfile-drain"} {
+		if _, err := p.Do(cmd); !isReplyError(err) {
+			t.Errorf("%q: err=%v, want an err reply", cmd, err)
+		}
 	}
 }

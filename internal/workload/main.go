@@ -43,7 +43,7 @@ var commands = map[string]command{
 	"mmap-file":          {"PATH", []int{1}, (*workload).mmapFile},
 	"uring-idle":         {"", []int{0}, (*workload).uringIdle},
 	"uring-stop":         {"", []int{0}, (*workload).uringStop},
-	"uring-read":         {"PATH", []int{1}, (*workload).uringRead},
+	"uring-read":         {"PATH [STATE]", []int{1, 2}, (*workload).uringRead},
 	"compute":            {"", []int{0}, (*workload).computeStart},
 	"compute-stop":       {"", []int{0}, (*workload).computeStop},
 	"tids":               {"", []int{0}, (*workload).tids},
@@ -53,6 +53,8 @@ var commands = map[string]command{
 	"touch-uffd-next":    {"", []int{0}, (*workload).touchUffdNext},
 	"touch-uffd-release": {"", []int{0}, (*workload).touchUffdRelease},
 	"touch-file":         {"PATH", []int{1}, (*workload).touchFile},
+	"sendfile-stalled":   {"tcp|unix PATH", []int{2}, (*workload).sendfileStalled},
+	"sendfile-drain":     {"", []int{0}, (*workload).sendfileDrain},
 	"exit":               {"CODE", []int{1}, (*workload).exit},
 }
 
@@ -75,6 +77,7 @@ type workload struct {
 	compute   *computeLoop
 	closer    *closer
 	mapper    *fileMapper
+	stalled   *stalledSender
 	held      [][]byte // alloc's memory, kept until exit
 	// sleeperPipes are the pipes sleepers' threads wait on, kept open
 	// until exit.

@@ -21,6 +21,7 @@ const (
 	ioringEnterSQWakeup  = 1 << 1     // IORING_ENTER_SQ_WAKEUP
 	ioringOpNop          = 0          // IORING_OP_NOP
 	ioringOpRead         = 22         // IORING_OP_READ
+	iosqeAsync           = 1 << 4     // IOSQE_ASYNC
 	ioringOffSQRing      = 0          // IORING_OFF_SQ_RING (the CQ ring too, with SINGLE_MMAP)
 	ioringOffSQEs        = 0x10000000 // IORING_OFF_SQES
 	sqeSize, cqeSize     = 64, 16
@@ -154,13 +155,15 @@ func (r *uring) close() {
 }
 
 // uringIdle is a ring with a kernel SQ thread (iou-sqp-N) that finds
-// nothing to submit, and a thread waiting in io_uring_enter for a
-// completion that only uring-stop provides: legitimate waiting, beside a
-// kernel-made thread that never passes sys_enter.
+// nothing to submit, an io-wq worker (iou-wrk-N) that has no more work,
+// and a thread waiting in io_uring_enter for a completion that only
+// uring-stop provides: legitimate waiting, beside kernel-made threads
+// that never pass sys_enter.
 type uringIdle struct {
 	ring   *uring
 	wk     *worker
 	sqpoll int
+	worker int // the io-wq worker, idle
 }
 
 // sqThreadIdle is how long, in ms, the SQ thread polls before it sleeps.
@@ -183,6 +186,10 @@ func (w *workload) uringIdle([]string) ([]any, error) {
 		ring.close()
 		return nil, err
 	}
+	if u.worker, err = u.idleWorker(); err != nil {
+		ring.close()
+		return nil, err
+	}
 	u.wk, err = startWorker(threadOpts{blockSignals: true}, func() (int, error) {
 		return ring.enter(0, 1, ioringEnterGetEvents)
 	})
@@ -198,7 +205,33 @@ func (w *workload) uringIdle([]string) ([]any, error) {
 		}
 		return nil, err
 	}
-	return []any{"tid", u.wk.tid, "fd", ring.fd, "sqpoll_tid", u.sqpoll}, nil
+	return []any{"tid", u.wk.tid, "fd", ring.fd, "sqpoll_tid", u.sqpoll, "worker_tid", u.worker}, nil
+}
+
+// idleWorker has the ring run a NOP on io-wq (IOSQE_ASYNC) and returns the
+// io-wq worker that ran it once it sleeps, idle, waiting for more work:
+// what a service that punted any request to io-wq keeps.
+func (u *uringIdle) idleWorker() (int, error) {
+	if err := u.ring.push(ioUringSQE{Opcode: ioringOpNop, Flags: iosqeAsync, Fd: -1, UserData: 2}); err != nil {
+		return 0, err
+	}
+	if _, err := u.ring.enter(0, 0, ioringEnterSQWakeup); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		if cqe, ok := u.ring.reap(); ok {
+			if cqe.UserData != 2 || cqe.Res != 0 {
+				return 0, fmt.Errorf("the NOP on io-wq completed as %+v", cqe)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the NOP on io-wq did not complete in %v", settleTimeout)
+		}
+		time.Sleep(pollInterval)
+	}
+	return waitTaskIn(nil, "iou-wrk-", "S")
 }
 
 func (w *workload) uringStop([]string) ([]any, error) {
@@ -234,16 +267,17 @@ func (u *uringIdle) stop() (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("waiter thread %d returned with no completion on the ring", u.wk.tid)
 	}
-	return int(cqe.Res), waitGone([]int{u.sqpoll})
+	return int(cqe.Res), waitGone([]int{u.sqpoll, u.worker})
 }
 
 // uringReader is a thread that owns a ring (no SQPOLL) and submitted one
-// IORING_OP_READ, then waits in io_uring_enter for its completion. A file
-// that cannot be read without blocking (FUSE has no FMODE_NOWAIT) makes the
-// kernel punt the read to an io-wq worker thread, iou-wrk-N, which then
-// blocks in the read: in D on a page-cache FUSE file whose server holds
-// the READ. The thread submits and waits itself so that, once the read
-// completes, it closes the ring and exits, and its io-wq workers with it.
+// IORING_OP_READ, then waits in io_uring_enter for its completion. The read
+// is flagged IOSQE_ASYNC, so the kernel punts it to an io-wq worker thread,
+// iou-wrk-N, as it does by itself on kernels where the file cannot be read
+// without blocking; the worker blocks in the read: in D on a page-cache
+// FUSE file whose server holds the READ, in S on a direct-IO one. The
+// thread submits and waits itself so that, once the read completes, it
+// closes the ring and exits, and its io-wq workers with it.
 type uringReader struct {
 	wk   *worker
 	path string
@@ -257,6 +291,12 @@ func (w *workload) uringRead(args []string) ([]any, error) {
 		w.ureader = nil
 	}
 	path := args[0]
+	// A page-cache FUSE read waits for its folio in D; a direct-IO one
+	// waits for the server's answer in S.
+	state := "D"
+	if len(args) > 1 {
+		state = args[1]
+	}
 	type setup struct {
 		fd  int
 		err error
@@ -282,7 +322,8 @@ func (w *workload) uringRead(args []string) ([]any, error) {
 		return nil, s.err
 	}
 	w.ureader = &uringReader{wk: wk, path: path}
-	worker, err := waitTaskIn(wk, "iou-wrk", "D")
+	// The worker that took the read, not an idle one beside it.
+	worker, err := waitTask(wk, "iou-wrk", state, true)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +354,10 @@ func uringReadOnce(path string, submitted func(fd int)) (int, error) {
 		return 0, fmt.Errorf("mapping the read buffer: %w", err)
 	}
 	defer unix.Munmap(buf)
-	sqe := ioUringSQE{Opcode: ioringOpRead, Fd: int32(file), Addr: uint64(uintptr(unsafe.Pointer(&buf[0]))), Len: uint32(len(buf)), UserData: 1}
+	// IOSQE_ASYNC sends the read to io-wq on every kernel: since 6.x a
+	// direct-IO FUSE read may otherwise run inline, in the submitting
+	// thread's io_uring_enter, and no worker would wait.
+	sqe := ioUringSQE{Opcode: ioringOpRead, Flags: iosqeAsync, Fd: int32(file), Addr: uint64(uintptr(unsafe.Pointer(&buf[0]))), Len: uint32(len(buf)), UserData: 1}
 	if err := ring.push(sqe); err != nil {
 		return 0, err
 	}
@@ -350,8 +394,9 @@ func taskStat(tid int) (comm, state string, err error) {
 }
 
 // matchTask returns a thread of this process whose name starts with prefix
-// and, unless state is empty, in that state; 0 if none is.
-func matchTask(prefix, state string) (int, error) {
+// and, unless state is empty, in that state, and not idle in io-wq's loop
+// when busy is set; 0 if none is.
+func matchTask(prefix, state string, busy bool) (int, error) {
 	tids, err := listTasks()
 	if err != nil {
 		return 0, err
@@ -361,9 +406,18 @@ func matchTask(prefix, state string) (int, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		if strings.HasPrefix(comm, prefix) && (state == "" || st == state) {
-			return tid, nil
+		if !strings.HasPrefix(comm, prefix) || (state != "" && st != state) {
+			continue
 		}
+		if busy {
+			// An idle worker sleeps in S too, in the worker loop:
+			// io_wq_worker, io_wqe_worker before 6.3.
+			wchan, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/wchan", tid))
+			if err != nil || strings.HasPrefix(string(wchan), "io_wq") {
+				continue
+			}
+		}
+		return tid, nil
 	}
 	return 0, nil
 }
@@ -373,9 +427,14 @@ func matchTask(prefix, state string) (int, error) {
 // the kernel makes, names and puts to sleep send no notification; this
 // polls /proc, bounded.
 func waitTaskIn(th thread, prefix, state string) (int, error) {
+	return waitTask(th, prefix, state, false)
+}
+
+// waitTask is waitTaskIn, for a thread not idle in io-wq's loop if busy.
+func waitTask(th thread, prefix, state string, busy bool) (int, error) {
 	deadline := time.Now().Add(settleTimeout)
 	for {
-		tid, err := matchTask(prefix, state)
+		tid, err := matchTask(prefix, state, busy)
 		if err != nil {
 			return 0, err
 		}

@@ -40,6 +40,10 @@ type config struct {
 	// redisRequests per command (SET, GET) per round.
 	redisRequests int
 	pollCases     []PollCase
+	// snapshotCases, each snapshots times per round (rounds), with and
+	// without wait sites.
+	snapshotCases []SnapshotCase
+	snapshots     int
 	// pollWindows of pollWindow each per poll-cost case: medians of them.
 	pollWindows int
 	pollWindow  time.Duration
@@ -71,9 +75,11 @@ var full = config{
 		{Threads: 1000}, {Threads: 1000, Before: true},
 		{Threads: 10000}, {Threads: 10000, Before: true},
 		{Threads: 100, Host: 5000},
-		{Threads: 100, Bounded: true}, {Threads: 1000, Bounded: true},
+		{Threads: 100, Bounded: true}, {Threads: 1000, Bounded: true}, {Threads: 10000, Bounded: true},
 	},
-	pollWindows: 3, pollWindow: 3500 * time.Millisecond,
+	snapshotCases: []SnapshotCase{{100, false}, {100, true}, {10000, false}, {10000, true}},
+	snapshots:     200,
+	pollWindows:   3, pollWindow: 3500 * time.Millisecond,
 	// stallmon attach's defaults for the intervals.
 	latencyTrials: 30, budget: time.Second, pollInterval: 100 * time.Millisecond, heartbeatInterval: 500 * time.Millisecond,
 	soakThreads: 10000, soakBusy: 20, soakFor: time.Minute,
@@ -86,6 +92,8 @@ var smoke = config{
 	rounds: 2, calls: 20_000, straceCalls: 200, bpftraceCalls: 5_000,
 	redisRequests: 500,
 	pollCases:     []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200}, {Threads: 100, Bounded: true}},
+	snapshotCases: []SnapshotCase{{100, false}, {100, true}},
+	snapshots:     5,
 	pollWindows:   1, pollWindow: 300 * time.Millisecond,
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
 	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
@@ -99,11 +107,11 @@ func (c config) settings(baseline *Build) string {
 			baseline.Label)
 	}
 	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of %s redis SETs + %s GETs; "+
-		"poll cost: %d windows of %v per case at the default poll interval (100ms)%s; detection latency: %d trials, budget %v, poll %v, heartbeat %v; "+
-		"soak: %s.",
+		"poll cost: %d windows of %v per case at the default poll interval (100ms)%s; snapshot cost: %d rounds of %d snapshots per case; "+
+		"detection latency: %d trials, budget %v, poll %v, heartbeat %v; soak: %s.",
 		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
-		thousands(c.redisRequests), c.pollWindows, c.pollWindow, against, c.latencyTrials, c.budget, c.pollInterval, c.heartbeatInterval,
-		c.soakCase())
+		thousands(c.redisRequests), c.pollWindows, c.pollWindow, against, c.rounds, c.snapshots, c.latencyTrials, c.budget,
+		c.pollInterval, c.heartbeatInterval, c.soakCase())
 }
 
 // runAll runs every row of cfg and returns the table with its goals.
@@ -118,6 +126,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
 	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
 	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
+	t.Run("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
 	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
 	t.Run("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })

@@ -20,6 +20,9 @@
 //     the host: time per poll (from the agent's own metrics), the agent's
 //     CPU and RSS (from /proc); with a baseline build (make bench
 //     BENCH_BASELINE=REF), each case is run with it too and compared;
+//   - the cost of one tracker snapshot in this process, with the kernel
+//     stacks (wait sites) taken and without (tracker.Options.NoWaitSites),
+//     on threads idle in futex and asleep in openat of a FIFO;
 //   - detection latency: a read(2) of a FUSE file that hangs for real under
 //     `stallmon attach --budget B`, from the hang to the stall event and to
 //     the last ALIVE heartbeat a receiver saw.

@@ -130,3 +130,23 @@ const (
 
 // SoakKey names a soak row.
 func SoakKey(tracker, measure string) string { return "soak/" + tracker + "/" + measure }
+
+// SnapshotCase is one target of the snapshot-cost rows: Threads threads,
+// idle in futex (quiet: only counted) or, Bounded, asleep in openat of a
+// FIFO (listed at every pass, their kernel stacks taken).
+type SnapshotCase struct {
+	Threads int
+	Bounded bool
+}
+
+func (c SnapshotCase) String() string {
+	if c.Bounded {
+		return fmt.Sprintf("%s threads asleep in openat of a FIFO", thousands(c.Threads))
+	}
+	return fmt.Sprintf("%s threads idle in futex", thousands(c.Threads))
+}
+
+// SnapshotKey names a snapshot-cost row, with wait sites taken or not.
+func SnapshotKey(c SnapshotCase, waitSites bool) string {
+	return fmt.Sprintf("snapshot/%d/%t/%t", c.Threads, c.Bounded, waitSites)
+}

@@ -84,6 +84,9 @@ func expectedKeys(cfg config, baseline bool) []string {
 		}
 		keys = append(keys, SoakKey(tr.Name, SoakRate), SoakKey(tr.Name, SoakFound))
 	}
+	for _, sc := range cfg.snapshotCases {
+		keys = append(keys, SnapshotKey(sc, false), SnapshotKey(sc, true))
+	}
 	return keys
 }
 

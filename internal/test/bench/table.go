@@ -15,6 +15,7 @@ const (
 	ReqPerSec   Unit = "req/s"
 	CallsPerSec Unit = "syscalls/s"
 	Millis      Unit = "ms"
+	Micros      Unit = "µs"
 	CorePct     Unit = "% of a core"
 	MB          Unit = "MB" // 10^6 bytes
 )

@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "fdclass.h"
+#include "waitsite.h"
 
 // Each thread's syscall in flight (word, see word.h), kept in task
 // storage: exit and exit_group never reach sys_exit, and storage is freed
@@ -85,6 +86,7 @@ struct thread_rec {
 	__u8 comm[16];
 	__u64 unrecorded_word;  // see struct unrecorded; 0 if the thread's latest entry was recorded
 	__u64 unrecorded_since;
+	struct wait_site wait; // where it sleeps, see waitsite.h
 };
 
 // Makes the type visible in BTF so bpf2go can generate its Go mirror.

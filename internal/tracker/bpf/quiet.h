@@ -111,8 +111,13 @@ static __always_inline int is_quiet(struct thread_rec *rec, bool worker, bool fd
 	int in = worker ? IN_USER : rec_syscall(rec, &nr, &abi);
 	if (in == BELIED)
 		return LOUD;
+	// Outside any syscall only a thread in user space, running or
+	// runnable, is quiet. A thread of the process asleep there is in a
+	// page fault; a worker the kernel made asleep is doing the process's
+	// I/O, or waiting for some: only its wait site (waitsite.h), read in
+	// user space, tells which. Both are listed.
 	if (in == IN_USER)
-		return rec->state == 0 || (worker && sleeping) ? QUIET : LOUD;
+		return rec->state == 0 ? QUIET : LOUD;
 	if (!sleeping)
 		return LOUD;
 	__u32 idx = abi * FD_ARGS_NR + (nr & (FD_ARGS_NR - 1));

@@ -26,6 +26,7 @@
 #include "unrecorded.h"
 #include "walk.h"
 #include "vfork.h"
+#include "waitsite.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -122,6 +123,7 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 		record_death_regs(task);
 	if (bpf_task_storage_delete(&inflight, task) == 0)
 		count(COUNTER_STORAGE_RELEASED);
+	forget_wait_site(task);
 	clear_unrecorded();
 	return 0;
 }
@@ -234,6 +236,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	}
 	note_vfork_child(task, &rec);
 	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
+	capture_wait_site(task, rec.state, rec.on_cpu, rec.exit_state, rec.switches, &rec.wait);
 	rec.now = bpf_ktime_get_ns();
 	bpf_seq_write(seq, &rec, sizeof(rec));
 	return 0;

@@ -169,6 +169,7 @@ type StallmonThreadRec struct {
 	Comm            [16]uint8
 	UnrecordedWord  uint64
 	UnrecordedSince uint64
+	Wait            StallmonWaitSite
 }
 
 type StallmonUnrecorded struct {
@@ -189,6 +190,21 @@ type StallmonVforkChild struct {
 	Switches  uint64
 	Voluntary uint64
 	Comm      [16]uint8
+}
+
+type StallmonWaitKey struct {
+	_         structs.HostLayout
+	Tid       uint32
+	Pad       uint32
+	StartTime uint64
+}
+
+type StallmonWaitSite struct {
+	_        structs.HostLayout
+	Ips      [12]uint64
+	Frames   int32
+	Taken    uint32
+	Switches uint64
 }
 
 type StallmonWalkEnd uint32
@@ -221,6 +237,7 @@ const (
 	StallmonMapTree                  = "tree"
 	StallmonMapUnrecorded            = "unrecorded"
 	StallmonMapVforkChildren         = "vfork_children"
+	StallmonMapWaitCache             = "wait_cache"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
@@ -242,6 +259,7 @@ const (
 	StallmonVarQuietPass             = "quiet_pass"
 	StallmonVarQuietThreads          = "quiet_threads"
 	StallmonVarQuietThreadsPass      = "quiet_threads_pass"
+	StallmonVarTakeWaitSites         = "take_wait_sites"
 	StallmonVarTargetCgroup          = "target_cgroup"
 	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
 	StallmonVarTargetTgid            = "target_tgid"
@@ -325,6 +343,7 @@ type StallmonMapSpecs struct {
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
 	Unrecorded            *ebpf.MapSpec `ebpf:"unrecorded"`
 	VforkChildren         *ebpf.MapSpec `ebpf:"vfork_children"`
+	WaitCache             *ebpf.MapSpec `ebpf:"wait_cache"`
 }
 
 // StallmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -347,6 +366,7 @@ type StallmonVariableSpecs struct {
 	QuietPass            *ebpf.VariableSpec `ebpf:"quiet_pass"`
 	QuietThreads         *ebpf.VariableSpec `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
+	TakeWaitSites        *ebpf.VariableSpec `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.VariableSpec `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
 	TargetTgid           *ebpf.VariableSpec `ebpf:"target_tgid"`
@@ -397,6 +417,7 @@ type StallmonMaps struct {
 	Tree                  *ebpf.Map `ebpf:"tree"`
 	Unrecorded            *ebpf.Map `ebpf:"unrecorded"`
 	VforkChildren         *ebpf.Map `ebpf:"vfork_children"`
+	WaitCache             *ebpf.Map `ebpf:"wait_cache"`
 }
 
 func (m *StallmonMaps) Close() error {
@@ -408,6 +429,7 @@ func (m *StallmonMaps) Close() error {
 		m.Tree,
 		m.Unrecorded,
 		m.VforkChildren,
+		m.WaitCache,
 	)
 }
 
@@ -431,6 +453,7 @@ type StallmonVariables struct {
 	QuietPass            *ebpf.Variable `ebpf:"quiet_pass"`
 	QuietThreads         *ebpf.Variable `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.Variable `ebpf:"quiet_threads_pass"`
+	TakeWaitSites        *ebpf.Variable `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.Variable `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.Variable `ebpf:"target_cgroup_level"`
 	TargetTgid           *ebpf.Variable `ebpf:"target_tgid"`
