@@ -18,9 +18,10 @@ var ErrPartialWalk = errors.New("the task iterator stopped before the end of the
 
 // walkAttempts bounds the passes one snapshot takes. A pass is cut short
 // only when the very thread it stands on exits in the microseconds it
-// stands there: under the fastest churn measured here, about one pass in
-// a hundred (TestChurnNeverHidesStuckThread). Four in a row leave the
-// poll failed, and the agent blind if the next fails too.
+// stands there: under the fastest churn measured here, one pass in twenty
+// when every thread is listed (TestChurnNeverHidesStuckThread), one in a
+// hundred with the agent's quiet set. Four in a row leave the poll
+// failed, and the agent blind if the next fails too.
 const walkAttempts = 4
 
 // iterRead is the room each read(2) of the iterator's file is given. The
