@@ -19,6 +19,8 @@ const reasonVforkChild = "vfork_child"
 // a posix_spawn file action that opens a FIFO and waits for a writer.
 // What the child does decides instead, judged as a thread of the target
 // would be:
+//   - asleep outside any syscall, one sleep: the page_fault rule (the
+//     child shares the parent's memory, a hung mapping's fault included);
 //   - asleep in D, one sleep: the uninterruptible rule of the child's
 //     syscall (a hung disk under its exec or its file actions);
 //   - asleep interruptibly inside execve or execveat, one sleep: execve's
@@ -33,6 +35,7 @@ type childWait uint8
 
 const (
 	childFree  childWait = iota // breaks no rule
+	childFault                  // asleep outside any syscall
 	childD                      // asleep in D
 	childExecS                  // asleep interruptibly in an exec
 )
@@ -48,6 +51,9 @@ type childSpan struct {
 }
 
 func childWaitOf(c *tracker.VforkChild) childWait {
+	if !c.InSyscall && c.State.Asleep() {
+		return childFault
+	}
 	switch c.State {
 	case tracker.StateKillable, tracker.StateUninterruptible:
 		return childD
@@ -79,7 +85,7 @@ func (j *judge) vforkChild(t tracker.Thread, snap tracker.Snapshot) []judged {
 	// sleep with no voluntary one.
 	same := ok && prev.tid == cur.tid && prev.wait == cur.wait && prev.nr == cur.nr
 	switch cur.wait {
-	case childD:
+	case childFault, childD:
 		same = same && prev.switches == cur.switches
 	case childExecS:
 		same = same && prev.voluntary == cur.voluntary
@@ -90,6 +96,8 @@ func (j *judge) vforkChild(t tracker.Thread, snap tracker.Snapshot) []judged {
 	j.children[t.TID] = cur
 	var rule budget.Rule
 	switch cur.wait {
+	case childFault:
+		rule = j.table.StateRule("", fdkind.None, budget.PageFault)
 	case childD:
 		rule = j.table.StateRule(c.Syscall, fdkind.None, budget.Uninterruptible)
 	case childExecS:

@@ -47,6 +47,7 @@ func TestJudgeVforkChild(t *testing.T) {
 			spawning(6, child(106, "execve", D, 7+k)),  // D, but a new sleep each poll
 			spawning(7, child(107, "execve", S, 7+k)),  // S in its exec, but woken each poll
 			spawning(8, child(108, "", D, 7)),          // D outside any syscall: a page fault
+			spawning(12, child(112, "", S, 7)),         // S outside any syscall: a fault on a userfaultfd
 			spawning(9, child(109, "openat", D, 7)),    // a file action in D on a hung disk
 			spawning(10, child(110, "execve", S, 7)),   // ...but that child is a thread of the target itself
 			in(110, "execve", time.Hour, S),            // (tree or cgroup): judged by its own rules
@@ -62,8 +63,9 @@ func TestJudgeVforkChild(t *testing.T) {
 			}
 		}
 		// Time in the child's sleep: 0.7s a poll. execve's rule (the
-		// default, 1s) for S, the uninterruptible rule (2s) for D.
-		want := map[int]bool{1: k >= 2, 2: k >= 3, 8: k >= 3, 9: k >= 3, 110: true}
+		// default, 1s) for S, the uninterruptible rule (2s) for D, the
+		// page_fault rule (the default's) outside any syscall.
+		want := map[int]bool{1: k >= 2, 2: k >= 3, 8: k >= 2, 9: k >= 3, 12: k >= 2, 110: true}
 		for tid := range got {
 			if !want[tid] {
 				t.Errorf("poll %d: thread %d stalled: %+v", k, tid, got[tid])

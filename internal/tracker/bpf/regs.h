@@ -170,13 +170,15 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 	}
 }
 
-// probe_syscall: see the x86 version.
+// probe_syscall: see the x86 version. The task it reads has no word, so
+// a syscall its registers name counts only if it has not returned (see
+// regs_returned).
 static __always_inline long probe_syscall(struct task_struct *t, struct pt_regs *r, __u32 *abi)
 {
 	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
 	long nr = BPF_CORE_READ(ar, syscallno);
 
-	if (nr < 0)
+	if (nr < 0 || BPF_CORE_READ(ar, regs[0]) != BPF_CORE_READ(ar, orig_x0))
 		return -1;
 	*abi = BPF_CORE_READ(ar, pstate) & PSR_MODE32_BIT ? ABI_COMPAT : ABI_NATIVE;
 	return nr;
