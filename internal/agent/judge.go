@@ -162,14 +162,18 @@ func (j *judge) track(t tracker.Thread, now time.Time) stateSpan {
 // thread asleep outside any syscall, in any sleep, is in a page fault:
 // nothing waits there by design, the stops, the freezer, an exit and a
 // core dump aside, which their own rules judge (a kernel-made thread has
-// no syscalls; asleep in S it idles, unless it waits on I/O). A
+// no syscalls; asleep in S it idles, unless it waits on I/O). A fault
+// never waits on a socket or a pipe: asleep there outside a syscall, a
+// thread runs the final close of its file as task work after the syscall
+// that dropped it returned (dup2 over a lingering socket), waiting for a
+// peer by design. A
 // kernel-made worker asleep in S on I/O is held to the D rule: nothing
 // of the process's can wake it either.
 func stateOf(t tracker.Thread) budget.State {
 	if t.Frozen {
 		return budget.Frozen
 	}
-	if !t.InSyscall && !t.Kernel && !t.Exiting && !t.DumpingCore && t.State.Asleep() {
+	if !t.InSyscall && !t.Kernel && !t.Exiting && !t.DumpingCore && t.State.Asleep() && !t.Wait.Class.Peer() {
 		return budget.PageFault
 	}
 	if workerBlockedOnIO(t) {

@@ -77,6 +77,10 @@ func Classes() []Class {
 	return out
 }
 
+// Peer reports a wait on the other end of a socket or a pipe: as long as
+// that end takes, by design. Never a page fault's.
+func (c Class) Peer() bool { return c == SocketSend || c == SocketRecv || c == Pipe }
+
 // Filesystem reports a wait on a file's data or metadata: the page cache
 // or block layer, an NFS server, a FUSE server.
 func (c Class) Filesystem() bool { return c == Storage || c == NFS || c == FUSE }

@@ -48,6 +48,9 @@ var sites = map[string]Class{
 	"sk_stream_wait_memory": SocketSend, "sock_alloc_send_pskb": SocketSend,
 	"sock_alloc_send_skb": SocketSend, "sock_wait_for_wmem": SocketSend,
 	"unix_wait_for_peer": SocketSend, "sk_stream_wait_connect": SocketSend,
+	// A lingering close (SO_LINGER) waits for the peer to take the
+	// unsent data.
+	"sk_stream_wait_close": SocketSend,
 	// Receiving: data on a stream or datagram socket, a connection to
 	// accept.
 	"sk_wait_data": SocketRecv, "__skb_wait_for_more_packets": SocketRecv,

@@ -30,8 +30,14 @@ type closer struct {
 // closeLinger connects to ADDR, fills the connection until the kernel
 // takes no more (the peer must not read), sets SO_LINGER to SECONDS and
 // closes the socket: close(2) waits for the unsent data to go, which it
-// cannot, until the linger time ran out.
+// cannot, until the linger time ran out. With dup2, the socket's fd is
+// replaced by dup2(2) instead: the kernel runs the final close as task
+// work once dup2 returned, and the linger waits outside any syscall.
 func (w *workload) closeLinger(args []string) ([]any, error) {
+	dup2 := len(args) == 3
+	if dup2 && args[2] != "dup2" {
+		return nil, fmt.Errorf("want dup2 or nothing after SECONDS, got %q", args[2])
+	}
 	addr, err := netip.ParseAddrPort(args[0])
 	if err != nil || !addr.Addr().Is4() {
 		return nil, fmt.Errorf("want an IPv4 ADDR:PORT, got %q", args[0])
@@ -40,7 +46,7 @@ func (w *workload) closeLinger(args []string) ([]any, error) {
 	if err != nil || secs <= 0 {
 		return nil, fmt.Errorf("want a positive linger in seconds, got %q", args[1])
 	}
-	return w.startClose("socket "+args[0], func() (int, error) {
+	return w.startClose("socket "+args[0], dup2, func() (int, error) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return -1, fmt.Errorf("socket: %w", err)
@@ -87,7 +93,7 @@ func lingerOn(fd int, addr netip.AddrPort, secs int) error {
 // FLUSH close sends (fusehang's HoldFlushes), close(2) waits for it.
 func (w *workload) closeFile(args []string) ([]any, error) {
 	path := args[0]
-	return w.startClose(path, func() (int, error) {
+	return w.startClose(path, false, func() (int, error) {
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return -1, fmt.Errorf("opening %s: %w", path, err)
@@ -98,8 +104,9 @@ func (w *workload) closeFile(args []string) ([]any, error) {
 
 // startClose runs open on a worker with signals blocked (a signal would
 // end a linger, or become a FUSE interrupt), then closes what it opened
-// and replies once the worker sleeps in close.
-func (w *workload) startClose(what string, open func() (int, error)) ([]any, error) {
+// and replies once the worker sleeps in close, or, with dup2, replaces it
+// with /dev/null and replies once the worker sleeps outside any syscall.
+func (w *workload) startClose(what string, dup2 bool, open func() (int, error)) ([]any, error) {
 	if c := w.closer; c != nil {
 		if _, _, done := c.wk.finished(); !done {
 			return nil, fmt.Errorf("thread %d still closes %s", c.wk.tid, c.what)
@@ -107,8 +114,8 @@ func (w *workload) startClose(what string, open func() (int, error)) ([]any, err
 		w.closer = nil
 	}
 	type opened struct {
-		fd  int
-		err error
+		fd, null int
+		err      error
 	}
 	ready := make(chan opened, 1)
 	seconds := make(chan float64, 1)
@@ -118,9 +125,22 @@ func (w *workload) startClose(what string, open func() (int, error)) ([]any, err
 			ready <- opened{err: err}
 			return 0, err
 		}
-		ready <- opened{fd: fd}
+		var null int
+		if dup2 {
+			if null, err = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+				unix.Close(fd)
+				ready <- opened{err: err}
+				return 0, err
+			}
+		}
+		ready <- opened{fd: fd, null: null}
 		start := time.Now()
-		err = unix.Close(fd)
+		if dup2 {
+			err = unix.Dup3(null, fd, 0)
+			unix.Close(null)
+		} else {
+			err = unix.Close(fd)
+		}
 		seconds <- time.Since(start).Seconds()
 		if err != nil {
 			return -1, fmt.Errorf("closing %s: %w", what, err)
@@ -137,6 +157,15 @@ func (w *workload) startClose(what string, open func() (int, error)) ([]any, err
 	}
 	c := &closer{wk: wk, fd: o.fd, what: what, seconds: seconds}
 	w.closer = c
+	if dup2 {
+		// dup3 itself never sleeps: asleep with its number in the
+		// registers, the thread runs the final close after it returned
+		// (/proc shows the number whether or not the call returned).
+		if err := waitAsleepIn(wk, unix.SYS_DUP3, o.null); err != nil {
+			return nil, err
+		}
+		return []any{"tid", wk.tid, "fd", c.fd}, nil
+	}
 	if err := waitAsleepIn(wk, unix.SYS_CLOSE, c.fd); err != nil {
 		return nil, err
 	}

@@ -27,9 +27,11 @@
 //	churn ROUNDS THREADS round n= tids=  (per round) then ok rounds= threads=
 //	fsync-loop [DIR]     ok tid= fd= path=              pwrite 4 KiB + fsync every 50ms (first pass done)
 //	fsync-stop           ok tid= count=
-//	close-linger ADDR SECONDS                          close(2) of a TCP socket connected to ADDR (IPv4:port) and
+//	close-linger ADDR SECONDS [dup2]                   close(2) of a TCP socket connected to ADDR (IPv4:port) and
 //	                     ok tid= fd= nr= syscall=close  filled with data its peer does not read, with SO_LINGER set to
-//	                                                    SECONDS: close waits until the linger time runs out
+//	                                                    SECONDS: close waits until the linger time runs out; with
+//	                                                    dup2, dup2(2) of /dev/null over it: the final close lingers
+//	                                                    as task work after dup2 returned, outside any syscall
 //	close-file PATH      ok tid= fd= nr= syscall=close  open(2) + close(2) of PATH, whose FLUSH the file system holds
 //	close-wait           ok tid= ret= seconds=          once the close returned; seconds: its duration
 //	read-file PATH       ok tid= fd= nr= syscall=read   open(2) + read(2) of PATH whose reads block (a FUSE file whose

@@ -35,7 +35,7 @@ var commands = map[string]command{
 	"churn":              {"ROUNDS THREADS", []int{2}, (*workload).churn},
 	"fsync-loop":         {"[DIR]", []int{0, 1}, (*workload).fsyncStart},
 	"fsync-stop":         {"", []int{0}, (*workload).fsyncStop},
-	"close-linger":       {"ADDR SECONDS", []int{2}, (*workload).closeLinger},
+	"close-linger":       {"ADDR SECONDS [dup2]", []int{2, 3}, (*workload).closeLinger},
 	"close-file":         {"PATH", []int{1}, (*workload).closeFile},
 	"close-wait":         {"", []int{0}, (*workload).closeWait},
 	"read-file":          {"PATH", []int{1}, (*workload).readFile},

@@ -131,9 +131,17 @@ func wantCaught(t *testing.T, stall, kill map[string]any, budget, killAfter time
 // SO_LINGER: close(2) of a socket whose peer does not read waits, asleep
 // in S, until the linger time runs out (8s here). close on a socket was
 // on the default rule (5s): stalled at 5s, killed when close returned.
-func TestLingeringCloseNotKilled(t *testing.T) {
+func TestLingeringCloseNotKilled(t *testing.T) { lingeringClose(t, "") }
+
+// The same close run by the kernel as task work, once a dup2(2) over the
+// socket returned: the linger then waits outside any syscall, where a
+// page fault would, and its wait site (a socket's peer) tells the two
+// apart. Before, the page_fault rule stalled it at 5s and killed it.
+func TestLingeringDup2CloseNotKilled(t *testing.T) { lingeringClose(t, " dup2") }
+
+func lingeringClose(t *testing.T, mode string) {
 	privtest.Require(t)
-	if sampledTracker() {
+	if sampledTracker() && mode == "" {
 		// Known wrong kill, docs/trackers.md: the fd left the table
 		// before a poll can see it, so the close is judged as a file's.
 		t.Skip("the sampled tracker cannot tell what close(2) closes")
@@ -167,7 +175,7 @@ func TestLingeringCloseNotKilled(t *testing.T) {
 	})
 	w := startWorkload(t)
 	b := watchBuiltin(t, w.PID)
-	r, err := w.Do(fmt.Sprintf("close-linger %s %d", ln.Addr(), linger))
+	r, err := w.Do(fmt.Sprintf("close-linger %s %d%s", ln.Addr(), linger, mode))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +194,7 @@ func TestLingeringCloseNotKilled(t *testing.T) {
 		t.Fatalf("close returned after %.3fs: it did not linger for %ds, so this test proves nothing", secs, linger)
 	}
 	b.spared(t, w.PID)
-	t.Logf("close(2) of a socket with SO_LINGER %ds lingered %.3fs in state %s: no stall", linger, secs, state)
+	t.Logf("close%s of a socket with SO_LINGER %ds lingered %.3fs in state %s: no stall", mode, linger, secs, state)
 }
 
 // The close that must still be caught: a file system that does not answer
