@@ -10,7 +10,7 @@
 //	VMTEST_PKGS      packages to test in the guest (default "./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/")
 //	VMTEST_RUN       -test.run pattern for the guest's test binaries
 //	VMTEST_CMDLINE   extra kernel command line words (e.g. loglevel=7 for stack traces of a hang)
-//	VMTEST_TIMEOUT   limit per VM, boot included (default 12m)
+//	VMTEST_TIMEOUT   limit per VM, boot included (default 15m)
 //	VMTEST_CACHE     where .debs, extracted kernels and logs live (default internal/test/vm/.cache)
 //
 // Each kernel boots once with every suite, then once per scenario that

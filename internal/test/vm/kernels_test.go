@@ -21,10 +21,10 @@ import (
 
 const (
 	defaultPkgs      = "./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/"
-	defaultVMTimeout = 12 * time.Minute
+	defaultVMTimeout = 15 * time.Minute
 	// guestTestTimeout is each guest test binary's -test.timeout: a hung
 	// test then dumps its goroutines instead of running into the VM limit.
-	guestTestTimeout = "6m"
+	guestTestTimeout = "9m"
 )
 
 // TestKernels boots each selected Debian kernel with stallmon's test
