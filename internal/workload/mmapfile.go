@@ -24,17 +24,7 @@ func (w *workload) mmapFile(args []string) ([]any, error) {
 		w.mapper = nil
 	}
 	path := args[0]
-	// Opened on the worker with signals blocked, as read-file does: a
-	// signal during a FUSE open would become an interrupt request.
-	opened := make(chan int, 1)
-	wk, err := startWorker(threadOpts{blockSignals: true}, func() (int, error) {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			opened <- -1
-			return 0, fmt.Errorf("opening %s: %w", path, err)
-		}
-		opened <- fd
-		defer unix.Close(fd)
+	wk, fd, err := openOnWorker(path, func(fd int) (int, error) {
 		mem, err := unix.Mmap(fd, 0, unix.Getpagesize(), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 		if err != nil {
 			return 0, fmt.Errorf("mmap of %s: %w", path, err)
@@ -44,11 +34,7 @@ func (w *workload) mmapFile(args []string) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &fileMapper{wk: wk, fd: <-opened, path: path}
-	if m.fd < 0 {
-		_, err := wk.await()
-		return nil, err
-	}
+	m := &fileMapper{wk: wk, fd: fd, path: path}
 	w.mapper = m
 	// mmap's first argument is the address asked for: none.
 	if err := waitAsleepIn(wk, unix.SYS_MMAP, 0); err != nil {

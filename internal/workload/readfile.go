@@ -25,8 +25,27 @@ func (w *workload) readFile(args []string) ([]any, error) {
 		w.reader = nil
 	}
 	path := args[0]
-	// The open happens on the worker too, with signals blocked: on a FUSE
-	// file, a signal during the open would become an interrupt request.
+	wk, fd, err := openOnWorker(path, func(fd int) (int, error) {
+		buf := make([]byte, unix.Getpagesize())
+		return unix.Read(fd, buf)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &fileReader{wk: wk, fd: fd, path: path}
+	w.reader = r
+	if err := waitAsleepIn(wk, unix.SYS_READ, r.fd); err != nil {
+		return nil, err
+	}
+	return []any{"tid", wk.tid, "fd", r.fd, "nr", unix.SYS_READ, "syscall", "read"}, nil
+}
+
+// openOnWorker opens path read-only on a new worker and runs use on the
+// fd there, then closes it. The open happens on the worker with signals
+// blocked: on a FUSE file, a signal during the open would become an
+// interrupt request. It returns once the open is done; an open that
+// failed is the error, with the worker ended.
+func openOnWorker(path string, use func(fd int) (int, error)) (*worker, int, error) {
 	opened := make(chan int, 1)
 	wk, err := startWorker(threadOpts{blockSignals: true}, func() (int, error) {
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -36,20 +55,15 @@ func (w *workload) readFile(args []string) ([]any, error) {
 		}
 		opened <- fd
 		defer unix.Close(fd)
-		buf := make([]byte, unix.Getpagesize())
-		return unix.Read(fd, buf)
+		return use(fd)
 	})
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	r := &fileReader{wk: wk, fd: <-opened, path: path}
-	if r.fd < 0 {
+	fd := <-opened
+	if fd < 0 {
 		_, err := wk.await()
-		return nil, err
+		return nil, -1, err
 	}
-	w.reader = r
-	if err := waitAsleepIn(wk, unix.SYS_READ, r.fd); err != nil {
-		return nil, err
-	}
-	return []any{"tid", wk.tid, "fd", r.fd, "nr", unix.SYS_READ, "syscall", "read"}, nil
+	return wk, fd, nil
 }
