@@ -68,15 +68,6 @@ func (c Class) String() string {
 	return "unknown"
 }
 
-// Classes returns every class but None, in declaration order.
-func Classes() []Class {
-	out := make([]Class, 0, numClasses-1)
-	for c := Unknown; c < numClasses; c++ {
-		out = append(out, c)
-	}
-	return out
-}
-
 // Peer reports a wait on the other end of a socket or a pipe: as long as
 // that end takes, by design. Never a page fault's.
 func (c Class) Peer() bool { return c == SocketSend || c == SocketRecv || c == Pipe }
