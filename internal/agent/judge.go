@@ -117,22 +117,19 @@ func (j *judge) over(snap tracker.Snapshot) []judged {
 			out = append(out, w)
 		}
 	}
-	for tid := range j.since {
-		if !live[tid] {
-			delete(j.since, tid)
-		}
-	}
-	for tid := range j.children {
-		if !live[tid] {
-			delete(j.children, tid)
-		}
-	}
-	for tid := range j.sides {
-		if !live[tid] {
-			delete(j.sides, tid)
-		}
-	}
+	forgetGone(j.since, live)
+	forgetGone(j.children, live)
+	forgetGone(j.sides, live)
 	return append(out, j.process(snap)...)
+}
+
+// forgetGone drops the episodes of threads the snapshot no longer has.
+func forgetGone[V any](episodes map[int]V, live map[int]bool) {
+	for tid := range episodes {
+		if !live[tid] {
+			delete(episodes, tid)
+		}
+	}
 }
 
 // track updates t's state episode and returns it.
@@ -166,9 +163,8 @@ func (j *judge) track(t tracker.Thread, now time.Time) stateSpan {
 // never waits on a socket or a pipe: asleep there outside a syscall, a
 // thread runs the final close of its file as task work after the syscall
 // that dropped it returned (dup2 over a lingering socket), waiting for a
-// peer by design. A
-// kernel-made worker asleep in S on I/O is held to the D rule: nothing
-// of the process's can wake it either.
+// peer by design. A kernel-made worker asleep in S on I/O is held to the
+// D rule: nothing of the process's can wake it either.
 func stateOf(t tracker.Thread) budget.State {
 	if t.Frozen {
 		return budget.Frozen
