@@ -44,7 +44,7 @@ var All = []Info{
 	{ThreadUnknown, byAgent, "A thread entered a syscall the tracker could not record: `pid`, `tid`, `comm`, `syscall`, `unknown_seconds`, `reason`. The agent is blind until its next recorded entry or its exit."},
 	{ThreadKnown, byAgent, "A thread that was unknown is recorded again, or `exited`: `pid`, `tid`, `comm`, `unknown_seconds`."},
 	{UnrecordedUnmarked, byAgent, "A thread lost its record and the table of such threads was full (`entries`, `reason`): no later entry can show which thread recovered, so the agent stays blind until restarted."},
-	{IteratorUnfiltered, byAgent, "The task iterator has no per-process filter (Linux < 6.1): every poll walks every task of the host. `detail`."},
+	{IteratorUnfiltered, byAgent, "The task iterator cannot walk the scope one process at a time (no per-process filter before Linux 6.1; a threaded cgroup, whose processes cgroup.procs does not list): every poll walks every task of the host. `detail`."},
 	{KernelSymbolsUnreadable, byAgent, "The kernel's symbols could not be read at attach (`err`): every wait site is `unknown`, and the rules that use them judge as if it had none (`detail`)."},
 	{SelfProtectFailed, byAgent, "stallmon could not lock its memory or lower its OOM score: `err` names the missing capability."},
 	{StateDirUnusable, byAgent, "The state directory cannot be made: `dir`, `err`; incarnations follow the clock and node ids are not locked (`detail`)."},

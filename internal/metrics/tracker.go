@@ -35,10 +35,10 @@ type trackerCollector struct {
 	errors *prometheus.CounterVec
 	warned sync.Map // source -> true once a failure was logged
 
-	entered, created, createFailed, released, exitNoEntry, nrOverflow, live, died, overwritten, stale, partial *prometheus.Desc
-	unrecorded, unmarked                                                                                       *prometheus.Desc
-	histEnabled, latency                                                                                       *prometheus.Desc
-	statsEnabled, runs, runSeconds, recursionMisses                                                            *prometheus.Desc
+	entered, created, createFailed, released, exitNoEntry, nrOverflow, live, died, overwritten, stale, partial, visited *prometheus.Desc
+	unrecorded, unmarked                                                                                                *prometheus.Desc
+	histEnabled, latency                                                                                                *prometheus.Desc
+	statsEnabled, runs, runSeconds, recursionMisses                                                                     *prometheus.Desc
 }
 
 func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logger) *trackerCollector {
@@ -68,6 +68,8 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 			"In-flight records that the thread's saved registers belied (a missed exit), left unjudged."),
 		partial: d("tracker_partial_walks_total",
 			"Passes of the task iterator that stopped before the end of the target's thread list (a thread exited under them): each was taken again, never judged."),
+		visited: d("tracker_tasks_visited_total",
+			"Tasks the task iterator visited, the target's or not: per poll, the target's threads where the kernel walks each of its processes alone (Linux 6.1+), every task of the host where it cannot."),
 		died: d("tracker_thread_deaths_in_syscall_total",
 			"Threads of the target that the kernel killed inside a syscall (an oops): their syscall never returns."),
 		histEnabled: d("tracker_latency_enabled", "1 when the kernel measures syscall latency for stallmon_syscall_latency_seconds (--latency-histogram)."),
@@ -90,7 +92,7 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 
 func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.entered, c.created, c.createFailed, c.released, c.exitNoEntry,
-		c.nrOverflow, c.live, c.died, c.overwritten, c.stale, c.partial, c.unrecorded, c.unmarked, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
+		c.nrOverflow, c.live, c.died, c.overwritten, c.stale, c.partial, c.visited, c.unrecorded, c.unmarked, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -117,6 +119,7 @@ func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.overwritten, k.EntryOverwritten)
 		counter(c.stale, k.StaleWords)
 		counter(c.partial, k.PartialWalks)
+		counter(c.visited, k.TasksVisited)
 		gauge(c.live, float64(k.Live()))
 		gauge(c.unrecorded, float64(k.UnrecordedThreads))
 		counter(c.unmarked, k.UnrecordedUnmarked)

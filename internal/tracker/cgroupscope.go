@@ -29,7 +29,8 @@ type cgroupScope struct {
 	events *os.File
 	wake   int // eventfd that ends wait on close
 
-	guard waitGuard
+	guard    waitGuard
+	procsBuf []byte // processes' reads, reused
 
 	// armed is closed once the cgroup has had its processes: at once for
 	// one attached to, by Started for one a service is about to be
@@ -109,6 +110,18 @@ func (c *cgroupScope) leader() int                     { return 0 }
 func (c *cgroupScope) single() bool                    { return false }
 func (c *cgroupScope) seed(*gen.StallmonObjects) error { return nil }
 func (c *cgroupScope) refresh()                        {}
+
+// processes lists the subtree's processes from its cgroup.procs files: a
+// process that joins after the listing is walked from the next poll on.
+// A threaded cgroup lists none: the poll walks the host.
+func (c *cgroupScope) processes(dst []int) ([]int, error) {
+	var err error
+	dst, c.procsBuf, err = c.dir.SubtreeProcs(dst, c.procsBuf)
+	if errors.Is(err, cgroup.ErrThreaded) {
+		return dst, fmt.Errorf("%w: %w: every poll walks every task of the host", errHostWalk, err)
+	}
+	return dst, err
+}
 
 // wait returns once the cgroup has no process left: cgroup.events says
 // "populated 0", and the kernel wakes pollers of it with POLLPRI when it

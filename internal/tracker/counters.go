@@ -24,6 +24,11 @@ type Counters struct {
 	// the end of the target's thread list (a thread exited under them):
 	// each was taken again, never judged (see ErrPartialWalk).
 	PartialWalks uint64
+	// TasksVisited counts the tasks the task iterator handed the snapshot
+	// program, the scope's or not: per poll, the scope's threads where
+	// each of its processes is walked alone (walkers.go), every task of
+	// the host where it cannot be.
+	TasksVisited uint64
 	// DiedInSyscall counts threads the kernel killed inside a syscall
 	// (see Death): any of them means the kernel oopsed on the target.
 	DiedInSyscall uint64
@@ -64,6 +69,9 @@ func (m *Tracker) Counters() (Counters, error) {
 	}
 	c.StaleWords = m.staleWords.Load()
 	c.PartialWalks = m.partialWalks.Load()
+	if err := m.objs.WalkVisits.Get(&c.TasksVisited); err != nil {
+		return Counters{}, fmt.Errorf("reading the tasks visited: %w", err)
+	}
 	if err := m.objs.DeathsTotal.Get(&c.DiedInSyscall); err != nil {
 		return Counters{}, fmt.Errorf("reading death count: %w", err)
 	}

@@ -3,6 +3,7 @@ package tracker
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"unsafe"
 
@@ -11,28 +12,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// attachTaskIter links the snapshot program as a task iterator limited to
-// the threads of pid. cilium/ebpf has no option for the task filter
-// (union bpf_iter_link_info.task, Linux 6.1), so the link is created by
-// hand; without the filter every snapshot would walk every task on the
-// host. Kernels before 6.1 reject the larger link info (E2BIG, or EINVAL);
-// there the link is made without it, every snapshot walks every task, and
-// the program's own tgid check keeps the result right.
-// A pid of 0 (a cgroup) links without the filter: the program finds the
-// cgroup's tasks among all of them.
-func attachTaskIter(prog *ebpf.Program, pid int) (it *link.Iter, filtered bool, err error) {
-	if pid == 0 {
-		it, err = linkTaskIter(prog, 0, false)
-		return it, false, err
-	}
-	it, err = linkTaskIter(prog, pid, true)
+// probeIterFilter reports whether the kernel can limit a task iterator to
+// one process (union bpf_iter_link_info.task, Linux 6.1): it links prog
+// filtered on stallmon's own pid and lets the link go. Kernels before 6.1
+// reject the larger link info (E2BIG, or EINVAL).
+func probeIterFilter(prog *ebpf.Program) (bool, error) {
+	it, err := linkTaskIter(prog, os.Getpid(), true)
 	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EINVAL) {
-		it, err = linkTaskIter(prog, pid, false)
-		return it, false, err
+		return false, nil
 	}
-	return it, err == nil, err
+	if err != nil {
+		return false, err
+	}
+	return true, it.Close()
 }
 
+// linkTaskIter links the snapshot program as a task iterator, limited to
+// the threads of pid if filter is set, else over every task of the host.
+// cilium/ebpf has no option for the filter, so the link is created by
+// hand.
 func linkTaskIter(prog *ebpf.Program, pid int, filter bool) (*link.Iter, error) {
 	info := struct {
 		tid, pid, pidFD uint32

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -88,6 +89,15 @@ func (g *linkGuard) watch(what string, l link.Link, prog *ebpf.Program, attach s
 	}
 	g.links = append(g.links, gl)
 	return nil
+}
+
+// forget stops checking l, which the tracker is about to close.
+func (g *linkGuard) forget(l link.Link) {
+	withFD, ok := l.(interface{ FD() int })
+	if !ok {
+		return
+	}
+	g.links = slices.DeleteFunc(g.links, func(gl *guardedLink) bool { return gl.fd == withFD.FD() })
 }
 
 // read asks the kernel what the link is now: one bpf(2) call.

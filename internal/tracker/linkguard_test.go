@@ -52,7 +52,7 @@ func TestTamperIterProgramReplaced(t *testing.T) {
 		t.Fatalf("untouched tracker: %v", err)
 	}
 	iter := heldLinks(t, "iter", 1)[0]
-	own, err := m.iter.Info()
+	own, err := m.walkers.byPID[p.PID].it.Info()
 	if err != nil {
 		t.Fatal(err)
 	}

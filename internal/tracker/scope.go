@@ -57,6 +57,9 @@ type scope interface {
 	// refresh runs at each snapshot: a tree lets go of members that
 	// exited.
 	refresh()
+	// processes appends to dst the processes a pass walks one by one
+	// (walkers.go), or returns errHostWalk if it cannot list them.
+	processes(dst []int) ([]int, error)
 	// wait blocks until everything watched is gone (nil), or until close
 	// ends it (an error).
 	wait() error
@@ -72,9 +75,10 @@ func (t *target) configure(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-func (t *target) leader() int                     { return t.pid }
-func (t *target) single() bool                    { return true }
-func (t *target) seed(*gen.StallmonObjects) error { return nil }
-func (t *target) refresh()                        {}
-func (t *target) wait() error                     { return t.waitExit() }
-func (t *target) close() error                    { return t.pidfd.Close() }
+func (t *target) leader() int                        { return t.pid }
+func (t *target) single() bool                       { return true }
+func (t *target) seed(*gen.StallmonObjects) error    { return nil }
+func (t *target) refresh()                           {}
+func (t *target) processes(dst []int) ([]int, error) { return append(dst, t.pid), nil }
+func (t *target) wait() error                        { return t.waitExit() }
+func (t *target) close() error                       { return t.pidfd.Close() }

@@ -13,7 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/tracker/gen"
 	"github.com/stallmon/stallmon/internal/waitsite"
 )
@@ -25,11 +24,10 @@ type Tracker struct {
 	scope scope
 	objs  gen.StallmonObjects
 	links []link.Link
-	iter  *link.Iter
-	guard linkGuard // what links and iter must still run
-	// iterFiltered: iter walks the target's thread list (a pid filter),
-	// which can stop early (walk.go); iterBuf is its reads' buffer.
-	iterFiltered bool
+	// walkers are the task iterators a poll runs (walkers.go); iterBuf
+	// is their reads' buffer.
+	walkers      walkers
+	guard        linkGuard // what links and iterators must still run
 	iterBuf      []byte
 	partialWalks atomic.Uint64
 
@@ -187,22 +185,17 @@ func (m *Tracker) attach() error {
 			return err
 		}
 	}
-	filterPID := 0
-	if m.scope.single() {
-		filterPID = m.scope.leader()
-	}
-	it, filtered, err := attachTaskIter(m.objs.Snapshot, filterPID)
+	filter, err := probeIterFilter(m.objs.Snapshot)
 	if err != nil {
-		return fmt.Errorf("attaching task iterator: %w", err)
+		return fmt.Errorf("probing the task iterator's filter: %w", err)
 	}
-	if !filtered && filterPID != 0 {
-		m.log.Warn(event.IteratorUnfiltered, "detail", "task iterator without a per-process filter (Linux < 6.1): every poll walks every task of the host")
-	}
-	m.iter, m.iterFiltered = it, filtered
-	if err := m.guard.watch("task iterator", it, m.objs.Snapshot, "task"); err != nil {
+	m.walkers = walkers{filter: filter, byPID: map[int]*memberIt{}}
+	if err := m.scope.seed(&m.objs); err != nil {
 		return err
 	}
-	if err := m.scope.seed(&m.objs); err != nil {
+	// The first pass's iterators now, so that one that cannot be made
+	// fails the attach rather than the first poll.
+	if _, _, err := m.passIters(); err != nil {
 		return err
 	}
 	return nil
@@ -243,9 +236,7 @@ func (m *Tracker) Close() error {
 
 func (m *Tracker) closeObjects() error {
 	var errs []error
-	if m.iter != nil {
-		errs = append(errs, m.iter.Close())
-	}
+	errs = append(errs, m.walkers.close())
 	for _, l := range m.links {
 		errs = append(errs, l.Close())
 	}

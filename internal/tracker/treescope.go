@@ -209,20 +209,24 @@ func treeWords() (uint32, error) {
 
 // members lists the tree's processes now.
 func (s *treeScope) members() ([]int, error) {
-	if s.words == nil {
-		return nil, errors.New("the process tree is not mapped")
-	}
 	s.reap()
-	var pids []int
+	return s.processes(nil)
+}
+
+// processes appends the processes whose bits are set to dst.
+func (s *treeScope) processes(dst []int) ([]int, error) {
+	if s.words == nil {
+		return dst, errors.New("the process tree is not mapped")
+	}
 	for i := range s.words {
 		w := atomic.LoadUint64(&s.words[i])
 		for w != 0 {
 			b := bits.TrailingZeros64(w)
-			pids = append(pids, i*64+b)
+			dst = append(dst, i*64+b)
 			w &^= 1 << b
 		}
 	}
-	return pids, nil
+	return dst, nil
 }
 
 // wait returns once the root has exited, no member is left and every

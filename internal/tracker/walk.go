@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cilium/ebpf/link"
+
 	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
@@ -32,28 +34,43 @@ const walkAttempts = 4
 // 512 bytes, two records each.
 const iterRead = 64 << 10
 
-// walk runs the task iterator until one pass walks the whole target, at
-// most walkAttempts times, and returns what that pass wrote and when it
-// started. Passes cut short are counted (Counters.PartialWalks).
+// walk runs a pass of the scope's task iterators until one walks the
+// whole of each process, at most walkAttempts times, and returns what
+// that pass wrote and when it started. A pass cut short in any process
+// is taken again whole: its quiet counts (quiet.go) sum over the
+// processes of one pass. Passes cut short are counted
+// (Counters.PartialWalks).
 func (m *Tracker) walk(all bool) ([]byte, time.Time, error) {
 	for attempt := 1; ; attempt++ {
 		if err := m.startPass(all); err != nil {
 			return nil, time.Time{}, err
 		}
-		if err := m.objs.WalkLast.Set(uint32(gen.StallmonWalkEndWALK_NONE)); err != nil {
-			return nil, time.Time{}, fmt.Errorf("resetting the walk's end: %w", err)
+		iters, filtered, err := m.passIters()
+		if err != nil {
+			return nil, time.Time{}, err
 		}
 		taken := time.Now()
-		raw, err := m.readIter()
-		if err != nil {
-			return nil, time.Time{}, err
+		buf := m.iterBuf[:0]
+		whole := true
+		for _, it := range iters {
+			if err := m.objs.WalkLast.Set(uint32(gen.StallmonWalkEndWALK_NONE)); err != nil {
+				return nil, time.Time{}, fmt.Errorf("resetting the walk's end: %w", err)
+			}
+			if buf, err = readIter(it, buf); err != nil {
+				return nil, time.Time{}, err
+			}
+			if filtered {
+				if whole, err = m.walkedWhole(); err != nil {
+					return nil, time.Time{}, err
+				}
+				if !whole {
+					break
+				}
+			}
 		}
-		whole, err := m.walkedWhole()
-		if err != nil {
-			return nil, time.Time{}, err
-		}
+		m.iterBuf = buf
 		if whole {
-			return raw, taken, nil
+			return buf, taken, nil
 		}
 		m.partialWalks.Add(1)
 		if attempt == walkAttempts {
@@ -62,14 +79,11 @@ func (m *Tracker) walk(all bool) ([]byte, time.Time, error) {
 	}
 }
 
-// walkedWhole reports whether the latest pass reached the end of the
-// target's thread list. Only a pid-filtered link can stop early; a pass
-// that visited no thread of the target (it has exited) has no end to
-// check, and the agent judges an empty snapshot by itself.
+// walkedWhole reports whether the latest process's walk reached the end
+// of its thread list. A walk that visited no thread of it (it has
+// exited) has no end to check, and the agent judges what is missing by
+// itself.
 func (m *Tracker) walkedWhole() (bool, error) {
-	if !m.iterFiltered {
-		return true, nil
-	}
 	var end uint32
 	if err := m.objs.WalkLast.Get(&end); err != nil {
 		return false, fmt.Errorf("reading the walk's end: %w", err)
@@ -77,15 +91,14 @@ func (m *Tracker) walkedWhole() (bool, error) {
 	return gen.StallmonWalkEnd(end) != gen.StallmonWalkEndWALK_MID, nil
 }
 
-// readIter runs one pass of the task iterator and returns what it wrote,
-// in a buffer reused from pass to pass (records copies out of it).
-func (m *Tracker) readIter() ([]byte, error) {
-	r, err := m.iter.Open()
+// readIter runs one pass of it and appends what it wrote to buf (records
+// copies out of it).
+func readIter(it *link.Iter, buf []byte) ([]byte, error) {
+	r, err := it.Open()
 	if err != nil {
-		return nil, fmt.Errorf("opening task iterator: %w", err)
+		return buf, fmt.Errorf("opening task iterator: %w", err)
 	}
 	defer r.Close()
-	buf := m.iterBuf[:0]
 	for {
 		if cap(buf)-len(buf) < iterRead {
 			buf = slices.Grow(buf, iterRead)
@@ -96,9 +109,8 @@ func (m *Tracker) readIter() ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading task iterator: %w", err)
+			return buf, fmt.Errorf("reading task iterator: %w", err)
 		}
 	}
-	m.iterBuf = buf
 	return buf, nil
 }

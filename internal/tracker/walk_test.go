@@ -100,7 +100,11 @@ func TestPartialWalkIsDetected(t *testing.T) {
 		if err := m.objs.WalkLast.Set(uint32(0)); err != nil {
 			t.Fatal(err)
 		}
-		raw, err := m.readIter()
+		iters, _, err := m.passIters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := readIter(iters[0], nil)
 		if err != nil {
 			t.Fatal(err)
 		}

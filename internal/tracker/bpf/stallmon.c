@@ -154,11 +154,15 @@ int snapshot(struct bpf_iter__task *ctx)
 	struct task_struct *task = ctx->task;
 	struct thread_rec rec = {};
 
-	// The link filters by pid where the kernel can (>= 6.1); this check
-	// keeps older kernels, which walk every task, correct. A cgroup has no
-	// link filter: its tasks are found by their cgroup's ancestry.
+	// Each link walks one process where the kernel can filter by pid
+	// (>= 6.1): the target, or each process of a tree or cgroup in turn.
+	// This check keeps the walk of every task (older kernels) correct, and
+	// a member's walk too: a thread of a cgroup's process may sit in
+	// another cgroup (threaded cgroups), and a member's pid may have
+	// passed to a stranger since it was listed.
 	if (!task)
 		return 0;
+	walk_visits++;
 	if (target_cgroup ? !task_in_target_cgroup(task) :
 	    target_tree ? !in_tree(task->tgid) : task->tgid != target_tgid)
 		return 0;

@@ -22,7 +22,9 @@
 // that exited before the step makes the pass look cut short when it was
 // not: both cost a retry, never a missed thread.
 //
-// An unfiltered link (older kernels, a tree, a cgroup) walks every task
+// A tree's or a cgroup's processes each have such a link of their own
+// (internal/tracker/walkers.go), and the agent checks the note after each.
+// An unfiltered link (older kernels, a threaded cgroup) walks every task
 // by pid number instead (find_ge_pid), which a task's exit cannot stop
 // early: there the note means nothing and the agent ignores it.
 
@@ -42,6 +44,11 @@ enum walk_end {
 const enum walk_end *unused_walk_end __attribute__((unused));
 
 __u32 walk_last = WALK_NONE;
+
+// Every task the iterator has handed the snapshot program, member of the
+// target or not: how much of the host a poll walks. One reader runs the
+// iterator at a time, so a plain add is exact.
+__u64 walk_visits = 0;
 
 // note_walk records where task, a thread of the target the iterator
 // visits, stands in its thread list: plain loads from the iterator's

@@ -280,6 +280,7 @@ const (
 	StallmonVarUnusedWalkEnd         = "unused_walk_end"
 	StallmonVarUnusedWord            = "unused_word"
 	StallmonVarWalkLast              = "walk_last"
+	StallmonVarWalkVisits            = "walk_visits"
 	StallmonVarWorkerFlags           = "worker_flags"
 )
 
@@ -387,6 +388,7 @@ type StallmonVariableSpecs struct {
 	UnusedWalkEnd        *ebpf.VariableSpec `ebpf:"unused_walk_end"`
 	UnusedWord           *ebpf.VariableSpec `ebpf:"unused_word"`
 	WalkLast             *ebpf.VariableSpec `ebpf:"walk_last"`
+	WalkVisits           *ebpf.VariableSpec `ebpf:"walk_visits"`
 	WorkerFlags          *ebpf.VariableSpec `ebpf:"worker_flags"`
 }
 
@@ -474,6 +476,7 @@ type StallmonVariables struct {
 	UnusedWalkEnd        *ebpf.Variable `ebpf:"unused_walk_end"`
 	UnusedWord           *ebpf.Variable `ebpf:"unused_word"`
 	WalkLast             *ebpf.Variable `ebpf:"walk_last"`
+	WalkVisits           *ebpf.Variable `ebpf:"walk_visits"`
 	WorkerFlags          *ebpf.Variable `ebpf:"worker_flags"`
 }
 
