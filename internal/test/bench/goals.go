@@ -13,6 +13,10 @@ const (
 	goalCPUPct      = 2  // % of a core at goalThreads
 	goalRSSMB       = 40 // MB (10^6 bytes) at goalThreads
 	goalThreads     = 10000
+	// A small service on a busy host: goalHostThreads idle threads
+	// elsewhere, and a poll of each scope within goalScopePollMs.
+	goalHostThreads = 50000
+	goalScopePollMs = 2
 	goalSoakRate    = 1_000_000 // syscalls a second, across goalThreads
 )
 
@@ -39,6 +43,11 @@ func Judge(t *Table, in GoalInput) []string {
 	for _, tr := range in.Trackers {
 		for _, before := range []bool{false, true} {
 			out = append(out, judgePoll(t, tr, PollCase{Threads: goalThreads, Before: before}))
+		}
+	}
+	for _, tr := range in.Trackers {
+		for _, scope := range []string{ScopePid, ScopeTree, ScopeCgroup} {
+			out = append(out, judgeBusyHost(t, tr, PollCase{Threads: 100, Host: goalHostThreads, Scope: scope}))
 		}
 	}
 	stalls := "met in this run: no stall event"
@@ -108,6 +117,18 @@ func judgePoll(t *Table, tr Tracker, c PollCase) string {
 		what, Format(poll.Figure()), goalPollMs, under(poll.Figure(), goalPollMs),
 		Format(cpu.Figure()), goalCPUPct, under(cpu.Figure(), goalCPUPct),
 		Format(rss.Figure()), goalRSSMB, under(rss.Figure(), goalRSSMB))
+}
+
+// judgeBusyHost judges a small service's poll while the host runs many
+// threads elsewhere: a poll that walked the host would take tens of ms,
+// and go late at the default interval.
+func judgeBusyHost(t *Table, tr Tracker, c PollCase) string {
+	what := fmt.Sprintf("stallmon (%s), %s", tr.Name, c)
+	poll := t.Row(PollKey(tr.Name, PollTime, c))
+	if !measured(poll) {
+		return what + ": not measured in this run"
+	}
+	return fmt.Sprintf("%s: poll %s ms (goal < %d): %s", what, Format(poll.Figure()), goalScopePollMs, under(poll.Figure(), goalScopePollMs))
 }
 
 func judgeLatency(t *Table, tr Tracker) string {

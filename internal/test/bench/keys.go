@@ -41,7 +41,11 @@ const (
 type PollCase struct {
 	Threads int  // idle threads of the target (plus its busy ones)
 	Before  bool // made before stallmon attached
-	Host    int  // idle threads in another process
+	Host    int  // idle threads in other processes (hostPerProcess each)
+	// Scope is how the agent watches the target: ScopePid (--pid, the
+	// zero value), ScopeTree (--pid --tree) or ScopeCgroup (--cgroup,
+	// the target alone in a cgroup of its own).
+	Scope string
 	// Bounded: the idle threads wait in openat(2) of a FIFO nobody
 	// writes, which the table bounds, rather than in futex(2), which it
 	// does not: the iterator writes a record for each of them at every
@@ -56,6 +60,13 @@ type PollCase struct {
 const (
 	BoundedBudget    = "1h"
 	boundedKillAfter = "2h"
+)
+
+// Scopes of a poll-cost case.
+const (
+	ScopePid    = ""
+	ScopeTree   = "tree"
+	ScopeCgroup = "cgroup"
 )
 
 // AgentArgs are the flags a case adds to `stallmon attach`.
@@ -83,6 +94,12 @@ func (c PollCase) String() string {
 	if c.Host > 0 {
 		s += fmt.Sprintf(", +%s idle threads on the host", thousands(c.Host))
 	}
+	switch c.Scope {
+	case ScopeTree:
+		s += ", watched with --tree"
+	case ScopeCgroup:
+		s += ", watched with --cgroup"
+	}
 	return s
 }
 
@@ -100,6 +117,9 @@ func PollKey(tracker, measure string, c PollCase) string {
 	k := fmt.Sprintf("poll/%s/%s/%d/%t/%d", tracker, measure, c.Threads, c.Before, c.Host)
 	if c.Bounded {
 		k += "/bounded"
+	}
+	if c.Scope != ScopePid {
+		k += "/" + c.Scope
 	}
 	return k
 }

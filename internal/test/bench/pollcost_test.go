@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,9 +82,12 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 	target := startProtocol(t, bin)
 	defer target.Stop()
 	if pc.Host > 0 {
-		host := startProtocol(t, bin)
-		defer host.Stop()
-		spawnThreads(t, host, pc.Host, 0)
+		raisePidMax(t, pc.Host+hostPerProcess)
+		for left := pc.Host; left > 0; left -= hostPerProcess {
+			host := startProtocol(t, bin)
+			defer host.Stop()
+			spawnThreads(t, host, min(left, hostPerProcess), 0)
+		}
 	}
 	fifo := ""
 	if pc.Bounded {
@@ -94,7 +100,8 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 		makeThreads(t, target, pc, fifo)
 	}
 	started := time.Now()
-	args := append([]string{"--pid", fmt.Sprint(target.PID), "--metrics-addr", "127.0.0.1:0"}, pc.AgentArgs()...)
+	args := append(scopeArgs(t, pc, target.PID), "--metrics-addr", "127.0.0.1:0")
+	args = append(args, pc.AgentArgs()...)
 	a := startAgentBin(t, stallmon, tr, c, fmt.Sprintf("bench-poll-%d", target.PID), args...)
 	addr := metricsAddr(t, a)
 	if err := (cgroup.Dir{Path: cg}).Add(a.Cmd.Process.Pid); err != nil {
@@ -247,4 +254,69 @@ func pollWindow(addr, cg string, pid int, d time.Duration) (pollMs, cpuPct, rss 
 	pollMs = float64(s1.Time-s0.Time) / float64(polls) / float64(time.Millisecond)
 	cpuPct = float64(cpu1-cpu0) / float64(elapsed) * 100
 	return pollMs, cpuPct, rss, nil
+}
+
+// hostPerProcess bounds the threads of one process elsewhere on the host:
+// each thread's stack is two mappings, and vm.max_map_count is 65,530.
+const hostPerProcess = 10000
+
+// raisePidMax makes room for n more threads than the host runs now, for
+// the test's duration.
+func raisePidMax(t *testing.T, n int) {
+	t.Helper()
+	const file = "/proc/sys/kernel/pid_max"
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %q", file, b)
+	}
+	want := max(old, 4*(n+32768))
+	if want == old {
+		return
+	}
+	if err := os.WriteFile(file, []byte(strconv.Itoa(want)), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(file, []byte(strconv.Itoa(old)), 0); err != nil {
+			t.Errorf("restoring %s: %v", file, err)
+		}
+	})
+}
+
+// scopeArgs are the flags that watch pid as pc says, in a cgroup of its
+// own (removed when the test ends) for ScopeCgroup.
+func scopeArgs(t *testing.T, pc PollCase, pid int) []string {
+	t.Helper()
+	switch pc.Scope {
+	case ScopeTree:
+		return []string{"--pid", fmt.Sprint(pid), "--tree"}
+	case ScopeCgroup:
+		root, err := cgroup.Root()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := cgroup.Mkdir(root, fmt.Sprintf("stallmon-bench-target-%d", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if pids, err := d.Procs(); err == nil {
+				for _, p := range pids {
+					(cgroup.Dir{Path: root}).Add(p)
+				}
+			}
+			if err := d.Remove(); err != nil {
+				t.Errorf("removing the target's cgroup: %v", err)
+			}
+		})
+		if err := d.Add(pid); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"--cgroup", d.Path}
+	}
+	return []string{"--pid", fmt.Sprint(pid)}
 }
