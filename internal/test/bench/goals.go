@@ -17,7 +17,13 @@ const (
 	// elsewhere, and a poll of each scope within goalScopePollMs.
 	goalHostThreads = 50000
 	goalScopePollMs = 2
-	goalSoakRate    = 1_000_000 // syscalls a second, across goalThreads
+	// A cgroup of goalCgroupProcs processes sharing goalCgroupThreads
+	// threads costs each thread what one process of goalThreads does,
+	// give or take goalPerThreadSlack.
+	goalCgroupThreads  = 20000
+	goalCgroupProcs    = 200
+	goalPerThreadSlack = 1.25
+	goalSoakRate       = 1_000_000 // syscalls a second, across goalThreads
 )
 
 // GoalInput is what the goals need beyond the table.
@@ -49,6 +55,9 @@ func Judge(t *Table, in GoalInput) []string {
 		for _, scope := range []string{ScopePid, ScopeTree, ScopeCgroup} {
 			out = append(out, judgeBusyHost(t, tr, PollCase{Threads: 100, Host: goalHostThreads, Scope: scope}))
 		}
+	}
+	for _, tr := range in.Trackers {
+		out = append(out, judgeManyProcesses(t, tr))
 	}
 	stalls := "met in this run: no stall event"
 	if in.FalseStalls > 0 {
@@ -129,6 +138,27 @@ func judgeBusyHost(t *Table, tr Tracker, c PollCase) string {
 		return what + ": not measured in this run"
 	}
 	return fmt.Sprintf("%s: poll %s ms (goal < %d): %s", what, Format(poll.Figure()), goalScopePollMs, under(poll.Figure(), goalScopePollMs))
+}
+
+// judgeManyProcesses compares a poll's cost per thread of a cgroup of
+// many processes with one process's: each process walked alone adds its
+// own iterator's open, read and close to the threads' cost.
+func judgeManyProcesses(t *Table, tr Tracker) string {
+	many := PollCase{Threads: goalCgroupThreads, Procs: goalCgroupProcs, Scope: ScopeCgroup}
+	one := PollCase{Threads: goalThreads}
+	what := fmt.Sprintf("stallmon (%s), %s", tr.Name, many)
+	m, o := t.Row(PollKey(tr.Name, PollTime, many)), t.Row(PollKey(tr.Name, PollTime, one))
+	if !measured(m, o) {
+		return what + ": not measured in this run"
+	}
+	perMany := m.Figure() * 1000 / float64(many.Threads)
+	perOne := o.Figure() * 1000 / float64(one.Threads)
+	verdict := "met"
+	if perMany > perOne*goalPerThreadSlack {
+		verdict = fmt.Sprintf("missed, %.2fx", perMany/perOne)
+	}
+	return fmt.Sprintf("%s: %s us a thread a poll, against %s us in one process of %s threads (goal: within %.2fx): %s",
+		what, Format(perMany), Format(perOne), thousands(one.Threads), goalPerThreadSlack, verdict)
 }
 
 func judgeLatency(t *Table, tr Tracker) string {

@@ -46,6 +46,9 @@ type PollCase struct {
 	// zero value), ScopeTree (--pid --tree) or ScopeCgroup (--cgroup,
 	// the target alone in a cgroup of its own).
 	Scope string
+	// Procs is how many processes share the target's threads (0: one);
+	// more than one only for ScopeCgroup.
+	Procs int
 	// Bounded: the idle threads wait in openat(2) of a FIFO nobody
 	// writes, which the table bounds, rather than in futex(2), which it
 	// does not: the iterator writes a record for each of them at every
@@ -54,6 +57,9 @@ type PollCase struct {
 	// BoundedBudget so that none of them is over budget.
 	Bounded bool
 }
+
+// Processes is how many processes the target's threads are shared by.
+func (c PollCase) Processes() int { return max(1, c.Procs) }
 
 // The default rule of a Bounded case: longer than any run, so that its
 // waits are judged at every poll and never stall.
@@ -87,6 +93,9 @@ func (c PollCase) String() string {
 		when = "before attach"
 	}
 	s := fmt.Sprintf("%s threads (%d busy), made %s", thousands(c.Threads), c.Busy(), when)
+	if c.Processes() > 1 {
+		s = fmt.Sprintf("%s threads (%d busy) in %s processes, made %s", thousands(c.Threads), c.Busy(), thousands(c.Processes()), when)
+	}
 	if c.Bounded {
 		s = fmt.Sprintf("%s threads (%d busy) asleep in openat of a FIFO (bounded: --budget %s), made %s",
 			thousands(c.Threads), c.Busy(), BoundedBudget, when)
@@ -120,6 +129,9 @@ func PollKey(tracker, measure string, c PollCase) string {
 	}
 	if c.Scope != ScopePid {
 		k += "/" + c.Scope
+	}
+	if c.Processes() > 1 {
+		k += fmt.Sprintf("/procs%d", c.Processes())
 	}
 	return k
 }

@@ -79,8 +79,13 @@ func runPollCost(t *testing.T, cfg config, tab *Table, baseline *Build) (stalls 
 // measurePolls runs one agent, the stallmon binary at stallmon, on one
 // target and fills rows (poll time, CPU, RSS) with a sample per window.
 func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, bin, stallmon string, pc PollCase, rows [3]*Row) (stalls int, seconds float64) {
-	target := startProtocol(t, bin)
-	defer target.Stop()
+	targets := make([]*workload.Proc, pc.Processes())
+	pids := make([]int, len(targets))
+	for i := range targets {
+		targets[i] = startProtocol(t, bin)
+		defer targets[i].Stop()
+		pids[i] = targets[i].PID
+	}
 	if pc.Host > 0 {
 		raisePidMax(t, pc.Host+hostPerProcess)
 		for left := pc.Host; left > 0; left -= hostPerProcess {
@@ -97,18 +102,18 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 		}
 	}
 	if pc.Before {
-		makeThreads(t, target, pc, fifo)
+		makeThreads(t, targets, pc, fifo)
 	}
 	started := time.Now()
-	args := append(scopeArgs(t, pc, target.PID), "--metrics-addr", "127.0.0.1:0")
+	args := append(scopeArgs(t, pc, pids), "--metrics-addr", "127.0.0.1:0")
 	args = append(args, pc.AgentArgs()...)
-	a := startAgentBin(t, stallmon, tr, c, fmt.Sprintf("bench-poll-%d", target.PID), args...)
+	a := startAgentBin(t, stallmon, tr, c, fmt.Sprintf("bench-poll-%d", pids[0]), args...)
 	addr := metricsAddr(t, a)
 	if err := (cgroup.Dir{Path: cg}).Add(a.Cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	if !pc.Before {
-		makeThreads(t, target, pc, fifo)
+		makeThreads(t, targets, pc, fifo)
 	}
 	if pc.Bounded {
 		if err := waitBounded(addr, pc.Threads, time.Minute); err != nil {
@@ -143,18 +148,29 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 	return stalls, seconds
 }
 
-// makeThreads gives target the threads of pc: its idle ones wait in futex,
-// or, for a Bounded case, in openat of fifo.
-func makeThreads(t *testing.T, target *workload.Proc, pc PollCase, fifo string) {
+// makeThreads gives the targets the threads of pc, shared evenly: the
+// idle ones wait in futex, or, for a Bounded case (one target), in openat
+// of fifo.
+func makeThreads(t *testing.T, targets []*workload.Proc, pc PollCase, fifo string) {
 	t.Helper()
 	if !pc.Bounded {
-		spawnThreads(t, target, pc.Threads, pc.Busy())
+		n := len(targets)
+		for i, p := range targets {
+			busy := pc.Busy() / n
+			if i < pc.Busy()%n {
+				busy++
+			}
+			spawnThreads(t, p, pc.Threads/n, busy)
+		}
 		return
 	}
-	if _, err := target.DoTimeout(fmt.Sprintf("fifo %d %s", pc.Threads, fifo), spawnTimeout); err != nil {
+	if len(targets) != 1 {
+		t.Fatalf("%s: a bounded case has one target", pc)
+	}
+	if _, err := targets[0].DoTimeout(fmt.Sprintf("fifo %d %s", pc.Threads, fifo), spawnTimeout); err != nil {
 		t.Fatal(err)
 	}
-	spawnThreads(t, target, 0, pc.Busy())
+	spawnThreads(t, targets[0], 0, pc.Busy())
 }
 
 // waitBounded waits until the agent at addr sees n threads in openat,
@@ -287,10 +303,15 @@ func raisePidMax(t *testing.T, n int) {
 	})
 }
 
-// scopeArgs are the flags that watch pid as pc says, in a cgroup of its
-// own (removed when the test ends) for ScopeCgroup.
-func scopeArgs(t *testing.T, pc PollCase, pid int) []string {
+// scopeArgs are the flags that watch the processes pids as pc says: the
+// first alone with --pid or --tree, all of them in a cgroup of their own
+// (removed when the test ends) for ScopeCgroup.
+func scopeArgs(t *testing.T, pc PollCase, pids []int) []string {
 	t.Helper()
+	if len(pids) > 1 && pc.Scope != ScopeCgroup {
+		t.Fatalf("%s: several processes are watched as a cgroup only", pc)
+	}
+	pid := pids[0]
 	switch pc.Scope {
 	case ScopeTree:
 		return []string{"--pid", fmt.Sprint(pid), "--tree"}
@@ -313,8 +334,10 @@ func scopeArgs(t *testing.T, pc PollCase, pid int) []string {
 				t.Errorf("removing the target's cgroup: %v", err)
 			}
 		})
-		if err := d.Add(pid); err != nil {
-			t.Fatal(err)
+		for _, pid := range pids {
+			if err := d.Add(pid); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return []string{"--cgroup", d.Path}
 	}

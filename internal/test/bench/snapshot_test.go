@@ -13,6 +13,7 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/tracker"
 	"github.com/stallmon/stallmon/internal/waitsite"
+	"github.com/stallmon/stallmon/internal/workload"
 )
 
 // runSnapshotCost measures one tracker snapshot (the iterator's pass and
@@ -52,7 +53,7 @@ func measureSnapshots(t *testing.T, cfg config, bin string, sc SnapshotCase, qui
 			t.Fatal(err)
 		}
 	}
-	makeThreads(t, target, pc, fifo)
+	makeThreads(t, []*workload.Proc{target}, pc, fifo)
 	trackers := map[bool]*tracker.Tracker{}
 	for _, sites := range []bool{false, true} {
 		m, err := tracker.Attach(tracker.Process(target.PID), nil, tracker.Options{Quiet: quiet, NoWaitSites: !sites})
