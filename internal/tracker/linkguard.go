@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -39,6 +40,9 @@ func (e *TamperError) Error() string {
 type linkGuard struct {
 	links    []*guardedLink
 	tampered *TamperError
+	// progIDs caches each program's id: a tree's or a cgroup's iterators
+	// come and go with its processes, all running one program.
+	progIDs map[*ebpf.Program]uint32
 }
 
 type guardedLink struct {
@@ -70,15 +74,11 @@ func (g *linkGuard) watch(what string, l link.Link, prog *ebpf.Program, attach s
 	if !ok {
 		return fmt.Errorf("%s: link has no file descriptor to check", what)
 	}
-	pi, err := prog.Info()
+	progID, err := g.progID(prog)
 	if err != nil {
-		return fmt.Errorf("%s: reading program info: %w", what, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	progID, ok := pi.ID()
-	if !ok {
-		return fmt.Errorf("%s: the kernel does not report program ids", what)
-	}
-	gl := &guardedLink{what: what, fd: withFD.FD(), progID: uint32(progID), attach: attach}
+	gl := &guardedLink{what: what, fd: withFD.FD(), progID: progID, attach: attach}
 	info, err := gl.read()
 	if err != nil {
 		return err
@@ -89,6 +89,25 @@ func (g *linkGuard) watch(what string, l link.Link, prog *ebpf.Program, attach s
 	}
 	g.links = append(g.links, gl)
 	return nil
+}
+
+func (g *linkGuard) progID(prog *ebpf.Program) (uint32, error) {
+	if id, ok := g.progIDs[prog]; ok {
+		return id, nil
+	}
+	pi, err := prog.Info()
+	if err != nil {
+		return 0, fmt.Errorf("reading program info: %w", err)
+	}
+	id, ok := pi.ID()
+	if !ok {
+		return 0, errors.New("the kernel does not report program ids")
+	}
+	if g.progIDs == nil {
+		g.progIDs = map[*ebpf.Program]uint32{}
+	}
+	g.progIDs[prog] = uint32(id)
+	return uint32(id), nil
 }
 
 // forget stops checking l, which the tracker is about to close.
