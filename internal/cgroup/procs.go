@@ -37,13 +37,16 @@ func (d Dir) SubtreeProcs(dst []int, buf []byte) ([]int, []byte, error) {
 func (d Dir) descendantProcs(dir string, dst []int, buf []byte) ([]int, []byte, error) {
 	f, err := os.Open(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && dir != d.Path {
-			return dst, buf, nil // removed since listed: it was empty
+		if removed(err) && dir != d.Path {
+			return dst, buf, nil
 		}
 		return dst, buf, fmt.Errorf("listing cgroup %s: %w", dir, err)
 	}
 	entries, err := f.ReadDir(-1)
 	f.Close()
+	if removed(err) && dir != d.Path {
+		return dst, buf, nil
+	}
 	if err != nil {
 		return dst, buf, fmt.Errorf("listing cgroup %s: %w", dir, err)
 	}
@@ -54,7 +57,7 @@ func (d Dir) descendantProcs(dir string, dst []int, buf []byte) ([]int, []byte, 
 		child := filepath.Join(dir, e.Name())
 		dst, buf, err = readProcs(child, dst, buf)
 		switch {
-		case errors.Is(err, ErrThreaded), errors.Is(err, os.ErrNotExist):
+		case errors.Is(err, ErrThreaded), removed(err):
 		case err != nil:
 			return dst, buf, err
 		}
@@ -63,6 +66,14 @@ func (d Dir) descendantProcs(dir string, dst []int, buf []byte) ([]int, []byte, 
 		}
 	}
 	return dst, buf, nil
+}
+
+// removed is the error of a descendant removed since its parent was
+// listed: ENOENT at an open or a directory read, ENODEV at a read of a
+// file opened before the rmdir. It was empty, as a cgroup must be to be
+// removed.
+func removed(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENODEV)
 }
 
 // readProcs appends the pids of dir's cgroup.procs to dst.

@@ -3,10 +3,13 @@ package tracker
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -31,6 +34,11 @@ type cgroupScope struct {
 
 	guard    waitGuard
 	procsBuf []byte // processes' reads, reused
+	// joined is the kernel side's map of processes that joined since
+	// the last look (bpf/target.h), mapped by seed; pending holds those
+	// taken from it until their iterators are made (admitted).
+	joined  []byte
+	pending map[int]struct{}
 
 	// armed is closed once the cgroup has had its processes: at once for
 	// one attached to, by Started for one a service is about to be
@@ -97,6 +105,11 @@ func openCgroupScope(path string, empty bool) (*cgroupScope, error) {
 func (c *cgroupScope) arm() { c.armOnce.Do(func() { close(c.armed) }) }
 
 func (c *cgroupScope) configure(spec *ebpf.CollectionSpec) error {
+	words, err := treeWords()
+	if err != nil {
+		return err
+	}
+	spec.Maps[gen.StallmonMapJoined].MaxEntries = words
 	if err := spec.Variables[gen.StallmonVarTargetCgroup].Set(c.id); err != nil {
 		return fmt.Errorf("setting target cgroup: %w", err)
 	}
@@ -106,10 +119,42 @@ func (c *cgroupScope) configure(spec *ebpf.CollectionSpec) error {
 	return nil
 }
 
-func (c *cgroupScope) leader() int                     { return 0 }
-func (c *cgroupScope) single() bool                    { return false }
-func (c *cgroupScope) seed(*gen.StallmonObjects) error { return nil }
-func (c *cgroupScope) refresh()                        {}
+func (c *cgroupScope) leader() int  { return 0 }
+func (c *cgroupScope) single() bool { return false }
+func (c *cgroupScope) refresh()     {}
+
+// seed maps the kernel side's joined bitmap.
+func (c *cgroupScope) seed(objs *gen.StallmonObjects) error {
+	n := int(objs.Joined.MaxEntries())
+	size := (n*8 + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+	mem, err := unix.Mmap(objs.Joined.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mapping the cgroup's joined processes: %w", err)
+	}
+	c.joined = mem[:n*8]
+	c.pending = map[int]struct{}{}
+	return nil
+}
+
+// takeJoined moves the processes the kernel side saw join into pending,
+// clearing their bits with atomic exchanges: a bit set meanwhile stays
+// for the next look.
+func (c *cgroupScope) takeJoined() {
+	words := unsafe.Slice((*uint64)(unsafe.Pointer(&c.joined[0])), len(c.joined)/8)
+	for i := range words {
+		if atomic.LoadUint64(&words[i]) == 0 {
+			continue
+		}
+		w := atomic.SwapUint64(&words[i], 0)
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			c.pending[i*64+b] = struct{}{}
+			w &^= 1 << b
+		}
+	}
+}
+
+func (c *cgroupScope) admitted() { clear(c.pending) }
 
 // processes lists the subtree's processes from its cgroup.procs files: a
 // process that joins after the listing is walked from the next poll on.
@@ -120,7 +165,14 @@ func (c *cgroupScope) processes(dst []int) ([]int, error) {
 	if errors.Is(err, cgroup.ErrThreaded) {
 		return dst, fmt.Errorf("%w: %w: every poll walks every task of the host", errHostWalk, err)
 	}
-	return dst, err
+	if err != nil || c.joined == nil {
+		return dst, err
+	}
+	c.takeJoined()
+	for pid := range c.pending {
+		dst = append(dst, pid)
+	}
+	return dst, nil
 }
 
 // wait returns once the cgroup has no process left: cgroup.events says
@@ -181,6 +233,11 @@ func (c *cgroupScope) close() error {
 		}
 		return nil
 	}, func() error {
-		return errors.Join(c.events.Close(), unix.Close(c.wake))
+		errs := []error{c.events.Close(), unix.Close(c.wake)}
+		if c.joined != nil {
+			errs = append(errs, unix.Munmap(c.joined[:cap(c.joined)]))
+			c.joined = nil
+		}
+		return errors.Join(errs...)
 	})
 }

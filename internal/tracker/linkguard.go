@@ -119,6 +119,30 @@ func (g *linkGuard) forget(l link.Link) {
 	g.links = slices.DeleteFunc(g.links, func(gl *guardedLink) bool { return gl.fd == withFD.FD() })
 }
 
+// verify checks the one watched link l now, as VerifyLinks checks them
+// all.
+func (g *linkGuard) verify(l link.Link) error {
+	withFD, ok := l.(interface{ FD() int })
+	if !ok {
+		return errors.New("link has no file descriptor to check")
+	}
+	for _, gl := range g.links {
+		if gl.fd != withFD.FD() {
+			continue
+		}
+		info, err := gl.read()
+		if err != nil {
+			return err
+		}
+		if te := gl.compare(info); te != nil {
+			g.tampered = te
+			return te
+		}
+		return nil
+	}
+	return errors.New("link not watched")
+}
+
 // read asks the kernel what the link is now: one bpf(2) call.
 func (gl *guardedLink) read() (linkInfo, error) {
 	info := linkInfo{name: uint64(uintptr(unsafe.Pointer(&gl.name[0]))), nameLen: uint32(len(gl.name))}

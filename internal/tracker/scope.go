@@ -60,6 +60,9 @@ type scope interface {
 	// processes appends to dst the processes a pass walks one by one
 	// (walkers.go), or returns errHostWalk if it cannot list them.
 	processes(dst []int) ([]int, error)
+	// admitted says that every process of the latest processes has its
+	// iterator: a cgroup may forget those it was told had joined.
+	admitted()
 	// wait blocks until everything watched is gone (nil), or until close
 	// ends it (an error).
 	wait() error
@@ -80,5 +83,6 @@ func (t *target) single() bool                       { return true }
 func (t *target) seed(*gen.StallmonObjects) error    { return nil }
 func (t *target) refresh()                           {}
 func (t *target) processes(dst []int) ([]int, error) { return append(dst, t.pid), nil }
+func (t *target) admitted()                          {}
 func (t *target) wait() error                        { return t.waitExit() }
 func (t *target) close() error                       { return t.pidfd.Close() }

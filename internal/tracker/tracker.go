@@ -163,10 +163,17 @@ func (m *Tracker) attach() error {
 		prog *ebpf.Program
 	}
 	var tps []tracepoint
-	if _, tree := m.scope.(*treeScope); tree {
+	switch m.scope.(type) {
+	case *treeScope:
 		// Before anything else, and before seed walks /proc for the
 		// descendants: a fork in between is seen by one or the other.
-		tps = append(tps, tracepoint{"sched_process_fork", m.objs.TreeFork})
+		tps = append(tps, tracepoint{"sched_process_fork", m.objs.MemberFork})
+	case *cgroupScope:
+		// Before the walk of the host that finds the processes there
+		// at attach: one that joins in between is seen by one or the
+		// other.
+		tps = append(tps, tracepoint{"sched_process_fork", m.objs.MemberFork},
+			tracepoint{"cgroup_attach_task", m.objs.MemberMove})
 	}
 	if m.opts.Kind.sampled() {
 		// Thread exits only: exit statuses and deaths inside a syscall.
@@ -192,6 +199,11 @@ func (m *Tracker) attach() error {
 	m.walkers = walkers{filter: filter, byPID: map[int]*memberIt{}}
 	if err := m.scope.seed(&m.objs); err != nil {
 		return err
+	}
+	if _, cg := m.scope.(*cgroupScope); cg && filter {
+		if err := m.seedFromHost(); err != nil {
+			return err
+		}
 	}
 	// The first pass's iterators now, so that one that cannot be made
 	// fails the attach rather than the first poll.

@@ -213,6 +213,8 @@ func (s *treeScope) members() ([]int, error) {
 	return s.processes(nil)
 }
 
+func (s *treeScope) admitted() {}
+
 // processes appends the processes whose bits are set to dst.
 func (s *treeScope) processes(dst []int) ([]int, error) {
 	if s.words == nil {

@@ -52,20 +52,25 @@ func (m *Tracker) walk(all bool) ([]byte, time.Time, error) {
 		taken := time.Now()
 		buf := m.iterBuf[:0]
 		whole := true
-		for _, it := range iters {
+		for _, mi := range iters {
 			if err := m.objs.WalkLast.Set(uint32(gen.StallmonWalkEndWALK_NONE)); err != nil {
 				return nil, time.Time{}, fmt.Errorf("resetting the walk's end: %w", err)
 			}
-			if buf, err = readIter(it, buf); err != nil {
+			if buf, err = readIter(mi.it, buf); err != nil {
 				return nil, time.Time{}, err
 			}
-			if filtered {
-				if whole, err = m.walkedWhole(); err != nil {
-					return nil, time.Time{}, err
-				}
-				if !whole {
-					break
-				}
+			if !filtered {
+				continue
+			}
+			end, err := m.walkEnd()
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			mi.held = end != gen.StallmonWalkEndWALK_NONE
+			// A walk that visited no thread of the scope has no end to
+			// check: the process has exited, or left the scope.
+			if whole = end != gen.StallmonWalkEndWALK_MID; !whole {
+				break
 			}
 		}
 		m.iterBuf = buf
@@ -79,16 +84,13 @@ func (m *Tracker) walk(all bool) ([]byte, time.Time, error) {
 	}
 }
 
-// walkedWhole reports whether the latest process's walk reached the end
-// of its thread list. A walk that visited no thread of it (it has
-// exited) has no end to check, and the agent judges what is missing by
-// itself.
-func (m *Tracker) walkedWhole() (bool, error) {
+// walkEnd reads where the latest process's walk ended (bpf/walk.h).
+func (m *Tracker) walkEnd() (gen.StallmonWalkEnd, error) {
 	var end uint32
 	if err := m.objs.WalkLast.Get(&end); err != nil {
-		return false, fmt.Errorf("reading the walk's end: %w", err)
+		return 0, fmt.Errorf("reading the walk's end: %w", err)
 	}
-	return gen.StallmonWalkEnd(end) != gen.StallmonWalkEndWALK_MID, nil
+	return gen.StallmonWalkEnd(end), nil
 }
 
 // readIter runs one pass of it and appends what it wrote to buf (records

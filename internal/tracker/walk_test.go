@@ -10,6 +10,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
+	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
 // The churn: old threads end one every churnGap, for churnOld*churnGap,
@@ -104,14 +105,15 @@ func TestPartialWalkIsDetected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := readIter(iters[0], nil)
+		raw, err := readIter(iters[0].it, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		whole, err := m.walkedWhole()
+		end, err := m.walkEnd()
 		if err != nil {
 			t.Fatal(err)
 		}
+		whole := end != gen.StallmonWalkEndWALK_MID
 		seen := false
 		for _, rec := range records(raw) {
 			seen = seen || int(rec.Tid) == reader

@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stallmon/stallmon/internal/cgroup"
 	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
+	"github.com/stallmon/stallmon/internal/testutil/ctarget"
+	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 )
 
 // hostSleepers is the size of the process outside every scope below: a
@@ -108,6 +112,8 @@ func TestCgroupWalkFollowsItsProcesses(t *testing.T) {
 	if _, ok := snapshot(t, m).Thread(tid); ok {
 		t.Errorf("thread %d is in the snapshot after its process left the cgroup", tid)
 	}
+	// That walk found nothing of the scope in it: the next lets it go.
+	snapshot(t, m)
 	if _, ok := m.walkers.byPID[b.PID]; ok || len(m.walkers.byPID) != 1 {
 		t.Errorf("after %d left, the walk keeps iterators for %v", b.PID, m.walkers.byPID)
 	}
@@ -155,5 +161,97 @@ func TestCgroupWalkReachesDescendantsAndThreaded(t *testing.T) {
 	}
 	if mt.walkers.host == nil {
 		t.Errorf("a threaded cgroup, which lists no process, was walked one process at a time (%d tasks visited)", n)
+	}
+}
+
+// A process whose last thread hangs in its own exit, closing a file whose
+// flush the FUSE server holds, is listed by no cgroup.procs once its
+// leader is gone: its walk goes on, whether it hung before the attach
+// (found by the attach's walk of the host) or after.
+func TestCgroupWalkKeepsProcessHungInExit(t *testing.T) {
+	bin := ctarget.Build(t, "exitflush")
+	for _, when := range []string{"after attach", "before attach"} {
+		t.Run(when, func(t *testing.T) {
+			// A server holds flushes until Release, once.
+			fs := fusehang.Mount(t, fusehang.Options{Loopback: t.TempDir(), HonourInterrupts: true})
+			path := filepath.Join(fs.Dir, "data")
+			if err := os.WriteFile(path, []byte("flush me\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cg := cgrouptest.New(t)
+			other := startWorkload(t)
+			if err := cg.Add(other.PID); err != nil {
+				t.Fatal(err)
+			}
+			p := ctarget.Start(t, bin, path)
+			pid, tid := p.Int(t, "pid"), p.Int(t, "tid")
+			if err := cg.Add(pid); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(fs.Release)
+			var m *Tracker
+			if when == "after attach" {
+				m = attachBy(t, Cgroup(cg.Path))
+				mustThread(t, snapshot(t, m), tid)
+			}
+			fs.HoldFlushes()
+			if _, err := fmt.Fprintln(p.Stdin); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fs.WaitFor("the exit's held flush", 10*time.Second, func(s fusehang.Stats) bool { return s.PendingFlushes == 1 }); err != nil {
+				t.Fatal(err)
+			}
+			procs, err := cg.Procs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(procs, pid) {
+				t.Fatalf("cgroup.procs %v still lists %d: the case is not made", procs, pid)
+			}
+			if m == nil {
+				m = attachBy(t, Cgroup(cg.Path))
+			}
+			for range 3 {
+				th := mustThread(t, snapshot(t, m), tid)
+				if !th.Exiting {
+					t.Fatalf("thread %d hung in its exit shows as %+v", tid, th)
+				}
+			}
+		})
+	}
+}
+
+// A process whose leader has exited is in no cgroup.procs, though its
+// other threads live on: moved into the cgroup after the attach, it is
+// walked from the next poll on all the same (the kernel side notes the
+// move).
+func TestCgroupWalkFindsProcessWithoutLeader(t *testing.T) {
+	cg := cgrouptest.New(t)
+	other := startWorkload(t)
+	if err := cg.Add(other.PID); err != nil {
+		t.Fatal(err)
+	}
+	m := attachBy(t, Cgroup(cg.Path))
+	file := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := ctarget.Start(t, ctarget.Build(t, "exitflush"), file)
+	pid, tid := p.Int(t, "pid"), p.Int(t, "tid")
+	if err := cg.Add(pid); err != nil {
+		t.Fatal(err)
+	}
+	procs, err := cg.Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(procs, pid) {
+		t.Fatalf("cgroup.procs %v lists %d: the case is not made", procs, pid)
+	}
+	for range 3 {
+		th := mustThread(t, snapshot(t, m), tid)
+		if th.PID != pid {
+			t.Fatalf("thread %d shows in process %d, want %d", tid, th.PID, pid)
+		}
 	}
 }

@@ -64,6 +64,7 @@ var InVMs = []Program{
 	{"seccompwait", []string{"-m32", "-static"}},
 	{"spawnwait", nil},
 	{"churn", nil},
+	{"exitflush", nil},
 }
 
 // Prebuild compiles p into dir under p.FileName(), for Build to find

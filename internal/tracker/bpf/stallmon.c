@@ -129,21 +129,50 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 
 // A member's children join the tree when they are forked, before they run
-// a single instruction. Attached only in tree mode: every fork on the
-// machine runs it.
+// a single instruction; a process or thread forked into a watched cgroup
+// (inside it, or by clone3's CLONE_INTO_CGROUP) is noted as joined.
+// Attached only in tree and cgroup modes: every fork on the machine runs
+// it.
 SEC("raw_tracepoint/sched_process_fork")
-int tree_fork(struct bpf_raw_tracepoint_args *ctx)
+int member_fork(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *parent = (struct task_struct *)ctx->args[0];
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 
+	if (target_cgroup) {
+		if (task_in_target_cgroup(child))
+			note_joined(ctgid);
+		return 0;
+	}
 	if (!target_tree || ptgid == ctgid || !in_tree(ptgid))
 		return 0;
 	__u64 *w = tree_word(ctgid);
 	if (w)
 		__sync_fetch_and_or(w, 1ULL << (ctgid & 63));
+	return 0;
+}
+
+// A process, or one thread of it, moved into the watched cgroup by a write
+// to cgroup.procs or cgroup.threads, is noted as joined: its leader may be
+// gone, and cgroup.procs then never lists it. The tracepoint fires once
+// the move is done, with the destination and the task the write named:
+// the leader, which an exited leader's move leaves behind (only live
+// threads move), so the destination decides, if it is of the default
+// hierarchy (moves in v1 hierarchies fire it too, and their cgroup ids
+// are their own). Attached only in cgroup mode.
+SEC("raw_tracepoint/cgroup_attach_task")
+int member_move(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct cgroup *dst = (struct cgroup *)ctx->args[0];
+	struct task_struct *task = (struct task_struct *)ctx->args[2];
+	struct task_struct *cur = bpf_get_current_task_btf();
+
+	if (!target_cgroup || BPF_CORE_READ(dst, root) != BPF_CORE_READ(cur, cgroups, dfl_cgrp, root))
+		return 0;
+	if (cgroup_in_target(dst))
+		note_joined(BPF_CORE_READ(task, tgid));
 	return 0;
 }
 

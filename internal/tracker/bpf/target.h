@@ -70,10 +70,35 @@ struct cgroup___pre60 {
 	__u64 ancestor_ids[0];
 } __attribute__((preserve_access_index));
 
-// task_in_target_cgroup is is_target for any task, for the iterator.
-static __always_inline bool task_in_target_cgroup(struct task_struct *task)
+// Processes that joined the watched cgroup since the agent last looked,
+// by tgid: forked into it, or moved in. The agent walks each process of
+// the cgroup alone (internal/tracker/walkers.go) and lists them from
+// cgroup.procs, which leaves out a process whose leader has exited,
+// though its other threads live on: moved in after its leader ended, or
+// forked into it and its leader gone before the agent's next look. This
+// names them all. The agent takes the bits with atomic exchanges, the
+// kernel side sets them with atomic ors.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);            // pid_max / 64 + 1 in cgroup mode, set at load
+	__type(key, __u32);
+	__type(value, __u64);
+} joined SEC(".maps");
+
+static __always_inline void note_joined(__u32 tgid)
 {
-	struct cgroup *cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	__u32 idx = tgid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&joined, &idx);
+
+	if (w)
+		__sync_fetch_and_or(w, 1ULL << (tgid & 63));
+}
+
+// cgroup_in_target says whether cgrp, a cgroup of the default (v2)
+// hierarchy, is the watched one or below it.
+static __always_inline bool cgroup_in_target(struct cgroup *cgrp)
+{
 	__u32 level = target_cgroup_level;
 	__u64 id = 0;
 
@@ -94,6 +119,12 @@ static __always_inline bool task_in_target_cgroup(struct task_struct *task)
 			return false;
 	}
 	return id == target_cgroup;
+}
+
+// task_in_target_cgroup is is_target for any task, for the iterator.
+static __always_inline bool task_in_target_cgroup(struct task_struct *task)
+{
+	return cgroup_in_target(BPF_CORE_READ(task, cgroups, dfl_cgrp));
 }
 
 #endif

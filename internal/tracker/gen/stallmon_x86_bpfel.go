@@ -233,16 +233,18 @@ const (
 	StallmonMapCounters              = "counters"
 	StallmonMapDeaths                = "deaths"
 	StallmonMapInflight              = "inflight"
+	StallmonMapJoined                = "joined"
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonMapTree                  = "tree"
 	StallmonMapUnrecorded            = "unrecorded"
 	StallmonMapVforkChildren         = "vfork_children"
 	StallmonMapWaitCache             = "wait_cache"
+	StallmonProgMemberFork           = "member_fork"
+	StallmonProgMemberMove           = "member_move"
 	StallmonProgSnapshot             = "snapshot"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
 	StallmonProgThreadExit           = "thread_exit"
-	StallmonProgTreeFork             = "tree_fork"
 	StallmonVarDeathsTotal           = "deaths_total"
 	StallmonVarExitStatus            = "exit_status"
 	StallmonVarExited                = "exited"
@@ -326,11 +328,12 @@ type StallmonSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonProgramSpecs struct {
+	MemberFork *ebpf.ProgramSpec `ebpf:"member_fork"`
+	MemberMove *ebpf.ProgramSpec `ebpf:"member_move"`
 	Snapshot   *ebpf.ProgramSpec `ebpf:"snapshot"`
 	SysEnter   *ebpf.ProgramSpec `ebpf:"sys_enter"`
 	SysExit    *ebpf.ProgramSpec `ebpf:"sys_exit"`
 	ThreadExit *ebpf.ProgramSpec `ebpf:"thread_exit"`
-	TreeFork   *ebpf.ProgramSpec `ebpf:"tree_fork"`
 }
 
 // StallmonMapSpecs contains maps before they are loaded into the kernel.
@@ -340,6 +343,7 @@ type StallmonMapSpecs struct {
 	Counters              *ebpf.MapSpec `ebpf:"counters"`
 	Deaths                *ebpf.MapSpec `ebpf:"deaths"`
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
+	Joined                *ebpf.MapSpec `ebpf:"joined"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
 	Unrecorded            *ebpf.MapSpec `ebpf:"unrecorded"`
@@ -415,6 +419,7 @@ type StallmonMaps struct {
 	Counters              *ebpf.Map `ebpf:"counters"`
 	Deaths                *ebpf.Map `ebpf:"deaths"`
 	Inflight              *ebpf.Map `ebpf:"inflight"`
+	Joined                *ebpf.Map `ebpf:"joined"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
 	Unrecorded            *ebpf.Map `ebpf:"unrecorded"`
@@ -427,6 +432,7 @@ func (m *StallmonMaps) Close() error {
 		m.Counters,
 		m.Deaths,
 		m.Inflight,
+		m.Joined,
 		m.SyscallLatencySeconds,
 		m.Tree,
 		m.Unrecorded,
@@ -484,20 +490,22 @@ type StallmonVariables struct {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonPrograms struct {
+	MemberFork *ebpf.Program `ebpf:"member_fork"`
+	MemberMove *ebpf.Program `ebpf:"member_move"`
 	Snapshot   *ebpf.Program `ebpf:"snapshot"`
 	SysEnter   *ebpf.Program `ebpf:"sys_enter"`
 	SysExit    *ebpf.Program `ebpf:"sys_exit"`
 	ThreadExit *ebpf.Program `ebpf:"thread_exit"`
-	TreeFork   *ebpf.Program `ebpf:"tree_fork"`
 }
 
 func (p *StallmonPrograms) Close() error {
 	return _StallmonClose(
+		p.MemberFork,
+		p.MemberMove,
 		p.Snapshot,
 		p.SysEnter,
 		p.SysExit,
 		p.ThreadExit,
-		p.TreeFork,
 	)
 }
 
