@@ -104,10 +104,12 @@ type Event struct {
 	Seq           uint64
 	Authenticated bool
 	Time          time.Time // receive time of the packet, or the tick time
-	// TakeoverDeadline is from the node's last accepted packet: the time,
-	// on this host's clock, by which its agent promised to have killed the
-	// process (the promise's distance from the send, counted from the
-	// packet's arrival). Zero if none.
+	// TakeoverDeadline is from the node's last accepted packet when that
+	// was STALLED (or FENCED): the time, on this host's clock, by which its
+	// agent promised to have killed the process (the promise's distance
+	// from the send, counted from the packet's arrival). Zero if none, and
+	// always zero after ALIVE: silence after ALIVE promises nothing
+	// (docs/wire.md, "What a peer may rely on").
 	TakeoverDeadline time.Time
 	// Stall is the stuck syscall from the node's last accepted packet, when
 	// that packet was not ALIVE.
@@ -218,7 +220,14 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 		n.wasAlive, n.failedOver = false, false
 	}
 	n.incarnation, n.seq, n.authenticated, n.lastSeen = p.Incarnation, p.Seq, p.Authenticated, now
-	n.deadline = localDeadline(p, now)
+	n.deadline = time.Time{}
+	if next != Alive {
+		// Agents before this one put a deadline on ALIVE too, which no one
+		// enforced: a healthy target cut off from its peers runs on past
+		// it. Only a declared stall is killed whatever the network does,
+		// so only that promise is handed on.
+		n.deadline = localDeadline(p, now)
+	}
 	n.stall = p.Stall
 	ev, changed := d.enter(p.NodeID, n, next, now)
 	return ev, changed, nil
