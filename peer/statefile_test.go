@@ -145,3 +145,45 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// A state file that cannot be written is logged as an error once, and
+// detection goes on: stopping would fail every node open. Once it can
+// be written again, that is logged too and the file is current.
+func TestStateFileSaveFailureKeepsDetecting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "listen.state")
+	h := startListener(t, ListenerConfig{Detector: Config{Timeout: time.Hour}, StateFile: path})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	h.src.ch <- marshal(t, pkt("a", alive, 1, 1), nil)
+	h.expect(t, "a", Unknown, Alive, false)
+	h.src.ch <- marshal(t, pkt("a", alive, 1, 2), nil)
+	h.src.ch <- marshal(t, pkt("a", stalled, 1, 3), nil)
+	h.expect(t, "a", Alive, Stalled, true)
+	waitLog(t, h, "level=ERROR msg=listener_state_save_failed")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.src.ch <- marshal(t, pkt("a", fenced, 1, 4), nil)
+	h.expect(t, "a", Stalled, Fenced, false)
+	waitLog(t, h, "msg=listener_state_saved")
+	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 && recs[0].Seq == 4 })
+	if n := strings.Count(h.log.String(), "level=ERROR msg=listener_state_save_failed"); n != 1 {
+		t.Fatalf("%d save errors logged at ERROR, want 1 for the streak:\n%s", n, h.log)
+	}
+}
+
+func waitLog(t *testing.T, h *harness, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(h.log.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q within 10s:\n%s", want, h.log)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
