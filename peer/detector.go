@@ -104,10 +104,12 @@ type Event struct {
 	Seq           uint64
 	Authenticated bool
 	Time          time.Time // receive time of the packet, or the tick time
-	// TakeoverDeadline is from the node's last accepted packet: the time,
-	// on this host's clock, by which its agent promised to have killed the
-	// process (the promise's distance from the send, counted from the
-	// packet's arrival). Zero if none.
+	// TakeoverDeadline is from the node's last accepted packet when that
+	// was STALLED (or FENCED): the time, on this host's clock, by which its
+	// agent promised to have killed the process (the promise's distance
+	// from the send, counted from the packet's arrival). Zero if none, and
+	// always zero after ALIVE: silence after ALIVE promises nothing
+	// (docs/wire.md, "What a peer may rely on").
 	TakeoverDeadline time.Time
 	// Stall is the stuck syscall from the node's last accepted packet, when
 	// that packet was not ALIVE.
@@ -130,10 +132,18 @@ type node struct {
 	seq           uint64
 	authenticated bool
 	lastSeen      time.Time
-	deadline      time.Time
-	stall         heartbeat.Stall
+	// silentSince is when the silence that makes a node Dead began: its
+	// last accepted packet, or for a node expected or restored from a
+	// state file, when this detector began to listen for it (it cannot
+	// vouch for a time it was not listening).
+	silentSince time.Time
+	deadline    time.Time
+	stall       heartbeat.Stall
 	// wasAlive and failedOver are per incarnation.
 	wasAlive, failedOver bool
+	// expected nodes are armed from the start: a failure fails them over
+	// even in an incarnation never seen alive (see Expect).
+	expected bool
 }
 
 // Detector decides node states from decoded packets and the passage of
@@ -168,6 +178,35 @@ func NewDetector(cfg Config) (*Detector, error) {
 
 // Timeout is the silence after which a node is declared Dead.
 func (d *Detector) Timeout() time.Duration { return d.timeout }
+
+// Expect names nodes that belong to the cluster, heard yet or not. A node
+// expected and not heard for the timeout after now is declared Dead and
+// failed over (Previous Unknown, incarnation 0), as a node heard alive
+// then silent is: a listener started after a node went silent would
+// otherwise never fail it over. An expected node is armed in every
+// incarnation: a failure fails it over even when that incarnation was
+// never seen alive (its first packet a STALLED, say), since this listener
+// was told the node should be running. Nodes expected count against
+// MaxNodes.
+func (d *Detector) Expect(now time.Time, ids ...string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		if err := heartbeat.CheckNodeID(id); err != nil {
+			return fmt.Errorf("expected node %q: %w", id, err)
+		}
+		n, known := d.nodes[id]
+		if !known {
+			if len(d.nodes) >= d.maxNodes {
+				return fmt.Errorf("expected node %q: tracking %d nodes already: %w", id, len(d.nodes), ErrTooManyNodes)
+			}
+			n = &node{silentSince: now}
+			d.nodes[id] = n
+		}
+		n.expected = true
+	}
+	return nil
+}
 
 // Observe takes one decoded packet received at now. It returns the node's
 // event and whether its state changed; a rejected packet (replay, stale
@@ -217,8 +256,15 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 	if p.Incarnation != n.incarnation {
 		n.wasAlive, n.failedOver = false, false
 	}
-	n.incarnation, n.seq, n.authenticated, n.lastSeen = p.Incarnation, p.Seq, p.Authenticated, now
-	n.deadline = localDeadline(p, now)
+	n.incarnation, n.seq, n.authenticated, n.lastSeen, n.silentSince = p.Incarnation, p.Seq, p.Authenticated, now, now
+	n.deadline = time.Time{}
+	if next != Alive {
+		// Agents before this one put a deadline on ALIVE too, which no one
+		// enforced: a healthy target cut off from its peers runs on past
+		// it. Only a declared stall is killed whatever the network does,
+		// so only that promise is handed on.
+		n.deadline = localDeadline(p, now)
+	}
 	n.stall = p.Stall
 	ev, changed := d.enter(p.NodeID, n, next, now)
 	return ev, changed, nil
@@ -244,7 +290,7 @@ func localDeadline(p heartbeat.Packet, received time.Time) time.Time {
 func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, bool) {
 	prev := n.state
 	n.state = next
-	failover := prev != next && n.wasAlive && !n.failedOver && d.failoverOn.triggers(next)
+	failover := prev != next && (n.wasAlive || n.expected) && !n.failedOver && d.failoverOn.triggers(next)
 	n.failedOver = n.failedOver || failover
 	n.wasAlive = n.wasAlive || next == Alive
 	ev := Event{
@@ -267,7 +313,8 @@ func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, 
 
 // Tick declares Dead every node that has been silent for the timeout and
 // returns those transitions, ordered by node id. Nodes that left are not
-// expected to speak again and stay Left.
+// expected to speak again and stay Left. An expected node never heard is
+// silent since Expect.
 func (d *Detector) Tick(now time.Time) []Event {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -276,7 +323,7 @@ func (d *Detector) Tick(now time.Time) []Event {
 		if n.state == Dead || n.state == Left {
 			continue
 		}
-		if now.Sub(n.lastSeen) >= d.timeout {
+		if now.Sub(n.silentSince) >= d.timeout {
 			ev, _ := d.enter(id, n, Dead, now)
 			evs = append(evs, ev)
 		}
@@ -298,6 +345,9 @@ func (d *Detector) Nodes() []NodeStatus {
 	defer d.mu.Unlock()
 	out := make([]NodeStatus, 0, len(d.nodes))
 	for id, n := range d.nodes {
+		if n.state == Unknown {
+			continue // expected, not heard yet, not yet declared dead
+		}
 		out = append(out, NodeStatus{
 			Node: id, State: n.state, Incarnation: n.incarnation, Seq: n.seq,
 			Authenticated: n.authenticated, LastSeen: n.lastSeen,

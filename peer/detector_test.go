@@ -412,3 +412,39 @@ func TestTakeoverDeadlineIgnoresClockOffset(t *testing.T) {
 		t.Fatalf("deadline %v, want %v: 7s after arrival", ev.TakeoverDeadline, want)
 	}
 }
+
+// An ALIVE packet's takeover deadline (older agents sent one) is not
+// handed on: no one kills a healthy target cut off from its peers, so a
+// node dead by silence after ALIVE comes with no deadline, while silence
+// after STALLED keeps the stall's.
+func TestDeadAfterAliveCarriesNoDeadline(t *testing.T) {
+	d, err := NewDetector(Config{Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pkt("a", alive, 1, 1)
+	a.SendTime = t0.UnixNano()
+	a.TakeoverDeadline = t0.Add(2 * time.Second).UnixNano()
+	if ev, _, err := d.Observe(*a, t0); err != nil || !ev.TakeoverDeadline.IsZero() {
+		t.Fatalf("ALIVE: %+v, %v; want no deadline", ev, err)
+	}
+	evs := d.Tick(t0.Add(testTimeout))
+	if len(evs) != 1 || !evs[0].Failover || !evs[0].TakeoverDeadline.IsZero() {
+		t.Fatalf("dead after ALIVE: %+v, want a failover with no deadline", evs)
+	}
+
+	s := pkt("s", stalled, 1, 1)
+	s.SendTime = t0.UnixNano()
+	s.TakeoverDeadline = t0.Add(2 * time.Second).UnixNano()
+	if _, _, err := d.Observe(*pkt("s", alive, 1, 1), t0); err != nil {
+		t.Fatal(err)
+	}
+	s.Seq = 2
+	if _, _, err := d.Observe(*s, t0); err != nil {
+		t.Fatal(err)
+	}
+	evs = d.Tick(t0.Add(2 * testTimeout))
+	if len(evs) != 1 || evs[0].Node != "s" || !evs[0].TakeoverDeadline.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("dead after STALLED: %+v, want the stall's deadline", evs)
+	}
+}

@@ -38,6 +38,22 @@ type ListenerConfig struct {
 	// HookTimeout bounds each OnFailover run, counted from the node's
 	// takeover deadline when that is later; zero means DefaultHookTimeout.
 	HookTimeout time.Duration
+	// Expect names the nodes of the cluster: each is failed over if it is
+	// not heard within the detector's timeout after Run starts, even if no
+	// packet of it was ever heard (Detector.Expect).
+	Expect []string
+	// StateFile, when set, keeps each node's last-known state across
+	// restarts: its incarnation and sequence (so a replay of a packet the
+	// last run accepted is refused), its state, and whether its
+	// incarnation was failed over (so a restart does not fail it over
+	// again). Read by NewListener: a missing file is a first start, an
+	// unreadable or corrupt one an error wrapping ErrStateFile, since
+	// starting without it would accept replays and forget failovers.
+	// Rewritten atomically and fsynced after every change, by one writer
+	// at a time so that a slow disk never delays detection, and once more
+	// when Run returns. One listener per file: the caller keeps others
+	// away (stallmon listen holds a lock beside it).
+	StateFile string
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -59,6 +75,11 @@ type Listener struct {
 	mu     sync.Mutex
 	stats  Stats // decode rejections; the detector counts the rest
 	warned map[string]bool
+
+	expect    []string
+	statePath string
+	restored  []stateRecord
+	saveKick  chan struct{}
 }
 
 type datagram struct {
@@ -90,12 +111,29 @@ func NewListener(src Source, cfg ListenerConfig) (*Listener, error) {
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
 	}
+	for _, id := range cfg.Expect {
+		if err := heartbeat.CheckNodeID(id); err != nil {
+			return nil, fmt.Errorf("peer listener: expected node %q: %w", id, err)
+		}
+	}
+	var restored []stateRecord
+	if cfg.StateFile != "" {
+		maxNodes := cfg.Detector.MaxNodes
+		if maxNodes == 0 {
+			maxNodes = DefaultMaxNodes
+		}
+		if restored, err = loadState(cfg.StateFile, maxNodes); err != nil {
+			return nil, err // it names the file
+		}
+	}
 	l := &Listener{
 		src: src, keys: cfg.Keys, det: det, onEvent: cfg.OnEvent,
 		log: cfg.Logger, now: cfg.Now, warned: make(map[string]bool),
 		// Checking ten times per timeout bounds the detection delay at 110%
 		// of the timeout without measurable cost.
-		tick: max(det.Timeout()/10, 5*time.Millisecond),
+		tick:   max(det.Timeout()/10, 5*time.Millisecond),
+		expect: cfg.Expect, statePath: cfg.StateFile, restored: restored,
+		saveKick: make(chan struct{}, 1),
 	}
 	if cfg.OnFailover != "" {
 		l.hooks = &hookRunner{command: cfg.OnFailover, timeout: cfg.HookTimeout, log: cfg.Logger}
@@ -112,6 +150,29 @@ func (l *Listener) Run(ctx context.Context) error {
 	}
 	if l.hooks != nil {
 		defer l.hooks.wait()
+	}
+	start := l.now()
+	if err := l.det.restore(l.restored, start); err != nil {
+		return fmt.Errorf("peer listener: %w", err)
+	}
+	l.restored = nil
+	if err := l.det.Expect(start, l.expect...); err != nil {
+		return fmt.Errorf("peer listener: %w", err)
+	}
+	if l.statePath != "" {
+		l.log.Info(event.ListenerStateLoaded, "path", l.statePath, "nodes", len(l.det.records()))
+		saveCtx, stopSaving := context.WithCancel(ctx)
+		var saver sync.WaitGroup
+		saver.Go(func() { l.saveLoop(saveCtx) })
+		// Deferred before the reader's stop, so it runs after it: the
+		// last save holds every packet accepted.
+		defer func() {
+			stopSaving()
+			saver.Wait()
+			if err := saveState(l.statePath, l.det.records()); err != nil {
+				l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
+			}
+		}()
 	}
 	readCtx, stopReading := context.WithCancel(ctx)
 	var reader sync.WaitGroup
@@ -132,10 +193,16 @@ func (l *Listener) Run(ctx context.Context) error {
 		case err := <-readErr:
 			return fmt.Errorf("peer listener: %w", err)
 		case dg := <-packets:
-			l.handle(ctx, dg)
+			if l.handle(ctx, dg) {
+				l.stateChanged()
+			}
 		case <-ticker.C:
-			for _, ev := range l.det.Tick(l.now()) {
+			evs := l.det.Tick(l.now())
+			for _, ev := range evs {
 				l.emit(ctx, ev)
+			}
+			if len(evs) > 0 {
+				l.stateChanged()
 			}
 		}
 	}
@@ -160,22 +227,61 @@ func (l *Listener) read(ctx context.Context, out chan<- datagram, errc chan<- er
 	}
 }
 
-func (l *Listener) handle(ctx context.Context, dg datagram) {
+// handle judges one datagram and reports whether it was accepted.
+func (l *Listener) handle(ctx context.Context, dg datagram) bool {
 	p, err := heartbeat.Unmarshal(dg.b, l.keys)
 	if err != nil {
 		l.mu.Lock()
 		l.stats.reject(err)
 		l.mu.Unlock()
 		l.logReject(err)
-		return
+		return false
 	}
 	ev, changed, err := l.det.Observe(p, dg.at)
 	if err != nil {
 		l.logReject(err)
-		return
+		return false
 	}
 	if changed {
 		l.emit(ctx, ev)
+	}
+	return true
+}
+
+// stateChanged asks the saver for a new state file; a save in progress
+// takes the change in its next round.
+func (l *Listener) stateChanged() {
+	if l.statePath == "" {
+		return
+	}
+	select {
+	case l.saveKick <- struct{}{}:
+	default:
+	}
+}
+
+// saveLoop writes the state file after each change, coalescing the
+// changes that come while it writes. A failure is logged once per
+// streak and retried at the next change: the listener goes on detecting
+// (it would fail open if it stopped), only a restart would know less.
+func (l *Listener) saveLoop(ctx context.Context) {
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.saveKick:
+		}
+		err := saveState(l.statePath, l.det.records())
+		switch {
+		case err != nil && !failing:
+			l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
+		case err != nil:
+			l.log.Debug(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
+		case failing:
+			l.log.Info(event.ListenerStateSaved, "path", l.statePath)
+		}
+		failing = err != nil
 	}
 }
 

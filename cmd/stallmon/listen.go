@@ -47,6 +47,8 @@ dropped and counted. The wire format is described in docs/wire.md.`,
 	f.DurationVar(&c.HookTimeout, "hook-timeout", peer.DefaultHookTimeout, "kill the --on-failover command after this long, counted from the node's takeover deadline when that is later")
 	f.StringVar(&c.FailoverOn, "failover-on", "stalled",
 		"fail a node over on stalled (STALLED, FENCED or silence) or only on fenced (FENCED or silence: for agents run with --late-return=resume)")
+	f.StringArrayVar(&c.Expect, "expect", nil, "a node id of the cluster, repeated for each: one not heard within --timeout of the start is failed over, even if never heard")
+	f.StringVar(&c.StateFile, "state-file", "", `keep each node's last-known state here across restarts (sequence numbers, failovers done); "" keeps it in memory only`)
 	o.log.register(f, "log format on stderr: text or json")
 	o.metrics = addrFlag(pipeline.DefaultListenMetricsAddr)
 	f.Var(&o.metrics, "metrics-addr", `serve Prometheus metrics on HOST:PORT ("" disables)`)

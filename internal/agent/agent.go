@@ -295,30 +295,26 @@ func (a *Agent) feed() {
 
 // takeoverDeadline is the promise carried by each packet: the time by
 // which, if nothing more is heard, the target will have been killed. With
-// no kill configured there is no promise.
+// no kill configured there is no promise, and none on ALIVE (j nil): a
+// healthy target whose heartbeat is lost (a cut link, a dropped route) is
+// never killed, so no time after which it is surely dead exists. Only a
+// declared stall whose rule kills is fenced whatever the network does.
 func (a *Agent) takeoverDeadline(now time.Time, j *judged) time.Time {
-	if !a.cfg.Kill {
+	if !a.cfg.Kill || j == nil {
 		return time.Time{}
 	}
 	slack := 2*a.cfg.PollInterval + a.cfg.KillGrace
-	if j != nil && j.death != nil {
+	if j.death != nil {
 		return now.Add(slack)
 	}
-	if j != nil && j.rule.Kills() {
+	if j.rule.Kills() {
 		return now.Add(j.rule.KillAfter - j.span + slack)
 	}
-	if j != nil {
-		// A stall whose rule never kills (a stopped or frozen target,
-		// kill_after: never): nothing will make it dead by any time,
-		// so nothing is promised. Another thread could still go past
-		// its kill_after later, but no deadline can be given for that.
-		return time.Time{}
-	}
-	max, ok := a.cfg.Table.MaxKillAfter()
-	if !ok {
-		return time.Time{}
-	}
-	return now.Add(max + slack)
+	// A stall whose rule never kills (a stopped or frozen target,
+	// kill_after: never): nothing will make it dead by any time, so
+	// nothing is promised. Another thread could still go past its
+	// kill_after later, but no deadline can be given for that.
+	return time.Time{}
 }
 
 // announceStall publishes the stall that the publisher, now stopped, had

@@ -74,14 +74,17 @@ const (
 	CgroupRemoveFailed = "cgroup_remove_failed"
 
 	// The peer side (stallmon listen).
-	Listening          = "listening"
-	ListenerStopped    = "listener_stopped"
-	NodeStateChanged   = "node_state_changed"
-	NodeFailed         = "node_failed"
-	PacketDropped      = "packet_dropped"
-	FailoverHookDone   = "failover_hook_done"
-	FailoverHookFailed = "failover_hook_failed"
-	PrintFailed        = "print_failed"
+	Listening               = "listening"
+	ListenerStopped         = "listener_stopped"
+	NodeStateChanged        = "node_state_changed"
+	NodeFailed              = "node_failed"
+	PacketDropped           = "packet_dropped"
+	FailoverHookDone        = "failover_hook_done"
+	FailoverHookFailed      = "failover_hook_failed"
+	PrintFailed             = "print_failed"
+	ListenerStateLoaded     = "listener_state_loaded"
+	ListenerStateSaveFailed = "listener_state_save_failed"
+	ListenerStateSaved      = "listener_state_saved"
 
 	// Every command.
 	MetricsListening  = "metrics_listening"

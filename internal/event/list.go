@@ -82,7 +82,7 @@ var All = []Info{
 	{CgroupRemoved, byRun, "A cgroup left by an earlier run was removed: `cgroup`."},
 	{CgroupRemoveFailed, byRun, "The service's cgroup could not be removed: `err`."},
 
-	{Listening, byListen, "The listener joined the group: `group`, `interface`, `key_ids`, `timeout_seconds`, `on_failover`."},
+	{Listening, byListen, "The listener joined the group: `group`, `interface`, `key_ids`, `timeout_seconds`, `on_failover`, `expect`, `state_file`."},
 	{ListenerStopped, byListen, "The listener stopped: packets `accepted` and `rejected`."},
 	{NodeStateChanged, byListen, "A node changed state: `node`, `state`, `previous`, `incarnation`, `seq`."},
 	{NodeFailed, byListen, "A node failed over (stalled, fenced or silent): the fields of `node_state_changed` and `reason`."},
@@ -90,6 +90,9 @@ var All = []Info{
 	{FailoverHookDone, byListen, "`--on-failover` ran: `node`, `reason`, `incarnation`, `duration_seconds`, `output`."},
 	{FailoverHookFailed, byListen, "`--on-failover` failed or timed out: the fields of `failover_hook_done` and `err`."},
 	{PrintFailed, byListen, "Node state changes cannot be printed (stdout closed), once: `err`. Failover hooks go on."},
+	{ListenerStateLoaded, byListen, "`--state-file` was read at start (or is new): `path`, `nodes` (how many it restored)."},
+	{ListenerStateSaveFailed, byListen, "`--state-file` could not be written: `path`, `err`. Logged as an error once per streak of failures; detection goes on, and the next change is tried again. A restart meanwhile would know only the last state saved."},
+	{ListenerStateSaved, byListen, "`--state-file` is written again after `listener_state_save_failed`: `path`."},
 
 	{MetricsListening, byAll, "The metrics server listens: `addr`."},
 	{MetricsFailed, byAll, "The metrics server could not start, or an option needs it: `addr`, `err`. Not fatal."},

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,10 @@ type Listener struct {
 	FailoverOn  string // stalled or fenced (peer.ParseFailoverOn)
 	OnFailover  string
 	HookTimeout time.Duration
+	// Expect names the cluster's nodes (--expect); StateFile keeps what
+	// the listener knows of each across restarts (--state-file).
+	Expect    []string
+	StateFile string
 	// Out gets one line per node state change; JSON makes it one JSON
 	// object per line.
 	Out         io.Writer
@@ -57,6 +62,11 @@ func Listen(ctx context.Context, c Listener) error {
 	if c.HookTimeout <= 0 {
 		return configErr(fmt.Errorf("--hook-timeout must be positive, got %v", c.HookTimeout))
 	}
+	for _, id := range c.Expect {
+		if err := heartbeat.CheckNodeID(id); err != nil {
+			return configErr(fmt.Errorf("--expect %q: %w", id, err))
+		}
+	}
 	keys := make([]*heartbeat.Key, 0, len(c.KeyFiles))
 	for _, path := range c.KeyFiles {
 		k, err := heartbeat.LoadKeyFile(path)
@@ -73,11 +83,15 @@ func Listen(ctx context.Context, c Listener) error {
 		log.Warn(event.Unauthenticated, "detail", "no --key-file given: heartbeats are accepted unauthenticated, and anyone who can reach the group can forge them")
 	}
 
-	recv, err := heartbeat.Listen(heartbeat.ReceiverConfig{Group: group, Interface: c.Interface})
-	if err != nil {
-		return err
+	if c.StateFile != "" {
+		// Locked before it is read, so that the file read is not one
+		// another listener is about to replace.
+		unlock, err := lockStateFile(c.StateFile)
+		if err != nil {
+			return configErr(err)
+		}
+		defer unlock()
 	}
-	defer recv.Close()
 	// A stdout nobody reads must not hold up detection: the events are
 	// queued, and dropped (counted in the log) if it stays blocked.
 	events := asynclog.New(c.Out, asynclog.DefaultMax)
@@ -87,23 +101,35 @@ func Listen(ctx context.Context, c Listener) error {
 	defer events.Close(asynclog.FlushTimeout)
 	printer := &statePrinter{w: events, json: c.JSON, log: log}
 	failovers := metrics.NewFailovers()
-	l, err := peer.NewListener(recv, peer.ListenerConfig{
+	src := &lateSource{}
+	l, err := peer.NewListener(src, peer.ListenerConfig{
 		Keys:        ring,
 		Detector:    peer.Config{Timeout: c.Timeout, FailoverOn: failoverOn},
 		OnEvent:     failovers.Tap(printer.print),
 		OnFailover:  c.OnFailover,
 		HookTimeout: c.HookTimeout,
+		Expect:      c.Expect,
+		StateFile:   c.StateFile,
 		Logger:      log,
 	})
+	if errors.Is(err, peer.ErrStateFile) {
+		return configErr(fmt.Errorf("%w; not starting: without it, a replay of a packet the last run accepted would be accepted again and failed-over incarnations forgotten; move it aside to start afresh (nodes named by --expect are still failed over after --timeout)", err))
+	}
 	if err != nil {
 		return configErr(err)
 	}
+	recv, err := heartbeat.Listen(heartbeat.ReceiverConfig{Group: group, Interface: c.Interface})
+	if err != nil {
+		return err
+	}
+	defer recv.Close()
+	src.Source = recv
 	keyIDs := []int{} // []uint8 would be logged as a byte string
 	for _, id := range ring.IDs() {
 		keyIDs = append(keyIDs, int(id))
 	}
 	log.Info(event.Listening, "group", group.String(), "interface", c.Interface, "key_ids", keyIDs,
-		"timeout_seconds", c.Timeout.Seconds(), "on_failover", c.OnFailover != "")
+		"timeout_seconds", c.Timeout.Seconds(), "on_failover", c.OnFailover != "", "expect", c.Expect, "state_file", c.StateFile)
 	stopMetrics := serveListener(ctx, c.MetricsAddr, c.Version, log, l, failovers)
 	runErr := l.Run(ctx)
 	stopMetrics()

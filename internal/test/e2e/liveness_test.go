@@ -46,6 +46,14 @@ func TestStallStopsHeartbeatAndKills(t *testing.T) {
 	if stalled.Stall.Name != "read" || stalled.TakeoverDeadline == 0 {
 		t.Fatalf("STALLED packet = %+v, want the read and a takeover deadline", stalled)
 	}
+	// ALIVE promises no deadline: nothing kills a healthy target whose
+	// heartbeat is lost (docs/wire.md, What a peer may rely on).
+	for _, tp := range c.Seen() {
+		if tp.P.State == heartbeat.StateAlive && tp.P.TakeoverDeadline != 0 {
+			t.Fatalf("ALIVE seq %d carries a takeover deadline %v after its send",
+				tp.P.Seq, time.Unix(0, tp.P.TakeoverDeadline).Sub(time.Unix(0, tp.P.SendTime)))
+		}
+	}
 	// The kernel measured how long the read had been in flight when
 	// STALLED was sent, which dates the hang on the sender's clock.
 	hang := time.Unix(0, stalled.SendTime).Add(-stalled.Stall.Elapsed)

@@ -159,8 +159,11 @@ func TestTwoNodesFailover(t *testing.T) {
 }
 
 // The link between A and B goes down: B declares A dead after its timeout
-// and runs the hook once. Healing the link brings A's packets back, but
-// not A: that incarnation was failed over, and no second hook runs.
+// and runs the hook once. The hook's takeover deadline is a promise: A's
+// service is dead by then, or the hook got none (0) and A's healthy
+// service, which nobody kills for a cut link, runs on. Healing the link
+// brings A's packets back, but not A: that incarnation was failed over,
+// and no second hook runs.
 func TestTwoNodesPartition(t *testing.T) {
 	n := startTwoNodes(t)
 	w := startWorkload(t)
@@ -174,6 +177,22 @@ func TestTwoNodesPartition(t *testing.T) {
 	}
 	h := n.waitHook(t, 1)
 	t.Logf("link cut to B's hook: %v (timeout 1s)", h.at.Sub(cut).Round(time.Millisecond))
+	if h.deadline.UnixNano() != 0 {
+		// Waiting for the promised time is the test itself, not a
+		// stand-in for a condition.
+		time.Sleep(time.Until(h.deadline))
+		if !processExited(t, w.PID) {
+			t.Fatalf("B's hook got a takeover deadline %v after the cut; %v after the cut A's service still runs",
+				h.deadline.Sub(cut).Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
+		}
+	}
+	if processExited(t, w.PID) {
+		t.Fatal("A's healthy service was killed for a cut link")
+	}
+	if h.deadline.UnixNano() == 0 {
+		t.Logf("B's hook got no takeover deadline; A's service still runs %v after the cut",
+			time.Since(cut).Round(time.Millisecond))
+	}
 	n.pair.SetLink(t, true)
 	// A's heartbeat reaches B again, and B drops it: that incarnation was
 	// failed over.

@@ -1,0 +1,189 @@
+package peer
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitStats polls the listener's counters until ok holds.
+func waitStats(t *testing.T, h *harness, what string, ok func(Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok(h.l.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s; stats %+v", what, h.l.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A listener restarted on its state file keeps what the last run knew:
+// a replay of a packet that run accepted is refused, a node it saw alive
+// and that stays silent is failed over a timeout after the restart, a
+// node it failed over is not failed over again, and that incarnation's
+// ALIVE is still dropped.
+func TestStateFileSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "listen.state")
+	cfg := ListenerConfig{Detector: Config{Timeout: time.Hour}, StateFile: path}
+	h := startListener(t, cfg)
+	a2 := marshal(t, pkt("a", alive, 5, 2), nil)
+	h.src.ch <- marshal(t, pkt("a", alive, 5, 1), nil)
+	h.expect(t, "a", Unknown, Alive, false)
+	h.src.ch <- a2
+	h.src.ch <- marshal(t, pkt("a", alive, 5, 3), nil)
+	h.src.ch <- marshal(t, pkt("b", alive, 8, 1), nil)
+	h.expect(t, "b", Unknown, Alive, false)
+	h.src.ch <- marshal(t, pkt("b", stalled, 8, 2), nil)
+	h.expect(t, "b", Alive, Stalled, true)
+	// Saved while it runs, not only at the end: a crash loses at most
+	// the save in progress.
+	waitSaved(t, path, func(recs []stateRecord) bool {
+		return len(recs) == 2 && find(recs, "a").Seq == 3 && find(recs, "b").FailedOver
+	})
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, dir); strings.Join(names, " ") != "listen.state" {
+		t.Fatalf("files beside the state file after saves: %v", names)
+	}
+
+	cfg.Detector.Timeout = 50 * time.Millisecond
+	h = startListener(t, cfg)
+	h.src.ch <- a2
+	h.src.ch <- marshal(t, pkt("b", alive, 8, 3), nil)
+	waitStats(t, h, "replay and after-failover refused", func(s Stats) bool {
+		return s.Rejected["replay"] == 1 && s.Rejected["after_failover"] == 1
+	})
+	h.clock.Advance(time.Minute)
+	ev := h.expect(t, "a", Alive, Dead, true)
+	if ev.Incarnation != 5 || ev.Seq != 3 {
+		t.Fatalf("restored node's death: %+v, want incarnation 5 seq 3", ev)
+	}
+	h.expect(t, "b", Stalled, Dead, false)
+}
+
+// A bad state file stops the listener from starting, with an error that
+// names the file and wraps ErrStateFile; a missing one is a first start.
+func TestStateFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	good := `{"format":"stallmon-listener-state","version":1,"nodes":[{"node":"a","state":"alive","incarnation":1,"seq":2}]}`
+	cases := map[string]string{
+		"empty":      "",
+		"truncated":  good[:len(good)-10],
+		"not json":   "garbage\n",
+		"other json": `{"nodes":[]}`,
+		"version":    strings.Replace(good, `"version":1`, `"version":2`, 1),
+		"state":      strings.Replace(good, `"alive"`, `"unknown"`, 1),
+		"node id":    strings.Replace(good, `"a"`, `"a\u0007"`, 1),
+		"twice":      strings.Replace(good, `]}`, `,{"node":"a","state":"dead"}]}`, 1),
+	}
+	for name, content := range cases {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := NewListener(newChanSource(), ListenerConfig{StateFile: path})
+		if !errors.Is(err, ErrStateFile) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: NewListener = %v, want ErrStateFile naming %s", name, err, path)
+		}
+	}
+	// A directory where the file should be cannot be read.
+	if _, err := NewListener(newChanSource(), ListenerConfig{StateFile: dir}); !errors.Is(err, ErrStateFile) {
+		t.Errorf("a directory: NewListener = %v, want ErrStateFile", err)
+	}
+	missingDir := filepath.Join(dir, "no", "such")
+	if _, err := NewListener(newChanSource(), ListenerConfig{StateFile: missingDir}); !errors.Is(err, ErrStateFile) {
+		t.Errorf("a missing directory: NewListener = %v, want ErrStateFile", err)
+	}
+	fresh := filepath.Join(dir, "fresh")
+	if _, err := NewListener(newChanSource(), ListenerConfig{StateFile: fresh}); err != nil {
+		t.Errorf("a missing file: NewListener = %v, want a first start", err)
+	}
+	if _, err := parseState([]byte(good), DefaultMaxNodes); err != nil {
+		t.Errorf("the good file is refused: %v", err)
+	}
+}
+
+func waitSaved(t *testing.T, path string, ok func([]stateRecord) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, err := loadState(path, DefaultMaxNodes)
+		if err == nil && ok(recs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state file %s: %+v, %v", path, recs, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func find(recs []stateRecord, node string) stateRecord {
+	for _, r := range recs {
+		if r.Node == node {
+			return r
+		}
+	}
+	return stateRecord{}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// A state file that cannot be written is logged as an error once, and
+// detection goes on: stopping would fail every node open. Once it can
+// be written again, that is logged too and the file is current.
+func TestStateFileSaveFailureKeepsDetecting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "listen.state")
+	h := startListener(t, ListenerConfig{Detector: Config{Timeout: time.Hour}, StateFile: path})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	h.src.ch <- marshal(t, pkt("a", alive, 1, 1), nil)
+	h.expect(t, "a", Unknown, Alive, false)
+	h.src.ch <- marshal(t, pkt("a", alive, 1, 2), nil)
+	h.src.ch <- marshal(t, pkt("a", stalled, 1, 3), nil)
+	h.expect(t, "a", Alive, Stalled, true)
+	waitLog(t, h, "level=ERROR msg=listener_state_save_failed")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.src.ch <- marshal(t, pkt("a", fenced, 1, 4), nil)
+	h.expect(t, "a", Stalled, Fenced, false)
+	waitLog(t, h, "msg=listener_state_saved")
+	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 && recs[0].Seq == 4 })
+	if n := strings.Count(h.log.String(), "level=ERROR msg=listener_state_save_failed"); n != 1 {
+		t.Fatalf("%d save errors logged at ERROR, want 1 for the streak:\n%s", n, h.log)
+	}
+}
+
+func waitLog(t *testing.T, h *harness, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(h.log.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q within 10s:\n%s", want, h.log)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
