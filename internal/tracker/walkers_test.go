@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/internal/cgroup"
+	"github.com/stallmon/stallmon/internal/fdkind"
 	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
 	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
 // hostSleepers is the size of the process outside every scope below: a
@@ -253,5 +255,49 @@ func TestCgroupWalkFindsProcessWithoutLeader(t *testing.T) {
 		if th.PID != pid {
 			t.Fatalf("thread %d shows in process %d, want %d", tid, th.PID, pid)
 		}
+	}
+}
+
+// A pass over several processes counts the quiet threads of all of them:
+// its quiet counts sum over the processes, as the agent's figures need.
+func TestCgroupQuietCountsSumOverProcesses(t *testing.T) {
+	cg := cgrouptest.New(t)
+	const perProcess = 20
+	for range 2 {
+		p := startWorkload(t)
+		do(t, p, fmt.Sprintf("sleepers %d", perProcess))
+		if err := cg.Add(p.PID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quiet := func(syscall string, kinds ...fdkind.Kind) bool {
+		return syscall == "read" && len(kinds) == 1 && kinds[0] == fdkind.Pipe
+	}
+	privtest.Require(t)
+	m, err := Attach(Cgroup(cg.Path), nil, Options{Quiet: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	all, err := m.SnapshotAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, th := range all.Threads {
+		if th.Syscall == "read" && len(th.FDs) == 1 && th.FDs[0].Kind == fdkind.Pipe {
+			want++
+		}
+	}
+	if want < 2*perProcess {
+		t.Fatalf("%d threads read a pipe, want at least %d", want, 2*perProcess)
+	}
+	s := snapshot(t, m)
+	i := slices.IndexFunc(s.QuietInFlight, func(q QuietSyscall) bool { return q.Syscall == "read" })
+	if s.Quiet != want || i < 0 || s.QuietInFlight[i].Threads != want {
+		t.Errorf("the pass counted %d quiet threads (%+v), want %d, all in read", s.Quiet, s.QuietInFlight, want)
+	}
+	if len(s.Threads)+s.Quiet != len(all.Threads) {
+		t.Errorf("%d listed + %d quiet, want the %d threads of the cgroup", len(s.Threads), s.Quiet, len(all.Threads))
 	}
 }
