@@ -162,7 +162,7 @@ func (r parsedRow) check() error {
 	if err != nil || !strings.HasSuffix(ratio, "x") || x <= 0 {
 		return fmt.Errorf("ratio %q: %q", ratio, c)
 	}
-	d, err := strconv.ParseFloat(diff, 64)
+	d, err := strconv.ParseFloat(strings.TrimSuffix(diff, WithinNoise), 64)
 	if err != nil {
 		return fmt.Errorf("difference %q: %q", diff, c)
 	}
