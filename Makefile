@@ -10,16 +10,16 @@ export BPF2GO_STRIP := $(STRIP)
 # bpf2go's own flags pin -mcpu=v3 etc. in internal/tracker/gen/gen.go.
 
 APT_BPF  := clang-19 llvm-19 libbpf-dev
-APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools \
+APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools apache2-utils \
 	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd strace
 # make bench's own: the peers it is compared with, and what its targets need.
-APT_BENCH := strace bpftrace redis-server redis-tools gcc
-BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli gcc
+APT_BENCH := strace bpftrace redis-server redis-tools nginx-light apache2-utils gcc
+BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli nginx ab gcc
 # Where make bench writes its table. docs/benchmarks.md quotes the run in
 # internal/test/bench/results.md: record a new one with BENCH_OUT=internal/test/bench/results.md.
 BENCH_OUT ?= bin/bench-results.md
 # What deps-test checks for before it calls apt: one command of each package.
-TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
+TEST_CMDS := ip prometheus promtool nginx redis-server ab keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
 # npm tools that check the Grafana dashboards (internal/test/dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := internal/test/dashboards/testdata/schema

@@ -52,8 +52,9 @@ func TestBenchmarksSmoke(t *testing.T) {
 		}
 	}
 	// Per tracker: the watched process, the others, two poll cases, the
-	// soak and the latency; once: no false stall.
-	if want := 6*len(Trackers) + 1; len(tab.Goals) != want {
+	// soak, the latency and the services in two scopes; once: no false
+	// stall.
+	if want := 8*len(Trackers) + 1; len(tab.Goals) != want {
 		t.Errorf("%d goals, want %d: %q", len(tab.Goals), want, tab.Goals)
 	}
 }
@@ -61,7 +62,15 @@ func TestBenchmarksSmoke(t *testing.T) {
 // expectedKeys are the rows a run of cfg must have, with a baseline
 // build or not.
 func expectedKeys(cfg config, baseline bool) []string {
-	keys := []string{KeyNoTracker, KeyFloor, KeyStrace, KeyBpftrace, KeyRedisBare}
+	keys := []string{KeyNoTracker, KeyFloor, KeyStrace, KeyBpftrace}
+	for _, s := range Services {
+		for _, m := range []string{ServiceCPU, ServiceRate} {
+			keys = append(keys, ServiceKey(s.ID, m, "", ""), ServiceSpreadKey(s.ID, m))
+			for _, tr := range Trackers {
+				keys = append(keys, ServiceKey(s.ID, m, tr.Name, ServiceSelf), ServiceKey(s.ID, m, tr.Name, ServiceOther))
+			}
+		}
+	}
 	for _, tr := range Trackers {
 		for _, s := range []string{ScopeOther, ScopeOtherTree, ScopeOtherCgroup, ScopeSelf} {
 			keys = append(keys, GetppidKey(tr.Name, s))
@@ -69,7 +78,6 @@ func expectedKeys(cfg config, baseline bool) []string {
 		if tr.Histogram {
 			keys = append(keys, GetppidKey(tr.Name, ScopeSelfHist))
 		}
-		keys = append(keys, RedisKey(tr.Name, "self"), RedisKey(tr.Name, "other"))
 		for _, pc := range cfg.pollCases {
 			for _, m := range []string{PollTime, PollCPU, PollRSS} {
 				keys = append(keys, PollKey(tr.Name, m, pc))
