@@ -87,15 +87,21 @@ demo:
 # (the poll-cost part takes twice as long: 11m36s in all for one run here,
 # on a busy machine). REF is built by its own `go build` of
 # BENCH_BASELINE_PKG, from an export of REF that is removed afterwards.
+#
+# BENCH_PARTS selects parts of the run, a regular expression over their
+# names (getppid, services, poll, snapshot, latency, soak):
+# `make bench BENCH_PARTS=services` gives a table of the service rows alone,
+# the goals it has no rows for saying "not measured".
 BENCH_BASELINE     ?=
 BENCH_BASELINE_PKG ?= ./cmd/stallmon
 BENCH_BASELINE_BIN := bin/stallmon-baseline
+BENCH_PARTS        ?=
 bench: deps-bench $(if $(BENCH_BASELINE),bench-baseline)
 	$(GO) mod download
 	mkdir -p $(dir $(BENCH_OUT))
 	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) \
 	$(if $(BENCH_BASELINE),STALLMON_BENCH_BASELINE=$(abspath $(BENCH_BASELINE_BIN)) STALLMON_BENCH_BASELINE_REF="$$(git describe --tags --always $(BENCH_BASELINE))") \
-		$(GO) test -count=1 -timeout 40m -v -run '^TestBenchmarks$$' ./internal/test/bench/
+		$(GO) test -count=1 -timeout 40m -v -run '^TestBenchmarks$$$(if $(BENCH_PARTS),/^($(BENCH_PARTS))$$)' ./internal/test/bench/
 	@echo; cat $(BENCH_OUT)
 
 bench-baseline:

@@ -64,6 +64,8 @@ type config struct {
 	// selfBaseline: without $STALLMON_BENCH_BASELINE, the poll-cost rows
 	// take this build for the baseline build too (see baselineBuild).
 	selfBaseline bool
+	// parts names the parts that ran when not all did.
+	parts string
 }
 
 // full is `make bench`: about 8 to 12 minutes on a 2-CPU machine (see
@@ -108,11 +110,15 @@ func (c config) settings(baseline *Build) string {
 		against = fmt.Sprintf(", and as many with stallmon@%s on a target made alike, the two builds in turn (which goes first alternates from case to case)",
 			baseline.Label)
 	}
-	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of each service's requests "+
+	name := c.name + " run"
+	if c.parts != "" {
+		name += ", parts: " + c.parts
+	}
+	return fmt.Sprintf("Settings (%s): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of each service's requests "+
 		"(redis: %s SETs + %s GETs; nginx: %s GETs; redis AOF: %s SETs); "+
 		"poll cost: %d windows of %v per case at the default poll interval (100ms)%s; snapshot cost: %d rounds of %d snapshots per case; "+
 		"detection latency: %d trials, budget %v, poll %v, heartbeat %v; soak: %s.",
-		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
+		name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
 		thousands(c.redisRequests), thousands(c.nginxRequests), thousands(c.aofRequests),
 		c.pollWindows, c.pollWindow, against, c.rounds, c.snapshots, c.latencyTrials, c.budget,
 		c.pollInterval, c.heartbeatInterval, c.soakCase())
@@ -127,14 +133,25 @@ func runAll(t *testing.T, cfg config) *Table {
 	tab := &Table{}
 	var falseStalls int
 	var pollSeconds float64
-	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
+	// A run of some parts (go test -run 'TestBenchmarks$/services', make
+	// bench BENCH_PARTS=services) says which in its settings, so that
+	// its table is never taken for a full run's.
+	var parts, ran []string
+	part := func(name string, f func(t *testing.T)) {
+		parts = append(parts, name)
+		t.Run(name, func(t *testing.T) { ran = append(ran, name); f(t) })
+	}
+	part("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
 	var layout *Layout
-	t.Run("services", func(t *testing.T) { l := runServices(t, cfg, tab); layout = &l })
-	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
-	t.Run("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
-	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
+	part("services", func(t *testing.T) { l := runServices(t, cfg, tab); layout = &l })
+	part("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
+	part("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
+	part("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
-	t.Run("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
+	part("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
+	if len(ran) < len(parts) {
+		cfg.parts = strings.Join(ran, ", ")
+	}
 	tab.Header = []string{
 		"Machine: " + Machine() + ".",
 		fmt.Sprintf("Run: %s, stallmon %s, %v.", started.UTC().Format("2006-01-02 15:04 MST"), revision(),
