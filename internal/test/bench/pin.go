@@ -18,14 +18,17 @@ type Layout struct {
 }
 
 // NewLayout places the parties on cpus, the CPUs the harness may use: the
-// server alone on the second, the client on the first, the agent on the
-// third or, with two CPUs, beside the client (whose CPU time is not what
-// the rows measure, and which runs nothing per request of the server's).
+// server on the second, the client alone on the first, the agent on the
+// third or, with two CPUs, beside the server. There it competes with the
+// server as it would on a busy node, and its CPU time is not the
+// server's cgroup's. Beside the client it would slow the client, and a
+// server whose requests come slower finds fewer of them at each wake-up:
+// its CPU per request grows for a reason that is not stallmon's.
 func NewLayout(cpus []int) Layout {
 	if len(cpus) < 2 {
 		return Layout{}
 	}
-	l := Layout{Server: cpus[1], Client: cpus[0], Agent: cpus[0], Pinned: true}
+	l := Layout{Server: cpus[1], Client: cpus[0], Agent: cpus[1], Pinned: true}
 	if len(cpus) > 2 {
 		l.Agent = cpus[2]
 	}
@@ -51,8 +54,8 @@ func (l Layout) String() string {
 	if !l.Pinned {
 		return "not pinned (one CPU)"
 	}
-	if l.Agent == l.Client {
-		return fmt.Sprintf("server pinned to CPU %d, its client and stallmon to CPU %d (two CPUs: the agent shares the client's)",
+	if l.Agent == l.Server {
+		return fmt.Sprintf("server and stallmon pinned to CPU %d, the server's client to CPU %d (two CPUs: the agent shares the server's)",
 			l.Server, l.Client)
 	}
 	return fmt.Sprintf("server pinned to CPU %d, its client to CPU %d, stallmon to CPU %d", l.Server, l.Client, l.Agent)

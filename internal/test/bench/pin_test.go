@@ -16,7 +16,7 @@ func TestNewLayout(t *testing.T) {
 	}{
 		{nil, Layout{}},
 		{[]int{3}, Layout{}},
-		{[]int{0, 1}, Layout{Server: 1, Client: 0, Agent: 0, Pinned: true}},
+		{[]int{0, 1}, Layout{Server: 1, Client: 0, Agent: 1, Pinned: true}},
 		{[]int{2, 5, 7}, Layout{Server: 5, Client: 2, Agent: 7, Pinned: true}},
 		{[]int{0, 1, 2, 3}, Layout{Server: 1, Client: 0, Agent: 2, Pinned: true}},
 	} {
@@ -24,7 +24,7 @@ func TestNewLayout(t *testing.T) {
 			t.Errorf("NewLayout(%v) = %+v, want %+v", c.cpus, got, c.want)
 		}
 	}
-	if s := NewLayout([]int{0, 1}).String(); !strings.Contains(s, "shares the client's") {
+	if s := NewLayout([]int{0, 1}).String(); !strings.Contains(s, "shares the server's") {
 		t.Errorf("two CPUs: %q does not say what is shared", s)
 	}
 	if l := NewLayout([]int{0}); l.cpuOf(l.Server) != -1 {
