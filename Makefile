@@ -77,7 +77,10 @@ demo:
 	./$(DEMO)
 
 # One run of the harness in internal/test/bench/ (8m21s for the run in
-# internal/test/bench/results.md, on a 2-CPU machine): one table, every figure a median of interleaved rounds compared
+# internal/test/bench/results.md, on a 2-CPU machine; the service rows
+# added since take about 2 minutes where that run's redis rows took
+# about 40 s: BENCH_PARTS=services ran 2m04s to 3m17s on a busy machine,
+# the former redis part 42 s): one table, every figure a median of interleaved rounds compared
 # with a baseline of the same run, and the goals of issue 12 judged from
 # it. Needs root. Not part of make test, which runs a smoke run of it.
 #
