@@ -66,7 +66,10 @@ func (l Layout) String() string {
 // it makes inherit the affinity from birth: nothing is left to pin after
 // the fact, and nothing can escape a pinning that races thread creation.
 // cpu < 0 pins nothing. A start that ends its goroutine (t.Fatal) ends
-// it here too: the caller then finds its test failed.
+// it here too: the caller then finds its test failed. The thread ends
+// once the process started: a child with SysProcAttr.Pdeathsig, which
+// follows the thread that forked it, would get its signal then (none of
+// the rows' processes has one).
 func startPinned(cpu int, start func() error) error {
 	if cpu < 0 {
 		return start()

@@ -24,6 +24,10 @@ var serviceMeasures = [2]struct {
 	Unit           Unit
 }{{ServiceCPU, "server CPU per request", MicrosReq}, {ServiceRate, "throughput, pinned", ReqPerSec}}
 
+// SpreadCase is the case of the row that states the spread of no
+// tracker's rounds.
+const SpreadCase = "no tracker: spread of its rounds (max - min), the noise the rows below are judged by"
+
 // ServiceRows are the rows of one case of a service, by measure
 // (serviceMeasures).
 type ServiceRows [2]*Row
@@ -53,7 +57,7 @@ func AddServiceRows(t *Table, s Service, trackers []Tracker) []ServiceCase {
 		none := t.Add(&Row{Key: ServiceKey(s.ID, m.Measure, "", ""), Bench: bench, Case: "no tracker", Unit: m.Unit})
 		cases[0].Rows[k] = none
 		t.Add(&Row{Key: ServiceSpreadKey(s.ID, m.Measure), Bench: bench, Unit: m.Unit, SpreadOf: none,
-			Case: "no tracker: spread of its rounds (max - min), the noise the rows below are judged by"})
+			Case: SpreadCase})
 		for i := range cases[1:] {
 			c := &cases[i+1]
 			c.Rows[k] = t.Add(&Row{Key: ServiceKey(s.ID, m.Measure, c.Tracker.Name, c.Scope), Bench: bench, Unit: m.Unit,

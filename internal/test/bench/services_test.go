@@ -86,3 +86,22 @@ func TestParseAB(t *testing.T) {
 		}
 	}
 }
+
+// Rounds that agree have a spread of 0, which the table's check accepts
+// for a spread row only.
+func TestZeroSpreadRow(t *testing.T) {
+	tab := &Table{}
+	none := tab.Add(&Row{Key: "none", Bench: "b", Case: "no tracker", Unit: ReqPerSec, Samples: []float64{125000, 125000}})
+	tab.Add(&Row{Key: "spread", Bench: "b", Case: SpreadCase, Unit: ReqPerSec, SpreadOf: none})
+	tab.Add(&Row{Key: "zero", Bench: "b", Case: "nothing done", Unit: ReqPerSec, Samples: []float64{0}})
+	rows, err := parseTable(tab.Markdown())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rows[1].check(); err != nil || rows[1].cells[2] != "0" {
+		t.Errorf("a spread of 0 (%q): %v", rows[1].cells[2], err)
+	}
+	if err := rows[2].check(); err == nil {
+		t.Error("a figure of 0 passed outside a spread row")
+	}
+}

@@ -154,7 +154,9 @@ func (r parsedRow) check() error {
 		return nil
 	}
 	v, err := strconv.ParseFloat(figure, 64)
-	if err != nil || v <= 0 {
+	// A spread is 0 when the rounds agree, as a short run's clients'
+	// rates, counted in whole milliseconds, can.
+	if err != nil || v < 0 || v == 0 && c[1] != SpreadCase {
 		return fmt.Errorf("figure %q is not a positive number: %q", figure, c)
 	}
 	if count, err := strconv.Atoi(n); n != "set" && (err != nil || count < 1) {
