@@ -10,16 +10,16 @@ export BPF2GO_STRIP := $(STRIP)
 # bpf2go's own flags pin -mcpu=v3 etc. in internal/tracker/gen/gen.go.
 
 APT_BPF  := clang-19 llvm-19 libbpf-dev
-APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools \
+APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools apache2-utils \
 	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd strace
 # make bench's own: the peers it is compared with, and what its targets need.
-APT_BENCH := strace bpftrace redis-server redis-tools gcc
-BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli gcc
+APT_BENCH := strace bpftrace redis-server redis-tools nginx-light apache2-utils gcc
+BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli nginx ab gcc
 # Where make bench writes its table. docs/benchmarks.md quotes the run in
 # internal/test/bench/results.md: record a new one with BENCH_OUT=internal/test/bench/results.md.
 BENCH_OUT ?= bin/bench-results.md
 # What deps-test checks for before it calls apt: one command of each package.
-TEST_CMDS := ip prometheus promtool nginx redis-server keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
+TEST_CMDS := ip prometheus promtool nginx redis-server ab keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
 # npm tools that check the Grafana dashboards (internal/test/dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := internal/test/dashboards/testdata/schema
@@ -77,7 +77,10 @@ demo:
 	./$(DEMO)
 
 # One run of the harness in internal/test/bench/ (8m21s for the run in
-# internal/test/bench/results.md, on a 2-CPU machine): one table, every figure a median of interleaved rounds compared
+# internal/test/bench/results.md, on a 2-CPU machine; the service rows
+# added since take about 2 minutes where that run's redis rows took
+# about 40 s: BENCH_PARTS=services ran 2m04s to 3m17s on a busy machine,
+# the former redis part 42 s): one table, every figure a median of interleaved rounds compared
 # with a baseline of the same run, and the goals of issue 12 judged from
 # it. Needs root. Not part of make test, which runs a smoke run of it.
 #
@@ -87,15 +90,21 @@ demo:
 # (the poll-cost part takes twice as long: 11m36s in all for one run here,
 # on a busy machine). REF is built by its own `go build` of
 # BENCH_BASELINE_PKG, from an export of REF that is removed afterwards.
+#
+# BENCH_PARTS selects parts of the run, a regular expression over their
+# names (getppid, services, poll, snapshot, latency, soak):
+# `make bench BENCH_PARTS=services` gives a table of the service rows alone,
+# the goals it has no rows for saying "not measured".
 BENCH_BASELINE     ?=
 BENCH_BASELINE_PKG ?= ./cmd/stallmon
 BENCH_BASELINE_BIN := bin/stallmon-baseline
+BENCH_PARTS        ?=
 bench: deps-bench $(if $(BENCH_BASELINE),bench-baseline)
 	$(GO) mod download
 	mkdir -p $(dir $(BENCH_OUT))
 	STALLMON_BENCH=1 STALLMON_BENCH_OUT=$(abspath $(BENCH_OUT)) \
 	$(if $(BENCH_BASELINE),STALLMON_BENCH_BASELINE=$(abspath $(BENCH_BASELINE_BIN)) STALLMON_BENCH_BASELINE_REF="$$(git describe --tags --always $(BENCH_BASELINE))") \
-		$(GO) test -count=1 -timeout 40m -v -run '^TestBenchmarks$$' ./internal/test/bench/
+		$(GO) test -count=1 -timeout 40m -v -run '^TestBenchmarks$$$(if $(BENCH_PARTS),/^($(BENCH_PARTS))$$)' ./internal/test/bench/
 	@echo; cat $(BENCH_OUT)
 
 bench-baseline:

@@ -32,14 +32,16 @@ func TestMain(m *testing.M) {
 // config sizes one run.
 type config struct {
 	name string
-	// rounds of the getppid and redis rows, interleaved.
+	// rounds of the getppid and service rows, interleaved.
 	rounds int
 	// getppid calls per round; tools far dearer than a tracker get fewer
 	// so that a round stays short (the figure is per call).
 	calls, straceCalls, bpftraceCalls int
-	// redisRequests per command (SET, GET) per round.
-	redisRequests int
-	pollCases     []PollCase
+	// Requests of each service's client per case and round: redis's per
+	// command (SET, GET), redis AOF's SETs, nginx's GETs.
+	redisRequests, aofRequests, nginxRequests int
+
+	pollCases []PollCase
 	// snapshotCases, each snapshots times per round (rounds), with and
 	// without wait sites.
 	snapshotCases []SnapshotCase
@@ -62,6 +64,8 @@ type config struct {
 	// selfBaseline: without $STALLMON_BENCH_BASELINE, the poll-cost rows
 	// take this build for the baseline build too (see baselineBuild).
 	selfBaseline bool
+	// parts names the parts that ran when not all did.
+	parts string
 }
 
 // full is `make bench`: about 8 to 12 minutes on a 2-CPU machine (see
@@ -69,7 +73,7 @@ type config struct {
 var full = config{
 	name:   "full",
 	rounds: 7, calls: 2_000_000, straceCalls: 20_000, bpftraceCalls: 500_000,
-	redisRequests: 50_000,
+	redisRequests: 50_000, aofRequests: 50_000, nginxRequests: 50_000,
 	pollCases: []PollCase{
 		{Threads: 100}, {Threads: 100, Before: true},
 		{Threads: 1000}, {Threads: 1000, Before: true},
@@ -92,7 +96,7 @@ var full = config{
 var smoke = config{
 	name:   "smoke",
 	rounds: 2, calls: 20_000, straceCalls: 200, bpftraceCalls: 5_000,
-	redisRequests: 500,
+	redisRequests: 500, aofRequests: 500, nginxRequests: 500,
 	pollCases: []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200},
 		{Threads: 100, Host: 200, Scope: ScopeTree}, {Threads: 100, Host: 200, Scope: ScopeCgroup},
 		{Threads: 200, Procs: 4, Scope: ScopeCgroup}, {Threads: 100, Bounded: true}},
@@ -110,11 +114,17 @@ func (c config) settings(baseline *Build) string {
 		against = fmt.Sprintf(", and as many with stallmon@%s on a target made alike, the two builds in turn (which goes first alternates from case to case)",
 			baseline.Label)
 	}
-	return fmt.Sprintf("Settings (%s run): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of %s redis SETs + %s GETs; "+
+	name := c.name + " run"
+	if c.parts != "" {
+		name += ", parts: " + c.parts
+	}
+	return fmt.Sprintf("Settings (%s): %d interleaved rounds of %s getppid calls (strace %s, bpftrace %s) and of each service's requests "+
+		"(redis: %s SETs + %s GETs; nginx: %s GETs; redis AOF: %s SETs); "+
 		"poll cost: %d windows of %v per case at the default poll interval (100ms)%s; snapshot cost: %d rounds of %d snapshots per case; "+
 		"detection latency: %d trials, budget %v, poll %v, heartbeat %v; soak: %s.",
-		c.name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
-		thousands(c.redisRequests), c.pollWindows, c.pollWindow, against, c.rounds, c.snapshots, c.latencyTrials, c.budget,
+		name, c.rounds, thousands(c.calls), thousands(c.straceCalls), thousands(c.bpftraceCalls), thousands(c.redisRequests),
+		thousands(c.redisRequests), thousands(c.nginxRequests), thousands(c.aofRequests),
+		c.pollWindows, c.pollWindow, against, c.rounds, c.snapshots, c.latencyTrials, c.budget,
 		c.pollInterval, c.heartbeatInterval, c.soakCase())
 }
 
@@ -127,13 +137,25 @@ func runAll(t *testing.T, cfg config) *Table {
 	tab := &Table{}
 	var falseStalls int
 	var pollSeconds float64
-	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
-	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
-	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
-	t.Run("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
-	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
+	// A run of some parts (go test -run 'TestBenchmarks$/services', make
+	// bench BENCH_PARTS=services) says which in its settings, so that
+	// its table is never taken for a full run's.
+	var parts, ran []string
+	part := func(name string, f func(t *testing.T)) {
+		parts = append(parts, name)
+		t.Run(name, func(t *testing.T) { ran = append(ran, name); f(t) })
+	}
+	part("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
+	var layout *Layout
+	part("services", func(t *testing.T) { l := runServices(t, cfg, tab); layout = &l })
+	part("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
+	part("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
+	part("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
-	t.Run("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
+	part("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
+	if len(ran) < len(parts) {
+		cfg.parts = strings.Join(ran, ", ")
+	}
 	tab.Header = []string{
 		"Machine: " + Machine() + ".",
 		fmt.Sprintf("Run: %s, stallmon %s, %v.", started.UTC().Format("2006-01-02 15:04 MST"), revision(),
@@ -141,8 +163,12 @@ func runAll(t *testing.T, cfg config) *Table {
 		cfg.settings(baseline),
 		"Figures are medians of the rounds (p50/p99: nearest rank over the trials); each is compared with a row of the same run.",
 	}
-	tab.Goals = Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,
-		SoakStalls: soakStalls, Soak: cfg.soakCase()})
+	if layout != nil {
+		tab.Header = append(tab.Header, "Service rows: "+layout.String()+
+			"; a difference from no tracker that the spread of no tracker's own rounds covers is marked within noise.")
+	}
+	tab.Goals = append(Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,
+		SoakStalls: soakStalls, Soak: cfg.soakCase()}), JudgeServices(tab, Trackers)...)
 	return tab
 }
 

@@ -11,8 +11,17 @@
 //     process (also with the latency histogram), under `strace -f`, and
 //     under a bpftrace script that keeps the same per-thread in-flight map;
 //     the cases run interleaved in rounds, so drift hits them alike;
-//   - redis-benchmark's throughput against Debian's redis-server, with no
-//     tracker, with `stallmon attach` on redis and on another process;
+//   - three services from Debian's packages, each in a cgroup of its own
+//     and loaded by its own client over loopback (redis-server in memory
+//     by redis-benchmark; nginx serving a static file by ab -k; redis with
+//     an append-only file fsynced at every write, on tmpfs), with no
+//     tracker and with `stallmon attach --cgroup` on the server's cgroup
+//     and on another service's: the server's CPU time per request (its
+//     cgroup's cpu.stat), which other processes on the CPUs do not
+//     inflate as they shrink throughput, and the throughput with server,
+//     client and agent pinned to CPUs (Layout); each compared with the
+//     spread of no tracker's own rounds, and called "within noise" inside
+//     it;
 //   - the cost of a poll of `stallmon attach` by the size of its target
 //     (threads idle in futex, a few busy, made before or after attach; or
 //     asleep in openat of a FIFO, which the table bounds, so that the

@@ -8,17 +8,36 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/repo"
 )
 
-// Markers around the quoted table in docs/benchmarks.md.
-const (
-	quoteBegin = "<!-- begin internal/test/bench/results.md: written by make bench, do not edit -->\n"
-	quoteEnd   = "<!-- end internal/test/bench/results.md -->\n"
-)
-
 // docs/benchmarks.md shows the table of one run:
 // internal/test/bench/results.md, as make bench wrote it, with every row
 // measured.
 func TestBenchmarksDocQuotesResults(t *testing.T) {
-	results, err := os.ReadFile("results.md")
+	checkQuoted(t, "results.md", "Settings (full run)")
+}
+
+// It also shows a run of the service rows alone,
+// internal/test/bench/results-services.md, until a full run has them.
+func TestBenchmarksDocQuotesServiceResults(t *testing.T) {
+	checkQuoted(t, "results-services.md", "Settings (full run, parts: services)")
+	results, err := os.ReadFile("results-services.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Services {
+		if !strings.Contains(string(results), "| "+s.Bench+": ") {
+			t.Errorf("internal/test/bench/results-services.md has no rows of %s", s.ID)
+		}
+	}
+}
+
+// checkQuoted wants docs/benchmarks.md to quote the table in file (of
+// this directory) as make bench wrote it, between markers naming it, and
+// the table to be a full-size run's (settings) with every row measured.
+func checkQuoted(t *testing.T, file, settings string) {
+	t.Helper()
+	begin := "<!-- begin internal/test/bench/" + file + ": written by make bench, do not edit -->\n"
+	end := "<!-- end internal/test/bench/" + file + " -->\n"
+	results, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,13 +45,13 @@ func TestBenchmarksDocQuotesResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(doc), quoteBegin)
-	quoted, _, ok2 := strings.Cut(rest, quoteEnd)
+	_, rest, ok := strings.Cut(string(doc), begin)
+	quoted, _, ok2 := strings.Cut(rest, end)
 	if !ok || !ok2 {
-		t.Fatalf("docs/benchmarks.md has no %q ... %q block", strings.TrimSpace(quoteBegin), strings.TrimSpace(quoteEnd))
+		t.Fatalf("docs/benchmarks.md has no %q ... %q block", strings.TrimSpace(begin), strings.TrimSpace(end))
 	}
 	if quoted != string(results) {
-		t.Errorf("docs/benchmarks.md does not quote internal/test/bench/results.md as it is: copy the file (make bench wrote it) between the markers")
+		t.Errorf("docs/benchmarks.md does not quote internal/test/bench/%s as it is: copy the file (make bench wrote it) between the markers", file)
 	}
 	rows, err := parseTable(string(results))
 	if err != nil {
@@ -43,11 +62,11 @@ func TestBenchmarksDocQuotesResults(t *testing.T) {
 			t.Error(err)
 		}
 		if r.cells[2] == "n/a" {
-			t.Errorf("internal/test/bench/results.md is not a full run: %q", r.cells)
+			t.Errorf("internal/test/bench/%s is not a full run: %q", file, r.cells)
 		}
 	}
-	if !strings.Contains(string(results), "Settings (full run)") {
-		t.Error("internal/test/bench/results.md is not from a full run (make bench)")
+	if !strings.Contains(string(results), settings+":") {
+		t.Errorf("internal/test/bench/%s is not from the run it should be: no %q", file, settings)
 	}
 }
 

@@ -11,7 +11,6 @@ const (
 	KeyFloor     = "getppid/floor"
 	KeyStrace    = "getppid/strace"
 	KeyBpftrace  = "getppid/bpftrace"
-	KeyRedisBare = "redis/none"
 )
 
 // Scopes of a tracker in the getppid rows.
@@ -26,9 +25,33 @@ const (
 // GetppidKey names a getppid row of a tracker in a scope.
 func GetppidKey(tracker, scope string) string { return "getppid/" + tracker + "/" + scope }
 
-// RedisKey names a redis row of a tracker watching redis ("self") or
-// another process ("other").
-func RedisKey(tracker, scope string) string { return "redis/" + tracker + "/" + scope }
+// Service-row measures.
+const (
+	ServiceCPU  = "cpu"  // the server's CPU time per request
+	ServiceRate = "rate" // requests a second, the parties pinned
+)
+
+// Scopes of a tracker in the service rows: attached to the server's
+// cgroup, or to another service's.
+const (
+	ServiceSelf  = "self"
+	ServiceOther = "other"
+)
+
+// ServiceKey names a service row: a tracker in a scope, or, with tracker
+// "", the baseline without one.
+func ServiceKey(service, measure, tracker, scope string) string {
+	if tracker == "" {
+		return "service/" + service + "/" + measure + "/none"
+	}
+	return "service/" + service + "/" + measure + "/" + tracker + "/" + scope
+}
+
+// ServiceSpreadKey names the row that states the spread of a service
+// baseline's rounds.
+func ServiceSpreadKey(service, measure string) string {
+	return "service/" + service + "/" + measure + "/spread"
+}
 
 // Poll-cost measures.
 const (

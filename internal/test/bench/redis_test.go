@@ -5,78 +5,70 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/internal/testutil/ctarget"
-	"github.com/stallmon/stallmon/internal/testutil/harness"
-	"github.com/stallmon/stallmon/internal/testutil/privtest"
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/cgroup"
 )
 
-// runRedis measures redis-benchmark's throughput against Debian's
-// redis-server with no tracker, with `stallmon attach` on redis, and with
-// it on another process (what every other service of the node pays),
-// interleaved in rounds.
-func runRedis(t *testing.T, cfg config, tab *Table) {
-	for _, bin := range []string{"redis-server", "redis-benchmark", "redis-cli"} {
-		if privtest.RequireCommand(t, bin) == "" {
-			return
-		}
+// redisServer is Debian's redis-server on a unix socket, loaded by
+// redis-benchmark with n requests of each command: SET and GET in memory
+// (no persistence), or, aof, SET alone with every write appended to the
+// append-only file and fsync(2)ed before redis answers (appendfsync
+// always), on a tmpfs of its own so that a disk's latency is not what the
+// rows measure: the syscalls are.
+func redisServer(s Service, n int, aof bool) *server {
+	var sock string
+	commands := []string{"SET", "GET"}
+	if aof {
+		commands = []string{"SET"}
 	}
-	c := harness.NewCluster(t)
-	sock, redisPID := startRedis(t)
-	other := startProtocol(t, ctarget.Build(t, "idlethreads"))
-	const bench = "redis-benchmark SET+GET"
-	none := tab.Add(&Row{Key: KeyRedisBare, Bench: bench, Case: "no tracker", Unit: ReqPerSec})
-	type redisCase struct {
-		row     *Row
-		tracker *Tracker
-		pid     int
-	}
-	cases := []redisCase{{row: none}}
-	for i := range Trackers {
-		tr := &Trackers[i]
-		for _, target := range []struct {
-			scope, label string
-			pid          int
-		}{{"self", "redis", redisPID}, {"other", "another process", other.PID}} {
-			cases = append(cases, redisCase{tracker: tr, pid: target.pid, row: tab.Add(&Row{
-				Key: RedisKey(tr.Name, target.scope), Bench: bench, Unit: ReqPerSec, Base: none,
-				Case: fmt.Sprintf("stallmon (%s) attach on %s", tr.Name, target.label),
-			})})
-		}
-	}
-	for round := range cfg.rounds {
-		for _, rc := range cases {
-			var agent *harness.Proc
-			if rc.tracker != nil {
-				agent = startAgent(t, *rc.tracker, c, fmt.Sprintf("bench-redis-%d", rc.pid), "--pid", strconv.Itoa(rc.pid))
-			}
-			rps, err := redisBenchmark(sock, cfg.redisRequests)
-			if agent != nil {
-				stopAgent(t, agent)
-			}
-			if err != nil {
-				t.Fatalf("round %d, %s: %v", round+1, rc.row.Case, err)
-			}
-			rc.row.Samples = append(rc.row.Samples, rps)
-		}
-		t.Logf("redis round %d of %d done", round+1, cfg.rounds)
+	return &server{
+		Service: s,
+		tools:   []string{"redis-server", "redis-benchmark", "redis-cli"},
+		start:   func(t *testing.T, cg cgroup.Dir, cpu int) { sock = startRedis(t, cg, cpu, aof) },
+		load:    func(cpu int) (int, float64, error) { return redisBenchmark(sock, commands, n, cpu) },
 	}
 }
 
-// startRedis runs redis-server in memory only (no persistence), on a unix
-// socket, until the test ends, and returns the socket and redis's pid.
-func startRedis(t *testing.T) (string, int) {
+// startRedis runs redis-server in cgroup cg, pinned to cpu, on a unix
+// socket, until the test ends, and returns the socket.
+func startRedis(t *testing.T, cg cgroup.Dir, cpu int, aof bool) string {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--dir", dir,
-		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
+	log := filepath.Join(dir, "redis.log")
+	args := []string{"--port", "0", "--unixsocket", sock, "--save", "", "--logfile", log}
+	if aof {
+		data := filepath.Join(dir, "data")
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		mountTmpfs(t, data)
+		// No rewrite of the file as it grows: a rewrite is a child
+		// process in the server's cgroup, whose CPU would fall on
+		// whichever case it happened in.
+		args = append(args, "--dir", data, "--appendonly", "yes", "--appendfsync", "always",
+			"--auto-aof-rewrite-percentage", "0")
+	} else {
+		args = append(args, "--dir", dir, "--appendonly", "no")
+	}
+	cgFile, err := os.Open(cg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cgFile.Close()
+	cmd := exec.Command("redis-server", args...)
+	// Straight into its cgroup, so that every thread it ever has is counted.
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgFile.Fd())}
+	if err := startPinned(cpu, cmd.Start); err != nil {
 		t.Fatalf("starting redis-server: %v", err)
 	}
 	exited := make(chan struct{})
@@ -90,10 +82,11 @@ func startRedis(t *testing.T) (string, int) {
 			<-exited
 		}
 	})
-	err := waitFor("redis answering PING", 15*time.Second, func() (bool, error) {
+	err = waitFor("redis answering PING", 15*time.Second, func() (bool, error) {
 		select {
 		case <-exited:
-			return false, fmt.Errorf("redis-server exited (see %s)", filepath.Join(dir, "redis.log"))
+			b, _ := os.ReadFile(log)
+			return false, fmt.Errorf("redis-server exited: %s", b)
 		default:
 		}
 		out, err := exec.Command("redis-cli", "-s", sock, "PING").Output()
@@ -102,33 +95,59 @@ func startRedis(t *testing.T) (string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sock, cmd.Process.Pid
+	if aof {
+		// What the row claims: every write fsynced before the answer.
+		out, err := exec.Command("redis-cli", "-s", sock, "CONFIG", "GET", "appendfsync").Output()
+		if got := strings.Fields(string(out)); err != nil || len(got) != 2 || got[1] != "always" {
+			t.Fatalf("redis's appendfsync is %q (%v), want always", out, err)
+		}
+	}
+	return sock
 }
 
-// redisBenchmark runs n SETs then n GETs from 50 clients and returns the
-// combined throughput: 2n requests over the time both took.
-func redisBenchmark(sock string, n int) (float64, error) {
+// mountTmpfs mounts a tmpfs on dir until the test ends.
+func mountTmpfs(t *testing.T, dir string) {
+	t.Helper()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1g,mode=0700"); err != nil {
+		t.Fatalf("mounting a tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+}
+
+// redisBenchmark runs redis-benchmark pinned to cpu: n requests of each
+// of commands from 50 clients. It returns the requests made and their
+// combined rate: all of them over the time they took together.
+func redisBenchmark(sock string, commands []string, n, cpu int) (int, float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "redis-benchmark", "-s", sock, "-n", strconv.Itoa(n), "-c", "50",
-		"-t", "set,get", "--csv").Output()
+	out, err := runPinned(exec.CommandContext(ctx, "redis-benchmark", "-s", sock, "-n", strconv.Itoa(n), "-c", "50",
+		"-t", strings.ToLower(strings.Join(commands, ",")), "--csv"), cpu)
 	if err != nil {
-		return 0, fmt.Errorf("redis-benchmark: %w", err)
+		return 0, 0, err
 	}
 	records, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
 	if err != nil {
-		return 0, fmt.Errorf("redis-benchmark's CSV: %w", err)
+		return 0, 0, fmt.Errorf("redis-benchmark's CSV: %w", err)
 	}
 	rps := map[string]float64{}
 	for _, rec := range records {
-		if len(rec) >= 2 && (rec[0] == "SET" || rec[0] == "GET") {
-			if rps[rec[0]], err = strconv.ParseFloat(rec[1], 64); err != nil {
-				return 0, fmt.Errorf("redis-benchmark's %s rate %q: %w", rec[0], rec[1], err)
+		if len(rec) >= 2 {
+			if v, err := strconv.ParseFloat(rec[1], 64); err == nil {
+				rps[rec[0]] = v
 			}
 		}
 	}
-	if rps["SET"] <= 0 || rps["GET"] <= 0 {
-		return 0, fmt.Errorf("redis-benchmark gave no SET and GET rates: %q", out)
+	var seconds float64 // per request of each command, added up
+	for _, c := range commands {
+		if rps[c] <= 0 {
+			return 0, 0, fmt.Errorf("redis-benchmark gave no %s rate: %q", c, out)
+		}
+		seconds += 1 / rps[c]
 	}
-	return 2 / (1/rps["SET"] + 1/rps["GET"]), nil
+	return n * len(commands), float64(len(commands)) / seconds, nil
 }

@@ -34,3 +34,13 @@ func slowerRounds(x, base []float64) (slower, rounds int) {
 	}
 	return slower, rounds
 }
+
+// Spread is the range of v, max - min: how far the rounds of one case
+// moved with nothing changed but the machine's noise. It is NaN for no
+// samples.
+func Spread(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	return slices.Max(v) - slices.Min(v)
+}

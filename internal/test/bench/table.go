@@ -17,8 +17,13 @@ const (
 	Millis      Unit = "ms"
 	Micros      Unit = "µs"
 	CorePct     Unit = "% of a core"
-	MB          Unit = "MB" // 10^6 bytes
+	MB          Unit = "MB"     // 10^6 bytes
+	MicrosReq   Unit = "µs/req" // CPU time per request
 )
+
+// WithinNoise ends the difference of a Noise row that its baseline's own
+// rounds spread further than.
+const WithinNoise = ", within noise"
 
 // Row is one figure of the table, reduced from its samples (one per round
 // or trial) and compared with another row of the same run.
@@ -38,18 +43,53 @@ type Row struct {
 	// Missing says why there is no figure: a tool that is not installed,
 	// which only a smoke run tolerates.
 	Missing string
+	// Noise: a difference from Base is called one only when it exceeds
+	// the spread of Base's own rounds; within it the table says so. For
+	// figures, like a service's, that the machine's load moves more than
+	// the thing measured does.
+	Noise bool
+	// SpreadOf makes the row's figure the spread of that row's rounds
+	// (max - min, see Spread): the noise its Noise rows are judged by,
+	// stated in the table.
+	SpreadOf *Row
 }
 
-// Figure is the row's value: the median of its samples, or its percentile.
+// samples are the rounds the figure comes from: SpreadOf's for a spread.
+func (r *Row) samples() []float64 {
+	if r.SpreadOf != nil {
+		return r.SpreadOf.Samples
+	}
+	return r.Samples
+}
+
+// Figure is the row's value: the median of its samples, or its
+// percentile, or, for a SpreadOf row, the spread of that row's.
 func (r *Row) Figure() float64 {
-	if r.Pct == 0 {
+	switch {
+	case r.SpreadOf != nil:
+		return Spread(r.SpreadOf.Samples)
+	case r.Pct == 0:
 		return Median(r.Samples)
 	}
 	return Percentile(r.Samples, r.Pct)
 }
 
 // Measured tells whether the row has a figure.
-func (r *Row) Measured() bool { return r.Missing == "" && len(r.Samples) > 0 }
+func (r *Row) Measured() bool {
+	if r.SpreadOf != nil && !r.SpreadOf.Measured() {
+		return false
+	}
+	return r.Missing == "" && len(r.samples()) > 0
+}
+
+// WithinNoise tells whether a Noise row's difference from its Base is no
+// larger than the spread of Base's rounds.
+func (r *Row) WithinNoise() bool {
+	if !r.Noise || r.Base == nil || !r.Measured() || !r.Base.Measured() {
+		return false
+	}
+	return math.Abs(r.Figure()-r.Base.Figure()) <= Spread(r.Base.Samples)
+}
 
 // Table is the result of one run.
 type Table struct {
@@ -118,7 +158,7 @@ func (r *Row) cells() []string {
 	case r.Setting:
 		figure, n = Format(r.Figure()), "set"
 	default:
-		figure, n = Format(r.Figure()), strconv.Itoa(len(r.Samples))
+		figure, n = Format(r.Figure()), strconv.Itoa(len(r.samples()))
 	}
 	if r.Measured() && r.Base != nil && r.Base.Measured() {
 		against = r.Base.Case
@@ -131,6 +171,9 @@ func (r *Row) cells() []string {
 		diff = Format(d)
 		if d >= 0 {
 			diff = "+" + diff
+		}
+		if r.WithinNoise() {
+			diff += WithinNoise
 		}
 	}
 	return []string{r.Bench, r.Case, figure, string(r.Unit), against, ratio, diff, n}

@@ -132,3 +132,46 @@ func TestMissingRows(t *testing.T) {
 		t.Errorf("MissingRows = %q, want the bpftrace row", got)
 	}
 }
+
+// A difference is called only beyond the spread of the baseline's
+// rounds; the spread row states it, and the table marks the others.
+func TestWithinNoise(t *testing.T) {
+	tab := &Table{}
+	none := tab.Add(&Row{Key: "none", Bench: "b", Case: "no tracker", Unit: MicrosReq, Samples: []float64{5.0, 5.4, 5.2}})
+	spread := tab.Add(&Row{Key: "spread", Bench: "b", Case: "spread", Unit: MicrosReq, SpreadOf: none})
+	inside := tab.Add(&Row{Key: "in", Bench: "b", Case: "inside", Unit: MicrosReq, Base: none, Noise: true, Samples: []float64{5.5, 5.6, 5.3}})
+	edge := tab.Add(&Row{Key: "edge", Bench: "b", Case: "edge", Unit: MicrosReq, Base: none, Noise: true, Samples: []float64{4.8}})
+	beyond := tab.Add(&Row{Key: "out", Bench: "b", Case: "beyond", Unit: MicrosReq, Base: none, Noise: true, Samples: []float64{5.9, 5.7, 6.0}})
+	plain := tab.Add(&Row{Key: "plain", Bench: "b", Case: "not judged", Unit: MicrosReq, Base: none, Samples: []float64{5.25}})
+	if got := spread.Figure(); got < 0.399 || got > 0.401 {
+		t.Errorf("spread %v, want 0.4", got)
+	}
+	for _, c := range []struct {
+		r      *Row
+		within bool
+	}{{inside, true}, {edge, true}, {beyond, false}, {plain, false}} {
+		if got := c.r.WithinNoise(); got != c.within {
+			t.Errorf("%s: within noise %t, want %t", c.r.Case, got, c.within)
+		}
+	}
+	rows, err := parseTable(tab.Markdown())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := r.check(); err != nil {
+			t.Error(err)
+		}
+		marked := strings.HasSuffix(r.cells[6], WithinNoise)
+		if want := r.cells[1] == "inside" || r.cells[1] == "edge"; marked != want {
+			t.Errorf("%s: difference %q marked within noise: %t, want %t", r.cells[1], r.cells[6], marked, want)
+		}
+	}
+	if rows[1].cells[7] != "3" {
+		t.Errorf("the spread row counts %s rounds, want the baseline's 3", rows[1].cells[7])
+	}
+	// A spread of a baseline without figures has none either.
+	if (&Row{SpreadOf: &Row{Missing: "ab not installed"}}).Measured() {
+		t.Error("a spread of no rounds is measured")
+	}
+}
