@@ -1,0 +1,204 @@
+package egress
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/cgroup"
+	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
+	"github.com/stallmon/stallmon/internal/testutil/ctarget"
+	"github.com/stallmon/stallmon/internal/testutil/hbpeer"
+	"github.com/stallmon/stallmon/internal/testutil/nettest"
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
+)
+
+// hbInterval is the C service's heartbeat period, as in the seed.
+const hbInterval = 100 * time.Millisecond
+
+// bpffs mounts a BPF file system of the test's own, unmounted at its end,
+// so that the test's pins never mix with a real stallmon's.
+func bpffs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
+		t.Fatalf("mounting a bpffs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+		}
+	})
+	return filepath.Join(dir, "egress")
+}
+
+// startService starts hbservice sending to group as node, in cg when set,
+// and waits for its socket to exist.
+func startService(t *testing.T, group *net.UDPAddr, node string, cg *cgroup.Dir) *exec.Cmd {
+	t.Helper()
+	bin := ctarget.Build(t, "hbservice")
+	cmd := exec.Command(bin, group.IP.String(), strconv.Itoa(group.Port), node, strconv.Itoa(int(hbInterval/time.Millisecond)))
+	if cg != nil {
+		f, err := os.Open(cg.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting hbservice: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		in.Close()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("hbservice: %q %v", line, err)
+	}
+	return cmd
+}
+
+func dest(t *testing.T, group *net.UDPAddr) Dest {
+	t.Helper()
+	d, err := ParseDest(fmt.Sprintf("udp:%s:%d", group.IP, group.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// checkGate drives a gate on the service "svc" beside "other", which
+// sends to the same group from outside the scope: closed at start,
+// open while vouched for, closed again once the deadline passes or on
+// Shut; other is heard all along.
+func checkGate(t *testing.T, g *Gate, peer *hbpeer.Peer) {
+	t.Helper()
+	start := time.Now()
+	if !peer.WaitHeard("other", start, 2*time.Second) {
+		t.Fatal("the sender outside the gate's scope is not heard")
+	}
+	if _, ok := peer.WaitSilent("svc", 3*hbInterval, 2*time.Second); !ok && peer.HeardSince("svc", start.Add(hbInterval)) {
+		t.Fatalf("the service is heard through a gate never vouched for: %d packets", len(peer.Heard("svc")))
+	}
+	if st, err := g.Stats(); err != nil || st.Open {
+		t.Fatalf("stats of a gate never vouched for: %+v %v", st, err)
+	}
+
+	// Vouched for: the service is heard.
+	vouched := time.Now()
+	g.Vouch(vouched.Add(time.Hour))
+	if !peer.WaitHeard("svc", vouched, 2*time.Second) {
+		t.Fatal("the service is not heard through an open gate")
+	}
+	if st, err := g.Stats(); err != nil || !st.Open {
+		t.Fatalf("stats of an open gate: %+v %v", st, err)
+	}
+	before, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The dead-man's switch: a deadline nobody extends closes the gate
+	// in the kernel, with nothing done in userspace.
+	deadline := time.Now().Add(300 * time.Millisecond)
+	g.Vouch(deadline)
+	last, ok := peer.WaitSilent("svc", 3*hbInterval, 3*time.Second)
+	if !ok {
+		t.Fatal("the service is still heard after the deadline passed")
+	}
+	if late := last.Sub(deadline); late > hbInterval/2 {
+		t.Errorf("last heartbeat %v after the deadline", late)
+	}
+	t.Logf("deadline -> last heartbeat heard: %v", last.Sub(deadline))
+	after, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Open || after.Dropped[0].Packets <= before.Dropped[0].Packets {
+		t.Errorf("stats after the deadline: %+v (before %+v)", after, before)
+	}
+
+	// Open again, then Shut: closed at once.
+	reopened := time.Now()
+	g.Vouch(reopened.Add(time.Hour))
+	if !peer.WaitHeard("svc", reopened, 2*time.Second) {
+		t.Fatal("the service is not heard once vouched for again")
+	}
+	g.Shut("stalled")
+	shut := time.Now()
+	if _, ok := peer.WaitSilent("svc", 3*hbInterval, 3*time.Second); !ok {
+		t.Fatal("the service is still heard after Shut")
+	}
+	if peer.HeardSince("svc", shut.Add(10*time.Millisecond)) {
+		t.Errorf("heard %v after Shut", peer.Last("svc").Sub(shut))
+	}
+	if !peer.WaitHeard("other", shut.Add(3*hbInterval), 2*time.Second) {
+		t.Fatal("the sender outside the scope went silent with the service")
+	}
+	t.Logf("other: %d packets heard, seqs %d..%d", len(peer.Seqs("other")), peer.Seqs("other")[0], peer.Seqs("other")[len(peer.Seqs("other"))-1])
+	assertNoGap(t, peer.Seqs("other"))
+}
+
+// assertNoGap fails t when a sequence skips a number: a packet dropped.
+func assertNoGap(t *testing.T, seqs []uint64) {
+	t.Helper()
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Errorf("sequence skips from %d to %d: packets lost", seqs[i-1], seqs[i])
+			return
+		}
+	}
+}
+
+func TestGateOnCgroup(t *testing.T) {
+	privtest.Require(t)
+	group := nettest.LoopbackGroup(t)
+	peer := hbpeer.Listen(t, group)
+	cg := cgrouptest.New(t)
+	startService(t, group, "svc", &cg)
+	startService(t, group, "other", nil)
+	g, err := Open(Options{Dests: []Dest{dest(t, group)}, NodeID: "host/svc", PinDir: bpffs(t), ReleaseOnExit: true}, Scope{Cgroup: cg.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	checkGate(t, g, peer)
+}
+
+// TestGateOnPID gates one process above its cgroup, which the other
+// sender shares: only the sockets found in the service's file table are
+// gated.
+func TestGateOnPID(t *testing.T) {
+	privtest.Require(t)
+	group := nettest.LoopbackGroup(t)
+	peer := hbpeer.Listen(t, group)
+	cg := cgrouptest.New(t)
+	svc := startService(t, group, "svc", &cg)
+	startService(t, group, "other", &cg)
+	g, err := Open(Options{Dests: []Dest{dest(t, group)}, NodeID: "host/svc", PinDir: bpffs(t), ReleaseOnExit: true}, Scope{PID: svc.Process.Pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	checkGate(t, g, peer)
+}

@@ -1,0 +1,86 @@
+// hbservice: the kind of service stallmon's seed describes. Its heartbeat
+// thread sends "hb NODE SEQ" to a UDP destination (multicast or unicast,
+// IPv4) every INTERVAL_MS, whatever the main thread does; the main thread
+// serves requests from stdin, one path per line: it reads the file and
+// answers "ok N" on stdout. A read of a file on a hung file system is the
+// stall the heartbeat thread goes on beside.
+//
+// usage: hbservice ADDR PORT NODE INTERVAL_MS
+// It prints "ready" once the heartbeat socket exists.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int sock;
+static struct sockaddr_in dst;
+static const char *node;
+static long interval_ms;
+
+static void *heartbeat(void *arg)
+{
+	(void)arg;
+	struct timespec ts = {interval_ms / 1000, (interval_ms % 1000) * 1000000L};
+	char buf[64];
+	for (unsigned long seq = 1;; seq++) {
+		int n = snprintf(buf, sizeof(buf), "hb %s %lu", node, seq);
+		// A dropped packet is not this thread's business: it sends on.
+		sendto(sock, buf, n, 0, (struct sockaddr *)&dst, sizeof(dst));
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 5) {
+		fprintf(stderr, "usage: hbservice ADDR PORT NODE INTERVAL_MS\n");
+		return 2;
+	}
+	memset(&dst, 0, sizeof(dst));
+	dst.sin_family = AF_INET;
+	dst.sin_port = htons(atoi(argv[2]));
+	if (inet_pton(AF_INET, argv[1], &dst.sin_addr) != 1) {
+		fprintf(stderr, "bad address %s\n", argv[1]);
+		return 2;
+	}
+	node = argv[3];
+	interval_ms = atol(argv[4]);
+	sock = socket(AF_INET, SOCK_DGRAM, 0);
+	if (sock < 0) {
+		perror("socket");
+		return 1;
+	}
+	unsigned char loop = 1;
+	setsockopt(sock, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof(loop));
+	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
+	setsockopt(sock, IPPROTO_IP, IP_MULTICAST_IF, &lo, sizeof(lo));
+	pthread_t t;
+	if (pthread_create(&t, NULL, heartbeat, NULL)) {
+		perror("pthread_create");
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	char path[4096];
+	static char buf[1 << 16];
+	while (fgets(path, sizeof(path), stdin)) {
+		path[strcspn(path, "\n")] = 0;
+		int fd = open(path, O_RDONLY);
+		long n = -1;
+		if (fd >= 0) {
+			n = read(fd, buf, sizeof(buf));
+			close(fd);
+		}
+		printf("ok %ld\n", n);
+		fflush(stdout);
+	}
+	return 0;
+}

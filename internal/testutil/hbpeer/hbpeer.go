@@ -1,0 +1,134 @@
+// Package hbpeer is the peer of a service with its own heartbeat (the C
+// target hbservice): it listens to the service's multicast group on
+// loopback and records when each node was last heard, as the peers of the
+// seed's cluster do before they take over.
+package hbpeer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// Peer records the heartbeats heard on one group.
+type Peer struct {
+	mu    sync.Mutex
+	heard map[string][]time.Time
+	seqs  map[string][]uint64
+	conn  *net.UDPConn
+	done  chan struct{}
+}
+
+// Listen joins group on loopback until the test ends.
+func Listen(t testing.TB, group *net.UDPAddr) *Peer {
+	t.Helper()
+	lc := net.ListenConfig{}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort(group.IP.String(), strconv.Itoa(group.Port)))
+	if err != nil {
+		t.Fatalf("hbpeer: listening on %v: %v", group, err)
+	}
+	conn := pc.(*net.UDPConn)
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatalf("hbpeer: %v", err)
+	}
+	if err := ipv4.NewPacketConn(conn).JoinGroup(lo, &net.UDPAddr{IP: group.IP}); err != nil {
+		conn.Close()
+		t.Fatalf("hbpeer: joining %v: %v", group, err)
+	}
+	p := &Peer{heard: map[string][]time.Time{}, seqs: map[string][]uint64{}, conn: conn, done: make(chan struct{})}
+	go p.read()
+	t.Cleanup(func() {
+		conn.Close()
+		<-p.done
+	})
+	return p
+}
+
+func (p *Peer) read() {
+	defer close(p.done)
+	buf := make([]byte, 256)
+	for {
+		n, _, err := p.conn.ReadFromUDP(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		f := strings.Fields(string(buf[:n]))
+		if len(f) != 3 || f[0] != "hb" {
+			continue
+		}
+		seq, _ := strconv.ParseUint(f[2], 10, 64)
+		p.mu.Lock()
+		p.heard[f[1]] = append(p.heard[f[1]], now)
+		p.seqs[f[1]] = append(p.seqs[f[1]], seq)
+		p.mu.Unlock()
+	}
+}
+
+// Heard is every arrival time of node's heartbeats so far.
+func (p *Peer) Heard(node string) []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.heard[node]...)
+}
+
+// Seqs is every sequence number heard from node, in arrival order.
+func (p *Peer) Seqs(node string) []uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]uint64(nil), p.seqs[node]...)
+}
+
+// Last is when node was last heard; zero if never.
+func (p *Peer) Last(node string) time.Time {
+	h := p.Heard(node)
+	if len(h) == 0 {
+		return time.Time{}
+	}
+	return h[len(h)-1]
+}
+
+// HeardSince reports whether node was heard after since.
+func (p *Peer) HeardSince(node string, since time.Time) bool {
+	return p.Last(node).After(since)
+}
+
+// WaitHeard waits until node is heard after since, or timeout passes.
+func (p *Peer) WaitHeard(node string, since time.Time, timeout time.Duration) bool {
+	end := time.Now().Add(timeout)
+	for time.Now().Before(end) {
+		if p.HeardSince(node, since) {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return p.HeardSince(node, since)
+}
+
+// WaitSilent waits until node has been silent for takeover (the peer
+// takes over then), or timeout passes. It returns the last arrival before
+// the silence, and whether the silence came.
+func (p *Peer) WaitSilent(node string, takeover, timeout time.Duration) (time.Time, bool) {
+	end := time.Now().Add(timeout)
+	for {
+		last := p.Last(node)
+		if !last.IsZero() && time.Since(last) >= takeover {
+			return last, true
+		}
+		if time.Now().After(end) {
+			return last, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
