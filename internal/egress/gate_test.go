@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/cgroup"
@@ -201,4 +203,94 @@ func TestGateOnPID(t *testing.T) {
 	}
 	defer g.Close()
 	checkGate(t, g, peer)
+}
+
+// TestPinnedGateOutlivesItsStallmon: a gate closed without release stays
+// in the kernel and closed, the next gate for the same node takes it over
+// (one link, the pin kept), and Release removes it: the service is heard
+// again with nothing vouching for it.
+func TestPinnedGateOutlivesItsStallmon(t *testing.T) {
+	privtest.Require(t)
+	group := nettest.LoopbackGroup(t)
+	peer := hbpeer.Listen(t, group)
+	cg := cgrouptest.New(t)
+	startService(t, group, "svc", &cg)
+	pins := bpffs(t)
+	opts := Options{Dests: []Dest{dest(t, group)}, NodeID: "host/svc", PinDir: pins}
+	t.Cleanup(func() { Release(pins, "host/svc") })
+	g, err := Open(opts, Scope{Cgroup: cg.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vouched := time.Now()
+	g.Vouch(vouched.Add(200 * time.Millisecond))
+	if !peer.WaitHeard("svc", vouched, 2*time.Second) {
+		t.Fatal("the service is not heard through an open gate")
+	}
+	// Gone, as a killed stallmon is: its deadline runs out in the kernel.
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pin := filepath.Join(pins, "host%2Fsvc", "link")
+	if _, err := os.Stat(pin); err != nil {
+		t.Fatalf("the gate is not pinned after Close: %v", err)
+	}
+	if _, ok := peer.WaitSilent("svc", 3*hbInterval, 3*time.Second); !ok {
+		t.Fatal("the service is heard with no stallmon vouching for it")
+	}
+
+	g2, err := Open(opts, Scope{Cgroup: cg.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := time.Now()
+	if peer.WaitHeard("svc", quiet, 3*hbInterval) {
+		t.Fatal("the service is heard through a taken-over gate before any Vouch")
+	}
+	if n := cgroupLinks(t, cg.Path); n != 1 {
+		t.Errorf("%d egress programs on the cgroup after the takeover, want 1", n)
+	}
+	g2.Vouch(time.Now().Add(time.Hour))
+	if !peer.WaitHeard("svc", quiet, 2*time.Second) {
+		t.Fatal("the service is not heard through the taken-over gate")
+	}
+	g2.Shut("leaving")
+	if err := g2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := peer.WaitSilent("svc", 3*hbInterval, 3*time.Second); !ok {
+		t.Fatal("the service is heard after Shut")
+	}
+
+	if err := Release(pins, "host/svc"); err != nil {
+		t.Fatal(err)
+	}
+	released := time.Now()
+	if !peer.WaitHeard("svc", released, 2*time.Second) {
+		t.Fatal("the service is not heard once its gate is released")
+	}
+	if _, err := os.Stat(filepath.Dir(pin)); !os.IsNotExist(err) {
+		t.Errorf("the pin's directory is left: %v", err)
+	}
+	if n := cgroupLinks(t, cg.Path); n != 0 {
+		t.Errorf("%d egress programs on the cgroup after Release, want 0", n)
+	}
+	if err := Release(pins, "host/svc"); err == nil {
+		t.Error("a second Release found a gate")
+	}
+}
+
+// cgroupLinks counts the egress programs attached to the cgroup at path.
+func cgroupLinks(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := link.QueryPrograms(link.QueryOptions{Target: int(f.Fd()), Attach: ebpf.AttachCGroupInetEgress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(r.Programs)
 }
