@@ -1,14 +1,10 @@
 package egress
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,14 +14,12 @@ import (
 
 	"github.com/stallmon/stallmon/internal/cgroup"
 	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
-	"github.com/stallmon/stallmon/internal/testutil/ctarget"
-	"github.com/stallmon/stallmon/internal/testutil/hbpeer"
+	"github.com/stallmon/stallmon/internal/testutil/hbtest"
 	"github.com/stallmon/stallmon/internal/testutil/nettest"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
-// hbInterval is the C service's heartbeat period, as in the seed.
-const hbInterval = 100 * time.Millisecond
+const hbInterval = hbtest.Interval
 
 // bpffs mounts a BPF file system of the test's own, unmounted at its end,
 // so that the test's pins never mix with a real stallmon's.
@@ -43,41 +37,13 @@ func bpffs(t *testing.T) string {
 	return filepath.Join(dir, "egress")
 }
 
-// startService starts hbservice sending to group as node, in cg when set,
-// and waits for its socket to exist.
-func startService(t *testing.T, group *net.UDPAddr, node string, cg *cgroup.Dir) *exec.Cmd {
+func startService(t *testing.T, group *net.UDPAddr, node string, cg *cgroup.Dir) *hbtest.Service {
 	t.Helper()
-	bin := ctarget.Build(t, "hbservice")
-	cmd := exec.Command(bin, group.IP.String(), strconv.Itoa(group.Port), node, strconv.Itoa(int(hbInterval/time.Millisecond)))
+	path := ""
 	if cg != nil {
-		f, err := os.Open(cg.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+		path = cg.Path
 	}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting hbservice: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		in.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "ready\n" {
-		t.Fatalf("hbservice: %q %v", line, err)
-	}
-	return cmd
+	return hbtest.StartService(t, group, node, path)
 }
 
 func dest(t *testing.T, group *net.UDPAddr) Dest {
@@ -93,7 +59,7 @@ func dest(t *testing.T, group *net.UDPAddr) Dest {
 // sends to the same group from outside the scope: closed at start,
 // open while vouched for, closed again once the deadline passes or on
 // Shut; other is heard all along.
-func checkGate(t *testing.T, g *Gate, peer *hbpeer.Peer) {
+func checkGate(t *testing.T, g *Gate, peer *hbtest.Peer) {
 	t.Helper()
 	start := time.Now()
 	if !peer.WaitHeard("other", start, 2*time.Second) {
@@ -175,7 +141,7 @@ func assertNoGap(t *testing.T, seqs []uint64) {
 func TestGateOnCgroup(t *testing.T) {
 	privtest.Require(t)
 	group := nettest.LoopbackGroup(t)
-	peer := hbpeer.Listen(t, group)
+	peer := hbtest.Listen(t, group)
 	cg := cgrouptest.New(t)
 	startService(t, group, "svc", &cg)
 	startService(t, group, "other", nil)
@@ -193,11 +159,11 @@ func TestGateOnCgroup(t *testing.T) {
 func TestGateOnPID(t *testing.T) {
 	privtest.Require(t)
 	group := nettest.LoopbackGroup(t)
-	peer := hbpeer.Listen(t, group)
+	peer := hbtest.Listen(t, group)
 	cg := cgrouptest.New(t)
 	svc := startService(t, group, "svc", &cg)
 	startService(t, group, "other", &cg)
-	g, err := Open(Options{Dests: []Dest{dest(t, group)}, NodeID: "host/svc", PinDir: bpffs(t), ReleaseOnExit: true}, Scope{PID: svc.Process.Pid})
+	g, err := Open(Options{Dests: []Dest{dest(t, group)}, NodeID: "host/svc", PinDir: bpffs(t), ReleaseOnExit: true}, Scope{PID: svc.PID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +178,7 @@ func TestGateOnPID(t *testing.T) {
 func TestPinnedGateOutlivesItsStallmon(t *testing.T) {
 	privtest.Require(t)
 	group := nettest.LoopbackGroup(t)
-	peer := hbpeer.Listen(t, group)
+	peer := hbtest.Listen(t, group)
 	cg := cgrouptest.New(t)
 	startService(t, group, "svc", &cg)
 	pins := bpffs(t)

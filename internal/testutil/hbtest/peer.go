@@ -1,8 +1,9 @@
-// Package hbpeer is the peer of a service with its own heartbeat (the C
-// target hbservice): it listens to the service's multicast group on
-// loopback and records when each node was last heard, as the peers of the
-// seed's cluster do before they take over.
-package hbpeer
+// Package hbtest is the seed's own system for tests: a C service whose
+// heartbeat thread sends multicast while its main thread serves requests
+// (Service), and a peer that listens to that group on loopback and
+// records when each node was last heard, as the seed's peers do before
+// they take over (Peer).
+package hbtest
 
 import (
 	"context"
@@ -32,16 +33,16 @@ func Listen(t testing.TB, group *net.UDPAddr) *Peer {
 	lc := net.ListenConfig{}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort(group.IP.String(), strconv.Itoa(group.Port)))
 	if err != nil {
-		t.Fatalf("hbpeer: listening on %v: %v", group, err)
+		t.Fatalf("hbtest: listening on %v: %v", group, err)
 	}
 	conn := pc.(*net.UDPConn)
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {
-		t.Fatalf("hbpeer: %v", err)
+		t.Fatalf("hbtest: %v", err)
 	}
 	if err := ipv4.NewPacketConn(conn).JoinGroup(lo, &net.UDPAddr{IP: group.IP}); err != nil {
 		conn.Close()
-		t.Fatalf("hbpeer: joining %v: %v", group, err)
+		t.Fatalf("hbtest: joining %v: %v", group, err)
 	}
 	p := &Peer{heard: map[string][]time.Time{}, seqs: map[string][]uint64{}, conn: conn, done: make(chan struct{})}
 	go p.read()

@@ -1,0 +1,95 @@
+package hbtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/testutil/ctarget"
+)
+
+// Interval is the C service's heartbeat period, as in the seed.
+const Interval = 100 * time.Millisecond
+
+// Service is a running hbservice.
+type Service struct {
+	Cmd  *exec.Cmd
+	PID  int
+	in   io.WriteCloser
+	out  *bufio.Reader
+	done chan struct{}
+}
+
+// StartService starts hbservice sending to group as node, in the cgroup
+// directory cgroup when not "", and waits for its heartbeat socket. It is
+// killed when the test ends.
+func StartService(t testing.TB, group *net.UDPAddr, node, cgroup string) *Service {
+	t.Helper()
+	bin := ctarget.Build(t, "hbservice")
+	cmd := exec.Command(bin, group.IP.String(), strconv.Itoa(group.Port), node, strconv.Itoa(int(Interval/time.Millisecond)))
+	if cgroup != "" {
+		f, err := os.Open(cgroup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("hbtest: starting hbservice: %v", err)
+	}
+	s := &Service{Cmd: cmd, PID: cmd.Process.Pid, in: in, out: bufio.NewReader(out), done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		in.Close()
+		<-s.done
+	})
+	line, err := s.out.ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("hbtest: hbservice said %q, %v", line, err)
+	}
+	return s
+}
+
+// Read asks the service's main thread to read path; the answer is not
+// waited for (a read on a hung file system never answers).
+func (s *Service) Read(path string) error {
+	if strings.Contains(path, "\n") {
+		return fmt.Errorf("hbtest: path %q holds a newline", path)
+	}
+	_, err := io.WriteString(s.in, path+"\n")
+	return err
+}
+
+// Done is closed once the service has exited.
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+// Exited reports whether the service has exited.
+func (s *Service) Exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
