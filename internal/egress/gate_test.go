@@ -260,3 +260,120 @@ func cgroupLinks(t *testing.T, path string) int {
 	}
 	return len(r.Programs)
 }
+
+// TestGateDropIsSilent: a held datagram is a send that succeeds, as a
+// packet lost on the wire would be: the service sees no error it could
+// act on or log in a loop.
+func TestGateDropIsSilent(t *testing.T) {
+	privtest.Require(t)
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	to := rx.LocalAddr().(*net.UDPAddr)
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	d, err := ParseDest("udp:" + to.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This process is the service: its socket is found in its fd table.
+	g, err := Open(Options{Dests: []Dest{d}, NodeID: "self", PinDir: bpffs(t), ReleaseOnExit: true}, Scope{PID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := tx.WriteTo([]byte("held"), to); err != nil {
+		t.Fatalf("a held datagram failed the send: %v", err)
+	}
+	if got := receive(t, rx, 3*hbInterval); got != "" {
+		t.Fatalf("received %q through a closed gate", got)
+	}
+	g.Vouch(time.Now().Add(time.Hour))
+	if _, err := tx.WriteTo([]byte("passed"), to); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, rx, 2*time.Second); got != "passed" {
+		t.Fatalf("received %q through an open gate, want passed", got)
+	}
+	st, err := g.Stats()
+	if err != nil || st.Dropped[0].Packets != 1 {
+		t.Errorf("stats %+v %v, want one packet dropped", st, err)
+	}
+}
+
+// TestGateHoldsATCPHeartbeat: a heartbeat over a connection stops
+// reaching the peer while the gate is shut (the segments are held, and
+// the kernel retransmits them), and flows again once it opens.
+func TestGateHoldsATCPHeartbeat(t *testing.T) {
+	privtest.Require(t)
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.DialTCP("tcp4", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	d, err := ParseDest("tcp:" + ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(Options{Dests: []Dest{d}, NodeID: "self", PinDir: bpffs(t), ReleaseOnExit: true}, Scope{PID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	g.Vouch(time.Now().Add(time.Hour))
+	if _, err := conn.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if got := receiveTCP(t, peer, 2*time.Second); got != "a" {
+		t.Fatalf("received %q through an open gate, want a", got)
+	}
+	g.Shut("stalled")
+	if _, err := conn.Write([]byte("b")); err != nil {
+		t.Fatalf("a held segment failed the write: %v", err)
+	}
+	if got := receiveTCP(t, peer, 500*time.Millisecond); got != "" {
+		t.Fatalf("received %q through a shut gate", got)
+	}
+	g.Vouch(time.Now().Add(time.Hour))
+	// The held segment comes with the kernel's next retransmission.
+	if got := receiveTCP(t, peer, 5*time.Second); got != "b" {
+		t.Fatalf("received %q once the gate opened, want b", got)
+	}
+}
+
+func receive(t *testing.T, c *net.UDPConn, within time.Duration) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	b := make([]byte, 64)
+	n, _, err := c.ReadFrom(b)
+	if err != nil {
+		return ""
+	}
+	return string(b[:n])
+}
+
+func receiveTCP(t *testing.T, c *net.TCPConn, within time.Duration) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	b := make([]byte, 64)
+	n, err := c.Read(b)
+	if err != nil {
+		return ""
+	}
+	return string(b[:n])
+}
