@@ -135,7 +135,7 @@ func TestEgressHangSilencesOwnHeartbeat(t *testing.T) {
 			if err := s.svc.Read(fs.File); err != nil {
 				t.Fatal(err)
 			}
-			issued := time.Now()
+			issued, issuedMono := time.Now(), hbtest.Mono()
 			last, ok := s.peer.WaitSilent("svc", egressTakeover, 10*time.Second)
 			if !ok {
 				t.Fatal("the peer still hears the hung service")
@@ -143,8 +143,9 @@ func TestEgressHangSilencesOwnHeartbeat(t *testing.T) {
 			if s.svc.Exited() {
 				t.Fatal("the service was killed before its peer took over")
 			}
-			silent := last.Sub(issued)
-			t.Logf("hang -> last own heartbeat heard: %v (limit %v)", silent.Round(time.Millisecond), egressBudget+egressPoll+hbtest.Interval)
+			// When the last packet that got through was sent.
+			silent := s.peer.LastSent("svc") - issuedMono
+			t.Logf("hang -> last own heartbeat sent: %v (limit %v)", silent.Round(time.Millisecond), egressBudget+egressPoll+hbtest.Interval)
 			if silent > egressBudget+egressPoll+hbtest.Interval {
 				t.Errorf("last heartbeat %v after the hang, want at most budget + poll + interval", silent)
 			}
@@ -196,14 +197,17 @@ func TestEgressStallmonGoneSilencesService(t *testing.T) {
 			if err := agent.Cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			at := time.Now()
-			last, ok := s.peer.WaitSilent("svc", egressTakeover, 5*time.Second)
+			at := hbtest.Mono()
+			_, ok := s.peer.WaitSilent("svc", egressTakeover, 5*time.Second)
 			if !ok {
 				t.Fatalf("the service is still heard after stallmon got %s", unix.SignalName(sig))
 			}
-			t.Logf("stallmon %s -> last own heartbeat heard: %v (limit %v)", unix.SignalName(sig), last.Sub(at).Round(time.Millisecond), 2*egressPoll)
-			if last.Sub(at) > 2*egressPoll {
-				t.Errorf("last heartbeat %v after stallmon got %s, want within two poll intervals", last.Sub(at), unix.SignalName(sig))
+			// The signal went before at: the last packet that got
+			// through was sent at most two polls after at.
+			silent := s.peer.LastSent("svc") - at
+			t.Logf("stallmon %s -> last own heartbeat sent: %v (limit %v)", unix.SignalName(sig), silent.Round(time.Millisecond), 2*egressPoll)
+			if silent > 2*egressPoll {
+				t.Errorf("last heartbeat sent %v after stallmon got %s, want within two poll intervals", silent, unix.SignalName(sig))
 			}
 			if s.svc.Exited() {
 				t.Fatal("the service died with stallmon")

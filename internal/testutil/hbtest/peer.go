@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // Peer records the heartbeats heard on one group.
@@ -23,6 +24,7 @@ type Peer struct {
 	mu    sync.Mutex
 	heard map[string][]time.Time
 	seqs  map[string][]uint64
+	sent  map[string]time.Duration // CLOCK_MONOTONIC of the latest send
 	conn  *net.UDPConn
 	done  chan struct{}
 }
@@ -44,7 +46,7 @@ func Listen(t testing.TB, group *net.UDPAddr) *Peer {
 		conn.Close()
 		t.Fatalf("hbtest: joining %v: %v", group, err)
 	}
-	p := &Peer{heard: map[string][]time.Time{}, seqs: map[string][]uint64{}, conn: conn, done: make(chan struct{})}
+	p := &Peer{heard: map[string][]time.Time{}, seqs: map[string][]uint64{}, sent: map[string]time.Duration{}, conn: conn, done: make(chan struct{})}
 	go p.read()
 	t.Cleanup(func() {
 		conn.Close()
@@ -66,13 +68,15 @@ func (p *Peer) read() {
 		}
 		now := time.Now()
 		f := strings.Fields(string(buf[:n]))
-		if len(f) != 3 || f[0] != "hb" {
+		if len(f) != 4 || f[0] != "hb" {
 			continue
 		}
 		seq, _ := strconv.ParseUint(f[2], 10, 64)
+		mono, _ := strconv.ParseInt(f[3], 10, 64)
 		p.mu.Lock()
 		p.heard[f[1]] = append(p.heard[f[1]], now)
 		p.seqs[f[1]] = append(p.seqs[f[1]], seq)
+		p.sent[f[1]] = time.Duration(mono)
 		p.mu.Unlock()
 	}
 }
@@ -89,6 +93,24 @@ func (p *Peer) Seqs(node string) []uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]uint64(nil), p.seqs[node]...)
+}
+
+// LastSent is when the latest packet heard from node was sent, on
+// CLOCK_MONOTONIC (compare with Mono): free of the peer's own receive
+// latency.
+func (p *Peer) LastSent(node string) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent[node]
+}
+
+// Mono is CLOCK_MONOTONIC now, the clock of LastSent.
+func Mono() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(err)
+	}
+	return time.Duration(ts.Nano())
 }
 
 // Last is when node was last heard; zero if never.

@@ -1,5 +1,6 @@
 // hbservice: the kind of service stallmon's seed describes. Its heartbeat
-// thread sends "hb NODE SEQ" to a UDP destination (multicast or unicast,
+// thread sends "hb NODE SEQ MONO" (MONO: CLOCK_MONOTONIC at the send, in
+// ns, so a test can tell when the last packet left) to a UDP destination (multicast or unicast,
 // IPv4) every INTERVAL_MS, whatever the main thread does; the main thread
 // serves requests from stdin, one path per line: it reads the file and
 // answers "ok N" on stdout. A read of a file on a hung file system is the
@@ -28,9 +29,12 @@ static void *heartbeat(void *arg)
 {
 	(void)arg;
 	struct timespec ts = {interval_ms / 1000, (interval_ms % 1000) * 1000000L};
-	char buf[64];
+	char buf[128];
 	for (unsigned long seq = 1;; seq++) {
-		int n = snprintf(buf, sizeof(buf), "hb %s %lu", node, seq);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int n = snprintf(buf, sizeof(buf), "hb %s %lu %lld", node, seq,
+				 (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
 		// A dropped packet is not this thread's business: it sends on.
 		sendto(sock, buf, n, 0, (struct sockaddr *)&dst, sizeof(dst));
 		nanosleep(&ts, NULL);
