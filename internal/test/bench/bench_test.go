@@ -125,6 +125,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	var pollSeconds float64
 	t.Run("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
 	t.Run("redis", func(t *testing.T) { runRedis(t, cfg, tab) })
+	t.Run("sendto", func(t *testing.T) { runSendto(t, cfg, tab) })
 	t.Run("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
 	t.Run("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
 	t.Run("latency", func(t *testing.T) { runLatency(t, cfg, tab) })

@@ -61,7 +61,8 @@ func TestBenchmarksSmoke(t *testing.T) {
 // expectedKeys are the rows a run of cfg must have, with a baseline
 // build or not.
 func expectedKeys(cfg config, baseline bool) []string {
-	keys := []string{KeyNoTracker, KeyFloor, KeyStrace, KeyBpftrace, KeyRedisBare}
+	keys := []string{KeyNoTracker, KeyFloor, KeyStrace, KeyBpftrace, KeyRedisBare,
+		KeySendtoNone, KeySendtoGateOpen, KeySendtoGateShut, KeySendtoGateOther}
 	for _, tr := range Trackers {
 		for _, s := range []string{ScopeOther, ScopeOtherTree, ScopeOtherCgroup, ScopeSelf} {
 			keys = append(keys, GetppidKey(tr.Name, s))
