@@ -182,10 +182,11 @@ func TestEgressHangSilencesOwnHeartbeat(t *testing.T) {
 
 // A stallmon killed (SIGKILL) or stopped (SIGSTOP) vouches for nothing:
 // the service's heartbeat stops within two poll intervals, with nothing
-// done in userspace. A stallmon started again takes the pinned gate over
+// done in userspace; one stopped cleanly (SIGTERM) shuts the gate and
+// leaves it pinned. A stallmon started again takes the pinned gate over
 // and opens it; one continued does so too.
 func TestEgressStallmonGoneSilencesService(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP} {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGTERM} {
 		t.Run(unix.SignalName(sig), func(t *testing.T) {
 			s := newEgressSetup(t, "pid")
 			args := append(s.args, "--metrics-addr", "")
