@@ -24,9 +24,12 @@ func ParseDest(s string) (Dest, error) {
 	if proto != "udp" && proto != "tcp" {
 		return Dest{}, fmt.Errorf("--gate-egress %q: protocol %q: want udp or tcp", s, proto)
 	}
+	if strings.Count(hostport, ":") > 1 && !strings.HasPrefix(hostport, "[") {
+		return Dest{}, fmt.Errorf("--gate-egress %q: an IPv6 address goes in brackets: udp:[ff02::1]:5000", s)
+	}
 	ap, err := netip.ParseAddrPort(hostport)
 	if err != nil {
-		return Dest{}, fmt.Errorf("--gate-egress %q: %w (an IPv6 address goes in brackets: udp:[ff02::1]:5000)", s, err)
+		return Dest{}, fmt.Errorf("--gate-egress %q: want ADDR:PORT with a numeric address: %w", s, err)
 	}
 	if ap.Port() == 0 {
 		return Dest{}, fmt.Errorf("--gate-egress %q: port 0 names no destination", s)

@@ -22,7 +22,7 @@ func TestParseDest(t *testing.T) {
 		"239.1.2.3:5000":        "want udp or tcp",
 		"udp":                   "want PROTO:ADDR:PORT",
 		"sctp:192.0.2.2:5000":   "want udp or tcp",
-		"udp:239.1.2.3":         "239.1.2.3",
+		"udp:239.1.2.3":         "want ADDR:PORT",
 		"udp:ff02::1:5000":      "brackets",
 		"udp:239.1.2.3:0":       "port 0",
 		"udp:239.1.2.3:70000":   "70000",

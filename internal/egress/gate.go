@@ -157,6 +157,18 @@ func Open(opts Options, scope Scope) (_ *Gate, err error) {
 	return g, nil
 }
 
+// CheckPinDir refuses a pin directory that is not on a BPF file system,
+// before anything is loaded.
+func CheckPinDir(dir string) error {
+	if dir == "" {
+		dir = DefaultPinDir
+	}
+	return onBPFFS(dir)
+}
+
+// ErrNotPinned is Release finding no gate for the node.
+var ErrNotPinned = errors.New("no egress gate pinned")
+
 // pinDir makes node's directory under root, which must be on a BPF file
 // system.
 func pinDir(root, node string) (string, error) {
@@ -179,7 +191,7 @@ func onBPFFS(dir string) error {
 		err := unix.Statfs(p, &st)
 		if err == nil {
 			if st.Type != unix.BPF_FS_MAGIC {
-				return fmt.Errorf("egress gate: %s is not on a BPF file system (mount one: mount -t bpf bpf /sys/fs/bpf)", dir)
+				return fmt.Errorf("--gate-egress-pin-dir %s is not on a BPF file system (mount one: mount -t bpf bpf /sys/fs/bpf)", dir)
 			}
 			return nil
 		}
@@ -414,7 +426,7 @@ func Release(pinDir, node string) error {
 	p := filepath.Join(dir, "link")
 	l, err := link.LoadPinnedLink(p, nil)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no egress gate pinned for node %q (%s)", node, p)
+		return fmt.Errorf("%w for node %q (%s)", ErrNotPinned, node, p)
 	}
 	if err != nil {
 		return fmt.Errorf("opening the pinned gate %s: %w", p, err)

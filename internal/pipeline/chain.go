@@ -61,6 +61,11 @@ func newChain(cfg Config) (*chain, error) {
 	if err != nil {
 		return nil, configErr(err)
 	}
+	if len(dests) > 0 {
+		if err := egress.CheckPinDir(cfg.Egress.PinDir); err != nil {
+			return nil, configErr(err)
+		}
+	}
 	table, err := LoadTable(cfg.Table)
 	if err != nil {
 		return nil, err

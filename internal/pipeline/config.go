@@ -108,7 +108,11 @@ func ReleaseEgress(pinDir, node string) error {
 	if node == "" {
 		return configErr(errors.New("--node-id is required: the gate is pinned under it"))
 	}
-	return egress.Release(pinDir, node)
+	err := egress.Release(pinDir, node)
+	if errors.Is(err, egress.ErrNotPinned) {
+		return configErr(err)
+	}
+	return err
 }
 
 // Egress is --gate-egress: the service's own packets to these
