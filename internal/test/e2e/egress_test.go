@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
+	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 	"github.com/stallmon/stallmon/internal/testutil/hbtest"
 	"github.com/stallmon/stallmon/internal/testutil/nettest"
@@ -289,4 +290,52 @@ func egressDropped(t *testing.T, addr, dest string) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// Under stallmon run the gate sits on the cgroup made for the service's
+// start: its hung main thread silences its own heartbeat within budget +
+// poll + one interval, its peer takes over before the kill, and the
+// killed service is never heard again.
+func TestEgressRunHangSilencesOwnHeartbeat(t *testing.T) {
+	privtest.Require(t)
+	group := nettest.LoopbackGroup(t)
+	s := &egressSetup{peer: hbtest.Listen(t, group), dest: fmt.Sprintf("udp:%s:%d", group.IP, group.Port)}
+	s.other = hbtest.StartService(t, group, "other", "")
+	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: true})
+	bin := ctarget.Build(t, "hbservice")
+	const killAfter = 3 * time.Second
+	// stallmon's stdout is its event log: the service's own output goes
+	// elsewhere. Its main thread reads the hung file 1.5 s in.
+	agent := startStallmon(t, "run", "--gate-egress", s.dest, "--gate-egress-pin-dir", testBPFFS(t), "--node-id", "egress-run",
+		"--no-heartbeat", "--log-format", "json", "--poll-interval", egressPoll.String(), "--budget", egressBudget.String(),
+		"--kill-after", killAfter.String(), "--metrics-addr", "",
+		"--", "sh", "-c", `exec "$0" "$@" >/dev/null`, bin, group.IP.String(), itoa(group.Port), "svc",
+		itoa(int(hbtest.Interval/time.Millisecond)), fs.File, "1500")
+	s.opened(t, agent.Events)
+	if _, err := fs.WaitFor("the service's read", 10*time.Second, func(st fusehang.Stats) bool { return st.Pending > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	// The read reached the server just after it was issued.
+	issued := hbtest.Mono()
+	last, ok := s.peer.WaitSilent("svc", egressTakeover, 10*time.Second)
+	if !ok {
+		t.Fatal("the peer still hears the hung service")
+	}
+	takeover := last.Add(egressTakeover)
+	silent := s.peer.LastSent("svc") - issued
+	t.Logf("hang -> last own heartbeat sent: %v (limit %v)", silent.Round(time.Millisecond), egressBudget+egressPoll+hbtest.Interval)
+	if silent > egressBudget+egressPoll+hbtest.Interval {
+		t.Errorf("last heartbeat %v after the hang, want at most budget + poll + interval", silent)
+	}
+	kill := agent.Events.Next("kill", 2*killAfter)
+	if at := eventTime(t, kill); !at.After(takeover) {
+		t.Errorf("killed at %v, before the peer took over at %v", at, takeover)
+	}
+	if code := agent.Wait(t, 10*time.Second); code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("stallmon run exited %d, want %d (the service killed)", code, 128+int(syscall.SIGKILL))
+	}
+	if s.peer.HeardSince("svc", last) {
+		t.Error("the killed service was heard again")
+	}
+	s.checkOther(t)
 }

@@ -6,8 +6,11 @@
 // answers "ok N" on stdout. A read of a file on a hung file system is the
 // stall the heartbeat thread goes on beside.
 //
-// usage: hbservice ADDR PORT NODE INTERVAL_MS
-// It prints "ready" once the heartbeat socket exists.
+// usage: hbservice ADDR PORT NODE INTERVAL_MS [PATH AFTER_MS]
+// It prints "ready" once the heartbeat socket exists. With PATH, the main
+// thread reads PATH AFTER_MS in, first, for a service started where no one
+// can write to its stdin (stallmon run). At EOF on stdin the main thread
+// waits for ever: only a signal ends the service.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -42,10 +45,23 @@ static void *heartbeat(void *arg)
 	return NULL;
 }
 
+// serve is one request: read the file at path.
+static long serve(const char *path)
+{
+	static char buf[1 << 16];
+	int fd = open(path, O_RDONLY);
+	long n = -1;
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf));
+		close(fd);
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: hbservice ADDR PORT NODE INTERVAL_MS\n");
+	if (argc != 5 && argc != 7) {
+		fprintf(stderr, "usage: hbservice ADDR PORT NODE INTERVAL_MS [PATH AFTER_MS]\n");
 		return 2;
 	}
 	memset(&dst, 0, sizeof(dst));
@@ -74,17 +90,18 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	char path[4096];
-	static char buf[1 << 16];
-	while (fgets(path, sizeof(path), stdin)) {
-		path[strcspn(path, "\n")] = 0;
-		int fd = open(path, O_RDONLY);
-		long n = -1;
-		if (fd >= 0) {
-			n = read(fd, buf, sizeof(buf));
-			close(fd);
-		}
-		printf("ok %ld\n", n);
+	if (argc == 7) {
+		long after = atol(argv[6]);
+		struct timespec ts = {after / 1000, (after % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		printf("ok %ld\n", serve(argv[5]));
 		fflush(stdout);
 	}
-	return 0;
+	while (fgets(path, sizeof(path), stdin)) {
+		path[strcspn(path, "\n")] = 0;
+		printf("ok %ld\n", serve(path));
+		fflush(stdout);
+	}
+	for (;;)
+		pause();
 }
