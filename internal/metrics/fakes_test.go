@@ -88,3 +88,7 @@ type fakeEgress struct{}
 func (fakeEgress) Stats() (egress.Stats, error) {
 	return egress.Stats{Open: true, Dropped: []egress.DestDropped{{Dest: "udp:239.1.2.3:5000", Packets: 0}}}, nil
 }
+
+type failingEgress struct{}
+
+func (failingEgress) Stats() (egress.Stats, error) { return egress.Stats{}, errors.New("map gone") }
