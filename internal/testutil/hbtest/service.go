@@ -21,11 +21,12 @@ const Interval = 100 * time.Millisecond
 
 // Service is a running hbservice.
 type Service struct {
-	Cmd  *exec.Cmd
-	PID  int
-	in   io.WriteCloser
-	out  *bufio.Reader
-	done chan struct{}
+	Cmd     *exec.Cmd
+	PID     int
+	in      io.WriteCloser
+	out     *bufio.Reader
+	answers chan string // the main thread's answers, in order
+	done    chan struct{}
 }
 
 // StartService starts hbservice sending to group as node, in the cgroup
@@ -54,7 +55,7 @@ func StartService(t testing.TB, group *net.UDPAddr, node, cgroup string) *Servic
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("hbtest: starting hbservice: %v", err)
 	}
-	s := &Service{Cmd: cmd, PID: cmd.Process.Pid, in: in, out: bufio.NewReader(out), done: make(chan struct{})}
+	s := &Service{Cmd: cmd, PID: cmd.Process.Pid, in: in, out: bufio.NewReader(out), answers: make(chan string, 1024), done: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		close(s.done)
@@ -68,7 +69,39 @@ func StartService(t testing.TB, group *net.UDPAddr, node, cgroup string) *Servic
 	if err != nil || line != "ready\n" {
 		t.Fatalf("hbtest: hbservice said %q, %v", line, err)
 	}
+	// Drained, so that a main thread answering many requests never
+	// waits on a full pipe.
+	go func() {
+		defer close(s.answers)
+		for {
+			line, err := s.out.ReadString('\n')
+			if err != nil {
+				return
+			}
+			select {
+			case s.answers <- strings.TrimSuffix(line, "\n"):
+			default: // nobody asked for it (Read): dropped
+			}
+		}
+	}()
 	return s
+}
+
+// Serve has the main thread read path and waits for its answer, "ok N"
+// (N the bytes read, -1 on an error), for at most timeout.
+func (s *Service) Serve(path string, timeout time.Duration) (string, error) {
+	if err := s.Read(path); err != nil {
+		return "", err
+	}
+	select {
+	case a, ok := <-s.answers:
+		if !ok {
+			return "", fmt.Errorf("hbtest: the service exited")
+		}
+		return a, nil
+	case <-time.After(timeout):
+		return "", fmt.Errorf("hbtest: no answer for %s within %v", path, timeout)
+	}
 }
 
 // Read asks the service's main thread to read path; the answer is not
