@@ -149,11 +149,28 @@ func TestEgressHangSilencesOwnHeartbeat(t *testing.T) {
 			if silent > egressBudget+egressPoll+hbtest.Interval {
 				t.Errorf("last heartbeat %v after the hang, want at most budget + poll + interval", silent)
 			}
-			if silent < egressBudget-hbtest.Interval {
+			agent.Events.NextWhere("egress_closed for the stall", time.Second, func(ev map[string]any) bool {
+				return ev["msg"] == "egress_closed" && ev["reason"] == "stalled"
+			})
+			// Before the budget, only stallmon's own starvation may close
+			// the gate (a poll late, its deadline passed): the switch
+			// working, as the host's load decides.
+			starved := false
+			for _, ev := range agent.Events.All() {
+				if ev["msg"] == "agent_late" {
+					starved = true
+				}
+			}
+			for _, ev := range agent.Events.All() {
+				if ev["msg"] == "egress_closed" && ev["reason"] != "stalled" && (ev["reason"] != "deadline_passed" || !starved) {
+					t.Errorf("the gate closed before the stall: %v", ev)
+				}
+			}
+			if silent < egressBudget-hbtest.Interval && !starved {
 				t.Errorf("heartbeat stopped %v after the hang, before the budget ran out", silent)
 			}
-			if ev := agent.Events.Next("egress_closed", time.Second); ev["reason"] != "stalled" {
-				t.Errorf("egress_closed %v, want reason stalled", ev)
+			if starved {
+				t.Logf("stallmon was starved during the trial (agent_late): the gate closed on its own too")
 			}
 			fs.Release()
 			released := time.Now()
