@@ -136,6 +136,12 @@ func TestEgressHangSilencesOwnHeartbeat(t *testing.T) {
 				t.Fatal(err)
 			}
 			issued, issuedMono := time.Now(), hbtest.Mono()
+			// The close first, then the silence: on a loaded host the
+			// service's own heartbeat thread can pause long enough for
+			// the peer, which says nothing of the gate.
+			agent.Events.NextWhere("egress_closed for the stall", 10*time.Second, func(ev map[string]any) bool {
+				return ev["msg"] == "egress_closed" && ev["reason"] == "stalled"
+			})
 			last, ok := s.peer.WaitSilent("svc", egressTakeover, 10*time.Second)
 			if !ok {
 				t.Fatal("the peer still hears the hung service")
@@ -143,15 +149,17 @@ func TestEgressHangSilencesOwnHeartbeat(t *testing.T) {
 			if s.svc.Exited() {
 				t.Fatal("the service was killed before its peer took over")
 			}
-			// When the last packet that got through was sent.
+			// When the last packet that got through was sent. The sampled
+			// tracker knows an entry time to within a poll.
 			silent := s.peer.LastSent("svc") - issuedMono
-			t.Logf("hang -> last own heartbeat sent: %v (limit %v)", silent.Round(time.Millisecond), egressBudget+egressPoll+hbtest.Interval)
-			if silent > egressBudget+egressPoll+hbtest.Interval {
-				t.Errorf("last heartbeat %v after the hang, want at most budget + poll + interval", silent)
+			limit := egressBudget + egressPoll + hbtest.Interval
+			if os.Getenv(TrackerEnv) == "sampled" {
+				limit += egressPoll
 			}
-			agent.Events.NextWhere("egress_closed for the stall", time.Second, func(ev map[string]any) bool {
-				return ev["msg"] == "egress_closed" && ev["reason"] == "stalled"
-			})
+			t.Logf("hang -> last own heartbeat sent: %v (limit %v)", silent.Round(time.Millisecond), limit)
+			if silent > limit {
+				t.Errorf("last heartbeat %v after the hang, want at most %v", silent, limit)
+			}
 			// Before the budget, only stallmon's own starvation may close
 			// the gate (a poll late, its deadline passed): the switch
 			// working, as the host's load decides.
@@ -349,15 +357,22 @@ func TestEgressRunHangSilencesOwnHeartbeat(t *testing.T) {
 	}
 	// The read reached the server just after it was issued.
 	issued := hbtest.Mono()
+	agent.Events.NextWhere("egress_closed for the stall", 10*time.Second, func(ev map[string]any) bool {
+		return ev["msg"] == "egress_closed" && ev["reason"] == "stalled"
+	})
 	last, ok := s.peer.WaitSilent("svc", egressTakeover, 10*time.Second)
 	if !ok {
 		t.Fatal("the peer still hears the hung service")
 	}
 	takeover := last.Add(egressTakeover)
 	silent := s.peer.LastSent("svc") - issued
-	t.Logf("hang -> last own heartbeat sent: %v (limit %v)", silent.Round(time.Millisecond), egressBudget+egressPoll+hbtest.Interval)
-	if silent > egressBudget+egressPoll+hbtest.Interval {
-		t.Errorf("last heartbeat %v after the hang, want at most budget + poll + interval", silent)
+	limit := egressBudget + egressPoll + hbtest.Interval
+	if os.Getenv(TrackerEnv) == "sampled" {
+		limit += egressPoll
+	}
+	t.Logf("hang -> last own heartbeat sent: %v (limit %v)", silent.Round(time.Millisecond), limit)
+	if silent > limit {
+		t.Errorf("last heartbeat %v after the hang, want at most %v", silent, limit)
 	}
 	kill := agent.Events.Next("kill", 2*killAfter)
 	if at := eventTime(t, kill); !at.After(takeover) {
