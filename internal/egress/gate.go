@@ -350,9 +350,7 @@ type Stats struct {
 	Dropped []DestDropped
 }
 
-// DestDropped counts the packets held back on the way to one destination
-// (on loopback a multicast datagram is two: its looped copy and the
-// original).
+// DestDropped counts the packets held back on the way to one destination.
 type DestDropped struct {
 	Dest    string
 	Packets uint64

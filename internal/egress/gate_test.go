@@ -107,10 +107,17 @@ func checkGate(t *testing.T, g *Gate, peer *hbtest.Peer) {
 	}
 
 	// Open again, then Shut: closed at once.
+	heardBefore := len(peer.Seqs("svc"))
 	reopened := time.Now()
 	g.Vouch(reopened.Add(time.Hour))
 	if !peer.WaitHeard("svc", reopened, 2*time.Second) {
 		t.Fatal("the service is not heard once vouched for again")
+	}
+	// Every datagram held is counted once, the multicast ones too.
+	seqs := peer.Seqs("svc")
+	held := seqs[heardBefore] - seqs[heardBefore-1] - 1
+	if st, err := g.Stats(); err != nil || st.Dropped[0].Packets-before.Dropped[0].Packets != held {
+		t.Errorf("stats %+v %v: counted %d held, the peer missed %d", st, err, st.Dropped[0].Packets-before.Dropped[0].Packets, held)
 	}
 	g.Shut("stalled")
 	shut := time.Now()

@@ -27,7 +27,7 @@ func newEgressCollector(src EgressSource) *egressCollector {
 		open: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "egress_gate_open"),
 			"--gate-egress: 1 while the kernel lets the service's packets to its gated destinations through (the agent vouched for it, and the deadline it set lies ahead), 0 while they are dropped.", nil, nil),
 		dropped: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "egress_dropped_packets_total"),
-			"--gate-egress: the service's packets to dest dropped in the kernel since stallmon attached the gate (on loopback a multicast datagram counts twice: its looped-back copy and the original).", []string{"dest"}, nil),
+			"--gate-egress: the service's packets to dest dropped in the kernel since stallmon attached the gate.", []string{"dest"}, nil),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "egress_read_errors_total",
 			Help: "--gate-egress: scrapes that could not read the gate's state from the kernel."}),
 	}

@@ -11,7 +11,7 @@ import (
 // (no stale "open") and counts the failure.
 func TestEgressCollector(t *testing.T) {
 	want := `
-# HELP stallmon_egress_dropped_packets_total --gate-egress: the service's packets to dest dropped in the kernel since stallmon attached the gate (on loopback a multicast datagram counts twice: its looped-back copy and the original).
+# HELP stallmon_egress_dropped_packets_total --gate-egress: the service's packets to dest dropped in the kernel since stallmon attached the gate.
 # TYPE stallmon_egress_dropped_packets_total counter
 stallmon_egress_dropped_packets_total{dest="udp:239.1.2.3:5000"} 0
 # HELP stallmon_egress_gate_open --gate-egress: 1 while the kernel lets the service's packets to its gated destinations through (the agent vouched for it, and the deadline it set lies ahead), 0 while they are dropped.
