@@ -76,6 +76,14 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&s.Systemd.Socket, "notify-socket", "",
 		"systemd notify socket, a path or @abstract-name (default $NOTIFY_SOCKET, else "+systemd.DefaultSocket+")")
 
+	e := &c.Egress
+	f.StringArrayVar(&e.Dests, "gate-egress", nil,
+		"PROTO:ADDR:PORT (udp:239.1.2.3:5000, udp:[ff02::1]:5000, tcp:192.0.2.2:7000), repeatable: the service's own packets there leave the host only while stallmon vouches for it, at most two poll intervals at a time (see docs/egress.md)")
+	f.StringVar(&e.PinDir, "gate-egress-pin-dir", pipeline.DefaultEgressPinDir,
+		"directory on a BPF file system where the --gate-egress gate is pinned, under the node id")
+	f.BoolVar(&e.ReleaseOnExit, "gate-egress-release-on-exit", false,
+		"remove the --gate-egress gate when stallmon stops cleanly (by default it stays, closed, until the next stallmon or 'stallmon release')")
+
 	m := &c.Metrics
 	o.metrics = addrFlag(pipeline.DefaultAttachMetricsAddr)
 	f.Var(&o.metrics, "metrics-addr", `serve Prometheus metrics on HOST:PORT ("" disables)`)

@@ -11,6 +11,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAttachCmd(), newRunCmd(), newListenCmd(), newBudgetsCmd(), newVersionCmd())
+	root.AddCommand(newAttachCmd(), newRunCmd(), newListenCmd(), newBudgetsCmd(), newReleaseCmd(), newVersionCmd())
 	return root
 }

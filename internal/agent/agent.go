@@ -42,7 +42,10 @@ type Config struct {
 	// NodeFence, when set, takes the node down if the killed target does
 	// not die within KillGrace. It is fed at every poll.
 	NodeFence nodefence.Fencer
-	Logger    *slog.Logger
+	// Egress, when set, holds the service's own packets to its
+	// heartbeat destinations back unless the agent vouches for it.
+	Egress EgressGate
+	Logger *slog.Logger
 }
 
 // errEmptySnapshot is a poll that saw no thread of a target still alive.
@@ -166,10 +169,12 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 		select {
 		case <-ctx.Done():
 			halt()
+			a.shutEgress("leaving")
 			a.final(sink.Leaving, nil)
 			return Detached, nil
 		case <-a.mon.Done():
 			a.gate.fence()
+			a.shutEgress("fenced")
 			halt()
 			a.targetExited()
 			a.final(sink.Fenced, nil)
@@ -182,6 +187,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 				// stall announced here.
 				halt()
 				a.gate.fence()
+				a.shutEgress("fenced")
 				a.announceStall(victim)
 				return a.fenceTarget(ctx, *victim)
 			}
@@ -236,6 +242,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		}
 		a.failing++
 		a.stats.pollFailed(timing)
+		a.egressAfterPoll(now)
 		return nil
 	}
 	if a.failing > 0 {
@@ -265,6 +272,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	}
 	gated, late := a.declaredDead(over)
 	a.gate.polledUnknown(now, gated, unknown)
+	a.egressAfterPoll(now)
 	a.stats.polled(timing, snap, over)
 	if len(started) > 0 || len(cleared) > 0 {
 		a.pub.poke()

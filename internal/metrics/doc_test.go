@@ -23,7 +23,8 @@ func TestMetricsDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentReg, err := NewAgentRegistry(AgentConfig{Agent: fakeAgent{stalledAgentStats()}, Tracker: fakeTracker{hist: true},
-		Table: table, PollInterval: time.Second, Version: "test", BPFStats: func() bool { return true }})
+		Table: table, PollInterval: time.Second, Version: "test", BPFStats: func() bool { return true },
+		Egress: fakeEgress{}})
 	if err != nil {
 		t.Fatal(err)
 	}

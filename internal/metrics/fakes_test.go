@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"github.com/stallmon/stallmon/internal/egress"
+
 	"errors"
 	"time"
 
@@ -80,3 +82,13 @@ type fakeListener struct {
 
 func (f fakeListener) Stats() peer.Stats        { return f.st }
 func (f fakeListener) Nodes() []peer.NodeStatus { return f.nodes }
+
+type fakeEgress struct{}
+
+func (fakeEgress) Stats() (egress.Stats, error) {
+	return egress.Stats{Open: true, Dropped: []egress.DestDropped{{Dest: "udp:239.1.2.3:5000", Packets: 0}}}, nil
+}
+
+type failingEgress struct{}
+
+func (failingEgress) Stats() (egress.Stats, error) { return egress.Stats{}, errors.New("map gone") }

@@ -136,7 +136,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentReg, err := NewAgentRegistry(AgentConfig{Agent: fakeAgent{stalledAgentStats()}, Tracker: fakeTracker{hist: true},
-		Table: table, PollInterval: 100 * time.Millisecond, Version: "test"})
+		Table: table, PollInterval: 100 * time.Millisecond, Version: "test", Egress: fakeEgress{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func exportedNames(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	agentReg, err := NewAgentRegistry(AgentConfig{Agent: fakeAgent{stalledAgentStats()}, Tracker: fakeTracker{hist: true},
-		Table: table, PollInterval: time.Second, Version: "test"})
+		Table: table, PollInterval: time.Second, Version: "test", Egress: fakeEgress{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,9 @@ type AgentConfig struct {
 	Version      string
 	// BPFStats reports whether the kernel counts BPF program runs now.
 	BPFStats func() bool
-	Logger   *slog.Logger
+	// Egress is the gate of --gate-egress, nil without.
+	Egress EgressSource
+	Logger *slog.Logger
 }
 
 // NewAgentRegistry returns a registry with the agent's, the tracker's and
@@ -46,11 +48,15 @@ func NewAgentRegistry(cfg AgentConfig) (*prometheus.Registry, error) {
 		}
 		return out
 	}
-	return newRegistry(cfg.Version,
+	cs := []prometheus.Collector{
 		newAgentCollector(cfg.Agent, cfg.PollInterval),
 		newTrackerCollector(cfg.Tracker, cfg.BPFStats, cfg.Logger),
 		newBudgetCollector(cfg.Table, inFlight),
-	)
+	}
+	if cfg.Egress != nil {
+		cs = append(cs, newEgressCollector(cfg.Egress))
+	}
+	return newRegistry(cfg.Version, cs...)
 }
 
 // NewListenerRegistry returns a registry with the listener's metrics,

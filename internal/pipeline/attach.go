@@ -7,6 +7,8 @@ import (
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/cgroup"
+	"github.com/stallmon/stallmon/internal/egress"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/identity"
 	"github.com/stallmon/stallmon/internal/nodefence"
 	"github.com/stallmon/stallmon/internal/sink"
@@ -45,6 +47,7 @@ type Attached struct {
 	target  Target
 	tracker *tracker.Tracker
 	fencer  nodefence.Fencer
+	gate    *egress.Gate // nil without --gate-egress
 	agent   *agent.Agent
 }
 
@@ -94,7 +97,14 @@ func Attach(cfg Config, t Target) (_ *Attached, err error) {
 	if w.fencer, err = cfg.NodeFence.Arm(kill, c.log); err != nil {
 		return nil, configErr(err)
 	}
-	if w.agent, err = c.newAgent(w.tracker, w.fencer); err != nil {
+	scope := egress.Scope{PID: t.PID, Tree: t.Tree}
+	if t.Cgroup != "" {
+		scope = egress.Scope{Cgroup: t.Cgroup}
+	}
+	if w.gate, err = c.openEgress(service, scope); err != nil {
+		return nil, err
+	}
+	if w.agent, err = c.newAgent(w.tracker, w.fencer, w.gate); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -103,7 +113,7 @@ func Attach(cfg Config, t Target) (_ *Attached, err error) {
 // Run judges the target until it is gone or ctx is done, serving its
 // metrics meanwhile.
 func (w *Attached) Run(ctx context.Context) (agent.Outcome, error) {
-	defer w.chain.serveMetrics(ctx, w.tracker, w.agent)()
+	defer w.chain.serveMetrics(ctx, w.tracker, w.agent, w.gate)()
 	w.chain.logAttached("pid", w.target.PID, "tree", w.target.Tree, "cgroup", w.target.Cgroup)
 	return w.agent.Run(ctx)
 }
@@ -113,6 +123,11 @@ func (w *Attached) Run(ctx context.Context) (agent.Outcome, error) {
 func (w *Attached) Close() {
 	if w.fencer != nil {
 		w.fencer.Close()
+	}
+	if w.gate != nil {
+		if err := w.gate.Close(); err != nil {
+			w.chain.log.Warn(event.EgressFailed, "err", err)
+		}
 	}
 	if w.tracker != nil {
 		w.tracker.Close()

@@ -8,7 +8,9 @@ import (
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/egress"
 	"github.com/stallmon/stallmon/internal/event"
+	"github.com/stallmon/stallmon/internal/identity"
 	"github.com/stallmon/stallmon/internal/nodefence"
 	"github.com/stallmon/stallmon/internal/selfprotect"
 	"github.com/stallmon/stallmon/internal/sink"
@@ -26,6 +28,7 @@ type chain struct {
 	late    agent.LateReturn
 	hb      *agent.HeartbeatConfig // nil without a heartbeat
 	hub     *sink.Hub              // nil without integrations
+	dests   []egress.Dest          // --gate-egress; none without a gate
 	closers []func()
 }
 
@@ -54,11 +57,20 @@ func newChain(cfg Config) (*chain, error) {
 	if err != nil {
 		return nil, configErr(fmt.Errorf("--late-return: %w", err))
 	}
+	dests, err := egress.ParseDests(cfg.Egress.Dests)
+	if err != nil {
+		return nil, configErr(err)
+	}
+	if len(dests) > 0 {
+		if err := egress.CheckPinDir(cfg.Egress.PinDir); err != nil {
+			return nil, configErr(err)
+		}
+	}
 	table, err := LoadTable(cfg.Table)
 	if err != nil {
 		return nil, err
 	}
-	return &chain{cfg: cfg, log: cfg.Logger, table: table, kind: kind, late: late}, nil
+	return &chain{cfg: cfg, log: cfg.Logger, table: table, kind: kind, late: late, dests: dests}, nil
 }
 
 // close closes what the chain opened, last opened first.
@@ -116,10 +128,35 @@ func (c *chain) trackerOptions() tracker.Options {
 	return opts
 }
 
+// openEgress attaches the --gate-egress gate for the target in scope,
+// named after the node id that service gives; nil without a gate.
+func (c *chain) openEgress(service string, scope egress.Scope) (*egress.Gate, error) {
+	if len(c.dests) == 0 {
+		return nil, nil
+	}
+	id, err := identity.NodeID(c.cfg.Node.ID, service)
+	if err != nil {
+		return nil, configErr(err)
+	}
+	g, err := egress.Open(egress.Options{
+		Dests: c.dests, NodeID: id, PinDir: c.cfg.Egress.PinDir, ReleaseOnExit: c.cfg.Egress.ReleaseOnExit,
+		Rescan: c.cfg.Watch.PollInterval, Logger: c.log,
+	}, scope)
+	if err != nil {
+		return nil, attachErr(err)
+	}
+	return g, nil
+}
+
 // newAgent is the agent that judges t; nf, when set, takes the node down
-// if a killed target does not die.
-func (c *chain) newAgent(t *tracker.Tracker, nf nodefence.Fencer) (*agent.Agent, error) {
+// if a killed target does not die; gate, when set, is the service's own
+// heartbeat's egress gate.
+func (c *chain) newAgent(t *tracker.Tracker, nf nodefence.Fencer, gate *egress.Gate) (*agent.Agent, error) {
 	w := c.cfg.Watch
+	var eg agent.EgressGate
+	if gate != nil {
+		eg = gate
+	}
 	a, err := agent.New(t, agent.Config{
 		PollInterval: w.PollInterval,
 		Table:        c.table,
@@ -129,6 +166,7 @@ func (c *chain) newAgent(t *tracker.Tracker, nf nodefence.Fencer) (*agent.Agent,
 		Heartbeat:    c.hb,
 		Integrations: c.hub,
 		NodeFence:    nf,
+		Egress:       eg,
 		Logger:       c.log,
 	})
 	if err != nil {
@@ -146,11 +184,11 @@ func (c *chain) logAttached(what ...any) {
 	w := c.cfg.Watch
 	c.log.Info(event.Attached, append(what, "node", node, "arch", tracker.Arch, "tracker", w.Tracker,
 		"poll_interval_seconds", w.PollInterval.Seconds(), "kill", !w.NoKill, "heartbeat", c.hb != nil,
-		"sinks", sinkNames(c.hub))...)
+		"sinks", sinkNames(c.hub), "gate_egress", len(c.dests) > 0)...)
 }
 
 // serveMetrics serves t's and a's metrics until the returned function is
 // called.
-func (c *chain) serveMetrics(ctx context.Context, t *tracker.Tracker, a *agent.Agent) (stop func()) {
-	return serveAgent(ctx, c.cfg.Metrics, c.cfg.Version, c.log, t, a, c.table, c.cfg.Watch.PollInterval)
+func (c *chain) serveMetrics(ctx context.Context, t *tracker.Tracker, a *agent.Agent, gate *egress.Gate) (stop func()) {
+	return serveAgent(ctx, c.cfg.Metrics, c.cfg.Version, c.log, t, a, gate, c.table, c.cfg.Watch.PollInterval)
 }

@@ -1,6 +1,10 @@
 package pipeline
 
 import (
+	"errors"
+
+	"github.com/stallmon/stallmon/internal/egress"
+
 	"log/slog"
 	"time"
 
@@ -21,6 +25,7 @@ type Config struct {
 	Node      Node
 	Sinks     Sinks
 	Metrics   Metrics
+	Egress    Egress
 	// NodeFence is for attach only: run never takes the node down.
 	NodeFence nodefence.Options
 	// SelfProtect locks stallmon's memory (and, for attach, lowers its
@@ -92,4 +97,33 @@ type Metrics struct {
 	Linger           time.Duration
 	LatencyHistogram bool
 	BPFStats         bool
+}
+
+// DefaultEgressPinDir is where --gate-egress pins its gates.
+const DefaultEgressPinDir = egress.DefaultPinDir
+
+// ReleaseEgress removes the gate pinned for node under pinDir (stallmon
+// release): the service's packets pass again.
+func ReleaseEgress(pinDir, node string) error {
+	if node == "" {
+		return configErr(errors.New("--node-id is required: the gate is pinned under it"))
+	}
+	err := egress.Release(pinDir, node)
+	if errors.Is(err, egress.ErrNotPinned) {
+		return configErr(err)
+	}
+	return err
+}
+
+// Egress is --gate-egress: the service's own packets to these
+// destinations leave the host only while the agent vouches for it.
+type Egress struct {
+	// Dests are PROTO:ADDR:PORT (egress.ParseDest); none: no gate.
+	Dests []string
+	// PinDir is where the gate is pinned, on a BPF file system; "" is
+	// egress.DefaultPinDir.
+	PinDir string
+	// ReleaseOnExit removes the gate when stallmon stops cleanly;
+	// otherwise it stays, closed, until the next stallmon or a release.
+	ReleaseOnExit bool
 }

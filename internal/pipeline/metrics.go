@@ -8,6 +8,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/egress"
 	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/httpserve"
 	"github.com/stallmon/stallmon/internal/metrics"
@@ -26,7 +27,7 @@ const (
 // that stops it. A server that cannot start is logged, not fatal: the
 // agent's job is the heartbeat and the kill, and Prometheus reports the
 // missing target (StallmonAgentDown).
-func serveAgent(ctx context.Context, c Metrics, version string, log *slog.Logger, t *tracker.Tracker, a *agent.Agent, table *budget.Table, poll time.Duration) (stop func()) {
+func serveAgent(ctx context.Context, c Metrics, version string, log *slog.Logger, t *tracker.Tracker, a *agent.Agent, gate *egress.Gate, table *budget.Table, poll time.Duration) (stop func()) {
 	if c.Addr == "" {
 		if c.LatencyHistogram || c.BPFStats {
 			log.Warn(event.MetricsFailed, "detail", "--latency-histogram and --bpf-stats are only exported with --metrics-addr")
@@ -41,8 +42,12 @@ func serveAgent(ctx context.Context, c Metrics, version string, log *slog.Logger
 		}
 	}
 	statsHeld := stats != nil
+	var eg metrics.EgressSource
+	if gate != nil {
+		eg = gate
+	}
 	reg, err := metrics.NewAgentRegistry(metrics.AgentConfig{
-		Agent: a, Tracker: t, Table: table, PollInterval: poll, Version: version, Logger: log,
+		Agent: a, Tracker: t, Egress: eg, Table: table, PollInterval: poll, Version: version, Logger: log,
 		BPFStats: func() bool {
 			on, _ := tracker.BPFStatsSysctl()
 			return on || statsHeld

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/egress"
+	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/sink"
 	"github.com/stallmon/stallmon/internal/supervise"
 	"github.com/stallmon/stallmon/internal/tracker"
@@ -75,13 +77,21 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 		if err != nil {
 			return nil, attachErr(err)
 		}
-		a, err := c.newAgent(tr, nil)
+		gate, err := c.openEgress(service, egress.Scope{Cgroup: path})
 		if err != nil {
 			tr.Close()
 			return nil, err
 		}
+		a, err := c.newAgent(tr, nil, gate)
+		if err != nil {
+			if gate != nil {
+				gate.Close()
+			}
+			tr.Close()
+			return nil, err
+		}
 		c.logAttached("cgroup", path)
-		return &serviceWatch{ctx: ctx, chain: c, tracker: tr, agent: a}, nil
+		return &serviceWatch{ctx: ctx, chain: c, tracker: tr, agent: a, gate: gate}, nil
 	}
 	return supervise.Run(ctx, supervise.Config{
 		Command: s.Command, CgroupParent: s.CgroupParent, Restart: policy, MaxRestarts: s.MaxRestarts,
@@ -96,13 +106,21 @@ type serviceWatch struct {
 	chain   *chain
 	tracker *tracker.Tracker
 	agent   *agent.Agent
+	gate    *egress.Gate // nil without --gate-egress
 }
 
 func (s *serviceWatch) Started() { s.tracker.Started() }
 
 func (s *serviceWatch) Run(ctx context.Context) (agent.Outcome, error) {
-	defer s.chain.serveMetrics(s.ctx, s.tracker, s.agent)()
+	defer s.chain.serveMetrics(s.ctx, s.tracker, s.agent, s.gate)()
 	return s.agent.Run(ctx)
 }
 
-func (s *serviceWatch) Close() error { return s.tracker.Close() }
+func (s *serviceWatch) Close() error {
+	if s.gate != nil {
+		if err := s.gate.Close(); err != nil {
+			s.chain.log.Warn(event.EgressFailed, "err", err)
+		}
+	}
+	return s.tracker.Close()
+}

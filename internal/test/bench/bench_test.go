@@ -148,6 +148,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	part("getppid", func(t *testing.T) { runGetppid(t, cfg, tab) })
 	var layout *Layout
 	part("services", func(t *testing.T) { l := runServices(t, cfg, tab); layout = &l })
+	part("sendto", func(t *testing.T) { runSendto(t, cfg, tab) })
 	part("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
 	part("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
 	part("latency", func(t *testing.T) { runLatency(t, cfg, tab) })

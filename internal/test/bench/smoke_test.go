@@ -62,7 +62,8 @@ func TestBenchmarksSmoke(t *testing.T) {
 // expectedKeys are the rows a run of cfg must have, with a baseline
 // build or not.
 func expectedKeys(cfg config, baseline bool) []string {
-	keys := []string{KeyNoTracker, KeyFloor, KeyStrace, KeyBpftrace}
+	keys := []string{KeyNoTracker, KeyFloor, KeyStrace, KeyBpftrace,
+		KeySendtoNone, KeySendtoGateOpen, KeySendtoGateShut, KeySendtoGateOther}
 	for _, s := range Services {
 		for _, m := range []string{ServiceCPU, ServiceRate} {
 			keys = append(keys, ServiceKey(s.ID, m, "", ""), ServiceSpreadKey(s.ID, m))

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	sys "golang.org/x/sys/unix"
+
 	"github.com/stallmon/stallmon/internal/testutil/harness"
 	"github.com/stallmon/stallmon/internal/testutil/nettest"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
@@ -58,7 +60,9 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	agent := harness.Start(t, stallmon, append([]string{"attach", "--pid", strconv.Itoa(w.PID), "--log-format", "json",
 		"--node-id", "e2e-node", "--budget", "300ms", "--kill-after", killAfter.String(), "--kill-grace", "3s",
 		"--poll-interval", "100ms", "--interval", "200ms",
-		"--metrics-addr", "127.0.0.1:0", "--latency-histogram", "--bpf-stats", "--metrics-linger", "15s"}, net...)...)
+		"--metrics-addr", "127.0.0.1:0", "--latency-histogram", "--bpf-stats", "--metrics-linger", "15s",
+		// The workload sends nothing there: the gate's series exist, at 0.
+		"--gate-egress", "udp:" + group.String(), "--gate-egress-pin-dir", bpffs(t)}, net...)...)
 	agentAddr := metricsAddr(t, agent)
 	listenerAddr := metricsAddr(t, listener)
 
@@ -213,4 +217,20 @@ func metricsAddr(t *testing.T, p *harness.Proc) string {
 		t.Fatalf("metrics server failed: %v", ev)
 	}
 	return ev["addr"].(string)
+}
+
+// bpffs mounts a BPF file system for the gate's pin, unmounted (and the
+// gate with it) when the test ends.
+func bpffs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := sys.Mount("bpf", dir, "bpf", 0, ""); err != nil {
+		t.Fatalf("mounting a bpffs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := sys.Unmount(dir, sys.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+		}
+	})
+	return filepath.Join(dir, "egress")
 }

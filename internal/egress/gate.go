@@ -1,0 +1,440 @@
+package egress
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/cgroup"
+	"github.com/stallmon/stallmon/internal/egress/gen"
+	"github.com/stallmon/stallmon/internal/event"
+)
+
+// DefaultPinDir is where the gates' links are pinned, one directory per
+// node id.
+const DefaultPinDir = "/sys/fs/bpf/stallmon/egress"
+
+const maxDests = int(gen.EgressEgressLimitsMAX_DESTS)
+
+// Scope is whose packets are gated.
+type Scope struct {
+	// Cgroup is a cgroup v2 directory: every socket made in it or below
+	// is the service's. The program is attached there.
+	Cgroup string
+	// PID is the service's process (with its descendants when Tree):
+	// the program is attached at the cgroup root and gates only the
+	// sockets found in their file tables.
+	PID  int
+	Tree bool
+}
+
+// Options configures a Gate.
+type Options struct {
+	Dests  []Dest
+	NodeID string
+	// PinDir is a directory on a BPF file system; "" is DefaultPinDir.
+	PinDir string
+	// ReleaseOnExit detaches the gate at Close; otherwise it stays
+	// pinned, and closed once its deadline passes.
+	ReleaseOnExit bool
+	// Rescan is how often a --pid/--tree target's sockets are looked
+	// for; a socket it opens is gated from the next scan on.
+	Rescan time.Duration
+	Logger *slog.Logger
+}
+
+// Gate is one attached egress gate.
+type Gate struct {
+	opts    Options
+	objs    gen.EgressObjects
+	link    link.Link
+	pinPath string
+	dests   string // for the events
+	owner   *owner // nil in a cgroup scope
+
+	mu     sync.Mutex
+	open   bool      // what the agent last said
+	until  time.Time // when that opening lapses
+	failed bool      // a deadline write failed; logged once
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// Open loads the program, attaches it for scope (or takes over the link a
+// previous stallmon pinned for the same node id) and pins it. The gate
+// starts closed: nothing passes until the first Vouch.
+func Open(opts Options, scope Scope) (_ *Gate, err error) {
+	if len(opts.Dests) == 0 {
+		return nil, errors.New("egress gate: no destination")
+	}
+	if len(opts.Dests) > maxDests {
+		return nil, fmt.Errorf("egress gate: %d destinations, at most %d", len(opts.Dests), maxDests)
+	}
+	if opts.NodeID == "" {
+		return nil, errors.New("egress gate: no node id")
+	}
+	if opts.PinDir == "" {
+		opts.PinDir = DefaultPinDir
+	}
+	if opts.Rescan <= 0 {
+		opts.Rescan = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cgPath := scope.Cgroup
+	if cgPath != "" {
+		d, err := cgroup.Open(cgPath)
+		if err != nil {
+			return nil, fmt.Errorf("egress gate: %w", err)
+		}
+		cgPath = d.Path
+	} else {
+		if scope.PID <= 0 {
+			return nil, errors.New("egress gate: no target")
+		}
+		if cgPath, err = cgroup.Root(); err != nil {
+			return nil, fmt.Errorf("egress gate: %w", err)
+		}
+	}
+	dir, err := pinDir(opts.PinDir, opts.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := gen.LoadEgress()
+	if err != nil {
+		return nil, fmt.Errorf("egress gate: loading spec: %w", err)
+	}
+	if scope.Cgroup == "" {
+		if err := spec.Variables["match_cookies"].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("egress gate: %w", err)
+		}
+	}
+	g := &Gate{opts: opts, pinPath: filepath.Join(dir, "link"), stop: make(chan struct{}), done: make(chan struct{})}
+	var names []string
+	for _, d := range opts.Dests {
+		names = append(names, d.String())
+	}
+	g.dests = strings.Join(names, ",")
+	if err := spec.LoadAndAssign(&g.objs, nil); err != nil {
+		return nil, fmt.Errorf("egress gate: loading objects: %+v", err)
+	}
+	defer func() {
+		if err != nil {
+			g.objs.Close()
+		}
+	}()
+	if err := g.fillDests(); err != nil {
+		return nil, err
+	}
+	if scope.Cgroup == "" {
+		g.owner = newOwner(scope.PID, scope.Tree, g.objs.Owned)
+		// Before the link: a socket of the service not yet known would
+		// pass a closed gate.
+		if err := g.owner.scan(); err != nil {
+			return nil, fmt.Errorf("egress gate: finding the target's sockets: %w", err)
+		}
+	}
+	if err := g.attach(cgPath); err != nil {
+		return nil, err
+	}
+	if g.owner != nil {
+		go g.rescan()
+	} else {
+		close(g.done)
+	}
+	return g, nil
+}
+
+// CheckPinDir refuses a pin directory that is not on a BPF file system,
+// before anything is loaded.
+func CheckPinDir(dir string) error {
+	if dir == "" {
+		dir = DefaultPinDir
+	}
+	return onBPFFS(dir)
+}
+
+// ErrNotPinned is Release finding no gate for the node.
+var ErrNotPinned = errors.New("no egress gate pinned")
+
+// pinDir makes node's directory under root, which must be on a BPF file
+// system.
+func pinDir(root, node string) (string, error) {
+	if err := onBPFFS(root); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, url.PathEscape(node))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("egress gate: %w", err)
+	}
+	return dir, nil
+}
+
+// onBPFFS checks that dir, or its nearest existing parent, is on a BPF
+// file system: a pin anywhere else fails, or is lost at reboot unseen.
+func onBPFFS(dir string) error {
+	p := dir
+	for {
+		var st unix.Statfs_t
+		err := unix.Statfs(p, &st)
+		if err == nil {
+			if st.Type != unix.BPF_FS_MAGIC {
+				return fmt.Errorf("--gate-egress-pin-dir %s is not on a BPF file system (mount one: mount -t bpf bpf /sys/fs/bpf)", dir)
+			}
+			return nil
+		}
+		if !errors.Is(err, unix.ENOENT) || p == "/" {
+			return fmt.Errorf("egress gate: %s: %w", p, err)
+		}
+		p = filepath.Dir(p)
+	}
+}
+
+// fillDests enters each destination, and for UDP over IPv4 its twin with
+// port 0 that later fragments are looked up by.
+func (g *Gate) fillDests() error {
+	for i, d := range g.opts.Dests {
+		k := gen.EgressDest{Family: 4, Proto: protoNumber(d.Proto), Port: netOrder(d.Port)}
+		if d.Addr.Is6() {
+			k.Family = 6
+		}
+		b := d.Addr.AsSlice()
+		copy(k.Addr[:], b)
+		idx := uint32(i)
+		if err := g.objs.Dests.Put(k, idx); err != nil {
+			return fmt.Errorf("egress gate: entering %s: %w", d, err)
+		}
+		if k.Family == 4 && d.Proto == "udp" {
+			k.Port = 0
+			if err := g.objs.Dests.Put(k, idx); err != nil {
+				return fmt.Errorf("egress gate: entering %s: %w", d, err)
+			}
+		}
+	}
+	return nil
+}
+
+// netOrder is port as the program reads it from the packet: network byte
+// order, loaded as a native integer.
+func netOrder(port uint16) uint16 {
+	return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, port))
+}
+
+// attach takes over the link pinned for this node when it gates the same
+// cgroup (its program replaced in one step: no packet goes unjudged), or
+// attaches a new one and retires the old.
+func (g *Gate) attach(cgPath string) error {
+	var cgID uint64
+	var st unix.Stat_t
+	if err := unix.Stat(cgPath, &st); err != nil {
+		return fmt.Errorf("egress gate: %s: %w", cgPath, err)
+	}
+	cgID = st.Ino
+	old, err := link.LoadPinnedLink(g.pinPath, nil)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		old = nil
+	case err != nil:
+		return fmt.Errorf("egress gate: opening the pinned gate %s: %w", g.pinPath, err)
+	}
+	if old != nil {
+		info, ierr := old.Info()
+		if ierr == nil && info.Cgroup() != nil && info.Cgroup().CgroupId == cgID {
+			if err := old.Update(g.objs.GateEgress); err != nil {
+				old.Close()
+				return fmt.Errorf("egress gate: taking over %s: %w", g.pinPath, err)
+			}
+			g.link = old
+			g.opts.Logger.Info(event.EgressAttached, "dest", g.dests, "pin", g.pinPath, "cgroup", cgPath, "taken_over", true)
+			return nil
+		}
+	}
+	l, err := link.AttachCgroup(link.CgroupOptions{Path: cgPath, Attach: ebpf.AttachCGroupInetEgress, Program: g.objs.GateEgress})
+	if err != nil {
+		if old != nil {
+			old.Close()
+		}
+		return fmt.Errorf("egress gate: attaching to %s: %w", cgPath, err)
+	}
+	if old != nil {
+		// The old link gated another cgroup (a previous run's): it is
+		// released once the new one holds the pin.
+		if err := old.Unpin(); err != nil {
+			l.Close()
+			old.Close()
+			return fmt.Errorf("egress gate: retiring %s: %w", g.pinPath, err)
+		}
+		defer old.Close()
+	}
+	if err := l.Pin(g.pinPath); err != nil {
+		l.Close()
+		return fmt.Errorf("egress gate: pinning %s: %w", g.pinPath, err)
+	}
+	g.link = l
+	g.opts.Logger.Info(event.EgressAttached, "dest", g.dests, "pin", g.pinPath, "cgroup", cgPath, "taken_over", old != nil)
+	return nil
+}
+
+// Vouch opens the gate until until: the agent's latest poll is fresh and
+// found the service alive.
+func (g *Gate) Vouch(until time.Time) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open && now.After(g.until) {
+		// It closed on its own: the agent was late to vouch again.
+		g.opts.Logger.Warn(event.EgressClosed, "dest", g.dests, "reason", "deadline_passed",
+			"closed_seconds", now.Sub(g.until).Seconds())
+		g.open = false
+	}
+	if !g.setDeadline(monoNow() + uint64(until.Sub(now))) {
+		return
+	}
+	if !g.open {
+		g.opts.Logger.Info(event.EgressOpened, "dest", g.dests)
+	}
+	g.open = true
+	g.until = until
+}
+
+// Shut closes the gate now; reason is the agent's state (stalled, blind,
+// fenced, leaving).
+func (g *Gate) Shut(reason string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.setDeadline(0)
+	if g.open {
+		g.opts.Logger.Warn(event.EgressClosed, "dest", g.dests, "reason", reason)
+	}
+	g.open = false
+}
+
+func (g *Gate) setDeadline(ns uint64) bool {
+	if err := g.objs.Deadline.Put(uint32(0), ns); err != nil {
+		// The deadline in the kernel runs out on its own: closed.
+		if !g.failed {
+			g.opts.Logger.Error(event.EgressFailed, "dest", g.dests, "err", err)
+		}
+		g.failed = true
+		return false
+	}
+	g.failed = false
+	return true
+}
+
+func monoNow() uint64 {
+	var ts unix.Timespec
+	// CLOCK_MONOTONIC is what bpf_ktime_get_ns reads.
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(fmt.Sprintf("clock_gettime(CLOCK_MONOTONIC): %v", err))
+	}
+	return uint64(ts.Nano())
+}
+
+// Stats is what the metrics export.
+type Stats struct {
+	// Open says whether the kernel lets the service's packets through now.
+	Open    bool
+	Dropped []DestDropped
+}
+
+// DestDropped counts the packets held back on the way to one destination.
+type DestDropped struct {
+	Dest    string
+	Packets uint64
+}
+
+// Stats reads the gate's state and counters from the kernel.
+func (g *Gate) Stats() (Stats, error) {
+	var until uint64
+	if err := g.objs.Deadline.Lookup(uint32(0), &until); err != nil {
+		return Stats{}, fmt.Errorf("egress gate: reading the deadline: %w", err)
+	}
+	st := Stats{Open: monoNow() < until}
+	for i, d := range g.opts.Dests {
+		var per []uint64
+		if err := g.objs.Dropped.Lookup(uint32(i), &per); err != nil {
+			return Stats{}, fmt.Errorf("egress gate: reading the counters: %w", err)
+		}
+		var n uint64
+		for _, v := range per {
+			n += v
+		}
+		st.Dropped = append(st.Dropped, DestDropped{Dest: d.String(), Packets: n})
+	}
+	return st, nil
+}
+
+// Close stops the gate's own work. The pinned link stays, its deadline
+// running out, unless the gate was opened with ReleaseOnExit.
+func (g *Gate) Close() error {
+	close(g.stop)
+	<-g.done
+	var err error
+	if g.opts.ReleaseOnExit {
+		if uerr := g.link.Unpin(); uerr != nil {
+			err = fmt.Errorf("egress gate: unpinning %s: %w", g.pinPath, uerr)
+		}
+		_ = os.Remove(filepath.Dir(g.pinPath))
+		g.opts.Logger.Info(event.EgressReleased, "dest", g.dests, "pin", g.pinPath)
+	}
+	g.link.Close()
+	g.objs.Close()
+	return err
+}
+
+func (g *Gate) rescan() {
+	defer close(g.done)
+	t := time.NewTicker(g.opts.Rescan)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		err := g.owner.scan()
+		if err != nil && !failing {
+			g.opts.Logger.Warn(event.EgressScanFailed, "dest", g.dests, "err", err)
+		}
+		failing = err != nil
+	}
+}
+
+// Release removes the gate pinned for node under pinDir ("" is
+// DefaultPinDir): the service's packets pass again, whoever sends them.
+func Release(pinDir, node string) error {
+	if pinDir == "" {
+		pinDir = DefaultPinDir
+	}
+	dir := filepath.Join(pinDir, url.PathEscape(node))
+	p := filepath.Join(dir, "link")
+	l, err := link.LoadPinnedLink(p, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w for node %q (%s)", ErrNotPinned, node, p)
+	}
+	if err != nil {
+		return fmt.Errorf("opening the pinned gate %s: %w", p, err)
+	}
+	defer l.Close()
+	if err := l.Unpin(); err != nil {
+		return fmt.Errorf("unpinning %s: %w", p, err)
+	}
+	if err := os.Remove(dir); err != nil {
+		return fmt.Errorf("removing %s: %w", dir, err)
+	}
+	return nil
+}

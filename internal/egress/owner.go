@@ -1,0 +1,152 @@
+package egress
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// owner keeps the program's set of the service's socket cookies in step
+// with the sockets in the service's file tables (--pid, --tree): above
+// the service's own cgroup, a socket's cookie is what tells its packets
+// from other processes' whatever context they are sent from. A TCP
+// segment sent from softirq runs with some other task current, so
+// "current" would name the wrong sender.
+type owner struct {
+	pid     int
+	tree    bool
+	owned   *ebpf.Map
+	cookies map[uint64]uint64 // socket inode -> cookie, as entered
+}
+
+func newOwner(pid int, tree bool, owned *ebpf.Map) *owner {
+	return &owner{pid: pid, tree: tree, owned: owned, cookies: map[uint64]uint64{}}
+}
+
+// scan enters the cookies of the sockets the target holds now and
+// removes those of sockets it no longer holds.
+func (o *owner) scan() error {
+	pids := []int{o.pid}
+	if o.tree {
+		pids = descendants(o.pid)
+	}
+	seen := map[uint64]bool{}
+	var errs []error
+	for _, pid := range pids {
+		if err := o.scanProcess(pid, seen); err != nil && (pid == o.pid || !errors.Is(err, os.ErrNotExist)) {
+			errs = append(errs, err)
+		}
+	}
+	for ino, c := range o.cookies {
+		if seen[ino] {
+			continue
+		}
+		if err := o.owned.Delete(c); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("forgetting socket %d: %w", ino, err))
+			continue
+		}
+		delete(o.cookies, ino)
+	}
+	return errors.Join(errs...)
+}
+
+func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", fdDir, err)
+	}
+	pidfd := -1
+	defer func() {
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+	}()
+	for _, e := range ents {
+		// readlink, not stat: stat would follow a file on a hung file
+		// system into the kernel and wait there.
+		target, err := os.Readlink(fdDir + "/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		ino, ok := socketInode(target)
+		if !ok {
+			continue
+		}
+		seen[ino] = true
+		if _, known := o.cookies[ino]; known {
+			continue
+		}
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pidfd < 0 {
+			if pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+				return fmt.Errorf("pidfd_open %d: %w", pid, err)
+			}
+		}
+		c, err := socketCookie(pidfd, fd)
+		if err != nil {
+			delete(seen, ino)
+			continue // closed or replaced meanwhile: the next scan sees
+		}
+		if err := o.owned.Put(c, uint8(1)); err != nil {
+			return fmt.Errorf("entering socket %d of pid %d: %w", ino, pid, err)
+		}
+		o.cookies[ino] = c
+	}
+	return nil
+}
+
+// socketCookie is the cookie of the socket at fd in the process of pidfd.
+func socketCookie(pidfd, fd int) (uint64, error) {
+	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return 0, fmt.Errorf("pidfd_getfd: %w", err)
+	}
+	defer unix.Close(dup)
+	return unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_COOKIE)
+}
+
+func socketInode(link string) (uint64, bool) {
+	s, ok := strings.CutPrefix(link, "socket:[")
+	if !ok {
+		return 0, false
+	}
+	s, ok = strings.CutSuffix(s, "]")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// descendants is pid and every process below it, from the kernel's
+// children lists.
+func descendants(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", out[i]))
+		if err != nil {
+			continue
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", out[i], t.Name()))
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
