@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stallmon/stallmon/internal/budget"
@@ -83,6 +84,8 @@ type Agent struct {
 	deaths     deathWatch
 	unknown    unknownWatch
 	stats      *statsRecorder
+	// abandoned is set by Abandon: the run ends without a last word.
+	abandoned atomic.Bool
 }
 
 // New returns an agent for an attached tracker. It does not own mon.
@@ -166,8 +169,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 		select {
 		case <-ctx.Done():
 			halt()
-			a.final(sink.Leaving, nil)
-			return Detached, nil
+			return a.stop()
 		case <-a.mon.Done():
 			a.gate.fence()
 			halt()
