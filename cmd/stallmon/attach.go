@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/stallmon/stallmon/internal/agent"
@@ -40,11 +38,7 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	f.BoolVar(&o.target.Tree, "tree", false, "with --pid: also watch every descendant of the process, present and future")
 	f.StringVar(&o.target.Cgroup, "cgroup", "", "cgroup v2 directory to watch, with its descendants: absolute, or relative to the cgroup v2 root")
 	o.watch.register(f)
-	nf := &o.watch.cfg.NodeFence
-	f.StringVar(&nf.Mode, "on-unkillable", "none",
-		"none, reboot (restart the node at once, no sync) or watchdog (stop feeding --watchdog-device); DANGEROUS, see docs/fencing.md")
-	f.StringVar(&nf.WatchdogDevice, "watchdog-device", "/dev/watchdog", "watchdog fed while stallmon works (with --on-unkillable=watchdog)")
-	f.DurationVar(&nf.WatchdogTimeout, "watchdog-timeout", 10*time.Second, "watchdog timeout to set (with --on-unkillable=watchdog)")
+	o.watch.registerNodeFence(f)
 	cmd.MarkFlagsMutuallyExclusive("pid", "cgroup")
 	cmd.MarkFlagsMutuallyExclusive("tree", "cgroup")
 	cmd.MarkFlagsOneRequired("pid", "cgroup")
