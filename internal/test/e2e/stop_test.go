@@ -97,3 +97,49 @@ func stopFencesFirst(t *testing.T, undeclared bool) {
 	wantFields(t, "kill", kill, map[string]any{"tid": tid, "reason": "stop", "syscall": "read"})
 	t.Logf("SIGTERM to exit: %v (kill at elapsed %vs)", stopped.Round(time.Millisecond), kill["elapsed_seconds"])
 }
+
+// A stall stallmon will never kill (a SIGSTOPped target: the stopped
+// rule never kills, as gdb, gcore or CRIU may hold it) went out as
+// STALLED. Stopping stallmon must not turn it into LEAVING, which peers
+// never fail over, nor into a kill the rule forbids: it ends on STALLED
+// (stop_stalled) and leaves the target as it is.
+func TestStopWithStallItNeverKillsStaysStalled(t *testing.T) {
+	privtest.Require(t)
+	c := newCluster(t)
+	w := startWorkload(t)
+	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json",
+		"--node-id", "stopped", "--interval", "100ms", "--metrics-addr", ""}, c.GroupFlags()...)...)
+	agent.Events.Next("attached", 10*time.Second)
+	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
+	if err := syscall.Kill(w.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(w.PID, syscall.SIGCONT) })
+	c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
+	if err := agent.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := agent.Wait(t, 10*time.Second); code != exitOK {
+		t.Errorf("stallmon exited %d, want %d", code, exitOK)
+	}
+	var stopEv map[string]any
+	for _, ev := range agent.Events.Rest() {
+		switch ev["msg"] {
+		case "stop_stalled":
+			stopEv = ev
+		case "kill":
+			t.Errorf("a kill the stopped rule forbids: %v", ev)
+		}
+	}
+	if stopEv == nil || stopEv["reason"] != "stopped" {
+		t.Errorf("stop_stalled event %v, want one with reason stopped", stopEv)
+	}
+	for _, tp := range c.Seen() {
+		if tp.P.State == heartbeat.StateLeaving || tp.P.State == heartbeat.StateFenced {
+			t.Errorf("%v after STALLED of a target left stopped: %+v", tp.P.State, tp.P)
+		}
+	}
+	if processExited(t, w.PID) {
+		t.Error("the stopped target was killed")
+	}
+}
