@@ -24,9 +24,16 @@ budget the target is stalled and the multicast heartbeat stops; over
 kill_after it is killed, a process through its pidfd, a cgroup through
 cgroup.kill.
 
+Stopping (SIGTERM, SIGINT) never contradicts the heartbeat: LEAVING only
+when a last poll finds the target healthy; a stall already announced as
+STALLED is fenced first (killed, FENCED), one stallmon will not kill
+stays STALLED, and a target it cannot vouch for gets silence
+(docs/wire.md, Stopping).
+
 Exit status: 0 the target exited on its own (or stallmon was stopped),
 1 runtime failure, 2 bad usage or configuration, 3 target killed by
-stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
+stallmon (also by a stop that fenced a declared stall), 4 target killed
+but it outlived --kill-grace (unkillable) first.`,
 		Example: `  sudo stallmon attach --pid 1234
   sudo stallmon attach --pid "$(pidof myservice)" --key-file /etc/stallmon/key --log-format json
   sudo stallmon attach --cgroup system.slice/nginx.service`,
