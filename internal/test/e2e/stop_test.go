@@ -24,6 +24,12 @@ func TestStopAfterStalledFencesFirst(t *testing.T) {
 // interval, the first poll at attach). The last look at stop declares it:
 // STALLED, then the kill and FENCED, never LEAVING.
 func TestStopOverBudgetUndeclaredIsStalled(t *testing.T) {
+	if sampledTracker() {
+		// It times a syscall from the first poll that sees it: the last
+		// look at the stop is that first poll, so nothing is over budget
+		// yet (trackers.md: it sees a hang one poll interval later).
+		t.Skip("the sampled tracker cannot know a syscall over budget before a second poll sees it")
+	}
 	stopFencesFirst(t, true)
 }
 
