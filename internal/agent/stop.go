@@ -43,6 +43,11 @@ func (a *Agent) stop() (Outcome, error) {
 	// previous poll is declared now rather than left behind a LEAVING.
 	victim := a.poll(context.Background())
 	st, worst := a.gate.state(time.Now())
+	if a.failing > 0 && st == gateAlive {
+		// The gate still trusts an earlier poll, but the last look
+		// failed: it cannot vouch for the target now.
+		st = gateBlind
+	}
 	switch {
 	case st == gateAlive:
 		a.final(sink.Leaving, nil)
