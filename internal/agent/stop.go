@@ -19,6 +19,15 @@ const reasonStop = "stop"
 // which they fail over on, not that the node left, which they never do.
 func (a *Agent) Abandon() { a.abandoned.Store(true) }
 
+// Fenced reports whether the agent killed its target, or saw it exit,
+// and so will never say it is alive again: under stallmon run, a start
+// whose agent is fenced but whose cgroup is not empty yet is a service
+// that did not die.
+func (a *Agent) Fenced() bool {
+	st, _ := a.gate.state(time.Now())
+	return st == gateFenced
+}
+
 // stop ends a run whose context is done. It never contradicts what the
 // heartbeat said: LEAVING ("the node goes, do not fail it over") only
 // after a last poll found the target healthy. A stall declared (STALLED

@@ -82,7 +82,7 @@ var All = []Info{
 	{ServiceStopTimeout, byRun, "The service outlived `--stop-timeout` after a forwarded SIGTERM or SIGINT and is killed: `pid`, `timeout_seconds`."},
 	{ServiceKillFailed, byRun, "Killing the service, or what it left in its cgroup, failed: `err`, `detail`."},
 	{ServiceAbandoned, byRun, "Stopping, the service outlived `--stop-timeout` and the kill that followed by `--kill-grace`: stallmon exits (status 5) and leaves it behind, silent on the heartbeat. `cgroup` (the abandoned cgroup), `pid`, `threads` (each left thread as `tid comm syscall state`), `stop_timeout_seconds`, `kill_grace_seconds`."},
-	{ServiceWaitingOld, byRun, "The service cannot start while a cgroup an earlier stallmon run left still holds processes (killed, stuck in the kernel): `cgroup`, `threads`, `waited_seconds`. Logged when the wait begins and every 10 s; `/readyz` answers 503 `waiting: ...` and `stallmon_service_waiting` is 1 meanwhile."},
+	{ServiceWaitingOld, byRun, "The service cannot start (again) while a cgroup of an earlier start still holds processes, killed but stuck in the kernel: `cgroup`, `threads` (each as `tid comm state wchan`), `waited_seconds`. Logged when the wait begins and every 10 s. For a start of this stallmon (`incarnation` set; logged from `--kill-grace` after the kill), `/readyz` says `fenced: ...` and `stallmon_target_unkillable` is 1; for a cgroup a stallmon run since gone left in the same parent, `/readyz` answers 503 `waiting: ...` and `stallmon_service_waiting` is 1."},
 	{SignalForwarded, byRun, "A signal went to the service's main process: `signal`, `pid`."},
 	{CgroupRemoved, byRun, "A cgroup left by an earlier run was removed: `cgroup`."},
 	{CgroupRemoveFailed, byRun, "The service's cgroup could not be removed: `err`."},

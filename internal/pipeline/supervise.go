@@ -167,6 +167,8 @@ func (s *serviceWatch) Run(ctx context.Context) (agent.Outcome, error) {
 
 func (s *serviceWatch) Abandon() { s.agent.Abandon() }
 
+func (s *serviceWatch) Fenced() bool { return s.agent.Fenced() }
+
 func (s *serviceWatch) Close() error {
 	if s.fencer != nil {
 		s.fencer.Close()

@@ -62,6 +62,9 @@ type Watcher interface {
 	// Abandon makes Run, once its context is done, end without a last
 	// word on the heartbeat: the service outlived its stop.
 	Abandon()
+	// Fenced says the service was killed (or exited): Run returns once
+	// its cgroup is empty.
+	Fenced() bool
 	Close() error
 }
 
@@ -205,8 +208,25 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 
 	var inc incarnation
 	var stopping, abandon <-chan time.Time
+	// A service stallmon killed that does not die holds up the next
+	// start: said now and then, not only in the agent's unkillable report.
+	check := time.NewTicker(waitPoll)
+	defer check.Stop()
+	var fencedAt, loggedAt time.Time
 	for {
 		select {
+		case <-check.C:
+			if !w.Fenced() {
+				continue
+			}
+			if fencedAt.IsZero() {
+				fencedAt = time.Now()
+			}
+			if time.Since(fencedAt) >= cfg.KillGrace && time.Since(loggedAt) >= waitLogEvery {
+				loggedAt = time.Now()
+				cfg.Logger.Warn(event.ServiceWaitingOld, "cgroup", dir.Path, "threads", threads(dir.Path),
+					"waited_seconds", time.Since(fencedAt).Seconds(), "incarnation", n)
+			}
 		case <-stopping:
 			cfg.Logger.Warn(event.ServiceStopTimeout, "pid", cmd.Process.Pid, "timeout_seconds", cfg.StopTimeout.Seconds())
 			if err := dir.Kill(); err != nil && !errors.Is(err, cgroup.ErrNoKill) {

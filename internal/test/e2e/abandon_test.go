@@ -50,8 +50,23 @@ func TestRunAbandonsUnkillableOnStop(t *testing.T) {
 	started := first.Events.Next("service_started", 10*time.Second)
 	cg, _ := started["cgroup"].(string)
 	first.Events.Next("kill", 10*time.Second)
-	unk := first.Events.Next("unkillable", grace+10*time.Second)
+	// The agent's unkillable report, and the supervisor saying that the
+	// next start waits for the cgroup, in either order.
+	var unk, waiting map[string]any
+	for unk == nil || waiting == nil {
+		ev := first.Events.NextWhere("unkillable and service_waiting_old", grace+10*time.Second, func(ev map[string]any) bool {
+			return ev["msg"] == "unkillable" || ev["msg"] == "service_waiting_old"
+		})
+		if ev["msg"] == "unkillable" {
+			unk = ev
+		} else {
+			waiting = ev
+		}
+	}
 	tid := int(unk["tid"].(float64))
+	if waiting["cgroup"] != cg || waiting["incarnation"] != float64(1) || !strings.Contains(fmt.Sprint(waiting["threads"]), itoa(tid)+" cat D") {
+		t.Errorf("service_waiting_old %v: want cgroup %s, incarnation 1, thread %d (cat, D)", waiting, cg, tid)
+	}
 	stalled := c.WaitPacket("STALLED", 5*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
 
 	stopAt := time.Now()
