@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/stallmon/stallmon/internal/agent"
@@ -26,9 +24,16 @@ budget the target is stalled and the multicast heartbeat stops; over
 kill_after it is killed, a process through its pidfd, a cgroup through
 cgroup.kill.
 
+Stopping (SIGTERM, SIGINT) never contradicts the heartbeat: LEAVING only
+when a last poll finds the target healthy; a stall already announced as
+STALLED is fenced first (killed, FENCED), one stallmon will not kill
+stays STALLED, and a target it cannot vouch for gets silence
+(docs/wire.md, Stopping).
+
 Exit status: 0 the target exited on its own (or stallmon was stopped),
 1 runtime failure, 2 bad usage or configuration, 3 target killed by
-stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
+stallmon (also by a stop that fenced a declared stall), 4 target killed
+but it outlived --kill-grace (unkillable) first.`,
 		Example: `  sudo stallmon attach --pid 1234
   sudo stallmon attach --pid "$(pidof myservice)" --key-file /etc/stallmon/key --log-format json
   sudo stallmon attach --cgroup system.slice/nginx.service`,
@@ -40,11 +45,7 @@ stallmon, 4 target killed but it outlived --kill-grace (unkillable) first.`,
 	f.BoolVar(&o.target.Tree, "tree", false, "with --pid: also watch every descendant of the process, present and future")
 	f.StringVar(&o.target.Cgroup, "cgroup", "", "cgroup v2 directory to watch, with its descendants: absolute, or relative to the cgroup v2 root")
 	o.watch.register(f)
-	nf := &o.watch.cfg.NodeFence
-	f.StringVar(&nf.Mode, "on-unkillable", "none",
-		"none, reboot (restart the node at once, no sync) or watchdog (stop feeding --watchdog-device); DANGEROUS, see docs/fencing.md")
-	f.StringVar(&nf.WatchdogDevice, "watchdog-device", "/dev/watchdog", "watchdog fed while stallmon works (with --on-unkillable=watchdog)")
-	f.DurationVar(&nf.WatchdogTimeout, "watchdog-timeout", 10*time.Second, "watchdog timeout to set (with --on-unkillable=watchdog)")
+	o.watch.registerNodeFence(f)
 	cmd.MarkFlagsMutuallyExclusive("pid", "cgroup")
 	cmd.MarkFlagsMutuallyExclusive("tree", "cgroup")
 	cmd.MarkFlagsOneRequired("pid", "cgroup")

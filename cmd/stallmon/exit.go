@@ -15,6 +15,7 @@ const (
 	exitUsage      = 2 // bad usage, bad configuration, bad target
 	exitKilled     = 3 // target killed by stallmon
 	exitUnkillable = 4 // target killed, but it outlived the kill grace first
+	exitAbandoned  = 5 // run: stopping, the service outlived its kill; left behind
 )
 
 // exitError carries an exit status through cobra's error return.

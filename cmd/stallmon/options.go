@@ -27,6 +27,16 @@ type watchOptions struct {
 	flags   *pflag.FlagSet
 }
 
+// registerNodeFence adds --on-unkillable and the watchdog's flags
+// (attach and run).
+func (o *watchOptions) registerNodeFence(f *pflag.FlagSet) {
+	nf := &o.cfg.NodeFence
+	f.StringVar(&nf.Mode, "on-unkillable", "none",
+		"none, reboot (restart the node at once, no sync) or watchdog (stop feeding --watchdog-device); DANGEROUS, see docs/fencing.md")
+	f.StringVar(&nf.WatchdogDevice, "watchdog-device", "/dev/watchdog", "watchdog fed while stallmon works (with --on-unkillable=watchdog)")
+	f.DurationVar(&nf.WatchdogTimeout, "watchdog-timeout", 10*time.Second, "watchdog timeout to set (with --on-unkillable=watchdog)")
+}
+
 func (o *watchOptions) register(f *pflag.FlagSet) {
 	o.flags = f
 	c := &o.cfg

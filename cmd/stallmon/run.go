@@ -28,8 +28,18 @@ stallmon, --restart decides whether it starts again (with a delay that
 doubles at each restart in a row); each start is a new incarnation on the
 wire.
 
+Stopping (SIGTERM, SIGINT) forwards the signal, kills the service after
+--stop-timeout, and gives it --kill-grace more to die: a service that
+SIGKILL cannot end (a thread stuck in the kernel) is then left behind,
+named in a service_abandoned event, and stallmon exits 5, silent on the
+heartbeat. A later stallmon run in the same --cgroup-parent waits for
+that cgroup to empty before it starts the service (service_waiting_old,
+/readyz 503): never an instance beside a live one. --on-unkillable acts
+as under attach when a service stallmon killed does not die.
+
 Exit status: the service's last one (its code, or 128+signal when a signal
-ended it), 1 when stallmon itself failed, 2 bad usage or configuration.`,
+ended it), 1 when stallmon itself failed, 2 bad usage or configuration,
+5 the service outlived its stop and was abandoned.`,
 		Example: `  sudo stallmon run --restart=on-failure -- /usr/bin/redis-server /etc/redis/redis.conf
   sudo stallmon run --key-file /etc/stallmon/key --log-format json -- nginx -g 'daemon off;'`,
 		Args: cobra.MinimumNArgs(1),
@@ -37,6 +47,7 @@ ended it), 1 when stallmon itself failed, 2 bad usage or configuration.`,
 	}
 	f := cmd.Flags()
 	o.watch.register(f)
+	o.watch.registerNodeFence(f)
 	s := &o.service
 	f.StringVar(&s.Restart, "restart", "never", "never, on-failure (a non-zero exit, a signal, or stallmon's kill) or always")
 	f.IntVar(&s.MaxRestarts, "max-restarts", 10, "give up after this many restarts (0: no limit)")
@@ -59,6 +70,9 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	st, err := pipeline.Supervise(cmd.Context(), o.watch.config(log), s)
 	if err != nil {
 		return pipelineError(err)
+	}
+	if st.Abandoned {
+		return &exitError{code: exitAbandoned}
 	}
 	if code := st.ExitCode(); code != 0 {
 		return &exitError{code: code}

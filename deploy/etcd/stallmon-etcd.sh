@@ -9,7 +9,9 @@
 #   ETCD_ENDPOINTS  etcd's client URLs, comma-separated
 #   ELECTION        the election's name, shared with the standbys
 #   ON_ELECTED, ON_DEMOTED  run by /bin/sh -c when this node wins or loses,
-#                   with STALLMON_EVENT, _NODE, _ELECTION, _STATE, _PID, _REASON
+#                   with STALLMON_EVENT, _NODE, _ELECTION, _STATE, _PID, _REASON,
+#                   _RULE and _KILLS (0: a rule that never kills holds the
+#                   service, e.g. stopped under gdb: do not stop it yourself)
 exec stallmon attach --pid "$SERVICE_PID" --node-id "$NODE" \
 	--etcd-endpoints "$ETCD_ENDPOINTS" --etcd-ttl 2s \
 	--etcd-election "$ELECTION" \

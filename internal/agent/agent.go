@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stallmon/stallmon/internal/budget"
@@ -86,6 +87,8 @@ type Agent struct {
 	deaths     deathWatch
 	unknown    unknownWatch
 	stats      *statsRecorder
+	// abandoned is set by Abandon: the run ends without a last word.
+	abandoned atomic.Bool
 }
 
 // New returns an agent for an attached tracker. It does not own mon.
@@ -169,9 +172,15 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 		select {
 		case <-ctx.Done():
 			halt()
-			a.shutEgress("leaving")
-			a.final(sink.Leaving, nil)
-			return Detached, nil
+			out, err := a.stop()
+			// The service's own heartbeat goes silent with the agent
+			// that vouched for it: the stop's last word names why.
+			reason := "leaving"
+			if st, _ := a.gate.state(time.Now()); st != gateAlive {
+				reason = st.String()
+			}
+			a.shutEgress(reason)
+			return out, err
 		case <-a.mon.Done():
 			a.gate.fence()
 			a.shutEgress("fenced")

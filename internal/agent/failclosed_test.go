@@ -136,6 +136,13 @@ func TestSnapshotFailureStopsHeartbeat(t *testing.T) {
 	}
 	b.aliveUntil(t, broken)
 	b.running(t)
+	// Stopped while it cannot see, it ends in silence, not LEAVING.
+	b.stop()
+	for _, p := range b.rec.packets() {
+		if p.State == heartbeat.StateLeaving {
+			t.Errorf("LEAVING from an agent whose snapshots fail: %+v", p)
+		}
+	}
 }
 
 // A snapshot with no thread of a target that has not exited vouches for

@@ -57,10 +57,16 @@ func (g *gate) polledUnknown(at time.Time, over []judged, unknown string) {
 }
 
 // worse orders the stalls the heartbeat reports: a thread the kernel
-// killed first (it can never recover), then the longest running.
+// killed first (it can never recover), then one whose rule kills (its
+// kill is what the takeover deadline promises, and what systemd's
+// trigger is for: a stopped thread beside it must not hide it), then the
+// longest running.
 func worse(a, b judged) bool {
 	if (a.death != nil) != (b.death != nil) {
 		return a.death != nil
+	}
+	if ka, kb := a.rule.Kills(), b.rule.Kills(); ka != kb {
+		return ka
 	}
 	return a.span > b.span
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/budget"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
@@ -11,6 +12,13 @@ func TestGateDecisions(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	stall := judged{thread: tracker.Thread{TID: 7, Syscall: "read", Elapsed: time.Second}, span: time.Second}
 	longer := judged{thread: tracker.Thread{TID: 8, Syscall: "fsync", Elapsed: 3 * time.Second}, span: 3 * time.Second}
+	// A thread the stopped rule holds (never kills) for longer than a
+	// read whose rule kills: the read is what the heartbeat and the
+	// integrations must hear of.
+	kills := judged{thread: tracker.Thread{TID: 10, Syscall: "read", Elapsed: time.Second}, span: time.Second,
+		rule: budget.Rule{Budget: time.Second, KillAfter: 3 * time.Second}}
+	stoppedLong := judged{thread: tracker.Thread{TID: 11, Elapsed: 9 * time.Second}, span: 9 * time.Second, reason: "stopped",
+		rule: budget.Rule{Budget: 3 * time.Second}}
 	for _, tc := range []struct {
 		name    string
 		setup   func(g *gate)
@@ -24,6 +32,8 @@ func TestGateDecisions(t *testing.T) {
 		{"clean poll too old", func(g *gate) { g.polled(t0, nil) }, t0.Add(201 * time.Millisecond), gateBlind, 0},
 		{"stall", func(g *gate) { g.polled(t0, []judged{stall}) }, t0, gateStalled, 7},
 		{"worst stall is reported", func(g *gate) { g.polled(t0, []judged{stall, longer}) }, t0, gateStalled, 8},
+		{"a stall whose rule kills beats a longer one that never kills",
+			func(g *gate) { g.polled(t0, []judged{stoppedLong, kills}) }, t0, gateStalled, 10},
 		{"stale stall is blind", func(g *gate) { g.polled(t0, []judged{stall}) }, t0.Add(time.Second), gateBlind, 0},
 		{"stall then clean", func(g *gate) { g.polled(t0, []judged{stall}); g.polled(t0.Add(100*time.Millisecond), nil) },
 			t0.Add(100 * time.Millisecond), gateAlive, 0},

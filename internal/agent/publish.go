@@ -78,7 +78,7 @@ func (p *publisher) judgedVerdict(st sink.State, j *judged, now time.Time) sink.
 		}
 		v.Stall = &sink.Stall{
 			PID: j.thread.PID, TID: j.thread.TID, Comm: j.thread.Comm, Syscall: name, Nr: j.thread.NativeNr(),
-			Elapsed: j.span, Reason: j.reason,
+			Elapsed: j.span, Reason: j.reason, Kills: j.death != nil || j.rule.Kills(),
 		}
 	}
 	return v

@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/heartbeat"
 	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/testutil/linktamper"
 )
@@ -79,11 +80,19 @@ func TestTrackerTamperingStopsHeartbeat(t *testing.T) {
 	}
 	b.running(t)
 	b.stop()
+	// Stopped blind, it ends in silence: LEAVING would say the node goes
+	// in good order, and peers never fail over a node that left.
+	for _, p := range b.rec.packets() {
+		if p.State == heartbeat.StateLeaving {
+			t.Errorf("LEAVING from an agent that could not vouch for its target: %+v", p)
+		}
+	}
 
 	lastAlive := b.aliveUntil(t, tampered)
 	t.Logf("tampering seen after %v; last ALIVE %v after it", seen, lastAlive.Sub(tampered))
 	out := logs.Bytes()
-	for ev, want := range map[string]int{event.TrackerTampered: 1, event.HeartbeatStopped: 1, event.PollRecovered: 0, event.HeartbeatResumed: 0} {
+	for ev, want := range map[string]int{event.TrackerTampered: 1, event.HeartbeatStopped: 1, event.PollRecovered: 0, event.HeartbeatResumed: 0,
+		event.StopSilent: 1} {
 		if n := countEvents(t, out, ev); n != want {
 			t.Errorf("%d %s events, want %d; log:\n%s", n, ev, want, out)
 		}

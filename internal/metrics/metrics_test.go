@@ -144,7 +144,11 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, reg := range map[string]*prometheus.Registry{"attach": agentReg, "listen": listenerReg} {
+	waitingReg, err := NewWaitingRegistry("test", func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, reg := range map[string]*prometheus.Registry{"attach": agentReg, "listen": listenerReg, "run waiting": waitingReg} {
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = bytes.NewReader(exposition(t, reg))
 		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
@@ -206,8 +210,12 @@ func exportedNames(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitingReg, err := NewWaitingRegistry("test", func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
 	var names []string
-	for _, g := range []prometheus.Gatherer{agentReg, listenerReg} {
+	for _, g := range []prometheus.Gatherer{agentReg, listenerReg, waitingReg} {
 		mfs, err := g.Gather()
 		if err != nil {
 			t.Fatal(err)

@@ -91,3 +91,20 @@ func Handler(reg *prometheus.Registry) http.Handler {
 		Registry:      reg,
 	}))
 }
+
+// NewWaitingRegistry returns what stallmon run serves while the service
+// cannot start, a cgroup an earlier run left still holding processes:
+// stallmon_service_waiting (1 meanwhile), plus the build info, the Go
+// runtime's and the process's metrics.
+func NewWaitingRegistry(version string, waiting func() bool) (*prometheus.Registry, error) {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "service_waiting",
+		Help: "1 while stallmon run holds the start of its service because a cgroup an earlier run left still holds processes (killed, stuck in the kernel).",
+	}, func() float64 {
+		if waiting() {
+			return 1
+		}
+		return 0
+	})
+	return newRegistry(version, g)
+}

@@ -26,7 +26,8 @@ type Config struct {
 	Sinks     Sinks
 	Metrics   Metrics
 	Egress    Egress
-	// NodeFence is for attach only: run never takes the node down.
+	// NodeFence takes the node down when a target stallmon killed does
+	// not die (--on-unkillable), under attach and run alike.
 	NodeFence nodefence.Options
 	// SelfProtect locks stallmon's memory (and, for attach, lowers its
 	// OOM score) before anything else.

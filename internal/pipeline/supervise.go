@@ -8,12 +8,16 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/egress"
 	"github.com/stallmon/stallmon/internal/event"
+	"github.com/stallmon/stallmon/internal/httpserve"
+	"github.com/stallmon/stallmon/internal/metrics"
+	"github.com/stallmon/stallmon/internal/nodefence"
 	"github.com/stallmon/stallmon/internal/sink"
 	"github.com/stallmon/stallmon/internal/supervise"
 	"github.com/stallmon/stallmon/internal/tracker"
@@ -54,6 +58,10 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 	if len(s.Command) == 0 {
 		return supervise.Status{}, configErr(errors.New("no command to run"))
 	}
+	kill := !cfg.Watch.NoKill
+	if err := cfg.NodeFence.Validate(kill); err != nil {
+		return supervise.Status{}, configErr(err)
+	}
 	if err := cfg.Sinks.validate(); err != nil {
 		return supervise.Status{}, err
 	}
@@ -77,13 +85,29 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 		if err != nil {
 			return nil, attachErr(err)
 		}
-		gate, err := c.openEgress(service, egress.Scope{Cgroup: path})
+		// Armed for each start, as under attach, once its tracker is
+		// attached: nothing feeds a watchdog between two starts (the
+		// restart delay may outlast its timeout), and Close disarms it
+		// unless fencing began. --on-unkillable acts when a service
+		// stallmon killed does not die.
+		nf, err := cfg.NodeFence.Arm(kill, c.log)
 		if err != nil {
 			tr.Close()
-			return nil, err
+			return nil, configErr(err)
 		}
-		a, err := c.newAgent(tr, nil, gate)
+		gate, err := c.openEgress(service, egress.Scope{Cgroup: path})
 		if err != nil {
+			if nf != nil {
+				nf.Close()
+			}
+			tr.Close()
+			return nil, configErr(err)
+		}
+		a, err := c.newAgent(tr, nf, gate)
+		if err != nil {
+			if nf != nil {
+				nf.Close()
+			}
 			if gate != nil {
 				gate.Close()
 			}
@@ -91,13 +115,51 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 			return nil, err
 		}
 		c.logAttached("cgroup", path)
-		return &serviceWatch{ctx: ctx, chain: c, tracker: tr, agent: a, gate: gate}, nil
+		return &serviceWatch{ctx: ctx, chain: c, tracker: tr, agent: a, gate: gate, fencer: nf}, nil
 	}
+	waiting := &waitServer{ctx: ctx, chain: c}
+	defer waiting.set("")
 	return supervise.Run(ctx, supervise.Config{
 		Command: s.Command, CgroupParent: s.CgroupParent, Restart: policy, MaxRestarts: s.MaxRestarts,
 		RestartDelay: s.RestartDelay, StableAfter: 32 * s.RestartDelay, Signals: signals, StopTimeout: s.StopTimeout,
+		KillGrace: cfg.Watch.KillGrace, Waiting: waiting.set,
 		Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Logger: c.log,
 	}, watch)
+}
+
+// waitServer serves /readyz (503, with the reason) and
+// stallmon_service_waiting while the service's start waits for a
+// cgroup an earlier run left to empty: no agent serves them then.
+type waitServer struct {
+	ctx   context.Context
+	chain *chain
+	mu    sync.Mutex
+	why   string
+	stop  func()
+}
+
+func (w *waitServer) set(reason string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.why = reason
+	addr := w.chain.cfg.Metrics.Addr
+	switch {
+	case reason != "" && w.stop == nil && addr != "":
+		reg, err := metrics.NewWaitingRegistry(w.chain.cfg.Version, func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.why != ""
+		})
+		srv := httpserve.Start(w.chain.log, addr, reg, err, httpserve.Probes(func() (bool, bool, string) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return true, w.why == "", "waiting: " + w.why
+		}))
+		w.stop = func() { srv.Stop(w.ctx, 0) }
+	case reason == "" && w.stop != nil:
+		w.stop()
+		w.stop = nil
+	}
 }
 
 // serviceWatch is one start's agent, with its metrics.
@@ -106,7 +168,8 @@ type serviceWatch struct {
 	chain   *chain
 	tracker *tracker.Tracker
 	agent   *agent.Agent
-	gate    *egress.Gate // nil without --gate-egress
+	gate    *egress.Gate     // nil without --gate-egress
+	fencer  nodefence.Fencer // nil without --on-unkillable
 }
 
 func (s *serviceWatch) Started() { s.tracker.Started() }
@@ -116,7 +179,14 @@ func (s *serviceWatch) Run(ctx context.Context) (agent.Outcome, error) {
 	return s.agent.Run(ctx)
 }
 
+func (s *serviceWatch) Abandon() { s.agent.Abandon() }
+
+func (s *serviceWatch) Fenced() bool { return s.agent.Fenced() }
+
 func (s *serviceWatch) Close() error {
+	if s.fencer != nil {
+		s.fencer.Close()
+	}
 	if s.gate != nil {
 		if err := s.gate.Close(); err != nil {
 			s.chain.log.Warn(event.EgressFailed, "err", err)

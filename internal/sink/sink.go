@@ -55,6 +55,12 @@ type Stall struct {
 	Nr      int
 	Elapsed time.Duration
 	Reason  string // the rule that fired: over_budget, uninterruptible, ...
+	// Kills says the rule broken ends in a kill (it has a kill_after, or
+	// the thread died in the kernel). False for the rules that never
+	// kill (a stopped, traced or frozen target, kill_after: never): an
+	// integration that would end the service (systemd's watchdog) must
+	// leave those alone.
+	Kills bool
 }
 
 // Verdict is one statement of the agent about its target.

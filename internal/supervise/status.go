@@ -12,6 +12,9 @@ import (
 type Status struct {
 	Code   int            // exit code, when Signal is 0
 	Signal syscall.Signal // the signal that ended it
+	// Abandoned: stopping, the service outlived the kill at its stop
+	// timeout by the kill's grace, and was left behind in its cgroup.
+	Abandoned bool
 }
 
 func statusOf(ps *os.ProcessState) Status {

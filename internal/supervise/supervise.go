@@ -12,13 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/agent"
 	"github.com/stallmon/stallmon/internal/cgroup"
@@ -44,10 +39,17 @@ type Config struct {
 	// service still there StopTimeout later is killed.
 	Signals     <-chan os.Signal
 	StopTimeout time.Duration
-	Stdin       io.Reader
-	Stdout      io.Writer
-	Stderr      io.Writer
-	Logger      *slog.Logger
+	// KillGrace is how long the kill at StopTimeout may take: a service
+	// still there after it is abandoned (Status.Abandoned).
+	KillGrace time.Duration
+	// Waiting, when set, hears why the service cannot start yet (a
+	// cgroup an earlier run left still holds processes), and "" once it
+	// can.
+	Waiting func(reason string)
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Logger  *slog.Logger
 }
 
 // Watcher watches one incarnation (stallmon's agent over a tracker of the
@@ -57,6 +59,12 @@ type Watcher interface {
 	Started()
 	// Run judges the service until its cgroup is empty, and fences it.
 	Run(ctx context.Context) (agent.Outcome, error)
+	// Abandon makes Run, once its context is done, end without a last
+	// word on the heartbeat: the service outlived its stop.
+	Abandon()
+	// Fenced says the service was killed (or exited): Run returns once
+	// its cgroup is empty.
+	Fenced() bool
 	Close() error
 }
 
@@ -76,9 +84,17 @@ func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	removeStale(parent, cfg.Logger)
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = 5 * time.Second
+	}
 	restarts, inRow := 0, 0
 	for {
+		// Never beside a live instance: a run that died (SIGKILL, or
+		// exited after abandoning an unkillable service) may have left
+		// one, stuck in the kernel, in its cgroup.
+		if !waitLeftovers(ctx, cfg, parent) {
+			return Status{}, nil
+		}
 		// A cgroup of its own for each incarnation: a kernel (6.18 here)
 		// kills at once a process cloned into a cgroup that cgroup.kill
 		// was used on before, and each start deserves a clean slate.
@@ -87,6 +103,10 @@ func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
 			return Status{}, err
 		}
 		inc, err := runOnce(ctx, cfg, dir, watch, restarts+1)
+		if inc.status.Abandoned {
+			// Still populated: the next run waits for it to empty.
+			return inc.status, err
+		}
 		if rerr := dir.Remove(); rerr != nil && err == nil {
 			cfg.Logger.Warn(event.CgroupRemoveFailed, "err", rerr)
 		}
@@ -132,27 +152,6 @@ func cgroupParent(parent string) (string, error) {
 	return p.Path, nil
 }
 
-// removeStale removes the empty cgroups that a stallmon run, since dead
-// (killed before it could clean up), left in parent. A cgroup that still
-// holds a process stays: rmdir refuses it.
-func removeStale(parent string, log *slog.Logger) {
-	dirs, _ := filepath.Glob(filepath.Join(parent, "stallmon-run-*-*"))
-	for _, d := range dirs {
-		f := strings.Split(filepath.Base(d), "-")
-		pid, err := strconv.Atoi(f[2])
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-			unix.Close(fd) // its stallmon lives
-			continue
-		}
-		if err := os.Remove(d); err == nil {
-			log.Info(event.CgroupRemoved, "cgroup", d)
-		}
-	}
-}
-
 // incarnation is how one start of the service ended.
 type incarnation struct {
 	status  Status
@@ -193,8 +192,12 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 		err     error
 	}
 	judged := make(chan result, 1)
+	// Not ended by ctx: the agent judges the service until its cgroup
+	// empties; only an abandoned service ends it early.
+	actx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAgent()
 	go func() {
-		o, err := w.Run(context.WithoutCancel(ctx))
+		o, err := w.Run(actx)
 		judged <- result{o, err}
 	}()
 	mainDone := make(chan struct{})
@@ -204,14 +207,47 @@ func runOnce(ctx context.Context, cfg Config, dir cgroup.Dir, watch WatchFunc, n
 	}()
 
 	var inc incarnation
-	var stopping <-chan time.Time
+	var stopping, abandon <-chan time.Time
+	// A service stallmon killed that does not die holds up the next
+	// start: said now and then, not only in the agent's unkillable report.
+	check := time.NewTicker(waitPoll)
+	defer check.Stop()
+	var fencedAt, loggedAt time.Time
 	for {
 		select {
+		case <-check.C:
+			if !w.Fenced() {
+				continue
+			}
+			if fencedAt.IsZero() {
+				fencedAt = time.Now()
+			}
+			if time.Since(fencedAt) >= cfg.KillGrace && time.Since(loggedAt) >= waitLogEvery {
+				loggedAt = time.Now()
+				cfg.Logger.Warn(event.ServiceWaitingOld, "cgroup", dir.Path, "threads", threads(dir.Path),
+					"waited_seconds", time.Since(fencedAt).Seconds(), "incarnation", n)
+			}
 		case <-stopping:
 			cfg.Logger.Warn(event.ServiceStopTimeout, "pid", cmd.Process.Pid, "timeout_seconds", cfg.StopTimeout.Seconds())
 			if err := dir.Kill(); err != nil && !errors.Is(err, cgroup.ErrNoKill) {
 				cfg.Logger.Error(event.ServiceKillFailed, "err", err, "detail", "killing the service")
 			}
+			t := time.NewTimer(cfg.KillGrace)
+			defer t.Stop()
+			abandon = t.C
+		case <-abandon:
+			// SIGKILL could not end it (a thread stuck in the kernel):
+			// a stop must end all the same. Nothing runs user code any
+			// more; stallmon says so and goes, silent on the heartbeat,
+			// and its next run waits for the cgroup to empty.
+			cfg.Logger.Error(event.ServiceAbandoned, "cgroup", dir.Path, "pid", cmd.Process.Pid, "threads", threads(dir.Path),
+				"stop_timeout_seconds", cfg.StopTimeout.Seconds(), "kill_grace_seconds", cfg.KillGrace.Seconds())
+			w.Abandon()
+			stopAgent()
+			r := <-judged
+			inc.status.Abandoned = true
+			inc.outcome = r.outcome
+			return inc, r.err
 		case sig := <-cfg.Signals:
 			// Through the pidfd Go holds for the child: never a
 			// recycled PID.

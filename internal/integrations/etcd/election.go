@@ -228,7 +228,18 @@ func (s *Sink) IsLeader() bool {
 	return s.leader
 }
 
+// hook is one run of cmd for v. STALLMON_RULE and STALLMON_KILLS say
+// which rule a stall broke and whether it ends in stallmon's kill: a
+// demotion hook must not stop a service that a rule which never kills
+// holds (stopped, traced, frozen: gdb, gcore, CRIU, docker pause).
 func (s *Sink) hook(event, cmd string, v sink.Verdict, reason string) hookRun {
+	rule, kills := "", "0"
+	if st := v.Stall; st != nil {
+		rule = st.Reason
+		if st.Kills {
+			kills = "1"
+		}
+	}
 	return hookRun{event: event, cmd: cmd, env: []string{
 		"STALLMON_EVENT=" + event,
 		"STALLMON_REASON=" + reason,
@@ -236,5 +247,7 @@ func (s *Sink) hook(event, cmd string, v sink.Verdict, reason string) hookRun {
 		"STALLMON_ELECTION=" + s.cfg.Election,
 		"STALLMON_STATE=" + v.State.String(),
 		"STALLMON_PID=" + strconv.Itoa(v.PID),
+		"STALLMON_RULE=" + rule,
+		"STALLMON_KILLS=" + kills,
 	}}
 }

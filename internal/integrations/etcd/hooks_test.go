@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stallmon/stallmon/internal/event"
+	"github.com/stallmon/stallmon/internal/sink"
 )
 
 // A hook that outlives its timeout is killed with everything it started,
@@ -83,4 +85,26 @@ func hookRunning(h *hookRunner) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.queue) == 1
+}
+
+// A demotion hook can tell a stall that stallmon will kill from one a
+// rule that never kills holds (a stopped service): it must not stop the
+// latter itself.
+func TestHookSaysWhetherTheRuleKills(t *testing.T) {
+	s := &Sink{cfg: Config{NodeID: "n", Election: "e"}}
+	for _, c := range []struct {
+		stall      *sink.Stall
+		rule, kill string
+	}{
+		{&sink.Stall{Reason: "stopped"}, "stopped", "0"},
+		{&sink.Stall{Reason: "over_budget", Kills: true}, "over_budget", "1"},
+		{nil, "", "0"},
+	} {
+		env := s.hook(hookDemoted, "true", sink.Verdict{State: sink.Stalled, Stall: c.stall}, "stalled").env
+		for _, want := range []string{"STALLMON_RULE=" + c.rule, "STALLMON_KILLS=" + c.kill} {
+			if !slices.Contains(env, want) {
+				t.Errorf("stall %+v: env %v lacks %s", c.stall, env, want)
+			}
+		}
+	}
 }

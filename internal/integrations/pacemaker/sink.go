@@ -1,6 +1,7 @@
 // Package pacemaker makes Pacemaker see stallmon's verdict as a node
 // attribute: red while the watched service is anything but alive, green
-// while it is. With the default name, #health-stallmon, and the cluster
+// while it is, yellow while a rule that never kills holds it (stopped,
+// traced, frozen). With the default name, #health-stallmon, and the cluster
 // option node-health-strategy=migrate-on-red, a red node runs no
 // resource; with another name, a location rule on the attribute moves
 // just the resources it names (see deploy/pacemaker/).
@@ -43,8 +44,9 @@ const DefaultAttribute = "#health-stallmon"
 
 // The values the sink writes, the colours node-health-strategy reads.
 const (
-	Red   = "red"
-	Green = "green"
+	Red    = "red"
+	Yellow = "yellow"
+	Green  = "green"
 )
 
 // Defaults of Config.
@@ -117,10 +119,18 @@ func (s *Sink) Name() string { return "pacemaker" }
 func (s *Sink) Attribute() string { return s.attr }
 
 // Health is the value v sets: green only for an Alive verdict that is
-// still fresh.
+// still fresh; yellow for a stall whose rule never kills (a stopped,
+// traced or frozen service: gdb, gcore, CRIU, docker pause); red for
+// anything else. Red moves the resources away, and moving one stops it
+// here: Pacemaker's stop would kill a service the rule spares, so such a
+// stall is yellow, which migrate-on-red and the location rule on red
+// leave alone.
 func Health(v sink.Verdict, now time.Time) string {
-	if v.State.Healthy() && v.Fresh(now) {
+	switch {
+	case v.State.Healthy() && v.Fresh(now):
 		return Green
+	case v.State == sink.Stalled && v.Stall != nil && !v.Stall.Kills:
+		return Yellow
 	}
 	return Red
 }

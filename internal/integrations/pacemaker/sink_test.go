@@ -21,6 +21,10 @@ func TestHealthIsGreenOnlyForAFreshAlive(t *testing.T) {
 		{sink.Verdict{State: sink.Alive}, Green},
 		{sink.Verdict{State: sink.Alive, ValidUntil: now.Add(-time.Millisecond)}, Red},
 		{sink.Verdict{State: sink.Stalled}, Red},
+		{sink.Verdict{State: sink.Stalled, Stall: &sink.Stall{Reason: "over_budget", Kills: true}}, Red},
+		// A rule that never kills: moving the resource would stop it here.
+		{sink.Verdict{State: sink.Stalled, Stall: &sink.Stall{Reason: "stopped"}}, Yellow},
+		{sink.Verdict{State: sink.Stalled, Stall: &sink.Stall{Reason: "frozen"}}, Yellow},
 		{sink.Verdict{State: sink.Blind}, Red},
 		{sink.Verdict{State: sink.Fenced, Final: true}, Red},
 		{sink.Verdict{State: sink.Leaving, Final: true}, Red},

@@ -24,11 +24,20 @@ func statusText(v sink.Verdict) string {
 	if st == nil {
 		return "stallmon: stalled"
 	}
-	what := "in " + st.Syscall
-	if st.Syscall == "none" || st.Syscall == "" {
-		what = "in the kernel outside any syscall"
+	what := "stuck in " + st.Syscall
+	switch {
+	case st.Reason == "stopped":
+		// Not the kernel's doing: a signal (SIGSTOP, a job-control
+		// stop) holds it, and SIGCONT would let it go on.
+		what = "stopped"
+	case st.Reason == "traced":
+		what = "held by a tracer"
+	case st.Reason == "frozen":
+		what = "frozen by the cgroup freezer"
+	case st.Syscall == "none" || st.Syscall == "":
+		what = "stuck in the kernel outside any syscall"
 	}
-	return fmt.Sprintf("stallmon: thread %d (%s) of pid %d stuck %s for %.1fs (%s)",
+	return fmt.Sprintf("stallmon: thread %d (%s) of pid %d %s for %.1fs (%s)",
 		st.TID, st.Comm, st.PID, what, st.Elapsed.Seconds(), st.Reason)
 }
 

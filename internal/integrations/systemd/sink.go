@@ -56,7 +56,8 @@ func New(cfg Config) (*Sink, error) {
 
 func (s *Sink) Name() string { return "systemd" }
 
-// Apply sends WATCHDOG=trigger on the first Stalled verdict of a stall.
+// Apply sends WATCHDOG=trigger on the first Stalled verdict of a stall
+// whose rule kills; a stall under a rule that never kills sends nothing.
 // A repeated Stalled, even after a Blind or a Fenced one, is the same
 // stall (the agent announces the stall it kills for after it fenced);
 // only Alive, or the Final verdict that ends a run (stallmon run starts
@@ -78,6 +79,13 @@ func (s *Sink) trigger(ctx context.Context, v sink.Verdict) error {
 		return nil
 	}
 	if s.triggered {
+		return nil
+	}
+	if v.Stall == nil || !v.Stall.Kills {
+		// The rule broken never kills (a stopped, traced or frozen
+		// service: gdb, gcore, CRIU, docker pause, systemctl freeze;
+		// kill_after: never): the trigger would have systemd kill it
+		// all the same (WatchdogSignal=, Restart=on-watchdog).
 		return nil
 	}
 	pid, err := s.cfg.Target.pid(v)

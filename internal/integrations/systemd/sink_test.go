@@ -60,7 +60,7 @@ func mustApply(t *testing.T, s *Sink, v sink.Verdict) {
 
 func stalled(pid, tid int, comm, syscall string, elapsed time.Duration) sink.Verdict {
 	return sink.Verdict{State: sink.Stalled, At: time.Now(), PID: pid,
-		Stall: &sink.Stall{PID: pid, TID: tid, Comm: comm, Syscall: syscall, Elapsed: elapsed, Reason: "over_budget"}}
+		Stall: &sink.Stall{PID: pid, TID: tid, Comm: comm, Syscall: syscall, Elapsed: elapsed, Reason: "over_budget", Kills: true}}
 }
 
 // wantTrigger checks one datagram: the STATUS line, then WATCHDOG=trigger,
@@ -396,6 +396,35 @@ func TestCheckSocket(t *testing.T) {
 	} {
 		if err := CheckSocket(addr); (err == nil) != ok {
 			t.Errorf("CheckSocket(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}
+
+// A stall whose rule never kills (stopped, traced, frozen, kill_after:
+// never) sends nothing: the trigger would have systemd kill the service
+// the rule spares. One whose rule kills does, in words that say what
+// holds it: a stopped thread is not stuck in the kernel.
+func TestTriggerOnlyForRulesThatKill(t *testing.T) {
+	sock := sdnotifytest.Temp(t)
+	s := newSink(t, Config{Socket: sock.Addr})
+	pid := os.Getpid() + 1
+	for _, reason := range []string{"stopped", "traced", "frozen", "over_budget"} {
+		v := stalled(pid, pid, "svc", "none", 3*time.Second)
+		v.Stall.Reason, v.Stall.Kills = reason, false
+		mustApply(t, s, v)
+		sock.None(t, reason+" under a rule that never kills")
+	}
+	for reason, what := range map[string]string{
+		"stopped": "stopped", "traced": "held by a tracer", "frozen": "frozen by the cgroup freezer",
+		"page_fault": "stuck in the kernel outside any syscall",
+	} {
+		mustApply(t, s, sink.Verdict{State: sink.Alive, PID: pid})
+		v := stalled(pid, pid, "svc", "none", 3*time.Second)
+		v.Stall.Reason = reason
+		mustApply(t, s, v)
+		want := fmt.Sprintf("stallmon: thread %d (svc) of pid %d %s for 3.0s (%s)", pid, pid, what, reason)
+		if d := sock.Next(t, time.Second); d.Msg != "STATUS="+want+"\nWATCHDOG=trigger" {
+			t.Errorf("%s: %q, want STATUS=%s", reason, d.Msg, want)
 		}
 	}
 }

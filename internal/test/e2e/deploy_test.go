@@ -2,10 +2,11 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
@@ -14,7 +15,7 @@ import (
 // stallmon binary under test where the units expect /usr/local/bin/stallmon,
 // and keep the capabilities stallmon checks for.
 func TestDeployUnitsVerify(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
+	analyze, err := osexec.LookPath("systemd-analyze")
 	if err != nil {
 		privtest.Unavailable(t, "needs systemd-analyze (Debian's systemd package): "+err.Error())
 		return
@@ -48,7 +49,7 @@ func TestDeployUnitsVerify(t *testing.T) {
 // a mistake in the unit.
 func verifyUnit(t *testing.T, analyze, path string) {
 	t.Helper()
-	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
+	out, err := osexec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
 	var problems []string
 	for line := range strings.Lines(string(out)) {
 		if l := strings.TrimSpace(line); l != "" && !strings.Contains(l, "Failed to add dependency") &&
@@ -62,4 +63,81 @@ func verifyUnit(t *testing.T, analyze, path string) {
 	if len(problems) > 0 {
 		t.Errorf("systemd-analyze verify %s:\n%s", filepath.Base(path), strings.Join(problems, "\n"))
 	}
+}
+
+// Each shipped unit gives stallmon's stop the time it takes, so that
+// systemd does not SIGKILL it in the middle of keeping its word: under
+// attach, fencing a stall it announced (--kill-grace, then the
+// unkillable report's 2s); under run, also the service's --stop-timeout.
+// The values are the flags in ExecStart=, else stallmon's defaults as
+// its --help gives them.
+func TestDeployUnitsStopInTime(t *testing.T) {
+	const report, margin = 2 * time.Second, 3 * time.Second
+	for unit, cmd := range map[string]string{
+		"stallmon-attach@.service": "attach",
+		"stallmon-notify@.service": "attach",
+		"stallmon-redis.service":   "run",
+	} {
+		b, err := os.ReadFile(filepath.Join(root, "deploy", "systemd", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		exec := unitValue(t, text, "ExecStart")
+		if !strings.Contains(exec, "stallmon "+cmd) {
+			t.Fatalf("%s: ExecStart=%s does not run stallmon %s", unit, exec, cmd)
+		}
+		flag := func(name string) time.Duration {
+			if _, v, ok := strings.Cut(exec, "--"+name+" "); ok {
+				d, err := time.ParseDuration(strings.Fields(v)[0])
+				if err != nil {
+					t.Fatalf("%s: --%s: %v", unit, name, err)
+				}
+				return d
+			}
+			return flagDefault(t, cmd, name)
+		}
+		need := flag("kill-grace") + report + margin
+		if cmd == "run" {
+			need += flag("stop-timeout")
+		}
+		v := unitValue(t, text, "TimeoutStopSec")
+		if v == "" {
+			v = "90s" // systemd's DefaultTimeoutStopSec
+		}
+		have, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: TimeoutStopSec=%s: %v", unit, v, err)
+		}
+		if have < need {
+			t.Errorf("%s: TimeoutStopSec=%v, want at least %v for stallmon %s to stop on its own", unit, have, need, cmd)
+		}
+		t.Logf("%s: TimeoutStopSec=%v, stallmon %s needs up to %v", unit, have, cmd, need-margin)
+	}
+}
+
+// flagDefault is the default of a duration flag of stallmon cmd, as
+// `stallmon cmd --help` prints it.
+func flagDefault(t *testing.T, cmd, name string) time.Duration {
+	t.Helper()
+	out, err := osexec.Command(stallmonBin, cmd, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("stallmon %s --help: %v", cmd, err)
+	}
+	for line := range strings.Lines(string(out)) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--"+name+" ") {
+			continue
+		}
+		_, d, ok := strings.Cut(line, "(default ")
+		if !ok {
+			break
+		}
+		v, err := time.ParseDuration(strings.TrimSuffix(strings.TrimSpace(d), ")"))
+		if err != nil {
+			t.Fatalf("stallmon %s --%s default: %v", cmd, name, err)
+		}
+		return v
+	}
+	t.Fatalf("stallmon %s --help names no default for --%s", cmd, name)
+	return 0
 }

@@ -61,7 +61,10 @@ func (h *hungFS) noGetattrHeld(t *testing.T, when string) {
 
 // sigtermWithin sends SIGTERM to stallmon and wants it gone within a
 // second, with status 0.
-func (h *hungFS) sigtermWithin(t *testing.T, when string) {
+func (h *hungFS) sigtermWithin(t *testing.T, when string) { h.sigtermExits(t, when, exitOK) }
+
+// sigtermExits is sigtermWithin, wanting exit status want.
+func (h *hungFS) sigtermExits(t *testing.T, when string, want int) {
 	t.Helper()
 	sent := time.Now()
 	if err := h.agent.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -72,8 +75,8 @@ func (h *hungFS) sigtermWithin(t *testing.T, when string) {
 	case <-time.After(time.Second):
 		t.Fatalf("%s: stallmon still running 1s after SIGTERM", when)
 	}
-	if code := h.agent.Code(); code != 0 {
-		t.Errorf("%s: stallmon exited %d after SIGTERM, want 0", when, code)
+	if code := h.agent.Code(); code != want {
+		t.Errorf("%s: stallmon exited %d after SIGTERM, want %d", when, code, want)
 	}
 	t.Logf("%s: stallmon gone %v after SIGTERM", when, time.Since(sent).Round(time.Millisecond))
 }
@@ -107,16 +110,30 @@ func TestHungFSReadStallsAndIsKilled(t *testing.T) {
 		time.Since(h.readIssued).Round(time.Millisecond))
 }
 
-// SIGTERM ends stallmon within a second while it reports the stall, and
-// leaves the target alone.
+// SIGTERM ends stallmon within a second while it reports the stall. The
+// stall went out as STALLED, which is final: the stop fences it first
+// (wire.md, Stopping), exit 3.
 func TestHungFSSigtermDuringStall(t *testing.T) {
 	h := startHungFS(t, fusehang.Options{HonourInterrupts: true}, "--budget", "300ms", "--kill-after", "1m")
 	h.agent.Events.Next("stall", 10*time.Second)
 	h.noGetattrHeld(t, "at the stall")
+	h.sigtermExits(t, "during the stall", exitKilled)
+	if !processExited(t, h.w.PID) {
+		t.Fatal("the target runs on: a stop after STALLED must fence it first")
+	}
+}
+
+// With --no-kill, stallmon stopped during a stall leaves the target
+// alone: the stall stands (STALLED, no LEAVING), exit 0.
+func TestHungFSSigtermDuringStallNoKill(t *testing.T) {
+	h := startHungFS(t, fusehang.Options{HonourInterrupts: true}, "--budget", "300ms", "--no-kill")
+	h.agent.Events.Next("stall", 10*time.Second)
+	h.noGetattrHeld(t, "at the stall")
 	h.sigtermWithin(t, "during the stall")
 	if processExited(t, h.w.PID) {
-		t.Fatal("the target died: stallmon stopped with SIGTERM must leave it running")
+		t.Fatal("the target died: with --no-kill, stallmon stopped must leave it running")
 	}
+	h.agent.Events.Next("stop_stalled", time.Second)
 }
 
 // SIGTERM ends stallmon within a second while it waits for a killed

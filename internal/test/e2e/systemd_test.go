@@ -330,3 +330,51 @@ func TestSystemdFailureActionOnTrigger(t *testing.T) {
 	}
 	t.Logf("the trigger ran FailureAction= despite Restart=on-watchdog: manager exited %d", code)
 }
+
+// WATCHDOG=trigger only for a stall whose rule kills. A SIGSTOPped
+// service (gdb, gcore, CRIU, docker pause) breaks the stopped rule,
+// which never kills: with the drop-in's Restart=on-watchdog and
+// WatchdogSignal=SIGKILL a trigger would have systemd kill it all the
+// same. So stallmon sends nothing for it; after SIGCONT, a read that
+// hangs (a rule that kills) is the first datagram the socket gets.
+func TestSystemdNoTriggerForStoppedService(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	const budget = 500 * time.Millisecond
+	t.Setenv("NOTIFY_SOCKET", "")
+	t.Setenv("WATCHDOG_USEC", "")
+	svc := sdnotifytest.Temp(t)
+	w := startWorkload(t)
+	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: true})
+	args := append(notifyUnitArgs(t, w.PID), "--notify-socket", svc.Addr,
+		"--poll-interval", "100ms", "--metrics-addr", "", "--budget", budget.String(), "--kill-after", "30s")
+	agent := startStallmon(t, args...)
+	agent.Events.Next("attached", 10*time.Second)
+
+	if err := syscall.Kill(w.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(w.PID, syscall.SIGCONT) })
+	stall := agent.Events.Next("stall", 10*time.Second)
+	wantFields(t, "stall", stall, map[string]any{"reason": "stopped"})
+	if err := syscall.Kill(w.PID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	agent.Events.Next("stall_cleared", 10*time.Second)
+	// The stopped stall was declared: under --late-return=fence the
+	// target is never reported alive again, and the rule it broke never
+	// kills, so it is not killed either. A new stall of a killing rule
+	// still reaches systemd.
+	tid, issued := readHung(t, w, fs.File)
+	d := svc.Next(t, budget+10*time.Second)
+	// The stopped stall, longer, must not hide the read's: a rule that
+	// kills comes first.
+	if took := d.At.Sub(issued); took > budget+time.Second {
+		t.Errorf("trigger %v after the read, want within %v", took, budget+time.Second)
+	}
+	if !strings.Contains(d.Msg, fmt.Sprintf("thread %d (", tid)) || !strings.Contains(d.Msg, "stuck in read") ||
+		!strings.HasSuffix(d.Msg, "\nWATCHDOG=trigger") {
+		t.Fatalf("first datagram %q: want the trigger for the hung read of thread %d, nothing for the stopped service", d.Msg, tid)
+	}
+	t.Logf("first datagram, for the read: %q", d.Msg)
+}
