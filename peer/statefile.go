@@ -54,6 +54,10 @@ type stateRecord struct {
 	Deadline      int64  `json:"takeover_deadline_unix_nano"`
 	WasAlive      bool   `json:"was_alive"`
 	FailedOver    bool   `json:"failed_over"`
+	// BlindFailover is when a node never heard was failed over: without
+	// it a restart would take the incarnation already failed over for a
+	// new one (see Detector.Expect).
+	BlindFailover int64 `json:"blind_failover_unix_nano,omitempty"`
 }
 
 // loadState reads path. A missing file is a first start (nil records); a
@@ -168,7 +172,7 @@ func (d *Detector) records() []stateRecord {
 		r := stateRecord{
 			Node: id, State: n.state.String(), Incarnation: n.incarnation, Seq: n.seq,
 			Authenticated: n.authenticated, LastSeen: unixNano(n.lastSeen), Deadline: unixNano(n.deadline),
-			WasAlive: n.wasAlive, FailedOver: n.failedOver,
+			WasAlive: n.wasAlive, FailedOver: n.failedOver, BlindFailover: unixNano(n.blindFailover),
 		}
 		out = append(out, r)
 	}
@@ -191,7 +195,7 @@ func (d *Detector) restore(recs []stateRecord, now time.Time) error {
 		d.nodes[r.Node] = &node{
 			state: st, incarnation: r.Incarnation, seq: r.Seq, authenticated: r.Authenticated,
 			lastSeen: fromUnixNano(r.LastSeen), silentSince: now, deadline: fromUnixNano(r.Deadline),
-			wasAlive: r.WasAlive, failedOver: r.FailedOver,
+			wasAlive: r.WasAlive, failedOver: r.FailedOver, blindFailover: fromUnixNano(r.BlindFailover),
 		}
 	}
 	return nil

@@ -187,3 +187,28 @@ func waitLog(t *testing.T, h *harness, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A blind failover (an expected node never heard) survives a restart:
+// the restarted listener still takes an incarnation begun before it for
+// the one failed over, and drops its ALIVE.
+func TestStateFileKeepsBlindFailover(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "listen.state")
+	cfg := ListenerConfig{Detector: Config{Timeout: 50 * time.Millisecond}, Expect: []string{"b"}, StateFile: path}
+	h := startListener(t, cfg)
+	waitLog(t, h, "msg=listener_state_loaded") // Run has read its start time
+	h.clock.Advance(time.Minute)
+	h.expect(t, "b", Unknown, Dead, true)
+	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 && recs[0].FailedOver })
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	h = startListener(t, cfg)
+	h.src.ch <- marshal(t, pkt("b", alive, uint64(t0.Add(-time.Hour).UnixNano()), 1), nil)
+	waitStats(t, h, "ALIVE of the incarnation failed over blind", func(s Stats) bool {
+		return s.Accepted+s.TotalRejected() == 1
+	})
+	if s := h.l.Stats(); s.Rejected["after_failover"] != 1 {
+		t.Fatalf("after a restart, an incarnation begun before the blind failover: %+v, want its ALIVE dropped as after_failover", s)
+	}
+}
