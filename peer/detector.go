@@ -179,6 +179,10 @@ type Detector struct {
 	mu    sync.Mutex
 	nodes map[string]*node
 	stats Stats
+	// changes counts changes a state file must hold at once: a state,
+	// an incarnation, a failover. Stats.Accepted counts every packet,
+	// sequence-only ones included, which a checkpoint may batch.
+	changes uint64
 }
 
 // NewDetector returns a detector; zero Config fields take the defaults.
@@ -281,6 +285,9 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 		return Event{}, false, fmt.Errorf("node %q: incarnation %d began before the failover at %v, unheard: %w",
 			p.NodeID, p.Incarnation, n.blindFailover.UTC().Format(time.RFC3339Nano), ErrAfterFailover)
 	}
+	if p.Incarnation != n.incarnation {
+		d.changes++
+	}
 	switch {
 	case d.coveredByBlindFailover(n, p.Incarnation):
 		// Adopted as the incarnation failed over: its STALLED or FENCED
@@ -328,6 +335,9 @@ func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, 
 	n.failedOver = n.failedOver || failover
 	if failover && prev == Unknown && next == Dead {
 		n.blindFailover = now // no packet heard: the incarnation is unknown
+	}
+	if failover || prev != next {
+		d.changes++
 	}
 	n.wasAlive = n.wasAlive || next == Alive
 	ev := Event{

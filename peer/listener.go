@@ -49,9 +49,12 @@ type ListenerConfig struct {
 	// again). Read by NewListener: a missing file is a first start, an
 	// unreadable or corrupt one an error wrapping ErrStateFile, since
 	// starting without it would accept replays and forget failovers.
-	// Rewritten atomically and fsynced after every change, by one writer
-	// at a time so that a slow disk never delays detection, and once more
-	// when Run returns. One listener per file: the caller keeps others
+	// Rewritten atomically and fsynced by one writer at a time, so that a
+	// slow disk never delays detection: at once after a change of a
+	// node's state, incarnation or failover, at most every quarter of the
+	// timeout for sequence numbers alone (a crash can lose, and a replay
+	// reuse, the packets of that interval), and once more when Run
+	// returns. One listener per file: the caller keeps others
 	// away (stallmon listen holds a lock beside it).
 	StateFile string
 	// Logger; nil discards.
@@ -80,6 +83,10 @@ type Listener struct {
 	statePath string
 	restored  []stateRecord
 	saveKick  chan struct{}
+	// checkpoint is how long a change of sequence numbers alone may wait
+	// to be saved; save writes the file (saveState, or a test's spy).
+	checkpoint time.Duration
+	save       func(path string, recs []stateRecord) error
 }
 
 type datagram struct {
@@ -134,6 +141,12 @@ func NewListener(src Source, cfg ListenerConfig) (*Listener, error) {
 		tick:   max(det.Timeout()/10, 5*time.Millisecond),
 		expect: cfg.Expect, statePath: cfg.StateFile, restored: restored,
 		saveKick: make(chan struct{}, 1),
+		// A quarter of the timeout: a crash can lose (and a replay
+		// reuse) only that much of a node's packets, while a cluster of
+		// 100 nodes at 2 packets a second no longer costs 200 fsynced
+		// rewrites a second on the disks of the services watched.
+		checkpoint: det.Timeout() / 4,
+		save:       saveState,
 	}
 	if cfg.OnFailover != "" {
 		l.hooks = &hookRunner{command: cfg.OnFailover, timeout: cfg.HookTimeout, log: cfg.Logger}
@@ -160,16 +173,17 @@ func (l *Listener) Run(ctx context.Context) error {
 		return fmt.Errorf("peer listener: %w", err)
 	}
 	if l.statePath != "" {
-		l.log.Info(event.ListenerStateLoaded, "path", l.statePath, "nodes", len(l.det.records()))
+		recs, loaded := l.det.snapshot()
+		l.log.Info(event.ListenerStateLoaded, "path", l.statePath, "nodes", len(recs))
 		saveCtx, stopSaving := context.WithCancel(ctx)
 		var saver sync.WaitGroup
-		saver.Go(func() { l.saveLoop(saveCtx) })
+		saver.Go(func() { l.saveLoop(saveCtx, loaded) })
 		// Deferred before the reader's stop, so it runs after it: the
 		// last save holds every packet accepted.
 		defer func() {
 			stopSaving()
 			saver.Wait()
-			if err := saveState(l.statePath, l.det.records()); err != nil {
+			if err := l.save(l.statePath, l.det.records()); err != nil {
 				l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
 			}
 		}()
@@ -260,19 +274,44 @@ func (l *Listener) stateChanged() {
 	}
 }
 
-// saveLoop writes the state file after each change, coalescing the
-// changes that come while it writes. A failure is logged once per
-// streak and retried at the next change: the listener goes on detecting
-// (it would fail open if it stopped), only a restart would know less.
-func (l *Listener) saveLoop(ctx context.Context) {
+// saveLoop writes the state file after each change of a node's state,
+// incarnation or failover, coalescing the changes that come while it
+// writes; a change of sequence numbers alone is saved at the next
+// checkpoint, at most one checkpoint interval after the last save. A
+// failure is logged once per streak and retried at the next change: the
+// listener goes on detecting (it would fail open if it stopped), only a
+// restart would know less.
+//
+// saved is the version the file read at start holds.
+func (l *Listener) saveLoop(ctx context.Context, saved saveVersion) {
 	failing := false
+	var lastSave time.Time
+	var checkpoint <-chan time.Time // nil while no checkpoint is due
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.saveKick:
+		case <-checkpoint:
+			checkpoint = nil
 		}
-		err := saveState(l.statePath, l.det.records())
+		recs, v := l.det.snapshot()
+		if v == saved {
+			continue
+		}
+		if v.changes == saved.changes {
+			if wait := l.checkpoint - time.Since(lastSave); wait > 0 {
+				if checkpoint == nil {
+					checkpoint = time.After(wait)
+				}
+				continue
+			}
+		}
+		err := l.save(l.statePath, recs)
+		lastSave = time.Now()
+		if err == nil {
+			saved = v
+		}
 		switch {
 		case err != nil && !failing:
 			l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)

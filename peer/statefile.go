@@ -162,6 +162,14 @@ func saveState(path string, recs []stateRecord) error {
 // records is the detector's state as the state file holds it. Nodes never
 // heard (expected, not yet dead) carry nothing worth keeping.
 func (d *Detector) records() []stateRecord {
+	recs, _ := d.snapshot()
+	return recs
+}
+
+// snapshot is records with the version it holds: the count of changes
+// and of packets accepted, so a saver can tell a state change, to save at
+// once, from sequence numbers alone, which can wait for a checkpoint.
+func (d *Detector) snapshot() ([]stateRecord, saveVersion) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]stateRecord, 0, len(d.nodes))
@@ -176,8 +184,11 @@ func (d *Detector) records() []stateRecord {
 		}
 		out = append(out, r)
 	}
-	return out
+	return out, saveVersion{changes: d.changes, accepted: d.stats.Accepted}
 }
+
+// saveVersion says how far a snapshot of the detector goes.
+type saveVersion struct{ changes, accepted uint64 }
 
 // restore loads recs into a detector that has seen nothing yet. Each
 // node's silence counts from now: the listener was not listening before.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -211,4 +213,86 @@ func TestStateFileKeepsBlindFailover(t *testing.T) {
 	if s := h.l.Stats(); s.Rejected["after_failover"] != 1 {
 		t.Fatalf("after a restart, an incarnation begun before the blind failover: %+v, want its ALIVE dropped as after_failover", s)
 	}
+}
+
+// saveSpy records every state file the listener writes.
+type saveSpy struct {
+	mu    sync.Mutex
+	saves [][]stateRecord
+}
+
+func (s *saveSpy) save(path string, recs []stateRecord) error {
+	s.mu.Lock()
+	s.saves = append(s.saves, recs)
+	s.mu.Unlock()
+	return saveState(path, recs)
+}
+
+func (s *saveSpy) all() [][]stateRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.saves)
+}
+
+// waitKickTaken polls until the saver has taken the listener's last
+// request to save, so that it has judged the packet before it.
+func waitKickTaken(t *testing.T, h *harness, accepted uint64) {
+	t.Helper()
+	waitStats(t, h, "packets accepted", func(s Stats) bool { return s.Accepted == accepted })
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.l.saveKick) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the saver did not take its request within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A change of state is saved at once; sequence numbers alone wait for
+// the checkpoint (a quarter of the timeout, here 15 minutes), so a
+// packet stream costs no save per packet. Counted, not timed.
+func TestStateFileSavesChangesNotEachPacket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "listen.state")
+	spy := &saveSpy{}
+	h := startListenerWith(t, ListenerConfig{Detector: Config{Timeout: time.Hour}, StateFile: path},
+		func(l *Listener) { l.save = spy.save })
+	h.src.ch <- marshal(t, pkt("a", alive, 5, 1), nil)
+	h.expect(t, "a", Unknown, Alive, false)
+	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 })
+	const packets = 40
+	for seq := uint64(2); seq <= packets; seq++ {
+		h.src.ch <- marshal(t, pkt("a", alive, 5, seq), nil)
+		waitKickTaken(t, h, seq)
+	}
+	if n := len(spy.all()); n != 1 {
+		t.Fatalf("%d saves after %d packets of one alive node, want 1 (its arrival)", n, packets)
+	}
+	h.src.ch <- marshal(t, pkt("a", stalled, 5, packets+1), nil)
+	h.expect(t, "a", Alive, Stalled, true)
+	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 && recs[0].FailedOver })
+	h.src.ch <- marshal(t, pkt("a", alive, 6, 1), nil) // a restart: a new incarnation
+	h.expect(t, "a", Stalled, Alive, false)
+	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 && recs[0].Incarnation == 6 })
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	saves := spy.all()
+	if len(saves) != 4 {
+		t.Fatalf("%d saves, want 4: the arrival, the failover, the restart and the last at stop", len(saves))
+	}
+	if last := saves[3]; last[0].Incarnation != 6 || last[0].Seq != 1 {
+		t.Fatalf("last save %+v, want incarnation 6 seq 1", last)
+	}
+}
+
+// Sequence numbers alone are saved at the checkpoint, without any
+// further packet to prompt it.
+func TestStateFileCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "listen.state")
+	h := startListener(t, ListenerConfig{Detector: Config{Timeout: 200 * time.Millisecond}, StateFile: path})
+	h.src.ch <- marshal(t, pkt("a", alive, 5, 1), nil)
+	h.expect(t, "a", Unknown, Alive, false)
+	h.src.ch <- marshal(t, pkt("a", alive, 5, 2), nil)
+	h.src.ch <- marshal(t, pkt("a", alive, 5, 3), nil)
+	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 && recs[0].Seq == 3 })
 }

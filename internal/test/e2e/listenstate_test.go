@@ -155,7 +155,8 @@ func TestListenStateFileAfterCrash(t *testing.T) {
 	l.Events.NextWhere("node-n alive", 10*time.Second, transition("node-n", "alive"))
 	recorded := n.alive()
 	n.alive()
-	// The state file follows every accepted packet.
+	// The state file holds every accepted packet by the next checkpoint
+	// (a quarter of the timeout).
 	deadline := time.Now().Add(10 * time.Second)
 	for savedSeq(t, stateFile, "node-n") != 3 {
 		if time.Now().After(deadline) {
