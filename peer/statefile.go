@@ -58,6 +58,12 @@ type stateRecord struct {
 	// it a restart would take the incarnation already failed over for a
 	// new one (see Detector.Expect).
 	BlindFailover int64 `json:"blind_failover_unix_nano,omitempty"`
+	// TakeoverAfterArrival is the takeover deadline's distance from the
+	// arrival of the packet that promised it. A restart counts it again
+	// from its own start: the wall clock may have stepped between the
+	// runs, and a deadline read back early would let a hook take over
+	// beside a target not yet killed. Late by the downtime at most.
+	TakeoverAfterArrival int64 `json:"takeover_after_arrival_ns,omitempty"`
 }
 
 // loadState reads path. A missing file is a first start (nil records); a
@@ -182,6 +188,9 @@ func (d *Detector) snapshot() ([]stateRecord, saveVersion) {
 			Authenticated: n.authenticated, LastSeen: unixNano(n.lastSeen), Deadline: unixNano(n.deadline),
 			WasAlive: n.wasAlive, FailedOver: n.failedOver, BlindFailover: unixNano(n.blindFailover),
 		}
+		if !n.deadline.IsZero() {
+			r.TakeoverAfterArrival = int64(n.deadline.Sub(n.lastSeen))
+		}
 		out = append(out, r)
 	}
 	return out, saveVersion{changes: d.changes, accepted: d.stats.Accepted}
@@ -205,11 +214,26 @@ func (d *Detector) restore(recs []stateRecord, now time.Time) error {
 		}
 		d.nodes[r.Node] = &node{
 			state: st, incarnation: r.Incarnation, seq: r.Seq, authenticated: r.Authenticated,
-			lastSeen: fromUnixNano(r.LastSeen), silentSince: now, deadline: fromUnixNano(r.Deadline),
+			lastSeen: fromUnixNano(r.LastSeen), silentSince: now, deadline: restoredDeadline(r, now),
 			wasAlive: r.WasAlive, failedOver: r.FailedOver, blindFailover: fromUnixNano(r.BlindFailover),
 		}
 	}
 	return nil
+}
+
+// restoredDeadline counts the promise of r again from now, the restart
+// (read from the monotonic clock for the hook), never from the saved wall
+// time: never early, at most one downtime late. A file saved before the
+// duration was kept gives it as the two stamps of the same run.
+func restoredDeadline(r stateRecord, now time.Time) time.Time {
+	if r.Deadline == 0 {
+		return time.Time{}
+	}
+	after := time.Duration(r.TakeoverAfterArrival)
+	if after == 0 && r.LastSeen != 0 {
+		after = time.Duration(r.Deadline - r.LastSeen)
+	}
+	return now.Add(after)
 }
 
 func unixNano(t time.Time) int64 {

@@ -296,3 +296,60 @@ func TestStateFileCheckpoint(t *testing.T) {
 	h.src.ch <- marshal(t, pkt("a", alive, 5, 3), nil)
 	waitSaved(t, path, func(recs []stateRecord) bool { return len(recs) == 1 && recs[0].Seq == 3 })
 }
+
+// A restored takeover deadline is the promise counted again from the
+// restart, whatever the wall clock did between the runs: after a step
+// forward, the saved wall time would have a hook take over before the
+// target's agent had to kill it. Late by the downtime, never early.
+func TestStateFileDeadlineSurvivesClockStep(t *testing.T) {
+	const promise = time.Minute
+	arrival := t0
+	saved := stateRecord{
+		Node: "a", State: "stalled", Incarnation: 5, Seq: 2, WasAlive: true,
+		LastSeen: arrival.UnixNano(), Deadline: arrival.Add(promise).UnixNano(),
+	}
+	withDuration := saved
+	withDuration.TakeoverAfterArrival = int64(promise)
+	cases := map[string]struct {
+		rec  stateRecord
+		step time.Duration // of the wall clock between the runs
+	}{
+		"forward":           {withDuration, time.Hour},
+		"back":              {withDuration, -time.Hour},
+		"old file, forward": {saved, time.Hour},
+	}
+	for name, c := range cases {
+		// Stalled is no failover with --failover-on=fenced: the silence
+		// after it is, and hands the hook the promise.
+		d, err := NewDetector(Config{Timeout: testTimeout, FailoverOn: FailoverOnFenced})
+		if err != nil {
+			t.Fatal(err)
+		}
+		restart := arrival.Add(time.Second + c.step)
+		if err := d.restore([]stateRecord{c.rec}, restart); err != nil {
+			t.Fatal(err)
+		}
+		evs := d.Tick(restart.Add(testTimeout))
+		if len(evs) != 1 || !evs[0].Failover {
+			t.Fatalf("%s: %+v, want a failover on silence", name, evs)
+		}
+		if want := restart.Add(promise); !evs[0].TakeoverDeadline.Equal(want) {
+			t.Errorf("%s: takeover deadline %v, want the restart plus the promise, %v",
+				name, evs[0].TakeoverDeadline, want)
+		}
+	}
+	// And the duration is what a save keeps.
+	d, err := NewDetector(Config{Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pkt("a", stalled, 5, 1)
+	p.SendTime = arrival.UnixNano()
+	p.TakeoverDeadline = arrival.Add(promise).UnixNano()
+	if _, _, err := d.Observe(*p, arrival); err != nil {
+		t.Fatal(err)
+	}
+	if recs := d.records(); len(recs) != 1 || recs[0].TakeoverAfterArrival != int64(promise) {
+		t.Fatalf("saved %+v, want takeover_after_arrival_ns %d", recs, promise)
+	}
+}
