@@ -340,6 +340,12 @@ func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, 
 		d.changes++
 	}
 	n.wasAlive = n.wasAlive || next == Alive
+	return d.event(id, n, prev, failover, now), prev != next
+}
+
+// event describes n, just come from prev.
+func (d *Detector) event(id string, n *node, prev State, failover bool, now time.Time) Event {
+	next := n.state
 	ev := Event{
 		Node:             id,
 		State:            next,
@@ -355,18 +361,28 @@ func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, 
 	if next.failed() {
 		ev.Reason = next.String()
 	}
-	return ev, prev != next
+	return ev
 }
 
 // Tick declares Dead every node that has been silent for the timeout and
 // returns those transitions, ordered by node id. Nodes that left are not
 // expected to speak again and stay Left. An expected node never heard is
-// silent since Expect.
+// silent since Expect. An expected node restored Dead from a state file
+// but never failed over (the run that saw it die was not told to expect
+// it, nor saw it alive) is failed over once silent for the timeout, with
+// an event from Dead to Dead: it is a node of the cluster, heard before
+// or not.
 func (d *Detector) Tick(now time.Time) []Event {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var evs []Event
 	for id, n := range d.nodes {
+		if n.state == Dead && n.expected && !n.failedOver && now.Sub(n.silentSince) >= d.timeout {
+			n.failedOver = true
+			d.changes++
+			evs = append(evs, d.event(id, n, Dead, true, now))
+			continue
+		}
 		if n.state == Dead || n.state == Left {
 			continue
 		}

@@ -100,3 +100,48 @@ func TestExpectRefuses(t *testing.T) {
 		t.Fatalf("two expected nodes with MaxNodes 1: %v", err)
 	}
 }
+
+// A node restored dead and never failed over (the run that saw it die
+// neither expected it nor saw it alive) is failed over once silent for
+// the timeout when it is now expected: --expect fails over a node not
+// heard within the timeout of the start, heard before or not. Once.
+func TestExpectedNodeRestoredDeadFailsOver(t *testing.T) {
+	rec := stateRecord{Node: "a", State: "dead", Incarnation: 5, Seq: 3}
+	for _, expected := range []bool{true, false} {
+		d, err := NewDetector(Config{Timeout: testTimeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.restore([]stateRecord{rec}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if expected {
+			if err := d.Expect(t0, "a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if evs := d.Tick(t0.Add(testTimeout - time.Nanosecond)); len(evs) != 0 {
+			t.Fatalf("expected=%v, before the timeout: %+v", expected, evs)
+		}
+		evs := d.Tick(t0.Add(testTimeout))
+		if !expected {
+			if len(evs) != 0 {
+				t.Fatalf("not expected: %+v, want nothing (no one said it should run)", evs)
+			}
+			continue
+		}
+		if len(evs) != 1 || evs[0].Previous != Dead || evs[0].State != Dead || !evs[0].Failover ||
+			evs[0].Reason != "dead" || evs[0].Incarnation != 5 {
+			t.Fatalf("after the timeout: %+v, want a dead -> dead failover of incarnation 5", evs)
+		}
+		if evs := d.Tick(t0.Add(2 * testTimeout)); len(evs) != 0 {
+			t.Fatalf("failed over twice: %+v", evs)
+		}
+		if recs := d.records(); len(recs) != 1 || !recs[0].FailedOver {
+			t.Fatalf("saved %+v, want the failover kept", recs)
+		}
+		if _, _, err := d.Observe(*pkt("a", alive, 5, 4), t0.Add(3*testTimeout)); !errors.Is(err, ErrAfterFailover) {
+			t.Fatalf("ALIVE of the incarnation failed over: %v, want ErrAfterFailover", err)
+		}
+	}
+}
