@@ -180,13 +180,7 @@ func (l *Listener) Run(ctx context.Context) error {
 		saver.Go(func() { l.saveLoop(saveCtx, loaded) })
 		// Deferred before the reader's stop, so it runs after it: the
 		// last save holds every packet accepted.
-		defer func() {
-			stopSaving()
-			saver.Wait()
-			if err := l.save(l.statePath, l.det.records()); err != nil {
-				l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
-			}
-		}()
+		defer l.saveLast(stopSaving, &saver)
 	}
 	readCtx, stopReading := context.WithCancel(ctx)
 	var reader sync.WaitGroup
@@ -260,6 +254,35 @@ func (l *Listener) handle(ctx context.Context, dg datagram) bool {
 		l.emit(ctx, ev)
 	}
 	return true
+}
+
+// maxLastSave bounds the save at stop: a hung file system must not keep
+// the listener (and a systemctl stop) waiting for ever.
+const maxLastSave = 5 * time.Second
+
+// saveLast stops the saver and writes the state file one last time,
+// after the saver's own write, so that an older snapshot never lands
+// over it. It waits for both at most min(timeout, maxLastSave); past
+// that it logs and returns, and the write goes on in the background (a
+// restart knows the last state saved before).
+func (l *Listener) saveLast(stopSaving context.CancelFunc, saver *sync.WaitGroup) {
+	stopSaving()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		saver.Wait()
+		if err := l.save(l.statePath, l.det.records()); err != nil {
+			l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
+		}
+	}()
+	wait := min(l.det.Timeout(), maxLastSave)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		l.log.Error(event.ListenerStateAbandoned, "path", l.statePath, "waited_seconds", wait.Seconds())
+	}
 }
 
 // stateChanged asks the saver for a new state file; a save in progress

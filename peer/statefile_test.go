@@ -353,3 +353,35 @@ func TestStateFileDeadlineSurvivesClockStep(t *testing.T) {
 		t.Fatalf("saved %+v, want takeover_after_arrival_ns %d", recs, promise)
 	}
 }
+
+// A state file on a hung file system does not keep the listener from
+// stopping: the last save is waited for min(timeout, 5s), then given up
+// with an event.
+func TestStateFileHungDiskStillStops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "listen.state")
+	hung := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	h := startListenerWith(t, ListenerConfig{Detector: Config{Timeout: 100 * time.Millisecond}, StateFile: path},
+		func(l *Listener) {
+			l.save = func(string, []stateRecord) error {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-hung // a write that never returns
+				return nil
+			}
+		})
+	defer close(hung)
+	h.src.ch <- marshal(t, pkt("a", alive, 5, 1), nil)
+	h.expect(t, "a", Unknown, Alive, false)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no save began within 10s")
+	}
+	if err := h.stop(t); err != nil { // fails the test if Run does not return within 10s
+		t.Fatal(err)
+	}
+	waitLog(t, h, "level=ERROR msg=listener_state_abandoned")
+}
