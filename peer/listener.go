@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,8 +56,9 @@ type ListenerConfig struct {
 	// node's state, incarnation or failover, at most every quarter of the
 	// timeout for sequence numbers alone (a crash can lose, and a replay
 	// reuse, the packets of that interval), and once more when Run
-	// returns. One listener per file: the caller keeps others
-	// away (stallmon listen holds a lock beside it).
+	// returns. One listener per file: NewListener locks PATH.lock
+	// beside it (an error wrapping ErrStateFileLocked if another holds
+	// it) until Run's last save ends, or Close.
 	StateFile string
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -87,6 +90,50 @@ type Listener struct {
 	// to be saved; save writes the file (saveState, or a test's spy).
 	checkpoint time.Duration
 	save       func(path string, recs []stateRecord) error
+	// lock keeps other listeners off the state file from NewListener
+	// until Run's last save ends (or Close, for a Listener never run).
+	lock     *os.File
+	unlockMu sync.Mutex
+}
+
+// openState locks the state file at path and reads it.
+func openState(path string, maxNodes int) (*os.File, []stateRecord, error) {
+	// Checked first, so that a missing directory reads as a bad state
+	// file rather than a lock that could not be made.
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return nil, nil, badStateFile("listener state file %s: its directory is missing", path)
+	}
+	lock, err := lockStateFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, err := loadState(path, maxNodes)
+	if err != nil {
+		lock.Close()
+		return nil, nil, err
+	}
+	return lock, recs, nil
+}
+
+// unlock releases the state file's lock, once.
+func (l *Listener) unlock() {
+	l.unlockMu.Lock()
+	defer l.unlockMu.Unlock()
+	if l.lock != nil {
+		l.lock.Close()
+		l.lock = nil
+	}
+}
+
+// Close releases what NewListener took (the state file's lock) for a
+// Listener that will not be run. Once Run has begun, Close does nothing:
+// Run releases the lock itself after its last save.
+func (l *Listener) Close() error {
+	if l.running.Load() {
+		return nil
+	}
+	l.unlock()
+	return nil
 }
 
 type datagram struct {
@@ -124,12 +171,13 @@ func NewListener(src Source, cfg ListenerConfig) (*Listener, error) {
 		}
 	}
 	var restored []stateRecord
+	var lock *os.File
 	if cfg.StateFile != "" {
 		maxNodes := cfg.Detector.MaxNodes
 		if maxNodes == 0 {
 			maxNodes = DefaultMaxNodes
 		}
-		if restored, err = loadState(cfg.StateFile, maxNodes); err != nil {
+		if lock, restored, err = openState(cfg.StateFile, maxNodes); err != nil {
 			return nil, err // it names the file
 		}
 	}
@@ -147,6 +195,7 @@ func NewListener(src Source, cfg ListenerConfig) (*Listener, error) {
 		// rewrites a second on the disks of the services watched.
 		checkpoint: det.Timeout() / 4,
 		save:       saveState,
+		lock:       lock,
 	}
 	if cfg.OnFailover != "" {
 		l.hooks = &hookRunner{command: cfg.OnFailover, timeout: cfg.HookTimeout, log: cfg.Logger}
@@ -161,6 +210,14 @@ func (l *Listener) Run(ctx context.Context) error {
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("peer listener: Run called twice")
 	}
+	// The last save releases the lock once it ends; before the saver
+	// starts, returning does.
+	unlockOnReturn := true
+	defer func() {
+		if unlockOnReturn {
+			l.unlock()
+		}
+	}()
 	if l.hooks != nil {
 		defer l.hooks.wait()
 	}
@@ -180,6 +237,7 @@ func (l *Listener) Run(ctx context.Context) error {
 		saver.Go(func() { l.saveLoop(saveCtx, loaded) })
 		// Deferred before the reader's stop, so it runs after it: the
 		// last save holds every packet accepted.
+		unlockOnReturn = false
 		defer l.saveLast(stopSaving, &saver)
 	}
 	readCtx, stopReading := context.WithCancel(ctx)
@@ -270,6 +328,9 @@ func (l *Listener) saveLast(stopSaving context.CancelFunc, saver *sync.WaitGroup
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// Held until this save ends, even abandoned: another listener
+		// must not take the file while an older state may still land.
+		defer l.unlock()
 		saver.Wait()
 		if err := l.save(l.statePath, l.det.records()); err != nil {
 			l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)

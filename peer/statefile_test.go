@@ -50,7 +50,7 @@ func TestStateFileSurvivesRestart(t *testing.T) {
 	if err := h.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if names := dirNames(t, dir); strings.Join(names, " ") != "listen.state" {
+	if names := dirNames(t, dir); strings.Join(names, " ") != "listen.state listen.state.lock" {
 		t.Fatalf("files beside the state file after saves: %v", names)
 	}
 
@@ -384,4 +384,35 @@ func TestStateFileHungDiskStillStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, h, "level=ERROR msg=listener_state_abandoned")
+}
+
+// The state file is locked by NewListener itself, so a program that
+// imports peer cannot run two listeners on one file either; the lock is
+// released by Close, or once Run's last save ends.
+func TestStateFileLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "listen.state")
+	cfg := ListenerConfig{StateFile: path}
+	l, err := NewListener(newChanSource(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewListener(newChanSource(), cfg); !errors.Is(err, ErrStateFileLocked) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a second listener on the file: %v, want ErrStateFileLocked naming it", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h := startListener(t, cfg)
+	waitLog(t, h, "msg=listener_state_loaded")
+	if _, err := NewListener(newChanSource(), cfg); !errors.Is(err, ErrStateFileLocked) {
+		t.Fatalf("a second listener beside a running one: %v, want ErrStateFileLocked", err)
+	}
+	if err := h.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	l, err = NewListener(newChanSource(), cfg)
+	if err != nil {
+		t.Fatalf("after Run returned: %v, want the lock released", err)
+	}
+	l.Close()
 }
