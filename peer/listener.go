@@ -58,7 +58,8 @@ type ListenerConfig struct {
 	// reuse, the packets of that interval), and once more when Run
 	// returns. One listener per file: NewListener locks PATH.lock
 	// beside it (an error wrapping ErrStateFileLocked if another holds
-	// it) until Run's last save ends, or Close.
+	// it) until Run's last save ends, or Close; it also removes the
+	// temporary files of saves a crash cut short.
 	StateFile string
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -96,7 +97,8 @@ type Listener struct {
 	unlockMu sync.Mutex
 }
 
-// openState locks the state file at path and reads it.
+// openState locks the state file at path, removes the saves a crash cut
+// short, and reads it.
 func openState(path string, maxNodes int) (*os.File, []stateRecord, error) {
 	// Checked first, so that a missing directory reads as a bad state
 	// file rather than a lock that could not be made.
@@ -105,6 +107,10 @@ func openState(path string, maxNodes int) (*os.File, []stateRecord, error) {
 	}
 	lock, err := lockStateFile(path)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := removeTempStates(path); err != nil {
+		lock.Close()
 		return nil, nil, err
 	}
 	recs, err := loadState(path, maxNodes)

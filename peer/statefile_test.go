@@ -416,3 +416,24 @@ func TestStateFileLocked(t *testing.T) {
 	}
 	l.Close()
 }
+
+// A crash between a save's temporary file and its rename leaves the
+// temporary file; the next start removes it, and only such files.
+func TestStateFileRemovesCrashedSaves(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "listen.state")
+	for _, name := range []string{"listen.state", ".listen.state.123456", ".listen.state.9", ".listen.state.notours", "other"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(`{"format":"stallmon-listener-state","version":1,"nodes":[]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := NewListener(newChanSource(), ListenerConfig{StateFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := strings.Join(dirNames(t, dir), " ")
+	if want := ".listen.state.notours listen.state listen.state.lock other"; got != want {
+		t.Fatalf("files after a start: %q, want %q", got, want)
+	}
+}

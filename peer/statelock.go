@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,4 +34,27 @@ func lockStateFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("locking listener state file: %s: %w", lock, err)
 	}
 	return f, nil
+}
+
+// removeTempStates removes the temporary files saveState leaves when the
+// process dies between creating one and renaming it: each crash mid-save
+// would otherwise leave one more. Called with the lock held, so no save
+// of a live listener is among them. Only names saveState makes are
+// touched (".BASE." and the digits os.CreateTemp adds).
+func removeTempStates(path string) error {
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)+"."
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("listener state file: looking for saves a crash cut short: %w", err)
+	}
+	for _, e := range es {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("listener state file: removing a save a crash cut short: %w", err)
+		}
+	}
+	return nil
 }
