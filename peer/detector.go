@@ -212,11 +212,11 @@ func (d *Detector) Timeout() time.Duration { return d.timeout }
 // otherwise never fail it over. That failover covers every incarnation
 // that began before it by more than the timeout: heard later, such an
 // incarnation is taken as the one failed over (its ALIVE dropped as
-// ErrAfterFailover, its STALLED no new failover); a later one is new. An expected node is armed in every
-// incarnation: a failure fails it over even when that incarnation was
-// never seen alive (its first packet a STALLED, say), since this listener
-// was told the node should be running. Nodes expected count against
-// MaxNodes.
+// ErrAfterFailover, its STALLED no new failover); a later one is new.
+// An expected node is armed in every incarnation: a failure fails it
+// over even when that incarnation was never seen alive (its first
+// packet a STALLED, say), since this listener was told the node should
+// be running. Nodes expected count against MaxNodes.
 func (d *Detector) Expect(now time.Time, ids ...string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
