@@ -144,6 +144,28 @@ type node struct {
 	// expected nodes are armed from the start: a failure fails them over
 	// even in an incarnation never seen alive (see Expect).
 	expected bool
+	// blindFailover is when the node was failed over without any packet
+	// of it heard (an expected node silent since the listener began). It
+	// took over from whatever ran there then, an incarnation not known:
+	// see coveredByBlindFailover.
+	blindFailover time.Time
+}
+
+// coveredByBlindFailover reports whether incarnation inc of n is the one
+// a blind failover already took over from. Incarnations are their start
+// times in unix nanoseconds (or a little later: see internal/identity),
+// and an authenticated node's clock is within the timeout of ours (the
+// send-time window), so one that began before failover - timeout surely
+// ran when the hook did. Counting it as new would accept its ALIVE and,
+// when it fell silent again, run the hook a second time for the same
+// process. A later incarnation may have started after the takeover, and
+// comes up as any restart does.
+func (d *Detector) coveredByBlindFailover(n *node, inc uint64) bool {
+	if n.blindFailover.IsZero() || inc <= n.incarnation {
+		return false
+	}
+	cutoff := n.blindFailover.Add(-d.timeout).UnixNano()
+	return cutoff > 0 && inc < uint64(cutoff)
 }
 
 // Detector decides node states from decoded packets and the passage of
@@ -157,6 +179,10 @@ type Detector struct {
 	mu    sync.Mutex
 	nodes map[string]*node
 	stats Stats
+	// changes counts changes a state file must hold at once: a state,
+	// an incarnation, a failover. Stats.Accepted counts every packet,
+	// sequence-only ones included, which a checkpoint may batch.
+	changes uint64
 }
 
 // NewDetector returns a detector; zero Config fields take the defaults.
@@ -183,11 +209,14 @@ func (d *Detector) Timeout() time.Duration { return d.timeout }
 // expected and not heard for the timeout after now is declared Dead and
 // failed over (Previous Unknown, incarnation 0), as a node heard alive
 // then silent is: a listener started after a node went silent would
-// otherwise never fail it over. An expected node is armed in every
-// incarnation: a failure fails it over even when that incarnation was
-// never seen alive (its first packet a STALLED, say), since this listener
-// was told the node should be running. Nodes expected count against
-// MaxNodes.
+// otherwise never fail it over. That failover covers every incarnation
+// that began before it by more than the timeout: heard later, such an
+// incarnation is taken as the one failed over (its ALIVE dropped as
+// ErrAfterFailover, its STALLED no new failover); a later one is new.
+// An expected node is armed in every incarnation: a failure fails it
+// over even when that incarnation was never seen alive (its first
+// packet a STALLED, say), since this listener was told the node should
+// be running. Nodes expected count against MaxNodes.
 func (d *Detector) Expect(now time.Time, ids ...string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -252,9 +281,21 @@ func (d *Detector) observe(p heartbeat.Packet, now time.Time) (Event, bool, erro
 		return Event{}, false, fmt.Errorf("node %q: incarnation %d seq %d not after %d: %w", p.NodeID, p.Incarnation, p.Seq, n.seq, ErrReplay)
 	case p.Incarnation == n.incarnation && n.failedOver && next == Alive:
 		return Event{}, false, fmt.Errorf("node %q: incarnation %d was failed over: %w", p.NodeID, p.Incarnation, ErrAfterFailover)
+	case next == Alive && d.coveredByBlindFailover(n, p.Incarnation):
+		return Event{}, false, fmt.Errorf("node %q: incarnation %d began before the failover at %v, unheard: %w",
+			p.NodeID, p.Incarnation, n.blindFailover.UTC().Format(time.RFC3339Nano), ErrAfterFailover)
 	}
 	if p.Incarnation != n.incarnation {
+		d.changes++
+	}
+	switch {
+	case d.coveredByBlindFailover(n, p.Incarnation):
+		// Adopted as the incarnation failed over: its STALLED or FENCED
+		// is news, not a new failure.
+		n.wasAlive, n.failedOver = false, true
+	case p.Incarnation != n.incarnation:
 		n.wasAlive, n.failedOver = false, false
+		n.blindFailover = time.Time{}
 	}
 	n.incarnation, n.seq, n.authenticated, n.lastSeen, n.silentSince = p.Incarnation, p.Seq, p.Authenticated, now, now
 	n.deadline = time.Time{}
@@ -292,7 +333,19 @@ func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, 
 	n.state = next
 	failover := prev != next && (n.wasAlive || n.expected) && !n.failedOver && d.failoverOn.triggers(next)
 	n.failedOver = n.failedOver || failover
+	if failover && prev == Unknown && next == Dead {
+		n.blindFailover = now // no packet heard: the incarnation is unknown
+	}
+	if failover || prev != next {
+		d.changes++
+	}
 	n.wasAlive = n.wasAlive || next == Alive
+	return d.event(id, n, prev, failover, now), prev != next
+}
+
+// event describes n, just come from prev.
+func (d *Detector) event(id string, n *node, prev State, failover bool, now time.Time) Event {
+	next := n.state
 	ev := Event{
 		Node:             id,
 		State:            next,
@@ -308,18 +361,28 @@ func (d *Detector) enter(id string, n *node, next State, now time.Time) (Event, 
 	if next.failed() {
 		ev.Reason = next.String()
 	}
-	return ev, prev != next
+	return ev
 }
 
 // Tick declares Dead every node that has been silent for the timeout and
 // returns those transitions, ordered by node id. Nodes that left are not
 // expected to speak again and stay Left. An expected node never heard is
-// silent since Expect.
+// silent since Expect. An expected node restored Dead from a state file
+// but never failed over (the run that saw it die was not told to expect
+// it, nor saw it alive) is failed over once silent for the timeout, with
+// an event from Dead to Dead: it is a node of the cluster, heard before
+// or not.
 func (d *Detector) Tick(now time.Time) []Event {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var evs []Event
 	for id, n := range d.nodes {
+		if n.state == Dead && n.expected && !n.failedOver && now.Sub(n.silentSince) >= d.timeout {
+			n.failedOver = true
+			d.changes++
+			evs = append(evs, d.event(id, n, Dead, true, now))
+			continue
+		}
 		if n.state == Dead || n.state == Left {
 			continue
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,10 +51,15 @@ type ListenerConfig struct {
 	// again). Read by NewListener: a missing file is a first start, an
 	// unreadable or corrupt one an error wrapping ErrStateFile, since
 	// starting without it would accept replays and forget failovers.
-	// Rewritten atomically and fsynced after every change, by one writer
-	// at a time so that a slow disk never delays detection, and once more
-	// when Run returns. One listener per file: the caller keeps others
-	// away (stallmon listen holds a lock beside it).
+	// Rewritten atomically and fsynced by one writer at a time, so that a
+	// slow disk never delays detection: at once after a change of a
+	// node's state, incarnation or failover, at most every quarter of the
+	// timeout for sequence numbers alone (a crash can lose, and a replay
+	// reuse, the packets of that interval), and once more when Run
+	// returns. One listener per file: NewListener locks PATH.lock
+	// beside it (an error wrapping ErrStateFileLocked if another holds
+	// it) until Run's last save ends, or Close; it also removes the
+	// temporary files of saves a crash cut short.
 	StateFile string
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -80,6 +87,59 @@ type Listener struct {
 	statePath string
 	restored  []stateRecord
 	saveKick  chan struct{}
+	// checkpoint is how long a change of sequence numbers alone may wait
+	// to be saved; save writes the file (saveState, or a test's spy).
+	checkpoint time.Duration
+	save       func(path string, recs []stateRecord) error
+	// lock keeps other listeners off the state file from NewListener
+	// until Run's last save ends (or Close, for a Listener never run).
+	lock     *os.File
+	unlockMu sync.Mutex
+}
+
+// openState locks the state file at path, removes the saves a crash cut
+// short, and reads it.
+func openState(path string, maxNodes int) (*os.File, []stateRecord, error) {
+	// Checked first, so that a missing directory reads as a bad state
+	// file rather than a lock that could not be made.
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return nil, nil, badStateFile("listener state file %s: its directory is missing", path)
+	}
+	lock, err := lockStateFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := removeTempStates(path); err != nil {
+		lock.Close()
+		return nil, nil, err
+	}
+	recs, err := loadState(path, maxNodes)
+	if err != nil {
+		lock.Close()
+		return nil, nil, err
+	}
+	return lock, recs, nil
+}
+
+// unlock releases the state file's lock, once.
+func (l *Listener) unlock() {
+	l.unlockMu.Lock()
+	defer l.unlockMu.Unlock()
+	if l.lock != nil {
+		l.lock.Close()
+		l.lock = nil
+	}
+}
+
+// Close releases what NewListener took (the state file's lock) for a
+// Listener that will not be run. Once Run has begun, Close does nothing:
+// Run releases the lock itself after its last save.
+func (l *Listener) Close() error {
+	if l.running.Load() {
+		return nil
+	}
+	l.unlock()
+	return nil
 }
 
 type datagram struct {
@@ -117,12 +177,13 @@ func NewListener(src Source, cfg ListenerConfig) (*Listener, error) {
 		}
 	}
 	var restored []stateRecord
+	var lock *os.File
 	if cfg.StateFile != "" {
 		maxNodes := cfg.Detector.MaxNodes
 		if maxNodes == 0 {
 			maxNodes = DefaultMaxNodes
 		}
-		if restored, err = loadState(cfg.StateFile, maxNodes); err != nil {
+		if lock, restored, err = openState(cfg.StateFile, maxNodes); err != nil {
 			return nil, err // it names the file
 		}
 	}
@@ -134,6 +195,13 @@ func NewListener(src Source, cfg ListenerConfig) (*Listener, error) {
 		tick:   max(det.Timeout()/10, 5*time.Millisecond),
 		expect: cfg.Expect, statePath: cfg.StateFile, restored: restored,
 		saveKick: make(chan struct{}, 1),
+		// A quarter of the timeout: a crash can lose (and a replay
+		// reuse) only that much of a node's packets, while a cluster of
+		// 100 nodes at 2 packets a second no longer costs 200 fsynced
+		// rewrites a second on the disks of the services watched.
+		checkpoint: det.Timeout() / 4,
+		save:       saveState,
+		lock:       lock,
 	}
 	if cfg.OnFailover != "" {
 		l.hooks = &hookRunner{command: cfg.OnFailover, timeout: cfg.HookTimeout, log: cfg.Logger}
@@ -148,6 +216,14 @@ func (l *Listener) Run(ctx context.Context) error {
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("peer listener: Run called twice")
 	}
+	// The last save releases the lock once it ends; before the saver
+	// starts, returning does.
+	unlockOnReturn := true
+	defer func() {
+		if unlockOnReturn {
+			l.unlock()
+		}
+	}()
 	if l.hooks != nil {
 		defer l.hooks.wait()
 	}
@@ -160,19 +236,15 @@ func (l *Listener) Run(ctx context.Context) error {
 		return fmt.Errorf("peer listener: %w", err)
 	}
 	if l.statePath != "" {
-		l.log.Info(event.ListenerStateLoaded, "path", l.statePath, "nodes", len(l.det.records()))
+		recs, loaded := l.det.snapshot()
+		l.log.Info(event.ListenerStateLoaded, "path", l.statePath, "nodes", len(recs))
 		saveCtx, stopSaving := context.WithCancel(ctx)
 		var saver sync.WaitGroup
-		saver.Go(func() { l.saveLoop(saveCtx) })
+		saver.Go(func() { l.saveLoop(saveCtx, loaded) })
 		// Deferred before the reader's stop, so it runs after it: the
 		// last save holds every packet accepted.
-		defer func() {
-			stopSaving()
-			saver.Wait()
-			if err := saveState(l.statePath, l.det.records()); err != nil {
-				l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
-			}
-		}()
+		unlockOnReturn = false
+		defer l.saveLast(stopSaving, &saver)
 	}
 	readCtx, stopReading := context.WithCancel(ctx)
 	var reader sync.WaitGroup
@@ -248,6 +320,38 @@ func (l *Listener) handle(ctx context.Context, dg datagram) bool {
 	return true
 }
 
+// maxLastSave bounds the save at stop: a hung file system must not keep
+// the listener (and a systemctl stop) waiting for ever.
+const maxLastSave = 5 * time.Second
+
+// saveLast stops the saver and writes the state file one last time,
+// after the saver's own write, so that an older snapshot never lands
+// over it. It waits for both at most min(timeout, maxLastSave); past
+// that it logs and returns, and the write goes on in the background (a
+// restart knows the last state saved before).
+func (l *Listener) saveLast(stopSaving context.CancelFunc, saver *sync.WaitGroup) {
+	stopSaving()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Held until this save ends, even abandoned: another listener
+		// must not take the file while an older state may still land.
+		defer l.unlock()
+		saver.Wait()
+		if err := l.save(l.statePath, l.det.records()); err != nil {
+			l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)
+		}
+	}()
+	wait := min(l.det.Timeout(), maxLastSave)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		l.log.Error(event.ListenerStateAbandoned, "path", l.statePath, "waited_seconds", wait.Seconds())
+	}
+}
+
 // stateChanged asks the saver for a new state file; a save in progress
 // takes the change in its next round.
 func (l *Listener) stateChanged() {
@@ -260,19 +364,44 @@ func (l *Listener) stateChanged() {
 	}
 }
 
-// saveLoop writes the state file after each change, coalescing the
-// changes that come while it writes. A failure is logged once per
-// streak and retried at the next change: the listener goes on detecting
-// (it would fail open if it stopped), only a restart would know less.
-func (l *Listener) saveLoop(ctx context.Context) {
+// saveLoop writes the state file after each change of a node's state,
+// incarnation or failover, coalescing the changes that come while it
+// writes; a change of sequence numbers alone is saved at the next
+// checkpoint, at most one checkpoint interval after the last save. A
+// failure is logged once per streak and retried at the next change: the
+// listener goes on detecting (it would fail open if it stopped), only a
+// restart would know less.
+//
+// saved is the version the file read at start holds.
+func (l *Listener) saveLoop(ctx context.Context, saved saveVersion) {
 	failing := false
+	var lastSave time.Time
+	var checkpoint <-chan time.Time // nil while no checkpoint is due
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.saveKick:
+		case <-checkpoint:
+			checkpoint = nil
 		}
-		err := saveState(l.statePath, l.det.records())
+		recs, v := l.det.snapshot()
+		if v == saved {
+			continue
+		}
+		if v.changes == saved.changes {
+			if wait := l.checkpoint - time.Since(lastSave); wait > 0 {
+				if checkpoint == nil {
+					checkpoint = time.After(wait)
+				}
+				continue
+			}
+		}
+		err := l.save(l.statePath, recs)
+		lastSave = time.Now()
+		if err == nil {
+			saved = v
+		}
 		switch {
 		case err != nil && !failing:
 			l.log.Error(event.ListenerStateSaveFailed, "path", l.statePath, "err", err)

@@ -109,6 +109,12 @@ type harness struct {
 
 func startListener(t *testing.T, cfg ListenerConfig) *harness {
 	t.Helper()
+	return startListenerWith(t, cfg, nil)
+}
+
+// startListenerWith lets tweak change the listener's insides before Run.
+func startListenerWith(t *testing.T, cfg ListenerConfig, tweak func(*Listener)) *harness {
+	t.Helper()
 	h := &harness{
 		src: newChanSource(), clock: &fakeClock{now: t0},
 		events: make(chan Event, 64), log: &syncBuffer{}, done: make(chan error, 1),
@@ -121,6 +127,9 @@ func startListener(t *testing.T, cfg ListenerConfig) *harness {
 		t.Fatalf("NewListener: %v", err)
 	}
 	h.l = l
+	if tweak != nil {
+		tweak(l)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- l.Run(ctx) }()

@@ -54,6 +54,16 @@ type stateRecord struct {
 	Deadline      int64  `json:"takeover_deadline_unix_nano"`
 	WasAlive      bool   `json:"was_alive"`
 	FailedOver    bool   `json:"failed_over"`
+	// BlindFailover is when a node never heard was failed over: without
+	// it a restart would take the incarnation already failed over for a
+	// new one (see Detector.Expect).
+	BlindFailover int64 `json:"blind_failover_unix_nano,omitempty"`
+	// TakeoverAfterArrival is the takeover deadline's distance from the
+	// arrival of the packet that promised it. A restart counts it again
+	// from its own start: the wall clock may have stepped between the
+	// runs, and a deadline read back early would let a hook take over
+	// beside a target not yet killed. Late by the downtime at most.
+	TakeoverAfterArrival int64 `json:"takeover_after_arrival_ns,omitempty"`
 }
 
 // loadState reads path. A missing file is a first start (nil records); a
@@ -158,6 +168,14 @@ func saveState(path string, recs []stateRecord) error {
 // records is the detector's state as the state file holds it. Nodes never
 // heard (expected, not yet dead) carry nothing worth keeping.
 func (d *Detector) records() []stateRecord {
+	recs, _ := d.snapshot()
+	return recs
+}
+
+// snapshot is records with the version it holds: the count of changes
+// and of packets accepted, so a saver can tell a state change, to save at
+// once, from sequence numbers alone, which can wait for a checkpoint.
+func (d *Detector) snapshot() ([]stateRecord, saveVersion) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]stateRecord, 0, len(d.nodes))
@@ -168,12 +186,18 @@ func (d *Detector) records() []stateRecord {
 		r := stateRecord{
 			Node: id, State: n.state.String(), Incarnation: n.incarnation, Seq: n.seq,
 			Authenticated: n.authenticated, LastSeen: unixNano(n.lastSeen), Deadline: unixNano(n.deadline),
-			WasAlive: n.wasAlive, FailedOver: n.failedOver,
+			WasAlive: n.wasAlive, FailedOver: n.failedOver, BlindFailover: unixNano(n.blindFailover),
+		}
+		if !n.deadline.IsZero() {
+			r.TakeoverAfterArrival = int64(n.deadline.Sub(n.lastSeen))
 		}
 		out = append(out, r)
 	}
-	return out
+	return out, saveVersion{changes: d.changes, accepted: d.stats.Accepted}
 }
+
+// saveVersion says how far a snapshot of the detector goes.
+type saveVersion struct{ changes, accepted uint64 }
 
 // restore loads recs into a detector that has seen nothing yet. Each
 // node's silence counts from now: the listener was not listening before.
@@ -190,11 +214,26 @@ func (d *Detector) restore(recs []stateRecord, now time.Time) error {
 		}
 		d.nodes[r.Node] = &node{
 			state: st, incarnation: r.Incarnation, seq: r.Seq, authenticated: r.Authenticated,
-			lastSeen: fromUnixNano(r.LastSeen), silentSince: now, deadline: fromUnixNano(r.Deadline),
-			wasAlive: r.WasAlive, failedOver: r.FailedOver,
+			lastSeen: fromUnixNano(r.LastSeen), silentSince: now, deadline: restoredDeadline(r, now),
+			wasAlive: r.WasAlive, failedOver: r.FailedOver, blindFailover: fromUnixNano(r.BlindFailover),
 		}
 	}
 	return nil
+}
+
+// restoredDeadline counts the promise of r again from now, the restart
+// (read from the monotonic clock for the hook), never from the saved wall
+// time: never early, at most one downtime late. A file saved before the
+// duration was kept gives it as the two stamps of the same run.
+func restoredDeadline(r stateRecord, now time.Time) time.Time {
+	if r.Deadline == 0 {
+		return time.Time{}
+	}
+	after := time.Duration(r.TakeoverAfterArrival)
+	if after == 0 && r.LastSeen != 0 {
+		after = time.Duration(r.Deadline - r.LastSeen)
+	}
+	return now.Add(after)
 }
 
 func unixNano(t time.Time) int64 {

@@ -96,6 +96,7 @@ const (
 	ListenerStateLoaded     = "listener_state_loaded"
 	ListenerStateSaveFailed = "listener_state_save_failed"
 	ListenerStateSaved      = "listener_state_saved"
+	ListenerStateAbandoned  = "listener_state_abandoned"
 
 	// Every command.
 	MetricsListening  = "metrics_listening"

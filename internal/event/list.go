@@ -104,6 +104,7 @@ var All = []Info{
 	{ListenerStateLoaded, byListen, "`--state-file` was read at start (or is new): `path`, `nodes` (how many it restored)."},
 	{ListenerStateSaveFailed, byListen, "`--state-file` could not be written: `path`, `err`. Logged as an error once per streak of failures; detection goes on, and the next change is tried again. A restart meanwhile would know only the last state saved."},
 	{ListenerStateSaved, byListen, "`--state-file` is written again after `listener_state_save_failed`: `path`."},
+	{ListenerStateAbandoned, byListen, "At stop, the last save of `--state-file` did not end within `waited_seconds` (the timeout, at most 5 s: a hung file system) and the listener stops without it: `path`. A restart knows the last state saved."},
 
 	{MetricsListening, byAll, "The metrics server listens: `addr`."},
 	{MetricsFailed, byAll, "The metrics server could not start, or an option needs it: `addr`, `err`. Not fatal."},

@@ -83,15 +83,6 @@ func Listen(ctx context.Context, c Listener) error {
 		log.Warn(event.Unauthenticated, "detail", "no --key-file given: heartbeats are accepted unauthenticated, and anyone who can reach the group can forge them")
 	}
 
-	if c.StateFile != "" {
-		// Locked before it is read, so that the file read is not one
-		// another listener is about to replace.
-		unlock, err := lockStateFile(c.StateFile)
-		if err != nil {
-			return configErr(err)
-		}
-		defer unlock()
-	}
 	// A stdout nobody reads must not hold up detection: the events are
 	// queued, and dropped (counted in the log) if it stays blocked.
 	events := asynclog.New(c.Out, asynclog.DefaultMax)
@@ -112,12 +103,18 @@ func Listen(ctx context.Context, c Listener) error {
 		StateFile:   c.StateFile,
 		Logger:      log,
 	})
+	if errors.Is(err, peer.ErrStateFileLocked) {
+		return configErr(fmt.Errorf("--state-file: %w", err))
+	}
 	if errors.Is(err, peer.ErrStateFile) {
 		return configErr(fmt.Errorf("%w; not starting: without it, a replay of a packet the last run accepted would be accepted again and failed-over incarnations forgotten; move it aside to start afresh (nodes named by --expect are still failed over after --timeout)", err))
 	}
 	if err != nil {
 		return configErr(err)
 	}
+	// Releases the state file's lock if Run is never reached; after Run,
+	// Run has released it.
+	defer l.Close()
 	recv, err := heartbeat.Listen(heartbeat.ReceiverConfig{Group: group, Interface: c.Interface})
 	if err != nil {
 		return err

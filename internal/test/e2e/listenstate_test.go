@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,6 +140,34 @@ func TestListenExpect(t *testing.T) {
 	}
 }
 
+// A node named by --expect and failed over unheard (its process running
+// all along behind a cut link, say) is heard at last: that incarnation,
+// begun before the failover, is the one failed over, so its ALIVE is
+// dropped and its silence runs no second hook; a restart after the
+// takeover comes up, and fails over, as any other.
+func TestListenExpectHeardAfterBlindFailover(t *testing.T) {
+	privtest.Require(t)
+	c := newCluster(t)
+	hookFile := filepath.Join(t.TempDir(), "hook")
+	old := newFakeNode(t, c, "node-z") // its incarnation begins now
+	l := startListen(t, c, hookFile, "--timeout", "1s", "--expect", "node-z")
+	l.Events.Next("listening", 10*time.Second)
+	l.Events.NextWhere("node-z dead", 10*time.Second, transition("node-z", "dead"))
+	old.alive()
+	if ev := l.Events.Next("packet_dropped", 10*time.Second); ev["reason"] != "after_failover" {
+		t.Fatalf("ALIVE of the incarnation failed over unheard: %v, want dropped as after_failover", ev)
+	}
+	restarted := newFakeNode(t, c, "node-z")
+	restarted.alive()
+	l.Events.NextWhere("node-z alive", 10*time.Second, transition("node-z", "alive"))
+	l.Events.NextWhere("node-z dead again", 10*time.Second, transition("node-z", "dead"))
+	got := hookLines(t, hookFile, 2)
+	want := []string{"node-z dead unknown 0", fmt.Sprintf("node-z dead alive %d", restarted.inc)}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("hook runs %q, want %q: the blind failover, then the restart's", got, want)
+	}
+}
+
 // A listener killed (SIGKILL: no clean exit) and restarted on its
 // --state-file keeps the node it knew: a replay of a packet the first run
 // accepted is refused, and the node, silent since before the restart, is
@@ -155,7 +184,8 @@ func TestListenStateFileAfterCrash(t *testing.T) {
 	l.Events.NextWhere("node-n alive", 10*time.Second, transition("node-n", "alive"))
 	recorded := n.alive()
 	n.alive()
-	// The state file follows every accepted packet.
+	// The state file holds every accepted packet by the next checkpoint
+	// (a quarter of the timeout).
 	deadline := time.Now().Add(10 * time.Second)
 	for savedSeq(t, stateFile, "node-n") != 3 {
 		if time.Now().After(deadline) {
