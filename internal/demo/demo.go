@@ -129,7 +129,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer w.Close()
 	outcome := make(chan agentResult, 1)
-	go func() { o, err := w.Run(ctx); outcome <- agentResult{o, err} }()
+	agentDone := make(chan struct{})
+	go func() {
+		defer close(agentDone)
+		o, err := w.Run(ctx)
+		outcome <- agentResult{o, err}
+	}()
+	// The agent stops before w.Close takes its tracker and gate away: a
+	// demo cut short (Ctrl-C, a failed step) ends as stallmon stops.
+	defer func() {
+		cancel()
+		<-agentDone
+	}()
 
 	// The peers start once the gate is in place: a peer that heard the
 	// service before would count the moment between the gate's attach
