@@ -1,7 +1,11 @@
 // Command stallmon-demo tells stallmon's story on this machine: a sample
-// service, stallmon attached to it, a peer listening to its heartbeat, then
-// one of the service's syscalls hanging for real in the kernel. The heartbeat
-// stops, the peer fails over, the service is killed. Needs root.
+// service whose heartbeat thread sends to a multicast group, stallmon
+// attached to it with --gate-egress on that group, the service's own peer
+// (a plain listener) and a peer of stallmon's heartbeat, then one of the
+// service's syscalls hanging for real in the kernel. At the stall the gate
+// silences the service's own heartbeat, so its peer takes over, and
+// stallmon's peer, sent STALLED, fails over; then the service is killed.
+// Needs root.
 //
 // The sample service is this binary re-executed, driven over its stdin
 // (internal/workload): it lives here, never in the stallmon binary.

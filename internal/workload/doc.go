@@ -60,6 +60,12 @@
 //	                                                    ring and exits. Released by the file's server
 //	compute              ok tid=                        a raw clone(2) thread spinning in user space: no syscall at all
 //	compute-stop         ok tid= spins=                 once it stopped spinning and exited
+//	heartbeat ADDR INTERVAL  ok tid= fd=                a thread of its own sends "hb PID SEQ MONO" (SEQ from 1, MONO:
+//	                                                    CLOCK_MONOTONIC in ns) to ADDR (IPv4:port; a multicast group on
+//	                                                    loopback) every INTERVAL (a Go duration) by sendto(2), whatever
+//	                                                    the other threads do: the seed's heartbeat thread. Replies once
+//	                                                    the first datagram was sent
+//	heartbeat-stop       ok tid= count= errors=         once that thread sent its last; errors: sends that failed
 //	tids                 ok tids=                       /proc/self/task
 //	exit CODE            (no reply) exits with CODE
 //

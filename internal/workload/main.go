@@ -55,6 +55,8 @@ var commands = map[string]command{
 	"touch-file":         {"PATH", []int{1}, (*workload).touchFile},
 	"sendfile-stalled":   {"tcp|unix PATH", []int{2}, (*workload).sendfileStalled},
 	"sendfile-drain":     {"", []int{0}, (*workload).sendfileDrain},
+	"heartbeat":          {"ADDR INTERVAL", []int{2}, (*workload).heartbeatStart},
+	"heartbeat-stop":     {"", []int{0}, (*workload).heartbeatStop},
 	"exit":               {"CODE", []int{1}, (*workload).exit},
 }
 
@@ -78,6 +80,7 @@ type workload struct {
 	closer    *closer
 	mapper    *fileMapper
 	stalled   *stalledSender
+	heartbeat *heartbeatLoop
 	held      [][]byte // alloc's memory, kept until exit
 	// sleeperPipes are the pipes sleepers' threads wait on, kept open
 	// until exit.
