@@ -125,9 +125,7 @@ func (c *cgroupScope) refresh()     {}
 
 // seed maps the kernel side's joined bitmap.
 func (c *cgroupScope) seed(objs *gen.StallmonObjects) error {
-	n := int(objs.Joined.MaxEntries())
-	size := (n*8 + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
-	mem, err := unix.Mmap(objs.Joined.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, n, err := mapWords(objs.Joined)
 	if err != nil {
 		return fmt.Errorf("mapping the cgroup's joined processes: %w", err)
 	}

@@ -127,20 +127,24 @@ func (g *linkGuard) verify(l link.Link) error {
 		return errors.New("link has no file descriptor to check")
 	}
 	for _, gl := range g.links {
-		if gl.fd != withFD.FD() {
-			continue
+		if gl.fd == withFD.FD() {
+			return g.check(gl)
 		}
-		info, err := gl.read()
-		if err != nil {
-			return err
-		}
-		if te := gl.compare(info); te != nil {
-			g.tampered = te
-			return te
-		}
-		return nil
 	}
 	return errors.New("link not watched")
+}
+
+// check asks the kernel what gl is now, and keeps a change for good.
+func (g *linkGuard) check(gl *guardedLink) error {
+	info, err := gl.read()
+	if err != nil {
+		return err
+	}
+	if te := gl.compare(info); te != nil {
+		g.tampered = te
+		return te
+	}
+	return nil
 }
 
 // read asks the kernel what the link is now: one bpf(2) call.
@@ -196,13 +200,8 @@ func (m *Tracker) VerifyLinks() error {
 		return g.tampered
 	}
 	for _, gl := range g.links {
-		info, err := gl.read()
-		if err != nil {
+		if err := g.check(gl); err != nil {
 			return err
-		}
-		if te := gl.compare(info); te != nil {
-			g.tampered = te
-			return te
 		}
 	}
 	return nil

@@ -80,9 +80,7 @@ func (s *treeScope) single() bool { return false }
 // bit is set before its children are read, so a process forked during
 // the walk is entered by one or the other.
 func (s *treeScope) seed(objs *gen.StallmonObjects) error {
-	n := int(objs.Tree.MaxEntries())
-	size := (n*8 + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
-	mem, err := unix.Mmap(objs.Tree.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, n, err := mapWords(objs.Tree)
 	if err != nil {
 		return fmt.Errorf("mapping the process tree: %w", err)
 	}
@@ -192,6 +190,15 @@ func (s *treeScope) refresh() { s.reap() }
 
 func (s *treeScope) member(pid int) bool {
 	return pid/64 < len(s.words) && atomic.LoadUint64(&s.words[pid/64])&(1<<(pid%64)) != 0
+}
+
+// mapWords maps m, an mmapable array of words, shared with the kernel
+// side, and returns the mapping (whole pages) and its number of words.
+func mapWords(m *ebpf.Map) ([]byte, int, error) {
+	n := int(m.MaxEntries())
+	size := (n*8 + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+	mem, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	return mem, n, err
 }
 
 // treeWords sizes the tree bitmap for every pid the kernel can hand out.
