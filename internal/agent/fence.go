@@ -55,7 +55,11 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 		a.final(sink.Fenced, &victim)
 		return TargetUnkillable, nil
 	}
-	return Detached, nil
+	// The wait ran out (a stop's bound, or the run's context) with the
+	// target still alive after the unkillable report: the outcome is
+	// still that, not a detach. Exit 0 would tell a supervisor or script
+	// that nothing went wrong while a killed service sits in D.
+	return TargetUnkillable, nil
 }
 
 // waitExit waits for the target to exit (true), for timeout or ctx
