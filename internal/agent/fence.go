@@ -82,11 +82,11 @@ func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
 	}
 }
 
-// diagnoseDeadline bounds the whole report's /proc diagnoses: each reads
+// DiagnoseDeadline bounds the whole report's /proc diagnoses: each reads
 // the kernel stack, which takes a lock the target can hold, and a report
 // that waits on the target could keep stallmon from ever ending. Threads
 // left when it has run out are reported without a diagnosis.
-const diagnoseDeadline = 2 * time.Second
+const DiagnoseDeadline = 2 * time.Second
 
 func (a *Agent) reportUnkillable(ctx context.Context) {
 	snap, err := a.mon.SnapshotAll()
@@ -94,7 +94,7 @@ func (a *Agent) reportUnkillable(ctx context.Context) {
 		a.log.Error(event.Unkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
 		return
 	}
-	deadline := time.Now().Add(diagnoseDeadline)
+	deadline := time.Now().Add(DiagnoseDeadline)
 	for _, t := range snap.Threads {
 		if t.State == tracker.StateDead {
 			// An exited thread (often the group leader, a zombie until

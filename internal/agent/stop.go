@@ -90,7 +90,7 @@ func (a *Agent) stop() (Outcome, error) {
 	a.announceStall(victim)
 	// Bounded: the kill's grace, the report of an unkillable target,
 	// then silence. A stop must end.
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.KillGrace+diagnoseDeadline+a.cfg.PollInterval)
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.KillGrace+DiagnoseDeadline+a.cfg.PollInterval)
 	defer cancel()
 	return a.fenceTarget(ctx, fenced)
 }

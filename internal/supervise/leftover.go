@@ -18,17 +18,17 @@ import (
 	"github.com/stallmon/stallmon/internal/event"
 )
 
-// describeDeadline bounds the /proc reads that describe a leftover's
+// DescribeDeadline bounds the /proc reads that describe a leftover's
 // threads: they are for the operator, and must not keep stallmon from
 // ending or starting.
-const describeDeadline = 2 * time.Second
+const DescribeDeadline = 2 * time.Second
 
 // threads describes every thread left in dir and below, one "tid comm
-// state wchan" each, as far as describeDeadline allows.
+// state wchan" each, as far as DescribeDeadline allows.
 func threads(dir string) []string {
 	done := make(chan []string, 1)
 	go func() { done <- readThreads(dir) }()
-	t := time.NewTimer(describeDeadline)
+	t := time.NewTimer(DescribeDeadline)
 	defer t.Stop()
 	select {
 	case out := <-done:
