@@ -16,8 +16,11 @@ import (
 
 // fenceTarget kills the target whose syscall went past kill_after, so it
 // cannot resume after a peer has taken over, and confirms the death
-// through the pidfd. The heartbeat is already off for good.
-func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error) {
+// through the pidfd. The heartbeat is already off for good. expired is
+// the outcome when ctx ends with the target reported unkillable and still
+// alive: Detached when ctx is the run's (stallmon was stopped while it
+// waited), TargetUnkillable when it is a stop's own bound on its fence.
+func (a *Agent) fenceTarget(ctx context.Context, victim judged, expired Outcome) (Outcome, error) {
 	attrs := judgedAttrs(victim)
 	a.event(slog.LevelError, event.Kill, append(attrs, slog.String("signal", "SIGKILL"))...)
 	if err := a.mon.Kill(unix.SIGKILL); err != nil {
@@ -55,11 +58,11 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 		a.final(sink.Fenced, &victim)
 		return TargetUnkillable, nil
 	}
-	// The wait ran out (a stop's bound, or the run's context) with the
-	// target still alive after the unkillable report: the outcome is
-	// still that, not a detach. Exit 0 would tell a supervisor or script
-	// that nothing went wrong while a killed service sits in D.
-	return TargetUnkillable, nil
+	// The wait ran out with the target still alive after the unkillable
+	// report. For a stop's fence that is the stop's outcome: exit 0 would
+	// tell a supervisor or script that the stop went cleanly while the
+	// service it killed sits in D.
+	return expired, nil
 }
 
 // waitExit waits for the target to exit (true), for timeout or ctx

@@ -99,7 +99,7 @@ func (a *Agent) stop() (Outcome, error) {
 	// then silence. A stop must end.
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.KillGrace+DiagnoseDeadline+a.cfg.PollInterval)
 	defer cancel()
-	return a.fenceTarget(ctx, fenced)
+	return a.fenceTarget(ctx, fenced, TargetUnkillable)
 }
 
 // silentEnd ends the run without a word on the heartbeat; the
