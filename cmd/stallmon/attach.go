@@ -33,7 +33,8 @@ stays STALLED, and a target it cannot vouch for gets silence
 Exit status: 0 the target exited on its own (or stallmon was stopped),
 1 runtime failure, 2 bad usage or configuration, 3 target killed by
 stallmon (also by a stop that fenced a declared stall), 4 target killed
-but it outlived --kill-grace (unkillable) first.`,
+but it outlived --kill-grace (unkillable) first, also when the fence of
+a stop gives up on it.`,
 		Example: `  sudo stallmon attach --pid 1234
   sudo stallmon attach --pid "$(pidof myservice)" --key-file /etc/stallmon/key --log-format json
   sudo stallmon attach --cgroup system.slice/nginx.service`,

@@ -198,7 +198,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 				a.gate.fence()
 				a.shutEgress("fenced")
 				a.announceStall(victim)
-				return a.fenceTarget(ctx, *victim)
+				return a.fenceTarget(ctx, *victim, Detached)
 			}
 		}
 	}

@@ -16,8 +16,11 @@ import (
 
 // fenceTarget kills the target whose syscall went past kill_after, so it
 // cannot resume after a peer has taken over, and confirms the death
-// through the pidfd. The heartbeat is already off for good.
-func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error) {
+// through the pidfd. The heartbeat is already off for good. expired is
+// the outcome when ctx ends with the target reported unkillable and still
+// alive: Detached when ctx is the run's (stallmon was stopped while it
+// waited), TargetUnkillable when it is a stop's own bound on its fence.
+func (a *Agent) fenceTarget(ctx context.Context, victim judged, expired Outcome) (Outcome, error) {
 	attrs := judgedAttrs(victim)
 	a.event(slog.LevelError, event.Kill, append(attrs, slog.String("signal", "SIGKILL"))...)
 	if err := a.mon.Kill(unix.SIGKILL); err != nil {
@@ -55,7 +58,11 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged) (Outcome, error)
 		a.final(sink.Fenced, &victim)
 		return TargetUnkillable, nil
 	}
-	return Detached, nil
+	// The wait ran out with the target still alive after the unkillable
+	// report. For a stop's fence that is the stop's outcome: exit 0 would
+	// tell a supervisor or script that the stop went cleanly while the
+	// service it killed sits in D.
+	return expired, nil
 }
 
 // waitExit waits for the target to exit (true), for timeout or ctx
@@ -78,11 +85,11 @@ func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
 	}
 }
 
-// diagnoseDeadline bounds the whole report's /proc diagnoses: each reads
+// DiagnoseDeadline bounds the whole report's /proc diagnoses: each reads
 // the kernel stack, which takes a lock the target can hold, and a report
 // that waits on the target could keep stallmon from ever ending. Threads
 // left when it has run out are reported without a diagnosis.
-const diagnoseDeadline = 2 * time.Second
+const DiagnoseDeadline = 2 * time.Second
 
 func (a *Agent) reportUnkillable(ctx context.Context) {
 	snap, err := a.mon.SnapshotAll()
@@ -90,7 +97,7 @@ func (a *Agent) reportUnkillable(ctx context.Context) {
 		a.log.Error(event.Unkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
 		return
 	}
-	deadline := time.Now().Add(diagnoseDeadline)
+	deadline := time.Now().Add(DiagnoseDeadline)
 	for _, t := range snap.Threads {
 		if t.State == tracker.StateDead {
 			// An exited thread (often the group leader, a zombie until

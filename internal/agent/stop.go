@@ -51,6 +51,10 @@ func (a *Agent) stop() (Outcome, error) {
 	// A last look, so that a stall that went over its budget since the
 	// previous poll is declared now rather than left behind a LEAVING.
 	victim := a.poll(context.Background())
+	// A victim the last look found past its kill_after is killed for its
+	// own rule, as the next poll would have done; only a stall declared
+	// earlier and fenced because stallmon stops is killed for the stop.
+	forStop := false
 	st, worst := a.gate.state(time.Now())
 	if a.failing > 0 && st == gateAlive {
 		// The gate still trusts an earlier poll, but the last look
@@ -73,6 +77,7 @@ func (a *Agent) stop() (Outcome, error) {
 			v = *worst
 		}
 		victim = &v
+		forStop = true
 	}
 	if victim == nil {
 		// Nothing stallmon will kill: the stall stands, with no deadline.
@@ -84,15 +89,17 @@ func (a *Agent) stop() (Outcome, error) {
 		return Detached, nil
 	}
 	fenced := *victim
-	fenced.reason = reasonStop
+	if forStop {
+		fenced.reason = reasonStop
+	}
 	a.event(slog.LevelWarn, event.StopFence, judgedAttrs(*victim)...)
 	a.gate.fence()
 	a.announceStall(victim)
 	// Bounded: the kill's grace, the report of an unkillable target,
 	// then silence. A stop must end.
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.KillGrace+diagnoseDeadline+a.cfg.PollInterval)
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.KillGrace+DiagnoseDeadline+a.cfg.PollInterval)
 	defer cancel()
-	return a.fenceTarget(ctx, fenced)
+	return a.fenceTarget(ctx, fenced, TargetUnkillable)
 }
 
 // silentEnd ends the run without a word on the heartbeat; the

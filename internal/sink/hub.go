@@ -12,7 +12,7 @@ import (
 // Options tunes a Hub; zero values take the defaults.
 type Options struct {
 	Logger *slog.Logger
-	// ApplyTimeout bounds one Apply (default 2s).
+	// ApplyTimeout bounds one Apply (default DefaultApplyTimeout).
 	ApplyTimeout time.Duration
 	// RetryMax caps the back-off between retries of a failed Apply
 	// (default 1s); the first retry comes after 50ms.
@@ -66,7 +66,7 @@ func Start(sinks []Sink, opts Options) *Hub {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.ApplyTimeout <= 0 {
-		opts.ApplyTimeout = 2 * time.Second
+		opts.ApplyTimeout = DefaultApplyTimeout
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = time.Second
@@ -105,6 +105,11 @@ func (h *Hub) Publish(v Verdict) {
 		}
 	}
 }
+
+// DefaultApplyTimeout bounds one Apply unless Options say otherwise. Stop
+// takes up to FlushTimeout plus this: the flush, then one Apply that was
+// running when it ran out, cancelled.
+const DefaultApplyTimeout = 2 * time.Second
 
 // FlushTimeout is how long an ending run or process lets its sinks send
 // the final verdict (FENCED, LEAVING) before going on without them.

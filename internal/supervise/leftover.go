@@ -2,11 +2,12 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,17 +18,17 @@ import (
 	"github.com/stallmon/stallmon/internal/event"
 )
 
-// describeDeadline bounds the /proc reads that describe a leftover's
+// DescribeDeadline bounds the /proc reads that describe a leftover's
 // threads: they are for the operator, and must not keep stallmon from
 // ending or starting.
-const describeDeadline = 2 * time.Second
+const DescribeDeadline = 2 * time.Second
 
 // threads describes every thread left in dir and below, one "tid comm
-// state wchan" each, as far as describeDeadline allows.
+// state wchan" each, as far as DescribeDeadline allows.
 func threads(dir string) []string {
 	done := make(chan []string, 1)
 	go func() { done <- readThreads(dir) }()
-	t := time.NewTimer(describeDeadline)
+	t := time.NewTimer(DescribeDeadline)
 	defer t.Stop()
 	select {
 	case out := <-done:
@@ -75,31 +76,128 @@ func describeThread(tid string) string {
 	return desc
 }
 
+// runCgroupGlob matches the cgroups stallmon run makes for its service.
+const runCgroupGlob = "stallmon-run-*-*"
+
+// claim makes the cgroup name in parent and takes its owner's lock: an
+// exclusive flock on the cgroup directory itself, held through the
+// returned file (close-on-exec, so the service never inherits it) for as
+// long as the incarnation runs. The kernel drops it when this stallmon
+// dies, however it dies. A pid in the name cannot say whether its run
+// lives: a pid reused by another process keeps a leftover "alive", a
+// stallmon that is PID 1 in a container restarts with its old pid, and a
+// stallmon in another pid namespace has a pid that means nothing here.
+// A lock on the cgroup's inode is the same for every one of them.
+//
+// Another run's scan can remove the new cgroup between the mkdir and the
+// lock (it is empty and unlocked then): the lock is taken, and only then
+// is the path checked to still be this directory; if not, it is made
+// again.
+func claim(parent, name string) (cgroup.Dir, *os.File, error) {
+	for range 3 {
+		dir, err := cgroup.Mkdir(parent, name)
+		if err != nil {
+			return cgroup.Dir{}, nil, err
+		}
+		f, err := os.Open(dir.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return cgroup.Dir{}, nil, fmt.Errorf("opening cgroup %s to lock it: %w", dir.Path, err)
+		}
+		// Blocking: a scan holds the lock of an unowned cgroup only while
+		// it decides.
+		if err := flock(f, unix.LOCK_EX); err != nil {
+			f.Close()
+			return cgroup.Dir{}, nil, fmt.Errorf("locking cgroup %s: %w", dir.Path, err)
+		}
+		if same, err := sameFile(f, dir.Path); err != nil {
+			f.Close()
+			return cgroup.Dir{}, nil, err
+		} else if !same {
+			f.Close()
+			continue
+		}
+		return dir, f, nil
+	}
+	return cgroup.Dir{}, nil, fmt.Errorf("cgroup %s/%s: removed by another run as it was made, three times", parent, name)
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// sameFile reports whether path still names the directory f has open.
+func sameFile(f *os.File, path string) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	pi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	return os.SameFile(fi, pi), nil
+}
+
+// ownerAlive reports whether the run that made the cgroup at path still
+// holds its lock (see claim). It takes the lock to find out, and gives it
+// back at once: a scan that kept it would make the cgroup look owned to
+// every other run that waits on it.
+func ownerAlive(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("opening cgroup %s: %w", path, err)
+	}
+	defer f.Close()
+	switch err := flock(f, unix.LOCK_EX|unix.LOCK_NB); {
+	case err == unix.EWOULDBLOCK:
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("locking cgroup %s: %w", path, err)
+	}
+	return false, nil
+}
+
 // leftovers are the cgroups in parent that a stallmon run, since dead,
 // left with processes in them: killed, but stuck in the kernel. Empty
-// ones are removed.
+// ones are removed. A cgroup whose owner or contents cannot be read is
+// kept, to be waited on: starting the service beside what may be a live
+// instance of it is the failure stallmon exists to prevent. Only ENOENT
+// (gone meanwhile) drops one.
 func leftovers(parent string, log *slog.Logger) []cgroup.Dir {
-	dirs, _ := filepath.Glob(filepath.Join(parent, "stallmon-run-*-*"))
+	dirs, _ := filepath.Glob(filepath.Join(parent, runCgroupGlob))
 	var left []cgroup.Dir
 	for _, d := range dirs {
-		f := strings.Split(filepath.Base(d), "-")
-		pid, err := strconv.Atoi(f[2])
-		if err != nil || pid == os.Getpid() {
+		alive, err := ownerAlive(d)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-			unix.Close(fd) // its stallmon lives
+		if err == nil && alive {
+			// This stallmon's own current cgroup, or another live run's
+			// (in this pid namespace or not).
 			continue
 		}
-		if err := os.Remove(d); err == nil {
-			log.Info(event.CgroupRemoved, "cgroup", d)
-			continue
-		}
-		if dir, err := cgroup.Open(d); err == nil {
-			if populated, err := dir.Populated(); err == nil && populated {
-				left = append(left, dir)
+		if err == nil {
+			if err := os.Remove(d); err == nil {
+				log.Info(event.CgroupRemoved, "cgroup", d)
+				continue
 			}
 		}
+		dir := cgroup.Dir{Path: d}
+		if populated, err := dir.Populated(); err == nil && !populated || errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		left = append(left, dir)
 	}
 	return left
 }
@@ -121,18 +219,32 @@ func waitLeftovers(ctx context.Context, cfg Config, parent string) bool {
 	var lastLog time.Time
 	for len(left) > 0 {
 		d := left[0]
-		if populated, err := d.Populated(); err != nil || !populated {
+		populated, perr := d.Populated()
+		if errors.Is(perr, fs.ErrNotExist) || perr == nil && !populated {
 			if err := d.Remove(); err == nil {
 				cfg.Logger.Info(event.CgroupRemoved, "cgroup", d.Path)
 			}
 			left = left[1:]
 			continue
 		}
+		// Any other error: the cgroup may still hold the old instance;
+		// keep waiting, and say why in the periodic report.
 		if time.Since(lastLog) >= waitLogEvery {
 			lastLog = time.Now()
-			d.Kill()
-			cfg.Logger.Warn(event.ServiceWaitingOld, "cgroup", d.Path, "threads", threads(d.Path),
-				"waited_seconds", time.Since(start).Seconds())
+			if populated {
+				// They were killed before; a pending kill changes nothing,
+				// but one that never came (the run died first) ends them now.
+				attrs := []any{"cgroup", d.Path, "signal", "SIGKILL", "reason", "leftover"}
+				if err := d.Kill(); err != nil {
+					attrs = append(attrs, "err", err)
+				}
+				cfg.Logger.Error(event.Kill, attrs...)
+			}
+			attrs := []any{"cgroup", d.Path, "threads", threads(d.Path), "waited_seconds", time.Since(start).Seconds()}
+			if perr != nil {
+				attrs = append(attrs, "err", perr)
+			}
+			cfg.Logger.Warn(event.ServiceWaitingOld, attrs...)
 			if cfg.Waiting != nil {
 				cfg.Waiting(fmt.Sprintf("cgroup %s left by an earlier run still holds processes", d.Path))
 			}

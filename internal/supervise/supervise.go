@@ -98,18 +98,23 @@ func Run(ctx context.Context, cfg Config, watch WatchFunc) (Status, error) {
 		// A cgroup of its own for each incarnation: a kernel (6.18 here)
 		// kills at once a process cloned into a cgroup that cgroup.kill
 		// was used on before, and each start deserves a clean slate.
-		dir, err := cgroup.Mkdir(parent, fmt.Sprintf("stallmon-run-%d-%d", os.Getpid(), restarts+1))
+		dir, lock, err := claim(parent, fmt.Sprintf("stallmon-run-%d-%d", os.Getpid(), restarts+1))
 		if err != nil {
 			return Status{}, err
 		}
 		inc, err := runOnce(ctx, cfg, dir, watch, restarts+1)
 		if inc.status.Abandoned {
-			// Still populated: the next run waits for it to empty.
+			// Still populated: given up, so no longer owned. The lock
+			// goes now, not when this process exits: any run that
+			// scans meanwhile must wait for it to empty, not take it
+			// for a live run's and start beside it.
+			lock.Close()
 			return inc.status, err
 		}
 		if rerr := dir.Remove(); rerr != nil && err == nil {
 			cfg.Logger.Warn(event.CgroupRemoveFailed, "err", rerr)
 		}
+		lock.Close()
 		if err != nil {
 			return Status{}, err
 		}

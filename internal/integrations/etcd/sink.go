@@ -27,8 +27,8 @@ import (
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
-// closeTimeout bounds each step of Close that talks to etcd or waits.
-const closeTimeout = 2 * time.Second
+// CloseTimeout bounds each step of Close that talks to etcd or waits.
+const CloseTimeout = 2 * time.Second
 
 // Sink is the etcd sink. Apply and Close are called from one goroutine at
 // a time (the hub's contract); the campaign goroutines and the lease
@@ -302,7 +302,7 @@ func (s *Sink) disarmExpiry() {
 // demotion hook if this node led, and closes the client.
 func (s *Sink) Close() error {
 	s.demote("closed")
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), CloseTimeout)
 	err := s.revoke(ctx)
 	cancel()
 	s.cancel()
@@ -312,7 +312,7 @@ func (s *Sink) Close() error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(closeTimeout):
+	case <-time.After(CloseTimeout):
 		s.log.Warn(event.EtcdCampaignRunningAtClose, "election", s.cfg.Election)
 	}
 	s.hooks.close(s.cfg.HookTimeout + time.Second)

@@ -12,9 +12,9 @@ import (
 	"github.com/stallmon/stallmon/internal/sink"
 )
 
-// closeTimeout bounds Close, which has no context: the last write may
+// CloseTimeout bounds Close, which has no context: the last write may
 // sit on a file system that stopped answering.
-const closeTimeout = 2 * time.Second
+const CloseTimeout = 2 * time.Second
 
 // Sink keeps keepalived's track_file in step with the verdict. One
 // goroutine owns the file, so that a write stuck in the kernel (a hung
@@ -106,8 +106,8 @@ func (s *Sink) Close() error {
 	close(s.stop)
 	select {
 	case <-s.done:
-	case <-time.After(closeTimeout):
-		s.closeErr = fmt.Errorf("%s: last write still running after %v", s.path, closeTimeout)
+	case <-time.After(CloseTimeout):
+		s.closeErr = fmt.Errorf("%s: last write still running after %v", s.path, CloseTimeout)
 	}
 	return s.closeErr
 }

@@ -79,6 +79,10 @@ type Sink struct {
 	// first, and after a failure, whose effect is unknown (attrd may have
 	// taken the value before the call timed out).
 	last string
+	// spare is set when the last verdict applied was a final STALLED
+	// whose rule never kills (a stopped, traced or frozen service): the
+	// run ended holding it, and Close must not turn it red.
+	spare bool
 }
 
 // New checks the configuration and finds attrd_updater. It does not
@@ -141,6 +145,7 @@ func (s *Sink) Apply(ctx context.Context, v sink.Verdict) error {
 	want := Health(v, time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.spare = v.Final && want == Yellow
 	if s.last == want {
 		return nil
 	}
@@ -152,15 +157,25 @@ func (s *Sink) Apply(ctx context.Context, v sink.Verdict) error {
 // never wrote, or whose last write failed: a green left by a stallmon
 // that was killed, or by a write that timed out after attrd took it, must
 // not outlive this one.
+//
+// The one exception is a run that ended on a STALLED whose rule never
+// kills (stallmon stopped while the service was SIGSTOPped, traced or
+// frozen): red would make Pacemaker stop, that is kill, the very service
+// the rule spares, so Close leaves yellow, writing it again if its
+// write failed. Yellow still keeps new resources off the node.
 func (s *Sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.last == Red {
+	want := Red
+	if s.spare {
+		want = Yellow
+	}
+	if s.last == want {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.closeTO)
 	defer cancel()
-	return s.set(ctx, Red, "closing")
+	return s.set(ctx, want, "closing")
 }
 
 // set runs attrd_updater; called with mu held.

@@ -1,6 +1,7 @@
 package pacemaker
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -77,5 +78,85 @@ func TestNewRejectsAttributeNamesWithSpaces(t *testing.T) {
 		if _, err := New(Config{Attribute: name, AttrdUpdater: "/bin/true"}); err == nil {
 			t.Errorf("New accepted attribute %q", name)
 		}
+	}
+}
+
+// fakeUpdater is an attrd_updater that appends each value it is asked to
+// set to a file, one a line, so a test can see every write in order.
+func fakeUpdater(t *testing.T) (prog, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	log = filepath.Join(dir, "writes")
+	prog = filepath.Join(dir, "attrd_updater")
+	script := "#!/bin/sh\nfor a; do case $a in --update=*) echo \"${a#--update=}\" >>" + log + ";; esac; done\n"
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return prog, log
+}
+
+func writes(t *testing.T, log string) []string {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
+}
+
+// TestCloseSparesAFinalNeverKillStall: a run that ended on a STALLED whose
+// rule never kills leaves yellow behind; red would make Pacemaker stop the
+// SIGSTOPped or frozen service the rule spares. Any other last verdict
+// still ends red.
+func TestCloseSparesAFinalNeverKillStall(t *testing.T) {
+	stopped := &sink.Stall{Reason: "stopped", Kills: false}
+	cases := []struct {
+		name string
+		last sink.Verdict
+		want []string
+	}{
+		{"final never-kill stall", sink.Verdict{State: sink.Stalled, Stall: stopped, Final: true}, []string{Yellow}},
+		// Not final: stallmon went without its last word; nobody vouches.
+		{"never-kill stall, not final", sink.Verdict{State: sink.Stalled, Stall: stopped}, []string{Yellow, Red}},
+		{"final killing stall", sink.Verdict{State: sink.Stalled, Stall: &sink.Stall{Reason: "over_budget", Kills: true}, Final: true}, []string{Red}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			prog, log := fakeUpdater(t)
+			s, err := New(Config{AttrdUpdater: prog})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Apply(t.Context(), c.last); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := writes(t, log); strings.Join(got, " ") != strings.Join(c.want, " ") {
+				t.Errorf("writes %q, want %q", got, c.want)
+			}
+		})
+	}
+
+	// A yellow whose write failed is written again by Close, not red.
+	prog, log := fakeUpdater(t)
+	s, err := New(Config{AttrdUpdater: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.Apply(dead, sink.Verdict{State: sink.Stalled, Stall: stopped, Final: true}); err == nil {
+		t.Fatal("Apply with a cancelled context succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes(t, log); strings.Join(got, " ") != Yellow {
+		t.Errorf("after a failed yellow, Close wrote %q, want yellow", got)
 	}
 }

@@ -61,7 +61,8 @@ func (s *Sink) Name() string { return "systemd" }
 // A repeated Stalled, even after a Blind or a Fenced one, is the same
 // stall (the agent announces the stall it kills for after it fenced);
 // only Alive, or the Final verdict that ends a run (stallmon run starts
-// the service again after it), ends it. Blind, Fenced and Leaving send
+// the service again after it), ends it: a final Stalled is still the
+// stall it names, so it triggers only if nothing did yet. Blind, Fenced and Leaving send
 // nothing: Blind is stallmon's own failure to see, not evidence against
 // the service, and the keep-alive (if any) covers it; Fenced means
 // stallmon killed the target or saw it exit, which systemd sees too;
@@ -72,8 +73,14 @@ func (s *Sink) Apply(ctx context.Context, v sink.Verdict) error {
 }
 
 func (s *Sink) trigger(ctx context.Context, v sink.Verdict) error {
-	if v.State == sink.Alive || v.Final {
+	if v.State == sink.Alive {
 		s.triggered = false
+	}
+	if v.Final {
+		// The run ends after this verdict, not before it: a final
+		// STALLED (a stop under --no-kill or --late-return=resume) is
+		// the stall already triggered, and must not trigger it twice.
+		defer func() { s.triggered = false }()
 	}
 	if v.State != sink.Stalled {
 		return nil

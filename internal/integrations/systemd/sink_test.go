@@ -123,8 +123,8 @@ func TestTriggerOncePerStall(t *testing.T) {
 
 // The agent announces the stall it kills for after it fenced the gate,
 // so a Fenced verdict may come between two Stalled ones of one stall:
-// still one trigger. The Final verdict ends the run; under stallmon run,
-// a stall of the next run is a new one.
+// still one trigger. The Final verdict ends the run, after it is applied;
+// under stallmon run, a stall of the next run is a new one.
 func TestTriggerKillAndNextRun(t *testing.T) {
 	sock := sdnotifytest.Temp(t)
 	s := newSink(t, Config{Socket: sock.Addr})
@@ -140,6 +140,24 @@ func TestTriggerKillAndNextRun(t *testing.T) {
 		{sink.Verdict{State: sink.Fenced, PID: pid, Final: true}, false},
 		{stalled(pid+5, pid+5, "redis-server", "fsync", 600*time.Millisecond), true},
 		{sink.Verdict{State: sink.Leaving, Final: true}, false},
+		// A stop under --no-kill or --late-return=resume ends the run on
+		// a final Stalled of the stall already triggered: no second
+		// trigger. The run after it is a new one.
+		{stalled(pid, pid, "redis-server", "fsync", 600*time.Millisecond), true},
+		{func() sink.Verdict {
+			v := stalled(pid, pid, "redis-server", "fsync", 900*time.Millisecond)
+			v.Final = true
+			return v
+		}(), false},
+		{stalled(pid+7, pid+7, "redis-server", "fsync", 600*time.Millisecond), true},
+		// A final Stalled that is the first word of its stall (the
+		// stop's last look declared it) does trigger, once.
+		{sink.Verdict{State: sink.Alive, PID: pid}, false},
+		{func() sink.Verdict {
+			v := stalled(pid, pid, "redis-server", "fsync", 900*time.Millisecond)
+			v.Final = true
+			return v
+		}(), true},
 	}
 	for i, st := range steps {
 		mustApply(t, s, st.v)

@@ -115,8 +115,20 @@ func TestRunAbandonsUnkillableOnStop(t *testing.T) {
 	mark := dir + "/started"
 	second := startStallmon(t, "run", "--log-format", "json", "--metrics-addr", "127.0.0.1:0", "--no-heartbeat",
 		"--cgroup-parent", parent.Path, "--", "sh", "-c", `: > "$1"; exec sleep 300 >/dev/null 2>&1`, "sh", mark)
-	addr := second.Events.Next("metrics_listening", 10*time.Second)["addr"].(string)
-	wait := second.Events.Next("service_waiting_old", 10*time.Second)
+	// In either order: the metrics server and the run's first scan of
+	// the parent start side by side.
+	var addr string
+	var wait map[string]any
+	for addr == "" || wait == nil {
+		ev := second.Events.NextWhere("metrics_listening and service_waiting_old", 10*time.Second, func(ev map[string]any) bool {
+			return ev["msg"] == "metrics_listening" || ev["msg"] == "service_waiting_old"
+		})
+		if ev["msg"] == "metrics_listening" {
+			addr = ev["addr"].(string)
+		} else if wait == nil {
+			wait = ev
+		}
+	}
 	if wait["cgroup"] != cg || !strings.Contains(fmt.Sprint(wait["threads"]), itoa(tid)) {
 		t.Errorf("service_waiting_old %v: want cgroup %s, thread %d", wait, cg, tid)
 	}

@@ -8,6 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/agent"
+	"github.com/stallmon/stallmon/internal/asynclog"
+	"github.com/stallmon/stallmon/internal/integrations/etcd"
+	"github.com/stallmon/stallmon/internal/integrations/keepalived"
+	"github.com/stallmon/stallmon/internal/integrations/pacemaker"
+	"github.com/stallmon/stallmon/internal/sink"
+	"github.com/stallmon/stallmon/internal/supervise"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
@@ -66,13 +73,23 @@ func verifyUnit(t *testing.T, analyze, path string) {
 }
 
 // Each shipped unit gives stallmon's stop the time it takes, so that
-// systemd does not SIGKILL it in the middle of keeping its word: under
-// attach, fencing a stall it announced (--kill-grace, then the
-// unkillable report's 2s); under run, also the service's --stop-timeout.
-// The values are the flags in ExecStart=, else stallmon's defaults as
-// its --help gives them.
+// systemd does not SIGKILL it in the middle of keeping its word. The
+// bound is the sum of every bounded step on the stop's path, taken from
+// the constants the code uses (the values are the flags in ExecStart=,
+// else stallmon's defaults as its --help gives them):
+//
+//   - attach: the last poll (one --poll-interval), the fence of a declared
+//     stall (--kill-grace, the unkillable report, one more poll);
+//   - run: instead, the service's --stop-timeout, the kill's --kill-grace
+//     and the abandoned service's description;
+//   - then, for both: the heartbeat's hub stopping (its flush, then one
+//     cancelled send), the integrations' hub the same, each enabled
+//     sink's close, and the log's flush.
+//
+// Before, the test counted only --kill-grace plus 2 s (and --stop-timeout).
 func TestDeployUnitsStopInTime(t *testing.T) {
-	const report, margin = 2 * time.Second, 3 * time.Second
+	const margin = 3 * time.Second
+	hub := sink.FlushTimeout + sink.DefaultApplyTimeout
 	for unit, cmd := range map[string]string{
 		"stallmon-attach@.service": "attach",
 		"stallmon-notify@.service": "attach",
@@ -97,10 +114,41 @@ func TestDeployUnitsStopInTime(t *testing.T) {
 			}
 			return flagDefault(t, cmd, name)
 		}
-		need := flag("kill-grace") + report + margin
-		if cmd == "run" {
-			need += flag("stop-timeout")
+		has := func(name string) bool {
+			return strings.Contains(exec, "--"+name+" ") || strings.HasSuffix(exec, "--"+name) ||
+				strings.Contains(exec, "--"+name+"=")
 		}
+		var need time.Duration
+		if cmd == "run" {
+			need = flag("stop-timeout") + flag("kill-grace") + supervise.DescribeDeadline
+		} else {
+			poll := flag("poll-interval")
+			need = poll + flag("kill-grace") + agent.DiagnoseDeadline + poll
+		}
+		if !has("no-heartbeat") {
+			need += hub
+		}
+		integrations := false
+		if has("pacemaker") {
+			integrations = true
+			need += pacemaker.DefaultCloseTimeout
+		}
+		if has("keepalived-file") {
+			integrations = true
+			need += keepalived.CloseTimeout
+		}
+		if has("etcd-endpoints") {
+			integrations = true
+			// The lease's revoke, the campaigns' end, the hooks'.
+			need += 2*etcd.CloseTimeout + flag("etcd-hook-timeout") + time.Second
+		}
+		if has("systemd-notify") {
+			integrations = true // its Close does nothing
+		}
+		if integrations {
+			need += hub
+		}
+		need += asynclog.FlushTimeout
 		v := unitValue(t, text, "TimeoutStopSec")
 		if v == "" {
 			v = "90s" // systemd's DefaultTimeoutStopSec
@@ -109,10 +157,10 @@ func TestDeployUnitsStopInTime(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: TimeoutStopSec=%s: %v", unit, v, err)
 		}
-		if have < need {
-			t.Errorf("%s: TimeoutStopSec=%v, want at least %v for stallmon %s to stop on its own", unit, have, need, cmd)
+		if have < need+margin {
+			t.Errorf("%s: TimeoutStopSec=%v, want at least %v for stallmon %s to stop on its own", unit, have, need+margin, cmd)
 		}
-		t.Logf("%s: TimeoutStopSec=%v, stallmon %s needs up to %v", unit, have, cmd, need-margin)
+		t.Logf("%s: TimeoutStopSec=%v, stallmon %s needs up to %v", unit, have, cmd, need)
 	}
 }
 

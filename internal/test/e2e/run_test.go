@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"golang.org/x/sys/unix"
+
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,8 +131,18 @@ func TestRunRemovesStaleCgroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, err := cgroup.Mkdir(parent.Path, "stallmon-run-"+itoa(os.Getpid())+"-1")
+	// A run is alive while it holds the flock on its cgroup (the pid in
+	// the name decides nothing): this test is that run.
+	live, err := cgroup.Mkdir(parent.Path, "stallmon-run-0-1")
 	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.Open(live.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
 	code, stderr := runStallmon(t, nil, "run", "--cgroup-parent", parent.Path, "--no-heartbeat", "--metrics-addr", "", "--", "true")

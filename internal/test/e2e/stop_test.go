@@ -149,3 +149,73 @@ func TestStopWithStallItNeverKillsStaysStalled(t *testing.T) {
 		t.Error("the stopped target was killed")
 	}
 }
+
+// A declared stall fenced at stop, whose target cannot die: its read is
+// held by a FUSE server that ignores the interrupt the SIGKILL becomes,
+// so the thread stays in D. The stop's bound (kill grace, the report,
+// one poll) runs out with the target alive: stallmon reports it
+// unkillable, goes silent (no FENCED, no LEAVING) and exits 4, as
+// attach --help, services.md and wire.md say; before, it exited 0.
+func TestStopFenceUnkillableExits4(t *testing.T) {
+	privtest.Require(t)
+	fusehang.Require(t)
+	const (
+		budget = 300 * time.Millisecond
+		grace  = time.Second
+		poll   = 100 * time.Millisecond
+	)
+	c := newCluster(t)
+	w := startWorkload(t)
+	// Mounted after the workload started, so that its cleanup (which
+	// answers the read) runs before the workload's, which waits for the
+	// workload to exit.
+	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: false})
+	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(w.PID), "--log-format", "json", "--metrics-addr", "",
+		"--node-id", "stop-unkillable", "--interval", "100ms", "--poll-interval", poll.String(),
+		"--budget", budget.String(), "--kill-after", "60s", "--kill-grace", grace.String()}, c.GroupFlags()...)...)
+	agent.Events.Next("attached", 10*time.Second)
+	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
+
+	tid, _ := readHung(t, w, fs.File)
+	c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool {
+		return p.State == heartbeat.StateStalled && p.Stall.TID == uint32(tid)
+	})
+	stopAt := time.Now()
+	if err := agent.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := agent.Wait(t, grace+15*time.Second)
+	t.Logf("SIGTERM to exit: %v", time.Since(stopAt).Round(time.Millisecond))
+	if code != exitUnkillable {
+		t.Errorf("stallmon exited %d after SIGTERM with an unkillable declared stall, want %d", code, exitUnkillable)
+	}
+	// The target really could not die: the read is still held, its
+	// interrupt ignored.
+	if st := fs.Stats(); st.Interrupts < 1 || st.Pending != 1 {
+		t.Errorf("FUSE server stats %+v, want the read held and its interrupt seen", st)
+	}
+	if processExited(t, w.PID) {
+		t.Error("target exited while its read was held")
+	}
+	var kill, unk map[string]any
+	for _, ev := range agent.Events.Rest() {
+		switch ev["msg"] {
+		case "kill":
+			kill = ev
+		case "unkillable":
+			if ev["tid"] == float64(tid) {
+				unk = ev
+			}
+		}
+	}
+	if kill == nil || unk == nil {
+		t.Fatalf("kill event %v, unkillable event for the reader %v: want both", kill, unk)
+	}
+	wantFields(t, "kill", kill, map[string]any{"tid": tid, "reason": "stop", "syscall": "read"})
+	wantFields(t, "unkillable", unk, map[string]any{"pid": w.PID, "tid": tid, "state": "uninterruptible"})
+	for _, tp := range c.Seen() {
+		if tp.P.State == heartbeat.StateLeaving || tp.P.State == heartbeat.StateFenced {
+			t.Errorf("%v after an unkillable stop, want silence: %+v", tp.P.State, tp.P)
+		}
+	}
+}
