@@ -251,7 +251,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		}
 		a.failing++
 		a.stats.pollFailed(timing)
-		a.egressAfterPoll(now)
+		a.egressAfterFailedPoll(now)
 		return nil
 	}
 	if a.failing > 0 {

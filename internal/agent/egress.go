@@ -35,6 +35,19 @@ func (a *Agent) egressAfterPoll(now time.Time) {
 	a.cfg.Egress.Shut(st.String())
 }
 
+// egressAfterFailedPoll is the gate after a poll that saw nothing: it
+// never extends the opening (a failed poll vouches for nothing, so the
+// packets stop two poll intervals after the last good poll, as promised),
+// and shuts the gate once the last good poll is no longer fresh.
+func (a *Agent) egressAfterFailedPoll(now time.Time) {
+	if a.cfg.Egress == nil {
+		return
+	}
+	if st, _, _, _ := a.gate.read(now); st != gateAlive {
+		a.cfg.Egress.Shut(st.String())
+	}
+}
+
 // shutEgress closes the egress gate for the rest of the run.
 func (a *Agent) shutEgress(reason string) {
 	if a.cfg.Egress != nil {
