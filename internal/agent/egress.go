@@ -54,3 +54,9 @@ func (a *Agent) shutEgress(reason string) {
 		a.cfg.Egress.Shut(reason)
 	}
 }
+
+// EgressReleasable reports whether the run ended so that the egress gate
+// may be released (--gate-egress-release-on-exit): on LEAVING, the target
+// found healthy, or with the target gone. After a stop on STALLED or in
+// silence the service's heartbeat must stay held, whatever the flag.
+func (a *Agent) EgressReleasable() bool { return a.left.Load() || a.gone.Load() }

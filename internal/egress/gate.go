@@ -252,12 +252,23 @@ func (g *Gate) attach(cgPath string) error {
 	if old != nil {
 		info, ierr := old.Info()
 		if ierr == nil && info.Cgroup() != nil && info.Cgroup().CgroupId == cgID {
+			// The old program's deadline goes on in the new one: a
+			// stallmon restarted after LEAVING, the gate still open
+			// on its predecessor's last poll, must not shut it for
+			// the time its first poll takes (a peer would take over
+			// a healthy service). It lapses as it would have.
+			left, cerr := g.carryDeadline(info)
+			if cerr != nil {
+				// Fail closed: the new gate starts shut.
+				g.opts.Logger.Warn(event.EgressFailed, "dest", g.dests, "err", cerr)
+			}
 			if err := old.Update(g.objs.GateEgress); err != nil {
 				old.Close()
 				return fmt.Errorf("egress gate: taking over %s: %w", g.pinPath, err)
 			}
 			g.link = old
-			g.opts.Logger.Info(event.EgressAttached, "dest", g.dests, "pin", g.pinPath, "cgroup", cgPath, "taken_over", true)
+			g.opts.Logger.Info(event.EgressAttached, "dest", g.dests, "pin", g.pinPath, "cgroup", cgPath, "taken_over", true,
+				"open_seconds", left.Seconds())
 			return nil
 		}
 	}
@@ -287,6 +298,55 @@ func (g *Gate) attach(cgPath string) error {
 	return nil
 }
 
+// carryDeadline copies the deadline of the program behind the link
+// described by info into this gate's, and returns how long it still
+// keeps the gate open (0 when it has passed).
+func (g *Gate) carryDeadline(info *link.Info) (time.Duration, error) {
+	prog, err := ebpf.NewProgramFromID(info.Program)
+	if err != nil {
+		return 0, fmt.Errorf("egress gate: opening the old program %d: %w", info.Program, err)
+	}
+	defer prog.Close()
+	pinfo, err := prog.Info()
+	if err != nil {
+		return 0, fmt.Errorf("egress gate: reading the old program: %w", err)
+	}
+	ids, ok := pinfo.MapIDs()
+	if !ok {
+		return 0, errors.New("egress gate: the kernel does not list the old program's maps")
+	}
+	for _, id := range ids {
+		m, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			return 0, fmt.Errorf("egress gate: opening the old program's map %d: %w", id, err)
+		}
+		minfo, err := m.Info()
+		if err != nil || minfo.Name != "deadline" || minfo.Type != ebpf.Array || minfo.ValueSize != 8 {
+			m.Close()
+			continue
+		}
+		var until uint64
+		err = m.Lookup(uint32(0), &until)
+		m.Close()
+		if err != nil {
+			return 0, fmt.Errorf("egress gate: reading the old deadline: %w", err)
+		}
+		if err := g.objs.Deadline.Put(uint32(0), until); err != nil {
+			return 0, fmt.Errorf("egress gate: carrying the old deadline: %w", err)
+		}
+		now := monoNow()
+		if until <= now {
+			return 0, nil
+		}
+		left := time.Duration(until - now)
+		g.mu.Lock()
+		g.open, g.until = true, time.Now().Add(left)
+		g.mu.Unlock()
+		return left, nil
+	}
+	return 0, errors.New("egress gate: the old program has no deadline map")
+}
+
 // Vouch opens the gate until until: the agent's latest poll is fresh and
 // found the service alive.
 func (g *Gate) Vouch(until time.Time) {
@@ -310,7 +370,7 @@ func (g *Gate) Vouch(until time.Time) {
 }
 
 // Shut closes the gate now; reason is the agent's state (stalled, blind,
-// fenced, leaving).
+// fenced, abandoned).
 func (g *Gate) Shut(reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

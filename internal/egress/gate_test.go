@@ -384,3 +384,40 @@ func receiveTCP(t *testing.T, c *net.TCPConn, within time.Duration) string {
 	}
 	return string(b[:n])
 }
+
+// A gate taken over goes on with its predecessor's deadline: open if the
+// old stallmon left it open (a clean stop on a healthy service), so that
+// a restart does not silence the service until the first poll, and
+// lapsing when the old deadline would have.
+func TestTakeoverCarriesDeadline(t *testing.T) {
+	privtest.Require(t)
+	group := nettest.LoopbackGroup(t)
+	cg := cgrouptest.New(t)
+	pins := bpffs(t)
+	opts := Options{Dests: []Dest{dest(t, group)}, NodeID: "host/carry", PinDir: pins}
+	t.Cleanup(func() { Release(pins, "host/carry") })
+	g, err := Open(opts, Scope{Cgroup: cg.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Vouch(time.Now().Add(time.Hour))
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Open(opts, Scope{Cgroup: cg.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	st, err := g2.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Open {
+		t.Fatal("the taken-over gate is shut before any Vouch, its predecessor's deadline an hour away")
+	}
+	g2.Shut("leaving")
+	if st, err := g2.Stats(); err != nil || st.Open {
+		t.Fatalf("open after Shut: %+v, %v", st, err)
+	}
+}
