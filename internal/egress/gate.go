@@ -67,8 +67,11 @@ type Gate struct {
 	open   bool      // what the agent last said
 	until  time.Time // when that opening lapses
 	failed bool      // a deadline write failed; logged once
-	stop   chan struct{}
-	done   chan struct{}
+	// releasable is set by AllowRelease: the stop ended so that
+	// ReleaseOnExit may remove the gate.
+	releasable bool
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 // Open loads the program, attaches it for scope (or takes over the link a
@@ -437,13 +440,31 @@ func (g *Gate) Stats() (Stats, error) {
 	return st, nil
 }
 
+// AllowRelease says the run ended so that ReleaseOnExit may remove the
+// gate at Close: on LEAVING (the service found healthy) or with the
+// service gone. Without it the gate stays pinned whatever the flag: a
+// stop on a stall or in silence must not let the service's heartbeat
+// flow again.
+func (g *Gate) AllowRelease() {
+	g.mu.Lock()
+	g.releasable = true
+	g.mu.Unlock()
+}
+
 // Close stops the gate's own work. The pinned link stays, its deadline
-// running out, unless the gate was opened with ReleaseOnExit.
+// running out, unless the gate was opened with ReleaseOnExit and its
+// release allowed (AllowRelease).
 func (g *Gate) Close() error {
 	close(g.stop)
 	<-g.done
+	g.mu.Lock()
+	release := g.releasable
+	g.mu.Unlock()
 	var err error
-	if g.opts.ReleaseOnExit {
+	if g.opts.ReleaseOnExit && !release {
+		g.opts.Logger.Warn(event.EgressKept, "dest", g.dests, "pin", g.pinPath)
+	}
+	if g.opts.ReleaseOnExit && release {
 		if uerr := g.link.Unpin(); uerr != nil {
 			err = fmt.Errorf("egress gate: unpinning %s: %w", g.pinPath, uerr)
 		}

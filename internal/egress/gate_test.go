@@ -1,10 +1,13 @@
 package egress
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,6 +159,7 @@ func TestGateOnCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.AllowRelease()
 	defer g.Close()
 	checkGate(t, g, peer)
 }
@@ -174,6 +178,7 @@ func TestGateOnPID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.AllowRelease()
 	defer g.Close()
 	checkGate(t, g, peer)
 }
@@ -419,5 +424,47 @@ func TestTakeoverCarriesDeadline(t *testing.T) {
 	g2.Shut("leaving")
 	if st, err := g2.Stats(); err != nil || st.Open {
 		t.Fatalf("open after Shut: %+v, %v", st, err)
+	}
+}
+
+// --gate-egress-release-on-exit releases the gate only when the stop
+// allowed it (ended on LEAVING, or the service gone): otherwise Close
+// keeps it pinned, and says so.
+func TestReleaseOnExitOnlyWhenAllowed(t *testing.T) {
+	privtest.Require(t)
+	group := nettest.LoopbackGroup(t)
+	cg := cgrouptest.New(t)
+	pins := bpffs(t)
+	var logged bytes.Buffer
+	opts := Options{Dests: []Dest{dest(t, group)}, NodeID: "host/rel", PinDir: pins, ReleaseOnExit: true,
+		Logger: slog.New(slog.NewJSONHandler(&logged, nil))}
+	t.Cleanup(func() { Release(pins, "host/rel") })
+	pin := filepath.Join(pins, "host%2Frel", "link")
+	g, err := Open(opts, Scope{Cgroup: cg.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pin); err != nil {
+		t.Fatalf("released at a stop that did not allow it: %v", err)
+	}
+	if !strings.Contains(logged.String(), `"msg":"egress_kept"`) {
+		t.Errorf("no egress_kept logged: %s", logged.String())
+	}
+	g, err = Open(opts, Scope{Cgroup: cg.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.AllowRelease()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pin); !os.IsNotExist(err) {
+		t.Fatalf("still pinned after a release allowed: %v", err)
+	}
+	if n := cgroupLinks(t, cg.Path); n != 0 {
+		t.Errorf("%d egress programs on the cgroup after the release, want 0", n)
 	}
 }

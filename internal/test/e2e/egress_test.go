@@ -437,3 +437,51 @@ func TestEgressRunHangSilencesOwnHeartbeat(t *testing.T) {
 	}
 	s.checkOther(t)
 }
+
+// --gate-egress-release-on-exit releases the gate only after a stop that
+// ended on LEAVING: stopped while its service is stalled (STALLED, under
+// --no-kill), stallmon leaves the gate pinned and the hung service
+// silent, and says so (egress_kept); stopped on a healthy service, it
+// releases the gate and the service is heard with no stallmon.
+func TestEgressReleaseOnExitOnlyAfterLeaving(t *testing.T) {
+	s := newEgressSetup(t, "pid")
+	fs := fusehang.Mount(t, fusehang.Options{HonourInterrupts: true})
+	args := append(s.args, "--gate-egress-release-on-exit", "--no-kill", "--budget", egressBudget.String(), "--metrics-addr", "")
+	agent := startStallmon(t, args...)
+	s.opened(t, agent.Events)
+	if err := s.svc.Read(fs.File); err != nil {
+		t.Fatal(err)
+	}
+	agent.Events.NextWhere("egress_closed for the stall", 10*time.Second, func(ev map[string]any) bool {
+		return ev["msg"] == "egress_closed" && ev["reason"] == "stalled"
+	})
+	if err := agent.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-agent.Done()
+	stopped := time.Now()
+	// The heartbeat thread runs on while the main thread hangs: through
+	// a released gate it would be heard within one heartbeat interval.
+	if s.peer.WaitHeard("svc", stopped, 10*hbtest.Interval) {
+		t.Fatalf("the stalled service is heard again %v after a stop on STALLED: the gate was released",
+			s.peer.Last("svc").Sub(stopped).Round(time.Millisecond))
+	}
+	agent.Events.Next("egress_kept", time.Second)
+	fs.Release()
+
+	// Healthy now: a stallmon that takes the gate over and stops on
+	// LEAVING releases it.
+	again := startStallmon(t, args...)
+	s.opened(t, again.Events)
+	if err := again.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-again.Done()
+	again.Events.Next("egress_released", time.Second)
+	// Heard on well past the released gate's last deadline.
+	past := time.Now().Add(2*egressPoll + 2*hbtest.Interval)
+	if !s.peer.WaitHeard("svc", past, 5*time.Second) {
+		t.Fatal("the service is not heard after a release on LEAVING")
+	}
+	s.checkOther(t)
+}
