@@ -59,6 +59,7 @@ type Gate struct {
 	opts    Options
 	objs    gen.EgressObjects
 	link    link.Link
+	sock    []sockLink // the socket hooks of a --pid/--tree gate
 	pinPath string
 	dests   string // for the events
 	owner   *owner // nil in a cgroup scope
@@ -142,15 +143,34 @@ func Open(opts Options, scope Scope) (_ *Gate, err error) {
 		return nil, err
 	}
 	if scope.Cgroup == "" {
-		g.owner = newOwner(scope.PID, scope.Tree, g.objs.Owned)
-		// Before the link: a socket of the service not yet known would
-		// pass a closed gate.
+		g.owner = newOwner(scope.PID, scope.Tree, g.objs.Owned, g.objs.Targets)
+		// The target's processes, then the socket hooks, then the scan,
+		// then the gate: a socket the service creates at any point is
+		// known before the gate judges its packets.
+		if err := g.owner.enterTargets([]int{scope.PID}); err != nil {
+			return nil, fmt.Errorf("egress gate: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				g.closeSockLinks()
+			}
+		}()
+		if err := g.attachSockHooks(dir, cgPath); err != nil {
+			return nil, err
+		}
 		if err := g.owner.scan(); err != nil {
 			return nil, fmt.Errorf("egress gate: finding the target's sockets: %w", err)
 		}
 	}
 	if err := g.attach(cgPath); err != nil {
 		return nil, err
+	}
+	if g.owner == nil {
+		// A previous --pid/--tree gate's hooks, for the node now gated
+		// by cgroup, would only feed a map no program reads.
+		if err := retireSockHooks(dir); err != nil {
+			g.opts.Logger.Warn(event.EgressFailed, "dest", g.dests, "err", fmt.Errorf("egress gate: %w", err))
+		}
 	}
 	if g.owner != nil {
 		go g.rescan()
@@ -350,6 +370,105 @@ func (g *Gate) carryDeadline(info *link.Info) (time.Duration, error) {
 	return 0, errors.New("egress gate: the old program has no deadline map")
 }
 
+// sockHooks are the programs that keep a --pid/--tree gate's socket set
+// as the service makes and closes sockets, each pinned beside the gate's
+// link under its name, so that they outlive stallmon with the gate.
+var sockHooks = []struct {
+	name   string
+	attach ebpf.AttachType
+	prog   func(*gen.EgressObjects) *ebpf.Program
+}{
+	{"sock_create", ebpf.AttachCGroupInetSockCreate, func(o *gen.EgressObjects) *ebpf.Program { return o.OwnSockCreate }},
+	{"sock_release", ebpf.AttachCgroupInetSockRelease, func(o *gen.EgressObjects) *ebpf.Program { return o.OwnSockRelease }},
+}
+
+type sockLink struct {
+	link link.Link
+	pin  string
+}
+
+// attachSockHooks attaches the socket hooks at cgPath, taking over the
+// links a previous stallmon pinned for the node in dir when they hook
+// the same cgroup.
+func (g *Gate) attachSockHooks(dir, cgPath string) error {
+	for _, h := range sockHooks {
+		pin := filepath.Join(dir, h.name)
+		l, err := attachPinned(pin, cgPath, h.attach, h.prog(&g.objs))
+		if err != nil {
+			return err
+		}
+		g.sock = append(g.sock, sockLink{link: l, pin: pin})
+	}
+	return nil
+}
+
+// retireSockHooks unpins the socket hooks pinned in dir, if any.
+func retireSockHooks(dir string) error {
+	for _, h := range sockHooks {
+		hp := filepath.Join(dir, h.name)
+		hl, err := link.LoadPinnedLink(hp, nil)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("opening the pinned hook %s: %w", hp, err)
+		}
+		err = hl.Unpin()
+		hl.Close()
+		if err != nil {
+			return fmt.Errorf("unpinning %s: %w", hp, err)
+		}
+	}
+	return nil
+}
+
+func (g *Gate) closeSockLinks() {
+	for _, s := range g.sock {
+		s.link.Close()
+	}
+	g.sock = nil
+}
+
+// attachPinned attaches prog at cgPath through the link pinned at pin:
+// its program replaced when it hooks the same cgroup, else a new link
+// pinned there, the old one retired.
+func attachPinned(pin, cgPath string, typ ebpf.AttachType, prog *ebpf.Program) (link.Link, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(cgPath, &st); err != nil {
+		return nil, fmt.Errorf("egress gate: %s: %w", cgPath, err)
+	}
+	old, err := link.LoadPinnedLink(pin, nil)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		old = nil
+	case err != nil:
+		return nil, fmt.Errorf("egress gate: opening the pinned hook %s: %w", pin, err)
+	}
+	if old != nil {
+		info, ierr := old.Info()
+		if ierr == nil && info.Cgroup() != nil && info.Cgroup().CgroupId == st.Ino {
+			if err := old.Update(prog); err != nil {
+				old.Close()
+				return nil, fmt.Errorf("egress gate: taking over %s: %w", pin, err)
+			}
+			return old, nil
+		}
+		defer old.Close()
+		if err := old.Unpin(); err != nil {
+			return nil, fmt.Errorf("egress gate: retiring %s: %w", pin, err)
+		}
+	}
+	l, err := link.AttachCgroup(link.CgroupOptions{Path: cgPath, Attach: typ, Program: prog})
+	if err != nil {
+		return nil, fmt.Errorf("egress gate: attaching %s to %s: %w", filepath.Base(pin), cgPath, err)
+	}
+	if err := l.Pin(pin); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("egress gate: pinning %s: %w", pin, err)
+	}
+	return l, nil
+}
+
 // Vouch opens the gate until until: the agent's latest poll is fresh and
 // found the service alive.
 func (g *Gate) Vouch(until time.Time) {
@@ -468,10 +587,16 @@ func (g *Gate) Close() error {
 		if uerr := g.link.Unpin(); uerr != nil {
 			err = fmt.Errorf("egress gate: unpinning %s: %w", g.pinPath, uerr)
 		}
+		for _, sl := range g.sock {
+			if uerr := sl.link.Unpin(); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("egress gate: unpinning %s: %w", sl.pin, uerr))
+			}
+		}
 		_ = os.Remove(filepath.Dir(g.pinPath))
 		g.opts.Logger.Info(event.EgressReleased, "dest", g.dests, "pin", g.pinPath)
 	}
 	g.link.Close()
+	g.closeSockLinks()
 	g.objs.Close()
 	return err
 }
@@ -513,6 +638,10 @@ func Release(pinDir, node string) error {
 	defer l.Close()
 	if err := l.Unpin(); err != nil {
 		return fmt.Errorf("unpinning %s: %w", p, err)
+	}
+	// The socket hooks of a --pid/--tree gate, useless without it.
+	if err := retireSockHooks(dir); err != nil {
+		return err
 	}
 	if err := os.Remove(dir); err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)

@@ -468,3 +468,86 @@ func TestReleaseOnExitOnlyWhenAllowed(t *testing.T) {
 		t.Errorf("%d egress programs on the cgroup after the release, want 0", n)
 	}
 }
+
+// A --pid gate holds a socket the service created after the last scan of
+// its file table: here the target is the test process itself, sending
+// each datagram on a socket of its own (socket, send, close), as a
+// heartbeat written that way does, none of them ever seen by a scan.
+func TestGateHoldsSocketPerSend(t *testing.T) {
+	privtest.Require(t)
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	to := rx.LocalAddr().(*net.UDPAddr)
+	d, err := ParseDest(fmt.Sprintf("udp:%s", to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := bpffs(t)
+	t.Cleanup(func() { Release(pins, "host/each") })
+	// No rescan within the test: only the socket hook can find them.
+	g, err := Open(Options{Dests: []Dest{d}, NodeID: "host/each", PinDir: pins, Rescan: time.Hour}, Scope{PID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.AllowRelease()
+	defer g.Close()
+	send := func(msg string) {
+		t.Helper()
+		c, err := net.DialUDP("udp4", nil, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := ownedCount(t, g)
+	const n = 30
+	for i := range n {
+		send(fmt.Sprintf("held %d", i))
+	}
+	// Released, each socket left the set: sockets made one per send
+	// must not fill it.
+	if after := ownedCount(t, g); after > before {
+		t.Errorf("%d sockets in the owned set after %d made and closed, %d before", after, n, before)
+	}
+	// Opened, a marker gets through: loopback delivers in order, so
+	// whatever was not held arrived before it.
+	g.Vouch(time.Now().Add(time.Hour))
+	send("marker")
+	passed := 0
+	buf := make([]byte, 64)
+	for {
+		rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, _, err := rx.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("the marker sent through the open gate never arrived: %v", err)
+		}
+		if string(buf[:m]) == "marker" {
+			break
+		}
+		passed++
+	}
+	if passed > 0 {
+		t.Errorf("%d of %d datagrams, each on a socket made after the scan, passed a shut gate", passed, n)
+	}
+}
+
+func ownedCount(t *testing.T, g *Gate) int {
+	t.Helper()
+	var k uint64
+	var v uint8
+	n := 0
+	it := g.objs.Owned.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

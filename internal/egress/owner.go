@@ -17,15 +17,55 @@ import (
 // from other processes' whatever context they are sent from. A TCP
 // segment sent from softirq runs with some other task current, so
 // "current" would name the wrong sender.
+//
+// The scan finds the sockets that existed before the gate; the program's
+// own_sock_create enters each socket a process in targets creates, which
+// the scan keeps filled with the service's processes, so that a socket
+// made, used and closed between two scans is held too.
 type owner struct {
 	pid     int
 	tree    bool
 	owned   *ebpf.Map
+	targets *ebpf.Map
 	cookies map[uint64]uint64 // socket inode -> cookie, as entered
+	tgids   map[uint32]bool   // as entered in targets
 }
 
-func newOwner(pid int, tree bool, owned *ebpf.Map) *owner {
-	return &owner{pid: pid, tree: tree, owned: owned, cookies: map[uint64]uint64{}}
+func newOwner(pid int, tree bool, owned, targets *ebpf.Map) *owner {
+	return &owner{pid: pid, tree: tree, owned: owned, targets: targets,
+		cookies: map[uint64]uint64{}, tgids: map[uint32]bool{}}
+}
+
+// enterTargets makes targets the processes in pids: those found now
+// entered, those gone removed. Under --tree a child forked since the last
+// scan is not in it until the next: a socket it makes meanwhile is found
+// by that scan if it is still open, and passes ungated if it is not.
+func (o *owner) enterTargets(pids []int) error {
+	var errs []error
+	now := map[uint32]bool{}
+	for _, pid := range pids {
+		tgid := uint32(pid)
+		now[tgid] = true
+		if o.tgids[tgid] {
+			continue
+		}
+		if err := o.targets.Put(tgid, uint8(1)); err != nil {
+			errs = append(errs, fmt.Errorf("entering process %d: %w", pid, err))
+			continue
+		}
+		o.tgids[tgid] = true
+	}
+	for tgid := range o.tgids {
+		if now[tgid] {
+			continue
+		}
+		if err := o.targets.Delete(tgid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("forgetting process %d: %w", tgid, err))
+			continue
+		}
+		delete(o.tgids, tgid)
+	}
+	return errors.Join(errs...)
 }
 
 // scan enters the cookies of the sockets the target holds now and
@@ -37,6 +77,11 @@ func (o *owner) scan() error {
 	}
 	seen := map[uint64]bool{}
 	var errs []error
+	// The processes first: a socket created from here on is entered by
+	// the kernel, one created before is found below.
+	if err := o.enterTargets(pids); err != nil {
+		errs = append(errs, err)
+	}
 	for _, pid := range pids {
 		if err := o.scanProcess(pid, seen); err != nil && (pid == o.pid || !errors.Is(err, os.ErrNotExist)) {
 			errs = append(errs, err)

@@ -23,6 +23,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define AF_INET 2
+#define AF_INET6 10
 
 enum egress_limits {
 	MAX_DESTS = 16,
@@ -76,13 +78,26 @@ struct {
 	__type(value, __u64);
 } deadline SEC(".maps");
 
-// owned holds the cookies of the service's sockets, under match_cookies.
+// owned holds the cookies of the service's sockets, under match_cookies:
+// entered by the agent's scan of the service's file tables (sockets that
+// existed before the gate) and by own_sock_create (sockets made since),
+// removed by own_sock_release.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, __u8);
 } owned SEC(".maps");
+
+// targets holds the tgids of the service's processes, under
+// match_cookies: the pid, and for --tree the processes the agent's last
+// scan found below it. A socket one of them creates is the service's.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
 
 struct dest *unused_dest __attribute__((unused));
 enum egress_limits *unused_limits __attribute__((unused));
@@ -153,4 +168,50 @@ int gate_egress(struct __sk_buff *skb)
 	if (n)
 		*n += 1;
 	return VERDICT_DROP_QUIET;
+}
+
+// gated_kind is whether sk is a socket whose packets the gate judges: an
+// IPv4 or IPv6 UDP or TCP socket. Others never reach a gated destination
+// and need no place in owned.
+static __always_inline int gated_kind(struct bpf_sock *sk)
+{
+	return (sk->family == AF_INET || sk->family == AF_INET6) &&
+	       (sk->protocol == IPPROTO_UDP || sk->protocol == IPPROTO_TCP);
+}
+
+// own_sock_create enters, at its creation, a socket one of the service's
+// processes makes: a socket made, used and closed between two scans of
+// the file tables (one per heartbeat) would otherwise never be held. It
+// never refuses a socket.
+SEC("cgroup/sock_create")
+int own_sock_create(struct bpf_sock *sk)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 cookie;
+	__u8 one = 1;
+
+	if (!match_cookies || !gated_kind(sk))
+		return 1;
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 1;
+	cookie = bpf_get_socket_cookie(sk);
+	// A full map leaves this socket ungated: the agent's scan enters
+	// it later, and reports the map full (egress_scan_failed).
+	bpf_map_update_elem(&owned, &cookie, &one, BPF_ANY);
+	return 1;
+}
+
+// own_sock_release forgets a socket as it is released, so that sockets
+// made one per send do not fill owned. Whoever closes it: a cookie is
+// never reused, so removing one that was not entered costs a lookup.
+SEC("cgroup/sock_release")
+int own_sock_release(struct bpf_sock *sk)
+{
+	__u64 cookie;
+
+	if (!match_cookies || !gated_kind(sk))
+		return 1;
+	cookie = bpf_get_socket_cookie(sk);
+	bpf_map_delete_elem(&owned, &cookie);
+	return 1;
 }
