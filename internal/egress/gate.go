@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -68,6 +69,9 @@ type Gate struct {
 	open   bool      // what the agent last said
 	until  time.Time // when that opening lapses
 	failed bool      // a deadline write failed; logged once
+	// scanFailures counts the rescans that could not enter every socket
+	// of the service: some may pass the gate shut.
+	scanFailures atomic.Uint64
 	// releasable is set by AllowRelease: the stop ended so that
 	// ReleaseOnExit may remove the gate.
 	releasable bool
@@ -530,6 +534,9 @@ type Stats struct {
 	// Open says whether the kernel lets the service's packets through now.
 	Open    bool
 	Dropped []DestDropped
+	// ScanFailures counts the rescans of a --pid/--tree service's file
+	// tables that failed (egress_scan_failed logs the first of a run).
+	ScanFailures uint64
 }
 
 // DestDropped counts the packets held back on the way to one destination.
@@ -544,7 +551,7 @@ func (g *Gate) Stats() (Stats, error) {
 	if err := g.objs.Deadline.Lookup(uint32(0), &until); err != nil {
 		return Stats{}, fmt.Errorf("egress gate: reading the deadline: %w", err)
 	}
-	st := Stats{Open: monoNow() < until}
+	st := Stats{Open: monoNow() < until, ScanFailures: g.scanFailures.Load()}
 	for i, d := range g.opts.Dests {
 		var per []uint64
 		if err := g.objs.Dropped.Lookup(uint32(i), &per); err != nil {
@@ -613,6 +620,9 @@ func (g *Gate) rescan() {
 		case <-t.C:
 		}
 		err := g.owner.scan()
+		if err != nil {
+			g.scanFailures.Add(1)
+		}
 		if err != nil && !failing {
 			g.opts.Logger.Warn(event.EgressScanFailed, "dest", g.dests, "err", err)
 		}

@@ -551,3 +551,75 @@ func ownedCount(t *testing.T, g *Gate) int {
 	}
 	return n
 }
+
+// A --pid target with more sockets than the old 4096-entry set (4200 UDP
+// sockets, and 200 unix sockets the gate never judges) is gated whole:
+// Open succeeds, the unix sockets take no room, and the last socket
+// found is held.
+func TestGateOnManySockets(t *testing.T) {
+	privtest.Require(t)
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	to := rx.LocalAddr().(*net.UDPAddr)
+	const n, pairs = 4200, 100
+	var fds []int
+	t.Cleanup(func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	})
+	for range n {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatalf("socket %d: %v", len(fds), err)
+		}
+		fds = append(fds, fd)
+	}
+	last := fds[len(fds)-1]
+	if err := unix.Connect(last, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: to.Port}); err != nil {
+		t.Fatal(err)
+	}
+	for range pairs {
+		p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, p[0], p[1])
+	}
+	d, err := ParseDest(fmt.Sprintf("udp:%s", to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := bpffs(t)
+	t.Cleanup(func() { Release(pins, "host/many") })
+	g, err := Open(Options{Dests: []Dest{d}, NodeID: "host/many", PinDir: pins, Rescan: time.Hour}, Scope{PID: os.Getpid()})
+	if err != nil {
+		t.Fatalf("a target with %d sockets: %v", n, err)
+	}
+	g.AllowRelease()
+	defer g.Close()
+	// The test process's own few other inet sockets (rx, the runtime's)
+	// besides: well under the 2*pairs unix sockets, were they entered.
+	if c := ownedCount(t, g); c < n || c >= n+pairs {
+		t.Errorf("%d sockets in the owned set, want %d and the few others (no unix socket)", c, n)
+	}
+	if _, err := unix.Write(last, []byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	g.Vouch(time.Now().Add(time.Hour))
+	if _, err := unix.Write(last, []byte("marker")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	m, _, err := rx.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("the marker never arrived: %v", err)
+	}
+	if got := string(buf[:m]); got != "marker" {
+		t.Errorf("received %q first: the last of %d sockets passed the shut gate", got, n)
+	}
+}

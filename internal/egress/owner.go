@@ -28,12 +28,13 @@ type owner struct {
 	owned   *ebpf.Map
 	targets *ebpf.Map
 	cookies map[uint64]uint64 // socket inode -> cookie, as entered
+	other   map[uint64]bool   // socket inodes not gated (unix, raw, ...)
 	tgids   map[uint32]bool   // as entered in targets
 }
 
 func newOwner(pid int, tree bool, owned, targets *ebpf.Map) *owner {
 	return &owner{pid: pid, tree: tree, owned: owned, targets: targets,
-		cookies: map[uint64]uint64{}, tgids: map[uint32]bool{}}
+		cookies: map[uint64]uint64{}, other: map[uint64]bool{}, tgids: map[uint32]bool{}}
 }
 
 // enterTargets makes targets the processes in pids: those found now
@@ -87,6 +88,11 @@ func (o *owner) scan() error {
 			errs = append(errs, err)
 		}
 	}
+	for ino := range o.other {
+		if !seen[ino] {
+			delete(o.other, ino)
+		}
+	}
 	for ino, c := range o.cookies {
 		if seen[ino] {
 			continue
@@ -100,6 +106,10 @@ func (o *owner) scan() error {
 	return errors.Join(errs...)
 }
 
+// scanProcess enters the gated sockets in pid's file table. It goes on
+// past an error, so that one socket it could not enter (a full map, a
+// pidfd_getfd refused) neither leaves the later ones out nor, being
+// marked seen first, has a socket already entered forgotten.
 func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, err := os.ReadDir(fdDir)
@@ -112,6 +122,7 @@ func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 			unix.Close(pidfd)
 		}
 	}()
+	var errs []error
 	for _, e := range ents {
 		// readlink, not stat: stat would follow a file on a hung file
 		// system into the kernel and wait there.
@@ -124,7 +135,7 @@ func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 			continue
 		}
 		seen[ino] = true
-		if _, known := o.cookies[ino]; known {
+		if _, known := o.cookies[ino]; known || o.other[ino] {
 			continue
 		}
 		fd, err := strconv.Atoi(e.Name())
@@ -133,30 +144,75 @@ func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 		}
 		if pidfd < 0 {
 			if pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					err = fmt.Errorf("%w: %w", os.ErrNotExist, err)
+				}
 				return fmt.Errorf("pidfd_open %d: %w", pid, err)
 			}
 		}
-		c, err := socketCookie(pidfd, fd)
-		if err != nil {
+		c, gated, err := socketCookie(pidfd, fd, ino)
+		switch {
+		case errors.Is(err, errReplaced):
+			// Closed, or its number reused, since the listing: the
+			// next scan sees what is there now.
 			delete(seen, ino)
-			continue // closed or replaced meanwhile: the next scan sees
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("socket %d (fd %d) of pid %d: %w", ino, fd, pid, err))
+			continue
+		case !gated:
+			o.other[ino] = true
+			continue
 		}
 		if err := o.owned.Put(c, uint8(1)); err != nil {
-			return fmt.Errorf("entering socket %d of pid %d: %w", ino, pid, err)
+			errs = append(errs, fmt.Errorf("entering socket %d of pid %d: %w", ino, pid, err))
+			continue
 		}
 		o.cookies[ino] = c
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// socketCookie is the cookie of the socket at fd in the process of pidfd.
-func socketCookie(pidfd, fd int) (uint64, error) {
+// errReplaced is a file descriptor closed, or no longer the socket
+// listed, when its copy was asked for.
+var errReplaced = errors.New("file descriptor closed or replaced")
+
+// socketCookie is the cookie of the socket ino at fd in the process of
+// pidfd, and whether the gate judges its packets (IPv4 or IPv6, UDP or
+// TCP). Only EBADF, and a copy that turns out to be another file, mean
+// the socket went away meanwhile: every other error is one.
+func socketCookie(pidfd, fd int, ino uint64) (cookie uint64, gated bool, err error) {
 	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if errors.Is(err, unix.EBADF) {
+		return 0, false, errReplaced
+	}
 	if err != nil {
-		return 0, fmt.Errorf("pidfd_getfd: %w", err)
+		return 0, false, fmt.Errorf("pidfd_getfd: %w", err)
 	}
 	defer unix.Close(dup)
-	return unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_COOKIE)
+	var st unix.Stat_t
+	if err := unix.Fstat(dup, &st); err != nil {
+		return 0, false, fmt.Errorf("fstat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Ino != ino {
+		return 0, false, errReplaced
+	}
+	domain, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return 0, false, fmt.Errorf("SO_DOMAIN: %w", err)
+	}
+	proto, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err != nil {
+		return 0, false, fmt.Errorf("SO_PROTOCOL: %w", err)
+	}
+	if (domain != unix.AF_INET && domain != unix.AF_INET6) || (proto != unix.IPPROTO_UDP && proto != unix.IPPROTO_TCP) {
+		return 0, false, nil
+	}
+	c, err := unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_COOKIE)
+	if err != nil {
+		return 0, false, fmt.Errorf("SO_COOKIE: %w", err)
+	}
+	return c, true, nil
 }
 
 func socketInode(link string) (uint64, bool) {

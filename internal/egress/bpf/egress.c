@@ -81,10 +81,12 @@ struct {
 // owned holds the cookies of the service's sockets, under match_cookies:
 // entered by the agent's scan of the service's file tables (sockets that
 // existed before the gate) and by own_sock_create (sockets made since),
-// removed by own_sock_release.
+// removed by own_sock_release. Room for a busy server's connections;
+// allocated as entered, not up front.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1 << 18);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, __u8);
 } owned SEC(".maps");
@@ -94,7 +96,8 @@ struct {
 // scan found below it. A socket one of them creates is the service's.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1 << 15);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, __u8);
 } targets SEC(".maps");
