@@ -229,8 +229,7 @@ func onBPFFS(dir string) error {
 	}
 }
 
-// fillDests enters each destination, and for UDP over IPv4 its twin with
-// port 0 that later fragments are looked up by.
+// fillDests enters each destination.
 func (g *Gate) fillDests() error {
 	for i, d := range g.opts.Dests {
 		k := gen.EgressDest{Family: 4, Proto: protoNumber(d.Proto), Port: netOrder(d.Port)}
@@ -239,15 +238,8 @@ func (g *Gate) fillDests() error {
 		}
 		b := d.Addr.AsSlice()
 		copy(k.Addr[:], b)
-		idx := uint32(i)
-		if err := g.objs.Dests.Put(k, idx); err != nil {
+		if err := g.objs.Dests.Put(k, uint32(i)); err != nil {
 			return fmt.Errorf("egress gate: entering %s: %w", d, err)
-		}
-		if k.Family == 4 && d.Proto == "udp" {
-			k.Port = 0
-			if err := g.objs.Dests.Put(k, idx); err != nil {
-				return fmt.Errorf("egress gate: entering %s: %w", d, err)
-			}
 		}
 	}
 	return nil

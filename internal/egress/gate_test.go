@@ -623,3 +623,68 @@ func TestGateOnManySockets(t *testing.T) {
 		t.Errorf("received %q first: the last of %d sockets passed the shut gate", got, n)
 	}
 }
+
+// A datagram larger than the link's MTU is judged once, whole, before
+// the IP layer fragments it: through a shut gate nothing of it arrives
+// and it counts once; through an open one it arrives reassembled. (The
+// gate once entered a port-0 twin of each IPv4 UDP destination for
+// later fragments, on the belief that the hook saw them: it does not.)
+func TestGateHoldsFragmentedDatagramWhole(t *testing.T) {
+	privtest.Require(t)
+	p := nettest.VethPair(t)
+	var rx *net.UDPConn
+	if err := nettest.InNetns(p.B, func() (err error) {
+		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(p.AddrB)})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	to := rx.LocalAddr().(*net.UDPAddr)
+	var tx *net.UDPConn
+	if err := nettest.InNetns(p.A, func() (err error) {
+		tx, err = net.DialUDP("udp4", nil, to)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	d, err := ParseDest(fmt.Sprintf("udp:%s", to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := bpffs(t)
+	t.Cleanup(func() { Release(pins, "host/frag") })
+	g, err := Open(Options{Dests: []Dest{d}, NodeID: "host/frag", PinDir: pins, Rescan: time.Hour}, Scope{PID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.AllowRelease()
+	defer g.Close()
+	big := make([]byte, 4000) // three fragments on a 1500-byte link
+	copy(big, "held")
+	if _, err := tx.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Dropped[0].Packets; n != 1 {
+		t.Errorf("a fragmented datagram held counts %d, want 1 (judged before fragmentation)", n)
+	}
+	g.Vouch(time.Now().Add(time.Hour))
+	copy(big, "open")
+	if _, err := tx.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8192)
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	m, _, err := rx.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("the datagram sent through the open gate never arrived: %v", err)
+	}
+	if got := string(buf[:4]); got != "open" || m != len(big) {
+		t.Errorf("received %q (%d bytes) first, want the open gate's %d bytes: part of the held one passed", got, m, len(big))
+	}
+}

@@ -10,7 +10,7 @@
 // cgroup sends, connected or not, UDP or TCP, IPv4 or IPv6, and for the
 // looped-back copy of a multicast datagram (ip_mc_finish_output). It can
 // drop silently (return 2: drop with congestion notification, which UDP
-// turns into a successful send), where the sock_addr sendmsg hooks could
+// turns into a successful send, or ENOBUFS on a socket with IP_RECVERR), where the sock_addr sendmsg hooks could
 // only fail the send with EPERM, and never see connected sockets.
 
 #include "vmlinux.h"
@@ -118,11 +118,11 @@ static __always_inline int parse(struct __sk_buff *skb, struct dest *d)
 		d->family = 4;
 		d->proto = ip.protocol;
 		__builtin_memcpy(d->addr, &ip.daddr, 4);
-		// A later fragment carries no port: it is looked up with port
-		// 0, which the agent enters beside each gated destination (no
-		// first fragment has it), so a fragmented datagram is held whole.
+		// The hook runs before the IP layer fragments a datagram
+		// (ip_finish_output): a later fragment here was built by a raw
+		// socket, carries no port, and is not the service's heartbeat.
 		if (ip.frag_off & bpf_htons(0x1fff))
-			return d->proto == IPPROTO_UDP;
+			return 0;
 		l4 = ip.ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
