@@ -92,7 +92,7 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&e.PinDir, "gate-egress-pin-dir", pipeline.DefaultEgressPinDir,
 		"directory on a BPF file system where the --gate-egress gate is pinned, under the node id")
 	f.BoolVar(&e.ReleaseOnExit, "gate-egress-release-on-exit", false,
-		"remove the --gate-egress gate when stallmon stops cleanly (by default it stays, closed, until the next stallmon or 'stallmon release')")
+		"remove the --gate-egress gate when stallmon stops on LEAVING or after its service is gone; after a stop on a stall or in silence it stays, shut (by default it always stays, until the next stallmon or 'stallmon release')")
 
 	m := &c.Metrics
 	o.metrics = addrFlag(pipeline.DefaultAttachMetricsAddr)

@@ -89,6 +89,10 @@ type Agent struct {
 	stats      *statsRecorder
 	// abandoned is set by Abandon: the run ends without a last word.
 	abandoned atomic.Bool
+	// left is set when the stop ended on LEAVING (a last poll found the
+	// target healthy), gone when the target exited or was killed: the
+	// only ends after which the egress gate may be released.
+	left, gone atomic.Bool
 }
 
 // New returns an agent for an attached tracker. It does not own mon.
@@ -173,13 +177,27 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 		case <-ctx.Done():
 			halt()
 			out, err := a.stop()
-			// The service's own heartbeat goes silent with the agent
-			// that vouched for it: the stop's last word names why.
-			reason := "leaving"
-			if st, _ := a.gate.state(time.Now()); st != gateAlive {
-				reason = st.String()
+			if !a.left.Load() {
+				// The stop did not vouch (stalled, blind, fenced): the
+				// service's own heartbeat goes silent at once.
+				st, _ := a.gate.state(time.Now())
+				reason := st.String()
+				if st == gateAlive {
+					// Still trusting an earlier poll: the stop's last
+					// look failed, or the run was abandoned.
+					reason = "blind"
+					if a.abandoned.Load() {
+						reason = "abandoned"
+					}
+				}
+				a.shutEgress(reason)
 			}
-			a.shutEgress(reason)
+			// After LEAVING the gate is left open on the stop's last
+			// poll, its deadline running out two intervals later as
+			// after a SIGKILL: a stallmon restarted meanwhile takes the
+			// deadline over and vouches on, so a clean restart never
+			// silences a healthy service long enough for a peer to
+			// take over.
 			return out, err
 		case <-a.mon.Done():
 			a.gate.fence()
@@ -251,7 +269,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		}
 		a.failing++
 		a.stats.pollFailed(timing)
-		a.egressAfterPoll(now)
+		a.egressAfterFailedPoll(now)
 		return nil
 	}
 	if a.failing > 0 {
@@ -376,6 +394,7 @@ func (a *Agent) trackThreads(snap tracker.Snapshot) {
 }
 
 func (a *Agent) targetExited() {
+	a.gone.Store(true)
 	var attrs []slog.Attr
 	if pid := a.mon.PID(); pid != 0 {
 		// A cgroup has no one pid: its event says only that it emptied.

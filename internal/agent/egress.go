@@ -35,9 +35,28 @@ func (a *Agent) egressAfterPoll(now time.Time) {
 	a.cfg.Egress.Shut(st.String())
 }
 
+// egressAfterFailedPoll is the gate after a poll that saw nothing: it
+// never extends the opening (a failed poll vouches for nothing, so the
+// packets stop two poll intervals after the last good poll, as promised),
+// and shuts the gate once the last good poll is no longer fresh.
+func (a *Agent) egressAfterFailedPoll(now time.Time) {
+	if a.cfg.Egress == nil {
+		return
+	}
+	if st, _, _, _ := a.gate.read(now); st != gateAlive {
+		a.cfg.Egress.Shut(st.String())
+	}
+}
+
 // shutEgress closes the egress gate for the rest of the run.
 func (a *Agent) shutEgress(reason string) {
 	if a.cfg.Egress != nil {
 		a.cfg.Egress.Shut(reason)
 	}
 }
+
+// EgressReleasable reports whether the run ended so that the egress gate
+// may be released (--gate-egress-release-on-exit): on LEAVING, the target
+// found healthy, or with the target gone. After a stop on STALLED or in
+// silence the service's heartbeat must stay held, whatever the flag.
+func (a *Agent) EgressReleasable() bool { return a.left.Load() || a.gone.Load() }

@@ -63,6 +63,7 @@ func (a *Agent) stop() (Outcome, error) {
 	}
 	switch {
 	case st == gateAlive:
+		a.left.Store(true)
 		a.final(sink.Leaving, nil)
 		return Detached, nil
 	case st != gateStalled:

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -59,6 +60,7 @@ type Gate struct {
 	opts    Options
 	objs    gen.EgressObjects
 	link    link.Link
+	sock    []sockLink // the socket hooks of a --pid/--tree gate
 	pinPath string
 	dests   string // for the events
 	owner   *owner // nil in a cgroup scope
@@ -67,8 +69,14 @@ type Gate struct {
 	open   bool      // what the agent last said
 	until  time.Time // when that opening lapses
 	failed bool      // a deadline write failed; logged once
-	stop   chan struct{}
-	done   chan struct{}
+	// scanFailures counts the rescans that could not enter every socket
+	// of the service: some may pass the gate shut.
+	scanFailures atomic.Uint64
+	// releasable is set by AllowRelease: the stop ended so that
+	// ReleaseOnExit may remove the gate.
+	releasable bool
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 // Open loads the program, attaches it for scope (or takes over the link a
@@ -139,15 +147,34 @@ func Open(opts Options, scope Scope) (_ *Gate, err error) {
 		return nil, err
 	}
 	if scope.Cgroup == "" {
-		g.owner = newOwner(scope.PID, scope.Tree, g.objs.Owned)
-		// Before the link: a socket of the service not yet known would
-		// pass a closed gate.
+		g.owner = newOwner(scope.PID, scope.Tree, g.objs.Owned, g.objs.Targets)
+		// The target's processes, then the socket hooks, then the scan,
+		// then the gate: a socket the service creates at any point is
+		// known before the gate judges its packets.
+		if err := g.owner.enterTargets([]int{scope.PID}); err != nil {
+			return nil, fmt.Errorf("egress gate: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				g.closeSockLinks()
+			}
+		}()
+		if err := g.attachSockHooks(dir, cgPath); err != nil {
+			return nil, err
+		}
 		if err := g.owner.scan(); err != nil {
 			return nil, fmt.Errorf("egress gate: finding the target's sockets: %w", err)
 		}
 	}
 	if err := g.attach(cgPath); err != nil {
 		return nil, err
+	}
+	if g.owner == nil {
+		// A previous --pid/--tree gate's hooks, for the node now gated
+		// by cgroup, would only feed a map no program reads.
+		if err := retireSockHooks(dir); err != nil {
+			g.opts.Logger.Warn(event.EgressFailed, "dest", g.dests, "err", fmt.Errorf("egress gate: %w", err))
+		}
 	}
 	if g.owner != nil {
 		go g.rescan()
@@ -202,8 +229,7 @@ func onBPFFS(dir string) error {
 	}
 }
 
-// fillDests enters each destination, and for UDP over IPv4 its twin with
-// port 0 that later fragments are looked up by.
+// fillDests enters each destination.
 func (g *Gate) fillDests() error {
 	for i, d := range g.opts.Dests {
 		k := gen.EgressDest{Family: 4, Proto: protoNumber(d.Proto), Port: netOrder(d.Port)}
@@ -212,15 +238,8 @@ func (g *Gate) fillDests() error {
 		}
 		b := d.Addr.AsSlice()
 		copy(k.Addr[:], b)
-		idx := uint32(i)
-		if err := g.objs.Dests.Put(k, idx); err != nil {
+		if err := g.objs.Dests.Put(k, uint32(i)); err != nil {
 			return fmt.Errorf("egress gate: entering %s: %w", d, err)
-		}
-		if k.Family == 4 && d.Proto == "udp" {
-			k.Port = 0
-			if err := g.objs.Dests.Put(k, idx); err != nil {
-				return fmt.Errorf("egress gate: entering %s: %w", d, err)
-			}
 		}
 	}
 	return nil
@@ -252,12 +271,23 @@ func (g *Gate) attach(cgPath string) error {
 	if old != nil {
 		info, ierr := old.Info()
 		if ierr == nil && info.Cgroup() != nil && info.Cgroup().CgroupId == cgID {
+			// The old program's deadline goes on in the new one: a
+			// stallmon restarted after LEAVING, the gate still open
+			// on its predecessor's last poll, must not shut it for
+			// the time its first poll takes (a peer would take over
+			// a healthy service). It lapses as it would have.
+			left, cerr := g.carryDeadline(info)
+			if cerr != nil {
+				// Fail closed: the new gate starts shut.
+				g.opts.Logger.Warn(event.EgressFailed, "dest", g.dests, "err", cerr)
+			}
 			if err := old.Update(g.objs.GateEgress); err != nil {
 				old.Close()
 				return fmt.Errorf("egress gate: taking over %s: %w", g.pinPath, err)
 			}
 			g.link = old
-			g.opts.Logger.Info(event.EgressAttached, "dest", g.dests, "pin", g.pinPath, "cgroup", cgPath, "taken_over", true)
+			g.opts.Logger.Info(event.EgressAttached, "dest", g.dests, "pin", g.pinPath, "cgroup", cgPath, "taken_over", true,
+				"open_seconds", left.Seconds())
 			return nil
 		}
 	}
@@ -287,6 +317,154 @@ func (g *Gate) attach(cgPath string) error {
 	return nil
 }
 
+// carryDeadline copies the deadline of the program behind the link
+// described by info into this gate's, and returns how long it still
+// keeps the gate open (0 when it has passed).
+func (g *Gate) carryDeadline(info *link.Info) (time.Duration, error) {
+	prog, err := ebpf.NewProgramFromID(info.Program)
+	if err != nil {
+		return 0, fmt.Errorf("egress gate: opening the old program %d: %w", info.Program, err)
+	}
+	defer prog.Close()
+	pinfo, err := prog.Info()
+	if err != nil {
+		return 0, fmt.Errorf("egress gate: reading the old program: %w", err)
+	}
+	ids, ok := pinfo.MapIDs()
+	if !ok {
+		return 0, errors.New("egress gate: the kernel does not list the old program's maps")
+	}
+	for _, id := range ids {
+		m, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			return 0, fmt.Errorf("egress gate: opening the old program's map %d: %w", id, err)
+		}
+		minfo, err := m.Info()
+		if err != nil || minfo.Name != "deadline" || minfo.Type != ebpf.Array || minfo.ValueSize != 8 {
+			m.Close()
+			continue
+		}
+		var until uint64
+		err = m.Lookup(uint32(0), &until)
+		m.Close()
+		if err != nil {
+			return 0, fmt.Errorf("egress gate: reading the old deadline: %w", err)
+		}
+		if err := g.objs.Deadline.Put(uint32(0), until); err != nil {
+			return 0, fmt.Errorf("egress gate: carrying the old deadline: %w", err)
+		}
+		now := monoNow()
+		if until <= now {
+			return 0, nil
+		}
+		left := time.Duration(until - now)
+		g.mu.Lock()
+		g.open, g.until = true, time.Now().Add(left)
+		g.mu.Unlock()
+		return left, nil
+	}
+	return 0, errors.New("egress gate: the old program has no deadline map")
+}
+
+// sockHooks are the programs that keep a --pid/--tree gate's socket set
+// as the service makes and closes sockets, each pinned beside the gate's
+// link under its name, so that they outlive stallmon with the gate.
+var sockHooks = []struct {
+	name   string
+	attach ebpf.AttachType
+	prog   func(*gen.EgressObjects) *ebpf.Program
+}{
+	{"sock_create", ebpf.AttachCGroupInetSockCreate, func(o *gen.EgressObjects) *ebpf.Program { return o.OwnSockCreate }},
+	{"sock_release", ebpf.AttachCgroupInetSockRelease, func(o *gen.EgressObjects) *ebpf.Program { return o.OwnSockRelease }},
+}
+
+type sockLink struct {
+	link link.Link
+	pin  string
+}
+
+// attachSockHooks attaches the socket hooks at cgPath, taking over the
+// links a previous stallmon pinned for the node in dir when they hook
+// the same cgroup.
+func (g *Gate) attachSockHooks(dir, cgPath string) error {
+	for _, h := range sockHooks {
+		pin := filepath.Join(dir, h.name)
+		l, err := attachPinned(pin, cgPath, h.attach, h.prog(&g.objs))
+		if err != nil {
+			return err
+		}
+		g.sock = append(g.sock, sockLink{link: l, pin: pin})
+	}
+	return nil
+}
+
+// retireSockHooks unpins the socket hooks pinned in dir, if any.
+func retireSockHooks(dir string) error {
+	for _, h := range sockHooks {
+		hp := filepath.Join(dir, h.name)
+		hl, err := link.LoadPinnedLink(hp, nil)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("opening the pinned hook %s: %w", hp, err)
+		}
+		err = hl.Unpin()
+		hl.Close()
+		if err != nil {
+			return fmt.Errorf("unpinning %s: %w", hp, err)
+		}
+	}
+	return nil
+}
+
+func (g *Gate) closeSockLinks() {
+	for _, s := range g.sock {
+		s.link.Close()
+	}
+	g.sock = nil
+}
+
+// attachPinned attaches prog at cgPath through the link pinned at pin:
+// its program replaced when it hooks the same cgroup, else a new link
+// pinned there, the old one retired.
+func attachPinned(pin, cgPath string, typ ebpf.AttachType, prog *ebpf.Program) (link.Link, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(cgPath, &st); err != nil {
+		return nil, fmt.Errorf("egress gate: %s: %w", cgPath, err)
+	}
+	old, err := link.LoadPinnedLink(pin, nil)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		old = nil
+	case err != nil:
+		return nil, fmt.Errorf("egress gate: opening the pinned hook %s: %w", pin, err)
+	}
+	if old != nil {
+		info, ierr := old.Info()
+		if ierr == nil && info.Cgroup() != nil && info.Cgroup().CgroupId == st.Ino {
+			if err := old.Update(prog); err != nil {
+				old.Close()
+				return nil, fmt.Errorf("egress gate: taking over %s: %w", pin, err)
+			}
+			return old, nil
+		}
+		defer old.Close()
+		if err := old.Unpin(); err != nil {
+			return nil, fmt.Errorf("egress gate: retiring %s: %w", pin, err)
+		}
+	}
+	l, err := link.AttachCgroup(link.CgroupOptions{Path: cgPath, Attach: typ, Program: prog})
+	if err != nil {
+		return nil, fmt.Errorf("egress gate: attaching %s to %s: %w", filepath.Base(pin), cgPath, err)
+	}
+	if err := l.Pin(pin); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("egress gate: pinning %s: %w", pin, err)
+	}
+	return l, nil
+}
+
 // Vouch opens the gate until until: the agent's latest poll is fresh and
 // found the service alive.
 func (g *Gate) Vouch(until time.Time) {
@@ -310,7 +488,7 @@ func (g *Gate) Vouch(until time.Time) {
 }
 
 // Shut closes the gate now; reason is the agent's state (stalled, blind,
-// fenced, leaving).
+// fenced, abandoned).
 func (g *Gate) Shut(reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -348,6 +526,9 @@ type Stats struct {
 	// Open says whether the kernel lets the service's packets through now.
 	Open    bool
 	Dropped []DestDropped
+	// ScanFailures counts the rescans of a --pid/--tree service's file
+	// tables that failed (egress_scan_failed logs the first of a run).
+	ScanFailures uint64
 }
 
 // DestDropped counts the packets held back on the way to one destination.
@@ -362,7 +543,7 @@ func (g *Gate) Stats() (Stats, error) {
 	if err := g.objs.Deadline.Lookup(uint32(0), &until); err != nil {
 		return Stats{}, fmt.Errorf("egress gate: reading the deadline: %w", err)
 	}
-	st := Stats{Open: monoNow() < until}
+	st := Stats{Open: monoNow() < until, ScanFailures: g.scanFailures.Load()}
 	for i, d := range g.opts.Dests {
 		var per []uint64
 		if err := g.objs.Dropped.Lookup(uint32(i), &per); err != nil {
@@ -377,20 +558,44 @@ func (g *Gate) Stats() (Stats, error) {
 	return st, nil
 }
 
+// AllowRelease says the run ended so that ReleaseOnExit may remove the
+// gate at Close: on LEAVING (the service found healthy) or with the
+// service gone. Without it the gate stays pinned whatever the flag: a
+// stop on a stall or in silence must not let the service's heartbeat
+// flow again.
+func (g *Gate) AllowRelease() {
+	g.mu.Lock()
+	g.releasable = true
+	g.mu.Unlock()
+}
+
 // Close stops the gate's own work. The pinned link stays, its deadline
-// running out, unless the gate was opened with ReleaseOnExit.
+// running out, unless the gate was opened with ReleaseOnExit and its
+// release allowed (AllowRelease).
 func (g *Gate) Close() error {
 	close(g.stop)
 	<-g.done
+	g.mu.Lock()
+	release := g.releasable
+	g.mu.Unlock()
 	var err error
-	if g.opts.ReleaseOnExit {
+	if g.opts.ReleaseOnExit && !release {
+		g.opts.Logger.Warn(event.EgressKept, "dest", g.dests, "pin", g.pinPath)
+	}
+	if g.opts.ReleaseOnExit && release {
 		if uerr := g.link.Unpin(); uerr != nil {
 			err = fmt.Errorf("egress gate: unpinning %s: %w", g.pinPath, uerr)
+		}
+		for _, sl := range g.sock {
+			if uerr := sl.link.Unpin(); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("egress gate: unpinning %s: %w", sl.pin, uerr))
+			}
 		}
 		_ = os.Remove(filepath.Dir(g.pinPath))
 		g.opts.Logger.Info(event.EgressReleased, "dest", g.dests, "pin", g.pinPath)
 	}
 	g.link.Close()
+	g.closeSockLinks()
 	g.objs.Close()
 	return err
 }
@@ -407,6 +612,9 @@ func (g *Gate) rescan() {
 		case <-t.C:
 		}
 		err := g.owner.scan()
+		if err != nil {
+			g.scanFailures.Add(1)
+		}
 		if err != nil && !failing {
 			g.opts.Logger.Warn(event.EgressScanFailed, "dest", g.dests, "err", err)
 		}
@@ -432,6 +640,10 @@ func Release(pinDir, node string) error {
 	defer l.Close()
 	if err := l.Unpin(); err != nil {
 		return fmt.Errorf("unpinning %s: %w", p, err)
+	}
+	// The socket hooks of a --pid/--tree gate, useless without it.
+	if err := retireSockHooks(dir); err != nil {
+		return err
 	}
 	if err := os.Remove(dir); err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)

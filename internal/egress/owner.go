@@ -17,15 +17,56 @@ import (
 // from other processes' whatever context they are sent from. A TCP
 // segment sent from softirq runs with some other task current, so
 // "current" would name the wrong sender.
+//
+// The scan finds the sockets that existed before the gate; the program's
+// own_sock_create enters each socket a process in targets creates, which
+// the scan keeps filled with the service's processes, so that a socket
+// made, used and closed between two scans is held too.
 type owner struct {
 	pid     int
 	tree    bool
 	owned   *ebpf.Map
+	targets *ebpf.Map
 	cookies map[uint64]uint64 // socket inode -> cookie, as entered
+	other   map[uint64]bool   // socket inodes not gated (unix, raw, ...)
+	tgids   map[uint32]bool   // as entered in targets
 }
 
-func newOwner(pid int, tree bool, owned *ebpf.Map) *owner {
-	return &owner{pid: pid, tree: tree, owned: owned, cookies: map[uint64]uint64{}}
+func newOwner(pid int, tree bool, owned, targets *ebpf.Map) *owner {
+	return &owner{pid: pid, tree: tree, owned: owned, targets: targets,
+		cookies: map[uint64]uint64{}, other: map[uint64]bool{}, tgids: map[uint32]bool{}}
+}
+
+// enterTargets makes targets the processes in pids: those found now
+// entered, those gone removed. Under --tree a child forked since the last
+// scan is not in it until the next: a socket it makes meanwhile is found
+// by that scan if it is still open, and passes ungated if it is not.
+func (o *owner) enterTargets(pids []int) error {
+	var errs []error
+	now := map[uint32]bool{}
+	for _, pid := range pids {
+		tgid := uint32(pid)
+		now[tgid] = true
+		if o.tgids[tgid] {
+			continue
+		}
+		if err := o.targets.Put(tgid, uint8(1)); err != nil {
+			errs = append(errs, fmt.Errorf("entering process %d: %w", pid, err))
+			continue
+		}
+		o.tgids[tgid] = true
+	}
+	for tgid := range o.tgids {
+		if now[tgid] {
+			continue
+		}
+		if err := o.targets.Delete(tgid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("forgetting process %d: %w", tgid, err))
+			continue
+		}
+		delete(o.tgids, tgid)
+	}
+	return errors.Join(errs...)
 }
 
 // scan enters the cookies of the sockets the target holds now and
@@ -37,9 +78,19 @@ func (o *owner) scan() error {
 	}
 	seen := map[uint64]bool{}
 	var errs []error
+	// The processes first: a socket created from here on is entered by
+	// the kernel, one created before is found below.
+	if err := o.enterTargets(pids); err != nil {
+		errs = append(errs, err)
+	}
 	for _, pid := range pids {
 		if err := o.scanProcess(pid, seen); err != nil && (pid == o.pid || !errors.Is(err, os.ErrNotExist)) {
 			errs = append(errs, err)
+		}
+	}
+	for ino := range o.other {
+		if !seen[ino] {
+			delete(o.other, ino)
 		}
 	}
 	for ino, c := range o.cookies {
@@ -55,6 +106,10 @@ func (o *owner) scan() error {
 	return errors.Join(errs...)
 }
 
+// scanProcess enters the gated sockets in pid's file table. It goes on
+// past an error, so that one socket it could not enter (a full map, a
+// pidfd_getfd refused) neither leaves the later ones out nor, being
+// marked seen first, has a socket already entered forgotten.
 func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, err := os.ReadDir(fdDir)
@@ -67,6 +122,7 @@ func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 			unix.Close(pidfd)
 		}
 	}()
+	var errs []error
 	for _, e := range ents {
 		// readlink, not stat: stat would follow a file on a hung file
 		// system into the kernel and wait there.
@@ -79,7 +135,7 @@ func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 			continue
 		}
 		seen[ino] = true
-		if _, known := o.cookies[ino]; known {
+		if _, known := o.cookies[ino]; known || o.other[ino] {
 			continue
 		}
 		fd, err := strconv.Atoi(e.Name())
@@ -88,30 +144,75 @@ func (o *owner) scanProcess(pid int, seen map[uint64]bool) error {
 		}
 		if pidfd < 0 {
 			if pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					err = fmt.Errorf("%w: %w", os.ErrNotExist, err)
+				}
 				return fmt.Errorf("pidfd_open %d: %w", pid, err)
 			}
 		}
-		c, err := socketCookie(pidfd, fd)
-		if err != nil {
+		c, gated, err := socketCookie(pidfd, fd, ino)
+		switch {
+		case errors.Is(err, errReplaced):
+			// Closed, or its number reused, since the listing: the
+			// next scan sees what is there now.
 			delete(seen, ino)
-			continue // closed or replaced meanwhile: the next scan sees
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("socket %d (fd %d) of pid %d: %w", ino, fd, pid, err))
+			continue
+		case !gated:
+			o.other[ino] = true
+			continue
 		}
 		if err := o.owned.Put(c, uint8(1)); err != nil {
-			return fmt.Errorf("entering socket %d of pid %d: %w", ino, pid, err)
+			errs = append(errs, fmt.Errorf("entering socket %d of pid %d: %w", ino, pid, err))
+			continue
 		}
 		o.cookies[ino] = c
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// socketCookie is the cookie of the socket at fd in the process of pidfd.
-func socketCookie(pidfd, fd int) (uint64, error) {
+// errReplaced is a file descriptor closed, or no longer the socket
+// listed, when its copy was asked for.
+var errReplaced = errors.New("file descriptor closed or replaced")
+
+// socketCookie is the cookie of the socket ino at fd in the process of
+// pidfd, and whether the gate judges its packets (IPv4 or IPv6, UDP or
+// TCP). Only EBADF, and a copy that turns out to be another file, mean
+// the socket went away meanwhile: every other error is one.
+func socketCookie(pidfd, fd int, ino uint64) (cookie uint64, gated bool, err error) {
 	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if errors.Is(err, unix.EBADF) {
+		return 0, false, errReplaced
+	}
 	if err != nil {
-		return 0, fmt.Errorf("pidfd_getfd: %w", err)
+		return 0, false, fmt.Errorf("pidfd_getfd: %w", err)
 	}
 	defer unix.Close(dup)
-	return unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_COOKIE)
+	var st unix.Stat_t
+	if err := unix.Fstat(dup, &st); err != nil {
+		return 0, false, fmt.Errorf("fstat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Ino != ino {
+		return 0, false, errReplaced
+	}
+	domain, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return 0, false, fmt.Errorf("SO_DOMAIN: %w", err)
+	}
+	proto, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err != nil {
+		return 0, false, fmt.Errorf("SO_PROTOCOL: %w", err)
+	}
+	if (domain != unix.AF_INET && domain != unix.AF_INET6) || (proto != unix.IPPROTO_UDP && proto != unix.IPPROTO_TCP) {
+		return 0, false, nil
+	}
+	c, err := unix.GetsockoptUint64(dup, unix.SOL_SOCKET, unix.SO_COOKIE)
+	if err != nil {
+		return 0, false, fmt.Errorf("SO_COOKIE: %w", err)
+	}
+	return c, true, nil
 }
 
 func socketInode(link string) (uint64, bool) {

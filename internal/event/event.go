@@ -19,6 +19,7 @@ const (
 	EgressFailed            = "egress_failed"
 	EgressScanFailed        = "egress_scan_failed"
 	EgressReleased          = "egress_released"
+	EgressKept              = "egress_kept"
 	HeartbeatResumed        = "heartbeat_resumed"
 	HeartbeatFinal          = "heartbeat_final"
 	HeartbeatSendFailed     = "heartbeat_send_failed"

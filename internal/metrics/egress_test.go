@@ -20,6 +20,9 @@ stallmon_egress_gate_open 1
 # HELP stallmon_egress_read_errors_total --gate-egress: scrapes that could not read the gate's state from the kernel.
 # TYPE stallmon_egress_read_errors_total counter
 stallmon_egress_read_errors_total 0
+# HELP stallmon_egress_scan_failures_total --gate-egress with --pid/--tree: rescans of the service's file tables that could not enter every socket (a socket left out passes the shut gate; egress_scan_failed says why).
+# TYPE stallmon_egress_scan_failures_total counter
+stallmon_egress_scan_failures_total 2
 `
 	if err := testutil.CollectAndCompare(newEgressCollector(fakeEgress{}), strings.NewReader(want)); err != nil {
 		t.Error(err)

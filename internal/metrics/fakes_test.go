@@ -86,7 +86,7 @@ func (f fakeListener) Nodes() []peer.NodeStatus { return f.nodes }
 type fakeEgress struct{}
 
 func (fakeEgress) Stats() (egress.Stats, error) {
-	return egress.Stats{Open: true, Dropped: []egress.DestDropped{{Dest: "udp:239.1.2.3:5000", Packets: 0}}}, nil
+	return egress.Stats{Open: true, Dropped: []egress.DestDropped{{Dest: "udp:239.1.2.3:5000", Packets: 0}}, ScanFailures: 2}, nil
 }
 
 type failingEgress struct{}

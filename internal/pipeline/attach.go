@@ -125,6 +125,10 @@ func (w *Attached) Close() {
 		w.fencer.Close()
 	}
 	if w.gate != nil {
+		// An agent that never ran judged nothing: released as asked.
+		if w.agent == nil || w.agent.EgressReleasable() {
+			w.gate.AllowRelease()
+		}
 		if err := w.gate.Close(); err != nil {
 			w.chain.log.Warn(event.EgressFailed, "err", err)
 		}

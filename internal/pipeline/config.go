@@ -124,7 +124,8 @@ type Egress struct {
 	// PinDir is where the gate is pinned, on a BPF file system; "" is
 	// egress.DefaultPinDir.
 	PinDir string
-	// ReleaseOnExit removes the gate when stallmon stops cleanly;
-	// otherwise it stays, closed, until the next stallmon or a release.
+	// ReleaseOnExit removes the gate when the agent's run ended on
+	// LEAVING or with the target gone; otherwise (and without it) the
+	// gate stays until the next stallmon or a release.
 	ReleaseOnExit bool
 }

@@ -109,6 +109,8 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 				nf.Close()
 			}
 			if gate != nil {
+				// No agent ran, nothing was judged: released as asked.
+				gate.AllowRelease()
 				gate.Close()
 			}
 			tr.Close()
@@ -188,6 +190,9 @@ func (s *serviceWatch) Close() error {
 		s.fencer.Close()
 	}
 	if s.gate != nil {
+		if s.agent.EgressReleasable() {
+			s.gate.AllowRelease()
+		}
 		if err := s.gate.Close(); err != nil {
 			s.chain.log.Warn(event.EgressFailed, "err", err)
 		}

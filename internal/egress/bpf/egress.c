@@ -10,7 +10,7 @@
 // cgroup sends, connected or not, UDP or TCP, IPv4 or IPv6, and for the
 // looped-back copy of a multicast datagram (ip_mc_finish_output). It can
 // drop silently (return 2: drop with congestion notification, which UDP
-// turns into a successful send), where the sock_addr sendmsg hooks could
+// turns into a successful send, or ENOBUFS on a socket with IP_RECVERR), where the sock_addr sendmsg hooks could
 // only fail the send with EPERM, and never see connected sockets.
 
 #include "vmlinux.h"
@@ -23,6 +23,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define AF_INET 2
+#define AF_INET6 10
 
 enum egress_limits {
 	MAX_DESTS = 16,
@@ -76,13 +78,29 @@ struct {
 	__type(value, __u64);
 } deadline SEC(".maps");
 
-// owned holds the cookies of the service's sockets, under match_cookies.
+// owned holds the cookies of the service's sockets, under match_cookies:
+// entered by the agent's scan of the service's file tables (sockets that
+// existed before the gate) and by own_sock_create (sockets made since),
+// removed by own_sock_release. Room for a busy server's connections;
+// allocated as entered, not up front.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1 << 18);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, __u8);
 } owned SEC(".maps");
+
+// targets holds the tgids of the service's processes, under
+// match_cookies: the pid, and for --tree the processes the agent's last
+// scan found below it. A socket one of them creates is the service's.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 15);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
 
 struct dest *unused_dest __attribute__((unused));
 enum egress_limits *unused_limits __attribute__((unused));
@@ -100,11 +118,11 @@ static __always_inline int parse(struct __sk_buff *skb, struct dest *d)
 		d->family = 4;
 		d->proto = ip.protocol;
 		__builtin_memcpy(d->addr, &ip.daddr, 4);
-		// A later fragment carries no port: it is looked up with port
-		// 0, which the agent enters beside each gated destination (no
-		// first fragment has it), so a fragmented datagram is held whole.
+		// The hook runs before the IP layer fragments a datagram
+		// (ip_finish_output): a later fragment here was built by a raw
+		// socket, carries no port, and is not the service's heartbeat.
 		if (ip.frag_off & bpf_htons(0x1fff))
-			return d->proto == IPPROTO_UDP;
+			return 0;
 		l4 = ip.ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
@@ -153,4 +171,50 @@ int gate_egress(struct __sk_buff *skb)
 	if (n)
 		*n += 1;
 	return VERDICT_DROP_QUIET;
+}
+
+// gated_kind is whether sk is a socket whose packets the gate judges: an
+// IPv4 or IPv6 UDP or TCP socket. Others never reach a gated destination
+// and need no place in owned.
+static __always_inline int gated_kind(struct bpf_sock *sk)
+{
+	return (sk->family == AF_INET || sk->family == AF_INET6) &&
+	       (sk->protocol == IPPROTO_UDP || sk->protocol == IPPROTO_TCP);
+}
+
+// own_sock_create enters, at its creation, a socket one of the service's
+// processes makes: a socket made, used and closed between two scans of
+// the file tables (one per heartbeat) would otherwise never be held. It
+// never refuses a socket.
+SEC("cgroup/sock_create")
+int own_sock_create(struct bpf_sock *sk)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 cookie;
+	__u8 one = 1;
+
+	if (!match_cookies || !gated_kind(sk))
+		return 1;
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 1;
+	cookie = bpf_get_socket_cookie(sk);
+	// A full map leaves this socket ungated: the agent's scan enters
+	// it later, and reports the map full (egress_scan_failed).
+	bpf_map_update_elem(&owned, &cookie, &one, BPF_ANY);
+	return 1;
+}
+
+// own_sock_release forgets a socket as it is released, so that sockets
+// made one per send do not fill owned. Whoever closes it: a cookie is
+// never reused, so removing one that was not entered costs a lookup.
+SEC("cgroup/sock_release")
+int own_sock_release(struct bpf_sock *sk)
+{
+	__u64 cookie;
+
+	if (!match_cookies || !gated_kind(sk))
+		return 1;
+	cookie = bpf_get_socket_cookie(sk);
+	bpf_map_delete_elem(&owned, &cookie);
+	return 1;
 }

@@ -31,14 +31,17 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	EgressMapDeadline     = "deadline"
-	EgressMapDests        = "dests"
-	EgressMapDropped      = "dropped"
-	EgressMapOwned        = "owned"
-	EgressProgGateEgress  = "gate_egress"
-	EgressVarMatchCookies = "match_cookies"
-	EgressVarUnusedDest   = "unused_dest"
-	EgressVarUnusedLimits = "unused_limits"
+	EgressMapDeadline        = "deadline"
+	EgressMapDests           = "dests"
+	EgressMapDropped         = "dropped"
+	EgressMapOwned           = "owned"
+	EgressMapTargets         = "targets"
+	EgressProgGateEgress     = "gate_egress"
+	EgressProgOwnSockCreate  = "own_sock_create"
+	EgressProgOwnSockRelease = "own_sock_release"
+	EgressVarMatchCookies    = "match_cookies"
+	EgressVarUnusedDest      = "unused_dest"
+	EgressVarUnusedLimits    = "unused_limits"
 )
 
 // LoadEgress returns the embedded CollectionSpec for Egress.
@@ -83,7 +86,9 @@ type EgressSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type EgressProgramSpecs struct {
-	GateEgress *ebpf.ProgramSpec `ebpf:"gate_egress"`
+	GateEgress     *ebpf.ProgramSpec `ebpf:"gate_egress"`
+	OwnSockCreate  *ebpf.ProgramSpec `ebpf:"own_sock_create"`
+	OwnSockRelease *ebpf.ProgramSpec `ebpf:"own_sock_release"`
 }
 
 // EgressMapSpecs contains maps before they are loaded into the kernel.
@@ -94,6 +99,7 @@ type EgressMapSpecs struct {
 	Dests    *ebpf.MapSpec `ebpf:"dests"`
 	Dropped  *ebpf.MapSpec `ebpf:"dropped"`
 	Owned    *ebpf.MapSpec `ebpf:"owned"`
+	Targets  *ebpf.MapSpec `ebpf:"targets"`
 }
 
 // EgressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -129,6 +135,7 @@ type EgressMaps struct {
 	Dests    *ebpf.Map `ebpf:"dests"`
 	Dropped  *ebpf.Map `ebpf:"dropped"`
 	Owned    *ebpf.Map `ebpf:"owned"`
+	Targets  *ebpf.Map `ebpf:"targets"`
 }
 
 func (m *EgressMaps) Close() error {
@@ -137,6 +144,7 @@ func (m *EgressMaps) Close() error {
 		m.Dests,
 		m.Dropped,
 		m.Owned,
+		m.Targets,
 	)
 }
 
@@ -153,12 +161,16 @@ type EgressVariables struct {
 //
 // It can be passed to LoadEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type EgressPrograms struct {
-	GateEgress *ebpf.Program `ebpf:"gate_egress"`
+	GateEgress     *ebpf.Program `ebpf:"gate_egress"`
+	OwnSockCreate  *ebpf.Program `ebpf:"own_sock_create"`
+	OwnSockRelease *ebpf.Program `ebpf:"own_sock_release"`
 }
 
 func (p *EgressPrograms) Close() error {
 	return _EgressClose(
 		p.GateEgress,
+		p.OwnSockCreate,
+		p.OwnSockRelease,
 	)
 }
 
