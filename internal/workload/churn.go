@@ -23,12 +23,16 @@ func (w *workload) churn(args []string) ([]any, error) {
 		return nil, fmt.Errorf("THREADS %q is not in 1..%d", args[1], maxChurnThreads)
 	}
 	for r := 1; r <= rounds; r++ {
-		tids, err := churnRound(threads)
+		gone, err := churnRound(threads)
 		if err != nil {
 			return nil, fmt.Errorf("round %d: %w", r, err)
 		}
-		if err := waitGone(tids); err != nil {
+		if err := waitGone(gone); err != nil {
 			return nil, fmt.Errorf("round %d: %w", r, err)
+		}
+		tids := make([]int, len(gone))
+		for i, tk := range gone {
+			tids[i] = tk.tid
 		}
 		w.progress("round", "n", r, "tids", joinInts(tids))
 	}
@@ -37,7 +41,7 @@ func (w *workload) churn(args []string) ([]any, error) {
 
 // churnRound parks n workers in read(2) on one shared pipe, then lets them
 // all go with n bytes, one each.
-func churnRound(n int) (tids []int, err error) {
+func churnRound(n int) (gone []task, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("creating pipe: %w", err)
@@ -59,7 +63,7 @@ func churnRound(n int) (tids []int, err error) {
 		if err != nil || ret != 1 {
 			return nil, fmt.Errorf("read on thread %d: ret=%d: %v", wk.tid, ret, err)
 		}
-		tids = append(tids, wk.tid)
+		gone = append(gone, task{wk.tid, wk.start})
 	}
-	return tids, nil
+	return gone, nil
 }

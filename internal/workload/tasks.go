@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // listTasks returns the tids of this process, sorted.
@@ -75,26 +78,64 @@ func SleepsIn(procSyscall string, nr, arg0 int) bool {
 	return err == nil && a == uint64(arg0)
 }
 
-// waitGone returns once none of tids is a thread of this process any more.
+// task names one thread for good: a tid alone may be handed to a new thread
+// once the old one exits (the tests steer ns_last_pid to make that happen),
+// so the thread's start time goes with it. start 0 means whichever thread
+// holds the tid when the wait begins.
+type task struct {
+	tid   int
+	start uint64
+}
+
+// waitGone returns once none of tasks is a thread of this process any more.
 // A thread's exit has no notification a sibling can wait on (the runtime
 // ends it after our goroutine is gone), so this polls /proc, bounded.
-func waitGone(tids []int) error {
+func waitGone(tasks []task) error {
 	deadline := time.Now().Add(settleTimeout)
-	for _, tid := range tids {
-		path := fmt.Sprintf("/proc/self/task/%d", tid)
+	for _, tk := range tasks {
 		for {
-			_, err := os.Stat(path)
-			if errors.Is(err, fs.ErrNotExist) {
+			start, err := taskStart(tk.tid)
+			// ESRCH: the thread died between opening its stat and reading it.
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
 				break
 			}
 			if err != nil {
-				return fmt.Errorf("checking thread %d: %w", tid, err)
+				return fmt.Errorf("checking thread %d: %w", tk.tid, err)
+			}
+			if tk.start == 0 {
+				tk.start = start
+			}
+			if start != tk.start {
+				break // the tid went to a newer thread: ours is gone
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("thread %d still exists %v after its goroutine returned", tid, settleTimeout)
+				stat, _ := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tk.tid))
+				return fmt.Errorf("thread %d still exists %v after its goroutine returned: %s", tk.tid, settleTimeout, bytes.TrimSpace(stat))
 			}
 			time.Sleep(pollInterval)
 		}
 	}
 	return nil
+}
+
+// taskStart reads when thread tid of this process started, in clock ticks
+// since boot (field 22 of its stat file).
+func taskStart(tid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces and parentheses; fields are counted
+	// from the last ')', which ends it (field 2).
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	const startField = 22 - 3 // f[0] is field 3
+	if i < 0 || len(f) <= startField {
+		return 0, fmt.Errorf("thread %d: stat %q has no start time", tid, b)
+	}
+	start, err := strconv.ParseUint(f[startField], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("thread %d: start time: %w", tid, err)
+	}
+	return start, nil
 }

@@ -17,9 +17,10 @@ const (
 
 // worker is an OS thread running one body to completion.
 type worker struct {
-	tid  int
-	done chan result // receives body's result once
-	res  *result     // that result, once received
+	tid   int
+	start uint64      // the thread's start time, see task
+	done  chan result // receives body's result once
+	res   *result     // that result, once received
 }
 
 type result struct {
@@ -37,8 +38,9 @@ type threadOpts struct {
 }
 
 type started struct {
-	tid int
-	err error
+	tid   int
+	start uint64
+	err   error
 }
 
 // startWorker runs body on an OS thread of its own and returns once that
@@ -51,7 +53,7 @@ func startWorker(opts threadOpts, body func() (int, error)) (*worker, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	return &worker{tid: s.tid, done: done}, nil
+	return &worker{tid: s.tid, start: s.start, done: done}, nil
 }
 
 // runLocked never calls runtime.UnlockOSThread: a goroutine that returns
@@ -74,7 +76,12 @@ func runLocked(opts threadOpts, st chan<- started, done chan<- result, body func
 			return
 		}
 	}
-	st <- started{tid: tid}
+	start, err := taskStart(tid)
+	if err != nil {
+		st <- started{err: err}
+		return
+	}
+	st <- started{tid: tid, start: start}
 	ret, err := body()
 	done <- result{ret, err}
 }

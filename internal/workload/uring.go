@@ -267,7 +267,7 @@ func (u *uringIdle) stop() (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("waiter thread %d returned with no completion on the ring", u.wk.tid)
 	}
-	return int(cqe.Res), waitGone([]int{u.sqpoll, u.worker})
+	return int(cqe.Res), waitGone([]task{{tid: u.sqpoll}, {tid: u.worker}})
 }
 
 // uringReader is a thread that owns a ring (no SQPOLL) and submitted one
