@@ -33,7 +33,7 @@ func (t *Table) Format(w io.Writer) error {
 		b.WriteString("syscalls:\n")
 	}
 	for _, name := range names {
-		e, from := t.rules[name], origins(t.entries[name])
+		e, from := t.rules[name], origins(t.entries[name], "the default rule")
 		if len(e.byFD) == 0 {
 			fmt.Fprintf(&b, "  %s: %s%s\n", name, flowRule(e.own, e.states), from)
 			continue
@@ -52,7 +52,7 @@ func (t *Table) Format(w io.Writer) error {
 		b.WriteString("    by_fd:\n")
 		for _, k := range fdkind.Kinds() {
 			if r, ok := e.byFD[k]; ok {
-				fmt.Fprintf(&b, "      %s: %s%s\n", k, flowRule(r, e.kindStates[k]), origins(t.entries[name].byFD[k]))
+				fmt.Fprintf(&b, "      %s: %s%s\n", k, flowRule(r, e.kindStates[k]), origins(t.entries[name].byFD[k], "syscall "+name))
 			}
 		}
 	}
@@ -80,12 +80,15 @@ func (t *Table) stateComment(st State) string {
 }
 
 // origins is the comment after an entry's line: the files its own rule
-// and state overrides were written in (several, when files extended it);
-// an entry without either has its budget from the default rule.
-func origins(e *entry) string {
+// and state overrides were written in (several, when files extended it),
+// and parent when it has no own rule, so its budget is parent's.
+func origins(e *entry, parent string) string {
+	if e.src == nil || e.src.name == "" {
+		return ""
+	}
 	var names []string
 	add := func(s *ruleSpec) {
-		if s != nil && s.src != nil && s.src.name != "" && !slices.Contains(names, s.src.name) {
+		if s != nil && !slices.Contains(names, s.src.name) {
 			names = append(names, s.src.name)
 		}
 	}
@@ -93,11 +96,8 @@ func origins(e *entry) string {
 	for _, st := range States() {
 		add(e.states[st])
 	}
-	if len(names) == 0 {
-		if comment(e.src) == "" {
-			return ""
-		}
-		return fromComment("the default rule")
+	if e.own == nil {
+		names = append(names, parent)
 	}
 	return fromComment(strings.Join(names, ", "))
 }

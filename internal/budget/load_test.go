@@ -281,7 +281,8 @@ func symlink(t *testing.T, target, link string) {
 // from, and its output is a table --config reads back to the same rules.
 func TestFormatOrigins(t *testing.T) {
 	path := tableDir(t, "extends: builtin\nremove: {states: [traced]}\nsyscalls:\n  fsync: {budget: 50s, kill_after: 200s}\n", map[string]string{
-		"10-db.yaml": "default: {budget: 5s, kill_after: 30s}\nsyscalls:\n  read: {by_fd: {device: unbounded}}\n  clone3: {budget: 10s, kill_after: 30s}\n",
+		"10-db.yaml": "default: {budget: 5s, kill_after: 30s}\nsyscalls:\n  read: {by_fd: {device: unbounded}}\n  clone3: {budget: 10s, kill_after: 30s}\n" +
+			"  openat: {uninterruptible: {budget: 20s, kill_after: 60s}}\n  write: {by_fd: {device: {uninterruptible: unbounded}}}\n",
 	})
 	main, dropIn := path, filepath.Join(filepath.Dir(path), "budgets.d", "10-db.yaml")
 	known := knownIn(amd64Names(t))
@@ -309,6 +310,9 @@ func TestFormatOrigins(t *testing.T) {
 			"      socket: unbounded  # from builtin\n",
 			// Its own rule from the drop-in, its state overrides built in.
 			"  clone3: {budget: 10s, kill_after: 30s, uninterruptible: unbounded, running: {budget: 30s, kill_after: 2m}}  # from " + dropIn + ", builtin\n",
+			// No budget of their own: the default's, and write's.
+			"  openat: {budget: 5s, kill_after: 30s, uninterruptible: {budget: 20s, kill_after: 1m}}  # from " + dropIn + ", the default rule\n",
+			"      device: {budget: 5s, kill_after: 30s, uninterruptible: unbounded}  # from " + dropIn + ", syscall write\n",
 		}},
 		{overridden, []string{
 			"default: {budget: 5s, kill_after: 40s}  # from " + dropIn + ", then --kill-after\n",
