@@ -12,8 +12,10 @@ func newBudgetsCmd() *cobra.Command {
 		Use:   "budgets",
 		Short: "Print the effective per-syscall timeout table",
 		Long: `budgets prints the timeout table attach would use with the same flags,
-as YAML that --config accepts. Syscall names are those of this machine's
-architecture.`,
+as YAML that --config accepts, each rule followed by a comment naming
+where it came from: "# from FILE" (the table or a drop-in), "# from
+builtin", "# from the default rule" (a state or syscall that inherits
+it). Syscall names are those of this machine's architecture.`,
 		Example: `  stallmon budgets
   stallmon budgets --config /etc/stallmon/budgets.yaml --budget 2s`,
 		Args: cobra.NoArgs,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -120,6 +121,14 @@ func (o *watchOptions) config(log *asynclog.Log) pipeline.Config {
 	return c
 }
 
+// shippedTablePath is where the packages install the timeout table.
+const shippedTablePath = "/etc/stallmon/budgets.yaml"
+
+// defaultTablePath is read without --config. Tests point it elsewhere:
+// this package's by assignment, the e2e harness's stallmon with -X, so
+// that a host's own table never leaks into them.
+var defaultTablePath = shippedTablePath
+
 // tableOptions are the flags that shape the timeout table, shared by
 // attach, run and budgets so all agree on the effective table.
 type tableOptions struct {
@@ -131,13 +140,16 @@ type tableOptions struct {
 
 func (o *tableOptions) register(f *pflag.FlagSet) {
 	o.flags = f
-	f.StringVar(&o.config, "config", "", "YAML timeout table (default: the built-in table, see 'stallmon budgets')")
+	f.StringVar(&o.config, "config", "",
+		"YAML timeout table `FILE`, then the *.yaml drop-ins in FILE.d/ (FILE without .yaml) in lexical order (default: "+
+			shippedTablePath+" if it exists, else the built-in table; either way with the drop-ins in "+
+			strings.TrimSuffix(shippedTablePath, ".yaml")+".d/); see 'stallmon budgets' and docs/budgets.md")
 	f.DurationVar(&o.budget, "budget", 0, "override the default rule's budget (syscalls without a rule of their own)")
 	f.DurationVar(&o.killAfter, "kill-after", 0, "override the default rule's kill_after; 0 means never kill")
 }
 
 func (o *tableOptions) table() pipeline.Table {
-	t := pipeline.Table{Path: o.config}
+	t := pipeline.Table{Path: o.config, DefaultPath: defaultTablePath}
 	if o.flags.Changed("budget") {
 		t.Budget = &o.budget
 	}

@@ -1,9 +1,6 @@
 package budget
 
-import (
-	_ "embed"
-	"fmt"
-)
+import _ "embed"
 
 //go:embed default.yaml
 var defaultYAML []byte
@@ -13,11 +10,11 @@ var defaultYAML []byte
 // architecture (arm64 has no epoll_wait or poll), and a syscall that does
 // not exist cannot stall.
 func Default(known func(name string) bool) (*Table, error) {
-	t, err := parse(defaultYAML, known, true)
+	t, err := builtinSpecs(known)
 	if err != nil {
-		return nil, fmt.Errorf("built-in budget table: %w", err)
+		return nil, err
 	}
-	return t, nil
+	return t.built()
 }
 
 // DefaultYAML returns the built-in table's source, whose comments explain

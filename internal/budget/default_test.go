@@ -267,14 +267,15 @@ func TestDefaultYAMLIsACopy(t *testing.T) {
 
 func TestSkippedEntriesAreStillChecked(t *testing.T) {
 	none := knownIn(map[string]bool{})
-	tb, err := parse([]byte("default: unbounded\nsyscalls:\n  epoll_wait: unbounded\n"), none, true)
+	skip := layerOpts{dropUnknown: true}
+	l, err := parseLayer([]byte("default: unbounded\nsyscalls:\n  epoll_wait: unbounded\n"), none, skip, &source{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.Names(); len(n) != 0 {
-		t.Errorf("kept %v, which the architecture lacks", n)
+	if len(l.entries) != 0 {
+		t.Errorf("kept %v, which the architecture lacks", l.entries)
 	}
-	_, err = parse([]byte("default: unbounded\nsyscalls:\n  epoll_wait: {budget: 0s}\n"), none, true)
+	_, err = parseLayer([]byte("default: unbounded\nsyscalls:\n  epoll_wait: {budget: 0s}\n"), none, skip, &source{})
 	if ce := configError(t, err); ce.Line != 3 {
 		t.Errorf("bad rule in a skipped entry: %v, want line 3", err)
 	}

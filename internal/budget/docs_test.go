@@ -131,3 +131,41 @@ func TestDocsBuiltinFigures(t *testing.T) {
 		t.Errorf("checked %d syscalls against the docs' figures, want the default, the flushes and the memory syscalls", checked)
 	}
 }
+
+// TestDocsExtendsExample keeps the main table and drop-in of docs/budgets.md's
+// "Extending the built-in table" valid and its claims true.
+func TestDocsExtendsExample(t *testing.T) {
+	doc, err := os.ReadFile(repo.Path(t, "docs/budgets.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n### Extending the built-in table\n")
+	if !ok {
+		t.Fatal("no extending section in docs/budgets.md")
+	}
+	parts := strings.Split(section, "```yaml\n")
+	if len(parts) < 3 {
+		t.Fatalf("want a main table and a drop-in, got %d examples", len(parts)-1)
+	}
+	var blocks []string
+	for _, part := range parts[1:3] {
+		block, _, _ := strings.Cut(part, "```")
+		blocks = append(blocks, block)
+	}
+	path := tableDir(t, blocks[0], map[string]string{"10-fuse.yaml": blocks[1]})
+	tb, err := Load(path, knownIn(amd64Names(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []lookup{
+		{"fsync", fdkind.None, Rule{Budget: 60 * s, KillAfter: 300 * s}},
+		{"close", fdkind.Socket, Rule{Budget: 5 * s, KillAfter: 60 * s}},
+		{"read", fdkind.Device, Rule{Unbounded: true}},
+		{"read", fdkind.Socket, Rule{Unbounded: true}},
+		{"read", fdkind.Regular, Rule{Budget: 5 * s, KillAfter: 60 * s}},
+	} {
+		if got := tb.Lookup(c.syscall, c.kind); got != c.want {
+			t.Errorf("docs example: Lookup(%s, %v) = %v, want %v", c.syscall, c.kind, got, c.want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,13 +16,15 @@ import (
 // inherited kill_after values, inherited state rules and overrides are
 // written out, so the output shows what actually applies to each syscall
 // and state. Syscalls are sorted by name, states and fd kinds are in
-// declaration order.
+// declaration order. A table read from files says after each rule where
+// it came from, in a comment: "# from FILE", "# from builtin", "# from
+// the default rule" for a state inherited from it.
 func (t *Table) Format(w io.Writer) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "default: %s\n", t.defRule)
+	fmt.Fprintf(&b, "default: %s%s\n", t.defRule, t.defComment())
 	b.WriteString("states:\n")
 	for _, st := range States() {
-		fmt.Fprintf(&b, "  %s: %s\n", st, t.stateRules[st])
+		fmt.Fprintf(&b, "  %s: %s%s\n", st, t.stateRules[st], t.stateComment(st))
 	}
 	names := t.Names()
 	if len(names) == 0 {
@@ -29,12 +33,12 @@ func (t *Table) Format(w io.Writer) error {
 		b.WriteString("syscalls:\n")
 	}
 	for _, name := range names {
-		e := t.rules[name]
+		e, from := t.rules[name], origins(t.entries[name], "the default rule")
 		if len(e.byFD) == 0 {
-			fmt.Fprintf(&b, "  %s: %s\n", name, flowRule(e.own, e.states))
+			fmt.Fprintf(&b, "  %s: %s%s\n", name, flowRule(e.own, e.states), from)
 			continue
 		}
-		fmt.Fprintf(&b, "  %s:\n", name)
+		fmt.Fprintf(&b, "  %s:%s\n", name, from)
 		if e.own.Unbounded {
 			b.WriteString("    budget: unbounded\n")
 		} else {
@@ -48,7 +52,7 @@ func (t *Table) Format(w io.Writer) error {
 		b.WriteString("    by_fd:\n")
 		for _, k := range fdkind.Kinds() {
 			if r, ok := e.byFD[k]; ok {
-				fmt.Fprintf(&b, "      %s: %s\n", k, flowRule(r, e.kindStates[k]))
+				fmt.Fprintf(&b, "      %s: %s%s\n", k, flowRule(r, e.kindStates[k]), origins(t.entries[name].byFD[k], "syscall "+name))
 			}
 		}
 	}
@@ -56,6 +60,64 @@ func (t *Table) Format(w io.Writer) error {
 		return fmt.Errorf("write budget table: %w", err)
 	}
 	return nil
+}
+
+func (t *Table) defComment() string {
+	if t.def.src == nil || t.def.src.name == "" {
+		return ""
+	}
+	return fromComment(t.defOrigin())
+}
+
+func (t *Table) stateComment(st State) string {
+	if s, ok := t.states[st]; ok {
+		return comment(s.src)
+	}
+	if t.defComment() == "" {
+		return ""
+	}
+	return fromComment("the default rule")
+}
+
+// origins is the comment after an entry's line: the files its own rule
+// and state overrides were written in (several, when files extended it),
+// and parent when it has no own rule, so its budget is parent's.
+func origins(e *entry, parent string) string {
+	if e.src == nil || e.src.name == "" {
+		return ""
+	}
+	var names []string
+	add := func(s *ruleSpec) {
+		if s != nil && !slices.Contains(names, s.src.name) {
+			names = append(names, s.src.name)
+		}
+	}
+	add(e.own)
+	for _, st := range States() {
+		add(e.states[st])
+	}
+	if e.own == nil {
+		names = append(names, parent)
+	}
+	return fromComment(strings.Join(names, ", "))
+}
+
+// comment is the "# from FILE" after a rule written in src; none for a
+// table read from bytes alone.
+func comment(src *source) string {
+	if src == nil || src.name == "" {
+		return ""
+	}
+	return fromComment(src.name)
+}
+
+// fromComment quotes an origin that would end the comment early, so the
+// output still parses.
+func fromComment(origin string) string {
+	if strings.ContainsAny(origin, "\n\r") {
+		origin = strconv.Quote(origin)
+	}
+	return "  # from " + origin
 }
 
 // flowRule writes a rule and its state overrides on one line, the way

@@ -2,6 +2,7 @@ package budget
 
 import (
 	"errors"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -83,10 +84,16 @@ func TestFormatRoundTrip(t *testing.T) {
 		if d := sameBehaviour(tb, back); d != "" {
 			t.Errorf("%s: round trip changed %s\n%s", name, d, text)
 		}
-		if again := format(t, back); again != text {
+		// The origins are comments: parsed back, the table has none.
+		if again := format(t, back); again != withoutOrigins(text) {
 			t.Errorf("%s: Format is not stable:\n%s\nthen\n%s", name, text, again)
 		}
 	}
+}
+
+// withoutOrigins drops Format's "  # from ..." comments.
+func withoutOrigins(text string) string {
+	return regexp.MustCompile(`(?m)  # from .*$`).ReplaceAllString(text, "")
 }
 
 type failWriter struct{}

@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(precedenceTable))
 	f.Add([]byte(overrideTable))
 	f.Add([]byte(stateTable))
+	f.Add([]byte("extends: builtin\nremove: {syscalls: [read], states: [stopped]}\nsyscalls:\n  write: {by_fd: {device: unbounded}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tb, err := Parse(data, nil)
 		if err != nil {
@@ -38,7 +39,9 @@ func FuzzParse(f *testing.F) {
 		if err := back.Format(&second); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(first.Bytes(), second.Bytes()) {
+		// The rules an extends: builtin took from the built-in table say
+		// so in comments; parsed back, they come from the text.
+		if withoutOrigins(first.String()) != second.String() {
 			t.Fatalf("Format not stable:\n%s\nthen\n%s", first.String(), second.String())
 		}
 	})

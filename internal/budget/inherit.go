@@ -1,9 +1,7 @@
 package budget
 
 import (
-	"cmp"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/stallmon/stallmon/internal/fdkind"
@@ -28,8 +26,8 @@ func (t *Table) buildStates() error {
 			t.stateRules[st] = inheritedState(t.defRule, st)
 			continue
 		}
-		if err := s.checkInherited("states: "+st.String(), t.defRule, "the default rule"); err != nil {
-			first = firstInFile(first, err)
+		if err := s.checkInherited("states: "+st.String(), t.defRule, t.defName(s.src)); err != nil {
+			first = firstInFile(first, inFile(err, s.src))
 			continue
 		}
 		t.stateRules[st] = s.rule(t.defRule)
@@ -51,19 +49,12 @@ func inheritedState(def Rule, st State) Rule {
 }
 
 func (t *Table) buildSyscalls() error {
-	names := make([]string, 0, len(t.entries))
-	for n := range t.entries {
-		names = append(names, n)
-	}
-	// File order, so the first error reported is the first in the file.
-	slices.SortFunc(names, func(a, b string) int {
-		return cmp.Compare(t.entries[a].line, t.entries[b].line)
-	})
+	names := t.sortedBySource()
 	t.rules = make(map[string]*effective, len(names))
 	for _, name := range names {
 		eff, err := t.resolve(name, t.entries[name])
 		if err != nil {
-			return err
+			return inFile(err, t.entries[name].src)
 		}
 		t.rules[name] = eff
 	}
@@ -72,9 +63,10 @@ func (t *Table) buildSyscalls() error {
 
 func (t *Table) resolve(name string, e *entry) (*effective, error) {
 	what := "syscall " + name
+	defName := t.defName(e.src)
 	eff := &effective{own: t.defRule}
 	if e.own != nil {
-		if err := e.own.checkInherited(what, t.defRule, "the default rule"); err != nil {
+		if err := e.own.checkInherited(what, t.defRule, defName); err != nil {
 			return nil, err
 		}
 		eff.own = e.own.rule(t.defRule)
@@ -83,7 +75,7 @@ func (t *Table) resolve(name string, e *entry) (*effective, error) {
 	// nearest bounded rule around it: the syscall's, else the default.
 	parent, parentName := eff.own, what
 	if e.own == nil || e.own.unbounded {
-		parent, parentName = t.defRule, "the default rule"
+		parent, parentName = t.defRule, defName
 	}
 	var err error
 	if eff.states, err = resolveStates(e.states, what, parent, parentName); err != nil {
@@ -186,6 +178,10 @@ func (s *ruleSpec) checkInherited(what string, parent Rule, parentName string) e
 	if s.unbounded || s.killSet {
 		return nil
 	}
+	return inFile(s.inheritError(what, parent, parentName), s.src)
+}
+
+func (s *ruleSpec) inheritError(what string, parent Rule, parentName string) error {
 	if parent.Unbounded {
 		return errAt(s.line, "%s: kill_after is missing and %s is unbounded, so there is none to inherit; give a duration or never", what, parentName)
 	}
@@ -211,4 +207,23 @@ func minBudget(e *effective) (lowest time.Duration, allFree bool) {
 		allFree = false
 	}
 	return lowest, allFree
+}
+
+// defName names the default rule in an error about a rule written in
+// src: with the file it came from when that is another file, since a
+// drop-in's default changes what every other file's rules inherit.
+func (t *Table) defName(src *source) string {
+	if t.def.src == nil || t.def.src.name == "" || (t.def.src == src && t.overridden == "") {
+		return "the default rule"
+	}
+	return "the default rule (from " + t.defOrigin() + ")"
+}
+
+// defOrigin says where the default rule came from: its file, and the
+// flags that overrode it.
+func (t *Table) defOrigin() string {
+	if t.overridden == "" {
+		return t.def.src.name
+	}
+	return t.def.src.name + ", then " + t.overridden
 }

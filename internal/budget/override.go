@@ -1,6 +1,9 @@
 package budget
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // WithDefaults returns a copy of t with the default rule's budget and/or
 // kill_after replaced (nil leaves a value alone), for --budget and
@@ -35,7 +38,14 @@ func (t *Table) WithDefaults(budget, killAfter *time.Duration) (*Table, error) {
 	if d.killAfter > 0 && d.killAfter < d.budget {
 		return nil, errAt(0, "overridden default rule: kill_after %s is below budget %s", formatDuration(d.killAfter), formatDuration(d.budget))
 	}
-	nt := &Table{def: d, states: t.states, entries: t.entries}
+	var by []string
+	if budget != nil {
+		by = append(by, "--budget")
+	}
+	if killAfter != nil {
+		by = append(by, "--kill-after")
+	}
+	nt := &Table{def: d, states: t.states, entries: t.entries, overridden: strings.Join(by, " and ")}
 	if err := nt.build(); err != nil {
 		return nil, err
 	}

@@ -3,9 +3,7 @@ package budget
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,22 +17,14 @@ import (
 // Parse reads a budget table (format: docs/budgets.md). known reports
 // whether a syscall name exists on the running architecture, so that a
 // misspelt name is an error instead of a rule that never matches; nil
-// accepts every well-formed name. Mistakes in the table are *ConfigError.
+// accepts every well-formed name. A table that says extends: builtin
+// starts from the built-in table. Mistakes in the table are *ConfigError.
 func Parse(data []byte, known func(name string) bool) (*Table, error) {
-	return parse(data, known, false)
-}
-
-// Load reads and parses the budget table at path.
-func Load(path string, known func(name string) bool) (*Table, error) {
-	data, err := os.ReadFile(path)
+	t, err := mainTable(data, known, &source{order: 1})
 	if err != nil {
-		return nil, fmt.Errorf("read budget table: %w", err)
+		return nil, err
 	}
-	t, err := Parse(data, known)
-	if err != nil {
-		return nil, fmt.Errorf("budget table %s: %w", path, err)
-	}
-	return t, nil
+	return t.built()
 }
 
 // level says where a rule sits, which decides the keys it may have and
@@ -52,62 +42,16 @@ const (
 // per-syscall state rules.
 func (l level) hasStates() bool { return l == levelSyscall || l == levelKind }
 
-// parse is Parse with dropUnknown for the embedded table, which names
-// syscalls of every architecture and must not fail where one is missing.
-func parse(data []byte, known func(string) bool, dropUnknown bool) (*Table, error) {
-	root, err := decodeDocument(data)
-	if err != nil {
-		return nil, err
-	}
-	if err := rejectAliases(root); err != nil {
-		return nil, err
-	}
-	if root.Kind != yaml.MappingNode {
-		return nil, errAt(root.Line, "a budget table is a mapping with the keys default, states and syscalls, got %s", describe(root))
-	}
-	pairs, err := mappingPairs(root, "the table")
-	if err != nil {
-		return nil, err
-	}
-	t := &Table{entries: map[string]*entry{}, states: map[State]*ruleSpec{}}
-	haveDefault := false
-	for _, p := range pairs {
-		switch p.key.Value {
-		case "default":
-			e, err := parseRule(p.val, "default", levelDefault)
-			if err != nil {
-				return nil, err
-			}
-			t.def, haveDefault = *e.own, true
-		case "states":
-			if err := t.parseStates(p.val); err != nil {
-				return nil, err
-			}
-		case "syscalls":
-			if err := t.parseSyscalls(p.val, known, dropUnknown); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, errAt(p.key.Line, "unknown key %q (want default, states or syscalls)", p.key.Value)
-		}
-	}
-	if !haveDefault {
-		return nil, errAt(root.Line, "the default rule is missing: add default: {budget: ..., kill_after: ...} or default: unbounded")
-	}
-	if err := t.build(); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// decodeDocument returns the document's root node, nil for an empty
+// document (nothing, or only comments).
 func decodeDocument(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errAt(1, "the budget table is empty: a default rule is required")
+			return nil, nil
 		}
 		return nil, yamlError(err)
 	}
@@ -119,7 +63,7 @@ func decodeDocument(data []byte) (*yaml.Node, error) {
 		return nil, errAt(extra.Line, "a budget table is a single YAML document")
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return nil, errAt(1, "the budget table is empty: a default rule is required")
+		return nil, nil
 	}
 	return doc.Content[0], nil
 }
@@ -174,7 +118,7 @@ func mappingPairs(n *yaml.Node, what string) ([]pair, error) {
 	return pairs, nil
 }
 
-func (t *Table) parseSyscalls(n *yaml.Node, known func(string) bool, dropUnknown bool) error {
+func (l *layer) parseSyscalls(n *yaml.Node, known func(string) bool, dropUnknown bool) error {
 	if isNull(n) {
 		return nil // "syscalls:" with everything commented out
 	}
@@ -199,7 +143,7 @@ func (t *Table) parseSyscalls(n *yaml.Node, known func(string) bool, dropUnknown
 		}
 		if !missing {
 			e.line = p.key.Line
-			t.entries[name] = e
+			l.entries[name] = e
 		}
 	}
 	return nil
@@ -221,7 +165,7 @@ func validName(s string) bool {
 
 // parseStates reads the top-level states section: one plain rule per
 // state, each state at most once.
-func (t *Table) parseStates(n *yaml.Node) error {
+func (l *layer) parseStates(n *yaml.Node) error {
 	if isNull(n) {
 		return nil // "states:" with everything commented out
 	}
@@ -238,7 +182,7 @@ func (t *Table) parseStates(n *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		t.states[st] = e.own
+		l.states[st] = e.own
 	}
 	return nil
 }

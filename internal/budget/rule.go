@@ -34,6 +34,9 @@ func (r Rule) String() string {
 // ConfigError is a mistake in a budget table or in the overrides applied to
 // it: the caller's fault, so stallmon exits with status 2.
 type ConfigError struct {
+	// File is the table's file the mistake is in, Builtin for the
+	// built-in table, or "" for a table read from bytes or an override.
+	File string
 	// Line is the 1-based line in the table's YAML, or 0 when the mistake
 	// is not in the file (an override).
 	Line int
@@ -41,10 +44,18 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string {
+	msg := e.Msg
 	if e.Line > 0 {
-		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+		msg = fmt.Sprintf("line %d: %s", e.Line, e.Msg)
 	}
-	return e.Msg
+	switch e.File {
+	case "":
+		return msg
+	case Builtin:
+		return "built-in budget table: " + msg
+	default:
+		return "budget table " + e.File + ": " + msg
+	}
 }
 
 func errAt(line int, format string, args ...any) *ConfigError {

@@ -16,6 +16,8 @@ type Table struct {
 	def     ruleSpec
 	states  map[State]*ruleSpec
 	entries map[string]*entry
+	// overridden names the flags WithDefaults applied to def, for Format.
+	overridden string
 
 	// defRule, stateRules and rules are the effective rules, with
 	// inheritance already applied, so lookups do no work.
@@ -32,12 +34,14 @@ type ruleSpec struct {
 	killAfter time.Duration // zero with killSet: never
 	killSet   bool          // false: inherited from the enclosing rule
 	killLine  int           // line of kill_after, when set
+	src       *source       // the file the rule was written in
 }
 
 // entry is a syscall's part of the table as written, or one fd kind's
 // part of a syscall's.
 type entry struct {
 	line   int       // line of the syscall name
+	src    *source   // the file that named it last
 	own    *ruleSpec // nil: the enclosing rule applies (default, or the syscall's)
 	states map[State]*ruleSpec
 	byFD   map[fdkind.Kind]*entry // a syscall's only

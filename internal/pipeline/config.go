@@ -49,12 +49,18 @@ type Watch struct {
 	Tracker string
 }
 
-// Table is the timeout table: a YAML file, or the built-in table, with
-// the default rule's budget and kill_after overridden when set.
+// Table is the timeout table: a YAML file and its drop-ins, or the
+// built-in table, with the default rule's budget and kill_after
+// overridden when set.
 type Table struct {
-	Path      string
-	Budget    *time.Duration
-	KillAfter *time.Duration
+	// Path is --config: the file must be there.
+	Path string
+	// DefaultPath is read when Path is "": the file with its drop-ins if
+	// it exists, else the built-in table with its drop-ins, if any. ""
+	// (the demo): the built-in table alone.
+	DefaultPath string
+	Budget      *time.Duration
+	KillAfter   *time.Duration
 }
 
 // Heartbeat is the multicast heartbeat's configuration.

@@ -18,9 +18,12 @@ func LoadTable(c Table) (*budget.Table, error) {
 		t   *budget.Table
 		err error
 	)
-	if c.Path != "" {
+	switch {
+	case c.Path != "":
 		t, err = budget.Load(c.Path, KnownSyscall)
-	} else {
+	case c.DefaultPath != "":
+		t, err = budget.LoadIfPresent(c.DefaultPath, KnownSyscall)
+	default:
 		t, err = budget.Default(KnownSyscall)
 	}
 	if err != nil {

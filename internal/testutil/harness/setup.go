@@ -62,13 +62,38 @@ func setUp() (bin string, cleanup func(), err error) {
 	return bin, cleanup, nil
 }
 
-// build builds the command at pkg (an import path) into dir.
+// tablePathVar is the stallmon command's default timeout table path.
+const tablePathVar = "main.defaultTablePath"
+
+// build builds the command at pkg (an import path) into dir. A stallmon
+// built here reads its default table from dir/etc/budgets.yaml, where
+// nothing is, so a table the host has in /etc/stallmon never changes
+// what the tests see.
 func build(dir, pkg string) (string, error) {
+	return buildStallmon(dir, pkg, filepath.Join(dir, "etc", "budgets.yaml"))
+}
+
+func buildStallmon(dir, pkg, tablePath string) (string, error) {
 	bin := filepath.Join(dir, path.Base(pkg))
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if pkg == Package {
+		args = append(args, "-ldflags", "-X "+tablePathVar+"="+tablePath)
+	}
+	if out, err := exec.Command("go", append(args, pkg)...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s: %w\n%s", pkg, err, out)
 	}
 	return bin, nil
+}
+
+// BuildWithTablePath builds stallmon for t with its default table path
+// (/etc/stallmon/budgets.yaml as shipped) at tablePath.
+func BuildWithTablePath(t testing.TB, tablePath string) string {
+	t.Helper()
+	bin, err := buildStallmon(t.TempDir(), Package, tablePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // Build builds the command at pkg (an import path) for t, and returns
