@@ -33,7 +33,7 @@ func (t *Table) Format(w io.Writer) error {
 		b.WriteString("syscalls:\n")
 	}
 	for _, name := range names {
-		e, from := t.rules[name], origins(t.entries[name], "the default rule")
+		e, from := t.rules[name], origins(t.entries[name], "the default rule", t.defName(nil))
 		if len(e.byFD) == 0 {
 			fmt.Fprintf(&b, "  %s: %s%s\n", name, flowRule(e.own, e.states), from)
 			continue
@@ -52,7 +52,7 @@ func (t *Table) Format(w io.Writer) error {
 		b.WriteString("    by_fd:\n")
 		for _, k := range fdkind.Kinds() {
 			if r, ok := e.byFD[k]; ok {
-				fmt.Fprintf(&b, "      %s: %s%s\n", k, flowRule(r, e.kindStates[k]), origins(t.entries[name].byFD[k], "syscall "+name))
+				fmt.Fprintf(&b, "      %s: %s%s\n", k, flowRule(r, e.kindStates[k]), origins(t.entries[name].byFD[k], "syscall "+name, "syscall "+name))
 			}
 		}
 	}
@@ -81,8 +81,9 @@ func (t *Table) stateComment(st State) string {
 
 // origins is the comment after an entry's line: the files its own rule
 // and state overrides were written in (several, when files extended it),
-// and parent when it has no own rule, so its budget is parent's.
-func origins(e *entry, parent string) string {
+// and parent when it has no own rule, so its budget is parent's, or
+// killParent when its own rule takes the kill_after of the rule enclosing it.
+func origins(e *entry, parent, killParent string) string {
 	if e.src == nil || e.src.name == "" {
 		return ""
 	}
@@ -96,8 +97,13 @@ func origins(e *entry, parent string) string {
 	for _, st := range States() {
 		add(e.states[st])
 	}
-	if e.own == nil {
+	switch {
+	case e.own == nil:
 		names = append(names, parent)
+	case !e.own.killSet && !e.own.unbounded:
+		// The budget is this file's, the kill is the enclosing rule's:
+		// name both, or a reader looks for the kill in the wrong file.
+		names = append(names, "kill_after from "+killParent)
 	}
 	return fromComment(strings.Join(names, ", "))
 }

@@ -141,35 +141,78 @@ func (t *Table) with(l *layer) (*Table, error) {
 		delete(nt.entries, r.syscall)
 	}
 	if l.def != nil {
+		if err := keepsKill(&nt.def, l.def, "the default rule", l.src); err != nil {
+			return nil, err
+		}
 		nt.def = *l.def
 	}
-	maps.Copy(nt.states, l.states)
-	for name, e := range l.entries {
-		nt.entries[name] = merge(nt.entries[name], e)
+	for st, r := range l.states {
+		if err := keepsKill(nt.states[st], r, "state "+st.String(), l.src); err != nil {
+			return nil, err
+		}
+		nt.states[st] = r
+	}
+	for _, name := range slices.Sorted(maps.Keys(l.entries)) {
+		m, err := merge(nt.entries[name], l.entries[name], name, l.src)
+		if err != nil {
+			return nil, err
+		}
+		nt.entries[name] = m
 	}
 	return nt, nil
 }
 
 // merge lays entry e over old, rule by rule; neither changes.
-func merge(old, e *entry) *entry {
+func merge(old, e *entry, what string, src *source) (*entry, error) {
 	if old == nil {
-		return e
+		return e, nil
 	}
 	m := *e
 	if m.own == nil {
 		m.own = old.own
+	} else if err := keepsKill(old.own, e.own, what, src); err != nil {
+		return nil, err
 	}
 	if len(old.states) > 0 {
 		m.states = maps.Clone(old.states)
-		maps.Copy(m.states, e.states)
+		for st, r := range e.states {
+			if err := keepsKill(old.states[st], r, what+" in state "+st.String(), src); err != nil {
+				return nil, err
+			}
+			m.states[st] = r
+		}
 	}
 	if len(old.byFD) > 0 {
 		m.byFD = maps.Clone(old.byFD)
-		for k, ke := range e.byFD {
-			m.byFD[k] = merge(old.byFD[k], ke)
+		for _, k := range slices.Sorted(maps.Keys(e.byFD)) {
+			ke, err := merge(old.byFD[k], e.byFD[k], what+" on "+k.String(), src)
+			if err != nil {
+				return nil, err
+			}
+			m.byFD[k] = ke
 		}
 	}
-	return &m
+	return &m, nil
+}
+
+// keepsKill refuses a rule that replaces one with a kill_after of its own
+// while writing none: the replacement would inherit the enclosing rule's
+// kill_after instead, so a drop-in that only raises a budget could turn
+// "never kill" into a kill, or bring a kill sooner. The operator says
+// which they mean.
+func keepsKill(old, r *ruleSpec, what string, src *source) error {
+	if old == nil || !old.killSet || r.killSet || r.unbounded {
+		return nil
+	}
+	was := "never"
+	if old.killAfter != 0 {
+		was = old.killAfter.String()
+	}
+	from := Builtin
+	if old.src != nil && old.src.name != "" {
+		from = old.src.name
+	}
+	return inFile(errAt(r.line, "%s: the rule this replaces (from %s) has kill_after %s; write kill_after here too, or it would take the enclosing rule's", what, from, was), src)
 }
 
 // setSource marks every rule of l as written in l's file.

@@ -74,8 +74,11 @@ func (t *Table) withDropIns(dir string, known func(string) bool) (*Table, error)
 
 // dropIns lists dir's *.yaml files in lexical order. Other files are
 // left alone (a package manager's .dpkg-old or .rpmnew, an editor's
-// backup), except *.yml: that is a drop-in misnamed, and skipping it
-// would drop the operator's change unseen.
+// backup), and so are hidden ones, as systemd and sysctl.d do (an
+// editor's lock file .#10-a.yaml is a dangling symlink that would stop
+// stallmon from starting mid-edit); except *.yml or any other spelling of
+// .yaml: that is a drop-in misnamed, and skipping it would drop the
+// operator's change unseen.
 func dropIns(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -89,10 +92,13 @@ func dropIns(dir string) ([]string, error) {
 	}
 	var files []string
 	for _, e := range ents {
-		switch filepath.Ext(e.Name()) {
-		case ".yaml":
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		switch ext := filepath.Ext(e.Name()); {
+		case ext == ".yaml":
 			files = append(files, filepath.Join(dir, e.Name()))
-		case ".yml":
+		case strings.EqualFold(ext, ".yaml") || strings.EqualFold(ext, ".yml"):
 			return nil, fmt.Errorf("budget drop-in %s: drop-ins end in .yaml; rename it", filepath.Join(dir, e.Name()))
 		}
 	}
