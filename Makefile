@@ -31,7 +31,7 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/stallmon
 
-# Regenerates internal/tracker/gen/ and internal/egress/gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
+# Regenerates internal/tracker/gen/, internal/egress/gen/ and internal/listenq/gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
 # clang-19 emits BTF forward declarations in heap-address order, and the heap
 # layout follows the length of the working directory: the same source gives
 # different objects in checkouts at different paths. So generation runs in a
@@ -39,11 +39,13 @@ build:
 GEN_DIR := /tmp/stallmon-generate
 generate: deps-bpf
 	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
-	tar -c go.mod go.sum internal/tracker/bpf internal/tracker/gen internal/egress/bpf internal/egress/gen internal/tools | tar -x -C $(GEN_DIR)
+	tar -c go.mod go.sum internal/tracker/bpf internal/tracker/gen internal/egress/bpf internal/egress/gen internal/listenq/bpf internal/listenq/gen internal/tools | tar -x -C $(GEN_DIR)
 	cd $(GEN_DIR)/internal/tracker/gen && $(GO) generate ./...
 	cd $(GEN_DIR)/internal/egress/gen && $(GO) generate ./...
+	cd $(GEN_DIR)/internal/listenq/gen && $(GO) generate ./...
 	cp $(GEN_DIR)/internal/tracker/gen/* internal/tracker/gen/
 	cp $(GEN_DIR)/internal/egress/gen/* internal/egress/gen/
+	cp $(GEN_DIR)/internal/listenq/gen/* internal/listenq/gen/
 	rm -rf $(GEN_DIR)
 	$(MAKE) docs
 
