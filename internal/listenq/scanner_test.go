@@ -180,4 +180,3 @@ func deadPID(t *testing.T) int {
 	}
 	return p.Pid
 }
-
