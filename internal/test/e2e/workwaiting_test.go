@@ -67,11 +67,12 @@ func dialQueued(t *testing.T, addr string, n int) {
 // stalledOnQueue checks the stall event of a work_waiting stall on addr
 // and that it came within the budget and a few polls of first, the
 // first connection nobody accepted; then that the heartbeat stopped and
-// the target was killed at kill_after. It logs the scenario's figures.
-func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, w *workload.Proc, addr string, first time.Time, threadsHave string) {
+// stallmon killed the target at kill_after (the caller checks it died of
+// SIGKILL). It logs the scenario's figures.
+func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr string, first time.Time, threadsHave string) {
 	t.Helper()
 	stall := agent.Events.Next("stall", 15*time.Second)
-	wantFields(t, "stall", stall, map[string]any{"reason": "work_waiting", "kind": "tcp", "local_addr": addr, "pid": w.PID})
+	wantFields(t, "stall", stall, map[string]any{"reason": "work_waiting", "kind": "tcp", "local_addr": addr, "pid": pid})
 	if q, _ := stall["queued"].(float64); q < 1 {
 		t.Errorf("stall: queued = %v, want connections waiting", stall["queued"])
 	}
@@ -97,12 +98,6 @@ func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, w *workload.P
 	toKill := eventTime(t, kill).Sub(first)
 	if toKill < waitKillAfter {
 		t.Errorf("killed %v after the first unaccepted connection, before kill_after %v", toKill, waitKillAfter)
-	}
-	if err := w.Wait(); err == nil {
-		t.Fatal("the workload survived")
-	}
-	if ws := w.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("workload status %v, want SIGKILL", ws)
 	}
 	t.Logf("first unaccepted connection to stall event %v, to last ALIVE %v, to kill %v (queued %v; threads %v)",
 		toStall.Round(time.Millisecond), lastAlive.Sub(first).Round(time.Millisecond), toKill.Round(time.Millisecond),
@@ -134,7 +129,8 @@ func TestWorkWaitingLostWakeup(t *testing.T) {
 	}
 	first := time.Now()
 	dialQueued(t, addr, 3)
-	stalledOnQueue(t, c, agent, w, addr, first, ":epoll_pwait") // x/sys/unix waits with epoll_pwait
+	stalledOnQueue(t, c, agent, w.PID, addr, first, ":epoll_pwait") // x/sys/unix waits with epoll_pwait
+	killedWorkload(t, w)
 }
 
 // A thread pool whose workers all wait for a lock nobody will give back:
@@ -163,7 +159,18 @@ func TestWorkWaitingPoolDeadlock(t *testing.T) {
 	dialQueued(t, addr, workers)
 	first := time.Now()
 	dialQueued(t, addr, 3)
-	stalledOnQueue(t, c, agent, w, addr, first, ":futex")
+	stalledOnQueue(t, c, agent, w.PID, addr, first, ":futex")
+	killedWorkload(t, w)
+}
+
+func killedWorkload(t *testing.T, w *workload.Proc) {
+	t.Helper()
+	if err := w.Wait(); err == nil {
+		t.Fatal("the workload survived")
+	}
+	if ws := w.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("workload status %v, want SIGKILL", ws)
+	}
 }
 
 // An idle listener (empty queue) and one that a stream of clients keeps
