@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,65 @@ func TestQueueStallKeys(t *testing.T) {
 	ka, kb := judged{thread: listenerThread(a, snap)}.key(), judged{thread: listenerThread(b, snap)}.key()
 	if ka == kb || ka.entered < 1<<62 {
 		t.Errorf("keys %+v and %+v", ka, kb)
+	}
+}
+
+// fakeListeners counts scans and returns one listener, its queue never
+// taken.
+type fakeListeners struct{ scans int }
+
+func (f *fakeListeners) Scan(pids []int) ([]listenq.Listener, error) {
+	f.scans++
+	if len(pids) != 1 || pids[0] != 7 {
+		return nil, fmt.Errorf("asked for %v, want [7]", pids)
+	}
+	return []listenq.Listener{queued(2, 1)}, nil
+}
+
+// The listeners are scanned at most every tenth of the budget (at every
+// poll when that is shorter); the polls in between repeat the latest
+// scan's judgement, unextended.
+func TestListenerScanEveryTenthOfBudget(t *testing.T) {
+	table, err := budget.Parse([]byte("default: {budget: 5s, kill_after: 60s}\nstates:\n  work_waiting: {budget: 10s, kill_after: 60s}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeListeners{}
+	a := &Agent{cfg: Config{Table: table, PollInterval: 100 * time.Millisecond, Listeners: src}}
+	t0 := time.Unix(1000, 0)
+	var last []judged
+	for i := range 201 { // 20s of polls
+		at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		got, err := a.scanListeners(waitSnap(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = got
+	}
+	if src.scans != 21 {
+		t.Errorf("%d scans in 20s of 100ms polls under a 10s budget, want 21 (one a second)", src.scans)
+	}
+	if len(last) != 1 || last[0].span != 20*time.Second {
+		t.Fatalf("judged %+v, want the queue waiting 20s", last)
+	}
+	// At a budget of 1s (a tenth: 100ms) every poll scans.
+	table, _ = budget.Parse([]byte("default: {budget: 5s, kill_after: 60s}\nstates:\n  work_waiting: {budget: 1s, kill_after: 3s}\n"), nil)
+	src = &fakeListeners{}
+	a = &Agent{cfg: Config{Table: table, PollInterval: 100 * time.Millisecond, Listeners: src}}
+	for i := range 10 {
+		// Polls a few ms early still scan.
+		if _, err := a.scanListeners(waitSnap(t0.Add(time.Duration(i)*98*time.Millisecond))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src.scans != 10 {
+		t.Errorf("%d scans in 10 polls under a 1s budget, want 10", src.scans)
+	}
+	// Off: never scanned.
+	table, _ = budget.Parse([]byte("default: {budget: 5s, kill_after: 60s}\n"), nil)
+	src = &fakeListeners{}
+	a = &Agent{cfg: Config{Table: table, PollInterval: 100 * time.Millisecond, Listeners: src}}
+	if got, err := a.scanListeners(waitSnap(t0)); err != nil || got != nil || src.scans != 0 {
+		t.Errorf("with work_waiting off: %v, %v after %d scans", got, err, src.scans)
 	}
 }
