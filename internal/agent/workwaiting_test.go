@@ -140,7 +140,7 @@ func TestListenerScanEveryTenthOfBudget(t *testing.T) {
 	a = &Agent{cfg: Config{Table: table, PollInterval: 100 * time.Millisecond, Listeners: src}}
 	for i := range 10 {
 		// Polls a few ms early still scan.
-		if _, err := a.scanListeners(waitSnap(t0.Add(time.Duration(i)*98*time.Millisecond))); err != nil {
+		if _, err := a.scanListeners(waitSnap(t0.Add(time.Duration(i) * 98 * time.Millisecond))); err != nil {
 			t.Fatal(err)
 		}
 	}
