@@ -1,9 +1,12 @@
 package budget
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stallmon/stallmon/internal/testutil/repo"
 )
 
 // work_waiting judges accept queues only when the table asks: neither the
@@ -44,5 +47,25 @@ func TestWorkWaitingNotPerSyscall(t *testing.T) {
 	_, err := Parse([]byte("default: {budget: 5s, kill_after: 60s}\nsyscalls:\n  accept: {budget: unbounded, work_waiting: {budget: 1s}}\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "per listening socket") {
 		t.Errorf("work_waiting under a syscall: err %v, want a refusal naming what it judges", err)
+	}
+}
+
+// The rule docs/budgets.md recommends, and the built-in table's comment
+// shows, parses to what they say.
+func TestWorkWaitingRecommendation(t *testing.T) {
+	const line = "  work_waiting: {budget: 10s, kill_after: 60s}\n"
+	doc, err := os.ReadFile(repo.Path(t, "docs/budgets.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "states:\n"+line) {
+		t.Errorf("docs/budgets.md does not recommend %q", line)
+	}
+	if !strings.Contains(string(DefaultYAML()), "  # "+line) {
+		t.Errorf("default.yaml's comment does not show %q", line)
+	}
+	tb := mustParse(t, "default: {budget: 5s, kill_after: 60s}\nstates:\n"+line)
+	if got, want := tb.ProcessRule(WorkWaiting), (Rule{Budget: 10 * sec, KillAfter: 60 * sec}); got != want {
+		t.Errorf("recommended rule = %v, want %v", got, want)
 	}
 }
