@@ -180,3 +180,44 @@ func deadPID(t *testing.T) int {
 	}
 	return p.Pid
 }
+
+// A serial client of a serial server: each connection accepted, served
+// and closed before the next comes, so its buffers and sockets are freed
+// and the kernel readily hands the same addresses to the next one. The
+// mark must still differ from one queued connection to the next, or a
+// slow but serving service would look stuck.
+func TestMarkMovesAcrossSerialConnections(t *testing.T) {
+	s := openScanner(t)
+	path := filepath.Join(t.TempDir(), "serial.sock")
+	for _, c := range []struct{ network, addr string }{{"tcp4", "127.0.0.1:0"}, {"unix", path}} {
+		t.Run(c.network, func(t *testing.T) {
+			ln, err := net.Listen(c.network, c.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			addr := ln.Addr().String()
+			var prev Mark
+			for i := range 50 {
+				client, err := net.Dial(c.network, addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l := find(t, s, addr)
+				if l.Queued != 1 {
+					t.Fatalf("connection %d: queued %d, want 1", i, l.Queued)
+				}
+				if i > 0 && l.Mark == prev {
+					t.Fatalf("connection %d has the mark of connection %d: %v", i, i-1, l.Mark)
+				}
+				prev = l.Mark
+				conn, err := ln.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn.Close()
+				client.Close()
+			}
+		})
+	}
+}

@@ -43,7 +43,7 @@ enum listen_kind {
 // the oldest queued request and the initial sequence numbers of its
 // handshake (random per connection, so a request allocated where an
 // accepted one was freed still differs); for unix stream the oldest
-// queued skb, its embryo socket and the connecting socket.
+// queued skb, its embryo socket and the connecting socket's inode number.
 struct listen_rec {
 	__u32 tgid;
 	__u32 fd;
@@ -101,8 +101,13 @@ static __always_inline void unix_mark(struct sock *sk, struct listen_rec *l)
 	if (head) {
 		struct sock *embryo = BPF_CORE_READ(head, sk);
 		l->mark[1] = (__u64)embryo;
-		if (embryo)
-			l->mark[2] = (__u64)BPF_CORE_READ((struct unix_sock *)embryo, peer);
+		struct sock *client = embryo ? BPF_CORE_READ((struct unix_sock *)embryo, peer) : NULL;
+		// The connecting socket's inode number: a new one for every
+		// socket made, where freed buffers and sockets are soon
+		// reused at the same addresses (serial clients of a serial
+		// server). A client that closed its end has none left.
+		__u64 ino = client ? BPF_CORE_READ(client, sk_socket, file, f_inode, i_ino) : 0;
+		l->mark[2] = ino ? ino : (__u64)client;
 	}
 	struct unix_address *ua = BPF_CORE_READ((struct unix_sock *)sk, addr);
 	if (!ua)
