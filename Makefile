@@ -144,7 +144,7 @@ clean:
 # Boots Debian's kernels in QEMU (TCG unless the CPU has vmx/svm) and runs
 # the privileged test suites of VMTEST_PKGS inside each; needs root, and
 # installs QEMU and the kernels it needs. See internal/test/vm/doc.go for settings.
-VMTEST_PKGS ?= ./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/
+VMTEST_PKGS ?= ./internal/tracker/ ./internal/listenq/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/
 .PHONY: vmtest
 vmtest:
 	STALLMON_VMTEST=1 VMTEST_PKGS="$(VMTEST_PKGS)" $(GO) test -count=1 -timeout 40m -v -run '^TestKernels$$' ./internal/test/vm/
