@@ -31,7 +31,7 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/stallmon
 
-# Regenerates internal/tracker/gen/ and internal/egress/gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
+# Regenerates internal/tracker/gen/, internal/egress/gen/ and internal/listenq/gen/ (BPF objects, their Go bindings, syscall tables) byte for byte.
 # clang-19 emits BTF forward declarations in heap-address order, and the heap
 # layout follows the length of the working directory: the same source gives
 # different objects in checkouts at different paths. So generation runs in a
@@ -39,11 +39,13 @@ build:
 GEN_DIR := /tmp/stallmon-generate
 generate: deps-bpf
 	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
-	tar -c go.mod go.sum internal/tracker/bpf internal/tracker/gen internal/egress/bpf internal/egress/gen internal/tools | tar -x -C $(GEN_DIR)
+	tar -c go.mod go.sum internal/tracker/bpf internal/tracker/gen internal/egress/bpf internal/egress/gen internal/listenq/bpf internal/listenq/gen internal/tools | tar -x -C $(GEN_DIR)
 	cd $(GEN_DIR)/internal/tracker/gen && $(GO) generate ./...
 	cd $(GEN_DIR)/internal/egress/gen && $(GO) generate ./...
+	cd $(GEN_DIR)/internal/listenq/gen && $(GO) generate ./...
 	cp $(GEN_DIR)/internal/tracker/gen/* internal/tracker/gen/
 	cp $(GEN_DIR)/internal/egress/gen/* internal/egress/gen/
+	cp $(GEN_DIR)/internal/listenq/gen/* internal/listenq/gen/
 	rm -rf $(GEN_DIR)
 	$(MAKE) docs
 
@@ -60,7 +62,7 @@ docs:
 # The detection tests, run once more with --tracker=sampled: the same
 # hangs, idle and busy targets, late returns and kills, seen without any
 # syscall program.
-SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace|TestKillAfterZeroNeverKills|TestWorkerCoreDumpSparesTree|TestSlowFsyncNotKilled|TestHungFsyncStallsAndIsKilled|TestBigMemoryWorkNotKilled|TestMlockallNotKilled|TestPopulateOfHungFileStalls|TestHungCloseStallsAndIsKilled|TestIA32HelperInTree|TestPageFaultStall|TestResolvedPageFaultsNotFlagged|TestSeccompHeldSyscallStall|TestSeccompAnsweredNotFlagged|TestFrozenIsNotPageFault|TestUserSpaceSpinNotFlagged|TestChurnKeepsStuckThreadSeen|TestSpawnExecOnHungFS|TestSendfileToStalledClientNotFlagged|TestSendfileFromHungFUSEWaitsOnTheFile|TestIOUringWorkerOnHungFUSE|TestLingeringDup2CloseNotKilled|TestEgressHangSilencesOwnHeartbeat|TestEgressStallmonGoneSilencesService|TestEgressRunHangSilencesOwnHeartbeat|TestEgressHealthyServiceNeverDropped
+SAMPLED_TESTS := TestHungFS|TestIdleAndBusyTargetKeepsHeartbeat|TestStallThatClearsResumesHeartbeat|TestLateReturnIsFencedByDefault|TestStallStopsHeartbeatAndKills|TestStalledSentBeforeImmediateKill|TestUnkillableUntilFUSEServerAnswers|TestAttachReportsStall|TestSendfileFromHungFS|TestIdleIOUringNotFlagged|TestIOUringWorkerInD|TestSpawnParentNotFlagged|TestStoppedTargetStopsHeartbeat|TestFrozenTargetStalls|TestTree|TestCgroupStallKillsWholeService|TestTenThousandIdleThreads|TestRunRestartsKilledService|TestKillGrace|TestKillAfterZeroNeverKills|TestWorkerCoreDumpSparesTree|TestSlowFsyncNotKilled|TestHungFsyncStallsAndIsKilled|TestBigMemoryWorkNotKilled|TestMlockallNotKilled|TestPopulateOfHungFileStalls|TestHungCloseStallsAndIsKilled|TestIA32HelperInTree|TestPageFaultStall|TestResolvedPageFaultsNotFlagged|TestSeccompHeldSyscallStall|TestSeccompAnsweredNotFlagged|TestFrozenIsNotPageFault|TestUserSpaceSpinNotFlagged|TestChurnKeepsStuckThreadSeen|TestSpawnExecOnHungFS|TestSendfileToStalledClientNotFlagged|TestSendfileFromHungFUSEWaitsOnTheFile|TestIOUringWorkerOnHungFUSE|TestLingeringDup2CloseNotKilled|TestEgressHangSilencesOwnHeartbeat|TestEgressStallmonGoneSilencesService|TestEgressRunHangSilencesOwnHeartbeat|TestEgressHealthyServiceNeverDropped|TestWorkWaiting
 test: deps-test deps-bpf
 	$(GO) mod download
 	$(GO) vet ./...
@@ -142,7 +144,7 @@ clean:
 # Boots Debian's kernels in QEMU (TCG unless the CPU has vmx/svm) and runs
 # the privileged test suites of VMTEST_PKGS inside each; needs root, and
 # installs QEMU and the kernels it needs. See internal/test/vm/doc.go for settings.
-VMTEST_PKGS ?= ./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/
+VMTEST_PKGS ?= ./internal/tracker/ ./internal/listenq/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/
 .PHONY: vmtest
 vmtest:
 	STALLMON_VMTEST=1 VMTEST_PKGS="$(VMTEST_PKGS)" $(GO) test -count=1 -timeout 40m -v -run '^TestKernels$$' ./internal/test/vm/

@@ -46,7 +46,10 @@ type Config struct {
 	// Egress, when set, holds the service's own packets to its
 	// heartbeat destinations back unless the agent vouches for it.
 	Egress EgressGate
-	Logger *slog.Logger
+	// Listeners, when set, reads the target's listening sockets for the
+	// table's work_waiting rule; it is not read while the rule is off.
+	Listeners ListenerSource
+	Logger    *slog.Logger
 }
 
 // errEmptySnapshot is a poll that saw no thread of a target still alive.
@@ -85,6 +88,7 @@ type Agent struct {
 	declared   *judged
 	lateLogged bool
 	deaths     deathWatch
+	queues     queueWatch
 	unknown    unknownWatch
 	stats      *statsRecorder
 	// abandoned is set by Abandon: the run ends without a last word.
@@ -242,6 +246,11 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	timing := pollTiming{start: now, gap: gap, late: !onTime}
 
 	snap, err := a.mon.Snapshot()
+	var waiting []judged
+	if err == nil {
+		// A listener scan that fails leaves the poll unable to vouch.
+		waiting, err = a.scanListeners(snap)
+	}
 	// After the snapshot, so that it vouches for the program that wrote
 	// it: a link changed before or while the iterator ran is caught now.
 	if verr := a.mon.VerifyLinks(); verr != nil {
@@ -282,6 +291,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 		a.event(slog.LevelError, event.DiedInSyscall, judgedAttrs(j)...)
 	}
 	over := append(a.deaths.over(snap.Taken), a.judge.over(snap)...)
+	over = append(over, waiting...)
 	// Events first, then the gate: the beacon logs heartbeat_stopped and
 	// heartbeat_resumed when it hears the gate, so they always follow the
 	// stall or stall_cleared that caused them. The log is written off this
@@ -301,6 +311,7 @@ func (a *Agent) poll(ctx context.Context) *judged {
 	a.gate.polledUnknown(now, gated, unknown)
 	a.egressAfterPoll(now)
 	a.stats.polled(timing, snap, over)
+	a.stats.listeners(a.queues.latest)
 	if len(started) > 0 || len(cleared) > 0 {
 		a.pub.poke()
 	}

@@ -61,6 +61,9 @@ func judgedAttrs(j judged) []slog.Attr {
 	if j.reason != reasonOverBudget {
 		attrs = append(attrs, slog.Float64("state_seconds", j.span.Seconds()))
 	}
+	if q := j.queue; q != nil {
+		attrs = append(attrs, queueAttrs(q, j.span)...)
+	}
 	if j.onSide {
 		// Judged by the fd it waits on, for as long as it has.
 		attrs = append(attrs, slog.Float64("fd_wait_seconds", j.span.Seconds()))

@@ -37,6 +37,9 @@ type judged struct {
 	// onSide marks a two-fd syscall judged by the fd it waits on: span
 	// is the time it has waited there (waitside.go).
 	onSide bool
+	// queue is set for a work_waiting stall: the listener whose
+	// connections wait (workwaiting.go). span is how long they have.
+	queue *queueWait
 }
 
 func (j judged) overBudget() bool {

@@ -55,6 +55,9 @@ type Stats struct {
 	// InFlight and Stalled are from the latest successful poll.
 	InFlight []InFlight      // by syscall name, sorted
 	Stalled  []StalledThread // threads over budget, sorted by tid
+	// Listeners are the target's listening sockets at the latest poll,
+	// read only while the table's work_waiting rule is on.
+	Listeners []ListenerQueue
 }
 
 // InFlight is the target's threads inside one syscall.
@@ -229,6 +232,14 @@ func (r *statsRecorder) polled(pt pollTiming, snap tracker.Snapshot, over []judg
 	r.st.Polls++
 	r.st.LastPoll = pt.start
 	r.st.InFlight, r.st.Stalled = flights, stalled
+}
+
+// listeners records the latest listener scan; it copies qs, which the
+// caller reuses.
+func (r *statsRecorder) listeners(qs []ListenerQueue) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st.Listeners = slices.Clone(qs)
 }
 
 func (r *statsRecorder) sent(state string, err error) {

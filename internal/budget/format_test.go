@@ -28,6 +28,7 @@ states:
   frozen: {budget: 5s, kill_after: never}
   dumping_core: {budget: 5s, kill_after: never}
   exiting: {budget: 5s, kill_after: 1m}
+  work_waiting: unbounded
 syscalls:
   accept: unbounded
   fsync: {budget: 1.5s, kill_after: never}
@@ -51,7 +52,7 @@ func TestFormatEmpty(t *testing.T) {
 	tb := mustParse(t, "default: unbounded\n")
 	want := "default: unbounded\nstates:\n" +
 		"  uninterruptible: unbounded\n  running: unbounded\n  page_fault: unbounded\n  stopped: unbounded\n  traced: unbounded\n" +
-		"  frozen: unbounded\n  dumping_core: unbounded\n  exiting: unbounded\n" +
+		"  frozen: unbounded\n  dumping_core: unbounded\n  exiting: unbounded\n  work_waiting: unbounded\n" +
 		"syscalls: {}\n"
 	if got := format(t, tb); got != want {
 		t.Errorf("Format = %q", got)

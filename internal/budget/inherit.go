@@ -36,10 +36,11 @@ func (t *Table) buildStates() error {
 }
 
 // inheritedState is the rule for a state the table leaves out: the
-// default's budget, and its kill_after only where killing is ours to do.
+// default's budget, and its kill_after only where killing is ours to do;
+// nothing for a state judged only when the table asks (work_waiting).
 func inheritedState(def Rule, st State) Rule {
-	if def.Unbounded {
-		return def
+	if def.Unbounded || st.offByDefault() {
+		return Rule{Unbounded: true}
 	}
 	r := Rule{Budget: def.Budget}
 	if st.killsByDefault() {

@@ -218,7 +218,7 @@ func TestParseStateErrors(t *testing.T) {
 	checkErrors(t, []errorCase{
 		{"states list", def + "states:\n  - stopped\n", 3, "states: want a mapping, got a list"},
 		{"unknown state", def + "states:\n  stopped: unbounded\n  sleeping: unbounded\n", 4,
-			`states: unknown state "sleeping" (want uninterruptible, running, page_fault, stopped, traced, frozen, dumping_core or exiting)`},
+			`states: unknown state "sleeping" (want uninterruptible, running, page_fault, stopped, traced, frozen, dumping_core, exiting or work_waiting)`},
 		{"duplicate state", def + "states:\n  traced: unbounded\n  traced: unbounded\n", 4, `states: duplicate key "traced" (first at line 3)`},
 		{"duplicate states section", def + "states: {}\nstates: {}\n", 3, `duplicate key "states" (first at line 2)`},
 		{"by_fd in states", def + "states:\n  running:\n    budget: 1s\n    by_fd: {}\n", 5,

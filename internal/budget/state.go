@@ -17,6 +17,9 @@ const (
 	Frozen                       // cgroup freezer
 	DumpingCore                  // a core dump in progress
 	Exiting                      // the process is exiting (group exit)
+	// WorkWaiting: connections wait in a listener's accept queue and none
+	// is accepted. Judged per listening socket, not per thread.
+	WorkWaiting
 )
 
 // The names are the table's keys, so they are spelt the way YAML keys are.
@@ -29,6 +32,7 @@ var stateNames = [...]string{
 	Frozen:          "frozen",
 	DumpingCore:     "dumping_core",
 	Exiting:         "exiting",
+	WorkWaiting:     "work_waiting",
 }
 
 const numStates = len(stateNames)
@@ -70,8 +74,11 @@ func (s State) PerSyscall() bool { return s == Uninterruptible || s == Running }
 // judgedAs says, for error messages, what a state that is not per syscall
 // is judged on.
 func (s State) judgedAs() string {
-	if s == PageFault {
+	switch s {
+	case PageFault:
 		return "outside any syscall"
+	case WorkWaiting:
+		return "per listening socket"
 	}
 	return "per process"
 }
@@ -83,6 +90,12 @@ func (s State) judgedAs() string {
 func (s State) killsByDefault() bool {
 	return s == Uninterruptible || s == Running || s == PageFault || s == Exiting
 }
+
+// offByDefault reports whether a state left out of the table is not
+// judged at all. A queue that waits is no stall by itself: a service may
+// stop accepting on purpose (back-pressure: it stops taking work it
+// cannot finish), so judging accept queues is the operator's choice.
+func (s State) offByDefault() bool { return s == WorkWaiting }
 
 // stateList names every state for error messages.
 func stateList() string {

@@ -6,7 +6,7 @@ import (
 )
 
 func TestStateNamesRoundTrip(t *testing.T) {
-	want := []string{"uninterruptible", "running", "page_fault", "stopped", "traced", "frozen", "dumping_core", "exiting"}
+	want := []string{"uninterruptible", "running", "page_fault", "stopped", "traced", "frozen", "dumping_core", "exiting", "work_waiting"}
 	states := States()
 	if len(states) != len(want) {
 		t.Fatalf("States() has %d states, want %d", len(states), len(want))
@@ -30,7 +30,7 @@ func TestParseStateUnknown(t *testing.T) {
 	if err == nil {
 		t.Fatal("unknown state accepted")
 	}
-	for _, n := range []string{`"sleeping"`, "uninterruptible", "dumping_core or exiting"} {
+	for _, n := range []string{`"sleeping"`, "uninterruptible", "exiting or work_waiting"} {
 		if !strings.Contains(err.Error(), n) {
 			t.Errorf("error %q does not mention %s", err, n)
 		}

@@ -155,6 +155,10 @@ func TestStatesInheritDefault(t *testing.T) {
 	tb := mustParse(t, "default: {budget: 4s, kill_after: 40s}\n")
 	for _, s := range States() {
 		want := Rule{Budget: 4 * sec}
+		if s == WorkWaiting {
+			// Off unless the table lists it.
+			want = Rule{Unbounded: true}
+		}
 		if s == Uninterruptible || s == Running || s == PageFault || s == Exiting {
 			want.KillAfter = 40 * sec
 		}
@@ -232,6 +236,7 @@ states:
   frozen: unbounded
   dumping_core: {budget: 5s, kill_after: never}
   exiting: {budget: 5s, kill_after: 1m}
+  work_waiting: unbounded
 syscalls:
   clone3: {budget: 5s, kill_after: 1m, uninterruptible: unbounded}
   fsync: {budget: 10s, kill_after: 2m}

@@ -34,6 +34,7 @@ type agentCollector struct {
 	sent, sendErrors, stalls, kills            *prometheus.Desc
 	sinkUp, sinkApplies, sinkFailures          *prometheus.Desc
 	inFlight, oldest, stalledThread            *prometheus.Desc
+	listenerQueued, listenerWaiting            *prometheus.Desc
 	polls, pollFailures, latePolls, lastPoll   *prometheus.Desc
 	pollDuration, pollLag, pollIntervalSeconds *prometheus.Desc
 }
@@ -76,6 +77,12 @@ func newAgentCollector(src AgentSource, pollInterval time.Duration) *agentCollec
 		stalledThread: d("stalled_thread_elapsed_seconds",
 			"Time in its syscall of each thread that is over budget right now; the series ends when the syscall returns.",
 			"tid", "comm", "syscall", "fd_kind"),
+		listenerQueued: d("listener_queued",
+			"Connections waiting in the accept queues of the target's listening sockets at the latest poll, by kind (tcp, unix) and local port (the address for unix); only while the table's work_waiting rule is on.",
+			"kind", "port"),
+		listenerWaiting: d("listener_waiting_seconds",
+			"How long connections have waited in each listener's queue with none accepted, at the latest poll (0 while it is empty or accepting), by kind and local port; only while work_waiting is on.",
+			"kind", "port"),
 		polls:        d("agent_polls_total", "Successful polls of the tracker."),
 		pollFailures: d("agent_poll_failures_total", "Polls whose snapshot failed (the gate goes blind)."),
 		latePolls: d("agent_late_polls_total",
@@ -132,6 +139,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range st.Stalled {
 		gauge(c.stalledThread, s.Elapsed.Seconds(), strconv.Itoa(s.TID), s.Comm, s.Syscall, s.FDKind)
 	}
+	c.collectListeners(ch, st.Listeners)
 	counter(c.polls, st.Polls)
 	counter(c.pollFailures, st.PollFailures)
 	counter(c.latePolls, st.LatePolls)
@@ -160,4 +168,26 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// collectListeners emits one series per kind and port: sockets on one
+// port (IPv4 and IPv6, or SO_REUSEPORT) add their queues up and show the
+// longest wait.
+func (c *agentCollector) collectListeners(ch chan<- prometheus.Metric, ls []agent.ListenerQueue) {
+	type key struct{ kind, port string }
+	queued := map[key]uint32{}
+	waiting := map[key]time.Duration{}
+	var order []key
+	for _, l := range ls {
+		k := key{l.Kind, l.Label}
+		if _, seen := queued[k]; !seen {
+			order = append(order, k)
+		}
+		queued[k] += l.Queued
+		waiting[k] = max(waiting[k], l.Waiting)
+	}
+	for _, k := range order {
+		ch <- prometheus.MustNewConstMetric(c.listenerQueued, prometheus.GaugeValue, float64(queued[k]), k.kind, k.port)
+		ch <- prometheus.MustNewConstMetric(c.listenerWaiting, prometheus.GaugeValue, waiting[k].Seconds(), k.kind, k.port)
+	}
 }

@@ -41,6 +41,12 @@ func stalledAgentStats() agent.Stats {
 		},
 		Stalled: []agent.StalledThread{{TID: 4250, Comm: "worker", Syscall: "read", FDKind: "regular",
 			Elapsed: 7 * time.Second, Budget: 5 * time.Second, KillAfter: time.Minute}},
+		// Two sockets on one port (IPv4 and IPv6) make one series.
+		Listeners: []agent.ListenerQueue{
+			{Label: "6379", Kind: "tcp", Queued: 3, Limit: 511, Waiting: 4 * time.Second},
+			{Label: "6379", Kind: "tcp", Queued: 2, Limit: 511},
+			{Label: "/run/svc.sock", Kind: "unix", Limit: 128},
+		},
 	}
 }
 

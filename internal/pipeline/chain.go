@@ -11,6 +11,7 @@ import (
 	"github.com/stallmon/stallmon/internal/egress"
 	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/identity"
+	"github.com/stallmon/stallmon/internal/listenq"
 	"github.com/stallmon/stallmon/internal/nodefence"
 	"github.com/stallmon/stallmon/internal/selfprotect"
 	"github.com/stallmon/stallmon/internal/sink"
@@ -21,15 +22,18 @@ import (
 // watches in turn (stallmon run watches one per start of the service):
 // the table, the heartbeat and the integrations' hub.
 type chain struct {
-	cfg     Config
-	log     *slog.Logger
-	table   *budget.Table
-	kind    tracker.Kind
-	late    agent.LateReturn
-	hb      *agent.HeartbeatConfig // nil without a heartbeat
-	hub     *sink.Hub              // nil without integrations
-	dests   []egress.Dest          // --gate-egress; none without a gate
-	closers []func()
+	cfg   Config
+	log   *slog.Logger
+	table *budget.Table
+	kind  tracker.Kind
+	late  agent.LateReturn
+	hb    *agent.HeartbeatConfig // nil without a heartbeat
+	hub   *sink.Hub              // nil without integrations
+	dests []egress.Dest          // --gate-egress; none without a gate
+	// listeners reads accept queues for the work_waiting rule; nil while
+	// the table leaves the rule off.
+	listeners *listenq.Scanner
+	closers   []func()
 }
 
 // newChain checks how targets are to be judged and loads the table.
@@ -148,6 +152,21 @@ func (c *chain) openEgress(service string, scope egress.Scope) (*egress.Gate, er
 	return g, nil
 }
 
+// openListeners loads the listener scanner when the table judges
+// work_waiting; the table's other rules never need it.
+func (c *chain) openListeners() error {
+	if c.listeners != nil || c.table.ProcessRule(budget.WorkWaiting).Unbounded {
+		return nil
+	}
+	s, err := listenq.Open()
+	if err != nil {
+		return attachErr(fmt.Errorf("work_waiting: %w", err))
+	}
+	c.listeners = s
+	c.closers = append(c.closers, func() { s.Close() })
+	return nil
+}
+
 // newAgent is the agent that judges t; nf, when set, takes the node down
 // if a killed target does not die; gate, when set, is the service's own
 // heartbeat's egress gate.
@@ -156,6 +175,13 @@ func (c *chain) newAgent(t *tracker.Tracker, nf nodefence.Fencer, gate *egress.G
 	var eg agent.EgressGate
 	if gate != nil {
 		eg = gate
+	}
+	if err := c.openListeners(); err != nil {
+		return nil, err
+	}
+	var ls agent.ListenerSource
+	if c.listeners != nil {
+		ls = c.listeners
 	}
 	a, err := agent.New(t, agent.Config{
 		PollInterval: w.PollInterval,
@@ -167,6 +193,7 @@ func (c *chain) newAgent(t *tracker.Tracker, nf nodefence.Fencer, gate *egress.G
 		Integrations: c.hub,
 		NodeFence:    nf,
 		Egress:       eg,
+		Listeners:    ls,
 		Logger:       c.log,
 	})
 	if err != nil {

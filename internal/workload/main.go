@@ -57,6 +57,11 @@ var commands = map[string]command{
 	"sendfile-drain":     {"", []int{0}, (*workload).sendfileDrain},
 	"heartbeat":          {"ADDR INTERVAL", []int{2}, (*workload).heartbeatStart},
 	"heartbeat-stop":     {"", []int{0}, (*workload).heartbeatStop},
+	"epoll-server":       {"", []int{0}, (*workload).epollServerStart},
+	"epoll-lose":         {"", []int{0}, (*workload).epollLose},
+	"pool-server":        {"WORKERS", []int{1}, (*workload).poolServerStart},
+	"pool-deadlock":      {"", []int{0}, (*workload).poolDeadlock},
+	"server-counts":      {"", []int{0}, (*workload).serverCounts},
 	"exit":               {"CODE", []int{1}, (*workload).exit},
 }
 
@@ -81,7 +86,9 @@ type workload struct {
 	mapper    *fileMapper
 	stalled   *stalledSender
 	heartbeat *heartbeatLoop
-	held      [][]byte // alloc's memory, kept until exit
+	epoll     *epollServer // epoll-server's
+	pool      *poolServer  // pool-server's
+	held      [][]byte     // alloc's memory, kept until exit
 	// sleeperPipes are the pipes sleepers' threads wait on, kept open
 	// until exit.
 	sleeperPipes [][2]int

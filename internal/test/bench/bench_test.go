@@ -46,6 +46,9 @@ type config struct {
 	// without wait sites.
 	snapshotCases []SnapshotCase
 	snapshots     int
+	// listenerCases are numbers of listening sockets in the scanned
+	// process; each is scanned snapshots times per round (rounds).
+	listenerCases []int
 	// pollWindows of pollWindow each per poll-cost case: medians of them.
 	pollWindows int
 	pollWindow  time.Duration
@@ -85,6 +88,7 @@ var full = config{
 	},
 	snapshotCases: []SnapshotCase{{100, false}, {100, true}, {10000, false}, {10000, true}},
 	snapshots:     200,
+	listenerCases: []int{100, 10000},
 	pollWindows:   3, pollWindow: 3500 * time.Millisecond,
 	// stallmon attach's defaults for the intervals.
 	latencyTrials: 30, budget: time.Second, pollInterval: 100 * time.Millisecond, heartbeatInterval: 500 * time.Millisecond,
@@ -102,6 +106,7 @@ var smoke = config{
 		{Threads: 200, Procs: 4, Scope: ScopeCgroup}, {Threads: 100, Bounded: true}},
 	snapshotCases: []SnapshotCase{{100, false}, {100, true}},
 	snapshots:     5,
+	listenerCases: []int{100},
 	pollWindows:   1, pollWindow: 300 * time.Millisecond,
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
 	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
@@ -151,6 +156,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	part("sendto", func(t *testing.T) { runSendto(t, cfg, tab) })
 	part("poll", func(t *testing.T) { falseStalls, pollSeconds = runPollCost(t, cfg, tab, baseline) })
 	part("snapshot", func(t *testing.T) { runSnapshotCost(t, cfg, tab) })
+	part("listeners", func(t *testing.T) { runListenerScan(t, cfg, tab) })
 	part("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
 	part("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })

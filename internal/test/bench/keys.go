@@ -201,6 +201,10 @@ func (c SnapshotCase) String() string {
 	return fmt.Sprintf("%s threads idle in futex", thousands(c.Threads))
 }
 
+// ListenerScanKey names the row of one work_waiting listener scan of a
+// process holding n listening sockets.
+func ListenerScanKey(n int) string { return fmt.Sprintf("listeners/%d", n) }
+
 // SnapshotKey names a snapshot-cost row, with wait sites taken or not.
 func SnapshotKey(c SnapshotCase, waitSites bool) string {
 	return fmt.Sprintf("snapshot/%d/%t/%t", c.Threads, c.Bounded, waitSites)

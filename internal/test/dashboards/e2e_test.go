@@ -17,6 +17,7 @@ import (
 
 	sys "golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/budget"
 	"github.com/stallmon/stallmon/internal/testutil/harness"
 	"github.com/stallmon/stallmon/internal/testutil/nettest"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
@@ -45,10 +46,12 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	}
 	net := []string{"--group", group.String(), "--interface", "lo", "--key-file", keyFile}
 
-	// The target: an idle pipe read (in flight, never a stall) and a
-	// steady fsync, so the latency histogram and budget lines have data.
+	// The target: an idle pipe read (in flight, never a stall), a steady
+	// fsync, so the latency histogram and budget lines have data, and an
+	// idle listener, for the work_waiting panel (the table turns the rule
+	// on).
 	w := workloadtest.Start(t)
-	for _, cmd := range []string{"pipe-wait", "fsync-loop " + t.TempDir()} {
+	for _, cmd := range []string{"pipe-wait", "fsync-loop " + t.TempDir(), "epoll-server"} {
 		if _, err := w.Do(cmd); err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +61,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		"--timeout", "2s", "--metrics-addr", "127.0.0.1:0"}, net...)...)
 	const killAfter = 10 * time.Second
 	agent := harness.Start(t, stallmon, append([]string{"attach", "--pid", strconv.Itoa(w.PID), "--log-format", "json",
-		"--node-id", "e2e-node", "--budget", "300ms", "--kill-after", killAfter.String(), "--kill-grace", "3s",
+		"--node-id", "e2e-node", "--config", waitingTable(t), "--budget", "300ms", "--kill-after", killAfter.String(), "--kill-grace", "3s",
 		"--poll-interval", "100ms", "--interval", "200ms",
 		"--metrics-addr", "127.0.0.1:0", "--latency-histogram", "--bpf-stats", "--metrics-linger", "15s",
 		// The workload sends nothing there: the gate's series exist, at 0.
@@ -233,4 +236,20 @@ func bpffs(t *testing.T) string {
 		}
 	})
 	return filepath.Join(dir, "egress")
+}
+
+// waitingTable is the built-in table with work_waiting on, so that the
+// agent serves the listener metrics.
+func waitingTable(t *testing.T) string {
+	t.Helper()
+	const rule = "  work_waiting: {budget: 10s, kill_after: 60s}\n"
+	table := strings.Replace(string(budget.DefaultYAML()), "\nstates:\n", "\nstates:\n"+rule, 1)
+	if !strings.Contains(table, rule) {
+		t.Fatal("the built-in table has no top-level states: section: update this test")
+	}
+	path := filepath.Join(t.TempDir(), "table.yaml")
+	if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -7,7 +7,7 @@
 // VMs for minutes. Settings, all optional, from the environment:
 //
 //	VMTEST_KERNELS   kernel lines to boot (default "bookworm,bookworm-backports,bullseye-security")
-//	VMTEST_PKGS      packages to test in the guest (default "./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/")
+//	VMTEST_PKGS      packages to test in the guest (default "./internal/tracker/ ./internal/listenq/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/")
 //	VMTEST_RUN       -test.run pattern for the guest's test binaries
 //	VMTEST_CMDLINE   extra kernel command line words (e.g. loglevel=7 for stack traces of a hang)
 //	VMTEST_TIMEOUT   limit per VM, boot included (default 15m)

@@ -20,7 +20,7 @@ import (
 )
 
 const (
-	defaultPkgs      = "./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/"
+	defaultPkgs      = "./internal/tracker/ ./internal/listenq/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/"
 	defaultVMTimeout = 15 * time.Minute
 	// guestTestTimeout is each guest test binary's -test.timeout: a hung
 	// test then dumps its goroutines instead of running into the VM limit.

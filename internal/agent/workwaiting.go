@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/budget"
+	"github.com/stallmon/stallmon/internal/fdkind"
+	"github.com/stallmon/stallmon/internal/listenq"
+	"github.com/stallmon/stallmon/internal/tracker"
+)
+
+// ListenerSource reads the listening sockets of the watched processes
+// from the kernel (listenq.Scanner). It must never block on them.
+type ListenerSource interface {
+	Scan(pids []int) ([]listenq.Listener, error)
+}
+
+// queueWait is a listener whose queued connections wait with none
+// accepted: what a work_waiting stall reports.
+type queueWait struct {
+	listener listenq.Listener
+	// threads lists the process's threads and what they do at that poll,
+	// so that the event says why nobody accepts ("every worker in futex").
+	threads string
+}
+
+// queueSpan is one listener's current wait: the mark it has not moved
+// from, and the first poll that saw it there with work queued.
+type queueSpan struct {
+	mark  listenq.Mark
+	first time.Time
+}
+
+// queueWatch measures how long each listener's queue has waited with its
+// mark unmoved. Like the state rules it is a lower bound, short by at
+// most one poll interval: the wait is timed from the first poll that saw
+// it.
+type queueWatch struct {
+	since map[uint64]queueSpan // socket inode -> current wait
+	// latest is what the latest scan saw, for metrics.
+	latest []ListenerQueue
+	// scanned is when the latest scan was taken, and stalled what it
+	// judged: the polls between scans repeat that judgement.
+	scanned time.Time
+	stalled []judged
+}
+
+// scanEvery is how often the listeners are scanned under rule: at every
+// poll, but no more often than a tenth of the budget. A scan walks every
+// open file of the target (about 1.3 µs a socket on a busy 2-CPU machine:
+// 13 ms at 10,000 sockets, see docs/budgets.md), which a 100ms poll would
+// pay ten times a second; a tenth of the budget delays a stall by at most
+// that, and never declares one the latest scan did not see.
+func scanEvery(rule budget.Rule, poll time.Duration) time.Duration {
+	return max(poll, rule.Budget/10)
+}
+
+// ListenerQueue is one listener's queue at the latest poll, for metrics.
+type ListenerQueue struct {
+	// Label is the TCP port or the unix address: never a pid.
+	Label   string
+	Kind    string
+	Queued  uint32
+	Limit   uint32
+	Waiting time.Duration // with the mark unmoved; 0 when empty or moving
+}
+
+// over judges the listeners of one scan: a queue that is not empty and
+// whose mark has not moved for longer than rule's budget is stalled.
+// Work that is taken off the queue (the mark moves) or a queue that empties
+// starts the wait anew.
+func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule budget.Rule) []judged {
+	if w.since == nil {
+		w.since = map[uint64]queueSpan{}
+	}
+	now := snap.Taken
+	live := map[uint64]bool{}
+	var out []judged
+	w.latest = w.latest[:0]
+	for _, l := range ls {
+		q := ListenerQueue{Label: l.PortLabel(), Kind: l.Kind.String(), Queued: l.Queued, Limit: l.Limit}
+		if l.Queued == 0 {
+			w.latest = append(w.latest, q)
+			continue
+		}
+		live[l.Ino] = true
+		sp, ok := w.since[l.Ino]
+		if !ok || sp.mark != l.Mark {
+			sp = queueSpan{mark: l.Mark, first: now}
+			w.since[l.Ino] = sp
+		}
+		q.Waiting = now.Sub(sp.first)
+		w.latest = append(w.latest, q)
+		jd := judged{thread: listenerThread(l, snap), fd: tracker.FD{Num: l.FD, Kind: fdkind.Socket},
+			rule: rule, reason: budget.WorkWaiting.String(), span: q.Waiting,
+			queue: &queueWait{listener: l, threads: threadStates(snap, l.PID)}}
+		if jd.overBudget() {
+			out = append(out, jd)
+		}
+	}
+	for ino := range w.since {
+		if !live[ino] {
+			delete(w.since, ino)
+		}
+	}
+	return out
+}
+
+// listenerThread is the process's leader, standing for the listener in
+// the stall set: Entered keeps the stall apart from any of its own, one
+// per socket.
+func listenerThread(l listenq.Listener, snap tracker.Snapshot) tracker.Thread {
+	t := tracker.Thread{PID: l.PID, TID: l.PID, Nr: -1, FD: l.FD, Entered: 1<<63 | 1<<62 | l.Ino}
+	for _, th := range snap.Threads {
+		if th.TID == l.PID {
+			t.Comm, t.State = th.Comm, th.State
+			break
+		}
+	}
+	return t
+}
+
+// maxListedThreads bounds the threads field: a pool of hundreds would
+// make the event unreadable, and the first ones tell the story.
+const maxListedThreads = 16
+
+// threadStates renders pid's threads as "tid:comm:state:syscall", comma
+// separated ("-" for a thread in user space).
+func threadStates(snap tracker.Snapshot, pid int) string {
+	var b strings.Builder
+	n := 0
+	for _, t := range snap.Threads {
+		if t.PID != pid {
+			continue
+		}
+		if n == maxListedThreads {
+			b.WriteString(",...")
+			break
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		sc := t.Syscall
+		if !t.InSyscall || sc == "" {
+			sc = "-"
+		}
+		fmt.Fprintf(&b, "%d:%s:%s:%s", t.TID, t.Comm, t.State, sc)
+		n++
+	}
+	return b.String()
+}
+
+func queueAttrs(q *queueWait, span time.Duration) []slog.Attr {
+	l := q.listener
+	return []slog.Attr{
+		slog.String("local_addr", l.Addr),
+		slog.String("kind", l.Kind.String()),
+		slog.Int("queued", int(l.Queued)),
+		slog.Int("queue_limit", int(l.Limit)),
+		slog.Float64("waiting_seconds", span.Seconds()),
+		slog.String("threads", q.threads),
+	}
+}
+
+// scanListeners judges the listeners of the processes in snap when the
+// table turns work_waiting on. An error means the poll cannot vouch.
+func (a *Agent) scanListeners(snap tracker.Snapshot) ([]judged, error) {
+	rule := a.cfg.Table.ProcessRule(budget.WorkWaiting)
+	if a.cfg.Listeners == nil || rule.Unbounded {
+		return nil, nil
+	}
+	w := &a.queues
+	// A poll comes up to a few ms early or late: a scan due within a
+	// tenth of a poll is taken now rather than a whole poll later.
+	if !w.scanned.IsZero() && snap.Taken.Sub(w.scanned) < scanEvery(rule, a.cfg.PollInterval)-a.cfg.PollInterval/10 {
+		return w.stalled, nil
+	}
+	var pids []int
+	for _, t := range snap.Threads {
+		if !t.Zombie && !slices.Contains(pids, t.PID) {
+			pids = append(pids, t.PID)
+		}
+	}
+	ls, err := a.cfg.Listeners.Scan(pids)
+	if err != nil {
+		return nil, fmt.Errorf("scanning listeners: %w", err)
+	}
+	w.scanned = snap.Taken
+	w.stalled = w.over(ls, snap, rule)
+	return w.stalled, nil
+}

@@ -1,0 +1,182 @@
+package listenq
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/listenq/gen"
+)
+
+// Scanner reads the listening sockets of a set of processes.
+type Scanner struct {
+	objs gen.ListenqObjects
+	// filter is set when the kernel limits an iterator to one process
+	// (Linux 6.1): one walk per process instead of one over the host.
+	filter  bool
+	entered map[uint32]bool
+	buf     bytes.Buffer
+}
+
+var recSize = int(unsafe.Sizeof(gen.ListenqListenRec{}))
+
+// Open loads the program. Close releases it.
+func Open() (*Scanner, error) {
+	s := &Scanner{entered: map[uint32]bool{}}
+	if err := gen.LoadListenqObjects(&s.objs, nil); err != nil {
+		return nil, fmt.Errorf("loading listener objects: %w", err)
+	}
+	it, err := linkFileIter(s.objs.Listeners, os.Getpid(), true)
+	switch {
+	case errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EINVAL):
+	case err != nil:
+		s.objs.Close()
+		return nil, fmt.Errorf("probing the iterator's pid filter: %w", err)
+	default:
+		s.filter = true
+		it.Close()
+	}
+	return s, nil
+}
+
+// Close releases the program and its map.
+func (s *Scanner) Close() error { return s.objs.Close() }
+
+// PidFiltered reports whether each walk covers one process, not the host.
+func (s *Scanner) PidFiltered() bool { return s.filter }
+
+// Scan returns the listening sockets held by pids, each socket once.
+func (s *Scanner) Scan(pids []int) ([]Listener, error) {
+	if err := s.enter(pids); err != nil {
+		return nil, err
+	}
+	s.buf.Reset()
+	if s.filter {
+		for _, pid := range pids {
+			if err := s.walk(pid, true); err != nil {
+				return nil, err
+			}
+		}
+	} else if len(pids) > 0 {
+		if err := s.walk(0, false); err != nil {
+			return nil, err
+		}
+	}
+	b := s.buf.Bytes()
+	if len(b)%recSize != 0 {
+		return nil, fmt.Errorf("listener records: %d bytes is no whole number of %d-byte records", len(b), recSize)
+	}
+	var out []Listener
+	seen := map[uint64]bool{}
+	for ; len(b) > 0; b = b[recSize:] {
+		// A copy of the kernel's bytes: the Go type has the C layout
+		// (structs.HostLayout), and reflection (binary.Decode) cost more
+		// than the walk itself at thousands of sockets.
+		var r gen.ListenqListenRec
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), recSize), b[:recSize])
+		if seen[r.Ino] {
+			continue
+		}
+		seen[r.Ino] = true
+		out = append(out, decode(&r))
+	}
+	return out, nil
+}
+
+// enter makes the program's targets exactly pids.
+func (s *Scanner) enter(pids []int) error {
+	now := make(map[uint32]bool, len(pids))
+	for _, pid := range pids {
+		tgid := uint32(pid)
+		now[tgid] = true
+		if s.entered[tgid] {
+			continue
+		}
+		if err := s.objs.Targets.Put(tgid, uint8(1)); err != nil {
+			return fmt.Errorf("entering process %d: %w", pid, err)
+		}
+		s.entered[tgid] = true
+	}
+	for tgid := range s.entered {
+		if now[tgid] {
+			continue
+		}
+		if err := s.objs.Targets.Delete(tgid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forgetting process %d: %w", tgid, err)
+		}
+		delete(s.entered, tgid)
+	}
+	return nil
+}
+
+// walk runs the iterator once, over pid's files or the host's, into buf.
+func (s *Scanner) walk(pid int, filter bool) error {
+	it, err := linkFileIter(s.objs.Listeners, pid, filter)
+	if errors.Is(err, unix.ESRCH) {
+		return nil // exited since the snapshot: it holds nothing now
+	}
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	rd, err := it.Open()
+	if err != nil {
+		return fmt.Errorf("opening the listener iterator: %w", err)
+	}
+	defer rd.Close()
+	if _, err := io.Copy(&s.buf, rd); err != nil {
+		return fmt.Errorf("reading the listener iterator: %w", err)
+	}
+	return nil
+}
+
+// linkFileIter links prog as a task_file iterator, over the files of pid
+// if filter is set (union bpf_iter_link_info.task, Linux 6.1), else over
+// every task of the host. cilium/ebpf has no option for the filter, so the
+// link is created by hand.
+func linkFileIter(prog *ebpf.Program, pid int, filter bool) (*link.Iter, error) {
+	info := struct {
+		tid, pid, pidFD uint32
+	}{pid: uint32(pid)}
+	infoPtr, infoLen := uint64(uintptr(unsafe.Pointer(&info))), uint32(unsafe.Sizeof(info))
+	if !filter {
+		infoPtr, infoLen = 0, 0
+	}
+	attr := struct {
+		progFD      uint32
+		targetFD    uint32
+		attachType  uint32
+		flags       uint32
+		iterInfo    uint64
+		iterInfoLen uint32
+		_           [36]byte
+	}{
+		progFD:      uint32(prog.FD()),
+		attachType:  unix.BPF_TRACE_ITER,
+		iterInfo:    infoPtr,
+		iterInfoLen: infoLen,
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(&info)
+	if errno != 0 {
+		return nil, fmt.Errorf("creating task_file iterator link: %w", errno)
+	}
+	l, err := link.NewFromFD(int(fd))
+	if err != nil {
+		return nil, fmt.Errorf("wrapping task_file iterator link: %w", err)
+	}
+	it, ok := l.(*link.Iter)
+	if !ok {
+		l.Close()
+		return nil, errors.New("kernel returned a link that is not an iterator")
+	}
+	return it, nil
+}
