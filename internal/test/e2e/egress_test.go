@@ -304,16 +304,15 @@ func TestEgressCleanRestartKeepsService(t *testing.T) {
 	for i := 1; i < len(heard); i++ {
 		gap = max(gap, heard[i].Sub(heard[i-1]))
 	}
-	// Carried across, the gate loses no heartbeat: a gap of one
-	// interval, give or take the scheduling of the service's sender;
-	// one lost heartbeat is already a failure. Shut at the stop (before
-	// the fix), the gap was the whole restart, 300 ms or more.
-	limit := 2*hbtest.Interval - hbtest.Interval/4
-	t.Logf("clean restart: longest gap in the service's heartbeat %v (taken over with %v of deadline left; limit %v, peer takes over at %v)",
-		gap.Round(time.Millisecond), ev["open_seconds"], limit, egressTakeover)
-	if gap >= limit {
-		t.Errorf("a clean restart silenced the healthy service for %v, want under %v", gap, limit)
-	}
+	// Carried across, the gate loses no heartbeat: the service numbers
+	// each send, dropped or not, so one lost heartbeat is a skip in the
+	// sequence. Shut at the stop (before the fix), the whole restart's
+	// heartbeats (300 ms or more) were lost. The longest gap is only
+	// reported: on a loaded machine the service's own sender can be
+	// scheduled late, which the gate has no part in.
+	t.Logf("clean restart: longest gap in the service's heartbeat %v (taken over with %v of deadline left; peer takes over at %v)",
+		gap.Round(time.Millisecond), ev["open_seconds"], egressTakeover)
+	checkNoGap(t, "svc", s.peer.Seqs("svc")[from-1:])
 	s.checkOther(t)
 }
 
