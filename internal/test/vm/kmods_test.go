@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -24,14 +25,17 @@ var kernelModules = []struct {
 	{"fs/fuse", "fuse", true},
 }
 
-// extractModules extracts kernelModules from k's image package and returns
-// them uncompressed, named so that /init's glob loads them in order and
-// before faultmod.ko.
-func extractModules(ctx context.Context, k *kernel, cache string) ([]string, error) {
+// extractModules extracts kernelModules (those named in only, if any) from
+// k's image package and returns them uncompressed, named so that /init's
+// glob loads them in order and before faultmod.ko.
+func extractModules(ctx context.Context, k *kernel, cache string, only []string) ([]string, error) {
 	deb := k.image
 	dir := filepath.Join(cache, "build", "kmods-"+k.version)
 	var out []string
 	for i, m := range kernelModules {
+		if only != nil && !slices.Contains(only, m.name) {
+			continue
+		}
 		dst := filepath.Join(dir, fmt.Sprintf("%d-%s.ko", i, m.name))
 		if _, err := os.Stat(dst); err == nil {
 			out = append(out, dst)
