@@ -110,6 +110,14 @@ func (r *aptRepo) freshLists() bool {
 	return err == nil && time.Since(st.ModTime()) < privateListsMaxAge
 }
 
+// ensureLists fetches a private repo's lists if they are missing or stale.
+func (r *aptRepo) ensureLists(ctx context.Context) error {
+	if r.freshLists() {
+		return nil
+	}
+	return r.update(ctx)
+}
+
 // depends returns the packages pkg's candidate version depends on, without
 // virtual packages (apt-cache prints those in <>).
 func (r *aptRepo) depends(ctx context.Context, pkg string) ([]string, error) {

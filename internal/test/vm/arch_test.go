@@ -12,6 +12,9 @@ type guestArch struct {
 	// guest's verdict then leaves as QEMU's exit status as well as on the
 	// console. Elsewhere /init powers off and the console line is all.
 	debugExit bool
+	// cross is the GNU triplet of this architecture's cross-compilers on
+	// the amd64 host, for faultmod.ko; empty for amd64 itself.
+	cross string
 }
 
 var (
@@ -19,7 +22,7 @@ var (
 		console: "ttyS0", debugExit: true}
 	// bookworm's qemu-system-arm (7.2) provides qemu-system-aarch64.
 	arm64 = &guestArch{debian: "arm64", goarch: "arm64", qemu: "qemu-system-aarch64", pkg: "qemu-system-arm",
-		console: "ttyAMA0"}
+		console: "ttyAMA0", cross: "aarch64-linux-gnu"}
 )
 
 // machine returns QEMU's accelerator, machine and CPU arguments.

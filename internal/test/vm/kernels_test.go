@@ -148,6 +148,17 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 		}
 		ir.modules = kmods
 		sw.lap("kernel modules")
+		if sub.faultmod {
+			ko, err := buildFaultmod(ctx, k, cache)
+			sw.lap("faultmod.ko (cross-built)")
+			if err != nil {
+				// As for the full suites: boot anyway, and let the
+				// faultmod tests fail for want of the device.
+				t.Errorf("%v", err)
+			} else {
+				ir.modules = append(ir.modules, ko)
+			}
+		}
 		var r *vmResult
 		passed := t.Run("subset", func(t *testing.T) { r = bootSuites(t, k, ir, sub.run, cache, timeout, kvm) })
 		report("subset", passed, r)
@@ -357,10 +368,8 @@ func fetchBusybox(ctx context.Context, a *guestArch, cache string) (string, erro
 		if repo, err = archRepo(ctx, "busybox-static:"+a.debian, hostSuite, hostSuite, a, cache); err != nil {
 			return "", err
 		}
-		if !repo.freshLists() {
-			if err := repo.update(ctx); err != nil {
-				return "", err
-			}
+		if err := repo.ensureLists(ctx); err != nil {
+			return "", err
 		}
 	}
 	deb, err := repo.download(ctx, "busybox-static", filepath.Join(cache, "debs"))

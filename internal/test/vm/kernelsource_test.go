@@ -32,7 +32,10 @@ type subset struct {
 	pkgs    []string // packages whose test binaries go into the guest
 	run     string   // their -test.run pattern
 	modules []string // the kernel's own modules it loads (kernelModules' names)
-	why     string   // what the lane leaves out, and why, for the log
+	// faultmod builds faultmod.ko for the lane's kernel (cross-compiled
+	// for another architecture) and loads it.
+	faultmod bool
+	why      string // what the lane leaves out, and why, for the log
 }
 
 // guestArch returns the line's architecture.
