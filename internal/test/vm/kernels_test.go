@@ -123,9 +123,10 @@ func summaryLine(k *kernel, boot string, passed bool, r *vmResult) string {
 	return line + fmt.Sprintf("  qemu=%-3d boot=%5.1fs run=%6.1fs  %s", r.qemuExit, r.boot.Seconds(), r.run.Seconds(), r.verdict())
 }
 
-// bootKernel builds k's modules, boots it once with every suite, then
-// once per scenario boot (a refused kernel: once, for refusedBoot), and returns its rows of the summary (with the
-// scenarios' RESULT lines).
+// bootKernel builds k's modules, boots it once with every suite (a lane's
+// subset), then once per scenario boot (a refused kernel: once, for
+// refusedBoot), and returns its rows of the summary (with the scenarios'
+// RESULT lines).
 func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) []string {
 	ctx := t.Context()
 	sw := newStopwatch(t)
@@ -139,31 +140,6 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 		}
 	}
 	guestTests := slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
-
-	if sub := k.source.subset; sub != nil {
-		t.Logf("%s runs a subset: %s", k.source.name, sub.why)
-		kmods, err := extractModules(ctx, k, cache, sub.modules)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ir.modules = kmods
-		sw.lap("kernel modules")
-		if sub.faultmod {
-			ko, err := buildFaultmod(ctx, k, cache)
-			sw.lap("faultmod.ko (cross-built)")
-			if err != nil {
-				// As for the full suites: boot anyway, and let the
-				// faultmod tests fail for want of the device.
-				t.Errorf("%v", err)
-			} else {
-				ir.modules = append(ir.modules, ko)
-			}
-		}
-		var r *vmResult
-		passed := t.Run("subset", func(t *testing.T) { r = bootSuites(t, k, ir, sub.run, cache, timeout, kvm) })
-		report("subset", passed, r)
-		return rows
-	}
 
 	if k.source.refused {
 		// Its one test needs neither faultmod nor softdog, and faultmod
@@ -179,7 +155,12 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 		return rows
 	}
 
-	kmods, err := extractModules(ctx, k, cache, nil)
+	boot, run, scenarios := "suites", "", scenarioBoots
+	if sub := k.source.subset; sub != nil {
+		t.Logf("%s runs a subset: %s", k.source.name, sub.why)
+		boot, run, scenarios = "subset", sub.run, sub.scenarios
+	}
+	kmods, err := extractModules(ctx, k, cache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +176,8 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	}
 
 	var r *vmResult
-	passed := t.Run("suites", func(t *testing.T) { r = bootSuites(t, k, ir, "", cache, timeout, kvm) })
-	report("suites", passed, r)
+	passed := t.Run(boot, func(t *testing.T) { r = bootSuites(t, k, ir, boot, run, cache, timeout, kvm) })
+	report(boot, passed, r)
 	if os.Getenv("VMTEST_RUN") != "" {
 		return rows // a developer's focused run: no scenario boots
 	}
@@ -206,7 +187,7 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	if len(guestOnly.tests) == 0 {
 		t.Fatal("VMTEST_PKGS has no ./internal/test/vm/guest/: the scenario boots need it")
 	}
-	for _, sc := range scenarioBoots {
+	for _, sc := range scenarios {
 		var r *vmResult
 		passed := t.Run(sc.name, func(t *testing.T) { r = bootScenario(t, k, sc, guestOnly, cache, timeout, kvm) })
 		report(sc.name, passed, r)
@@ -248,17 +229,13 @@ func bootWith(t *testing.T, k *kernel, ir initramfs, name string, cmdline []stri
 	return r
 }
 
-// bootSuites boots k with the test binaries of ir, run with the -test.run
-// pattern run (VMTEST_RUN overrides it; none runs every test), and reports
-// one subtest per binary.
-func bootSuites(t *testing.T, k *kernel, ir initramfs, run string, cache string, timeout time.Duration, kvm bool) *vmResult {
+// bootSuites boots k (the boot called name) with the test binaries of ir,
+// run with the -test.run pattern run (VMTEST_RUN overrides it; none runs
+// every test), and reports one subtest per binary.
+func bootSuites(t *testing.T, k *kernel, ir initramfs, name, run string, cache string, timeout time.Duration, kvm bool) *vmResult {
 	var cmdline []string
 	if run := cmp.Or(os.Getenv("VMTEST_RUN"), run); run != "" {
 		cmdline = append(cmdline, "vmtest_run="+run)
-	}
-	name := "suites"
-	if k.source.subset != nil {
-		name = "subset"
 	}
 	r := bootWith(t, k, ir, name, cmdline, cache, timeout, kvm)
 	for _, b := range ir.tests {

@@ -21,21 +21,18 @@ type kernelSource struct {
 	refused bool
 	// arch is the kernel's and the guest's architecture; nil is amd64.
 	arch *guestArch
-	// subset, when set, is what this line's one boot runs instead of
-	// every suite and scenario: an emulated architecture's lane, whose
-	// boot must fit in CI.
+	// subset, when set, is what this line runs instead of every suite
+	// and scenario: an emulated architecture's lane, which must fit in
+	// CI.
 	subset *subset
 }
 
-// subset is a lane's selection of the guest suites.
+// subset is a lane's selection of the guest suites and scenario boots.
 type subset struct {
-	pkgs    []string // packages whose test binaries go into the guest
-	run     string   // their -test.run pattern
-	modules []string // the kernel's own modules it loads (kernelModules' names)
-	// faultmod builds faultmod.ko for the lane's kernel (cross-compiled
-	// for another architecture) and loads it.
-	faultmod bool
-	why      string // what the lane leaves out, and why, for the log
+	pkgs      []string       // packages whose test binaries go into the guest
+	run       string         // their -test.run pattern
+	scenarios []scenarioBoot // the scenario boots it makes
+	why       string         // what the lane leaves out, and why, for the log
 }
 
 // guestArch returns the line's architecture.

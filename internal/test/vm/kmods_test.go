@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -15,27 +14,25 @@ import (
 // under kernel/: softdog gives the watchdog boot its /dev/watchdog, fuse
 // gives the suites /dev/fuse for internal/testutil/fusehang's real hangs. A
 // builtIn module may be compiled into the kernel instead (fuse is, in
-// bookworm-backports' 6.12): absent from the package, it is not needed.
+// bookworm-backports' 6.12, and the watchdog core in Debian's arm64
+// kernels): absent from the package, it is not needed.
 var kernelModules = []struct {
 	dir, name string
 	builtIn   bool
 }{
-	{"drivers/watchdog", "watchdog", false},
+	{"drivers/watchdog", "watchdog", true},
 	{"drivers/watchdog", "softdog", false},
 	{"fs/fuse", "fuse", true},
 }
 
-// extractModules extracts kernelModules (those named in only, if any) from
-// k's image package and returns them uncompressed, named so that /init's
-// glob loads them in order and before faultmod.ko.
-func extractModules(ctx context.Context, k *kernel, cache string, only []string) ([]string, error) {
+// extractModules extracts kernelModules from k's image package and returns
+// them uncompressed, named so that /init's glob loads them in order and
+// before faultmod.ko.
+func extractModules(ctx context.Context, k *kernel, cache string) ([]string, error) {
 	deb := k.image
 	dir := filepath.Join(cache, "build", "kmods-"+k.version)
 	var out []string
 	for i, m := range kernelModules {
-		if only != nil && !slices.Contains(only, m.name) {
-			continue
-		}
 		dst := filepath.Join(dir, fmt.Sprintf("%d-%s.ko", i, m.name))
 		if _, err := os.Stat(dst); err == nil {
 			out = append(out, dst)
