@@ -26,16 +26,16 @@ func buildFaultmod(ctx context.Context, k *kernel, cache string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	pkg, kbuildArgs := cc, []string{"CC=" + cc}
+	kbuildArgs, env := []string{"CC=" + cc}, os.Environ()
 	if cross := k.source.guestArch().cross; cross != "" {
-		// The same compiler built for the host: Debian calls gcc-12's
-		// arm64 cross-compiler package gcc-12-aarch64-linux-gnu, and its
-		// command aarch64-linux-gnu-gcc-12.
-		pkg, cc = cc+"-"+cross, cross+"-"+cc
-		kbuildArgs = []string{"CC=" + cc, "CROSS_COMPILE=" + cross + "-"}
-	}
-	if err := ensureInstalled(ctx, map[string]string{cc: pkg}); err != nil {
-		return "", fmt.Errorf("installing %s, the compiler of %s's headers: %w", pkg, k.version, err)
+		tc, err := crossToolchain(ctx, cc, cross, cache)
+		if err != nil {
+			return "", err
+		}
+		kbuildArgs = []string{"CC=" + cross + "-" + cc, "CROSS_COMPILE=" + cross + "-"}
+		env = tc.env(env)
+	} else if err := ensureInstalled(ctx, map[string]string{cc: cc}); err != nil {
+		return "", fmt.Errorf("installing %s, the compiler of %s's headers: %w", cc, k.version, err)
 	}
 
 	dir := filepath.Join(cache, "build", "faultmod-"+k.version)
@@ -58,6 +58,7 @@ func buildFaultmod(ctx context.Context, k *kernel, cache string) (string, error)
 	// needs pahole and, from 6.12 on, fails without it.
 	args := append([]string{"-C", headers, "M=" + dir, "CONFIG_DEBUG_INFO_BTF_MODULES=", "modules"}, kbuildArgs...)
 	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building faultmod.ko for %s: %w\n%s", k.version, err, out)
 	}
