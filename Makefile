@@ -142,7 +142,8 @@ clean:
 	rm -rf bin
 
 # Boots Debian's kernels in QEMU (TCG unless the CPU has vmx/svm) and runs
-# the privileged test suites of VMTEST_PKGS inside each; needs root, and
+# the privileged test suites of VMTEST_PKGS inside each, and a subset of
+# them in an emulated arm64 guest (2.5-4 min of it); needs root, and
 # installs QEMU and the kernels it needs. See internal/test/vm/doc.go for settings.
 VMTEST_PKGS ?= ./internal/tracker/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/
 .PHONY: vmtest

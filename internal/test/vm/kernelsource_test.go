@@ -58,7 +58,7 @@ var kernelSources = []kernelSource{
 // of another architecture run.
 const hostSuite = "bookworm"
 
-const defaultKernels = "bookworm,bookworm-backports,bullseye-security"
+const defaultKernels = "bookworm,bookworm-backports,bullseye-security,bookworm-arm64"
 
 // kernel is one resolved and downloaded kernel.
 type kernel struct {
