@@ -22,9 +22,8 @@ type scenarioBoot struct {
 	reset    bool
 	resetMsg string
 	// resetWithin bounds the time from the kill (the marker, less the lag
-	// it states) to
-	// resetMsg: the kill grace, then the watchdog's timeout or at once
-	// for reboot(2), plus slack for the emulated guest.
+	// it states) to resetMsg: the kill grace, then the watchdog's timeout
+	// or at once for reboot(2), plus slack for the emulated guest.
 	resetWithin time.Duration
 	// oops is set for a scenario that injects a kernel BUG(): the kernel
 	// it leaves behind can crash later on its own (seen once in some
