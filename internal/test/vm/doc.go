@@ -31,10 +31,10 @@
 // is cross-built by Debian's gcc-12-aarch64-linux-gnu, unpacked into the
 // cache, not installed: it conflicts with gcc-multilib. The virt machine
 // has no isa-debug-exit: the verdict is /init's done line, after a clean
-// power-off (QEMU exit 0). The lane took 147 s and 181 s with the
-// downloads cached (the second run unpacking the toolchain), 244 s from
-// an empty cache, on a 2-CPU host at load 9: make vmtest's summary prints
-// each lane's time ("bookworm-arm64: N s in all").
+// power-off (QEMU exit 0). The lane took 147 s, 181 s and 200 s with the
+// downloads cached, 244 s from an empty cache, 280 s beside stress-ng
+// --cpu 2 --cpu-load 60, on a 2-CPU host at load 7-11: make vmtest's
+// summary prints each lane's time ("bookworm-arm64: N s in all").
 //
 // The guest side lives in guest/ (tests that only run in the VM)
 // and faultmod/ (a kernel module that reproduces kernel bugs, and
