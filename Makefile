@@ -11,7 +11,8 @@ export BPF2GO_STRIP := $(STRIP)
 
 APT_BPF  := clang-19 llvm-19 libbpf-dev
 APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools apache2-utils \
-	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd strace
+	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd strace \
+	qemu-system-arm
 # make bench's own: the peers it is compared with, and what its targets need.
 APT_BENCH := strace bpftrace redis-server redis-tools nginx-light apache2-utils gcc
 BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli nginx ab gcc
@@ -19,7 +20,8 @@ BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli nginx ab gc
 # internal/test/bench/results.md: record a new one with BENCH_OUT=internal/test/bench/results.md.
 BENCH_OUT ?= bin/bench-results.md
 # What deps-test checks for before it calls apt: one command of each package.
-TEST_CMDS := ip prometheus promtool nginx redis-server ab keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace
+TEST_CMDS := ip prometheus promtool nginx redis-server ab keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace \
+	qemu-system-aarch64
 # npm tools that check the Grafana dashboards (internal/test/dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := internal/test/dashboards/testdata/schema
@@ -142,7 +144,8 @@ clean:
 	rm -rf bin
 
 # Boots Debian's kernels in QEMU (TCG unless the CPU has vmx/svm) and runs
-# the privileged test suites of VMTEST_PKGS inside each; needs root, and
+# the privileged test suites of VMTEST_PKGS inside each, and a subset of
+# them in an emulated arm64 guest (2.5-4 min of it); needs root, and
 # installs QEMU and the kernels it needs. See internal/test/vm/doc.go for settings.
 VMTEST_PKGS ?= ./internal/tracker/ ./internal/listenq/ ./heartbeat/ ./peer/ ./internal/test/vm/guest/
 .PHONY: vmtest

@@ -30,9 +30,9 @@ var systemRepo = &aptRepo{name: "system apt sources"}
 // updateOnce keeps the system's apt-get update to one per test run.
 var updateOnce sync.Once
 
-// privateRepo is apt with one source, "deb URI SUITE main", and its own
-// lists under dir.
-func privateRepo(dir, uri, suite string) (*aptRepo, error) {
+// privateRepo is apt with one source, "deb URI SUITE main", for the
+// architecture arch, and its own lists under dir.
+func privateRepo(dir, uri, suite, arch string) (*aptRepo, error) {
 	for _, d := range []string{"lists/partial", "cache/archives/partial", "sources.list.d"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("creating apt state for %s: %w", suite, err)
@@ -47,7 +47,7 @@ func privateRepo(dir, uri, suite string) (*aptRepo, error) {
 		return nil, fmt.Errorf("writing sources list for %s: %w", suite, err)
 	}
 	return &aptRepo{
-		name: suite + " (" + uri + ")",
+		name: suite + " " + arch + " (" + uri + ")",
 		dir:  dir,
 		opts: []string{
 			"-o", "Dir::Etc::SourceList=" + filepath.Join(dir, "sources.list"),
@@ -57,6 +57,10 @@ func privateRepo(dir, uri, suite string) (*aptRepo, error) {
 			// Installed packages of the host have no say in what this
 			// suite offers.
 			"-o", "Dir::State::status=/dev/null",
+			// Another architecture's packages are only downloaded and
+			// unpacked, never installed, so no dpkg --add-architecture.
+			"-o", "APT::Architecture=" + arch,
+			"-o", "APT::Architectures=" + arch,
 		},
 	}, nil
 }
@@ -104,6 +108,14 @@ func (r *aptRepo) freshLists() bool {
 	}
 	st, err := os.Stat(filepath.Join(r.dir, "updated"))
 	return err == nil && time.Since(st.ModTime()) < privateListsMaxAge
+}
+
+// ensureLists fetches a private repo's lists if they are missing or stale.
+func (r *aptRepo) ensureLists(ctx context.Context) error {
+	if r.freshLists() {
+		return nil
+	}
+	return r.update(ctx)
 }
 
 // depends returns the packages pkg's candidate version depends on, without

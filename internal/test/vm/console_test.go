@@ -64,3 +64,17 @@ func TestVerdict(t *testing.T) {
 		}
 	}
 }
+
+func TestKillTimeLessLag(t *testing.T) {
+	r := &vmResult{
+		lines: []string{"boot", "stallmon-vm: killed, fencing armed method=reboot lag_ms=250", "reboot: Restarting system"},
+		times: []time.Duration{time.Second, 5 * time.Second, 6 * time.Second},
+	}
+	at, ok := r.killTime("stallmon-vm: killed, fencing armed method=reboot")
+	if !ok || at != 5*time.Second-250*time.Millisecond {
+		t.Fatalf("killTime = %v, %v; want 4.75s", at, ok)
+	}
+	if _, ok := r.killTime("method=watchdog"); ok {
+		t.Fatal("killTime found a marker that is not there")
+	}
+}

@@ -40,25 +40,33 @@ func TestKernels(t *testing.T) {
 	timeout := envDuration(t, "VMTEST_TIMEOUT", defaultVMTimeout)
 	sources := selectSources(t)
 
-	if err := ensureInstalled(ctx, map[string]string{"qemu-system-x86_64": "qemu-system-x86"}); err != nil {
+	tools := map[string]string{}
+	for _, src := range sources {
+		tools[src.guestArch().qemu] = src.guestArch().pkg
+	}
+	if err := ensureInstalled(ctx, tools); err != nil {
 		t.Fatalf("installing QEMU: %v", err)
 	}
 	sw.lap("host tools")
-	bins, stallmon := buildGuestBinaries(t, filepath.Join(cache, "build", "bin"))
-	ia32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "ia32wait", "-m32")
-	x32wait := buildWaiter(t, filepath.Join(cache, "build", "bin"), "x32wait", "-mx32")
-	ctargets := buildCTargets(t, filepath.Join(cache, "build", "ctargets"))
-	sw.lap("guest test binaries, stallmon, ia32wait, x32wait and the C targets")
-	busybox, err := fetchBusybox(ctx, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw.lap("busybox")
 
 	kvm := kvmUsable()
 	t.Logf("accelerator: %s", map[bool]string{true: "kvm", false: "tcg (no vmx/svm in /proc/cpuinfo)"}[kvm])
+	// What goes into the guests, built the first time an architecture's
+	// line needs it: an arm64 lane's cross-build counts in its own time.
+	guests := map[*guestArch]initramfs{}
 	var summary []string
 	for _, src := range sources {
+		lane := newStopwatch(t)
+		ir, ok := guests[src.guestArch()]
+		if !ok {
+			var err error
+			if ir, err = buildGuest(t, src, cache); err != nil {
+				t.Run(src.name, func(t *testing.T) { t.Fatal(err) })
+				summary = append(summary, fmt.Sprintf("%-42s FAIL  %v", src.name, err))
+				continue
+			}
+			guests[src.guestArch()] = ir
+		}
 		k, err := resolveKernel(ctx, src, cache)
 		sw.lap("resolve and download " + src.name)
 		if err != nil {
@@ -68,15 +76,41 @@ func TestKernels(t *testing.T) {
 		}
 		var lines []string
 		t.Run(k.version, func(t *testing.T) {
-			lines = bootKernel(t, k, initramfs{busybox: busybox, tests: bins, stallmon: stallmon, ia32wait: ia32wait, x32wait: x32wait, ctargets: ctargets}, cache, timeout, kvm)
+			lines = bootKernel(t, k, ir, cache, timeout, kvm)
 		})
 		sw.skip() // the subtest timed its own steps
 		if len(lines) == 0 {
 			lines = []string{fmt.Sprintf("%-42s %-15s FAIL  before any boot (see above)", k.version+" ("+k.source.name+")", "")}
 		}
 		summary = append(summary, lines...)
+		summary = append(summary, fmt.Sprintf("      %s: %.1fs in all (build, download, boots)", src.name, lane.total().Seconds()))
 	}
 	t.Logf("summary, %.1fs in all:\n%s", sw.total().Seconds(), strings.Join(summary, "\n"))
+}
+
+// buildGuest builds what the guests of src's architecture need besides
+// their kernel: for amd64 every test binary of VMTEST_PKGS and the 32-bit
+// and C programs they run, for a subset lane only its packages' binaries.
+func buildGuest(t *testing.T, src kernelSource, cache string) (initramfs, error) {
+	t.Helper()
+	sw := newStopwatch(t)
+	a := src.guestArch()
+	bin := filepath.Join(cache, "build", "bin-"+a.debian)
+	var ir initramfs
+	if src.subset != nil {
+		ir.tests, ir.stallmon = buildGuestBinaries(t, bin, a, src.subset.pkgs)
+		sw.lap(a.debian + " guest test binaries and stallmon")
+	} else {
+		ir.tests, ir.stallmon = buildGuestBinaries(t, bin, a, strings.Fields(cmp.Or(os.Getenv("VMTEST_PKGS"), defaultPkgs)))
+		ir.ia32wait = buildWaiter(t, bin, "ia32wait", "-m32")
+		ir.x32wait = buildWaiter(t, bin, "x32wait", "-mx32")
+		ir.ctargets = buildCTargets(t, filepath.Join(cache, "build", "ctargets"))
+		sw.lap("guest test binaries, stallmon, ia32wait, x32wait and the C targets")
+	}
+	var err error
+	ir.busybox, err = fetchBusybox(t.Context(), a, cache)
+	sw.lap(a.debian + " busybox")
+	return ir, err
 }
 
 // summaryLine is one boot's row in TestKernels' closing summary; r is nil
@@ -89,9 +123,10 @@ func summaryLine(k *kernel, boot string, passed bool, r *vmResult) string {
 	return line + fmt.Sprintf("  qemu=%-3d boot=%5.1fs run=%6.1fs  %s", r.qemuExit, r.boot.Seconds(), r.run.Seconds(), r.verdict())
 }
 
-// bootKernel builds k's modules, boots it once with every suite, then
-// once per scenario boot (a refused kernel: once, for refusedBoot), and returns its rows of the summary (with the
-// scenarios' RESULT lines).
+// bootKernel builds k's modules, boots it once with every suite (a lane's
+// subset), then once per scenario boot (a refused kernel: once, for
+// refusedBoot), and returns its rows of the summary (with the scenarios'
+// RESULT lines).
 func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) []string {
 	ctx := t.Context()
 	sw := newStopwatch(t)
@@ -120,6 +155,11 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 		return rows
 	}
 
+	boot, run, scenarios := "suites", "", scenarioBoots
+	if sub := k.source.subset; sub != nil {
+		t.Logf("%s runs a subset: %s", k.source.name, sub.why)
+		boot, run, scenarios = "subset", sub.run, sub.scenarios
+	}
 	kmods, err := extractModules(ctx, k, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -136,8 +176,8 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	}
 
 	var r *vmResult
-	passed := t.Run("suites", func(t *testing.T) { r = bootSuites(t, k, ir, cache, timeout, kvm) })
-	report("suites", passed, r)
+	passed := t.Run(boot, func(t *testing.T) { r = bootSuites(t, k, ir, boot, run, cache, timeout, kvm) })
+	report(boot, passed, r)
 	if os.Getenv("VMTEST_RUN") != "" {
 		return rows // a developer's focused run: no scenario boots
 	}
@@ -147,7 +187,7 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	if len(guestOnly.tests) == 0 {
 		t.Fatal("VMTEST_PKGS has no ./internal/test/vm/guest/: the scenario boots need it")
 	}
-	for _, sc := range scenarioBoots {
+	for _, sc := range scenarios {
 		var r *vmResult
 		passed := t.Run(sc.name, func(t *testing.T) { r = bootScenario(t, k, sc, guestOnly, cache, timeout, kvm) })
 		report(sc.name, passed, r)
@@ -167,6 +207,7 @@ func bootWith(t *testing.T, k *kernel, ir initramfs, name string, cmdline []stri
 		sw.lap(fmt.Sprintf("initramfs (%.1f MiB)", float64(st.Size())/(1<<20)))
 	}
 	v := vm{
+		arch:    k.source.guestArch(),
 		kernel:  k.vmlinuz,
 		initrd:  initrd,
 		cmdline: append([]string{"vmtest_timeout=" + guestTestTimeout}, cmdline...),
@@ -188,14 +229,15 @@ func bootWith(t *testing.T, k *kernel, ir initramfs, name string, cmdline []stri
 	return r
 }
 
-// bootSuites boots k with every test binary of VMTEST_PKGS and reports
-// one subtest per binary.
-func bootSuites(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) *vmResult {
+// bootSuites boots k (the boot called name) with the test binaries of ir,
+// run with the -test.run pattern run (VMTEST_RUN overrides it; none runs
+// every test), and reports one subtest per binary.
+func bootSuites(t *testing.T, k *kernel, ir initramfs, name, run string, cache string, timeout time.Duration, kvm bool) *vmResult {
 	var cmdline []string
-	if run := os.Getenv("VMTEST_RUN"); run != "" {
+	if run := cmp.Or(os.Getenv("VMTEST_RUN"), run); run != "" {
 		cmdline = append(cmdline, "vmtest_run="+run)
 	}
-	r := bootWith(t, k, ir, "suites", cmdline, cache, timeout, kvm)
+	r := bootWith(t, k, ir, name, cmdline, cache, timeout, kvm)
 	for _, b := range ir.tests {
 		t.Run(b.name, func(t *testing.T) {
 			i := slices.IndexFunc(r.packages, func(p *packageRun) bool { return p.name == b.name })
@@ -215,12 +257,13 @@ func bootSuites(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	return r
 }
 
-// buildGuestBinaries compiles the test binaries of VMTEST_PKGS and the
-// stallmon command, static so that they run on the initramfs' bare root.
-func buildGuestBinaries(t *testing.T, dir string) (tests []guestBinary, stallmon string) {
+// buildGuestBinaries compiles the test binaries of pkgs and the stallmon
+// command for the architecture a, static so that they run on the
+// initramfs' bare root.
+func buildGuestBinaries(t *testing.T, dir string, a *guestArch, pkgs []string) (tests []guestBinary, stallmon string) {
 	t.Helper()
-	pkgs := strings.Fields(cmp.Or(os.Getenv("VMTEST_PKGS"), defaultPkgs))
 	root := repo.Root(t)
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+a.goarch)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -235,14 +278,14 @@ func buildGuestBinaries(t *testing.T, dir string) (tests []guestBinary, stallmon
 	}
 	build := exec.Command("go", append([]string{"test", "-c", "-o", dir + "/"}, pkgs...)...)
 	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Env = env
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go test -c %v: %v\n%s", pkgs, err, out)
 	}
 	stallmon = filepath.Join(dir, "stallmon")
 	build = exec.Command("go", "build", "-o", stallmon, "./cmd/stallmon")
 	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Env = env
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/stallmon: %v\n%s", err, out)
 	}
@@ -293,9 +336,20 @@ func buildCTargets(t *testing.T, dir string) []string {
 	return out
 }
 
-// fetchBusybox returns the static busybox of the system's Debian release.
-func fetchBusybox(ctx context.Context, cache string) (string, error) {
-	deb, err := systemRepo.download(ctx, "busybox-static", filepath.Join(cache, "debs"))
+// fetchBusybox returns the static busybox of the system's Debian release
+// (hostSuite's for another architecture than amd64).
+func fetchBusybox(ctx context.Context, a *guestArch, cache string) (string, error) {
+	repo := systemRepo
+	if a != amd64 {
+		var err error
+		if repo, err = archRepo(ctx, "busybox-static:"+a.debian, hostSuite, hostSuite, a, cache); err != nil {
+			return "", err
+		}
+		if err := repo.ensureLists(ctx); err != nil {
+			return "", err
+		}
+	}
+	deb, err := repo.download(ctx, "busybox-static", filepath.Join(cache, "debs"))
 	if err != nil {
 		return "", err
 	}

@@ -19,6 +19,28 @@ type kernelSource struct {
 	// refused marks a line older than stallmon supports: its kernel
 	// boots once, for refusedBoot, instead of the suites and scenarios.
 	refused bool
+	// arch is the kernel's and the guest's architecture; nil is amd64.
+	arch *guestArch
+	// subset, when set, is what this line runs instead of every suite
+	// and scenario: an emulated architecture's lane, which must fit in
+	// CI.
+	subset *subset
+}
+
+// subset is a lane's selection of the guest suites and scenario boots.
+type subset struct {
+	pkgs      []string       // packages whose test binaries go into the guest
+	run       string         // their -test.run pattern
+	scenarios []scenarioBoot // the scenario boots it makes
+	why       string         // what the lane leaves out, and why, for the log
+}
+
+// guestArch returns the line's architecture.
+func (s kernelSource) guestArch() *guestArch {
+	if s.arch == nil {
+		return amd64
+	}
+	return s.arch
 }
 
 var kernelSources = []kernelSource{
@@ -27,9 +49,16 @@ var kernelSources = []kernelSource{
 	// Linux 5.10: stallmon needs 5.15 (BPF task storage in tracing
 	// programs, bpf_task_pt_regs), and must say so rather than half attach.
 	{name: "bullseye-security", suite: "bullseye-security", via: "bookworm-security", refused: true},
+	// Debian's arm64 6.1, emulated (TCG): the subset proves the arm64
+	// object loads and judges (arm64Subset).
+	{name: "bookworm-arm64", suite: "bookworm-security", via: "bookworm-security", arch: arm64, subset: arm64Subset},
 }
 
-const defaultKernels = "bookworm,bookworm-backports,bullseye-security"
+// hostSuite is the Debian release of the host, whose busybox the guests
+// of another architecture run.
+const hostSuite = "bookworm"
+
+const defaultKernels = "bookworm,bookworm-backports,bullseye-security,bookworm-arm64"
 
 // kernel is one resolved and downloaded kernel.
 type kernel struct {
@@ -43,30 +72,42 @@ type kernel struct {
 
 // repoFor returns the apt configuration that reaches src.
 func repoFor(ctx context.Context, src kernelSource, cache string) (*aptRepo, error) {
-	if src.suite == "" {
+	if src.suite == "" && src.arch == nil {
 		return systemRepo, nil
 	}
+	return archRepo(ctx, src.name, src.suite, src.via, src.guestArch(), cache)
+}
+
+// archRepo is a private apt configuration for suite of architecture a,
+// on the archive that serves via in the system's sources (the host's own
+// architecture is the only one they list).
+func archRepo(ctx context.Context, name, suite, via string, a *guestArch, cache string) (*aptRepo, error) {
 	uris, err := suiteURIs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	uri, ok := uris[src.via]
+	uri, ok := uris[via]
 	if !ok {
 		return nil, fmt.Errorf("%s: no archive in the apt sources serves %s, whose host would serve %s (apt knows %v)",
-			src.name, src.via, src.suite, uris)
+			name, via, suite, uris)
 	}
-	return privateRepo(filepath.Join(cache, "apt", src.suite), uri, src.suite)
+	dir := suite
+	if a != amd64 {
+		dir += "-" + a.debian
+	}
+	return privateRepo(filepath.Join(cache, "apt", dir), uri, suite, a.debian)
 }
 
 // resolveKernel finds the current kernel of src (the one the
-// linux-image-amd64 meta package points at), downloads it, and extracts
+// linux-image-ARCH meta package points at), downloads it, and extracts
 // its vmlinuz.
 func resolveKernel(ctx context.Context, src kernelSource, cache string) (*kernel, error) {
 	repo, err := repoFor(ctx, src, cache)
 	if err != nil {
 		return nil, err
 	}
-	deps, err := repo.resolveDepends(ctx, "linux-image-amd64")
+	meta := "linux-image-" + src.guestArch().debian
+	deps, err := repo.resolveDepends(ctx, meta)
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s's kernel: %w", src.name, err)
 	}
@@ -78,7 +119,7 @@ func resolveKernel(ctx context.Context, src kernelSource, cache string) (*kernel
 		}
 	}
 	if image == "" {
-		return nil, fmt.Errorf("%s: linux-image-amd64 depends on no linux-image-* package (%v)", src.name, deps)
+		return nil, fmt.Errorf("%s: %s depends on no linux-image-* package (%v)", src.name, meta, deps)
 	}
 	version := strings.TrimPrefix(image, "linux-image-")
 	k := &kernel{source: src, repo: repo, version: version, root: filepath.Join(cache, "kernels", version)}

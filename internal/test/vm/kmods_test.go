@@ -14,12 +14,13 @@ import (
 // under kernel/: softdog gives the watchdog boot its /dev/watchdog, fuse
 // gives the suites /dev/fuse for internal/testutil/fusehang's real hangs. A
 // builtIn module may be compiled into the kernel instead (fuse is, in
-// bookworm-backports' 6.12): absent from the package, it is not needed.
+// bookworm-backports' 6.12, and the watchdog core in Debian's arm64
+// kernels): absent from the package, it is not needed.
 var kernelModules = []struct {
 	dir, name string
 	builtIn   bool
 }{
-	{"drivers/watchdog", "watchdog", false},
+	{"drivers/watchdog", "watchdog", true},
 	{"drivers/watchdog", "softdog", false},
 	{"fs/fuse", "fuse", true},
 }

@@ -26,7 +26,15 @@ func buildFaultmod(ctx context.Context, k *kernel, cache string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	if err := ensureInstalled(ctx, map[string]string{cc: cc}); err != nil {
+	kbuildArgs, env := []string{"CC=" + cc}, os.Environ()
+	if cross := k.source.guestArch().cross; cross != "" {
+		tc, err := crossToolchain(ctx, cc, cross, cache)
+		if err != nil {
+			return "", err
+		}
+		kbuildArgs = []string{"CC=" + cross + "-" + cc, "CROSS_COMPILE=" + cross + "-"}
+		env = tc.env(env)
+	} else if err := ensureInstalled(ctx, map[string]string{cc: cc}); err != nil {
 		return "", fmt.Errorf("installing %s, the compiler of %s's headers: %w", cc, k.version, err)
 	}
 
@@ -48,8 +56,9 @@ func buildFaultmod(ctx context.Context, k *kernel, cache string) (string, error)
 	}
 	// No BTF for the module: the tests have no use for it, and making it
 	// needs pahole and, from 6.12 on, fails without it.
-	cmd := exec.CommandContext(ctx, "make", "-C", headers, "M="+dir, "CC="+cc,
-		"CONFIG_DEBUG_INFO_BTF_MODULES=", "modules")
+	args := append([]string{"-C", headers, "M=" + dir, "CONFIG_DEBUG_INFO_BTF_MODULES=", "modules"}, kbuildArgs...)
+	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building faultmod.ko for %s: %w\n%s", k.version, err, out)
 	}
@@ -67,14 +76,33 @@ func (k *kernel) extractHeaders(ctx context.Context, cache string) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("resolving %s: %w", pkg, err)
 	}
-	pkgs := []string{pkg}
-	for _, d := range deps {
-		if strings.HasPrefix(d, "linux-headers-") || strings.HasPrefix(d, "linux-kbuild-") {
-			pkgs = append(pkgs, d)
+	// kbuild's programs (fixdep, modpost) run on the host: for another
+	// architecture's kernel they come from the host's architecture, in
+	// the same version from the same suite.
+	kbuildRepo := k.repo
+	if a := k.source.guestArch(); a != amd64 {
+		if kbuildRepo, err = archRepo(ctx, k.source.name+" kbuild", k.source.suite, k.source.via, amd64, cache); err != nil {
+			return "", err
+		}
+		if err := kbuildRepo.ensureLists(ctx); err != nil {
+			return "", err
 		}
 	}
-	for _, p := range pkgs {
-		deb, err := k.repo.download(ctx, p, filepath.Join(cache, "debs"))
+	type debOf struct {
+		pkg  string
+		repo *aptRepo
+	}
+	debs := []debOf{{pkg, k.repo}}
+	for _, d := range deps {
+		switch {
+		case strings.HasPrefix(d, "linux-headers-"):
+			debs = append(debs, debOf{d, k.repo})
+		case strings.HasPrefix(d, "linux-kbuild-"):
+			debs = append(debs, debOf{d, kbuildRepo})
+		}
+	}
+	for _, d := range debs {
+		deb, err := d.repo.download(ctx, d.pkg, filepath.Join(cache, "debs"))
 		if err != nil {
 			return "", err
 		}

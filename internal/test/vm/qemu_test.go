@@ -16,6 +16,7 @@ import (
 
 // vm describes one boot.
 type vm struct {
+	arch           *guestArch
 	kernel, initrd string
 	cmdline        []string // added to the console and panic settings
 	log            string   // console log, each line prefixed by host time since start
@@ -26,7 +27,7 @@ type vm struct {
 // vmResult is what the console and QEMU's exit code told about a boot.
 type vmResult struct {
 	qemuExit  int // -1 if QEMU was killed
-	status    int // the guest's verdict via isa-debug-exit, -1 without one
+	status    int // the guest's verdict via isa-debug-exit (without it: the console's, if QEMU exited 0), -1 without one
 	done      int // status on the console's "done" line, -1 without one
 	kernel    string
 	boot, run time.Duration // QEMU start to /init's first line; from there to QEMU's exit
@@ -51,26 +52,17 @@ type packageRun struct {
 const debugExitPort = "isa-debug-exit,iobase=0xf4,iosize=0x04"
 
 func (v vm) args() []string {
-	// thread=single: with one host thread per vCPU (QEMU 7.2's default),
-	// Debian's 6.1 hung in two runs of three, both vCPUs stuck in
-	// syscall_trace_enter on the int3 that text_poke_bp plants while the
-	// raw_syscalls tracepoints are attached or detached (soft lockups,
-	// RCU stalls): cross-modifying code that multi-threaded TCG mishandles.
-	// One thread for both vCPUs never hung and costs a second or two.
-	accel := []string{"-accel", "tcg,thread=single", "-cpu", "max"}
-	if v.kvm {
-		accel = []string{"-accel", "kvm", "-cpu", "host"}
-	}
-	// Debian builds the x32 ABI in but turns it off unless asked: the
-	// guest's 32-bit test runs an x32 program too.
-	cmdline := append([]string{"console=ttyS0", "quiet", "panic=-1", "syscall.x32=y"}, v.cmdline...)
-	return append(accel,
+	cmdline := append(append(v.arch.kernelArgs(), "quiet", "panic=-1"), v.cmdline...)
+	args := append(v.arch.machine(v.kvm),
 		"-m", "1024", "-smp", "2",
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", v.kernel, "-initrd", v.initrd,
 		"-append", strings.Join(cmdline, " "),
-		"-device", debugExitPort,
 	)
+	if v.arch.debugExit {
+		args = append(args, "-device", debugExitPort)
+	}
+	return args
 }
 
 // boot runs the VM to its end or its timeout, following the console.
@@ -88,11 +80,11 @@ func (v vm) boot(ctx context.Context) (*vmResult, error) {
 		return nil, fmt.Errorf("creating console pipe: %w", err)
 	}
 	defer pr.Close()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", v.args()...)
+	cmd := exec.CommandContext(ctx, v.arch.qemu, v.args()...)
 	cmd.Stdout, cmd.Stderr = pw, pw
 	// Without it a guest that grabbed the pipe could keep Wait waiting.
 	cmd.WaitDelay = 5 * time.Second
-	fmt.Fprintf(logf, "# qemu-system-x86_64 %s\n", strings.Join(v.args(), " "))
+	fmt.Fprintf(logf, "# %s %s\n", v.arch.qemu, strings.Join(v.args(), " "))
 
 	start := time.Now()
 	err = cmd.Start()
@@ -114,8 +106,13 @@ func (v vm) boot(ctx context.Context) (*vmResult, error) {
 	}
 	r.timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 	r.qemuExit = cmd.ProcessState.ExitCode()
-	if r.qemuExit > 0 && r.qemuExit%2 == 1 {
+	switch {
+	case v.arch.debugExit && r.qemuExit > 0 && r.qemuExit%2 == 1:
 		r.status = (r.qemuExit - 1) / 2
+	case !v.arch.debugExit && r.qemuExit == 0:
+		// /init's power-off after its done line: the console's verdict
+		// is the only one.
+		r.status = r.done
 	}
 	if waitErr != nil && !r.timedOut && r.qemuExit < 0 {
 		return r, fmt.Errorf("qemu: %w", waitErr)

@@ -21,9 +21,9 @@ type scenarioBoot struct {
 	// the guest said guest.FenceMarker and the kernel said resetMsg.
 	reset    bool
 	resetMsg string
-	// resetWithin bounds the time from the marker (the kill) to
-	// resetMsg: the kill grace, then the watchdog's timeout or at once
-	// for reboot(2), plus slack for the emulated guest.
+	// resetWithin bounds the time from the kill (the marker, less the lag
+	// it states) to resetMsg: the kill grace, then the watchdog's timeout
+	// or at once for reboot(2), plus slack for the emulated guest.
 	resetWithin time.Duration
 	// oops is set for a scenario that injects a kernel BUG(): the kernel
 	// it leaves behind can crash later on its own (seen once in some
@@ -74,7 +74,7 @@ func bootScenario(t *testing.T, k *kernel, sc scenarioBoot, ir initramfs, cache 
 		return r
 	}
 	marker := fmt.Sprintf("%s method=%s", guest.FenceMarker, strings.TrimPrefix(sc.name, "fence-"))
-	fencedAt, okMarker := r.lineTime(marker)
+	fencedAt, okMarker := r.killTime(marker)
 	resetAt, okReset := r.lineTime(sc.resetMsg)
 	switch {
 	case r.timedOut:
@@ -116,6 +116,18 @@ func (r *vmResult) results() []string {
 		}
 	}
 	return append(out, r.extra...)
+}
+
+// killTime returns when stallmon killed, on the host's clock: when the
+// guest's line containing marker arrived, less the lag the line states
+// (guest.FenceLagField).
+func (r *vmResult) killTime(marker string) (time.Duration, bool) {
+	i := slices.IndexFunc(r.lines, func(l string) bool { return strings.Contains(l, marker) })
+	if i < 0 {
+		return 0, false
+	}
+	lag := atoiOr(parseFields(r.lines[i])[guest.FenceLagField], 0)
+	return r.times[i] - time.Duration(lag)*time.Millisecond, true
 }
 
 // lineTime returns when the first console line containing s arrived,

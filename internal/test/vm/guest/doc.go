@@ -19,6 +19,11 @@ const ScenarioEnv = "vmtest_scenario"
 // come before the test has read it, and the line would never be written.
 const FenceMarker = "stallmon-vm: killed, fencing armed"
 
+// FenceLagField is the FenceMarker line's word that says, in
+// milliseconds, how long after stallmon's kill event the line was
+// written: the host subtracts it to time the reset from the kill.
+const FenceLagField = "lag_ms"
+
 // ResultPrefix marks a scenario's measured outcome in the test log; the
 // host harness collects these lines into its summary.
 const ResultPrefix = "RESULT "

@@ -22,8 +22,12 @@ func TestNodeFence(t *testing.T) {
 			}
 			n := startNode(t, "sleep-d:busy", flags...)
 			n.child.enter(t)
-			n.agent.Events.Next("kill", 30*time.Second)
-			fmt.Printf("\n%s method=%s\n", FenceMarker, method)
+			kill := n.agent.Events.Next("kill", 30*time.Second)
+			// The host times the reset from the kill, on its own clock:
+			// say how long after it this line comes, as a loaded guest
+			// can read the event late.
+			lag := time.Since(eventTime(t, kill))
+			fmt.Printf("\n%s method=%s %s=%d\n", FenceMarker, method, FenceLagField, lag.Milliseconds())
 			// Checked if the guest lives long enough to read them (with
 			// reboot it usually does not); the host checks the reset.
 			nextUnkillable(t, n, ioctlHang.stack...)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/test/vm/faultmod"
+	"github.com/stallmon/stallmon/internal/workload"
 )
 
 // childEnv selects what a re-executed copy of this test binary does
@@ -24,6 +25,9 @@ const childEnv = "FAULTMOD_CHILD"
 func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) {
+	// The targets without faultmod (hungread_test.go) are this binary
+	// re-executed as internal/workload.
+	workload.RunIfChild()
 	if what := os.Getenv(childEnv); what != "" {
 		os.Exit(runChild(what))
 	}

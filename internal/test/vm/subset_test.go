@@ -1,0 +1,44 @@
+package vm
+
+import "slices"
+
+// arm64Subset is what the arm64 lane runs under TCG emulation, where a
+// guest runs several times slower than an amd64 one. In its main boot:
+// the BPF object for arm64 loads and attaches (TestCloseLeaksNothing), a
+// hung read is found with its syscall name and fd
+// (TestHungSyscallReported), a read hung before attach is named from the
+// saved registers, the iterator's bpf_task_pt_regs path
+// (TestSyscallInFlightBeforeAttach), fds are classified in the kernel and
+// the first argument read from those registers (TestFDKindsFromKernel),
+// the sampled tracker ages only calls that never return
+// (TestSampledAgesOnlyCallsThatNeverReturn), and stallmon itself reports,
+// stops the heartbeat and kills, with either tracker, sparing a pipe read
+// (TestHungFUSEReadIsKilled and its sampled twin). With faultmod.ko,
+// cross-built: a thread in D that SIGKILL cannot end is reported
+// unkillable with either tracker, and a syscall spinning on the CPU is
+// flagged and cleared when it returns, not killed. Then the scenario
+// boots, as on amd64 but for the oops of a 32-bit thread.
+var arm64Subset = &subset{
+	pkgs: []string{"./internal/tracker/", "./internal/test/vm/guest/"},
+	run: "^(TestCloseLeaksNothing|TestHungSyscallReported|TestSyscallInFlightBeforeAttach|TestFDKindsFromKernel" +
+		"|TestSampledAgesOnlyCallsThatNeverReturn|TestHungFUSEReadIsKilled|TestSampledHungFUSEReadIsKilled" +
+		"|TestIoctlsExist|TestSleepDIgnoresSIGKILL|TestUnkillableIsReported|TestSampledUnkillableIsReported" +
+		"|TestKernelSpinIsFlaggedOnCPU)$",
+	scenarios: []scenarioBoot{
+		{name: "oops", oops: true, run: "^TestOops$/^(main_thread_dies_inside_the_syscall" +
+			"|next_caller_blocks_forever_on_the_lock_it_left|event_loop_blocks_in_poll_on_the_lock_it_left)$"},
+		scenarioNamed("fence-reboot"),
+		scenarioNamed("fence-watchdog"),
+	},
+	why: "the main boot runs the subset of its -test.run pattern; the oops boot leaves out the 32-bit thread" +
+		" (aarch32 programs need an arm cross-compiler, not installed)",
+}
+
+// scenarioNamed returns the scenario boot of scenarioBoots called name.
+func scenarioNamed(name string) scenarioBoot {
+	i := slices.IndexFunc(scenarioBoots, func(sc scenarioBoot) bool { return sc.name == name })
+	if i < 0 {
+		panic("no scenario boot " + name)
+	}
+	return scenarioBoots[i]
+}
