@@ -52,7 +52,16 @@ func (j judged) overKill() bool {
 
 // key identifies the stall: one syscall instance of one thread, or for a
 // thread outside any syscall the thread itself.
-func (j judged) key() stallKey { return stallKey{j.thread.TID, j.thread.Entered} }
+func (j judged) key() stallKey {
+	if j.queue != nil {
+		// One stall per socket, whichever process holds it: a listener
+		// shared by fork may be found first in another process next
+		// poll, which must not read as a stall that ended (a late
+		// return, fenced at once).
+		return stallKey{0, j.thread.Entered}
+	}
+	return stallKey{j.thread.TID, j.thread.Entered}
+}
 
 // judge applies the timeout table to snapshots. It remembers, across
 // polls, how long each thread has been in its current state, which is how

@@ -83,7 +83,11 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 	w.latest = w.latest[:0]
 	for _, l := range ls {
 		q := ListenerQueue{Label: l.PortLabel(), Kind: l.Kind.String(), Queued: l.Queued, Limit: l.Limit}
-		if l.Queued == 0 {
+		// A process stopped, traced, frozen, dumping core or exiting
+		// accepts nothing by no fault of its own: its state's rule
+		// judges it (never a kill, for the first four, by default), and
+		// its wait starts anew once it runs again.
+		if l.Queued == 0 || inProcessState(snap, l.PID) {
 			w.latest = append(w.latest, q)
 			continue
 		}
@@ -108,6 +112,24 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 		}
 	}
 	return out
+}
+
+// inProcessState reports whether process pid is in a state that has a
+// process-wide rule of its own.
+func inProcessState(snap tracker.Snapshot, pid int) bool {
+	for _, t := range snap.Threads {
+		if t.PID != pid || t.Kernel || t.Zombie {
+			continue
+		}
+		if t.DumpingCore || t.Exiting {
+			return true
+		}
+		switch stateOf(t) {
+		case budget.Stopped, budget.Traced, budget.Frozen:
+			return true
+		}
+	}
+	return false
 }
 
 // listenerThread is the process's leader, standing for the listener in

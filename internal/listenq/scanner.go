@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -55,19 +56,28 @@ func (s *Scanner) PidFiltered() bool { return s.filter }
 
 // Scan returns the listening sockets held by pids, each socket once.
 func (s *Scanner) Scan(pids []int) ([]Listener, error) {
-	if err := s.enter(pids); err != nil {
-		return nil, err
-	}
 	s.buf.Reset()
 	if s.filter {
+		// One process per walk, so the targets map holds that one alone:
+		// no scope is too big for it.
 		for _, pid := range pids {
+			if err := s.enter([]int{pid}); err != nil {
+				return nil, err
+			}
 			if err := s.walk(pid, true); err != nil {
 				return nil, err
 			}
 		}
-	} else if len(pids) > 0 {
-		if err := s.walk(0, false); err != nil {
-			return nil, err
+	} else {
+		// Each walk covers the host: a scope bigger than the map takes
+		// one walk per map-full of processes.
+		for chunk := range slices.Chunk(pids, int(s.objs.Targets.MaxEntries())) {
+			if err := s.enter(chunk); err != nil {
+				return nil, err
+			}
+			if err := s.walk(0, false); err != nil {
+				return nil, err
+			}
 		}
 	}
 	b := s.buf.Bytes()
@@ -91,19 +101,13 @@ func (s *Scanner) Scan(pids []int) ([]Listener, error) {
 	return out, nil
 }
 
-// enter makes the program's targets exactly pids.
+// enter makes the program's targets exactly pids. Departed processes go
+// first, so a scope that changed a lot between two scans never finds the
+// map full of processes that are gone.
 func (s *Scanner) enter(pids []int) error {
 	now := make(map[uint32]bool, len(pids))
 	for _, pid := range pids {
-		tgid := uint32(pid)
-		now[tgid] = true
-		if s.entered[tgid] {
-			continue
-		}
-		if err := s.objs.Targets.Put(tgid, uint8(1)); err != nil {
-			return fmt.Errorf("entering process %d: %w", pid, err)
-		}
-		s.entered[tgid] = true
+		now[uint32(pid)] = true
 	}
 	for tgid := range s.entered {
 		if now[tgid] {
@@ -113,6 +117,15 @@ func (s *Scanner) enter(pids []int) error {
 			return fmt.Errorf("forgetting process %d: %w", tgid, err)
 		}
 		delete(s.entered, tgid)
+	}
+	for tgid := range now {
+		if s.entered[tgid] {
+			continue
+		}
+		if err := s.objs.Targets.Put(tgid, uint8(1)); err != nil {
+			return fmt.Errorf("entering process %d: %w", tgid, err)
+		}
+		s.entered[tgid] = true
 	}
 	return nil
 }
@@ -132,10 +145,21 @@ func (s *Scanner) walk(pid int, filter bool) error {
 		return fmt.Errorf("opening the listener iterator: %w", err)
 	}
 	defer rd.Close()
-	if _, err := io.Copy(&s.buf, rd); err != nil {
-		return fmt.Errorf("reading the listener iterator: %w", err)
+	// The kernel ends a read with EAGAIN once it has passed a million
+	// files without a record, keeping its place: read on, or a host (or
+	// a process) with that many files would fail every scan for good.
+	chunk := make([]byte, 64<<10)
+	for {
+		n, err := rd.Read(chunk)
+		s.buf.Write(chunk[:n])
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, unix.EAGAIN):
+		case err != nil:
+			return fmt.Errorf("reading the listener iterator: %w", err)
+		}
 	}
-	return nil
 }
 
 // linkFileIter links prog as a task_file iterator, over the files of pid
