@@ -12,7 +12,9 @@ export BPF2GO_STRIP := $(STRIP)
 APT_BPF  := clang-19 llvm-19 libbpf-dev
 APT_TEST := iproute2 prometheus gcc gcc-multilib nginx-light redis-server redis-tools apache2-utils \
 	keepalived procps etcd-server etcd-client corosync pacemaker pacemaker-cli-utils systemd strace \
-	qemu-system-arm
+	qemu-system-arm qemu-user-static mmdebstrap lintian rpm rpmlint
+# make dist runs the arm64 binary (its timeout table) under qemu's user mode.
+APT_DIST := qemu-user-static
 # make bench's own: the peers it is compared with, and what its targets need.
 APT_BENCH := strace bpftrace redis-server redis-tools nginx-light apache2-utils gcc
 BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli nginx ab gcc
@@ -21,12 +23,12 @@ BENCH_CMDS := strace bpftrace redis-server redis-benchmark redis-cli nginx ab gc
 BENCH_OUT ?= bin/bench-results.md
 # What deps-test checks for before it calls apt: one command of each package.
 TEST_CMDS := ip prometheus promtool nginx redis-server ab keepalived pgrep etcd etcdctl corosync pacemakerd attrd_updater systemd-analyze strace \
-	qemu-system-aarch64
+	qemu-system-aarch64 qemu-aarch64-static mmdebstrap lintian rpm rpmlint
 # npm tools that check the Grafana dashboards (internal/test/dashboards/schema_test.go),
 # pinned by the lock file there; node_modules is git-ignored.
 NPM_SCHEMA := internal/test/dashboards/testdata/schema
 
-.PHONY: all build generate docs test lint demo bench bench-baseline deps-bpf deps-test deps-bench clean
+.PHONY: all build generate docs test lint demo bench bench-baseline deps-bpf deps-test deps-bench deps-dist dist disttest clean
 
 all: build
 
@@ -70,7 +72,25 @@ test: deps-test deps-bpf
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	STALLMON_TEST_TRACKER=sampled $(GO) test -count=1 -timeout 10m -run '$(SAMPLED_TESTS)' ./internal/test/e2e/
+	$(MAKE) disttest
 	$(MAKE) vmtest
+
+# The packages: .deb and .rpm for amd64 and arm64 in $(DIST_DIR), byte
+# for byte the same for one commit (docs/install.md). Built by
+# internal/tools/dist with nfpm; the version comes from git describe.
+DIST_DIR ?= bin/dist
+dist: deps-dist
+	$(GO) run ./internal/tools/dist -out $(DIST_DIR)
+
+# Installs the packages for real: apt in a bookworm root (mmdebstrap,
+# cached in bin/cache/), rpm --root, lintian, rpmlint, systemd-analyze
+# (internal/test/dist). Run by make test after the host's tests.
+disttest: deps-test
+	STALLMON_DISTTEST=1 $(GO) test -count=1 -timeout 20m -v -run '^TestPackages$$' ./internal/test/dist/
+
+deps-dist:
+	@command -v qemu-aarch64-static >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_DIST); }
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

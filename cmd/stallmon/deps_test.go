@@ -8,7 +8,7 @@ import (
 )
 
 // The shipped binary holds no test code: no workload that turns it into
-// a hang generator, no test helper, no demo.
+// a hang generator, no test helper, no demo, no packager or doc generator.
 func TestShippedBinaryHoldsNoTestCode(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
@@ -17,6 +17,10 @@ func TestShippedBinaryHoldsNoTestCode(t *testing.T) {
 	const module = "github.com/stallmon/stallmon/"
 	n := 0
 	for _, pkg := range strings.Fields(string(out)) {
+		// make dist's packager (internal/tools/dist) is a main of its own.
+		if strings.HasPrefix(pkg, "github.com/goreleaser/") || strings.HasPrefix(pkg, "github.com/spf13/cobra/doc") {
+			t.Errorf("stallmon depends on %s", pkg)
+		}
 		if !strings.HasPrefix(pkg, module) {
 			continue
 		}

@@ -19,7 +19,7 @@ import (
 )
 
 // The systemd units in deploy/ pass systemd-analyze verify, with the
-// stallmon binary under test where the units expect /usr/local/bin/stallmon,
+// stallmon binary under test where the units expect /usr/bin/stallmon,
 // and keep the capabilities stallmon checks for.
 func TestDeployUnitsVerify(t *testing.T) {
 	analyze, err := osexec.LookPath("systemd-analyze")
@@ -36,7 +36,7 @@ func TestDeployUnitsVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := strings.ReplaceAll(string(b), "/usr/local/bin/stallmon", stallmonBin)
+		text := strings.ReplaceAll(string(b), "/usr/bin/stallmon", stallmonBin)
 		for _, cap := range []string{"CAP_BPF", "CAP_PERFMON", "CAP_KILL"} {
 			if !strings.Contains(text, cap) {
 				t.Errorf("%s: CapabilityBoundingSet lacks %s", unit, cap)

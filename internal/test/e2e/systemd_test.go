@@ -59,8 +59,8 @@ func notifyUnitArgs(t *testing.T, pid int) []string {
 	}
 	script = strings.ReplaceAll(strings.TrimSuffix(script, "'"), mainPIDArg, itoa(pid))
 	f := strings.Fields(script)
-	if len(f) < 3 || f[0] != "exec" || f[1] != "/usr/local/bin/stallmon" {
-		t.Fatalf("%s: ExecStart runs %q, want exec /usr/local/bin/stallmon ...", notifyUnit, script)
+	if len(f) < 3 || f[0] != "exec" || f[1] != "/usr/bin/stallmon" {
+		t.Fatalf("%s: ExecStart runs %q, want exec /usr/bin/stallmon ...", notifyUnit, script)
 	}
 	return f[2:]
 }
@@ -109,7 +109,7 @@ func TestSystemdDeployVerify(t *testing.T) {
 	// NAME.service.d beside the unit it verifies.
 	service := write("myservice.service", "[Unit]\nDescription=a service stallmon watches\n\n[Service]\nExecStart=/bin/sleep infinity\n")
 	write("myservice.service.d/stallmon.conf", dropIn)
-	attach := write("stallmon-notify@myservice.service", strings.ReplaceAll(unit, "/usr/local/bin/stallmon", stallmonBin))
+	attach := write("stallmon-notify@myservice.service", strings.ReplaceAll(unit, "/usr/bin/stallmon", stallmonBin))
 	for _, path := range []string{service, attach} {
 		verifyUnit(t, analyze, path)
 	}
