@@ -9,9 +9,10 @@ import (
 
 const (
 	budgetsPath = "/etc/stallmon/budgets.yaml"
-	// shippedRule is a line of the built-in table; editedRule replaces it.
-	shippedRule = "  fsync: {budget: 30s, kill_after: 2m}\n"
-	editedRule  = "  fsync: {budget: 45s, kill_after: 2m}\n"
+	// edit is what an operator adds to the shipped table (extends:
+	// builtin); editedRule is how stallmon budgets prints it.
+	edit       = "syscalls:\n  fsync: {budget: 45s, kill_after: 3m}\n"
+	editedRule = "  fsync: {budget: 45s, kill_after: 3m}"
 )
 
 // The .deb installs with apt into a fresh root and runs there; its
@@ -27,13 +28,16 @@ func testDeb(t *testing.T, tarball, deb string, newer built, describe string) {
 	if c := inRoot(t, dir, "dpkg-query", "-W", "-f", "${Conffiles}", "stallmon"); !strings.Contains(c, budgetsPath+" ") {
 		t.Errorf("%s is no conffile of the .deb; its conffiles: %q", budgetsPath, c)
 	}
-	builtin := inRoot(t, dir, "stallmon", "budgets")
-	if got := inRoot(t, dir, "stallmon", "budgets", "--config", budgetsPath); got != builtin {
-		t.Errorf("the shipped %s is not the built-in table:\n%s\nwant\n%s", budgetsPath, got, builtin)
+	builtin := hostBuiltin(t, deb)
+	if got := inRoot(t, dir, "stallmon", "budgets", "--config", budgetsPath); rules([]byte(got)) != rules([]byte(builtin)) {
+		t.Errorf("the shipped %s does not give the built-in table:\n%s\nwant\n%s", budgetsPath, got, builtin)
 	}
 	editTable(t, dir)
 	if got := inRoot(t, dir, "stallmon", "budgets", "--config", budgetsPath); !strings.Contains(got, editedRule) {
 		t.Errorf("stallmon budgets --config %s does not print the edited rule %q:\n%s", budgetsPath, editedRule, got)
+	}
+	if got := inRoot(t, dir, "stallmon", "budgets"); !strings.Contains(got, editedRule+"  # from "+budgetsPath) {
+		t.Errorf("stallmon budgets does not read %s by default:\n%s", budgetsPath, got)
 	}
 	verifyUnits(t, dir)
 
@@ -45,7 +49,7 @@ func testDeb(t *testing.T, tarball, deb string, newer built, describe string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), editedRule) {
+	if !strings.HasSuffix(string(b), edit) {
 		t.Errorf("the upgrade to %s lost the edit of %s:\n%s", newer.version, budgetsPath, b)
 	}
 	if got := inRoot(t, dir, "stallmon", "budgets", "--config", budgetsPath); !strings.Contains(got, editedRule) {
@@ -65,7 +69,7 @@ func testDeb(t *testing.T, tarball, deb string, newer built, describe string) {
 	}
 }
 
-// editTable changes one rule of the root's budgets.yaml, as an operator would.
+// editTable adds a rule to the root's budgets.yaml, as an operator would.
 func editTable(t *testing.T, dir string) {
 	t.Helper()
 	path := filepath.Join(dir, budgetsPath)
@@ -73,12 +77,26 @@ func editTable(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), shippedRule) {
-		t.Fatalf("%s lacks the rule %q to edit:\n%s", budgetsPath, shippedRule, b)
+	if !strings.Contains(string(b), "\nextends: builtin\n") {
+		t.Fatalf("%s does not extend the built-in table:\n%s", budgetsPath, b)
 	}
-	if err := os.WriteFile(path, []byte(strings.Replace(string(b), shippedRule, editedRule, 1)), 0o644); err != nil {
+	if err := os.WriteFile(path, append(b, edit...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hostBuiltin is the built-in table of the .deb's binary, run here, where
+// no /etc/stallmon exists.
+func hostBuiltin(t *testing.T, deb string) string {
+	t.Helper()
+	if _, err := os.Stat("/etc/stallmon/budgets.yaml"); err == nil {
+		t.Fatal("this host has /etc/stallmon/budgets.yaml: the built-in table cannot be printed here")
+	}
+	bin := filepath.Join(t.TempDir(), "stallmon")
+	if err := os.WriteFile(bin, debFile(t, deb, "usr/bin/stallmon"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return run(t, "", nil, bin, "budgets")
 }
 
 // verifyUnits runs systemd-analyze verify on the installed units in the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 )
 
 // buildBinary builds the static stallmon of one architecture into dir.
@@ -46,19 +47,39 @@ var qemuArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
 // budgetsHeader starts /etc/stallmon/budgets.yaml. It names no version:
 // a conffile that changes at each upgrade makes dpkg ask about every
 // edited one, and this one changes only with the table.
-const budgetsHeader = `# stallmon's timeout table: the built-in one for %s, as
-# 'stallmon budgets' prints it (syscall names are this architecture's).
-# The units pass it with --config; the format is in docs/budgets.md.
-# A package upgrade keeps this file as you edited it.
+//
+// The file extends the built-in table rather than copying it: a copy
+// writes every inherited value out, so it would stop following the
+// built-in table's fixes on upgrade and --kill-after/--budget would no
+// longer reach the rules that inherit (docs/budgets.md). The built-in
+// table is shown below it, commented out, for reference.
+const budgetsHeader = `# stallmon's timeout table. The units pass it with --config; the format
+# is in /usr/share/doc/stallmon and docs/budgets.md. Write below only what
+# this node changes: a rule you name replaces the built-in one (give it
+# its kill_after too), everything else follows the built-in table, also
+# after upgrades. Drop-ins in /etc/stallmon/budgets.d/*.yaml apply after
+# this file. 'stallmon budgets' prints the result. A package upgrade keeps
+# this file as you edited it.
+extends: builtin
+
 `
 
-// budgetsFile is the table the binary of arch holds, with a header.
+// builtinMarker heads the commented copy of the built-in table.
+const builtinMarker = "# The built-in table for %s, as 'stallmon budgets' prints it:\n"
+
+// budgetsFile is the table file for arch: extends: builtin, with the
+// built-in table its binary holds as comments.
 func budgetsFile(bin, arch string) ([]byte, error) {
 	table, err := runBinary(bin, arch, "budgets")
 	if err != nil {
 		return nil, fmt.Errorf("printing the built-in table for %s: %w", arch, err)
 	}
-	return append(fmt.Appendf(nil, budgetsHeader, arch), table...), nil
+	out := fmt.Appendf([]byte(budgetsHeader), builtinMarker, arch)
+	for l := range strings.Lines(string(table)) {
+		out = append(out, "#   "...)
+		out = append(out, l...)
+	}
+	return out, nil
 }
 
 // manPages has cmd/stallmon's TestManPages write a page per command into dir.
