@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
 	"slices"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/stallmon/stallmon/internal/bpfiter"
 	"github.com/stallmon/stallmon/internal/listenq/gen"
 )
 
@@ -35,16 +33,12 @@ func Open() (*Scanner, error) {
 	if err := gen.LoadListenqObjects(&s.objs, nil); err != nil {
 		return nil, fmt.Errorf("loading listener objects: %w", err)
 	}
-	it, err := linkFileIter(s.objs.Listeners, os.Getpid(), true)
-	switch {
-	case errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EINVAL):
-	case err != nil:
+	filter, err := bpfiter.HasFilter(s.objs.Listeners)
+	if err != nil {
 		s.objs.Close()
-		return nil, fmt.Errorf("probing the iterator's pid filter: %w", err)
-	default:
-		s.filter = true
-		it.Close()
+		return nil, err
 	}
+	s.filter = filter
 	return s, nil
 }
 
@@ -132,7 +126,7 @@ func (s *Scanner) enter(pids []int) error {
 
 // walk runs the iterator once, over pid's files or the host's, into buf.
 func (s *Scanner) walk(pid int, filter bool) error {
-	it, err := linkFileIter(s.objs.Listeners, pid, filter)
+	it, err := bpfiter.Link(s.objs.Listeners, pid, filter)
 	if errors.Is(err, unix.ESRCH) {
 		return nil // exited since the snapshot: it holds nothing now
 	}
@@ -160,47 +154,4 @@ func (s *Scanner) walk(pid int, filter bool) error {
 			return fmt.Errorf("reading the listener iterator: %w", err)
 		}
 	}
-}
-
-// linkFileIter links prog as a task_file iterator, over the files of pid
-// if filter is set (union bpf_iter_link_info.task, Linux 6.1), else over
-// every task of the host. cilium/ebpf has no option for the filter, so the
-// link is created by hand.
-func linkFileIter(prog *ebpf.Program, pid int, filter bool) (*link.Iter, error) {
-	info := struct {
-		tid, pid, pidFD uint32
-	}{pid: uint32(pid)}
-	infoPtr, infoLen := uint64(uintptr(unsafe.Pointer(&info))), uint32(unsafe.Sizeof(info))
-	if !filter {
-		infoPtr, infoLen = 0, 0
-	}
-	attr := struct {
-		progFD      uint32
-		targetFD    uint32
-		attachType  uint32
-		flags       uint32
-		iterInfo    uint64
-		iterInfoLen uint32
-		_           [36]byte
-	}{
-		progFD:      uint32(prog.FD()),
-		attachType:  unix.BPF_TRACE_ITER,
-		iterInfo:    infoPtr,
-		iterInfoLen: infoLen,
-	}
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	runtime.KeepAlive(&info)
-	if errno != 0 {
-		return nil, fmt.Errorf("creating task_file iterator link: %w", errno)
-	}
-	l, err := link.NewFromFD(int(fd))
-	if err != nil {
-		return nil, fmt.Errorf("wrapping task_file iterator link: %w", err)
-	}
-	it, ok := l.(*link.Iter)
-	if !ok {
-		l.Close()
-		return nil, errors.New("kernel returned a link that is not an iterator")
-	}
-	return it, nil
 }

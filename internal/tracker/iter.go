@@ -1,71 +1,11 @@
 package tracker
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"runtime"
-	"unsafe"
-
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/bpfiter"
 )
 
 // probeIterFilter reports whether the kernel can limit a task iterator to
-// one process (union bpf_iter_link_info.task, Linux 6.1): it links prog
-// filtered on stallmon's own pid and lets the link go. Kernels before 6.1
-// reject the larger link info (E2BIG, or EINVAL).
-func probeIterFilter(prog *ebpf.Program) (bool, error) {
-	it, err := linkTaskIter(prog, os.Getpid(), true)
-	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EINVAL) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, it.Close()
-}
-
-// linkTaskIter links the snapshot program as a task iterator, limited to
-// the threads of pid if filter is set, else over every task of the host.
-// cilium/ebpf has no option for the filter, so the link is created by
-// hand.
-func linkTaskIter(prog *ebpf.Program, pid int, filter bool) (*link.Iter, error) {
-	info := struct {
-		tid, pid, pidFD uint32
-	}{pid: uint32(pid)}
-	infoPtr, infoLen := uint64(uintptr(unsafe.Pointer(&info))), uint32(unsafe.Sizeof(info))
-	if !filter {
-		infoPtr, infoLen = 0, 0
-	}
-	attr := struct {
-		progFD      uint32
-		targetFD    uint32
-		attachType  uint32
-		flags       uint32
-		iterInfo    uint64
-		iterInfoLen uint32
-		_           [36]byte
-	}{
-		progFD:      uint32(prog.FD()),
-		attachType:  unix.BPF_TRACE_ITER,
-		iterInfo:    infoPtr,
-		iterInfoLen: infoLen,
-	}
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	runtime.KeepAlive(&info)
-	if errno != 0 {
-		return nil, fmt.Errorf("creating task iterator link: %w", errno)
-	}
-	l, err := link.NewFromFD(int(fd))
-	if err != nil {
-		return nil, fmt.Errorf("wrapping task iterator link: %w", err)
-	}
-	it, ok := l.(*link.Iter)
-	if !ok {
-		l.Close()
-		return nil, errors.New("kernel returned a link that is not an iterator")
-	}
-	return it, nil
-}
+// one process (Linux 6.1).
+func probeIterFilter(prog *ebpf.Program) (bool, error) { return bpfiter.HasFilter(prog) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf/link"
 
+	"github.com/stallmon/stallmon/internal/bpfiter"
 	"github.com/stallmon/stallmon/internal/event"
 )
 
@@ -108,7 +109,7 @@ func (m *Tracker) member(pid int) (*memberIt, error) {
 	if mi := w.byPID[pid]; mi != nil {
 		return mi, nil
 	}
-	it, err := linkTaskIter(m.objs.Snapshot, pid, true)
+	it, err := bpfiter.Link(m.objs.Snapshot, pid, true)
 	if err != nil {
 		return nil, fmt.Errorf("attaching the task iterator of process %d: %w", pid, err)
 	}
@@ -126,7 +127,7 @@ func (m *Tracker) member(pid int) (*memberIt, error) {
 // are found at attach too. The pass is judged by nobody; its iterator is
 // checked like the others before it is let go.
 func (m *Tracker) seedFromHost() error {
-	it, err := linkTaskIter(m.objs.Snapshot, 0, false)
+	it, err := bpfiter.Link(m.objs.Snapshot, 0, false)
 	if err != nil {
 		return fmt.Errorf("attaching the task iterator: %w", err)
 	}
@@ -160,7 +161,7 @@ func (m *Tracker) seedFromHost() error {
 func (m *Tracker) hostIter(why string) (*memberIt, error) {
 	w := &m.walkers
 	if w.host == nil {
-		it, err := linkTaskIter(m.objs.Snapshot, 0, false)
+		it, err := bpfiter.Link(m.objs.Snapshot, 0, false)
 		if err != nil {
 			return nil, fmt.Errorf("attaching the task iterator: %w", err)
 		}
