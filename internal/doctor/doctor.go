@@ -83,6 +83,9 @@ func Check() (Report, error) {
 	} else {
 		r.Variant = append(r.Variant, "snapshots walk every task of the host (no pid-filtered task iterator)")
 	}
+	if !has[tracker.FeatureMemcg] {
+		r.Variant = append(r.Variant, "RLIMIT_MEMLOCK is raised to unlimited before loading (no memcg accounting of BPF memory)")
+	}
 	if has[tracker.FeatureCgroupKill] {
 		r.Variant = append(r.Variant, "a cgroup's service is killed through cgroup.kill")
 	} else {

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -52,6 +53,7 @@ type Probe struct {
 const (
 	FeatureIterFilter = "task iterators limited to one process"
 	FeatureCgroupKill = "cgroup.kill"
+	FeatureMemcg      = "memcg accounting of BPF memory"
 )
 
 // Features lists what the tracker needs, oldest kernel first, then what
@@ -85,6 +87,9 @@ func Features() []Feature {
 		{Name: "bpf_task_pt_regs", Kernel: "5.15",
 			UsedBy: "the saved registers that say which syscall a sleeping thread is in",
 			probe:  all(rawTPHelpers(asm.FnTaskPtRegs), iterHelper(asm.FnTaskPtRegs))},
+		{Name: FeatureMemcg, Kernel: "5.11",
+			UsedBy: "loading maps and programs whatever RLIMIT_MEMLOCK is", probe: probeMemcgAccounting,
+			Fallback: "RLIMIT_MEMLOCK is raised to unlimited before loading (needs CAP_SYS_RESOURCE)"},
 		{Name: FeatureIterFilter, Kernel: "6.1",
 			UsedBy: "the snapshot of a --pid or --tree target", probe: probeIterFilterAlone,
 			Fallback: "each poll walks every task of the host"},
@@ -143,9 +148,22 @@ func Refusal(ps []Probe) error {
 	return doubt
 }
 
+// featuresFound is set once the running kernel passed checkFeatures:
+// what it offers does not change while stallmon runs, and each later
+// attach (a restart, a test) is spared the probes' loads. A refusal or a
+// doubt is not kept: the next attach probes again.
+var featuresFound atomic.Bool
+
 // checkFeatures refuses a kernel that lacks something the tracker cannot
 // do without.
 func checkFeatures() error {
+	if featuresFound.Load() {
+		return nil
+	}
 	required := slices.DeleteFunc(Features(), func(f Feature) bool { return !f.Required() })
-	return Refusal(ProbeKernel(required))
+	err := Refusal(ProbeKernel(required))
+	if err == nil {
+		featuresFound.Store(true)
+	}
+	return err
 }

@@ -100,11 +100,9 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 	if atLeast(kernelVersion(), userWorkerKernel) {
 		m.workerFlags |= pfUserWorker
 	}
-	// No RLIMIT_MEMLOCK to raise: kernels since 5.11 charge BPF memory to
-	// the memory cgroup, and task storage in tracing programs, which
-	// checkFeatures requires, came in 5.13. cilium/ebpf's rlimit
-	// package is not imported on purpose: its init creates a probe map in
-	// every process, so even a refused command line would call bpf().
+	if _, err := LiftMemlock(); err != nil {
+		return nil, err
+	}
 	m.loadSymbols()
 	if err := m.load(); err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ func TestDoctorOnOldKernel(t *testing.T) {
 		"BPF task storage in tracing programs":                   false,
 		"bpf_get_current_ancestor_cgroup_id in tracing programs": false,
 		"bpf_task_pt_regs":                                       false,
+		"memcg accounting of BPF memory":                         false,
 		"task iterators limited to one process":                  false,
 		"cgroup.kill":                                            false,
 	}
