@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 )
 
@@ -32,11 +33,13 @@ type Feature struct {
 	// Fallback is what stallmon does without it; empty when the tracker
 	// cannot load without it.
 	Fallback string
-	// probe returns nil when the feature is there, an error wrapping
-	// ebpf.ErrNotSupported when it is not, and any other error when it
-	// cannot tell.
-	probe func() error
+	probe    probe
 }
+
+// A probe returns nil when its feature is there, an error wrapping
+// ebpf.ErrNotSupported when it is not, and any other error when it cannot
+// tell. The kernel's BTF, decoded once, is shared by a round of probes.
+type probe func(*btf.Cache) error
 
 // Required reports whether the tracker cannot load without f.
 func (f Feature) Required() bool { return f.Fallback == "" }
@@ -62,7 +65,7 @@ func Features() []Feature {
 	return []Feature{
 		{Name: "BPF raw tracepoint programs", Kernel: "4.17",
 			UsedBy: "sys_enter/sys_exit, thread exit, fork and cgroup-move programs",
-			probe:  func() error { return features.HaveProgramType(ebpf.RawTracepoint) }},
+			probe:  func(*btf.Cache) error { return features.HaveProgramType(ebpf.RawTracepoint) }},
 		{Name: "kernel BTF (CONFIG_DEBUG_INFO_BTF)", Kernel: "5.4",
 			UsedBy: "CO-RE reads of kernel structures; task iterators", probe: probeKernelBTF},
 		{Name: "BPF task iterators", Kernel: "5.8",
@@ -74,7 +77,7 @@ func Features() []Feature {
 			probe:  rawTPHelpers(asm.FnGetCurrentTaskBtf)},
 		{Name: "BPF task storage maps", Kernel: "5.11",
 			UsedBy: "the in-flight syscall record of each thread",
-			probe:  func() error { return features.HaveMapType(ebpf.TaskStorage) }},
+			probe:  func(*btf.Cache) error { return features.HaveMapType(ebpf.TaskStorage) }},
 		{Name: "BPF atomic operations in the JIT", Kernel: atomicsKernel(),
 			UsedBy: "thread exit counters, tree and cgroup membership bits", probe: probeAtomics},
 		{Name: "BPF task storage in tracing programs", Kernel: "5.13",
@@ -88,7 +91,7 @@ func Features() []Feature {
 			UsedBy: "the saved registers that say which syscall a sleeping thread is in",
 			probe:  all(rawTPHelpers(asm.FnTaskPtRegs), iterHelper(asm.FnTaskPtRegs))},
 		{Name: FeatureMemcg, Kernel: "5.11",
-			UsedBy: "loading maps and programs whatever RLIMIT_MEMLOCK is", probe: probeMemcgAccounting,
+			UsedBy: "loading maps and programs whatever RLIMIT_MEMLOCK is", probe: func(*btf.Cache) error { return probeMemcgAccounting() },
 			Fallback: "RLIMIT_MEMLOCK is raised to unlimited before loading (needs CAP_SYS_RESOURCE)"},
 		{Name: FeatureIterFilter, Kernel: "6.1",
 			UsedBy: "the snapshot of a --pid or --tree target", probe: probeIterFilterAlone,
@@ -113,8 +116,9 @@ func atomicsKernel() string {
 // it loads outlives it.
 func ProbeKernel(fs []Feature) []Probe {
 	ps := make([]Probe, 0, len(fs))
+	c := btf.NewCache()
 	for _, f := range fs {
-		err := f.probe()
+		err := f.probe(c)
 		p := Probe{Feature: f, Present: err == nil}
 		if err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
 			p.Err = err

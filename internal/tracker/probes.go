@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -21,8 +20,8 @@ import (
 // notSupported marks why a feature is absent.
 func notSupported(why string) error { return fmt.Errorf("%s: %w", why, ebpf.ErrNotSupported) }
 
-func probeKernelBTF() error {
-	_, err := btf.LoadKernelSpec()
+func probeKernelBTF(c *btf.Cache) error {
+	_, err := c.Kernel()
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ebpf.ErrNotSupported) {
 		return notSupported(fmt.Sprintf("no kernel BTF: %v", err))
 	}
@@ -30,10 +29,10 @@ func probeKernelBTF() error {
 }
 
 // all is the conjunction of probes, the first absence or doubt winning.
-func all(probes ...func() error) func() error {
-	return func() error {
+func all(probes ...probe) probe {
+	return func(c *btf.Cache) error {
 		for _, p := range probes {
-			if err := p(); err != nil {
+			if err := p(c); err != nil {
 				return err
 			}
 		}
@@ -43,8 +42,8 @@ func all(probes ...func() error) func() error {
 
 // rawTPHelpers probes helpers from raw tracepoint programs, the type of
 // the syscall programs.
-func rawTPHelpers(fns ...asm.BuiltinFunc) func() error {
-	return func() error {
+func rawTPHelpers(fns ...asm.BuiltinFunc) probe {
+	return func(*btf.Cache) error {
 		for _, fn := range fns {
 			if err := features.HaveProgramHelper(ebpf.RawTracepoint, fn); err != nil {
 				return fmt.Errorf("%v in raw tracepoints: %w", fn, err)
@@ -67,19 +66,22 @@ func iterSpec(ins ...asm.Instruction) *ebpf.ProgramSpec {
 }
 
 // loadProbe loads spec and unloads it. A failed load carries the
-// verifier's log: cilium/ebpf loads once more with it.
-func loadProbe(spec *ebpf.ProgramSpec) error {
-	prog, err := ebpf.NewProgram(spec)
+// verifier's log: cilium/ebpf loads once more with it. It loads spec as a
+// collection of one, the only way to hand cilium/ebpf the kernel BTF
+// already decoded: ebpf.NewProgram decodes it anew to find a tracing
+// program's attach target, 20 ms each time on the CI host.
+func loadProbe(spec *ebpf.ProgramSpec, c *btf.Cache) error {
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{spec.Name: spec}},
+		ebpf.CollectionOptions{Cache: c})
 	if err != nil {
 		return err
 	}
-	return prog.Close()
+	coll.Close()
+	return nil
 }
 
-// probeTaskIter is asked before every probe of a task iterator's: its
-// verdict is kept.
-var probeTaskIter = sync.OnceValue(func() error {
-	err := loadProbe(iterSpec())
+func probeTaskIter(c *btf.Cache) error {
+	err := loadProbe(iterSpec(), c)
 	if errors.Is(err, btf.ErrNotFound) || errors.Is(err, ebpf.ErrNotSupported) {
 		return notSupported(fmt.Sprintf("loading a task iterator: %v", err))
 	}
@@ -87,7 +89,7 @@ var probeTaskIter = sync.OnceValue(func() error {
 		return fmt.Errorf("loading a task iterator: %w", err)
 	}
 	return nil
-})
+}
 
 // iterHelper probes a helper from task iterators. cilium/ebpf's
 // features.HaveProgramHelper has no probe for tracing programs, whose
@@ -95,12 +97,12 @@ var probeTaskIter = sync.OnceValue(func() error {
 // fn with whatever the registers hold, and reads the verifier's answer
 // the way features does. The helper is looked up before its arguments are
 // checked, so a refusal of the arguments (EACCES) means it is there.
-func iterHelper(fn asm.BuiltinFunc) func() error {
-	return func() error {
-		if err := probeTaskIter(); err != nil {
+func iterHelper(fn asm.BuiltinFunc) probe {
+	return func(c *btf.Cache) error {
+		if err := probeTaskIter(c); err != nil {
 			return err
 		}
-		err := loadProbe(iterSpec(fn.Call()))
+		err := loadProbe(iterSpec(fn.Call()), c)
 		var verr *ebpf.VerifierError
 		switch {
 		case err == nil, errors.Is(err, unix.EACCES):
@@ -156,7 +158,7 @@ const errENOTSUPP = unix.Errno(524)
 // instructions. A helper probe cannot tell: the x86 verifier learnt them
 // in 5.12, but arm64 5.15-5.17 verify them and then fail in the JIT, so
 // only a load that goes through the JIT answers.
-func probeAtomics() error {
+func probeAtomics(c *btf.Cache) error {
 	ins := asm.Instructions{
 		asm.Mov.Imm(asm.R1, 0),
 		asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
@@ -164,7 +166,7 @@ func probeAtomics() error {
 	}
 	ins = append(ins, atomicOps...)
 	ins = append(ins, asm.Mov.Imm(asm.R0, 0), asm.Return())
-	err := loadProbe(&ebpf.ProgramSpec{Name: "stallmon_atomic", Type: ebpf.RawTracepoint, License: "GPL", Instructions: ins})
+	err := loadProbe(&ebpf.ProgramSpec{Name: "stallmon_atomic", Type: ebpf.RawTracepoint, License: "GPL", Instructions: ins}, c)
 	var verr *ebpf.VerifierError
 	switch {
 	case err == nil:
@@ -178,16 +180,18 @@ func probeAtomics() error {
 
 // probeIterFilterAlone asks probeIterFilter with an iterator of its own,
 // for when the tracker's is not loaded.
-func probeIterFilterAlone() error {
-	if err := probeTaskIter(); err != nil {
+func probeIterFilterAlone(c *btf.Cache) error {
+	if err := probeTaskIter(c); err != nil {
 		return err
 	}
-	prog, err := ebpf.NewProgram(iterSpec())
+	spec := iterSpec()
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{spec.Name: spec}},
+		ebpf.CollectionOptions{Cache: c})
 	if err != nil {
 		return fmt.Errorf("loading a task iterator: %w", err)
 	}
-	defer prog.Close()
-	ok, err := probeIterFilter(prog)
+	defer coll.Close()
+	ok, err := probeIterFilter(coll.Programs[spec.Name])
 	if err != nil {
 		return err
 	}
@@ -200,7 +204,7 @@ func probeIterFilterAlone() error {
 // probeCgroupKill looks for cgroup.kill in a cgroup other than the root,
 // which never has one; on a host with no other cgroup, for the function
 // that writes it in the kernel's BTF.
-func probeCgroupKill() error {
+func probeCgroupKill(c *btf.Cache) error {
 	root, err := cgroup.Root()
 	if err != nil {
 		return err
@@ -221,7 +225,7 @@ func probeCgroupKill() error {
 		}
 	}
 	if dir == "" {
-		return kernelHasFunc("cgroup_kill_write")
+		return kernelHasFunc(c, "cgroup_kill_write")
 	}
 	_, err = os.Stat(filepath.Join(dir, "cgroup.kill"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -230,8 +234,8 @@ func probeCgroupKill() error {
 	return err
 }
 
-func kernelHasFunc(name string) error {
-	spec, err := btf.LoadKernelSpec()
+func kernelHasFunc(c *btf.Cache, name string) error {
+	spec, err := c.Kernel()
 	if err != nil {
 		return fmt.Errorf("reading the kernel's BTF: %w", err)
 	}
