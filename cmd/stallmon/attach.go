@@ -31,7 +31,8 @@ stays STALLED, and a target it cannot vouch for gets silence
 (docs/wire.md, Stopping).
 
 Exit status: 0 the target exited on its own (or stallmon was stopped),
-1 runtime failure, 2 bad usage or configuration, 3 target killed by
+1 runtime failure (also a kernel without a feature stallmon needs, named;
+'stallmon doctor' lists them), 2 bad usage or configuration, 3 target killed by
 stallmon (also by a stop that fenced a declared stall), 4 target killed
 but it outlived --kill-grace (unkillable) first, also when the fence of
 a stop gives up on it.`,

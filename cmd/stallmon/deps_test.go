@@ -54,6 +54,7 @@ func TestArrowsPointOneWay(t *testing.T) {
 		"internal/integrations/":         {"internal/sink", "internal/event"},
 		"internal/tracker":               {"internal/tracker/gen", "internal/cgroup", "internal/fdkind", "internal/event", "internal/waitsite"},
 		"internal/waitsite":              {},
+		"internal/doctor":                {"internal/tracker"},
 		"internal/egress":                {"internal/egress/gen", "internal/cgroup", "internal/event"},
 		"internal/listenq":               {"internal/listenq/gen"},
 		"internal/budget":                {"internal/fdkind"},

@@ -11,6 +11,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAttachCmd(), newRunCmd(), newListenCmd(), newBudgetsCmd(), newReleaseCmd(), newVersionCmd())
+	root.AddCommand(newAttachCmd(), newRunCmd(), newListenCmd(), newBudgetsCmd(), newReleaseCmd(), newVersionCmd(), newDoctorCmd())
 	return root
 }

@@ -38,7 +38,8 @@ that cgroup to empty before it starts the service (service_waiting_old,
 as under attach when a service stallmon killed does not die.
 
 Exit status: the service's last one (its code, or 128+signal when a signal
-ended it), 1 when stallmon itself failed, 2 bad usage or configuration,
+ended it), 1 when stallmon itself failed (also on a kernel without a
+feature it needs, named), 2 bad usage or configuration,
 5 the service outlived its stop and was abandoned.`,
 		Example: `  sudo stallmon run --restart=on-failure -- /usr/bin/redis-server /etc/redis/redis.conf
   sudo stallmon run --key-file /etc/stallmon/key --log-format json -- nginx -g 'daemon off;'`,

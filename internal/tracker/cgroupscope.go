@@ -210,9 +210,10 @@ func (c *cgroupScope) wait() error {
 }
 
 // signal kills through cgroup.kill: every process of the subtree at once,
-// none looked up by PID, so none can be a stranger that reused one. It is
-// there on every kernel stallmon runs on (5.14; stallmon needs 5.15). The
-// agent sends nothing but SIGKILL.
+// none looked up by PID, so none can be a stranger that reused one. It
+// came in 5.14 with the ancestor cgroup helper a cgroup scope needs
+// anyway; stallmon doctor says whether this kernel has it. The agent sends
+// nothing but SIGKILL.
 func (c *cgroupScope) signal(sig unix.Signal) error {
 	if sig != unix.SIGKILL {
 		return fmt.Errorf("a cgroup is only sent SIGKILL (cgroup.kill), not %s", unix.SignalName(sig))

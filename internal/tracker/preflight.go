@@ -17,6 +17,15 @@ const (
 	capBPF      = 39
 )
 
+// CheckAccess fails where nothing could be loaded for want of privileges,
+// or where the kernel side would filter on the wrong PIDs.
+func CheckAccess() error {
+	if err := checkPIDNamespace(); err != nil {
+		return err
+	}
+	return checkPrivileges()
+}
+
 // checkPrivileges fails with the names of the missing capabilities
 // before anything is loaded, rather than with a bare EPERM from the
 // kernel halfway through.

@@ -90,24 +90,19 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 		}
 	}()
 
-	if err := checkPIDNamespace(); err != nil {
+	if err := CheckAccess(); err != nil {
 		return nil, err
 	}
-	if err := checkPrivileges(); err != nil {
-		return nil, err
-	}
-	kernel, err := checkKernel()
-	if err != nil {
+	if err := checkFeatures(); err != nil {
 		return nil, err
 	}
 	m.workerFlags = pfIOWorker
-	if atLeast(kernel, userWorkerKernel) {
+	if atLeast(kernelVersion(), userWorkerKernel) {
 		m.workerFlags |= pfUserWorker
 	}
-	// No RLIMIT_MEMLOCK to raise: kernels since 5.11 charge BPF memory to
-	// the memory cgroup, and minKernel is later. cilium/ebpf's rlimit
-	// package is not imported on purpose: its init creates a probe map in
-	// every process, so even a refused command line would call bpf().
+	if _, err := LiftMemlock(); err != nil {
+		return nil, err
+	}
 	m.loadSymbols()
 	if err := m.load(); err != nil {
 		return nil, err

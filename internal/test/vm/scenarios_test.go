@@ -47,9 +47,10 @@ var scenarioBoots = []scenarioBoot{
 }
 
 // refusedBoot is the one boot of a kernel older than stallmon supports
-// (kernelSource.refused): attach must fail with the reason and leave its
-// target alone.
-var refusedBoot = scenarioBoot{name: "old-kernel", run: "^TestOldKernelIsRefused$"}
+// (kernelSource.refused): attach must fail naming what is missing and
+// leave its target alone; doctor must find what that kernel has and has
+// not.
+var refusedBoot = scenarioBoot{name: "old-kernel", run: "^(TestOldKernelIsRefused|TestDoctorOnOldKernel|TestMemlockLiftedOnOldKernel)$"}
 
 // bootScenario boots k for one scenario and checks how the boot ended.
 func bootScenario(t *testing.T, k *kernel, sc scenarioBoot, ir initramfs, cache string, timeout time.Duration, kvm bool) *vmResult {

@@ -1,0 +1,137 @@
+// Package doctor tells whether stallmon can run on this kernel: what the
+// tracker needs, what each probe found, and which variant would load.
+package doctor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/tracker"
+)
+
+// vmlinuxBTF is where the kernel exposes its own BTF.
+const vmlinuxBTF = "/sys/kernel/btf/vmlinux"
+
+// Feature is one probe's verdict as doctor reports it.
+type Feature struct {
+	Name     string `json:"name"`
+	Kernel   string `json:"first_kernel"`
+	UsedBy   string `json:"used_by"`
+	Required bool   `json:"required"`
+	Fallback string `json:"fallback,omitempty"`
+	Present  bool   `json:"present"`
+	// Error is why the probe could not tell.
+	Error string `json:"error,omitempty"`
+}
+
+// Report is what doctor found.
+type Report struct {
+	Kernel   string    `json:"kernel"`
+	Arch     string    `json:"arch"`
+	BTF      bool      `json:"vmlinux_btf"`
+	Features []Feature `json:"features"`
+	// Variant names the programs and walks that would load.
+	Variant []string `json:"variant"`
+	CanRun  bool     `json:"can_run"`
+	// Refusal is why stallmon cannot run here.
+	Refusal string `json:"refusal,omitempty"`
+}
+
+// Check probes the running kernel. Its error is the refusal, or why the
+// probes could not run (privileges, PID namespace); the report is filled
+// in either way as far as it got.
+func Check() (Report, error) {
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	r := Report{Kernel: unix.ByteSliceToString(u.Release[:]), Arch: runtime.GOARCH}
+	_, err := os.Stat(vmlinuxBTF)
+	r.BTF = err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return r, fmt.Errorf("looking for %s: %w", vmlinuxBTF, err)
+	}
+	if err := tracker.CheckAccess(); err != nil {
+		r.Refusal = err.Error()
+		return r, err
+	}
+	ps := tracker.ProbeKernel(tracker.Features())
+	has := map[string]bool{}
+	for _, p := range ps {
+		f := Feature{Name: p.Name, Kernel: p.Kernel, UsedBy: p.UsedBy, Required: p.Required(), Fallback: p.Fallback, Present: p.Present}
+		if p.Err != nil {
+			f.Error = p.Err.Error()
+		}
+		r.Features = append(r.Features, f)
+		has[p.Name] = p.Present
+	}
+	refusal := tracker.Refusal(ps)
+	if refusal != nil {
+		r.Refusal = refusal.Error()
+		return r, refusal
+	}
+	r.CanRun = true
+	r.Variant = []string{"tracepoint and sampled trackers (one object: raw tracepoints and a task iterator)"}
+	if has[tracker.FeatureIterFilter] {
+		r.Variant = append(r.Variant, "snapshots walk the watched processes only (pid-filtered task iterator)")
+	} else {
+		r.Variant = append(r.Variant, "snapshots walk every task of the host (no pid-filtered task iterator)")
+	}
+	if !has[tracker.FeatureMemcg] {
+		r.Variant = append(r.Variant, "RLIMIT_MEMLOCK is raised to unlimited before loading (no memcg accounting of BPF memory)")
+	}
+	if has[tracker.FeatureCgroupKill] {
+		r.Variant = append(r.Variant, "a cgroup's service is killed through cgroup.kill")
+	} else {
+		r.Variant = append(r.Variant, "a cgroup's service cannot be killed (no cgroup.kill): use --pid or --tree")
+	}
+	return r, nil
+}
+
+// WriteText prints r for a person: one line a feature, then the variant
+// and the verdict.
+func WriteText(w io.Writer, r Report) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "kernel\t%s (%s)\n", r.Kernel, r.Arch)
+	fmt.Fprintf(tw, "%s\t%s\n", vmlinuxBTF, map[bool]string{true: "present", false: "missing"}[r.BTF])
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "FEATURE\tFIRST KERNEL\tFOUND\tNEEDED FOR")
+	for _, f := range r.Features {
+		found := "present"
+		switch {
+		case f.Error != "":
+			found = "unknown: " + f.Error
+		case !f.Present && f.Required:
+			found = "MISSING"
+		case !f.Present:
+			found = "missing, fallback: " + f.Fallback
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, f.Kernel, found, f.UsedBy)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !r.CanRun {
+		_, err := fmt.Fprintf(w, "\nstallmon cannot run here: %s\n", r.Refusal)
+		return err
+	}
+	fmt.Fprintln(w, "\nwould load:")
+	for _, v := range r.Variant {
+		fmt.Fprintf(w, "  %s\n", v)
+	}
+	_, err := fmt.Fprintln(w, "stallmon can run here")
+	return err
+}
+
+// WriteJSON prints r as one JSON object.
+func WriteJSON(w io.Writer, r Report) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(r)
+}

@@ -1,0 +1,203 @@
+package tracker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
+	"github.com/stallmon/stallmon/internal/tracker/gen"
+)
+
+// probesWith gives every feature a verdict: present, but absent for the
+// names in absent and doubtful (the probe could not tell) for those in
+// doubt.
+func probesWith(absent, doubt []string) []Probe {
+	var ps []Probe
+	for _, f := range Features() {
+		p := Probe{Feature: f, Present: true}
+		if slices.Contains(absent, f.Name) {
+			p.Present = false
+		}
+		if slices.Contains(doubt, f.Name) {
+			p.Present, p.Err = false, errors.New("operation not permitted")
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func TestRefusalNamesWhatIsMissing(t *testing.T) {
+	const (
+		storage = "BPF task storage in tracing programs"
+		regs    = "bpf_task_pt_regs"
+		filter  = "task iterators limited to one process"
+		kill    = "cgroup.kill"
+	)
+	for _, tc := range []struct {
+		name          string
+		absent, doubt []string
+		want          []string // in this order in the message; nil: no refusal
+		missing       bool     // errors.Is ErrMissingFeature
+	}{
+		{name: "everything there"},
+		{name: "only fallbacks missing", absent: []string{filter, kill, "memcg accounting of BPF memory"}},
+		{name: "task storage", absent: []string{storage}, missing: true,
+			want: []string{"stallmon needs BPF task storage in tracing programs (Linux 5.13+)"}},
+		{name: "5.10's", absent: []string{regs, storage, filter, "BPF task storage maps"}, missing: true,
+			want: []string{"BPF task storage maps (Linux 5.11+)", "BPF task storage in tracing programs (Linux 5.13+)",
+				"bpf_task_pt_regs (Linux 5.15+)"}},
+		{name: "a doubt fails closed", doubt: []string{regs},
+			want: []string{"probing the kernel for bpf_task_pt_regs: operation not permitted"}},
+		{name: "a doubt about a fallback is no refusal", doubt: []string{kill}},
+		{name: "missing outranks doubt", absent: []string{storage}, doubt: []string{regs}, missing: true,
+			want: []string{"needs BPF task storage in tracing programs (Linux 5.13+)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, n := range append(slices.Clone(tc.absent), tc.doubt...) {
+				if !slices.ContainsFunc(Features(), func(f Feature) bool { return f.Name == n }) {
+					t.Fatalf("no feature is called %q", n)
+				}
+			}
+			err := Refusal(probesWith(tc.absent, tc.doubt))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Refusal = %v, want none", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Refusal = nil, want %q", tc.want)
+			}
+			msg, at := err.Error(), 0
+			for _, w := range tc.want {
+				i := strings.Index(msg[at:], w)
+				if i < 0 {
+					t.Fatalf("Refusal = %q, want %q after offset %d", msg, w, at)
+				}
+				at += i + len(w)
+			}
+			if got := errors.Is(err, ErrMissingFeature); got != tc.missing {
+				t.Errorf("errors.Is(%q, ErrMissingFeature) = %v, want %v", msg, got, tc.missing)
+			}
+			if strings.Contains(msg, "or later") {
+				t.Errorf("Refusal = %q: it names a version, not a feature", msg)
+			}
+		})
+	}
+}
+
+// Every feature of the table is there on a kernel as new as the host's
+// (6.18), each probe answers, and the tracker would load. The first
+// probes of a process are timed: later ones are answered from caches.
+func TestHostHasEveryFeature(t *testing.T) {
+	privtest.Require(t)
+	featuresFound.Store(false) // an earlier attach of this process would have kept the verdict
+	start := time.Now()
+	if err := checkFeatures(); err != nil {
+		t.Errorf("checkFeatures: %v", err)
+	}
+	t.Logf("the probes attach runs took %v", time.Since(start).Round(time.Millisecond))
+	if !featuresFound.Load() {
+		t.Error("checkFeatures passed and did not keep the verdict: every attach would probe again")
+	}
+	for _, p := range ProbeKernel(Features()) {
+		if !p.Present {
+			t.Errorf("%s (Linux %s+): not found on this kernel (probe error: %v)", p.Name, p.Kernel, p.Err)
+		}
+	}
+}
+
+// helperFeatures says which feature's probe answers for each helper the
+// object calls, per program type. A helper older than raw tracepoints
+// (4.17) or task iterators (5.8) is answered by that program type's own
+// probe. A helper the object starts calling fails
+// TestFeaturesCoverTheObject until it is probed.
+var helperFeatures = map[ebpf.ProgramType]map[asm.BuiltinFunc]string{
+	ebpf.RawTracepoint: {
+		asm.FnMapLookupElem: "BPF raw tracepoint programs", asm.FnMapUpdateElem: "BPF raw tracepoint programs",
+		asm.FnMapDeleteElem: "BPF raw tracepoint programs", asm.FnKtimeGetNs: "BPF raw tracepoint programs",
+		asm.FnGetCurrentPidTgid: "BPF raw tracepoint programs",
+		// 5.5, before task iterators.
+		asm.FnProbeReadKernel: "BPF task iterators", asm.FnProbeReadKernelStr: "BPF task iterators",
+		asm.FnGetCurrentTaskBtf:          "bpf_get_current_task_btf in tracing programs",
+		asm.FnTaskStorageGet:             "BPF task storage in tracing programs",
+		asm.FnTaskStorageDelete:          "BPF task storage in tracing programs",
+		asm.FnGetCurrentAncestorCgroupId: "bpf_get_current_ancestor_cgroup_id in tracing programs",
+		asm.FnTaskPtRegs:                 "bpf_task_pt_regs",
+	},
+	ebpf.Tracing: {
+		asm.FnMapLookupElem: "BPF task iterators", asm.FnMapUpdateElem: "BPF task iterators",
+		asm.FnKtimeGetNs: "BPF task iterators", asm.FnProbeReadKernel: "BPF task iterators",
+		asm.FnProbeReadKernelStr: "BPF task iterators", asm.FnSeqWrite: "BPF task iterators",
+		asm.FnGetTaskStack:   "bpf_get_task_stack in task iterators",
+		asm.FnTaskStorageGet: "BPF task storage in tracing programs",
+		asm.FnTaskPtRegs:     "bpf_task_pt_regs",
+	},
+}
+
+// The probes cover what the object uses: every program type, helper,
+// map type and atomic instruction in it.
+func TestFeaturesCoverTheObject(t *testing.T) {
+	spec, err := gen.LoadStallmon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range Features() {
+		names[f.Name] = true
+	}
+	probed := map[[5]byte]bool{}
+	for _, ins := range atomicOps {
+		probed[encoding(t, ins)] = true
+	}
+	for name, p := range spec.Programs {
+		helpers, ok := helperFeatures[p.Type]
+		if !ok {
+			t.Errorf("program %s is of type %v, which no feature probes", name, p.Type)
+			continue
+		}
+		if p.Type == ebpf.Tracing && (p.AttachType != ebpf.AttachTraceIter || p.AttachTo != "task") {
+			t.Errorf("program %s is a tracing program of attach type %v to %q; only task iterators are probed", name, p.AttachType, p.AttachTo)
+		}
+		for _, ins := range p.Instructions {
+			if ins.IsBuiltinCall() {
+				fn := asm.BuiltinFunc(ins.Constant)
+				if f, ok := helpers[fn]; !ok || !names[f] {
+					t.Errorf("program %s (%v) calls %v, which no feature covers (table says %q)", name, p.Type, fn, f)
+				}
+			}
+			if ins.OpCode.AtomicOp() != asm.InvalidAtomic && !probed[encoding(t, ins)] {
+				t.Errorf("program %s uses %v, which probeAtomics does not load", name, ins)
+			}
+		}
+	}
+	old := []ebpf.MapType{ebpf.Hash, ebpf.Array, ebpf.PerCPUArray, ebpf.LRUHash} // all before 4.17
+	for name, m := range spec.Maps {
+		if m.Type != ebpf.TaskStorage && !slices.Contains(old, m.Type) {
+			t.Errorf("map %s is of type %v, which no feature covers", name, m.Type)
+		}
+	}
+	if !names["BPF task storage maps"] {
+		t.Error(`no feature is called "BPF task storage maps"`)
+	}
+}
+
+// encoding is what the kernel is given of an atomic instruction: its
+// opcode and immediate, which together say which operation it is.
+func encoding(t *testing.T, ins asm.Instruction) [5]byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := ins.Marshal(&b, binary.LittleEndian); err != nil {
+		t.Fatalf("encoding %v: %v", ins, err)
+	}
+	raw := b.Bytes()
+	return [5]byte{raw[0], raw[4], raw[5], raw[6], raw[7]}
+}
