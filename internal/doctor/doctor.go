@@ -61,6 +61,12 @@ func Check() (Report, error) {
 		r.Refusal = err.Error()
 		return r, err
 	}
+	// As attach does before probing: where BPF memory is charged to
+	// RLIMIT_MEMLOCK, the trial loads need the raise.
+	if _, err := tracker.LiftMemlock(); err != nil {
+		r.Refusal = err.Error()
+		return r, err
+	}
 	ps := tracker.ProbeKernel(tracker.Features())
 	has := map[string]bool{}
 	for _, p := range ps {

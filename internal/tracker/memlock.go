@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -28,6 +29,12 @@ var memcgFound atomic.Bool
 func probeMemcgAccounting() error {
 	memlockMu.Lock()
 	defer memlockMu.Unlock()
+	// A child forked while the limit is at zero would keep it for good
+	// (a hook, a sink's command, the service under run): every fork of
+	// os/exec takes ForkLock for writing, so holding it for reading
+	// keeps them out of the window.
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
 	var old unix.Rlimit
 	if err := unix.Prlimit(0, unix.RLIMIT_MEMLOCK, nil, &old); err != nil {
 		return fmt.Errorf("reading RLIMIT_MEMLOCK: %w", err)

@@ -246,7 +246,7 @@ func (m *Tracker) snapshot(all bool) (Snapshot, error) {
 // keeps stallmon's one copy of the kernel's bits.
 const (
 	pfIOWorker      = uint32(gen.StallmonTaskFlagBitsPF_IO_WORKER)
-	pfUserWorker    = uint32(gen.StallmonTaskFlagBitsPF_USER_WORKER) // 6.4+, see userWorkerKernel
+	pfUserWorker    = uint32(gen.StallmonTaskFlagBitsPF_USER_WORKER) // 6.4+, see hasUserWorker
 	pfFrozen        = uint32(gen.StallmonTaskFlagBitsPF_FROZEN_OLD)  // before 6.1; later kernels set TASK_FROZEN
 	signalGroupExit = uint32(gen.StallmonSignalFlagBitsSIGNAL_GROUP_EXIT)
 )

@@ -93,15 +93,18 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 	if err := CheckAccess(); err != nil {
 		return nil, err
 	}
+	// Before the probes: where the kernel charges BPF memory to
+	// RLIMIT_MEMLOCK, their trial loads would fail on the operator's
+	// limit and read as features missing.
+	if _, err := LiftMemlock(); err != nil {
+		return nil, err
+	}
 	if err := checkFeatures(); err != nil {
 		return nil, err
 	}
 	m.workerFlags = pfIOWorker
-	if atLeast(kernelVersion(), userWorkerKernel) {
+	if hasUserWorker() {
 		m.workerFlags |= pfUserWorker
-	}
-	if _, err := LiftMemlock(); err != nil {
-		return nil, err
 	}
 	m.loadSymbols()
 	if err := m.load(); err != nil {
