@@ -57,6 +57,9 @@ const (
 	FeatureIterFilter = "task iterators limited to one process"
 	FeatureCgroupKill = "cgroup.kill"
 	FeatureMemcg      = "memcg accounting of BPF memory"
+	// FeatureProbeRead is absent on a kernel locked down for
+	// confidentiality, which takes the helpers from tracing programs.
+	FeatureProbeRead = "bpf_probe_read_kernel in tracing programs (not locked down)"
 )
 
 // Features lists what the tracker needs, oldest kernel first, then what
@@ -70,6 +73,10 @@ func Features() []Feature {
 			UsedBy: "CO-RE reads of kernel structures; task iterators", probe: probeKernelBTF},
 		{Name: "BPF task iterators", Kernel: "5.8",
 			UsedBy: "the snapshot program that reads every watched thread each poll", probe: probeTaskIter},
+		{Name: FeatureProbeRead, Kernel: "5.5",
+			UsedBy: "reads of kernel memory the CO-RE accessors reach (fd kinds, death records, comm)",
+			probe: all(rawTPHelpers(asm.FnProbeReadKernel, asm.FnProbeReadKernelStr),
+				iterHelper(asm.FnProbeReadKernel), iterHelper(asm.FnProbeReadKernelStr))},
 		{Name: "bpf_get_task_stack in task iterators", Kernel: "5.9",
 			UsedBy: "the wait site of a sleeping thread", probe: iterHelper(asm.FnGetTaskStack)},
 		{Name: "bpf_get_current_task_btf in tracing programs", Kernel: "5.11",

@@ -125,8 +125,7 @@ var helperFeatures = map[ebpf.ProgramType]map[asm.BuiltinFunc]string{
 		asm.FnMapLookupElem: "BPF raw tracepoint programs", asm.FnMapUpdateElem: "BPF raw tracepoint programs",
 		asm.FnMapDeleteElem: "BPF raw tracepoint programs", asm.FnKtimeGetNs: "BPF raw tracepoint programs",
 		asm.FnGetCurrentPidTgid: "BPF raw tracepoint programs",
-		// 5.5, before task iterators.
-		asm.FnProbeReadKernel: "BPF task iterators", asm.FnProbeReadKernelStr: "BPF task iterators",
+		asm.FnProbeReadKernel:   FeatureProbeRead, asm.FnProbeReadKernelStr: FeatureProbeRead,
 		asm.FnGetCurrentTaskBtf:          "bpf_get_current_task_btf in tracing programs",
 		asm.FnTaskStorageGet:             "BPF task storage in tracing programs",
 		asm.FnTaskStorageDelete:          "BPF task storage in tracing programs",
@@ -135,8 +134,8 @@ var helperFeatures = map[ebpf.ProgramType]map[asm.BuiltinFunc]string{
 	},
 	ebpf.Tracing: {
 		asm.FnMapLookupElem: "BPF task iterators", asm.FnMapUpdateElem: "BPF task iterators",
-		asm.FnKtimeGetNs: "BPF task iterators", asm.FnProbeReadKernel: "BPF task iterators",
-		asm.FnProbeReadKernelStr: "BPF task iterators", asm.FnSeqWrite: "BPF task iterators",
+		asm.FnKtimeGetNs: "BPF task iterators", asm.FnProbeReadKernel: FeatureProbeRead,
+		asm.FnProbeReadKernelStr: FeatureProbeRead, asm.FnSeqWrite: "BPF task iterators",
 		asm.FnGetTaskStack:   "bpf_get_task_stack in task iterators",
 		asm.FnTaskStorageGet: "BPF task storage in tracing programs",
 		asm.FnTaskPtRegs:     "bpf_task_pt_regs",

@@ -28,19 +28,20 @@ func TestDoctorOnOldKernel(t *testing.T) {
 	}
 	// What Linux 5.10 has (true) and has not (false), by feature.
 	want := map[string]bool{
-		"BPF raw tracepoint programs":                            true,
-		"kernel BTF (CONFIG_DEBUG_INFO_BTF)":                     true,
-		"BPF task iterators":                                     true,
-		"bpf_get_task_stack in task iterators":                   true,
-		"bpf_get_current_task_btf in tracing programs":           false,
-		"BPF task storage maps":                                  false,
-		"BPF atomic operations in the JIT":                       false,
-		"BPF task storage in tracing programs":                   false,
-		"bpf_get_current_ancestor_cgroup_id in tracing programs": false,
-		"bpf_task_pt_regs":                                       false,
-		"memcg accounting of BPF memory":                         false,
-		"task iterators limited to one process":                  false,
-		"cgroup.kill":                                            false,
+		"BPF raw tracepoint programs":                                 true,
+		"kernel BTF (CONFIG_DEBUG_INFO_BTF)":                          true,
+		"BPF task iterators":                                          true,
+		"bpf_probe_read_kernel in tracing programs (not locked down)": true,
+		"bpf_get_task_stack in task iterators":                        true,
+		"bpf_get_current_task_btf in tracing programs":                false,
+		"BPF task storage maps":                                       false,
+		"BPF atomic operations in the JIT":                            false,
+		"BPF task storage in tracing programs":                        false,
+		"bpf_get_current_ancestor_cgroup_id in tracing programs":      false,
+		"bpf_task_pt_regs":                                            false,
+		"memcg accounting of BPF memory":                              false,
+		"task iterators limited to one process":                       false,
+		"cgroup.kill":                                                 false,
 	}
 
 	out, code := runDoctor(t, bin)
