@@ -167,6 +167,16 @@ var featuresFound atomic.Bool
 
 // checkFeatures refuses a kernel that lacks something the tracker cannot
 // do without.
+// explainLoadFailure turns a failure to load or attach the object into a
+// refusal naming the features the kernel lacks, when the probes find any;
+// else the failure stands as it is.
+func explainLoadFailure(err error) error {
+	if ferr := checkFeatures(); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
 func checkFeatures() error {
 	if featuresFound.Load() {
 		return nil

@@ -93,13 +93,10 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 	if err := CheckAccess(); err != nil {
 		return nil, err
 	}
-	// Before the probes: where the kernel charges BPF memory to
-	// RLIMIT_MEMLOCK, their trial loads would fail on the operator's
-	// limit and read as features missing.
+	// Before loading and probing: where the kernel charges BPF memory
+	// to RLIMIT_MEMLOCK, loads would fail on the operator's limit and
+	// read as features missing.
 	if _, err := LiftMemlock(); err != nil {
-		return nil, err
-	}
-	if err := checkFeatures(); err != nil {
 		return nil, err
 	}
 	m.workerFlags = pfIOWorker
@@ -107,11 +104,16 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 		m.workerFlags |= pfUserWorker
 	}
 	m.loadSymbols()
+	// The object loading is the proof that the kernel has what it uses;
+	// the probes, which cost a restart 50-200 ms (enough for a restarted
+	// stallmon to miss the deadline a gated heartbeat carries across),
+	// run only when it fails, to name what is missing instead of a
+	// verifier's log.
 	if err := m.load(); err != nil {
-		return nil, err
+		return nil, explainLoadFailure(err)
 	}
 	if err := m.attach(); err != nil {
-		return nil, err
+		return nil, explainLoadFailure(err)
 	}
 	go m.watchExit()
 	return m, nil
