@@ -32,10 +32,12 @@ func TestHostWalkReadsOnAfterEAGAIN(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, (*syscall.Rlimit)(&lim)); err != nil {
 		t.Fatal(err)
 	}
-	// A small hard limit would take thousands of children; a VM
-	// guest's memory has no room for them.
-	if kids := filesNeeded / max(int(lim.Max)-400, 1); kids > 1000 {
-		t.Skipf("needs %d processes holding %d files each (RLIMIT_NOFILE hard limit %d here)", kids, lim.Max-400, lim.Max)
+	// Each child started keeps a pidfd here too: the dups leave room
+	// for up to a thousand of them. A smaller hard limit would take more
+	// children than a VM guest's memory has room for.
+	perKid := int(lim.Max) - 1100
+	if perKid < filesNeeded/1000 {
+		t.Skipf("needs over 1000 processes holding %d files each (RLIMIT_NOFILE hard limit %d here)", perKid, lim.Max)
 	}
 	s := openScanner(t)
 	s.filter = false // the 5.15-6.0 path: one walk over the host
@@ -58,7 +60,7 @@ func TestHostWalkReadsOnAfterEAGAIN(t *testing.T) {
 			unix.Close(d)
 		}
 	}()
-	for len(dups) < int(lim.Cur)-400 {
+	for len(dups) < perKid {
 		d, err := unix.Dup(fd) // inherited by the children below
 		if err != nil {
 			t.Fatalf("dup %d: %v", len(dups), err)
@@ -83,7 +85,7 @@ func TestHostWalkReadsOnAfterEAGAIN(t *testing.T) {
 		unix.Close(d)
 	}
 	dups = nil
-	t.Logf("%d children holding %d fds each", len(kids), int(lim.Cur)-400)
+	t.Logf("%d children holding %d fds each", len(kids), perKid)
 	if _, err := s.Scan([]int{unix.Getpid()}); err != nil {
 		t.Errorf("host walk with 2M files after the target's: %v", err)
 	}
