@@ -13,13 +13,7 @@ import (
 // listener (IPPROTO_TCP, what redis, nginx, a C service make).
 func TestPlainTCPListenerQueue(t *testing.T) {
 	s := openScanner(t)
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := plainTCPListener(t)
 	queueMoves(t, s, ln, "tcp4", ln.Addr().String(), TCP)
 }
 
@@ -27,13 +21,7 @@ func TestPlainTCPListenerQueue(t *testing.T) {
 // with its ISNs: the mark stands and the wait goes on.
 func TestTCPMarkStillWhenHeadClientCloses(t *testing.T) {
 	s := openScanner(t)
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := plainTCPListener(t)
 	head, err := net.Dial("tcp4", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -47,4 +35,18 @@ func TestTCPMarkStillWhenHeadClientCloses(t *testing.T) {
 	if after.Mark != before.Mark || after.Queued != before.Queued {
 		t.Errorf("head client reset: queued %d -> %d, mark %v -> %v", before.Queued, after.Queued, before.Mark, after.Mark)
 	}
+}
+
+// plainTCPListener listens on loopback with IPPROTO_TCP, not Go's
+// default MPTCP; it is closed at the test's end.
+func plainTCPListener(t *testing.T) net.Listener {
+	t.Helper()
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }

@@ -111,15 +111,7 @@ func TestWorkWaitingLostWakeup(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
 	w := startWorkload(t)
-	r, err := w.Do("epoll-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := r.Int("port")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + itoa(port)
+	addr := startServer(t, w, "epoll-server")
 	agent := attachWaiting(t, c, w.PID, "lostwakeup")
 	// Served while its loop hears the listener.
 	dialQueued(t, addr, 3)
@@ -140,15 +132,7 @@ func TestWorkWaitingPoolDeadlock(t *testing.T) {
 	c := newCluster(t)
 	w := startWorkload(t)
 	const workers = 4
-	r, err := w.Do("pool-server " + itoa(workers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := r.Int("port")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + itoa(port)
+	addr := startServer(t, w, "pool-server "+itoa(workers))
 	agent := attachWaiting(t, c, w.PID, "pooldeadlock")
 	dialQueued(t, addr, 2)
 	waitCount(t, w, "pool_served", 2)
@@ -161,6 +145,21 @@ func TestWorkWaitingPoolDeadlock(t *testing.T) {
 	dialQueued(t, addr, 3)
 	stalledOnQueue(t, c, agent, w.PID, addr, first, ":futex")
 	killedWorkload(t, w)
+}
+
+// startServer has the workload run a server command and returns the
+// loopback address it listens on.
+func startServer(t *testing.T, w *workload.Proc, cmd string) string {
+	t.Helper()
+	r, err := w.Do(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := r.Int("port")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + itoa(port)
 }
 
 func killedWorkload(t *testing.T, w *workload.Proc) {
@@ -179,15 +178,7 @@ func TestWorkWaitingIdleAndBusyListenerNotFlagged(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
 	w := startWorkload(t)
-	r, err := w.Do("epoll-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := r.Int("port")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + itoa(port)
+	addr := startServer(t, w, "epoll-server")
 	agent := attachWaiting(t, c, w.PID, "idlebusy")
 	start := time.Now()
 	// Idle past the budget by several polls.
