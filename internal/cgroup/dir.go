@@ -100,7 +100,11 @@ func Open(path string) (Dir, error) {
 // kernel has neither cgroup.kill nor cgroup.freeze.
 func (d Dir) Kill() error {
 	if forceFreezeKill.Load() {
-		return d.freezeKill(defaultFreezeKillLimits)
+		err := d.freezeKill(defaultFreezeKillLimits)
+		if freezeKillDone != nil {
+			freezeKillDone(d, err)
+		}
+		return err
 	}
 	err := d.write("cgroup.kill", "1")
 	if errors.Is(err, fs.ErrNotExist) {

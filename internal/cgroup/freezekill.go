@@ -18,6 +18,10 @@ import (
 // tests set it (export_test.go, and the stallmontest build of the binary).
 var forceFreezeKill atomic.Bool
 
+// freezeKillDone, when set (by the stallmontest build), hears of every
+// freeze-path kill.
+var freezeKillDone func(Dir, error)
+
 // freezeKillLimits bound the freeze path in time: Kill runs on the
 // agent's fence, where the heartbeat is already off and the kill grace
 // follows, so it may take a second, not for ever.
