@@ -12,6 +12,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/cgroup"
 	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
+	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 	"github.com/stallmon/stallmon/internal/testutil/workloadtest"
 )
 
@@ -123,6 +124,46 @@ func TestFreezeKillFailsThawed(t *testing.T) {
 	if err := joiners[rounds-1].cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the last joiner: %v, want alive (joined after the last round)", err)
 	}
+}
+
+// A member that SIGKILL cannot end yet (a FUSE read the server holds
+// after the kernel handed it over, in D) never freezes: the kill does not
+// wait for it for ever, kills the others, leaves the cgroup thawed, and
+// the held one dies as soon as the server answers, of the SIGKILL it was
+// sent meanwhile.
+func TestFreezeKillBoundedByAnUnkillableMember(t *testing.T) {
+	fusehang.Require(t)
+	fs := fusehang.Mount(t, fusehang.Options{})
+	svc := cgrouptest.New(t)
+	reader := startIn(t, svc, "cat", fs.File)
+	other := startIn(t, svc, "sleep", "600")
+	for end := time.Now().Add(10 * time.Second); fs.Stats().Pending == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the read never reached the FUSE server")
+		}
+	}
+	start := time.Now()
+	err := svc.FreezeKill(3*time.Second, nil)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	if took > 2500*time.Millisecond {
+		t.Errorf("the kill took %v with a member that cannot freeze, want its bounded waits (~1s)", took)
+	}
+	t.Logf("kill returned in %v, the held reader still in the kernel", took)
+	if err := waitErr(other.wait); !killed(err) {
+		t.Errorf("the sleeping member: %v, want killed by SIGKILL", err)
+	}
+	wantThawed(t, svc)
+	if err := reader.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the held reader: %v, want still there until the server answers", err)
+	}
+	fs.Release()
+	if err := waitErr(reader.wait); !killed(err) {
+		t.Errorf("the held reader, once answered: %v, want killed by the SIGKILL sent before", err)
+	}
+	waitEmpty(t, svc)
 }
 
 type proc struct {
