@@ -24,7 +24,9 @@ var freezeKillDone func(Dir, error)
 
 // freezeKillLimits bound the freeze path in time: Kill runs on the
 // agent's fence, where the heartbeat is already off and the kill grace
-// follows, so it may take a second, not for ever.
+// follows, but where a node fencer's watchdog (--watchdog-timeout, 1 s at
+// the least) is fed only between polls: a member that cannot freeze costs
+// the two short waits of one round, half a second.
 type freezeKillLimits struct {
 	// frozen is how long a round waits for "frozen 1": a task in
 	// uninterruptible sleep never freezes (it is counted frozen only in
@@ -40,7 +42,7 @@ type freezeKillLimits struct {
 	afterSignals func(round int)
 }
 
-var defaultFreezeKillLimits = freezeKillLimits{frozen: 500 * time.Millisecond, settle: 500 * time.Millisecond, total: 3 * time.Second}
+var defaultFreezeKillLimits = freezeKillLimits{frozen: 250 * time.Millisecond, settle: 250 * time.Millisecond, total: time.Second}
 
 // ErrStillJoining is a freeze-path kill that kept finding new members
 // until its deadline: something outside the cgroup keeps moving
