@@ -167,11 +167,15 @@ func TestFreezeKillBoundedByAnUnkillableMember(t *testing.T) {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
 }
 
-func (p *proc) wait() error { return <-p.done }
+func (p *proc) wait() error {
+	<-p.exited
+	return p.err
+}
 
 // startIn starts a command straight into d (CLONE_INTO_CGROUP), so that
 // nothing it forks is born outside; it is killed at the test's end.
@@ -187,9 +191,19 @@ func startIn(t *testing.T, d cgroup.Dir, name string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	// Reaped before the cgroup's own cleanup removes the cgroup, which a
+	// process still dying would keep busy.
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if err := waitErr(p.wait); err != nil && !killed(err) {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
 	return p
 }
 
