@@ -31,6 +31,10 @@ type Options struct {
 	// Thread.Wait is None, and the agent judges as it did before wait
 	// sites. For make bench, which measures what the stacks cost.
 	NoWaitSites bool
+	// NoThreadWalk walks every process per visit, where the kernel
+	// could walk each in one visit (threads.go): for make bench to
+	// compare the two, and the tests to cover the per-visit walk.
+	NoThreadWalk bool
 }
 
 // Kind is how the tracker learns which syscall each thread is in.

@@ -30,6 +30,11 @@ type Tracker struct {
 	guard        linkGuard // what links and iterators must still run
 	iterBuf      []byte
 	partialWalks atomic.Uint64
+	// threadWalk: each process is walked by its thread walk where it
+	// fits (threads.go); walkOverflows counts those that did not.
+	threadWalk    bool
+	threadLoaded  bool
+	walkOverflows atomic.Uint64
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
 	stale     map[int]staleWord // tid -> in-flight word the registers belie
@@ -139,12 +144,22 @@ func (m *Tracker) load() error {
 	if err := m.opts.apply(spec); err != nil {
 		return err
 	}
-	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("loading tracker: %+v", verr)
+	err = spec.Copy().LoadAndAssign(&m.objs, nil)
+	m.threadLoaded = err == nil
+	if err != nil {
+		// A kernel before 6.8 refuses the thread walk (threads.go):
+		// the object loads again without it, which costs such a
+		// kernel a second load at each start, and no other.
+		if serr := stubThreadWalk(spec); serr != nil {
+			return serr
 		}
-		return fmt.Errorf("loading tracker: %w", err)
+		if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
+			var verr *ebpf.VerifierError
+			if errors.As(err, &verr) {
+				return fmt.Errorf("loading tracker: %+v", verr)
+			}
+			return fmt.Errorf("loading tracker: %w", err)
+		}
 	}
 	return nil
 }
@@ -197,6 +212,7 @@ func (m *Tracker) attach() error {
 		return fmt.Errorf("probing the task iterator's filter: %w", err)
 	}
 	m.walkers = walkers{filter: filter, byPID: map[int]*memberIt{}}
+	m.threadWalk = filter && m.threadLoaded && !m.opts.NoThreadWalk
 	if err := m.scope.seed(&m.objs); err != nil {
 		return err
 	}

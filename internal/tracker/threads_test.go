@@ -1,0 +1,167 @@
+package tracker
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/fdkind"
+	"github.com/stallmon/stallmon/internal/testutil/privtest"
+)
+
+// threadWalkKernel reports whether the running kernel has what the thread
+// walk needs (Linux 6.8: 6.7's open-coded task iterator, 6.8's trusted
+// arguments of BPF functions). A test may read the release; the tracker
+// finds out by loading (threads.go).
+func threadWalkKernel(t testing.TB) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("kernel release %q: %v", u.Release, err)
+	}
+	return major > 6 || major == 6 && minor >= 8
+}
+
+// requireWalk fails the test unless m walks as opts and the kernel say.
+func requireWalk(t *testing.T, m *Tracker, opts Options) {
+	t.Helper()
+	want := !opts.NoThreadWalk && threadWalkKernel(t)
+	if m.threadWalk != want {
+		t.Fatalf("thread walk in use: %v, want %v (NoThreadWalk %v, kernel >= 6.8: %v)",
+			m.threadWalk, want, opts.NoThreadWalk, threadWalkKernel(t))
+	}
+}
+
+// pipeQuiet leaves out threads asleep in read(2) on a pipe.
+func pipeQuiet(syscall string, kinds ...fdkind.Kind) bool {
+	return syscall == "read" && len(kinds) == 1 && kinds[0] == fdkind.Pipe
+}
+
+// readers parks n threads of this process in read(2) on a pipe (quiet) or
+// a socket (listed), until the test ends.
+func readers(t *testing.T, n int, socket bool) []int {
+	t.Helper()
+	var fds [2]int
+	var err error
+	if socket {
+		fds, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	} else {
+		err = unix.Pipe2(fds[:], unix.O_CLOEXEC)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var threads []parked
+	t.Cleanup(func() {
+		if socket {
+			unix.Shutdown(fds[1], unix.SHUT_RDWR)
+		}
+		unix.Close(fds[1])
+		for _, p := range threads {
+			<-p.done
+		}
+		unix.Close(fds[0])
+	})
+	var tids []int
+	for range n {
+		p := park(t, unix.SYS_READ, fds[0], func() {
+			var b [1]byte
+			unix.Read(fds[0], b[:])
+		})
+		threads = append(threads, p)
+		tids = append(tids, p.tid)
+	}
+	return tids
+}
+
+// quietReads is how many threads s counted asleep in read.
+func quietReads(s Snapshot) int {
+	i := slices.IndexFunc(s.QuietInFlight, func(q QuietSyscall) bool { return q.Syscall == "read" })
+	if i < 0 {
+		return 0
+	}
+	return s.QuietInFlight[i].Threads
+}
+
+// Where the kernel has it, a process is walked in one visit of its
+// leader: each of its threads visited once, the quiet ones counted, the
+// others listed, as the per-visit walk does.
+func TestThreadWalkSeesEveryThreadOnce(t *testing.T) {
+	privtest.Require(t)
+	const quiet, loud = 1000, 20
+	readers(t, quiet, false)
+	listed := readers(t, loud, true)
+	for _, w := range walks {
+		t.Run(w.name, func(t *testing.T) {
+			opts := w.opts
+			opts.Quiet = pipeQuiet
+			m := attachWith(t, os.Getpid(), opts)
+			requireWalk(t, m, opts)
+			s, n := visits(t, m)
+			for _, tid := range listed {
+				mustThread(t, s, tid)
+			}
+			if got := quietReads(s); got != quiet {
+				t.Errorf("%d threads counted quiet in read, want %d", got, quiet)
+			}
+			own := threadsOf(t, os.Getpid())
+			if n < uint64(own-8) || n > uint64(own+8) {
+				t.Errorf("one poll visited %d tasks; this process has %d threads", n, own)
+			}
+			c, err := m.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.WalkOverflows != 0 {
+				t.Errorf("%d thread walks overflowed with %d threads listed", c.WalkOverflows, len(s.Threads))
+			}
+			t.Logf("%s: %d tasks visited, %d listed, %d quiet", w.name, n, len(s.Threads), s.Quiet)
+		})
+	}
+}
+
+// A process with more threads to list than one read of the kernel's
+// buffer holds (about 97 records) cannot be walked in one visit: the read
+// fails whole, and the pass is taken again with that process walked per
+// visit, so nothing is listed twice or counted quiet twice, and it stays
+// walked per visit for overflowHold passes.
+func TestThreadWalkOverflowWalksPerVisit(t *testing.T) {
+	privtest.Require(t)
+	if !threadWalkKernel(t) {
+		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
+	}
+	const quiet, loud = 200, 150
+	readers(t, quiet, false)
+	listed := readers(t, loud, true)
+	m := attachWith(t, os.Getpid(), Options{Quiet: pipeQuiet})
+	requireWalk(t, m, Options{})
+	for i := range 3 {
+		s := snapshot(t, m)
+		seen := map[int]int{}
+		for _, th := range s.Threads {
+			seen[th.TID]++
+		}
+		for _, tid := range listed {
+			if seen[tid] != 1 {
+				t.Errorf("snapshot %d lists socket reader %d %d times, want once", i, tid, seen[tid])
+			}
+		}
+		if got := quietReads(s); got != quiet {
+			t.Errorf("snapshot %d counted %d threads quiet in read, want %d", i, got, quiet)
+		}
+		c, err := m.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.WalkOverflows != 1 {
+			t.Errorf("after snapshot %d: %d thread walks overflowed, want 1 (then walked per visit)", i, c.WalkOverflows)
+		}
+	}
+}
