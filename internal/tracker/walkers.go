@@ -52,7 +52,7 @@ type memberIt struct {
 	// since its thread walk overflowed.
 	overflowLeft int
 	pid          int    // the process it walks; 0 for every task of the host
-	listed uint64 // the listing that last named the process
+	listed       uint64 // the listing that last named the process
 	// held: the process's latest walk visited a thread of the scope, so
 	// it is walked again whether or not a listing names it.
 	held bool
