@@ -182,7 +182,6 @@ int member_move(struct bpf_raw_tracepoint_args *ctx)
 // per-visit walk (snapshot) and the open-coded one (snapshot_threads).
 static __always_inline long visit_task(struct seq_file *seq, struct task_struct *task, struct thread_rec *rec)
 {
-
 	// Each link walks one process where the kernel can filter by pid
 	// (>= 6.1): the target, or each process of a tree or cgroup in turn.
 	// This check keeps the walk of every task (older kernels) correct, and
