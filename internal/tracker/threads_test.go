@@ -95,7 +95,7 @@ func quietReads(s Snapshot) int {
 // others listed, as the per-visit walk does.
 func TestThreadWalkSeesEveryThreadOnce(t *testing.T) {
 	privtest.Require(t)
-	const quiet, loud = 1000, 20
+	const quiet, loud = 300, 20
 	readers(t, quiet, false)
 	listed := readers(t, loud, true)
 	for _, w := range walks {
