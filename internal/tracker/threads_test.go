@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -163,5 +164,77 @@ func TestThreadWalkOverflowWalksPerVisit(t *testing.T) {
 		if c.WalkOverflows != 1 {
 			t.Errorf("after snapshot %d: %d thread walks overflowed, want 1 (then walked per visit)", i, c.WalkOverflows)
 		}
+	}
+}
+
+// The thread walk reads the whole thread list under RCU in one program
+// run: nothing can cut it short but an overflow, which fails the read
+// whole (E2BIG). So a thread walk that returned must never be judged cut
+// short and taken again. The walk-end check (bpf/walk.h), made for the
+// per-visit walk, still judges it by the last thread noted: when the tail
+// thread exits under the walk (bpf_task_acquire fails, it is skipped) or
+// a thread is cloned just after the tail's visit began, the pass is
+// counted partial and taken again: a whole pass of cost each time, and,
+// four in a row, ErrPartialWalk, a blind poll on a healthy process. This
+// test fails while that is so.
+func TestThreadWalkNeverJudgedCutShort(t *testing.T) {
+	privtest.Require(t)
+	if !threadWalkKernel(t) {
+		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
+	}
+	// The old threads wait in futex: left out, the rest fits one read,
+	// so the passes are thread walks (with none left out, all 8,000 are
+	// listed, every thread walk overflows, and the passes are per visit).
+	opts := Options{Quiet: func(syscall string, _ ...fdkind.Kind) bool { return syscall == "futex" }}
+	m, reader, end := startChurn(t, opts)
+	requireWalk(t, m, opts)
+	var snaps, failed int
+	for time.Now().Before(end) {
+		s, err := m.Snapshot()
+		if err != nil {
+			failed++
+			continue
+		}
+		snaps++
+		mustThread(t, s, reader)
+	}
+	c, err := m.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WalkOverflows != 0 {
+		t.Fatalf("%d thread walks overflowed: the case is not made", c.WalkOverflows)
+	}
+	if c.PartialWalks != 0 || failed != 0 {
+		t.Errorf("%d snapshots (%d failed): %d thread walks judged cut short and taken again, though a thread walk cannot be cut short", snaps, failed, c.PartialWalks)
+	}
+}
+
+// TestChurnNeverHidesStuckThread's "thread-walk" case attaches with no
+// quiet set to ctarget's churn, about 8,000 threads listed: every thread
+// walk overflows (E2BIG) and the process is then walked per visit for
+// overflowHold passes, so that case runs a thread walk about one pass in
+// fifty (5 in 284 snapshots measured) and each of those overflows: the
+// thread walk under churn, which the change is about, is not what it
+// tests. This test takes the same setup and fails while that is so.
+func TestChurnCaseRunsThreadWalks(t *testing.T) {
+	privtest.Require(t)
+	if !threadWalkKernel(t) {
+		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
+	}
+	m, _, end := startChurn(t, Options{})
+	requireWalk(t, m, Options{})
+	snaps := 0
+	for time.Now().Before(end) && snaps < 100 {
+		if _, err := m.Snapshot(); err == nil {
+			snaps++
+		}
+	}
+	c, err := m.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WalkOverflows != 0 {
+		t.Errorf("%d snapshots of the churn case: %d thread walks overflowed, and the passes after each were per visit", snaps, c.WalkOverflows)
 	}
 }
