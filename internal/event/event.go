@@ -44,6 +44,7 @@ const (
 	ThreadKnown             = "thread_known"
 	UnrecordedUnmarked      = "unrecorded_unmarked"
 	IteratorUnfiltered      = "iterator_unfiltered"
+	ThreadWalkUnavailable   = "thread_walk_unavailable"
 	KernelSymbolsUnreadable = "kernel_symbols_unreadable"
 	SelfProtectFailed       = "self_protect_failed"
 	StateDirUnusable        = "state_dir_unusable"

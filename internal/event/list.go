@@ -55,6 +55,7 @@ var All = []Info{
 	{ThreadKnown, byAgent, "A thread that was unknown is recorded again, or `exited`: `pid`, `tid`, `comm`, `unknown_seconds`."},
 	{UnrecordedUnmarked, byAgent, "A thread lost its record and the table of such threads was full (`entries`, `reason`): no later entry can show which thread recovered, so the agent stays blind until restarted."},
 	{IteratorUnfiltered, byAgent, "The task iterator cannot walk the scope one process at a time (no per-process filter before Linux 6.1; a threaded cgroup, whose processes cgroup.procs does not list): every poll walks every task of the host. `detail`."},
+	{ThreadWalkUnavailable, byAgent, "The kernel refused the thread walk (Linux 6.8's open-coded task iterator and trusted function arguments; `err`, the load error's first line): each process is walked per visit, which costs a poll more at thousands of threads."},
 	{KernelSymbolsUnreadable, byAgent, "The kernel's symbols could not be read at attach (`err`): every wait site is `unknown`, and the rules that use them judge as if it had none (`detail`)."},
 	{SelfProtectFailed, byAgent, "stallmon could not lock its memory or lower its OOM score: `err` names the missing capability."},
 	{StateDirUnusable, byAgent, "The state directory cannot be made: `dir`, `err`; incarnations follow the clock and node ids are not locked (`detail`)."},

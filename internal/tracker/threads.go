@@ -3,6 +3,8 @@ package tracker
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -10,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/bpfiter"
+	"github.com/stallmon/stallmon/internal/event"
+	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
 
 // The thread walk: where the kernel has Linux 6.7's open-coded task
@@ -34,16 +38,82 @@ const overflowHold = 50
 // threadsProg is the thread walk's program in the object's spec.
 const threadsProg = "snapshot_threads"
 
-// stubThreadWalk makes the thread walk a program that writes nothing,
-// for a kernel that cannot load it: the object keeps its shape, and the
-// tracker walks per visit.
-func stubThreadWalk(spec *ebpf.CollectionSpec) error {
+// takeThreadWalk returns the thread walk's program and leaves in spec a
+// stub that writes nothing: the object then loads on every kernel, and
+// the thread walk is loaded on its own after it (loadThreadWalk), so
+// that a kernel that refuses it costs one program's verification, not a
+// second load of the object.
+func takeThreadWalk(spec *ebpf.CollectionSpec) (*ebpf.ProgramSpec, error) {
 	p := spec.Programs[threadsProg]
 	if p == nil {
-		return fmt.Errorf("the tracker's object has no program %s", threadsProg)
+		return nil, fmt.Errorf("the tracker's object has no program %s", threadsProg)
 	}
+	real := p.Copy()
 	p.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	return real, nil
+}
+
+// dataMaps are the maps behind the object's global variables, which the
+// generated objects do not hold.
+type dataMaps struct {
+	Bss    *ebpf.Map `ebpf:".bss"`
+	Rodata *ebpf.Map `ebpf:".rodata"`
+}
+
+func (d dataMaps) close() error {
+	var errs []error
+	for _, m := range []*ebpf.Map{d.Bss, d.Rodata} {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadedObjects is what the object's load assigns.
+type loadedObjects struct {
+	gen.StallmonObjects
+	dataMaps
+}
+
+// loadThreadWalk loads the thread walk on the maps of the loaded object
+// and puts it in the stub's place. A kernel that refuses it (before 6.8)
+// is told in the log, once per attach, and walked per visit.
+func (m *Tracker) loadThreadWalk(spec *ebpf.CollectionSpec, threads *ebpf.ProgramSpec) error {
+	shared := map[string]*ebpf.Map{".bss": m.data.Bss, ".rodata": m.data.Rodata}
+	mv := reflect.ValueOf(m.objs.StallmonMaps)
+	for i := range mv.NumField() {
+		if name := mv.Type().Field(i).Tag.Get("ebpf"); name != "" {
+			shared[name] = mv.Field(i).Interface().(*ebpf.Map)
+		}
+	}
+	for name := range spec.Maps {
+		if shared[name] == nil {
+			return fmt.Errorf("the thread walk's load: the object's map %s was not loaded", name)
+		}
+	}
+	tspec := &ebpf.CollectionSpec{Maps: spec.Maps, Programs: map[string]*ebpf.ProgramSpec{threadsProg: threads}, Types: spec.Types}
+	var loaded struct {
+		Prog *ebpf.Program `ebpf:"snapshot_threads"`
+	}
+	if err := tspec.LoadAndAssign(&loaded, &ebpf.CollectionOptions{MapReplacements: shared}); err != nil {
+		m.log.Info(event.ThreadWalkUnavailable, "err", firstLine(err))
+		return nil
+	}
+	if err := m.objs.SnapshotThreads.Close(); err != nil {
+		loaded.Prog.Close()
+		return fmt.Errorf("closing the thread walk's stub: %w", err)
+	}
+	m.objs.SnapshotThreads = loaded.Prog
+	m.threadLoaded = true
 	return nil
+}
+
+// firstLine is the head of a load error, whose verifier log runs to
+// thousands of lines.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }
 
 // threadLink is the thread walk's iterator of process pid: one visit, of

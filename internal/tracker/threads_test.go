@@ -182,10 +182,7 @@ func TestThreadWalkNeverJudgedCutShort(t *testing.T) {
 	if !threadWalkKernel(t) {
 		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
 	}
-	// The old threads wait in futex: left out, the rest fits one read,
-	// so the passes are thread walks (with none left out, all 8,000 are
-	// listed, every thread walk overflows, and the passes are per visit).
-	opts := Options{Quiet: func(syscall string, _ ...fdkind.Kind) bool { return syscall == "futex" }}
+	opts := Options{Quiet: churnQuiet}
 	m, reader, end := startChurn(t, opts)
 	requireWalk(t, m, opts)
 	var snaps, failed int
@@ -210,20 +207,17 @@ func TestThreadWalkNeverJudgedCutShort(t *testing.T) {
 	}
 }
 
-// TestChurnNeverHidesStuckThread's "thread-walk" case attaches with no
-// quiet set to ctarget's churn, about 8,000 threads listed: every thread
-// walk overflows (E2BIG) and the process is then walked per visit for
-// overflowHold passes, so that case runs a thread walk about one pass in
-// fifty (5 in 284 snapshots measured) and each of those overflows: the
-// thread walk under churn, which the change is about, is not what it
-// tests. This test takes the same setup and fails while that is so.
+// TestChurnNeverHidesStuckThread's thread-walk case runs thread walks:
+// with no quiet set its 8,000 listed threads overflowed every one, and
+// the passes after each were per visit (churnQuiet).
 func TestChurnCaseRunsThreadWalks(t *testing.T) {
 	privtest.Require(t)
 	if !threadWalkKernel(t) {
 		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
 	}
-	m, _, end := startChurn(t, Options{})
-	requireWalk(t, m, Options{})
+	opts := Options{Quiet: churnQuiet}
+	m, _, end := startChurn(t, opts)
+	requireWalk(t, m, opts)
 	snaps := 0
 	for time.Now().Before(end) && snaps < 100 {
 		if _, err := m.Snapshot(); err == nil {

@@ -35,6 +35,9 @@ type Tracker struct {
 	threadWalk    bool
 	threadLoaded  bool
 	walkOverflows atomic.Uint64
+	// data are the object's global variables' maps, which the thread
+	// walk's own load shares (threads.go).
+	data dataMaps
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
 	stale     map[int]staleWord // tid -> in-flight word the registers belie
@@ -144,24 +147,20 @@ func (m *Tracker) load() error {
 	if err := m.opts.apply(spec); err != nil {
 		return err
 	}
-	err = spec.Copy().LoadAndAssign(&m.objs, nil)
-	m.threadLoaded = err == nil
+	threads, err := takeThreadWalk(spec)
 	if err != nil {
-		// A kernel before 6.8 refuses the thread walk (threads.go):
-		// the object loads again without it, which costs such a
-		// kernel a second load at each start, and no other.
-		if serr := stubThreadWalk(spec); serr != nil {
-			return serr
-		}
-		if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
-			var verr *ebpf.VerifierError
-			if errors.As(err, &verr) {
-				return fmt.Errorf("loading tracker: %+v", verr)
-			}
-			return fmt.Errorf("loading tracker: %w", err)
-		}
+		return err
 	}
-	return nil
+	var objs loadedObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("loading tracker: %+v", verr)
+		}
+		return fmt.Errorf("loading tracker: %w", err)
+	}
+	m.objs, m.data = objs.StallmonObjects, objs.dataMaps
+	return m.loadThreadWalk(spec, threads)
 }
 
 func (m *Tracker) attach() error {
@@ -268,6 +267,6 @@ func (m *Tracker) closeObjects() error {
 	for _, l := range m.links {
 		errs = append(errs, l.Close())
 	}
-	errs = append(errs, m.objs.Close())
+	errs = append(errs, m.objs.Close(), m.data.close())
 	return errors.Join(errs...)
 }

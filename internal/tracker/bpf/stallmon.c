@@ -328,5 +328,11 @@ int snapshot_threads(struct bpf_iter__task *ctx)
 			break;
 	}
 	bpf_iter_task_destroy(&it);
+	// The list was read to its end under RCU: every thread that lived
+	// through the walk was visited, whatever the last one noted (a tail
+	// that exited under the walk, a thread cloned behind it). On an
+	// overflow the read fails whole and this note is not read.
+	if (walk_last != WALK_NONE)
+		walk_last = WALK_TAIL;
 	return 0;
 }
