@@ -45,6 +45,7 @@ const (
 	UnrecordedUnmarked      = "unrecorded_unmarked"
 	IteratorUnfiltered      = "iterator_unfiltered"
 	KernelSymbolsUnreadable = "kernel_symbols_unreadable"
+	BPFMinimalLoaded        = "bpf_minimal_loaded"
 	SelfProtectFailed       = "self_protect_failed"
 	StateDirUnusable        = "state_dir_unusable"
 	NodeNotLocked           = "node_not_locked"

@@ -55,6 +55,7 @@ var All = []Info{
 	{ThreadKnown, byAgent, "A thread that was unknown is recorded again, or `exited`: `pid`, `tid`, `comm`, `unknown_seconds`."},
 	{UnrecordedUnmarked, byAgent, "A thread lost its record and the table of such threads was full (`entries`, `reason`): no later entry can show which thread recovered, so the agent stays blind until restarted."},
 	{IteratorUnfiltered, byAgent, "The task iterator cannot walk the scope one process at a time (no per-process filter before Linux 6.1; a threaded cgroup, whose processes cgroup.procs does not list): every poll walks every task of the host. `detail`."},
+	{BPFMinimalLoaded, byAgent, "The tracker loaded its minimal BPF object (`--bpf-features`: `choice`): chosen by the operator, or because the kernel lacks `missing`, features the minimal object replaces (see kernels.md). It costs more per syscall of the target and per thread a poll lists."},
 	{KernelSymbolsUnreadable, byAgent, "The kernel's symbols could not be read at attach (`err`): every wait site is `unknown`, and the rules that use them judge as if it had none (`detail`)."},
 	{SelfProtectFailed, byAgent, "stallmon could not lock its memory or lower its OOM score: `err` names the missing capability."},
 	{StateDirUnusable, byAgent, "The state directory cannot be made: `dir`, `err`; incarnations follow the clock and node ids are not locked (`detail`)."},

@@ -13,6 +13,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#include "build.h"
 #include "once.h"
 #include "word.h"
 #include "regs.h"
@@ -33,15 +34,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
+	// Any thread's first syscall, the agent's own included (see regs.h).
+	calibrate_regs(ctx);
 	if (!is_target())
 		return 0;
 
 	count(COUNTER_ENTER);
 
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+	struct task_struct *task = current_task();
+	struct inflight *f = inflight_get(task);
 	if (!f) {
-		f = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		f = inflight_create(task);
 		if (!f) {
 			count(COUNTER_STORAGE_FAILED);
 			mark_unrecorded(ctx, task);
@@ -66,7 +69,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	// may pair it with the previous word, which only ever mislabels a
 	// syscall that has just returned. The word alone decides what is in
 	// flight; the iterator reads the arguments from the registers.
-	f->arg0 = regs_arg0((struct pt_regs *)bpf_task_pt_regs(task), abi);
+	f->arg0 = regs_arg0(enter_regs(ctx, task), abi);
 	if ((abi == ABI_COMPAT && nr == nr_close_compat) || (abi != ABI_COMPAT && nr == nr_close))
 		classify_fd(task, f->arg0, &f->closing);
 	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
@@ -81,7 +84,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (!is_target())
 		return 0;
 
-	struct inflight *f = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	struct inflight *f = inflight_get(current_task());
 	if (!f || f->word == 0) {
 		// New threads return from clone through sys_exit, and threads
 		// already in a syscall at attach time exit one we never saw.
@@ -103,25 +106,20 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (!is_target())
 		return 0;
 
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	exit_status = BPF_CORE_READ(task, exit_code);
 	exited = 1;
 	// The last thread of a tree member takes the process out of the tree
 	// (signal->live has already counted it down): its pid may be reused
 	// by a stranger once it is reaped.
-	if (target_tree && BPF_CORE_READ(task, signal, live.counter) == 0) {
-		__u32 tgid = BPF_CORE_READ(task, tgid);
-		__u64 *w = tree_word(tgid);
-
-		if (w)
-			__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
-	}
-	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+	if (target_tree && BPF_CORE_READ(task, signal, live.counter) == 0)
+		tree_leave(BPF_CORE_READ(task, tgid));
+	struct inflight *f = inflight_get(task);
 	if (f)
 		record_death(task, READ_ONCE(f->word), f->arg0);
 	else
 		record_death_regs(task);
-	if (bpf_task_storage_delete(&inflight, task) == 0)
+	if (inflight_delete(task))
 		count(COUNTER_STORAGE_RELEASED);
 	forget_wait_site(task);
 	clear_unrecorded();
@@ -148,9 +146,7 @@ int member_fork(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!target_tree || ptgid == ctgid || !in_tree(ptgid))
 		return 0;
-	__u64 *w = tree_word(ctgid);
-	if (w)
-		__sync_fetch_and_or(w, 1ULL << (ctgid & 63));
+	tree_join(ctgid);
 	return 0;
 }
 
@@ -167,7 +163,7 @@ int member_move(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct cgroup *dst = (struct cgroup *)ctx->args[0];
 	struct task_struct *task = (struct task_struct *)ctx->args[2];
-	struct task_struct *cur = bpf_get_current_task_btf();
+	struct task_struct *cur = current_task();
 
 	if (!target_cgroup || BPF_CORE_READ(dst, root) != BPF_CORE_READ(cur, cgroups, dfl_cgrp, root))
 		return 0;
@@ -213,7 +209,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	if (bpf_core_field_exists(task->frozen))
 		rec.cgroup_frozen = BPF_CORE_READ_BITFIELD(task, frozen);
 
-	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+	struct inflight *f = inflight_get(task);
 	if (f) {
 		rec.has_storage = 1;
 		rec.word = READ_ONCE(f->word);
@@ -223,7 +219,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	rec.regs_nr = -1;
 	rec.fds[0].fd = -1;
 	rec.fds[1].fd = -1;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct pt_regs *regs = task_regs(task);
 	bool in_regs = regs && regs_in_syscall(regs);
 	// Without a word, a tracked thread's registers count only while their
 	// syscall has not returned (arm64 keeps syscallno after the return).
