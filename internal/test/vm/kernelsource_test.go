@@ -16,9 +16,6 @@ type kernelSource struct {
 	// serves via in the system's configuration; empty means the system's
 	// configuration as it is.
 	suite, via string
-	// refused marks a line older than stallmon supports: its kernel
-	// boots once, for refusedBoot, instead of the suites and scenarios.
-	refused bool
 	// arch is the kernel's and the guest's architecture; nil is amd64.
 	arch *guestArch
 	// subset, when set, is what this line runs instead of every suite
@@ -46,9 +43,9 @@ func (s kernelSource) guestArch() *guestArch {
 var kernelSources = []kernelSource{
 	{name: "bookworm"},
 	{name: "bookworm-backports", suite: "bookworm-backports", via: "bookworm"},
-	// Linux 5.10: stallmon needs 5.15 (BPF task storage in tracing
-	// programs, bpf_task_pt_regs), and must say so rather than half attach.
-	{name: "bullseye-security", suite: "bullseye-security", via: "bookworm-security", refused: true},
+	// Linux 5.10: the minimal BPF object (bullseyeSubset); the sampled
+	// tracker, which needs bpf_task_pt_regs, is refused (refusedBoot).
+	{name: "bullseye-security", suite: "bullseye-security", via: "bookworm-security", subset: bullseyeSubset},
 	// Debian's arm64 6.1, emulated (TCG): the subset proves the arm64
 	// object loads and judges (arm64Subset).
 	{name: "bookworm-arm64", suite: "bookworm-security", via: "bookworm-security", arch: arm64, subset: arm64Subset},

@@ -34,6 +34,29 @@ var arm64Subset = &subset{
 		" (aarch32 programs need an arm cross-compiler, not installed)",
 }
 
+// bullseyeSubset is what the Linux 5.10 lane runs: the kernel lacks what
+// the full BPF object needs (task storage in tracing programs, the
+// current task's BTF pointer, bpf_task_pt_regs, the ancestor cgroup
+// helper, atomics but add), so every attach here loads the minimal one.
+// The tracker's detection tests: a hung read found with its syscall and
+// fd, one hung since before attach named from the registers found at
+// the calibrated offset, fd kinds, the tid-keyed records freed at exit
+// and never taken for a reused tid's; stallmon itself killing a hung FUSE read and sparing a pipe
+// read; with faultmod.ko, a thread in D that SIGKILL cannot end reported
+// unkillable, and a syscall spinning on the CPU flagged, not killed. The
+// refusal boot proves the sampled tracker is refused naming
+// bpf_task_pt_regs, and doctor's verdicts.
+var bullseyeSubset = &subset{
+	pkgs: []string{"./internal/tracker/", "./internal/test/vm/guest/"},
+	run: "^(TestCloseLeaksNothing|TestHungSyscallReported|TestSyscallInFlightBeforeAttach|TestPipeWaitAndFastLoop" +
+		"|TestFDKindsFromKernel|TestThreadChurnLeavesNoStaleEntries|TestReusedTIDStartsClean" +
+		"|TestHungFUSEReadIsKilled|TestIoctlsExist|TestSleepDIgnoresSIGKILL|TestUnkillableIsReported" +
+		"|TestKernelSpinIsFlaggedOnCPU)$",
+	scenarios: []scenarioBoot{refusedBoot},
+	why: "the main boot runs the tracepoint tracker's detection tests (the sampled one is refused here; " +
+		"the cgroup walks' tests need 6.1's per-process iterator), the refusal boot checks that refusal and doctor",
+}
+
 // scenarioNamed returns the scenario boot of scenarioBoots called name.
 func scenarioNamed(name string) scenarioBoot {
 	i := slices.IndexFunc(scenarioBoots, func(sc scenarioBoot) bool { return sc.name == name })
