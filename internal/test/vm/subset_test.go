@@ -41,14 +41,15 @@ var arm64Subset = &subset{
 // The tracker's detection tests: a hung read found with its syscall and
 // fd, one hung since before attach named from the registers found at
 // the calibrated offset, fd kinds, the tid-keyed records freed at exit
-// and never taken for a reused tid's; stallmon itself killing a hung FUSE read and sparing a pipe
+// and never taken for a reused tid's; work_waiting's own object (the
+// task_file iterator of internal/listenq) reading listen queues; stallmon itself killing a hung FUSE read and sparing a pipe
 // read; with faultmod.ko, a thread in D that SIGKILL cannot end reported
 // unkillable, and a syscall spinning on the CPU flagged, not killed. The
 // refusal boot proves the sampled tracker is refused naming
 // bpf_task_pt_regs, and doctor's verdicts.
 var bullseyeSubset = &subset{
-	pkgs: []string{"./internal/tracker/", "./internal/test/vm/guest/"},
-	run: "^(TestCloseLeaksNothing|TestHungSyscallReported|TestSyscallInFlightBeforeAttach|TestPipeWaitAndFastLoop" +
+	pkgs: []string{"./internal/tracker/", "./internal/listenq/", "./internal/test/vm/guest/"},
+	run: "^(TestPlainTCPListenerQueue|TestUnixListenerQueue|TestOnlyListenersOfTargets|TestCloseLeaksNothing|TestHungSyscallReported|TestSyscallInFlightBeforeAttach|TestPipeWaitAndFastLoop" +
 		"|TestFDKindsFromKernel|TestThreadChurnLeavesNoStaleEntries|TestReusedTIDStartsClean" +
 		"|TestHungFUSEReadIsKilled|TestIoctlsExist|TestSleepDIgnoresSIGKILL|TestUnkillableIsReported" +
 		"|TestKernelSpinIsFlaggedOnCPU)$",
