@@ -30,6 +30,8 @@ type subset struct {
 	run       string         // their -test.run pattern
 	scenarios []scenarioBoot // the scenario boots it makes
 	why       string         // what the lane leaves out, and why, for the log
+	// noFaultmod, when set, says why the lane builds no test module.
+	noFaultmod string
 }
 
 // guestArch returns the line's architecture.
@@ -49,13 +51,18 @@ var kernelSources = []kernelSource{
 	// Debian's arm64 6.1, emulated (TCG): the subset proves the arm64
 	// object loads and judges (arm64Subset).
 	{name: "bookworm-arm64", suite: "bookworm-security", via: "bookworm-security", arch: arm64, subset: arm64Subset},
+	// Debian's arm64 5.10, emulated: the minimal object on arm64, whose
+	// JIT before 5.18 has no atomic but add (arm64MinimalSubset). From
+	// bullseye itself: the mirror's bullseye-security pool lacks the
+	// arm64 image its index names (404).
+	{name: "bullseye-arm64", suite: "bullseye", via: "bookworm", arch: arm64, subset: arm64MinimalSubset},
 }
 
 // hostSuite is the Debian release of the host, whose busybox the guests
 // of another architecture run.
 const hostSuite = "bookworm"
 
-const defaultKernels = "bookworm,bookworm-backports,bullseye-security,bookworm-arm64"
+const defaultKernels = "bookworm,bookworm-backports,bullseye-security,bookworm-arm64,bullseye-arm64"
 
 // kernel is one resolved and downloaded kernel.
 type kernel struct {
