@@ -29,7 +29,9 @@ func TestMinimalObjectKillsHungReadSparesPipe(t *testing.T) {
 	if loaded["choice"] != "minimal" {
 		t.Errorf("bpf_minimal_loaded %v, want choice minimal", loaded)
 	}
-	agent.Events.Next("attached", 10*time.Second)
+	if att := agent.Events.Next("attached", 10*time.Second); att["bpf_object"] != "minimal" {
+		t.Errorf("attached %v, want bpf_object minimal", att)
+	}
 
 	pipe, err := w.Do("pipe-wait")
 	if err != nil {
