@@ -46,6 +46,7 @@ const (
 	IteratorUnfiltered      = "iterator_unfiltered"
 	ThreadWalkUnavailable   = "thread_walk_unavailable"
 	KernelSymbolsUnreadable = "kernel_symbols_unreadable"
+	BPFMinimalLoaded        = "bpf_minimal_loaded"
 	SelfProtectFailed       = "self_protect_failed"
 	StateDirUnusable        = "state_dir_unusable"
 	NodeNotLocked           = "node_not_locked"

@@ -68,7 +68,7 @@ func TestLoadVerifiesObjectOnce(t *testing.T) {
 	if m.threadLoaded {
 		want++
 	}
-	if want != len(spec.Programs)+1 && threadWalkKernel(t) {
+	if want != len(spec.Programs)+1 && threadWalkHere(t) {
 		t.Errorf("the thread walk did not load on a kernel that has it")
 	}
 	if passed := int(after-before) - 1; passed != want {

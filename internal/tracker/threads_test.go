@@ -30,13 +30,31 @@ func threadWalkKernel(t testing.TB) bool {
 	return major > 6 || major == 6 && minor >= 8
 }
 
-// requireWalk fails the test unless m walks as opts and the kernel say.
+// threadWalkHere reports whether this test run can have the thread
+// walk: a kernel that has it, and the full object (the tracker's tests
+// run once more with the minimal one, which has none).
+func threadWalkHere(t testing.TB) bool {
+	t.Helper()
+	return threadWalkKernel(t) && defaultFeatures != MinimalFeatures
+}
+
+// skipWithoutThreadWalk skips a test of the thread walk alone where this
+// run cannot have it.
+func skipWithoutThreadWalk(t *testing.T) {
+	t.Helper()
+	if !threadWalkHere(t) {
+		t.Skip("no thread walk in this run (Linux < 6.8, or the minimal object): every walk is per visit")
+	}
+}
+
+// requireWalk fails the test unless m walks as opts, the kernel and the
+// object say.
 func requireWalk(t *testing.T, m *Tracker, opts Options) {
 	t.Helper()
-	want := !opts.NoThreadWalk && threadWalkKernel(t)
+	want := !opts.NoThreadWalk && threadWalkHere(t)
 	if m.threadWalk != want {
-		t.Fatalf("thread walk in use: %v, want %v (NoThreadWalk %v, kernel >= 6.8: %v)",
-			m.threadWalk, want, opts.NoThreadWalk, threadWalkKernel(t))
+		t.Fatalf("thread walk in use: %v, want %v (NoThreadWalk %v, kernel >= 6.8: %v, object %s)",
+			m.threadWalk, want, opts.NoThreadWalk, threadWalkKernel(t), m.Object())
 	}
 }
 
@@ -135,9 +153,7 @@ func TestThreadWalkSeesEveryThreadOnce(t *testing.T) {
 // walked per visit for overflowHold passes.
 func TestThreadWalkOverflowWalksPerVisit(t *testing.T) {
 	privtest.Require(t)
-	if !threadWalkKernel(t) {
-		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
-	}
+	skipWithoutThreadWalk(t)
 	const quiet, loud = 200, 150
 	readers(t, quiet, false)
 	listed := readers(t, loud, true)
@@ -179,9 +195,7 @@ func TestThreadWalkOverflowWalksPerVisit(t *testing.T) {
 // test fails while that is so.
 func TestThreadWalkNeverJudgedCutShort(t *testing.T) {
 	privtest.Require(t)
-	if !threadWalkKernel(t) {
-		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
-	}
+	skipWithoutThreadWalk(t)
 	opts := Options{Quiet: churnQuiet}
 	m, reader, end := startChurn(t, opts)
 	requireWalk(t, m, opts)
@@ -212,9 +226,7 @@ func TestThreadWalkNeverJudgedCutShort(t *testing.T) {
 // the passes after each were per visit (churnQuiet).
 func TestChurnCaseRunsThreadWalks(t *testing.T) {
 	privtest.Require(t)
-	if !threadWalkKernel(t) {
-		t.Skip("the thread walk needs Linux 6.8: every walk is per visit here")
-	}
+	skipWithoutThreadWalk(t)
 	opts := Options{Quiet: churnQuiet}
 	m, _, end := startChurn(t, opts)
 	requireWalk(t, m, opts)

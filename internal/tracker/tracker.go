@@ -23,7 +23,10 @@ type Tracker struct {
 	log   *slog.Logger
 	scope scope
 	objs  gen.StallmonObjects
-	links []link.Link
+	// regsOffset is the minimal object's measure of where saved
+	// registers lie (bpf/regs.h); nil for the full object.
+	regsOffset *ebpf.Variable
+	links      []link.Link
 	// walkers are the task iterators a poll runs (walkers.go); iterBuf
 	// is their reads' buffer.
 	walkers      walkers
@@ -112,55 +115,15 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 		m.workerFlags |= pfUserWorker
 	}
 	m.loadSymbols()
-	// The object loading is the proof that the kernel has what it uses;
-	// the probes, which cost a restart 50-200 ms (enough for a restarted
-	// stallmon to miss the deadline a gated heartbeat carries across),
-	// run only when it fails, to name what is missing instead of a
-	// verifier's log.
+	// load probes only when the full object fails (objects.go).
 	if err := m.load(); err != nil {
-		return nil, explainLoadFailure(err)
+		return nil, err
 	}
 	if err := m.attach(); err != nil {
 		return nil, explainLoadFailure(err)
 	}
 	go m.watchExit()
 	return m, nil
-}
-
-func (m *Tracker) load() error {
-	spec, err := gen.LoadStallmon()
-	if err != nil {
-		return fmt.Errorf("loading tracker spec: %w", err)
-	}
-	if err := m.scope.configure(spec); err != nil {
-		return err
-	}
-	if err := setExitNrs(spec); err != nil {
-		return err
-	}
-	if err := setSyscallTables(spec); err != nil {
-		return err
-	}
-	if err := m.setQuiet(spec); err != nil {
-		return err
-	}
-	if err := m.opts.apply(spec); err != nil {
-		return err
-	}
-	threads, err := takeThreadWalk(spec)
-	if err != nil {
-		return err
-	}
-	var objs loadedObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("loading tracker: %+v", verr)
-		}
-		return fmt.Errorf("loading tracker: %w", err)
-	}
-	m.objs, m.data = objs.StallmonObjects, objs.dataMaps
-	return m.loadThreadWalk(spec, threads)
 }
 
 func (m *Tracker) attach() error {
@@ -205,6 +168,9 @@ func (m *Tracker) attach() error {
 		if err := m.guard.watch("raw tracepoint "+tp.name, l, tp.prog, tp.name); err != nil {
 			return err
 		}
+	}
+	if err := m.regsCalibrated(); err != nil {
+		return err
 	}
 	filter, err := probeIterFilter(m.objs.Snapshot)
 	if err != nil {

@@ -13,6 +13,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#include "build.h"
 #include "once.h"
 #include "word.h"
 #include "regs.h"
@@ -34,15 +35,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
+	// Any thread's first syscall, the agent's own included (see regs.h).
+	calibrate_regs(ctx);
 	if (!is_target())
 		return 0;
 
 	count(COUNTER_ENTER);
 
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+	struct task_struct *task = current_task();
+	struct inflight *f = inflight_get(task);
 	if (!f) {
-		f = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		f = inflight_create(task);
 		if (!f) {
 			count(COUNTER_STORAGE_FAILED);
 			mark_unrecorded(ctx, task);
@@ -67,7 +70,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	// may pair it with the previous word, which only ever mislabels a
 	// syscall that has just returned. The word alone decides what is in
 	// flight; the iterator reads the arguments from the registers.
-	f->arg0 = regs_arg0((struct pt_regs *)bpf_task_pt_regs(task), abi);
+	f->arg0 = regs_arg0(enter_regs(ctx, task), abi);
 	if ((abi == ABI_COMPAT && nr == nr_close_compat) || (abi != ABI_COMPAT && nr == nr_close))
 		classify_fd(task, f->arg0, &f->closing);
 	__u64 ts = bpf_ktime_get_ns() >> TS_SHIFT;
@@ -82,7 +85,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (!is_target())
 		return 0;
 
-	struct inflight *f = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+	struct inflight *f = inflight_get(current_task());
 	if (!f || f->word == 0) {
 		// New threads return from clone through sys_exit, and threads
 		// already in a syscall at attach time exit one we never saw.
@@ -104,25 +107,20 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (!is_target())
 		return 0;
 
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	exit_status = BPF_CORE_READ(task, exit_code);
 	exited = 1;
 	// The last thread of a tree member takes the process out of the tree
 	// (signal->live has already counted it down): its pid may be reused
 	// by a stranger once it is reaped.
-	if (target_tree && BPF_CORE_READ(task, signal, live.counter) == 0) {
-		__u32 tgid = BPF_CORE_READ(task, tgid);
-		__u64 *w = tree_word(tgid);
-
-		if (w)
-			__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
-	}
-	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+	if (target_tree && BPF_CORE_READ(task, signal, live.counter) == 0)
+		tree_leave(BPF_CORE_READ(task, tgid));
+	struct inflight *f = inflight_get(task);
 	if (f)
 		record_death(task, READ_ONCE(f->word), f->arg0);
 	else
 		record_death_regs(task);
-	if (bpf_task_storage_delete(&inflight, task) == 0)
+	if (inflight_delete(task))
 		count(COUNTER_STORAGE_RELEASED);
 	forget_wait_site(task);
 	clear_unrecorded();
@@ -149,9 +147,7 @@ int member_fork(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!target_tree || ptgid == ctgid || !in_tree(ptgid))
 		return 0;
-	__u64 *w = tree_word(ctgid);
-	if (w)
-		__sync_fetch_and_or(w, 1ULL << (ctgid & 63));
+	tree_join(ctgid);
 	return 0;
 }
 
@@ -168,7 +164,7 @@ int member_move(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct cgroup *dst = (struct cgroup *)ctx->args[0];
 	struct task_struct *task = (struct task_struct *)ctx->args[2];
-	struct task_struct *cur = bpf_get_current_task_btf();
+	struct task_struct *cur = current_task();
 
 	if (!target_cgroup || BPF_CORE_READ(dst, root) != BPF_CORE_READ(cur, cgroups, dfl_cgrp, root))
 		return 0;
@@ -212,7 +208,7 @@ static __always_inline long visit_task(struct seq_file *seq, struct task_struct 
 	if (bpf_core_field_exists(task->frozen))
 		rec->cgroup_frozen = BPF_CORE_READ_BITFIELD(task, frozen);
 
-	struct inflight *f = bpf_task_storage_get(&inflight, task, 0, 0);
+	struct inflight *f = inflight_get(task);
 	if (f) {
 		rec->has_storage = 1;
 		rec->word = READ_ONCE(f->word);
@@ -222,7 +218,7 @@ static __always_inline long visit_task(struct seq_file *seq, struct task_struct 
 	rec->regs_nr = -1;
 	rec->fds[0].fd = -1;
 	rec->fds[1].fd = -1;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct pt_regs *regs = task_regs(task);
 	bool in_regs = regs && regs_in_syscall(regs);
 	// Without a word, a tracked thread's registers count only while their
 	// syscall has not returned (arm64 keeps syscallno after the return).
@@ -284,6 +280,7 @@ int snapshot(struct bpf_iter__task *ctx)
 	return 0;
 }
 
+#ifndef STALLMON_MINIMAL
 // visit_thread is visit_task as a function of its own, which the verifier
 // checks once (Linux 6.8's argument tags make its pointers trusted)
 // instead of once per round of the open-coded loop that calls it.
@@ -336,3 +333,15 @@ int snapshot_threads(struct bpf_iter__task *ctx)
 		walk_last = WALK_TAIL;
 	return 0;
 }
+
+#else
+
+// The minimal object's kernels (5.10-5.14) have no thread walk: the
+// program is there for the objects to share a shape, and never linked.
+SEC("iter/task")
+int snapshot_threads(struct bpf_iter__task *ctx)
+{
+	return 0;
+}
+
+#endif

@@ -93,6 +93,12 @@ type StallmonLatencyHist struct {
 	Sum     uint64
 }
 
+type StallmonMemberLayout uint32
+
+const (
+	StallmonMemberLayoutMEMBERS_PER_WORD StallmonMemberLayout = 64
+)
+
 type StallmonNativeNrTable uint32
 
 const (
@@ -274,6 +280,7 @@ const (
 	StallmonVarUnusedDeathRing       = "unused_death_ring"
 	StallmonVarUnusedFdArgsTable     = "unused_fd_args_table"
 	StallmonVarUnusedFdKind          = "unused_fd_kind"
+	StallmonVarUnusedMemberLayout    = "unused_member_layout"
 	StallmonVarUnusedNativeNrTable   = "unused_native_nr_table"
 	StallmonVarUnusedQuietSet        = "unused_quiet_set"
 	StallmonVarUnusedSignalFlagBits  = "unused_signal_flag_bits"
@@ -386,6 +393,7 @@ type StallmonVariableSpecs struct {
 	UnusedDeathRing      *ebpf.VariableSpec `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.VariableSpec `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
+	UnusedMemberLayout   *ebpf.VariableSpec `ebpf:"unused_member_layout"`
 	UnusedNativeNrTable  *ebpf.VariableSpec `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.VariableSpec `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.VariableSpec `ebpf:"unused_signal_flag_bits"`
@@ -478,6 +486,7 @@ type StallmonVariables struct {
 	UnusedDeathRing      *ebpf.Variable `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.Variable `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.Variable `ebpf:"unused_fd_kind"`
+	UnusedMemberLayout   *ebpf.Variable `ebpf:"unused_member_layout"`
 	UnusedNativeNrTable  *ebpf.Variable `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.Variable `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.Variable `ebpf:"unused_signal_flag_bits"`
