@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -133,6 +134,10 @@ func (m *Tracker) loadMinimal() error {
 	return nil
 }
 
+// objectLoads counts the loads of a whole object, which the tests hold
+// to one per attach where the full object loads.
+var objectLoads atomic.Int64
+
 // loadObject configures and loads an object into to, with a stub in its
 // thread walk's place, and returns its spec and the thread walk's
 // program (threads.go): the minimal object's kernels have no thread walk.
@@ -160,6 +165,7 @@ func (m *Tracker) loadObject(spec func() (*ebpf.CollectionSpec, error), layout m
 	if err != nil {
 		return nil, nil, err
 	}
+	objectLoads.Add(1)
 	if err := s.LoadAndAssign(to, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
