@@ -178,10 +178,20 @@ func (l *layer) parseStates(n *yaml.Node) error {
 		if err != nil {
 			return errAt(p.key.Line, "states: unknown state %q (want %s)", p.key.Value, stateList())
 		}
-		e, err := parseRule(p.val, "states: "+st.String(), levelState)
+		what, val, by := "states: "+st.String(), p.val, Listeners
+		if st == WorkWaiting {
+			if val, by, err = takeBySocket(val, what); err != nil {
+				return err
+			}
+		}
+		e, err := parseRule(val, what, levelState)
 		if err != nil {
 			return err
 		}
+		if by != Listeners && e.own.unbounded {
+			return errAt(p.key.Line, "%s: by_socket %s needs a budget: an unbounded rule judges no socket", what, by)
+		}
+		e.own.bySocket = by
 		l.states[st] = e.own
 	}
 	return nil
@@ -283,6 +293,8 @@ func parseRule(n *yaml.Node, what string, lvl level) (*entry, error) {
 // errKey reports a key that has no meaning at lvl, listing those that do.
 func errKey(k *yaml.Node, what string, lvl level) *ConfigError {
 	switch {
+	case k.Value == "by_socket":
+		return errAt(k.Line, "%s: by_socket is for the work_waiting rule only (states: work_waiting)", what)
 	case k.Value == "by_fd" && lvl == levelState:
 		return errAt(k.Line, "%s: by_fd is for syscall rules; a state rule has only budget and kill_after", what)
 	case lvl == levelSyscall:
