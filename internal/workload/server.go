@@ -205,5 +205,8 @@ func (w *workload) serverCounts([]string) ([]any, error) {
 	if w.pool != nil {
 		out = append(out, "pool_served", w.pool.served.Load())
 	}
+	if w.proxy != nil {
+		out = append(out, "proxy_forwarded", w.proxy.forwarded.Load())
+	}
 	return out, nil
 }

@@ -24,10 +24,15 @@ const (
 )
 
 // waitingTable writes the built-in table with work_waiting turned on at
-// waitBudget and waitKillAfter, and returns its path.
-func waitingTable(t *testing.T) string {
+// waitBudget and waitKillAfter, judging bySocket (listeners or all; ""
+// leaves by_socket out), and returns its path.
+func waitingTable(t *testing.T, bySocket string) string {
 	t.Helper()
-	rule := "  work_waiting: {budget: " + waitBudget.String() + ", kill_after: " + waitKillAfter.String() + "}\n"
+	by := ""
+	if bySocket != "" {
+		by = ", by_socket: " + bySocket
+	}
+	rule := "  work_waiting: {budget: " + waitBudget.String() + ", kill_after: " + waitKillAfter.String() + by + "}\n"
 	table := strings.Replace(string(budget.DefaultYAML()), "\nstates:\n", "\nstates:\n"+rule, 1)
 	if !strings.Contains(table, rule) {
 		t.Fatal("the built-in table has no top-level states: section: update this test")
@@ -39,12 +44,18 @@ func waitingTable(t *testing.T) string {
 	return path
 }
 
-// attachWaiting attaches stallmon to pid with work_waiting on, and waits
-// for the first ALIVE.
+// attachWaiting attaches stallmon to pid with work_waiting on (by_socket
+// left out: listeners), and waits for the first ALIVE.
 func attachWaiting(t *testing.T, c *cluster, pid int, node string) *harness.Proc {
 	t.Helper()
+	return attachWaitingOn(t, c, pid, node, "")
+}
+
+// attachWaitingOn is attachWaiting with the rule's by_socket.
+func attachWaitingOn(t *testing.T, c *cluster, pid int, node, bySocket string) *harness.Proc {
+	t.Helper()
 	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(pid), "--log-format", "json",
-		"--node-id", node, "--config", waitingTable(t), "--poll-interval", waitPoll.String(),
+		"--node-id", node, "--config", waitingTable(t, bySocket), "--poll-interval", waitPoll.String(),
 		"--interval", "200ms", "--kill-grace", "3s", "--metrics-addr", ""}, c.GroupFlags()...)...)
 	agent.Events.Next("attached", 10*time.Second)
 	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
@@ -71,13 +82,24 @@ func dialQueued(t *testing.T, addr string, n int) {
 // SIGKILL). It logs the scenario's figures.
 func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr string, first time.Time, threadsHave string) {
 	t.Helper()
+	stalledOn(t, c, agent, pid, addr, "listening", first, threadsHave)
+}
+
+// stalledOn is stalledOnQueue for a listening or a connected socket
+// (socket), from first, the first connection nobody accepted or the
+// first byte nobody read.
+func stalledOn(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr, socket string, first time.Time, threadsHave string) {
+	t.Helper()
 	stall := agent.Events.Next("stall", 15*time.Second)
-	wantFields(t, "stall", stall, map[string]any{"reason": "work_waiting", "kind": "tcp", "local_addr": addr, "pid": pid})
+	wantFields(t, "stall", stall, map[string]any{"reason": "work_waiting", "kind": "tcp", "socket": socket, "local_addr": addr, "pid": pid})
 	if q, _ := stall["queued"].(float64); q < 1 {
 		t.Errorf("stall: queued = %v, want connections waiting", stall["queued"])
 	}
 	if l, _ := stall["queue_limit"].(float64); l < 1 {
 		t.Errorf("stall: queue_limit = %v", stall["queue_limit"])
+	}
+	if w, _ := stall["waiting_seconds"].(float64); w < waitBudget.Seconds() {
+		t.Errorf("stall: waiting_seconds = %v, want over the budget %v", stall["waiting_seconds"], waitBudget)
 	}
 	if th, _ := stall["threads"].(string); !strings.Contains(th, threadsHave) {
 		t.Errorf("stall: threads = %q, want one in %s", th, threadsHave)
@@ -86,7 +108,7 @@ func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr
 	// Judged from the first poll that saw the queue: the budget and at
 	// most a poll, plus the scheduling slack of a loaded 2-CPU machine.
 	if toStall < waitBudget || toStall > waitBudget+waitPoll+1500*time.Millisecond {
-		t.Errorf("first unaccepted connection to stall: %v, want the budget %v + a poll", toStall, waitBudget)
+		t.Errorf("first %s work to stall: %v, want the budget %v + a poll", socket, toStall, waitBudget)
 	}
 	stalled := c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
 	lastAlive := c.LastAliveBefore(stalled)
@@ -97,9 +119,9 @@ func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr
 	wantFields(t, "kill", kill, map[string]any{"reason": "work_waiting"})
 	toKill := eventTime(t, kill).Sub(first)
 	if toKill < waitKillAfter {
-		t.Errorf("killed %v after the first unaccepted connection, before kill_after %v", toKill, waitKillAfter)
+		t.Errorf("killed %v after the first %s work, before kill_after %v", toKill, socket, waitKillAfter)
 	}
-	t.Logf("first unaccepted connection to stall event %v, to last ALIVE %v, to kill %v (queued %v; threads %v)",
+	t.Logf("first %s work to stall event %v, to last ALIVE %v, to kill %v (queued %v; threads %v)", socket,
 		toStall.Round(time.Millisecond), lastAlive.Sub(first).Round(time.Millisecond), toKill.Round(time.Millisecond),
 		stall["queued"], stall["threads"])
 }
