@@ -30,7 +30,7 @@ type upstream struct {
 	read atomic.Int64
 }
 
-func startUpstream(t *testing.T, readEvery time.Duration) *upstream {
+func startUpstream(t *testing.T, ns serviceNS, readEvery time.Duration) *upstream {
 	t.Helper()
 	// A small receive buffer, set before listen so that the accepted
 	// socket has it from its handshake: a stalled upstream fills fast,
@@ -41,10 +41,13 @@ func startUpstream(t *testing.T, readEvery time.Duration) *upstream {
 		return errors.Join(err, serr)
 	}}
 	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Listening inside ns, where the proxy is; served from here.
+	var ln net.Listener
+	ns.do(t, func() error {
+		var err error
+		ln, err = lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+		return err
+	})
 	t.Cleanup(func() { ln.Close() })
 	u := &upstream{addr: ln.Addr().String()}
 	go func() {
@@ -77,12 +80,9 @@ type proxyClient struct {
 	started time.Time // just before the first write
 }
 
-func startProxyClient(t *testing.T, addr string) *proxyClient {
+func startProxyClient(t *testing.T, ns serviceNS, addr string) *proxyClient {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := ns.dial(t, addr)
 	t.Cleanup(func() { conn.Close() })
 	p := &proxyClient{started: time.Now()}
 	go func() {
@@ -121,11 +121,11 @@ func (p *proxyClient) blocked(t *testing.T) time.Time {
 	}
 }
 
-// startProxy runs the workload's proxy to up and returns the workload
-// and the proxy's address.
-func startProxy(t *testing.T, up *upstream) (*workload.Proc, string) {
+// startProxy runs the workload's proxy in ns to up and returns the
+// workload and the proxy's address.
+func startProxy(t *testing.T, ns serviceNS, up *upstream) (*workload.Proc, string) {
 	t.Helper()
-	w := startWorkload(t)
+	w := ns.startWorkload(t)
 	return w, startServer(t, w, "proxy-server "+up.addr)
 }
 
@@ -146,10 +146,11 @@ func heartbeatsFor(t *testing.T, c *cluster, agent *harness.Proc, from time.Time
 func TestWorkWaitingBackPressureNotFlaggedByDefault(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	up := startUpstream(t, 0)
-	w, addr := startProxy(t, up)
+	ns := newServiceNS(t)
+	up := startUpstream(t, ns, 0)
+	w, addr := startProxy(t, ns, up)
 	agent := attachWaiting(t, c, w.PID, "backpressure")
-	client := startProxyClient(t, addr)
+	client := startProxyClient(t, ns, addr)
 	since := client.blocked(t)
 	written := client.written.Load()
 	heartbeatsFor(t, c, agent, since, backPressure)
@@ -165,10 +166,11 @@ func TestWorkWaitingBackPressureNotFlaggedByDefault(t *testing.T) {
 func TestWorkWaitingBackPressureFlaggedWithAllSockets(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	up := startUpstream(t, 0)
-	w, addr := startProxy(t, up)
+	ns := newServiceNS(t)
+	up := startUpstream(t, ns, 0)
+	w, addr := startProxy(t, ns, up)
 	agent := attachWaitingOn(t, c, w.PID, "backpressureall", "all")
-	client := startProxyClient(t, addr)
+	client := startProxyClient(t, ns, addr)
 	// The proxy reads its client until the buffers to the upstream are
 	// full, a few ms after the first write: the wait starts after first.
 	stalledOn(t, c, agent, w.PID, addr, "connected", client.started, itoa(w.PID)+":")
@@ -181,10 +183,11 @@ func TestWorkWaitingBackPressureFlaggedWithAllSockets(t *testing.T) {
 func TestWorkWaitingSlowReaderNotFlaggedWithAllSockets(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	up := startUpstream(t, 100*time.Millisecond)
-	w, addr := startProxy(t, up)
+	ns := newServiceNS(t)
+	up := startUpstream(t, ns, 100*time.Millisecond)
+	w, addr := startProxy(t, ns, up)
 	agent := attachWaitingOn(t, c, w.PID, "slowreader", "all")
-	client := startProxyClient(t, addr)
+	client := startProxyClient(t, ns, addr)
 	heartbeatsFor(t, c, agent, client.started, backPressure)
 	r, err := w.Do("server-counts")
 	if err != nil {

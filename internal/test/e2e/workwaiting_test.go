@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,15 +61,13 @@ func attachWaitingOn(t *testing.T, c *cluster, pid int, node, bySocket string) *
 	return agent
 }
 
-// dialQueued opens n connections to addr that wait in its accept queue
-// (the kernel completes the handshake), kept open until the test ends.
-func dialQueued(t *testing.T, addr string, n int) {
+// dialQueued opens n connections to addr in ns that wait in its accept
+// queue (the kernel completes the handshake), kept open until the test
+// ends.
+func dialQueued(t *testing.T, ns serviceNS, addr string, n int) {
 	t.Helper()
 	for range n {
-		conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-		if err != nil {
-			t.Fatalf("connecting to %s: %v", addr, err)
-		}
+		conn := ns.dial(t, addr)
 		t.Cleanup(func() { conn.Close() })
 	}
 }
@@ -132,17 +129,18 @@ func stalledOn(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr, soc
 func TestWorkWaitingLostWakeup(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	w := startWorkload(t)
+	ns := newServiceNS(t)
+	w := ns.startWorkload(t)
 	addr := startServer(t, w, "epoll-server")
 	agent := attachWaiting(t, c, w.PID, "lostwakeup")
 	// Served while its loop hears the listener.
-	dialQueued(t, addr, 3)
+	dialQueued(t, ns, addr, 3)
 	waitCount(t, w, "epoll_accepted", 3)
 	if _, err := w.Do("epoll-lose"); err != nil {
 		t.Fatal(err)
 	}
 	first := time.Now()
-	dialQueued(t, addr, 3)
+	dialQueued(t, ns, addr, 3)
 	stalledOnQueue(t, c, agent, w.PID, addr, first, ":epoll_pwait") // x/sys/unix waits with epoll_pwait
 	killedWorkload(t, w)
 }
@@ -152,19 +150,20 @@ func TestWorkWaitingLostWakeup(t *testing.T) {
 func TestWorkWaitingPoolDeadlock(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	w := startWorkload(t)
+	ns := newServiceNS(t)
+	w := ns.startWorkload(t)
 	const workers = 4
 	addr := startServer(t, w, "pool-server "+itoa(workers))
 	agent := attachWaiting(t, c, w.PID, "pooldeadlock")
-	dialQueued(t, addr, 2)
+	dialQueued(t, ns, addr, 2)
 	waitCount(t, w, "pool_served", 2)
 	if _, err := w.Do("pool-deadlock"); err != nil {
 		t.Fatal(err)
 	}
 	// Each worker takes one more connection, then blocks on the lock.
-	dialQueued(t, addr, workers)
+	dialQueued(t, ns, addr, workers)
 	first := time.Now()
-	dialQueued(t, addr, 3)
+	dialQueued(t, ns, addr, 3)
 	stalledOnQueue(t, c, agent, w.PID, addr, first, ":futex")
 	killedWorkload(t, w)
 }
@@ -199,7 +198,8 @@ func killedWorkload(t *testing.T, w *workload.Proc) {
 func TestWorkWaitingIdleAndBusyListenerNotFlagged(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	w := startWorkload(t)
+	ns := newServiceNS(t)
+	w := ns.startWorkload(t)
 	addr := startServer(t, w, "epoll-server")
 	agent := attachWaiting(t, c, w.PID, "idlebusy")
 	start := time.Now()
@@ -212,11 +212,7 @@ func TestWorkWaitingIdleAndBusyListenerNotFlagged(t *testing.T) {
 	busy := time.Now()
 	n := 0
 	for time.Since(busy) < 3*waitBudget {
-		conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.Close()
+		ns.dial(t, addr).Close()
 		n++
 	}
 	waitCount(t, w, "epoll_accepted", n)
