@@ -62,6 +62,7 @@ var commands = map[string]command{
 	"pool-server":        {"WORKERS", []int{1}, (*workload).poolServerStart},
 	"pool-deadlock":      {"", []int{0}, (*workload).poolDeadlock},
 	"proxy-server":       {"UPSTREAM", []int{1}, (*workload).proxyServerStart},
+	"slow-server":        {"MS", []int{1}, (*workload).slowServerStart},
 	"server-counts":      {"", []int{0}, (*workload).serverCounts},
 	"exit":               {"CODE", []int{1}, (*workload).exit},
 }
@@ -90,6 +91,7 @@ type workload struct {
 	epoll     *epollServer // epoll-server's
 	pool      *poolServer  // pool-server's
 	proxy     *proxyServer // proxy-server's
+	slow      *slowServer  // slow-server's
 	held      [][]byte     // alloc's memory, kept until exit
 	// sleeperPipes are the pipes sleepers' threads wait on, kept open
 	// until exit.

@@ -53,9 +53,16 @@ func attachWaiting(t *testing.T, c *cluster, pid int, node string) *harness.Proc
 // attachWaitingOn is attachWaiting with the rule's by_socket.
 func attachWaitingOn(t *testing.T, c *cluster, pid int, node, bySocket string) *harness.Proc {
 	t.Helper()
-	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(pid), "--log-format", "json",
+	return attachWaitingTo(t, c, node, bySocket, "--pid", itoa(pid))
+}
+
+// attachWaitingTo is attachWaitingOn with target flags of its own
+// (--cgroup DIR).
+func attachWaitingTo(t *testing.T, c *cluster, node, bySocket string, target ...string) *harness.Proc {
+	t.Helper()
+	agent := startStallmon(t, append([]string{"attach", "--log-format", "json",
 		"--node-id", node, "--config", waitingTable(t, bySocket), "--poll-interval", waitPoll.String(),
-		"--interval", "200ms", "--kill-grace", "3s", "--metrics-addr", ""}, c.GroupFlags()...)...)
+		"--interval", "200ms", "--kill-grace", "3s", "--metrics-addr", ""}, append(target, c.GroupFlags()...)...)...)
 	agent.Events.Next("attached", 10*time.Second)
 	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
 	return agent
