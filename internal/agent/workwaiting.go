@@ -223,6 +223,10 @@ func (a *Agent) scanListeners(snap tracker.Snapshot) ([]judged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scanning listeners: %w", err)
 	}
+	if f := a.cfg.Table.WorkWaitingFilter(); !f.IsZero() {
+		// Sockets the rule leaves out are neither judged nor shown.
+		ls = slices.DeleteFunc(ls, func(l listenq.Listener) bool { return !f.Judges(l.Port, l.Addr) })
+	}
 	w.scanned = snap.Taken
 	w.stalled = w.over(ls, snap, rule)
 	return w.stalled, nil

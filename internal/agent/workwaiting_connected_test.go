@@ -71,3 +71,50 @@ func TestConnectedUnreadStalls(t *testing.T) {
 		}
 	}
 }
+
+// twoListeners returns a TCP listener on port 80 and a unix one, both
+// never accepted from.
+type twoListeners struct{}
+
+func (twoListeners) Scan(pids []int, connected bool) ([]listenq.Listener, error) {
+	tcp := queued(2, 1)
+	unixl := queued(2, 1)
+	unixl.Ino, unixl.FD, unixl.Kind, unixl.Addr, unixl.Port = 100, 4, listenq.Unix, "/run/app.sock", 0
+	return []listenq.Listener{tcp, unixl}, nil
+}
+
+// only and skip choose the sockets judged; the others are neither
+// judged nor in the metrics.
+func TestSocketFilterChoosesJudged(t *testing.T) {
+	for _, c := range []struct {
+		keys string
+		want []string
+	}{
+		{"", []string{"127.0.0.1:80", "/run/app.sock"}},
+		{", only: [80]", []string{"127.0.0.1:80"}},
+		{", only: [/run/app.sock]", []string{"/run/app.sock"}},
+		{", skip: [80]", []string{"/run/app.sock"}},
+		{", skip: [81]", []string{"127.0.0.1:80", "/run/app.sock"}},
+	} {
+		table, err := budget.Parse([]byte("default: {budget: 5s, kill_after: 60s}\nstates:\n  work_waiting: {budget: 1s, kill_after: 3s"+c.keys+"}\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &Agent{cfg: Config{Table: table, PollInterval: 100 * time.Millisecond, Listeners: twoListeners{}}}
+		t0 := time.Unix(1000, 0)
+		if _, err := a.scanListeners(waitSnap(t0)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.scanListeners(waitSnap(t0.Add(1500 * time.Millisecond)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addrs []string
+		for _, j := range got {
+			addrs = append(addrs, j.queue.listener.Addr)
+		}
+		if !slices.Equal(addrs, c.want) || len(a.queues.latest) != len(c.want) {
+			t.Errorf("rule%s: stalled %v (%d in the metrics), want %v", c.keys, addrs, len(a.queues.latest), c.want)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func TestBySocketRejected(t *testing.T) {
 		{wwDefault + "  work_waiting: {budget: 1s, by_socket: [all]}\n", "by_socket: want listeners or all, got a list"},
 		{wwDefault + "  work_waiting: {budget: 1s, by_socket: }\n", "by_socket: want listeners or all, got nothing"},
 		{wwDefault + "  work_waiting: {budget: 1s, by_socket: ALL}\n", `want listeners or all, got "ALL"`},
-		{wwDefault + "  work_waiting: {budget: unbounded, by_socket: all}\n", "by_socket all needs a budget"},
+		{wwDefault + "  work_waiting: {budget: unbounded, by_socket: all}\n", "by_socket, only and skip need a budget"},
 		{wwDefault + "  work_waiting: {by_socket: all}\n", "budget is missing"},
 		{wwDefault + "  work_waiting: {budget: 1s, by_socket: all, by_socket: listeners}\n", "duplicate key"},
 		{wwDefault + "  frozen: {budget: 1s, by_socket: all}\n", "states: frozen: by_socket is for the work_waiting rule only"},

@@ -25,8 +25,8 @@ func (t *Table) Format(w io.Writer) error {
 	b.WriteString("states:\n")
 	for _, st := range States() {
 		r := t.stateRules[st].String()
-		if st == WorkWaiting && t.bySocket != Listeners && !t.stateRules[st].Unbounded {
-			r = strings.TrimSuffix(r, "}") + ", by_socket: " + t.bySocket.String() + "}"
+		if st == WorkWaiting && !t.stateRules[st].Unbounded {
+			r = strings.TrimSuffix(r, "}") + t.socketKeys() + "}"
 		}
 		fmt.Fprintf(&b, "  %s: %s%s\n", st, r, t.stateComment(st))
 	}

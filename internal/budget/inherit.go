@@ -20,9 +20,9 @@ func (t *Table) build() error {
 
 func (t *Table) buildStates() error {
 	var first error
-	t.bySocket = Listeners
+	t.bySocket, t.socketFilter = Listeners, SocketFilter{}
 	if s, ok := t.states[WorkWaiting]; ok {
-		t.bySocket = s.bySocket
+		t.bySocket, t.socketFilter = s.bySocket, s.socketFilter
 	}
 	for _, st := range States() {
 		s, ok := t.states[st]

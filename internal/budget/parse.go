@@ -178,9 +178,10 @@ func (l *layer) parseStates(n *yaml.Node) error {
 		if err != nil {
 			return errAt(p.key.Line, "states: unknown state %q (want %s)", p.key.Value, stateList())
 		}
-		what, val, by := "states: "+st.String(), p.val, Listeners
+		what, val := "states: "+st.String(), p.val
+		var keys socketKeys
 		if st == WorkWaiting {
-			if val, by, err = takeBySocket(val, what); err != nil {
+			if val, keys, err = takeSocketKeys(val, what); err != nil {
 				return err
 			}
 		}
@@ -188,10 +189,10 @@ func (l *layer) parseStates(n *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		if by != Listeners && e.own.unbounded {
-			return errAt(p.key.Line, "%s: by_socket %s needs a budget: an unbounded rule judges no socket", what, by)
+		if (keys.by != Listeners || !keys.filter.IsZero()) && e.own.unbounded {
+			return errAt(p.key.Line, "%s: by_socket, only and skip need a budget: an unbounded rule judges no socket", what)
 		}
-		e.own.bySocket = by
+		e.own.bySocket, e.own.socketFilter = keys.by, keys.filter
 		l.states[st] = e.own
 	}
 	return nil
@@ -293,8 +294,8 @@ func parseRule(n *yaml.Node, what string, lvl level) (*entry, error) {
 // errKey reports a key that has no meaning at lvl, listing those that do.
 func errKey(k *yaml.Node, what string, lvl level) *ConfigError {
 	switch {
-	case k.Value == "by_socket":
-		return errAt(k.Line, "%s: by_socket is for the work_waiting rule only (states: work_waiting)", what)
+	case k.Value == "by_socket" || k.Value == "only" || k.Value == "skip":
+		return errAt(k.Line, "%s: %s is for the work_waiting rule only (states: work_waiting)", what, k.Value)
 	case k.Value == "by_fd" && lvl == levelState:
 		return errAt(k.Line, "%s: by_fd is for syscall rules; a state rule has only budget and kill_after", what)
 	case lvl == levelSyscall:

@@ -46,7 +46,7 @@ func TestWorkWaitingNginxUnderLoadNotFlagged(t *testing.T) {
 		Launch: func(cmd *exec.Cmd) error { return nettest.InNetns(string(ns), cmd.Start) }})
 	ns.holds(t, srv.Cmd.Process.Pid)
 	c := newCluster(t)
-	agent := attachWaitingTo(t, c, "nginxload", "all", "--cgroup", cg.Path)
+	agent := attachWaitingTo(t, c, "nginxload", "by_socket: all", "--cgroup", cg.Path)
 	ctx, cancel := context.WithTimeout(context.Background(), loadWindow+30*time.Second)
 	defer cancel()
 	start := time.Now()

@@ -169,7 +169,7 @@ func TestWorkWaitingBackPressureFlaggedWithAllSockets(t *testing.T) {
 	ns := newServiceNS(t)
 	up := startUpstream(t, ns, 0)
 	w, addr := startProxy(t, ns, up)
-	agent := attachWaitingOn(t, c, w.PID, "backpressureall", "all")
+	agent := attachWaitingOn(t, c, w.PID, "backpressureall", "by_socket: all")
 	client := startProxyClient(t, ns, addr)
 	// The proxy reads its client until the buffers to the upstream are
 	// full, a few ms after the first write: the wait starts after first.
@@ -186,7 +186,7 @@ func TestWorkWaitingSlowReaderNotFlaggedWithAllSockets(t *testing.T) {
 	ns := newServiceNS(t)
 	up := startUpstream(t, ns, 100*time.Millisecond)
 	w, addr := startProxy(t, ns, up)
-	agent := attachWaitingOn(t, c, w.PID, "slowreader", "all")
+	agent := attachWaitingOn(t, c, w.PID, "slowreader", "by_socket: all")
 	client := startProxyClient(t, ns, addr)
 	heartbeatsFor(t, c, agent, client.started, backPressure)
 	r, err := w.Do("server-counts")

@@ -23,15 +23,14 @@ const (
 )
 
 // waitingTable writes the built-in table with work_waiting turned on at
-// waitBudget and waitKillAfter, judging bySocket (listeners or all; ""
-// leaves by_socket out), and returns its path.
-func waitingTable(t *testing.T, bySocket string) string {
+// waitBudget and waitKillAfter, with the rule's own keys keys ("" for
+// none, or e.g. "by_socket: all"), and returns its path.
+func waitingTable(t *testing.T, keys string) string {
 	t.Helper()
-	by := ""
-	if bySocket != "" {
-		by = ", by_socket: " + bySocket
+	if keys != "" {
+		keys = ", " + keys
 	}
-	rule := "  work_waiting: {budget: " + waitBudget.String() + ", kill_after: " + waitKillAfter.String() + by + "}\n"
+	rule := "  work_waiting: {budget: " + waitBudget.String() + ", kill_after: " + waitKillAfter.String() + keys + "}\n"
 	table := strings.Replace(string(budget.DefaultYAML()), "\nstates:\n", "\nstates:\n"+rule, 1)
 	if !strings.Contains(table, rule) {
 		t.Fatal("the built-in table has no top-level states: section: update this test")
@@ -50,18 +49,19 @@ func attachWaiting(t *testing.T, c *cluster, pid int, node string) *harness.Proc
 	return attachWaitingOn(t, c, pid, node, "")
 }
 
-// attachWaitingOn is attachWaiting with the rule's by_socket.
-func attachWaitingOn(t *testing.T, c *cluster, pid int, node, bySocket string) *harness.Proc {
+// attachWaitingOn is attachWaiting with the rule's own keys (by_socket,
+// only, skip), written as in a table.
+func attachWaitingOn(t *testing.T, c *cluster, pid int, node, keys string) *harness.Proc {
 	t.Helper()
-	return attachWaitingTo(t, c, node, bySocket, "--pid", itoa(pid))
+	return attachWaitingTo(t, c, node, keys, "--pid", itoa(pid))
 }
 
 // attachWaitingTo is attachWaitingOn with target flags of its own
 // (--cgroup DIR).
-func attachWaitingTo(t *testing.T, c *cluster, node, bySocket string, target ...string) *harness.Proc {
+func attachWaitingTo(t *testing.T, c *cluster, node, keys string, target ...string) *harness.Proc {
 	t.Helper()
 	agent := startStallmon(t, append([]string{"attach", "--log-format", "json",
-		"--node-id", node, "--config", waitingTable(t, bySocket), "--poll-interval", waitPoll.String(),
+		"--node-id", node, "--config", waitingTable(t, keys), "--poll-interval", waitPoll.String(),
 		"--interval", "200ms", "--kill-grace", "3s", "--metrics-addr", ""}, append(target, c.GroupFlags()...)...)...)
 	agent.Events.Next("attached", 10*time.Second)
 	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
