@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/stallmon/stallmon/internal/event"
+	"github.com/stallmon/stallmon/internal/procgroup"
 )
 
 // DefaultHookTimeout bounds a failover command when none is configured.
@@ -92,15 +92,13 @@ func hookEnv(ev Event) []string {
 // timeout the whole group is killed, not just the shell, and so that a
 // terminal's Ctrl-C aimed at the listener does not cut a takeover short.
 func runHook(ctx context.Context, command string, env []string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A background child holding the output pipe must not hold us forever.
 	cmd.WaitDelay = time.Second
 	out := &cappedBuffer{max: maxHookOutput}
 	cmd.Stdout, cmd.Stderr = out, out
-	err := cmd.Run()
+	_, err := procgroup.Run(ctx, cmd)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return out.Bytes(), fmt.Errorf("running failover hook: timed out: %w", err)
 	}

@@ -22,7 +22,8 @@ a cgroup v2 directory and its descendants (--cgroup), and polls it. Each
 thread is judged against the timeout table (see 'stallmon budgets'): over a
 budget the target is stalled and the multicast heartbeat stops; over
 kill_after it is killed, a process through its pidfd, a cgroup through
-cgroup.kill.
+cgroup.kill (before Linux 5.14: frozen, and each member killed through a
+pidfd).
 
 Stopping (SIGTERM, SIGINT) never contradicts the heartbeat: LEAVING only
 when a last poll finds the target healthy; a stall already announced as

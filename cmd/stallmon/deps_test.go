@@ -48,10 +48,11 @@ func TestArrowsPointOneWay(t *testing.T) {
 	// may lists, for a package prefix, the only module packages it may import.
 	may := map[string][]string{
 		"heartbeat":                      {},
-		"peer":                           {"heartbeat", "internal/event"},
+		"peer":                           {"heartbeat", "internal/event", "internal/procgroup"},
+		"internal/procgroup":             {},
 		"internal/event":                 {},
 		"internal/sink":                  {"internal/event"},
-		"internal/integrations/":         {"internal/sink", "internal/event"},
+		"internal/integrations/":         {"internal/sink", "internal/event", "internal/procgroup"},
 		"internal/tracker":               {"internal/tracker/gen", "internal/bpfiter", "internal/cgroup", "internal/fdkind", "internal/event", "internal/waitsite"},
 		"internal/bpfiter":               {},
 		"internal/waitsite":              {},

@@ -14,8 +14,9 @@ func newDoctorCmd() *cobra.Command {
 		Long: `doctor probes the running kernel for each feature the tracker uses (kernel
 BTF, program and map types, helpers per program type, the atomic
 instructions through a trial load) and prints what it found, the first
-mainline kernel that has each, which variant would load, and whether
-stallmon can run here. Nothing it loads outlives it. It needs the
+mainline kernel that has each (unknown where a probe could not tell),
+where the kernel's BTF is read from, whether stallmon holds CAP_KILL,
+which variant would load, and whether stallmon can run here. Nothing it loads outlives it. It needs the
 privileges attach needs.
 
 Exit status 0: stallmon can run here; 1: it cannot, the missing feature

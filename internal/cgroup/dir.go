@@ -92,19 +92,32 @@ func Open(path string) (Dir, error) {
 	return Dir{Path: p}, nil
 }
 
-// Kill sends SIGKILL to every process of the cgroup and its descendants
-// at once, through cgroup.kill (Linux 5.14): no PID is looked up, so none
-// can be recycled under us. ErrNoKill means the kernel has no cgroup.kill.
+// Kill sends SIGKILL to every process of the cgroup and its descendants.
+// It writes cgroup.kill (Linux 5.14), which kills them all at once with no
+// PID looked up, so none can be recycled under us. Without it (5.2-5.13)
+// it freezes the cgroup and kills each member through a pidfd (see
+// freezeKill), which takes up to a few seconds. ErrNoKill means the
+// kernel has neither cgroup.kill nor cgroup.freeze.
 func (d Dir) Kill() error {
+	if forceFreezeKill.Load() {
+		err := d.freezeKill(defaultFreezeKillLimits)
+		if freezeKillDone != nil {
+			freezeKillDone(d, err)
+		}
+		return err
+	}
 	err := d.write("cgroup.kill", "1")
 	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNoKill
+		if _, serr := os.Stat(d.Path); serr == nil {
+			return d.freezeKill(defaultFreezeKillLimits)
+		}
 	}
 	return err
 }
 
-// ErrNoKill reports a kernel before 5.14, without cgroup.kill.
-var ErrNoKill = errors.New("cgroup.kill is not available (Linux 5.14 or later)")
+// ErrNoKill reports a kernel before 5.2, with neither cgroup.kill nor
+// cgroup.freeze: a cgroup cannot be killed without signalling bare PIDs.
+var ErrNoKill = errors.New("neither cgroup.kill (Linux 5.14) nor cgroup.freeze (Linux 5.2) is available")
 
 // Populated reports whether any process is in the cgroup or below, from
 // cgroup.events.
@@ -117,14 +130,7 @@ func (d Dir) Populated() (bool, error) {
 }
 
 // ParsePopulated reads the populated line of a cgroup.events file.
-func ParsePopulated(events string) (bool, error) {
-	for line := range strings.Lines(events) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "populated "); ok {
-			return v == "1", nil
-		}
-	}
-	return false, fmt.Errorf("no populated line in cgroup.events: %q", events)
-}
+func ParsePopulated(events string) (bool, error) { return parseEvent(events, "populated") }
 
 // Own is the cgroup this process runs in.
 func Own() (Dir, error) {

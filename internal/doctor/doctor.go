@@ -35,9 +35,19 @@ type Feature struct {
 
 // Report is what doctor found.
 type Report struct {
-	Kernel   string    `json:"kernel"`
-	Arch     string    `json:"arch"`
-	BTF      bool      `json:"vmlinux_btf"`
+	Kernel string `json:"kernel"`
+	Arch   string `json:"arch"`
+	// BTF is whether the kernel exposes its own BTF (/sys/kernel/btf/vmlinux).
+	BTF bool `json:"vmlinux_btf"`
+	// BTFSource is where the loader reads the kernel's types from:
+	// /sys/kernel/btf/vmlinux, else a vmlinux file it found on disk (the
+	// kernel itself has none then, which task iterators need); empty when
+	// there is none.
+	BTFSource string `json:"btf_source"`
+	// CapKill is whether stallmon holds CAP_KILL in its effective set:
+	// without it the pidfd kills reach only processes of its own user
+	// (cgroup.kill needs write access to the file instead).
+	CapKill  bool      `json:"cap_kill"`
 	Features []Feature `json:"features"`
 	// Variant names the programs and walks that would load.
 	Variant []string `json:"variant"`
@@ -58,6 +68,12 @@ func Check() (Report, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return r, fmt.Errorf("looking for %s: %w", vmlinuxBTF, err)
 	}
+	if r.BTFSource, err = btfSource(r.BTF, r.Kernel); err != nil {
+		return r, err
+	}
+	if r.CapKill, err = hasCap(unix.CAP_KILL); err != nil {
+		return r, err
+	}
 	if err := tracker.CheckAccess(); err != nil {
 		r.Refusal = err.Error()
 		return r, err
@@ -69,14 +85,16 @@ func Check() (Report, error) {
 		return r, err
 	}
 	ps := tracker.ProbeKernel(tracker.Features())
-	has := map[string]bool{}
+	has, unknown := map[string]bool{}, map[string]bool{}
 	for _, p := range ps {
 		f := Feature{Name: p.Name, Kernel: p.Kernel, UsedBy: p.UsedBy, Required: p.Required(), Fallback: p.Fallback, Present: p.Present}
 		if p.Err != nil {
-			f.Error = p.Err.Error()
+			// Could not tell: never reported present.
+			f.Error, f.Present = p.Err.Error(), false
+			unknown[p.Name] = true
 		}
 		r.Features = append(r.Features, f)
-		has[p.Name] = p.Present
+		has[p.Name] = f.Present
 	}
 	refusal := tracker.Refusal(ps)
 	if refusal != nil {
@@ -96,12 +114,51 @@ func Check() (Report, error) {
 	if !has[tracker.FeatureMemcg] {
 		r.Variant = append(r.Variant, "RLIMIT_MEMLOCK is raised to unlimited before loading (no memcg accounting of BPF memory)")
 	}
-	if has[tracker.FeatureCgroupKill] {
+	switch {
+	case has[tracker.FeatureCgroupKill]:
 		r.Variant = append(r.Variant, "a cgroup's service is killed through cgroup.kill")
-	} else {
-		r.Variant = append(r.Variant, "a cgroup's service cannot be killed (no cgroup.kill): use --pid or --tree")
+	case unknown[tracker.FeatureCgroupKill]:
+		r.Variant = append(r.Variant, "a cgroup's service is killed through cgroup.kill if the kill finds it, else by freezing the cgroup and killing each member through a pidfd")
+	default:
+		r.Variant = append(r.Variant, "a cgroup's service is killed by freezing the cgroup and killing each member through a pidfd (no cgroup.kill)")
+	}
+	if !r.CapKill {
+		r.Variant = append(r.Variant, "kills through a pidfd reach only processes of stallmon's own user (no CAP_KILL)")
 	}
 	return r, nil
+}
+
+// btfSource says where cilium/ebpf reads the kernel's BTF from: the
+// kernel's own, else the first of the vmlinux files it (as libbpf) looks
+// for, by kernel release.
+func btfSource(own bool, release string) (string, error) {
+	if own {
+		return vmlinuxBTF, nil
+	}
+	for _, p := range []string{"/boot/vmlinux-%s", "/lib/modules/%s/vmlinux-%[1]s", "/lib/modules/%s/build/vmlinux",
+		"/usr/lib/modules/%s/kernel/vmlinux", "/usr/lib/debug/boot/vmlinux-%s", "/usr/lib/debug/boot/vmlinux-%s.debug",
+		"/usr/lib/debug/lib/modules/%s/vmlinux"} {
+		path := fmt.Sprintf(p, release)
+		_, err := os.Stat(path)
+		if err == nil {
+			return path, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("looking for the kernel's BTF at %s: %w", path, err)
+		}
+	}
+	return "", nil
+}
+
+// hasCap reports whether this process holds capability c in its
+// effective set.
+func hasCap(c int) (bool, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, fmt.Errorf("reading own capabilities: %w", err)
+	}
+	return data[c/32].Effective&(1<<(c%32)) != 0, nil
 }
 
 // WriteText prints r for a person: one line a feature, then the variant
@@ -110,6 +167,15 @@ func WriteText(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "kernel\t%s (%s)\n", r.Kernel, r.Arch)
 	fmt.Fprintf(tw, "%s\t%s\n", vmlinuxBTF, map[bool]string{true: "present", false: "missing"}[r.BTF])
+	switch {
+	case r.BTFSource == "":
+		fmt.Fprintf(tw, "kernel BTF read from\tnowhere: no BTF found\n")
+	case r.BTFSource != vmlinuxBTF:
+		fmt.Fprintf(tw, "kernel BTF read from\t%s (a file, not the running kernel's own)\n", r.BTFSource)
+	default:
+		fmt.Fprintf(tw, "kernel BTF read from\t%s (the running kernel's own)\n", r.BTFSource)
+	}
+	fmt.Fprintf(tw, "CAP_KILL\t%s\n", map[bool]string{true: "present: can signal any process", false: "missing: can signal only processes of its own user"}[r.CapKill])
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "FEATURE\tFIRST KERNEL\tFOUND\tNEEDED FOR")
 	for _, f := range r.Features {

@@ -207,11 +207,12 @@ func (c *cgroupScope) wait() error {
 	}
 }
 
-// signal kills through cgroup.kill: every process of the subtree at once,
-// none looked up by PID, so none can be a stranger that reused one. It
-// came in 5.14 with the ancestor cgroup helper a cgroup scope needs
-// anyway; stallmon doctor says whether this kernel has it. The agent sends
-// nothing but SIGKILL.
+// signal kills every process of the subtree through cgroup.kill, at once
+// and none looked up by PID, so none can be a stranger that reused one;
+// on a kernel without it (before 5.14) by freezing the cgroup and
+// signalling each member through a pidfd (cgroup.Dir.Kill). stallmon
+// doctor says which this kernel gets. The agent sends nothing but
+// SIGKILL.
 func (c *cgroupScope) signal(sig unix.Signal) error {
 	if sig != unix.SIGKILL {
 		return fmt.Errorf("a cgroup is only sent SIGKILL (cgroup.kill), not %s", unix.SignalName(sig))

@@ -115,7 +115,7 @@ func Features() []Feature {
 			Fallback: "each poll walks every task of the host"},
 		{Name: FeatureCgroupKill, Kernel: "5.14",
 			UsedBy: "killing a whole cgroup at once (--cgroup, run)", probe: probeCgroupKill,
-			Fallback: "none yet: a cgroup's service cannot be killed, --pid and --tree can"},
+			Fallback: "the cgroup is frozen (cgroup.freeze, 5.2), each member sent SIGKILL through a pidfd, and thawed"},
 	}
 }
 

@@ -103,13 +103,19 @@ func iterHelper(fn asm.BuiltinFunc) probe {
 			return err
 		}
 		err := loadProbe(iterSpec(fn.Call()), c)
-		var verr *ebpf.VerifierError
-		switch {
-		case err == nil, errors.Is(err, unix.EACCES):
+		if err == nil {
 			return nil
-		case errors.As(err, &verr) && errors.Is(err, unix.EINVAL):
-			if line, ok := helperRefused(verr.Log, fn); ok {
+		}
+		// Only the verifier's own words tell: an EACCES or EINVAL from
+		// elsewhere (an LSM, a kernel that words things otherwise) is a
+		// doubt, never a presence.
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			if line, ok := helperRefused(verr.Log, fn); ok && errors.Is(err, unix.EINVAL) {
 				return notSupported(fmt.Sprintf("%v in task iterators: %s", fn, line))
+			}
+			if errors.Is(err, unix.EACCES) && argumentRefused(verr.Log) {
+				return nil
 			}
 		}
 		return fmt.Errorf("probing %v in task iterators: %w", fn, err)
@@ -132,6 +138,17 @@ func helperRefused(log []string, fn asm.BuiltinFunc) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// argumentRefused finds, among the last lines of the verifier's log, its
+// refusal of a helper's argument: the helper was found.
+func argumentRefused(log []string) bool {
+	for _, line := range log[max(len(log)-5, 0):] {
+		if strings.Contains(line, "type=") && strings.Contains(line, "expected=") {
+			return true
+		}
+	}
+	return false
 }
 
 // atomicOps are the atomic instructions of the object (features_test.go

@@ -8,10 +8,10 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/stallmon/stallmon/internal/event"
+	"github.com/stallmon/stallmon/internal/procgroup"
 )
 
 // Hook names, also the value of STALLMON_EVENT in a hook's environment.
@@ -122,17 +122,15 @@ func (h *hookRunner) loop() {
 func (h *hookRunner) run(r hookRun) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", r.cmd)
+	cmd := exec.Command("/bin/sh", "-c", r.cmd)
 	cmd.Env = append(os.Environ(), r.env...)
 	// A group of its own, killed whole at the timeout: what the hook
 	// started in the background must not outlive the bound either.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	out := &tailBuffer{max: hookOutputMax}
 	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
-	err := cmd.Run()
+	_, err := procgroup.Run(ctx, cmd)
 	attrs := []any{"hook", r.event, "seconds", time.Since(start).Seconds(), "exit_code", cmd.ProcessState.ExitCode()}
 	if o := strings.TrimSpace(out.String()); o != "" {
 		attrs = append(attrs, "output", o)

@@ -29,7 +29,8 @@ func TestDoctorOnHost(t *testing.T) {
 			t.Errorf("stallmon doctor has no line saying %q (Linux %s) is present:\n%s", f.Name, f.Kernel, text)
 		}
 	}
-	for _, want := range []string{"/sys/kernel/btf/vmlinux  present", "pid-filtered task iterator", "cgroup.kill\n", "stallmon can run here\n"} {
+	for _, want := range []string{"/sys/kernel/btf/vmlinux  present", "kernel BTF read from     /sys/kernel/btf/vmlinux (the running kernel's own)",
+		"CAP_KILL                 present", "pid-filtered task iterator", "cgroup.kill\n", "stallmon can run here\n"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("stallmon doctor does not say %q:\n%s", want, text)
 		}
@@ -47,6 +48,9 @@ func TestDoctorOnHost(t *testing.T) {
 	if !r.CanRun || !r.BTF || r.Refusal != "" || len(r.Features) != len(tracker.Features()) {
 		t.Errorf("report: can_run=%v vmlinux_btf=%v refusal=%q, %d features; want true, true, none, %d",
 			r.CanRun, r.BTF, r.Refusal, len(r.Features), len(tracker.Features()))
+	}
+	if r.BTFSource != "/sys/kernel/btf/vmlinux" || !r.CapKill {
+		t.Errorf("report: btf_source=%q cap_kill=%v; want /sys/kernel/btf/vmlinux, true (root)", r.BTFSource, r.CapKill)
 	}
 	for _, f := range r.Features {
 		if !f.Present || f.Error != "" {

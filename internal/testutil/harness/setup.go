@@ -73,9 +73,9 @@ func build(dir, pkg string) (string, error) {
 	return buildStallmon(dir, pkg, filepath.Join(dir, "etc", "budgets.yaml"))
 }
 
-func buildStallmon(dir, pkg, tablePath string) (string, error) {
+func buildStallmon(dir, pkg, tablePath string, flags ...string) (string, error) {
 	bin := filepath.Join(dir, path.Base(pkg))
-	args := []string{"build", "-o", bin}
+	args := append([]string{"build", "-o", bin}, flags...)
 	if pkg == Package {
 		args = append(args, "-ldflags", "-X "+tablePathVar+"="+tablePath)
 	}
@@ -90,6 +90,19 @@ func buildStallmon(dir, pkg, tablePath string) (string, error) {
 func BuildWithTablePath(t testing.TB, tablePath string) string {
 	t.Helper()
 	bin, err := buildStallmon(t.TempDir(), Package, tablePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// BuildForTests builds stallmon with -tags stallmontest, which compiles
+// in the test hooks (internal/cgroup's force_stallmontest.go) that the
+// shipped binary has none of.
+func BuildForTests(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin, err := buildStallmon(dir, Package, filepath.Join(dir, "etc", "budgets.yaml"), "-tags", "stallmontest")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,273 @@
+package cgroup_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stallmon/stallmon/internal/cgroup"
+	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
+	"github.com/stallmon/stallmon/internal/testutil/fusehang"
+	"github.com/stallmon/stallmon/internal/testutil/workloadtest"
+)
+
+// Without cgroup.kill (forced here on a kernel that has it) a service is
+// killed by freezing its cgroup and signalling each member through a
+// pidfd: a multi-threaded process, one hung in a syscall (userfaultfd), a
+// shell forking children in a loop and a process in a child cgroup all
+// die of SIGKILL, the cgroup is left thawed and empty, and a process in a
+// sibling cgroup lives on.
+func TestFreezeKillEmptiesTheCgroup(t *testing.T) {
+	parent := cgrouptest.New(t)
+	svc := mkdir(t, parent, "svc")
+	workers := mkdir(t, svc, "workers")
+	sibling := mkdir(t, parent, "sibling")
+
+	threads := workloadtest.Start(t)
+	if _, err := threads.Do("sleepers 8"); err != nil {
+		t.Fatal(err)
+	}
+	hung := workloadtest.Start(t)
+	for _, c := range []struct {
+		d   cgroup.Dir
+		pid int
+	}{{svc, threads.PID}, {workers, hung.PID}} {
+		if err := c.d.Add(c.pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := hung.Do("uffd-hang"); err != nil {
+		t.Fatal(err)
+	}
+	forker := startIn(t, svc, "sh", "-c", "while :; do sleep 30 & sleep 0.01; done")
+	bystander := startIn(t, sibling, "sleep", "600")
+	waitProcs(t, svc, 10)
+
+	cgroup.ForceFreezeKill(t)
+	start := time.Now()
+	if err := svc.Kill(); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	t.Logf("freeze-path kill returned in %v", time.Since(start))
+	waitEmpty(t, svc)
+	for name, wait := range map[string]func() error{"multi-threaded": threads.Wait, "hung": hung.Wait, "forking": forker.wait} {
+		if err := waitErr(wait); !killed(err) {
+			t.Errorf("the %s process: %v, want killed by SIGKILL", name, err)
+		}
+	}
+	wantThawed(t, svc)
+	if err := bystander.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the process of the sibling cgroup: %v, want alive", err)
+	}
+	if pids, err := sibling.Procs(); err != nil || len(pids) != 1 || pids[0] != bystander.cmd.Process.Pid {
+		t.Errorf("sibling cgroup holds %v (%v), want [%d]", pids, err, bystander.cmd.Process.Pid)
+	}
+}
+
+// A process moved into the cgroup while it is being killed (frozen),
+// after the first round's signals, is killed by the next round.
+func TestFreezeKillCatchesLateJoiner(t *testing.T) {
+	parent := cgrouptest.New(t)
+	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
+	first := startIn(t, svc, "sleep", "600")
+	late := startIn(t, outside, "sleep", "600")
+	err := svc.FreezeKill(3*time.Second, func(round int) {
+		if round == 1 {
+			if err := svc.Add(late.cmd.Process.Pid); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	waitEmpty(t, svc)
+	for name, p := range map[string]*proc{"first": first, "late": late} {
+		if err := waitErr(p.wait); !killed(err) {
+			t.Errorf("the %s process: %v, want killed by SIGKILL", name, err)
+		}
+	}
+	wantThawed(t, svc)
+}
+
+// Processes that keep joining fail the kill at its deadline, and the
+// cgroup is thawed all the same: a failed kill never leaves a service
+// frozen.
+func TestFreezeKillFailsThawed(t *testing.T) {
+	parent := cgrouptest.New(t)
+	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
+	startIn(t, svc, "sleep", "600")
+	var joiners []*proc
+	for range 50 {
+		joiners = append(joiners, startIn(t, outside, "sleep", "600"))
+	}
+	rounds := 0
+	err := svc.FreezeKill(300*time.Millisecond, func(round int) {
+		rounds = round
+		if round > len(joiners) {
+			t.Fatalf("still killing at round %d, past its deadline", round)
+		}
+		if err := svc.Add(joiners[round-1].cmd.Process.Pid); err != nil {
+			t.Error(err)
+		}
+	})
+	if !errors.Is(err, cgroup.ErrStillJoining) {
+		t.Fatalf("kill: %v, want %v", err, cgroup.ErrStillJoining)
+	}
+	t.Logf("gave up after %d rounds", rounds)
+	wantThawed(t, svc)
+	if err := joiners[rounds-1].cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the last joiner: %v, want alive (joined after the last round)", err)
+	}
+}
+
+// A member that SIGKILL cannot end yet (a FUSE read the server holds
+// after the kernel handed it over, in D) never freezes: the kill does not
+// wait for it for ever, kills the others, leaves the cgroup thawed, and
+// the held one dies as soon as the server answers, of the SIGKILL it was
+// sent meanwhile.
+func TestFreezeKillBoundedByAnUnkillableMember(t *testing.T) {
+	fusehang.Require(t)
+	fs := fusehang.Mount(t, fusehang.Options{})
+	svc := cgrouptest.New(t)
+	reader := startIn(t, svc, "cat", fs.File)
+	other := startIn(t, svc, "sleep", "600")
+	for end := time.Now().Add(10 * time.Second); fs.Stats().Pending == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the read never reached the FUSE server")
+		}
+	}
+	start := time.Now()
+	err := svc.FreezeKill(3*time.Second, nil)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the kill took %v with a member that cannot freeze, want its two bounded waits (~0.5s)", took)
+	}
+	t.Logf("kill returned in %v, the held reader still in the kernel", took)
+	if err := waitErr(other.wait); !killed(err) {
+		t.Errorf("the sleeping member: %v, want killed by SIGKILL", err)
+	}
+	wantThawed(t, svc)
+	if err := reader.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the held reader: %v, want still there until the server answers", err)
+	}
+	fs.Release()
+	if err := waitErr(reader.wait); !killed(err) {
+		t.Errorf("the held reader, once answered: %v, want killed by the SIGKILL sent before", err)
+	}
+	waitEmpty(t, svc)
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+func (p *proc) wait() error {
+	<-p.exited
+	return p.err
+}
+
+// startIn starts a command straight into d (CLONE_INTO_CGROUP), so that
+// nothing it forks is born outside; it is killed at the test's end.
+func startIn(t *testing.T, d cgroup.Dir, name string, args ...string) *proc {
+	t.Helper()
+	fd, err := os.Open(d.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(fd.Fd())}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	// Reaped before the cgroup's own cleanup removes the cgroup, which a
+	// process still dying would keep busy.
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if err := waitErr(p.wait); err != nil && !killed(err) {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+	return p
+}
+
+func mkdir(t *testing.T, parent cgroup.Dir, name string) cgroup.Dir {
+	t.Helper()
+	d, err := cgroup.Mkdir(parent.Path, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// waitProcs waits for the subtree of d to hold at least n processes.
+func waitProcs(t *testing.T, d cgroup.Dir, n int) {
+	t.Helper()
+	var pids []int
+	var err error
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if pids, _, err = d.SubtreeProcs(pids[:0], nil); err == nil && len(pids) >= n {
+			return
+		}
+	}
+	t.Fatalf("cgroup holds %d processes (%v), want %d", len(pids), err, n)
+}
+
+func waitEmpty(t *testing.T, d cgroup.Dir) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if populated, err := d.Populated(); err == nil && !populated {
+			return
+		}
+	}
+	pids, _, err := d.SubtreeProcs(nil, nil)
+	t.Fatalf("cgroup still holds %v (%v) 10s after the kill", pids, err)
+}
+
+func waitErr(wait func() error) error {
+	got := make(chan error, 1)
+	go func() { got <- wait() }()
+	select {
+	case err := <-got:
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("still running 10s after the kill")
+	}
+}
+
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+func wantThawed(t *testing.T, d cgroup.Dir) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.Path, "cgroup.freeze"))
+	if err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Errorf("cgroup.freeze = %q (%v), want 0", b, err)
+	}
+	b, err = os.ReadFile(filepath.Join(d.Path, "cgroup.events"))
+	if err != nil || !strings.Contains(string(b), "frozen 0") {
+		t.Errorf("cgroup.events = %q (%v), want frozen 0", b, err)
+	}
+}
