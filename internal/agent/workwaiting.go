@@ -14,9 +14,10 @@ import (
 )
 
 // ListenerSource reads the listening sockets of the watched processes
-// from the kernel (listenq.Scanner). It must never block on them.
+// from the kernel (listenq.Scanner), with connected their connected and
+// datagram sockets holding unread data too. It must never block on them.
 type ListenerSource interface {
-	Scan(pids []int) ([]listenq.Listener, error)
+	Scan(pids []int, connected bool) ([]listenq.Listener, error)
 }
 
 // queueWait is a listener whose queued connections wait with none
@@ -69,10 +70,12 @@ type ListenerQueue struct {
 	Waiting time.Duration // with the mark unmoved; 0 when empty or moving
 }
 
-// over judges the listeners of one scan: a queue that is not empty and
+// over judges the sockets of one scan: a queue that is not empty and
 // whose mark has not moved for longer than rule's budget is stalled.
-// Work that is taken off the queue (the mark moves) or a queue that empties
-// starts the wait anew.
+// Work that is taken off the queue (the mark moves: an accept, or a read
+// on a connected socket) or a queue that empties starts the wait anew.
+// Connected sockets are judged but not kept for metrics: one series per
+// connection would be unbounded.
 func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule budget.Rule) []judged {
 	if w.since == nil {
 		w.since = map[uint64]queueSpan{}
@@ -88,7 +91,9 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 		// judges it (never a kill, for the first four, by default), and
 		// its wait starts anew once it runs again.
 		if l.Queued == 0 || inProcessState(snap, l.PID) {
-			w.latest = append(w.latest, q)
+			if !l.Connected {
+				w.latest = append(w.latest, q)
+			}
 			continue
 		}
 		live[l.Ino] = true
@@ -98,7 +103,9 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 			w.since[l.Ino] = sp
 		}
 		q.Waiting = now.Sub(sp.first)
-		w.latest = append(w.latest, q)
+		if !l.Connected {
+			w.latest = append(w.latest, q)
+		}
 		jd := judged{thread: listenerThread(l, snap), fd: tracker.FD{Num: l.FD, Kind: fdkind.Socket},
 			rule: rule, reason: budget.WorkWaiting.String(), span: q.Waiting,
 			queue: &queueWait{listener: l, threads: threadStates(snap, l.PID)}}
@@ -178,9 +185,14 @@ func threadStates(snap tracker.Snapshot, pid int) string {
 
 func queueAttrs(q *queueWait, span time.Duration) []slog.Attr {
 	l := q.listener
+	socket := "listening"
+	if l.Connected {
+		socket = "connected"
+	}
 	return []slog.Attr{
 		slog.String("local_addr", l.Addr),
 		slog.String("kind", l.Kind.String()),
+		slog.String("socket", socket),
 		slog.Int("queued", int(l.Queued)),
 		slog.Int("queue_limit", int(l.Limit)),
 		slog.Float64("waiting_seconds", span.Seconds()),
@@ -207,9 +219,13 @@ func (a *Agent) scanListeners(snap tracker.Snapshot) ([]judged, error) {
 			pids = append(pids, t.PID)
 		}
 	}
-	ls, err := a.cfg.Listeners.Scan(pids)
+	ls, err := a.cfg.Listeners.Scan(pids, a.cfg.Table.WorkWaitingSockets() == budget.AllSockets)
 	if err != nil {
 		return nil, fmt.Errorf("scanning listeners: %w", err)
+	}
+	if f := a.cfg.Table.WorkWaitingFilter(); !f.IsZero() {
+		// Sockets the rule leaves out are neither judged nor shown.
+		ls = slices.DeleteFunc(ls, func(l listenq.Listener) bool { return !f.Judges(l.Port, l.Addr) })
 	}
 	w.scanned = snap.Taken
 	w.stalled = w.over(ls, snap, rule)

@@ -16,7 +16,7 @@ import (
 // workers, all in a --tree or --cgroup scope).
 type sharedListener struct{ first int }
 
-func (f *sharedListener) Scan(pids []int) ([]listenq.Listener, error) {
+func (f *sharedListener) Scan(pids []int, connected bool) ([]listenq.Listener, error) {
 	l := queued(2, 1)
 	l.PID = f.first
 	return []listenq.Listener{l}, nil

@@ -98,10 +98,14 @@ func TestQueueStallKeys(t *testing.T) {
 
 // fakeListeners counts scans and returns one listener, its queue never
 // taken.
-type fakeListeners struct{ scans int }
+type fakeListeners struct {
+	scans     int
+	connected []bool // what each scan asked for
+}
 
-func (f *fakeListeners) Scan(pids []int) ([]listenq.Listener, error) {
+func (f *fakeListeners) Scan(pids []int, connected bool) ([]listenq.Listener, error) {
 	f.scans++
+	f.connected = append(f.connected, connected)
 	if len(pids) != 1 || pids[0] != 7 {
 		return nil, fmt.Errorf("asked for %v, want [7]", pids)
 	}

@@ -24,7 +24,11 @@ func (t *Table) Format(w io.Writer) error {
 	fmt.Fprintf(&b, "default: %s%s\n", t.defRule, t.defComment())
 	b.WriteString("states:\n")
 	for _, st := range States() {
-		fmt.Fprintf(&b, "  %s: %s%s\n", st, t.stateRules[st], t.stateComment(st))
+		r := t.stateRules[st].String()
+		if st == WorkWaiting && !t.stateRules[st].Unbounded {
+			r = strings.TrimSuffix(r, "}") + t.socketKeys() + "}"
+		}
+		fmt.Fprintf(&b, "  %s: %s%s\n", st, r, t.stateComment(st))
 	}
 	names := t.Names()
 	if len(names) == 0 {

@@ -20,6 +20,10 @@ func (t *Table) build() error {
 
 func (t *Table) buildStates() error {
 	var first error
+	t.bySocket, t.socketFilter = Listeners, SocketFilter{}
+	if s, ok := t.states[WorkWaiting]; ok {
+		t.bySocket, t.socketFilter = s.bySocket, s.socketFilter
+	}
 	for _, st := range States() {
 		s, ok := t.states[st]
 		if !ok {

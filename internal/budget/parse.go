@@ -178,10 +178,21 @@ func (l *layer) parseStates(n *yaml.Node) error {
 		if err != nil {
 			return errAt(p.key.Line, "states: unknown state %q (want %s)", p.key.Value, stateList())
 		}
-		e, err := parseRule(p.val, "states: "+st.String(), levelState)
+		what, val := "states: "+st.String(), p.val
+		var keys socketKeys
+		if st == WorkWaiting {
+			if val, keys, err = takeSocketKeys(val, what); err != nil {
+				return err
+			}
+		}
+		e, err := parseRule(val, what, levelState)
 		if err != nil {
 			return err
 		}
+		if (keys.by != Listeners || !keys.filter.IsZero()) && e.own.unbounded {
+			return errAt(p.key.Line, "%s: by_socket, only and skip need a budget: an unbounded rule judges no socket", what)
+		}
+		e.own.bySocket, e.own.socketFilter = keys.by, keys.filter
 		l.states[st] = e.own
 	}
 	return nil
@@ -283,6 +294,8 @@ func parseRule(n *yaml.Node, what string, lvl level) (*entry, error) {
 // errKey reports a key that has no meaning at lvl, listing those that do.
 func errKey(k *yaml.Node, what string, lvl level) *ConfigError {
 	switch {
+	case k.Value == "by_socket" || k.Value == "only" || k.Value == "skip":
+		return errAt(k.Line, "%s: %s is for the work_waiting rule only (states: work_waiting)", what, k.Value)
 	case k.Value == "by_fd" && lvl == levelState:
 		return errAt(k.Line, "%s: by_fd is for syscall rules; a state rule has only budget and kill_after", what)
 	case lvl == levelSyscall:

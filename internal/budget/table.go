@@ -24,6 +24,10 @@ type Table struct {
 	defRule    Rule
 	stateRules [numStates]Rule
 	rules      map[string]*effective
+	// bySocket and socketFilter are the work_waiting rule's by_socket
+	// and only or skip.
+	bySocket     BySocket
+	socketFilter SocketFilter
 }
 
 // ruleSpec is one rule as written, before kill_after inheritance.
@@ -35,6 +39,9 @@ type ruleSpec struct {
 	killSet   bool          // false: inherited from the enclosing rule
 	killLine  int           // line of kill_after, when set
 	src       *source       // the file the rule was written in
+	bySocket  BySocket      // work_waiting's by_socket; Listeners elsewhere
+	// socketFilter is work_waiting's only or skip; empty elsewhere.
+	socketFilter SocketFilter
 }
 
 // entry is a syscall's part of the table as written, or one fd kind's

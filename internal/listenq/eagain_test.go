@@ -46,7 +46,7 @@ func TestHostWalkReadsOnAfterEAGAIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if _, err := s.Scan([]int{unix.Getpid()}); err != nil {
+	if _, err := s.Scan([]int{unix.Getpid()}, false); err != nil {
 		t.Fatalf("host walk before the files: %v", err)
 	}
 	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -86,7 +86,7 @@ func TestHostWalkReadsOnAfterEAGAIN(t *testing.T) {
 	}
 	dups = nil
 	t.Logf("%d children holding %d fds each", len(kids), perKid)
-	if _, err := s.Scan([]int{unix.Getpid()}); err != nil {
+	if _, err := s.Scan([]int{unix.Getpid()}, false); err != nil {
 		t.Errorf("host walk with 2M files after the target's: %v", err)
 	}
 }

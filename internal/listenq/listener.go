@@ -8,13 +8,16 @@ import (
 	"github.com/stallmon/stallmon/internal/listenq/gen"
 )
 
-// Kind is a listener's protocol.
+// Kind is a socket's protocol.
 type Kind uint8
 
-// The values are the BPF program's listen_kind.
+// The values are the BPF program's listen_kind. Listeners are TCP or Unix
+// (stream); connected sockets any of the four.
 const (
-	TCP  Kind = 1
-	Unix Kind = 2
+	TCP       Kind = 1
+	Unix      Kind = 2
+	UnixDgram Kind = 3
+	UDP       Kind = 4
 )
 
 func (k Kind) String() string {
@@ -23,15 +26,20 @@ func (k Kind) String() string {
 		return "tcp"
 	case Unix:
 		return "unix"
+	case UnixDgram:
+		return "unix_dgram"
+	case UDP:
+		return "udp"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
-// Mark changes whenever the service takes a connection off the queue; it
-// is only compared, never interpreted.
+// Mark changes whenever the service takes a connection off the queue (or,
+// for a connected socket, reads); it is only compared, never interpreted.
 type Mark [3]uint64
 
-// Listener is one listening socket, as one scan saw it.
+// Listener is one listening socket, as one scan saw it, or with Connected
+// one connected or datagram socket holding data the service has not read.
 type Listener struct {
 	// PID and FD are where it was found first; a socket shared by several
 	// processes (pre-forked workers) is reported once.
@@ -42,18 +50,25 @@ type Listener struct {
 	// Addr is "127.0.0.1:6379", "[::1]:80", "/run/x.sock" or "@abstract"
 	// (a unix path truncated to 108 bytes; "" for an unbound one).
 	Addr string
-	// Port is the TCP port, 0 for unix.
-	Port   int
-	Queued uint32 // connections in the accept queue
-	Limit  uint32 // the queue's limit (listen's backlog, capped by somaxconn)
-	Mark   Mark
+	// Port is the TCP or UDP port, 0 for unix.
+	Port int
+	// Queued is the connections in the accept queue; for a connected
+	// socket the bytes unread (TCP) or the buffers unread (unix stream:
+	// one a write; datagrams for unix_dgram and UDP).
+	Queued uint32
+	// Limit is the queue's limit: listen's backlog capped by somaxconn;
+	// for a connected socket its receive buffer in bytes, or for
+	// unix_dgram the datagram count net.unix.max_dgram_qlen.
+	Limit     uint32
+	Mark      Mark
+	Connected bool
 }
 
 func decode(r *gen.ListenqListenRec) Listener {
 	l := Listener{PID: int(r.Tgid), FD: int(r.Fd), Ino: r.Ino, Kind: Kind(r.Kind),
-		Queued: r.Queued, Limit: r.Limit, Mark: r.Mark}
+		Queued: r.Queued, Limit: r.Limit, Mark: r.Mark, Connected: r.Connected != 0}
 	switch l.Kind {
-	case TCP:
+	case TCP, UDP:
 		// inet_sport is in network order; the record holds its bytes.
 		l.Port = int(r.Port>>8 | (r.Port&0xff)<<8)
 		var ip netip.Addr
@@ -63,7 +78,7 @@ func decode(r *gen.ListenqListenRec) Listener {
 			ip = netip.AddrFrom16(r.Addr)
 		}
 		l.Addr = netip.AddrPortFrom(ip, uint16(l.Port)).String()
-	case Unix:
+	case Unix, UnixDgram:
 		n := min(int(r.PathLen), len(r.Path))
 		p := r.Path[:n]
 		switch {
@@ -92,7 +107,7 @@ func indexZero(b []byte) int {
 // PortLabel is the label metrics use for the listener: the TCP port, or
 // the unix address (never a pid: it changes with every restart).
 func (l Listener) PortLabel() string {
-	if l.Kind == TCP {
+	if l.Kind == TCP || l.Kind == UDP {
 		return strconv.Itoa(l.Port)
 	}
 	return l.Addr

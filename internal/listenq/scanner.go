@@ -22,7 +22,9 @@ type Scanner struct {
 	// (Linux 6.1): one walk per process instead of one over the host.
 	filter  bool
 	entered map[uint32]bool
-	buf     bytes.Buffer
+	// connected is what the program was last told to report.
+	connected bool
+	buf       bytes.Buffer
 }
 
 var recSize = int(unsafe.Sizeof(gen.ListenqListenRec{}))
@@ -50,9 +52,21 @@ func (s *Scanner) Close() error { return s.objs.Close() }
 // PidFiltered reports whether each walk covers one process, not the host.
 func (s *Scanner) PidFiltered() bool { return s.filter }
 
-// Scan returns the listening sockets held by pids, each socket once.
-func (s *Scanner) Scan(pids []int) ([]Listener, error) {
+// Scan returns the listening sockets held by pids, each socket once; with
+// connected, also their connected and datagram sockets that hold unread
+// data (TCP, unix stream and datagram, UDP; not MPTCP).
+func (s *Scanner) Scan(pids []int, connected bool) ([]Listener, error) {
 	s.buf.Reset()
+	if connected != s.connected {
+		var v uint8
+		if connected {
+			v = 1
+		}
+		if err := s.objs.WantConnected.Set(v); err != nil {
+			return nil, fmt.Errorf("telling the listener program to report connected sockets: %w", err)
+		}
+		s.connected = connected
+	}
 	if s.filter {
 		// One process per walk, so the targets map holds that one alone:
 		// no scope is too big for it.

@@ -23,7 +23,7 @@ func openScanner(t *testing.T) *Scanner {
 // find scans this process and returns the listener at addr.
 func find(t *testing.T, s *Scanner, addr string) Listener {
 	t.Helper()
-	ls, err := s.Scan([]int{os.Getpid()})
+	ls, err := s.Scan([]int{os.Getpid()}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestOnlyListenersOfTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	ls, err := s.Scan([]int{os.Getpid()})
+	ls, err := s.Scan([]int{os.Getpid()}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestOnlyListenersOfTargets(t *testing.T) {
 		}
 	}
 	// pid 1 never holds this test's listener.
-	ls, err = s.Scan([]int{1})
+	ls, err = s.Scan([]int{1}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestOnlyListenersOfTargets(t *testing.T) {
 		}
 	}
 	// A process that exited holds nothing, and is no error.
-	if _, err := s.Scan([]int{deadPID(t)}); err != nil {
+	if _, err := s.Scan([]int{deadPID(t)}, false); err != nil {
 		t.Errorf("scanning an exited process: %v", err)
 	}
 }

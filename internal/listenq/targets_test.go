@@ -23,16 +23,16 @@ func TestTargetsMapChurn(t *testing.T) {
 		}
 		return out
 	}
-	if _, err := s.Scan(pids(10_000_000, 3000)); err != nil {
+	if _, err := s.Scan(pids(10_000_000, 3000), false); err != nil {
 		t.Fatalf("3000 processes: %v", err)
 	}
 	// Between two scans 1,200 processes exited and 1,200 others started:
 	// never more than 3,000 at once, 4,200 entries needed before deletes.
-	if _, err := s.Scan(append(pids(10_000_000, 1800), pids(20_000_000, 1200)...)); err != nil {
+	if _, err := s.Scan(append(pids(10_000_000, 1800), pids(20_000_000, 1200)...), false); err != nil {
 		t.Errorf("3000 processes after churn: %v (scan fails, poll fails, heartbeat stops)", err)
 	}
 	// The scope shrinks to our own process: still failing?
-	if _, err := s.Scan([]int{os.Getpid()}); err != nil {
+	if _, err := s.Scan([]int{os.Getpid()}, false); err != nil {
 		t.Errorf("one process, after the churn: %v (fails for good: departed pids are never deleted)", err)
 	}
 }
@@ -47,7 +47,7 @@ func TestTargetsOverMapSize(t *testing.T) {
 		pids[i] = 10_000_000 + i
 	}
 	pids[0] = os.Getpid()
-	if _, err := s.Scan(pids); err != nil {
+	if _, err := s.Scan(pids, false); err != nil {
 		t.Errorf("4100 processes: %v", err)
 	}
 }

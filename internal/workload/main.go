@@ -61,6 +61,8 @@ var commands = map[string]command{
 	"epoll-lose":         {"", []int{0}, (*workload).epollLose},
 	"pool-server":        {"WORKERS", []int{1}, (*workload).poolServerStart},
 	"pool-deadlock":      {"", []int{0}, (*workload).poolDeadlock},
+	"proxy-server":       {"UPSTREAM", []int{1}, (*workload).proxyServerStart},
+	"slow-server":        {"MS", []int{1}, (*workload).slowServerStart},
 	"server-counts":      {"", []int{0}, (*workload).serverCounts},
 	"exit":               {"CODE", []int{1}, (*workload).exit},
 }
@@ -88,6 +90,8 @@ type workload struct {
 	heartbeat *heartbeatLoop
 	epoll     *epollServer // epoll-server's
 	pool      *poolServer  // pool-server's
+	proxy     *proxyServer // proxy-server's
+	slow      *slowServer  // slow-server's
 	held      [][]byte     // alloc's memory, kept until exit
 	// sleeperPipes are the pipes sleepers' threads wait on, kept open
 	// until exit.

@@ -2,7 +2,8 @@
 
 // stallmon's view of a watched service's listening sockets: an iter/task_file
 // program that writes one record per listening TCP or unix stream socket
-// in the files of the processes in targets. It reads the kernel's own
+// in the files of the processes in targets (and, when asked, per connected
+// or datagram socket holding unread data). It reads the kernel's own
 // counters (the accept queue's length and limit) and a mark that moves
 // whenever the service accepts, so that userspace can tell connections
 // waiting for a service that does not accept from a service that accepts
@@ -21,10 +22,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
 #define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
 #define IPPROTO_MPTCP 262
 // TCP_LISTEN is also the state af_unix gives a listening socket.
 #define LISTEN_STATE 10
+// TCP states in which the peer's FIN has been received.
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
+#define TCP_CLOSING 11
 
 enum listen_limits {
 	MAX_TARGETS = 4096,
@@ -35,9 +42,16 @@ enum listen_limits {
 enum listen_kind {
 	KIND_TCP = 1,
 	KIND_UNIX = 2,
+	KIND_UNIX_DGRAM = 3,
+	KIND_UDP = 4,
 };
 
-// listen_rec is one listening socket of one process. ino is the socket's
+// listen_rec is one listening socket of one process, or with connected
+// set one connected or datagram socket with unread data: queued then
+// counts bytes (TCP) or buffers (unix, UDP), and the mark moves when the
+// service reads (see conn_tcp, conn_queue).
+//
+// For a listener: ino is the socket's
 // inode number, the same for every process that shares the socket. The
 // mark moves when the service takes a connection off the queue: for TCP
 // the oldest queued request and the initial sequence numbers of its
@@ -57,6 +71,7 @@ struct listen_rec {
 	__u8 addr[16];
 	__u32 path_len; // bytes of the unix address's path, 0 if unbound
 	__u8 path[PATH_BUF];
+	__u8 connected;
 };
 
 // Keeps listen_rec in the object's BTF, which bpf2go reads the Go type from.
@@ -71,6 +86,23 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
+// want_connected is set by userspace when the rule judges connected and
+// datagram sockets too (by_socket: all); listeners alone otherwise, so
+// that the default rule's scan reads no more than it needs.
+__u8 want_connected = 0;
+
+static __always_inline void inet_local(struct sock *sk, struct listen_rec *l)
+{
+	struct inet_sock *inet = (struct inet_sock *)sk;
+	l->port = BPF_CORE_READ(inet, inet_sport);
+	if (l->family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(l->addr, &a, 4);
+	} else {
+		BPF_CORE_READ_INTO(&l->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	}
+}
+
 static __always_inline void tcp_mark(struct sock *sk, struct listen_rec *l)
 {
 	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
@@ -81,14 +113,21 @@ static __always_inline void tcp_mark(struct sock *sk, struct listen_rec *l)
 		l->mark[1] = BPF_CORE_READ(treq, rcv_isn);
 		l->mark[2] = BPF_CORE_READ(treq, snt_isn);
 	}
-	struct inet_sock *inet = (struct inet_sock *)sk;
-	l->port = BPF_CORE_READ(inet, inet_sport);
-	if (l->family == AF_INET) {
-		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__builtin_memcpy(l->addr, &a, 4);
-	} else {
-		BPF_CORE_READ_INTO(&l->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-	}
+	inet_local(sk, l);
+}
+
+static __always_inline void unix_path(struct sock *sk, struct listen_rec *l)
+{
+	struct unix_address *ua = BPF_CORE_READ((struct unix_sock *)sk, addr);
+	if (!ua)
+		return;
+	int len = BPF_CORE_READ(ua, len) - (int)sizeof(__u16);
+	if (len <= 0)
+		return;
+	if (len > PATH_LEN)
+		len = PATH_LEN;
+	l->path_len = len;
+	bpf_probe_read_kernel(l->path, len & (PATH_BUF - 1), &ua->name[0].sun_path);
 }
 
 static __always_inline void unix_mark(struct sock *sk, struct listen_rec *l)
@@ -109,16 +148,110 @@ static __always_inline void unix_mark(struct sock *sk, struct listen_rec *l)
 		__u64 ino = client ? BPF_CORE_READ(client, sk_socket, file, f_inode, i_ino) : 0;
 		l->mark[2] = ino ? ino : (__u64)client;
 	}
-	struct unix_address *ua = BPF_CORE_READ((struct unix_sock *)sk, addr);
-	if (!ua)
-		return;
-	int len = BPF_CORE_READ(ua, len) - (int)sizeof(__u16);
-	if (len <= 0)
-		return;
-	if (len > PATH_LEN)
-		len = PATH_LEN;
-	l->path_len = len;
-	bpf_probe_read_kernel(l->path, len & (PATH_BUF - 1), &ua->name[0].sun_path);
+	unix_path(sk, l);
+}
+
+// conn_tcp fills l for a connected TCP socket: the bytes received and not
+// yet read, and copied_seq, the sequence number the service has read up
+// to, which moves with every read and never returns to a value within the
+// 4 GiB that follow. Returns 0 when nothing waits. The peer's FIN takes
+// one sequence number: a close nobody has read yet is no work waiting.
+static __always_inline int conn_tcp(struct sock *sk, struct listen_rec *l)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 copied = BPF_CORE_READ(tp, copied_seq);
+	__u32 queued = BPF_CORE_READ(tp, rcv_nxt) - copied;
+	switch (BPF_CORE_READ(sk, __sk_common.skc_state)) {
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
+		if (queued)
+			queued--;
+	}
+	if (!queued || queued > (1U << 31))
+		return 0;
+	l->kind = KIND_TCP;
+	l->queued = queued;
+	l->limit = BPF_CORE_READ(sk, sk_rcvbuf);
+	l->mark[0] = copied;
+	inet_local(sk, l);
+	return 1;
+}
+
+// conn_queue fills l from a socket's queue of buffers (unix stream and
+// datagram, UDP). There is no count of reads to take: the mark is the
+// oldest buffer, the newest, and the queue's length with the oldest's
+// unread bytes (a unix stream reader can take part of a buffer). A read
+// changes the oldest; a buffer freed and allocated again at the same
+// address only hides a read if the queue also has the same newest buffer,
+// length and unread bytes at the next scan.
+static __always_inline int conn_queue(struct sk_buff_head *q, struct sk_buff_head *reader,
+				      __u32 extra, struct listen_rec *l, bool stream)
+{
+	__u32 qlen = BPF_CORE_READ(q, qlen);
+	__u32 rlen = reader ? BPF_CORE_READ(reader, qlen) : 0;
+	if (!qlen && !rlen)
+		return 0;
+	// UDP moves its whole queue to a second, reader's queue when that is
+	// empty: its oldest buffer is there first.
+	struct sk_buff *head = rlen ? BPF_CORE_READ(reader, next) : BPF_CORE_READ(q, next);
+	struct sk_buff *tail = qlen ? BPF_CORE_READ(q, prev) : BPF_CORE_READ(reader, prev);
+	if (!head)
+		return 0;
+	__u32 unread = BPF_CORE_READ(head, len);
+	if (stream) {
+		__u32 consumed = 0;
+		void *cb = (void *)head + bpf_core_field_offset(struct sk_buff, cb);
+		bpf_probe_read_kernel(&consumed, sizeof(consumed),
+				      cb + bpf_core_field_offset(struct unix_skb_parms, consumed));
+		unread -= consumed;
+	}
+	l->queued = qlen + rlen;
+	l->limit = extra;
+	l->mark[0] = (__u64)head;
+	l->mark[1] = (__u64)tail;
+	l->mark[2] = (__u64)l->queued << 32 | unread;
+	return 1;
+}
+
+// connected_rec fills l for a socket that is not listening: 1 when it is
+// a kind judged here and holds unread data.
+static __always_inline int connected_rec(struct sock *sk, struct listen_rec *l)
+{
+	__u16 type = BPF_CORE_READ(sk, sk_type);
+	l->connected = 1;
+	switch (l->family) {
+	case AF_INET:
+	case AF_INET6:
+		switch (BPF_CORE_READ(sk, sk_protocol)) {
+		case IPPROTO_TCP:
+			return type == SOCK_STREAM && conn_tcp(sk, l);
+		case IPPROTO_UDP:
+			if (type != SOCK_DGRAM)
+				return 0;
+			l->kind = KIND_UDP;
+			inet_local(sk, l);
+			struct sk_buff_head *reader = NULL;
+			if (bpf_core_field_exists(struct udp_sock, reader_queue))
+				reader = &((struct udp_sock *)sk)->reader_queue;
+			return conn_queue(&sk->sk_receive_queue, reader, BPF_CORE_READ(sk, sk_rcvbuf), l, false);
+		}
+		return 0;
+	case AF_UNIX:
+		switch (type) {
+		case SOCK_STREAM:
+			l->kind = KIND_UNIX;
+			unix_path(sk, l);
+			return conn_queue(&sk->sk_receive_queue, NULL, BPF_CORE_READ(sk, sk_rcvbuf), l, true);
+		case SOCK_DGRAM:
+			// A unix datagram socket's queue is bounded by count
+			// (net.unix.max_dgram_qlen), kept in sk_max_ack_backlog.
+			l->kind = KIND_UNIX_DGRAM;
+			unix_path(sk, l);
+			return conn_queue(&sk->sk_receive_queue, NULL, BPF_CORE_READ(sk, sk_max_ack_backlog), l, false);
+		}
+	}
+	return 0;
 }
 
 SEC("iter/task_file")
@@ -138,15 +271,20 @@ int listeners(struct bpf_iter__task_file *ctx)
 	if (!sock)
 		return 0;
 	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != LISTEN_STATE)
-		return 0;
-	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+	if (!sk)
 		return 0;
 	struct listen_rec l = {};
 	l.tgid = tgid;
 	l.fd = ctx->fd;
 	l.ino = BPF_CORE_READ(inode, i_ino);
 	l.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != LISTEN_STATE) {
+		if (want_connected && connected_rec(sk, &l))
+			bpf_seq_write(ctx->meta->seq, &l, sizeof(l));
+		return 0;
+	}
+	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return 0;
 	switch (l.family) {
 	case AF_INET:
 	case AF_INET6:

@@ -14,19 +14,21 @@ import (
 )
 
 type ListenqListenRec struct {
-	_       structs.HostLayout
-	Tgid    uint32
-	Fd      uint32
-	Ino     uint64
-	Mark    [3]uint64
-	Queued  uint32
-	Limit   uint32
-	Kind    uint8
-	Family  uint8
-	Port    uint16
-	Addr    [16]uint8
-	PathLen uint32
-	Path    [128]uint8
+	_         structs.HostLayout
+	Tgid      uint32
+	Fd        uint32
+	Ino       uint64
+	Mark      [3]uint64
+	Queued    uint32
+	Limit     uint32
+	Kind      uint8
+	Family    uint8
+	Port      uint16
+	Addr      [16]uint8
+	PathLen   uint32
+	Path      [128]uint8
+	Connected uint8
+	_         [7]byte
 }
 
 // Names of all BPF objects in the ELF.
@@ -36,6 +38,7 @@ const (
 	ListenqMapTargets         = "targets"
 	ListenqProgListeners      = "listeners"
 	ListenqVarUnusedListenRec = "unused_listen_rec"
+	ListenqVarWantConnected   = "want_connected"
 )
 
 // LoadListenq returns the embedded CollectionSpec for Listenq.
@@ -95,6 +98,7 @@ type ListenqMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ListenqVariableSpecs struct {
 	UnusedListenRec *ebpf.VariableSpec `ebpf:"unused_listen_rec"`
+	WantConnected   *ebpf.VariableSpec `ebpf:"want_connected"`
 }
 
 // ListenqObjects contains all objects after they have been loaded into the kernel.
@@ -131,6 +135,7 @@ func (m *ListenqMaps) Close() error {
 // It can be passed to LoadListenqObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ListenqVariables struct {
 	UnusedListenRec *ebpf.Variable `ebpf:"unused_listen_rec"`
+	WantConnected   *ebpf.Variable `ebpf:"want_connected"`
 }
 
 // ListenqPrograms contains all programs after they have been loaded into the kernel.

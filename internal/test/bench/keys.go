@@ -205,6 +205,10 @@ func (c SnapshotCase) String() string {
 // process holding n listening sockets.
 func ListenerScanKey(n int) string { return fmt.Sprintf("listeners/%d", n) }
 
+// ConnectedScanKey names the row of one work_waiting scan under
+// by_socket: all of a process holding n connected sockets.
+func ConnectedScanKey(n int) string { return fmt.Sprintf("connected/%d", n) }
+
 // SnapshotKey names a snapshot-cost row, with wait sites taken or not.
 func SnapshotKey(c SnapshotCase, waitSites bool) string {
 	return fmt.Sprintf("snapshot/%d/%t/%t", c.Threads, c.Bounded, waitSites)

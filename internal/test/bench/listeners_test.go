@@ -37,6 +37,74 @@ func runListenerScan(t *testing.T, cfg config, tab *Table) {
 		measureListenerScans(t, cfg, s, n, row)
 		t.Logf("listener scan, %d sockets: %s µs", n, Format(row.Figure()))
 	}
+	base = nil
+	for _, n := range cfg.listenerCases {
+		row := tab.Add(&Row{Key: ConnectedScanKey(n), Bench: "time per socket scan (work_waiting, by_socket: all)", Unit: Micros, Base: base,
+			Case: thousands(n) + " sockets (" + thousands(n/2) + " TCP connections, both ends, one unread byte at the accepted end); walk of " + walk})
+		if base == nil {
+			base = row
+		}
+		measureConnectedScans(t, cfg, s, n, row)
+		t.Logf("connected scan, %d sockets: %s µs", n, Format(row.Figure()))
+	}
+}
+
+// measureConnectedScans times scans with connected sockets asked for, of
+// n/2 loopback connections whose accepted ends each hold an unread byte.
+// Every scan must find each of them.
+func measureConnectedScans(t *testing.T, cfg config, s *listenq.Scanner, n int, row *Row) {
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := []int{ln}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 16); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n / 2 {
+		client, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, n/2, err)
+		}
+		fds = append(fds, client)
+		if err := unix.Connect(client, sa); err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, n/2, err)
+		}
+		srv, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+		if err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, n/2, err)
+		}
+		fds = append(fds, srv)
+		if _, err := unix.Write(client, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pids := []int{os.Getpid()}
+	for r := range cfg.rounds {
+		start := time.Now()
+		for range cfg.snapshots {
+			ls, err := s.Scan(pids, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := queuedCount(ls); got < n/2 {
+				t.Fatalf("round %d: the scan saw %d sockets with unread data, want %d", r+1, got, n/2)
+			}
+		}
+		row.Samples = append(row.Samples, float64(time.Since(start).Microseconds())/float64(cfg.snapshots))
+	}
 }
 
 func measureListenerScans(t *testing.T, cfg config, s *listenq.Scanner, n int, row *Row) {
@@ -57,7 +125,7 @@ func measureListenerScans(t *testing.T, cfg config, s *listenq.Scanner, n int, r
 	for r := range cfg.rounds {
 		start := time.Now()
 		for range cfg.snapshots {
-			ls, err := s.Scan(pids)
+			ls, err := s.Scan(pids, false)
 			if err != nil {
 				t.Fatal(err)
 			}

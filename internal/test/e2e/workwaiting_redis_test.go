@@ -19,6 +19,7 @@ import (
 // tcpRedis is Debian's redis-server on a loopback TCP port, its DEBUG
 // command enabled, killed at the end of the test.
 type tcpRedis struct {
+	ns   serviceNS // where it runs and its clients connect from
 	cmd  *exec.Cmd
 	addr string
 	done chan struct{}
@@ -32,21 +33,14 @@ func startTCPRedis(t *testing.T) *tcpRedis {
 			privtest.Unavailable(t, "needs "+bin+" (apt-get install redis-server redis-tools): "+err.Error())
 		}
 	}
-	// A port the kernel just handed out and took back: free, unless
-	// something takes it in between, which redis then reports.
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	// In a namespace of its own, its port is redis's usual one.
+	ns := newServiceNS(t)
+	const port = 6379
 	dir := t.TempDir()
-	r := &tcpRedis{addr: "127.0.0.1:" + itoa(port), done: make(chan struct{})}
+	r := &tcpRedis{ns: ns, addr: "127.0.0.1:" + itoa(port), done: make(chan struct{})}
 	r.cmd = exec.Command("redis-server", "--port", itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--enable-debug-command", "yes", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ns.start(t, r.cmd)
 	go func() { r.cmd.Wait(); close(r.done) }()
 	t.Cleanup(func() {
 		r.cmd.Process.Kill()
@@ -68,7 +62,7 @@ func (r *tcpRedis) cli(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	host, port, _ := net.SplitHostPort(r.addr)
-	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	out, err := r.ns.output(ctx, "redis-cli", append([]string{"-h", host, "-p", port}, args...)...)
 	return strings.TrimSpace(string(out)), err
 }
 
@@ -77,10 +71,7 @@ func (r *tcpRedis) cli(timeout time.Duration, args ...string) (string, error) {
 // connection open until the test ends.
 func (r *tcpRedis) pingUnanswered(t *testing.T, wait time.Duration) bool {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp4", r.addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := r.ns.dial(t, r.addr)
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +168,8 @@ func TestWorkWaitingRedisBenchmarkNotFlagged(t *testing.T) {
 	defer cancel()
 	host, port, _ := net.SplitHostPort(r.addr)
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, "redis-benchmark", "-h", host, "-p", port, "-c", "20", "-k", "0",
-		"-n", "100000000", "-t", "ping,set,get", "-q").CombinedOutput()
+	out, err := r.ns.output(ctx, "redis-benchmark", "-h", host, "-p", port, "-c", "20", "-k", "0",
+		"-n", "100000000", "-t", "ping,set,get", "-q")
 	if ctx.Err() == nil {
 		t.Fatalf("redis-benchmark ended before %v: %v: %s", run, err, out)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,10 +23,14 @@ const (
 )
 
 // waitingTable writes the built-in table with work_waiting turned on at
-// waitBudget and waitKillAfter, and returns its path.
-func waitingTable(t *testing.T) string {
+// waitBudget and waitKillAfter, with the rule's own keys keys ("" for
+// none, or e.g. "by_socket: all"), and returns its path.
+func waitingTable(t *testing.T, keys string) string {
 	t.Helper()
-	rule := "  work_waiting: {budget: " + waitBudget.String() + ", kill_after: " + waitKillAfter.String() + "}\n"
+	if keys != "" {
+		keys = ", " + keys
+	}
+	rule := "  work_waiting: {budget: " + waitBudget.String() + ", kill_after: " + waitKillAfter.String() + keys + "}\n"
 	table := strings.Replace(string(budget.DefaultYAML()), "\nstates:\n", "\nstates:\n"+rule, 1)
 	if !strings.Contains(table, rule) {
 		t.Fatal("the built-in table has no top-level states: section: update this test")
@@ -39,27 +42,39 @@ func waitingTable(t *testing.T) string {
 	return path
 }
 
-// attachWaiting attaches stallmon to pid with work_waiting on, and waits
-// for the first ALIVE.
+// attachWaiting attaches stallmon to pid with work_waiting on (by_socket
+// left out: listeners), and waits for the first ALIVE.
 func attachWaiting(t *testing.T, c *cluster, pid int, node string) *harness.Proc {
 	t.Helper()
-	agent := startStallmon(t, append([]string{"attach", "--pid", itoa(pid), "--log-format", "json",
-		"--node-id", node, "--config", waitingTable(t), "--poll-interval", waitPoll.String(),
-		"--interval", "200ms", "--kill-grace", "3s", "--metrics-addr", ""}, c.GroupFlags()...)...)
+	return attachWaitingOn(t, c, pid, node, "")
+}
+
+// attachWaitingOn is attachWaiting with the rule's own keys (by_socket,
+// only, skip), written as in a table.
+func attachWaitingOn(t *testing.T, c *cluster, pid int, node, keys string) *harness.Proc {
+	t.Helper()
+	return attachWaitingTo(t, c, node, keys, "--pid", itoa(pid))
+}
+
+// attachWaitingTo is attachWaitingOn with target flags of its own
+// (--cgroup DIR).
+func attachWaitingTo(t *testing.T, c *cluster, node, keys string, target ...string) *harness.Proc {
+	t.Helper()
+	agent := startStallmon(t, append([]string{"attach", "--log-format", "json",
+		"--node-id", node, "--config", waitingTable(t, keys), "--poll-interval", waitPoll.String(),
+		"--interval", "200ms", "--kill-grace", "3s", "--metrics-addr", ""}, append(target, c.GroupFlags()...)...)...)
 	agent.Events.Next("attached", 10*time.Second)
 	c.WaitPacket("ALIVE", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateAlive })
 	return agent
 }
 
-// dialQueued opens n connections to addr that wait in its accept queue
-// (the kernel completes the handshake), kept open until the test ends.
-func dialQueued(t *testing.T, addr string, n int) {
+// dialQueued opens n connections to addr in ns that wait in its accept
+// queue (the kernel completes the handshake), kept open until the test
+// ends.
+func dialQueued(t *testing.T, ns serviceNS, addr string, n int) {
 	t.Helper()
 	for range n {
-		conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-		if err != nil {
-			t.Fatalf("connecting to %s: %v", addr, err)
-		}
+		conn := ns.dial(t, addr)
 		t.Cleanup(func() { conn.Close() })
 	}
 }
@@ -71,13 +86,24 @@ func dialQueued(t *testing.T, addr string, n int) {
 // SIGKILL). It logs the scenario's figures.
 func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr string, first time.Time, threadsHave string) {
 	t.Helper()
+	stalledOn(t, c, agent, pid, addr, "listening", first, threadsHave)
+}
+
+// stalledOn is stalledOnQueue for a listening or a connected socket
+// (socket), from first, the first connection nobody accepted or the
+// first byte nobody read.
+func stalledOn(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr, socket string, first time.Time, threadsHave string) {
+	t.Helper()
 	stall := agent.Events.Next("stall", 15*time.Second)
-	wantFields(t, "stall", stall, map[string]any{"reason": "work_waiting", "kind": "tcp", "local_addr": addr, "pid": pid})
+	wantFields(t, "stall", stall, map[string]any{"reason": "work_waiting", "kind": "tcp", "socket": socket, "local_addr": addr, "pid": pid})
 	if q, _ := stall["queued"].(float64); q < 1 {
 		t.Errorf("stall: queued = %v, want connections waiting", stall["queued"])
 	}
 	if l, _ := stall["queue_limit"].(float64); l < 1 {
 		t.Errorf("stall: queue_limit = %v", stall["queue_limit"])
+	}
+	if w, _ := stall["waiting_seconds"].(float64); w < waitBudget.Seconds() {
+		t.Errorf("stall: waiting_seconds = %v, want over the budget %v", stall["waiting_seconds"], waitBudget)
 	}
 	if th, _ := stall["threads"].(string); !strings.Contains(th, threadsHave) {
 		t.Errorf("stall: threads = %q, want one in %s", th, threadsHave)
@@ -86,7 +112,7 @@ func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr
 	// Judged from the first poll that saw the queue: the budget and at
 	// most a poll, plus the scheduling slack of a loaded 2-CPU machine.
 	if toStall < waitBudget || toStall > waitBudget+waitPoll+1500*time.Millisecond {
-		t.Errorf("first unaccepted connection to stall: %v, want the budget %v + a poll", toStall, waitBudget)
+		t.Errorf("first %s work to stall: %v, want the budget %v + a poll", socket, toStall, waitBudget)
 	}
 	stalled := c.WaitPacket("STALLED", 10*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
 	lastAlive := c.LastAliveBefore(stalled)
@@ -97,9 +123,9 @@ func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr
 	wantFields(t, "kill", kill, map[string]any{"reason": "work_waiting"})
 	toKill := eventTime(t, kill).Sub(first)
 	if toKill < waitKillAfter {
-		t.Errorf("killed %v after the first unaccepted connection, before kill_after %v", toKill, waitKillAfter)
+		t.Errorf("killed %v after the first %s work, before kill_after %v", toKill, socket, waitKillAfter)
 	}
-	t.Logf("first unaccepted connection to stall event %v, to last ALIVE %v, to kill %v (queued %v; threads %v)",
+	t.Logf("first %s work to stall event %v, to last ALIVE %v, to kill %v (queued %v; threads %v)", socket,
 		toStall.Round(time.Millisecond), lastAlive.Sub(first).Round(time.Millisecond), toKill.Round(time.Millisecond),
 		stall["queued"], stall["threads"])
 }
@@ -110,17 +136,18 @@ func stalledOnQueue(t *testing.T, c *cluster, agent *harness.Proc, pid int, addr
 func TestWorkWaitingLostWakeup(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	w := startWorkload(t)
+	ns := newServiceNS(t)
+	w := ns.startWorkload(t)
 	addr := startServer(t, w, "epoll-server")
 	agent := attachWaiting(t, c, w.PID, "lostwakeup")
 	// Served while its loop hears the listener.
-	dialQueued(t, addr, 3)
+	dialQueued(t, ns, addr, 3)
 	waitCount(t, w, "epoll_accepted", 3)
 	if _, err := w.Do("epoll-lose"); err != nil {
 		t.Fatal(err)
 	}
 	first := time.Now()
-	dialQueued(t, addr, 3)
+	dialQueued(t, ns, addr, 3)
 	stalledOnQueue(t, c, agent, w.PID, addr, first, ":epoll_pwait") // x/sys/unix waits with epoll_pwait
 	killedWorkload(t, w)
 }
@@ -130,19 +157,20 @@ func TestWorkWaitingLostWakeup(t *testing.T) {
 func TestWorkWaitingPoolDeadlock(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	w := startWorkload(t)
+	ns := newServiceNS(t)
+	w := ns.startWorkload(t)
 	const workers = 4
 	addr := startServer(t, w, "pool-server "+itoa(workers))
 	agent := attachWaiting(t, c, w.PID, "pooldeadlock")
-	dialQueued(t, addr, 2)
+	dialQueued(t, ns, addr, 2)
 	waitCount(t, w, "pool_served", 2)
 	if _, err := w.Do("pool-deadlock"); err != nil {
 		t.Fatal(err)
 	}
 	// Each worker takes one more connection, then blocks on the lock.
-	dialQueued(t, addr, workers)
+	dialQueued(t, ns, addr, workers)
 	first := time.Now()
-	dialQueued(t, addr, 3)
+	dialQueued(t, ns, addr, 3)
 	stalledOnQueue(t, c, agent, w.PID, addr, first, ":futex")
 	killedWorkload(t, w)
 }
@@ -177,7 +205,8 @@ func killedWorkload(t *testing.T, w *workload.Proc) {
 func TestWorkWaitingIdleAndBusyListenerNotFlagged(t *testing.T) {
 	privtest.Require(t)
 	c := newCluster(t)
-	w := startWorkload(t)
+	ns := newServiceNS(t)
+	w := ns.startWorkload(t)
 	addr := startServer(t, w, "epoll-server")
 	agent := attachWaiting(t, c, w.PID, "idlebusy")
 	start := time.Now()
@@ -190,11 +219,7 @@ func TestWorkWaitingIdleAndBusyListenerNotFlagged(t *testing.T) {
 	busy := time.Now()
 	n := 0
 	for time.Since(busy) < 3*waitBudget {
-		conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.Close()
+		ns.dial(t, addr).Close()
 		n++
 	}
 	waitCount(t, w, "epoll_accepted", n)

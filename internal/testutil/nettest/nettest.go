@@ -55,6 +55,18 @@ func VethPair(t testing.TB) *Pair {
 	return p
 }
 
+var namespaces atomic.Int32
+
+// Namespace creates a network namespace of the test's own with its
+// loopback up (127.0.0.1 inside), and returns its name. It is deleted,
+// with anything still running inside, when the test ends.
+func Namespace(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("smt-%d-%d", os.Getpid()%100000, namespaces.Add(1))
+	addNetns(t, name)
+	return name
+}
+
 // addNetns creates namespace name with its loopback up, deleted (with
 // anything still running inside) when the test ends.
 func addNetns(t testing.TB, name string) {

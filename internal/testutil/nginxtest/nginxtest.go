@@ -37,14 +37,34 @@ func Require(t testing.TB) {
 	}
 }
 
+// Options changes how StartWith runs nginx.
+type Options struct {
+	// Listen adds a TCP listener (e.g. "127.0.0.1:8080") beside the
+	// unix socket, for load generators that speak TCP only (ab).
+	Listen string
+	// Launch starts the master; cmd.Start when nil. A test passes one
+	// that starts it in a network namespace.
+	Launch func(cmd *exec.Cmd) error
+}
+
 // Start runs nginx serving root, its master started straight into the
 // cgroup directory cgroupDir (so every worker is there from the start).
 // It returns once nginx answers; the test's end stops it.
 func Start(t testing.TB, root, cgroupDir string) *Server {
 	t.Helper()
+	return StartWith(t, root, cgroupDir, Options{})
+}
+
+// StartWith is Start with o.
+func StartWith(t testing.TB, root, cgroupDir string, o Options) *Server {
+	t.Helper()
 	Require(t)
 	dir := t.TempDir()
 	s := &Server{Socket: filepath.Join(dir, "nginx.sock"), dir: dir, done: make(chan struct{})}
+	listen := ""
+	if o.Listen != "" {
+		listen = "\t\tlisten " + o.Listen + ";\n"
+	}
 	conf := fmt.Sprintf(`daemon off;
 master_process on;
 worker_processes 2;
@@ -63,11 +83,11 @@ http {
 	scgi_temp_path %[1]s/scgi;
 	server {
 		listen unix:%[2]s;
-		root %[3]s;
+%[4]s		root %[3]s;
 		location = /healthz { return 200 "ok\n"; }
 	}
 }
-`, dir, s.Socket, root)
+`, dir, s.Socket, root, listen)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -79,7 +99,11 @@ http {
 	defer cg.Close()
 	s.Cmd = exec.Command("nginx", "-c", confPath, "-p", dir, "-e", filepath.Join(dir, "error.log"))
 	s.Cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-	if err := s.Cmd.Start(); err != nil {
+	launch := o.Launch
+	if launch == nil {
+		launch = (*exec.Cmd).Start
+	}
+	if err := launch(s.Cmd); err != nil {
 		t.Fatalf("starting nginx: %v", err)
 	}
 	go func() {
