@@ -48,6 +48,8 @@ func (o *watchOptions) register(f *pflag.FlagSet) {
 		"a stall that ends after STALLED was sent: fence (kill the target; never report it alive again) or resume (report it alive again)")
 	f.StringVar(&c.Watch.Tracker, "tracker", string(tracker.Tracepoint),
 		"how syscalls are seen: tracepoint (every syscall's entry and exit: exact, at a cost on every syscall of the host) or sampled (each poll reads the threads' registers: no per-syscall cost, entry times known to within a poll); see docs/trackers.md")
+	f.StringVar(&c.Watch.BPFFeatures, "bpf-features", string(tracker.ProbeFeatures),
+		"which BPF object to load: probe (the full one, or the minimal one where the kernel lacks what the full one needs and the minimal one replaces) or minimal (always the minimal one: more cost per syscall; for a kernel that refuses the full one); see docs/kernels.md")
 	o.table.register(f)
 
 	hb := &c.Heartbeat

@@ -18,12 +18,30 @@ import (
 // iterator over the tasks of process pid if filter is set (union
 // bpf_iter_link_info.task, Linux 6.1), else over every task of the host.
 func Link(prog *ebpf.Program, pid int, filter bool) (*link.Iter, error) {
-	info := struct {
-		tid, pid, pidFD uint32
-	}{pid: uint32(pid)}
-	infoPtr, infoLen := uint64(uintptr(unsafe.Pointer(&info))), uint32(unsafe.Sizeof(info))
 	if !filter {
-		infoPtr, infoLen = 0, 0
+		return linkIter(prog, nil)
+	}
+	return linkIter(prog, &taskInfo{pid: uint32(pid)})
+}
+
+// LinkTask links prog (an iter/task program) as an iterator that visits
+// one task, tid, alone (Linux 6.1): a program that walks the task's
+// thread list itself (Linux 6.7's open-coded iterator) runs once.
+func LinkTask(prog *ebpf.Program, tid int) (*link.Iter, error) {
+	return linkIter(prog, &taskInfo{tid: uint32(tid)})
+}
+
+// taskInfo is union bpf_iter_link_info's task member: one of its fields
+// set filters the walk, none walks every task.
+type taskInfo struct {
+	tid, pid, pidFD uint32
+}
+
+func linkIter(prog *ebpf.Program, info *taskInfo) (*link.Iter, error) {
+	var infoPtr uint64
+	var infoLen uint32
+	if info != nil {
+		infoPtr, infoLen = uint64(uintptr(unsafe.Pointer(info))), uint32(unsafe.Sizeof(*info))
 	}
 	attr := struct {
 		progFD      uint32
@@ -40,7 +58,7 @@ func Link(prog *ebpf.Program, pid int, filter bool) (*link.Iter, error) {
 		iterInfoLen: infoLen,
 	}
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	runtime.KeepAlive(&info)
+	runtime.KeepAlive(info)
 	if errno != 0 {
 		return nil, fmt.Errorf("creating iterator link: %w", errno)
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 
 	"golang.org/x/sys/unix"
@@ -102,6 +103,9 @@ func Check() (Report, error) {
 	}
 	r.CanRun = true
 	r.Variant = []string{"tracepoint and sampled trackers (one object: raw tracepoints and a task iterator)"}
+	if obj, missing, _ := tracker.ObjectFor(ps, tracker.ProbeFeatures, tracker.Tracepoint); obj == tracker.ObjectMinimal {
+		r.Variant = []string{"the minimal BPF object, tracepoint tracker only (this kernel lacks " + strings.Join(missing, ", ") + ")"}
+	}
 	if has[tracker.FeatureIterFilter] {
 		r.Variant = append(r.Variant, "snapshots walk the watched processes only (pid-filtered task iterator)")
 	} else {

@@ -29,7 +29,9 @@ type Scanner struct {
 
 var recSize = int(unsafe.Sizeof(gen.ListenqListenRec{}))
 
-// Open loads the program. Close releases it.
+// Open loads the program. Close releases it. Where the kernel charges BPF
+// memory to RLIMIT_MEMLOCK (before 5.11) the caller has lifted it:
+// stallmon opens the scanner after the tracker's attach, which does.
 func Open() (*Scanner, error) {
 	s := &Scanner{entered: map[uint32]bool{}}
 	if err := gen.LoadListenqObjects(&s.objs, nil); err != nil {

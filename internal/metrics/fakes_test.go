@@ -56,7 +56,7 @@ type fakeTracker struct {
 }
 
 func (f fakeTracker) Counters() (tracker.Counters, error) {
-	return tracker.Counters{Enter: 1000, StorageCreated: 12, ExitNoEntry: 3, StorageReleased: 4, DiedInSyscall: 1, EntryOverwritten: 2, StaleWords: 5, PartialWalks: 8, TasksVisited: 230,
+	return tracker.Counters{Enter: 1000, StorageCreated: 12, ExitNoEntry: 3, StorageReleased: 4, DiedInSyscall: 1, EntryOverwritten: 2, StaleWords: 5, PartialWalks: 8, TasksVisited: 230, ThreadWalk: true, WalkOverflows: 3,
 		StorageFailed: 6, UnrecordedThreads: 1, UnrecordedUnmarked: 7}, nil
 }
 

@@ -36,7 +36,7 @@ type trackerCollector struct {
 	warned sync.Map // source -> true once a failure was logged
 
 	entered, created, createFailed, released, exitNoEntry, nrOverflow, live, died, overwritten, stale, partial, visited *prometheus.Desc
-	unrecorded, unmarked                                                                                                *prometheus.Desc
+	unrecorded, unmarked, threadWalk, overflows                                                                         *prometheus.Desc
 	histEnabled, latency                                                                                                *prometheus.Desc
 	statsEnabled, runs, runSeconds, recursionMisses                                                                     *prometheus.Desc
 }
@@ -70,6 +70,10 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 			"Passes of the task iterator that stopped before the end of the target's thread list (a thread exited under them): each was taken again, never judged."),
 		visited: d("tracker_tasks_visited_total",
 			"Tasks the task iterator visited, the target's or not: per poll, the target's threads where the kernel walks each of its processes alone (Linux 6.1+), every task of the host where it cannot."),
+		threadWalk: d("tracker_thread_walk",
+			"1 when each process of the target is walked in one visit of its leader (Linux 6.8+: no pid lookup per thread), 0 when per visit."),
+		overflows: d("tracker_walk_overflows_total",
+			"Walks of one process in one visit whose output did not fit the kernel's buffer (too many threads to list): each was taken again per visit."),
 		died: d("tracker_thread_deaths_in_syscall_total",
 			"Threads of the target that the kernel killed inside a syscall (an oops): their syscall never returns."),
 		histEnabled: d("tracker_latency_enabled", "1 when the kernel measures syscall latency for stallmon_syscall_latency_seconds (--latency-histogram)."),
@@ -92,7 +96,7 @@ func newTrackerCollector(src TrackerSource, statsOn func() bool, log *slog.Logge
 
 func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.entered, c.created, c.createFailed, c.released, c.exitNoEntry,
-		c.nrOverflow, c.live, c.died, c.overwritten, c.stale, c.partial, c.visited, c.unrecorded, c.unmarked, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
+		c.nrOverflow, c.live, c.died, c.overwritten, c.stale, c.partial, c.visited, c.unrecorded, c.unmarked, c.threadWalk, c.overflows, c.histEnabled, c.latency, c.statsEnabled, c.runs, c.runSeconds, c.recursionMisses} {
 		ch <- d
 	}
 	c.errors.Describe(ch)
@@ -120,6 +124,8 @@ func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.stale, k.StaleWords)
 		counter(c.partial, k.PartialWalks)
 		counter(c.visited, k.TasksVisited)
+		gauge(c.threadWalk, boolValue(k.ThreadWalk))
+		counter(c.overflows, k.WalkOverflows)
 		gauge(c.live, float64(k.Live()))
 		gauge(c.unrecorded, float64(k.UnrecordedThreads))
 		counter(c.unmarked, k.UnrecordedUnmarked)

@@ -114,7 +114,7 @@ func Attach(cfg Config, t Target) (_ *Attached, err error) {
 // metrics meanwhile.
 func (w *Attached) Run(ctx context.Context) (agent.Outcome, error) {
 	defer w.chain.serveMetrics(ctx, w.tracker, w.agent, w.gate)()
-	w.chain.logAttached("pid", w.target.PID, "tree", w.target.Tree, "cgroup", w.target.Cgroup)
+	w.chain.logAttached("pid", w.target.PID, "tree", w.target.Tree, "cgroup", w.target.Cgroup, "bpf_object", w.tracker.Object())
 	return w.agent.Run(ctx)
 }
 

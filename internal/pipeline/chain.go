@@ -26,6 +26,7 @@ type chain struct {
 	log   *slog.Logger
 	table *budget.Table
 	kind  tracker.Kind
+	bpf   tracker.BPFFeatures
 	late  agent.LateReturn
 	hb    *agent.HeartbeatConfig // nil without a heartbeat
 	hub   *sink.Hub              // nil without integrations
@@ -54,6 +55,12 @@ func newChain(cfg Config) (*chain, error) {
 	if err != nil {
 		return nil, configErr(fmt.Errorf("--tracker: %w", err))
 	}
+	var bpf tracker.BPFFeatures
+	if w.BPFFeatures != "" {
+		if bpf, err = tracker.ParseBPFFeatures(w.BPFFeatures); err != nil {
+			return nil, configErr(fmt.Errorf("--bpf-features: %w", err))
+		}
+	}
 	if kind == tracker.Sampled && cfg.Metrics.LatencyHistogram {
 		return nil, configErr(errors.New("--latency-histogram needs --tracker=tracepoint: the sampled tracker sees no syscall end"))
 	}
@@ -74,7 +81,7 @@ func newChain(cfg Config) (*chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &chain{cfg: cfg, log: cfg.Logger, table: table, kind: kind, late: late, dests: dests}, nil
+	return &chain{cfg: cfg, log: cfg.Logger, table: table, kind: kind, bpf: bpf, late: late, dests: dests}, nil
 }
 
 // close closes what the chain opened, last opened first.
@@ -125,7 +132,7 @@ func (c *chain) startSinks(service string, t sink.Target) error {
 // is listed at every poll, for the thread_started and thread_exited
 // events; otherwise the threads that wait by design are only counted.
 func (c *chain) trackerOptions() tracker.Options {
-	opts := tracker.Options{LatencyHistogram: c.cfg.Metrics.LatencyHistogram, Kind: c.kind}
+	opts := tracker.Options{LatencyHistogram: c.cfg.Metrics.LatencyHistogram, Kind: c.kind, BPFFeatures: c.bpf}
 	if !c.log.Enabled(context.Background(), slog.LevelDebug) {
 		opts.Quiet = agent.Quiet(c.table)
 	}

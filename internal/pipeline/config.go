@@ -47,6 +47,8 @@ type Watch struct {
 	LateReturn string
 	// Tracker is tracepoint or sampled (tracker.ParseKind).
 	Tracker string
+	// BPFFeatures is probe or minimal (tracker.ParseBPFFeatures).
+	BPFFeatures string
 }
 
 // Table is the timeout table: a YAML file and its drop-ins, or the

@@ -116,7 +116,7 @@ func Supervise(ctx context.Context, cfg Config, s Service) (supervise.Status, er
 			tr.Close()
 			return nil, err
 		}
-		c.logAttached("cgroup", path)
+		c.logAttached("cgroup", path, "bpf_object", tr.Object())
 		return &serviceWatch{ctx: ctx, chain: c, tracker: tr, agent: a, gate: gate, fencer: nf}, nil
 	}
 	waiting := &waitServer{ctx: ctx, chain: c}

@@ -3,7 +3,6 @@ package tracker
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +37,7 @@ type cgroupScope struct {
 	// the last look (bpf/target.h), mapped by seed; pending holds those
 	// taken from it until their iterators are made (admitted).
 	joined  []byte
+	layout  memberLayout
 	pending map[int]struct{}
 
 	// armed is closed once the cgroup has had its processes: at once for
@@ -104,11 +104,12 @@ func openCgroupScope(path string, empty bool) (*cgroupScope, error) {
 
 func (c *cgroupScope) arm() { c.armOnce.Do(func() { close(c.armed) }) }
 
-func (c *cgroupScope) configure(spec *ebpf.CollectionSpec) error {
-	words, err := treeWords()
+func (c *cgroupScope) configure(spec *ebpf.CollectionSpec, layout memberLayout) error {
+	words, err := treeWords(layout)
 	if err != nil {
 		return err
 	}
+	c.layout = layout
 	spec.Maps[gen.StallmonMapJoined].MaxEntries = words
 	if err := spec.Variables[gen.StallmonVarTargetCgroup].Set(c.id); err != nil {
 		return fmt.Errorf("setting target cgroup: %w", err)
@@ -143,11 +144,8 @@ func (c *cgroupScope) takeJoined() {
 		if atomic.LoadUint64(&words[i]) == 0 {
 			continue
 		}
-		w := atomic.SwapUint64(&words[i], 0)
-		for w != 0 {
-			b := bits.TrailingZeros64(w)
-			c.pending[i*64+b] = struct{}{}
-			w &^= 1 << b
+		for _, pid := range c.layout.appendPIDs(nil, i, atomic.SwapUint64(&words[i], 0)) {
+			c.pending[pid] = struct{}{}
 		}
 	}
 }

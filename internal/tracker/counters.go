@@ -29,6 +29,12 @@ type Counters struct {
 	// each of its processes is walked alone (walkers.go), every task of
 	// the host where it cannot be.
 	TasksVisited uint64
+	// ThreadWalk says the scope's processes are each walked in one
+	// visit of their leader (threads.go); WalkOverflows counts the
+	// walks of one process whose output did not fit the kernel's
+	// buffer, taken again per visit.
+	ThreadWalk    bool
+	WalkOverflows uint64
 	// DiedInSyscall counts threads the kernel killed inside a syscall
 	// (see Death): any of them means the kernel oopsed on the target.
 	DiedInSyscall uint64
@@ -69,6 +75,8 @@ func (m *Tracker) Counters() (Counters, error) {
 	}
 	c.StaleWords = m.staleWords.Load()
 	c.PartialWalks = m.partialWalks.Load()
+	c.ThreadWalk = m.threadWalk
+	c.WalkOverflows = m.walkOverflows.Load()
 	if err := m.objs.WalkVisits.Get(&c.TasksVisited); err != nil {
 		return Counters{}, fmt.Errorf("reading the tasks visited: %w", err)
 	}

@@ -33,7 +33,11 @@ type Feature struct {
 	// Fallback is what stallmon does without it; empty when the tracker
 	// cannot load without it.
 	Fallback string
-	probe    probe
+	// Minimal says the fallback is the minimal BPF object, which the
+	// tracker loads when the full one fails to and every feature it
+	// misses is one of these (--bpf-features=probe).
+	Minimal bool
+	probe   probe
 }
 
 // A probe returns nil when its feature is there, an error wrapping
@@ -81,22 +85,28 @@ func Features() []Feature {
 			UsedBy: "the wait site of a sleeping thread", probe: iterHelper(asm.FnGetTaskStack)},
 		{Name: "bpf_get_current_task_btf in tracing programs", Kernel: "5.11",
 			UsedBy: "the syscall programs' reads of the current task",
-			probe:  rawTPHelpers(asm.FnGetCurrentTaskBtf)},
+			probe:  rawTPHelpers(asm.FnGetCurrentTaskBtf), Minimal: true,
+			Fallback: "minimal BPF object: bpf_get_current_task and a probe read per field"},
 		{Name: "BPF task storage maps", Kernel: "5.11",
 			UsedBy: "the in-flight syscall record of each thread",
-			probe:  func(*btf.Cache) error { return features.HaveMapType(ebpf.TaskStorage) }},
+			probe:  func(*btf.Cache) error { return features.HaveMapType(ebpf.TaskStorage) }, Minimal: true,
+			Fallback: "minimal BPF object: a preallocated hash keyed by tid (32,768 threads), deleted at thread exit"},
 		{Name: "BPF atomic operations in the JIT", Kernel: atomicsKernel(),
-			UsedBy: "thread exit counters, tree and cgroup membership bits", probe: probeAtomics},
+			UsedBy: "thread exit counters, tree and cgroup membership bits", probe: probeAtomics, Minimal: true,
+			Fallback: "minimal BPF object: a byte per tree or cgroup member, plain atomic adds only"},
 		{Name: "BPF task storage in tracing programs", Kernel: "5.13",
 			UsedBy: "the in-flight syscall record of each thread",
 			probe: all(rawTPHelpers(asm.FnTaskStorageGet, asm.FnTaskStorageDelete),
-				iterHelper(asm.FnTaskStorageGet))},
+				iterHelper(asm.FnTaskStorageGet)), Minimal: true,
+			Fallback: "minimal BPF object: a preallocated hash keyed by tid (32,768 threads), deleted at thread exit"},
 		{Name: "bpf_get_current_ancestor_cgroup_id in tracing programs", Kernel: "5.14",
 			UsedBy: "the syscall programs' cgroup filter (--cgroup, run)",
-			probe:  rawTPHelpers(asm.FnGetCurrentAncestorCgroupId)},
+			probe:  rawTPHelpers(asm.FnGetCurrentAncestorCgroupId), Minimal: true,
+			Fallback: "minimal BPF object: the ancestor's id read through the task's cgroup"},
 		{Name: "bpf_task_pt_regs", Kernel: "5.15",
 			UsedBy: "the saved registers that say which syscall a sleeping thread is in",
-			probe:  all(rawTPHelpers(asm.FnTaskPtRegs), iterHelper(asm.FnTaskPtRegs))},
+			probe:  all(rawTPHelpers(asm.FnTaskPtRegs), iterHelper(asm.FnTaskPtRegs)), Minimal: true,
+			Fallback: "minimal BPF object: the task's stack plus an offset measured at a sys_enter (not with --tracker=sampled)"},
 		{Name: FeatureMemcg, Kernel: "5.11",
 			UsedBy: "loading maps and programs whatever RLIMIT_MEMLOCK is", probe: func(*btf.Cache) error { return probeMemcgAccounting() },
 			Fallback: "RLIMIT_MEMLOCK is raised to unlimited before loading (needs CAP_SYS_RESOURCE)"},

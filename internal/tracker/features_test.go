@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -36,8 +37,8 @@ func probesWith(absent, doubt []string) []Probe {
 
 func TestRefusalNamesWhatIsMissing(t *testing.T) {
 	const (
-		storage = "BPF task storage in tracing programs"
-		regs    = "bpf_task_pt_regs"
+		storage = "BPF task iterators"
+		regs    = "bpf_get_task_stack in task iterators"
 		filter  = "task iterators limited to one process"
 		kill    = "cgroup.kill"
 	)
@@ -49,16 +50,16 @@ func TestRefusalNamesWhatIsMissing(t *testing.T) {
 	}{
 		{name: "everything there"},
 		{name: "only fallbacks missing", absent: []string{filter, kill, "memcg accounting of BPF memory"}},
-		{name: "task storage", absent: []string{storage}, missing: true,
-			want: []string{"stallmon needs BPF task storage in tracing programs (Linux 5.13+)"}},
-		{name: "5.10's", absent: []string{regs, storage, filter, "BPF task storage maps"}, missing: true,
-			want: []string{"BPF task storage maps (Linux 5.11+)", "BPF task storage in tracing programs (Linux 5.13+)",
-				"bpf_task_pt_regs (Linux 5.15+)"}},
+		{name: "task iterators", absent: []string{storage}, missing: true,
+			want: []string{"stallmon needs BPF task iterators (Linux 5.8+)"}},
+		{name: "5.7's", absent: []string{regs, storage, filter, "BPF task storage maps"}, missing: true,
+			want: []string{"BPF task iterators (Linux 5.8+)", "bpf_get_task_stack in task iterators (Linux 5.9+)"}},
+		{name: "5.10's: the minimal object's", absent: []string{"BPF task storage maps", "bpf_task_pt_regs", filter}},
 		{name: "a doubt fails closed", doubt: []string{regs},
-			want: []string{"probing the kernel for bpf_task_pt_regs: operation not permitted"}},
+			want: []string{"probing the kernel for bpf_get_task_stack in task iterators: operation not permitted"}},
 		{name: "a doubt about a fallback is no refusal", doubt: []string{kill}},
 		{name: "missing outranks doubt", absent: []string{storage}, doubt: []string{regs}, missing: true,
-			want: []string{"needs BPF task storage in tracing programs (Linux 5.13+)"}},
+			want: []string{"needs BPF task iterators (Linux 5.8+)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, n := range append(slices.Clone(tc.absent), tc.doubt...) {
@@ -199,4 +200,48 @@ func encoding(t *testing.T, ins asm.Instruction) [5]byte {
 	}
 	raw := b.Bytes()
 	return [5]byte{raw[0], raw[4], raw[5], raw[6], raw[7]}
+}
+
+// The full object loads where the kernel has all it needs, the minimal
+// one where it lacks only what the minimal one replaces, or when the
+// operator asks; nothing loads where a feature without fallback is
+// missing, nor for the sampled tracker where only the minimal one could.
+func TestObjectFor(t *testing.T) {
+	const (
+		regs    = "bpf_task_pt_regs"
+		storage = "BPF task storage in tracing programs"
+		iter    = "BPF task iterators"
+		kill    = "cgroup.kill"
+	)
+	for _, tc := range []struct {
+		name          string
+		absent, doubt []string
+		choice        BPFFeatures
+		kind          Kind
+		want          string // "" for a refusal
+		missing       []string
+	}{
+		{name: "6.18", want: ObjectFull},
+		{name: "a fallback that is no object's", absent: []string{kill}, want: ObjectFull},
+		{name: "5.10", absent: []string{regs, storage}, want: ObjectMinimal, missing: []string{storage, regs}},
+		{name: "a doubt loads the minimal one", doubt: []string{regs}, want: ObjectMinimal, missing: []string{regs}},
+		{name: "operator's choice", choice: MinimalFeatures, want: ObjectMinimal},
+		{name: "no fallback", absent: []string{iter, regs}},
+		{name: "sampled on 5.10", absent: []string{regs}, kind: Sampled},
+		{name: "sampled, minimal", choice: MinimalFeatures, kind: Sampled},
+		{name: "sampled on 6.18", kind: Sampled, want: ObjectFull},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, missing, err := ObjectFor(probesWith(tc.absent, tc.doubt), cmp.Or(tc.choice, ProbeFeatures), tc.kind)
+			if got != tc.want || (err == nil) != (tc.want != "") {
+				t.Fatalf("ObjectFor = %q, %v; want %q", got, err, tc.want)
+			}
+			if tc.want != "" && !slices.Equal(missing, tc.missing) {
+				t.Errorf("missing = %q, want %q", missing, tc.missing)
+			}
+			if err != nil && !errors.Is(err, ErrMissingFeature) {
+				t.Errorf("refusal %v is no ErrMissingFeature", err)
+			}
+		})
+	}
 }

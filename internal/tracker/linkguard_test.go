@@ -52,7 +52,7 @@ func TestTamperIterProgramReplaced(t *testing.T) {
 		t.Fatalf("untouched tracker: %v", err)
 	}
 	iter := heldLinks(t, "iter", 1)[0]
-	own, err := m.walkers.byPID[p.PID].it.Info()
+	own, err := m.walkers.byPID[p.PID].walkLink().Info()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +84,12 @@ func TestTamperIterProgramReplaced(t *testing.T) {
 		t.Fatalf("VerifyLinks after the replacement = %v, want a *TamperError", err)
 	}
 	wantChange := fmt.Sprintf("runs program %d, not the tracker's %d", decoyID, iter.ProgID)
-	if te.Link != "task iterator" || te.LinkID != iter.ID || te.Change != wantChange {
-		t.Fatalf("tamper error %+v, want task iterator, link %d, %q", te, iter.ID, wantChange)
+	wantLink := "task iterator"
+	if m.threadWalk {
+		wantLink = "thread walk"
+	}
+	if te.Link != wantLink || te.LinkID != iter.ID || te.Change != wantChange {
+		t.Fatalf("tamper error %+v, want %s, link %d, %q", te, wantLink, iter.ID, wantChange)
 	}
 	t.Log(err)
 

@@ -14,6 +14,17 @@ func TestMain(m *testing.M) {
 	// The workload is this test binary re-executed: it runs the command
 	// protocol instead of the tests.
 	workload.RunIfChild()
+	// make test's minimal pass: every test that attaches with the
+	// default choice loads the minimal object, so the fallbacks run on a
+	// kernel that has everything.
+	if f := os.Getenv("STALLMON_TEST_BPF_FEATURES"); f != "" {
+		choice, err := ParseBPFFeatures(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		defaultFeatures = choice
+	}
 	os.Exit(m.Run())
 }
 

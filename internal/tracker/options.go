@@ -31,6 +31,35 @@ type Options struct {
 	// Thread.Wait is None, and the agent judges as it did before wait
 	// sites. For make bench, which measures what the stacks cost.
 	NoWaitSites bool
+	// NoThreadWalk walks every process per visit, where the kernel
+	// could walk each in one visit (threads.go): for make bench to
+	// compare the two, and the tests to cover the per-visit walk.
+	NoThreadWalk bool
+	// BPFFeatures chooses the BPF object; the zero value is ProbeFeatures.
+	BPFFeatures BPFFeatures
+}
+
+// BPFFeatures is which of the two BPF objects the tracker loads.
+type BPFFeatures string
+
+const (
+	// ProbeFeatures loads the full object, and the minimal one only
+	// where the kernel lacks what the full one needs and the minimal
+	// one has a fallback for all of it (Feature.Minimal).
+	ProbeFeatures BPFFeatures = "probe"
+	// MinimalFeatures loads the minimal object whatever the kernel
+	// offers: for a kernel whose verifier trips on the full one, and
+	// for tests of the fallbacks on a kernel that has everything.
+	MinimalFeatures BPFFeatures = "minimal"
+)
+
+// ParseBPFFeatures accepts the names of the object choices.
+func ParseBPFFeatures(s string) (BPFFeatures, error) {
+	switch f := BPFFeatures(s); f {
+	case ProbeFeatures, MinimalFeatures:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown BPF feature set %q: want %s or %s", s, ProbeFeatures, MinimalFeatures)
 }
 
 // Kind is how the tracker learns which syscall each thread is in.
@@ -67,6 +96,11 @@ var ErrClosed = errors.New("tracker is closed")
 func (o Options) apply(spec *ebpf.CollectionSpec) error {
 	if o.Kind != "" {
 		if _, err := ParseKind(string(o.Kind)); err != nil {
+			return err
+		}
+	}
+	if o.BPFFeatures != "" {
+		if _, err := ParseBPFFeatures(string(o.BPFFeatures)); err != nil {
 			return err
 		}
 	}

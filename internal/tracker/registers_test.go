@@ -61,6 +61,10 @@ func TestFDKindsFromKernel(t *testing.T) {
 // missed sys_exit would leave it.
 func writeWord(t *testing.T, m *Tracker, tid int, nr int, age time.Duration) {
 	t.Helper()
+	if m.Object() == ObjectMinimal {
+		writeMinimalWord(t, m, tid, wordAged(t, nr, age))
+		return
+	}
 	fd, err := unix.PidfdOpen(tid, unix.PIDFD_THREAD)
 	if errors.Is(err, unix.EINVAL) {
 		// Not a missing privilege but a kernel before 6.9, where a
@@ -72,15 +76,36 @@ func writeWord(t *testing.T, m *Tracker, tid int, nr int, age time.Duration) {
 		t.Fatalf("pidfd of thread %d: %v", tid, err)
 	}
 	defer unix.Close(fd)
+	word := wordAged(t, nr, age)
+	if err := m.objs.Inflight.Update(uint32(fd), gen.StallmonInflight{Word: word}, ebpf.UpdateAny); err != nil {
+		t.Fatalf("writing thread %d's in-flight record: %v", tid, err)
+	}
+}
+
+// writeMinimalWord plants word in the minimal object's record of tid,
+// which is keyed by tid: the thread must have one already (it entered a
+// syscall since attach), whose start_time says it is this thread's.
+func writeMinimalWord(t *testing.T, m *Tracker, tid int, word uint64) {
+	t.Helper()
+	var f gen.StallmonMinimalInflight
+	if err := m.objs.Inflight.Lookup(uint32(tid), &f); err != nil {
+		t.Fatalf("reading thread %d's in-flight record: %v", tid, err)
+	}
+	f.Word = word
+	if err := m.objs.Inflight.Update(uint32(tid), f, ebpf.UpdateExist); err != nil {
+		t.Fatalf("writing thread %d's in-flight record: %v", tid, err)
+	}
+}
+
+// wordAged packs an in-flight word of syscall nr entered age ago.
+func wordAged(t *testing.T, nr int, age time.Duration) uint64 {
+	t.Helper()
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		t.Fatal(err)
 	}
 	start := uint64(ts.Nano() - int64(age))
-	word := (start>>tsShift)<<tsBitsOff | uint64(nr)
-	if err := m.objs.Inflight.Update(uint32(fd), gen.StallmonInflight{Word: word}, ebpf.UpdateAny); err != nil {
-		t.Fatalf("writing thread %d's in-flight record: %v", tid, err)
-	}
+	return (start>>tsShift)<<tsBitsOff | uint64(nr)
 }
 
 // A record the thread's saved registers belie is never shown as an

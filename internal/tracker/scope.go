@@ -44,8 +44,9 @@ func EmptyCgroup(path string) Scope {
 // scope is what a Tracker watches, once opened: one process (target) or every process
 // of a cgroup subtree (cgroupScope).
 type scope interface {
-	// configure sets the kernel side's filter before load.
-	configure(spec *ebpf.CollectionSpec) error
+	// configure sets the kernel side's filter before load, for an
+	// object whose tree and joined maps are laid out as layout says.
+	configure(spec *ebpf.CollectionSpec, layout memberLayout) error
 	// leader is the watched process (a tree's root), 0 for a cgroup.
 	leader() int
 	// single reports a scope of one process, whose exit status is the
@@ -71,7 +72,7 @@ type scope interface {
 	close() error
 }
 
-func (t *target) configure(spec *ebpf.CollectionSpec) error {
+func (t *target) configure(spec *ebpf.CollectionSpec, _ memberLayout) error {
 	if err := spec.Variables[gen.StallmonVarTargetTgid].Set(uint32(t.pid)); err != nil {
 		return fmt.Errorf("setting target pid: %w", err)
 	}

@@ -23,13 +23,24 @@ type Tracker struct {
 	log   *slog.Logger
 	scope scope
 	objs  gen.StallmonObjects
-	links []link.Link
+	// regsOffset is the minimal object's measure of where saved
+	// registers lie (bpf/regs.h); nil for the full object.
+	regsOffset *ebpf.Variable
+	links      []link.Link
 	// walkers are the task iterators a poll runs (walkers.go); iterBuf
 	// is their reads' buffer.
 	walkers      walkers
 	guard        linkGuard // what links and iterators must still run
 	iterBuf      []byte
 	partialWalks atomic.Uint64
+	// threadWalk: each process is walked by its thread walk where it
+	// fits (threads.go); walkOverflows counts those that did not.
+	threadWalk    bool
+	threadLoaded  bool
+	walkOverflows atomic.Uint64
+	// data are the object's global variables' maps, which the thread
+	// walk's own load shares (threads.go).
+	data dataMaps
 
 	preAttach map[int]preAttach // tid -> syscall already in flight at attach
 	stale     map[int]staleWord // tid -> in-flight word the registers belie
@@ -104,49 +115,15 @@ func attachScope(sc scope, log *slog.Logger, opts Options) (_ *Tracker, err erro
 		m.workerFlags |= pfUserWorker
 	}
 	m.loadSymbols()
-	// The object loading is the proof that the kernel has what it uses;
-	// the probes, which cost a restart 50-200 ms (enough for a restarted
-	// stallmon to miss the deadline a gated heartbeat carries across),
-	// run only when it fails, to name what is missing instead of a
-	// verifier's log.
+	// load probes only when the full object fails (objects.go).
 	if err := m.load(); err != nil {
-		return nil, explainLoadFailure(err)
+		return nil, err
 	}
 	if err := m.attach(); err != nil {
 		return nil, explainLoadFailure(err)
 	}
 	go m.watchExit()
 	return m, nil
-}
-
-func (m *Tracker) load() error {
-	spec, err := gen.LoadStallmon()
-	if err != nil {
-		return fmt.Errorf("loading tracker spec: %w", err)
-	}
-	if err := m.scope.configure(spec); err != nil {
-		return err
-	}
-	if err := setExitNrs(spec); err != nil {
-		return err
-	}
-	if err := setSyscallTables(spec); err != nil {
-		return err
-	}
-	if err := m.setQuiet(spec); err != nil {
-		return err
-	}
-	if err := m.opts.apply(spec); err != nil {
-		return err
-	}
-	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("loading tracker: %+v", verr)
-		}
-		return fmt.Errorf("loading tracker: %w", err)
-	}
-	return nil
 }
 
 func (m *Tracker) attach() error {
@@ -192,11 +169,15 @@ func (m *Tracker) attach() error {
 			return err
 		}
 	}
+	if err := m.regsCalibrated(); err != nil {
+		return err
+	}
 	filter, err := probeIterFilter(m.objs.Snapshot)
 	if err != nil {
 		return fmt.Errorf("probing the task iterator's filter: %w", err)
 	}
 	m.walkers = walkers{filter: filter, byPID: map[int]*memberIt{}}
+	m.threadWalk = filter && m.threadLoaded && !m.opts.NoThreadWalk
 	if err := m.scope.seed(&m.objs); err != nil {
 		return err
 	}
@@ -252,6 +233,6 @@ func (m *Tracker) closeObjects() error {
 	for _, l := range m.links {
 		errs = append(errs, l.Close())
 	}
-	errs = append(errs, m.objs.Close())
+	errs = append(errs, m.objs.Close(), m.data.close())
 	return errors.Join(errs...)
 }

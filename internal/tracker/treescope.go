@@ -3,7 +3,6 @@ package tracker
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"os"
 	"strconv"
 	"strings"
@@ -32,9 +31,10 @@ import (
 // pidfd: its bit is cleared when the pidfd turns readable, and the tree is
 // gone only once every held pidfd is.
 type treeScope struct {
-	root  *target
-	mem   []byte   // the tree map, mapped by seed
-	words []uint64 // mem as words: bit tgid%64 of word tgid/64
+	root   *target
+	mem    []byte   // the tree map, mapped by seed
+	words  []uint64 // mem as words, laid out as layout says
+	layout memberLayout
 
 	heldMu  sync.Mutex
 	held    map[int]int // pid -> pidfd, for processes seeded or signalled
@@ -60,14 +60,15 @@ func openTree(pid int) (scope, error) {
 	return &treeScope{root: root, held: map[int]int{}, stop: make(chan struct{}), guard: newWaitGuard()}, nil
 }
 
-func (s *treeScope) configure(spec *ebpf.CollectionSpec) error {
+func (s *treeScope) configure(spec *ebpf.CollectionSpec, layout memberLayout) error {
 	if err := spec.Variables[gen.StallmonVarTargetTree].Set(true); err != nil {
 		return fmt.Errorf("setting tree mode: %w", err)
 	}
-	words, err := treeWords()
+	words, err := treeWords(layout)
 	if err != nil {
 		return err
 	}
+	s.layout = layout
 	spec.Maps[gen.StallmonMapTree].MaxEntries = words
 	return nil
 }
@@ -90,13 +91,14 @@ func (s *treeScope) seed(objs *gen.StallmonObjects) error {
 	for len(queue) > 0 {
 		pid := queue[0]
 		queue = queue[1:]
-		if pid/64 >= n {
+		i, bit := s.layout.at(pid)
+		if i >= n {
 			return fmt.Errorf("process %d is above pid_max as read at attach", pid)
 		}
 		if !s.hold(pid) {
 			continue // gone already
 		}
-		atomic.OrUint64(&s.words[pid/64], 1<<(pid%64))
+		atomic.OrUint64(&s.words[i], bit)
 		kids, err := children(pid)
 		if err != nil {
 			return err
@@ -177,8 +179,8 @@ func (s *treeScope) reap() int {
 			continue
 		}
 		pid := pids[i]
-		if pid/64 < len(s.words) {
-			atomic.AndUint64(&s.words[pid/64], ^uint64(1<<(pid%64)))
+		if i, bit := s.layout.at(pid); i < len(s.words) {
+			atomic.AndUint64(&s.words[i], ^bit)
 		}
 		unix.Close(int(f.Fd))
 		delete(s.held, pid)
@@ -189,7 +191,8 @@ func (s *treeScope) reap() int {
 func (s *treeScope) refresh() { s.reap() }
 
 func (s *treeScope) member(pid int) bool {
-	return pid/64 < len(s.words) && atomic.LoadUint64(&s.words[pid/64])&(1<<(pid%64)) != 0
+	i, bit := s.layout.at(pid)
+	return i < len(s.words) && atomic.LoadUint64(&s.words[i])&bit != 0
 }
 
 // mapWords maps m, an mmapable array of words, shared with the kernel
@@ -201,8 +204,8 @@ func mapWords(m *ebpf.Map) ([]byte, int, error) {
 	return mem, n, err
 }
 
-// treeWords sizes the tree bitmap for every pid the kernel can hand out.
-func treeWords() (uint32, error) {
+// treeWords sizes the tree map for every pid the kernel can hand out.
+func treeWords(layout memberLayout) (uint32, error) {
 	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
 	if err != nil {
 		return 0, fmt.Errorf("reading pid_max: %w", err)
@@ -211,7 +214,7 @@ func treeWords() (uint32, error) {
 	if err != nil || max <= 0 {
 		return 0, fmt.Errorf("pid_max %q: %w", b, err)
 	}
-	return uint32(max/64 + 1), nil
+	return layout.words(max), nil
 }
 
 // members lists the tree's processes now.
@@ -228,12 +231,7 @@ func (s *treeScope) processes(dst []int) ([]int, error) {
 		return dst, errors.New("the process tree is not mapped")
 	}
 	for i := range s.words {
-		w := atomic.LoadUint64(&s.words[i])
-		for w != 0 {
-			b := bits.TrailingZeros64(w)
-			dst = append(dst, i*64+b)
-			w &^= 1 << b
-		}
+		dst = s.layout.appendPIDs(dst, i, atomic.LoadUint64(&s.words[i]))
 	}
 	return dst, nil
 }

@@ -10,7 +10,7 @@ import (
 // Unrecorded describes a thread that entered a syscall the tracker could
 // not record: the kernel refused its per-thread storage (an allocation
 // that failed, or the kernel's per-CPU task storage lock held on that
-// CPU). Until the thread's next recorded syscall entry, nothing the
+// CPU), or, in the minimal object, its preallocated record map was full. Until the thread's next recorded syscall entry, nothing the
 // tracker keeps says what it is doing: its in-flight record is absent or
 // older than the syscall it is in, and its saved registers give only a
 // lower bound. It must not be called healthy.
@@ -25,7 +25,7 @@ type Unrecorded struct {
 
 // Reason is the one-line explanation logged and shown by health checks.
 func (u Unrecorded) Reason() string {
-	return fmt.Sprintf("its entry into %s could not be recorded (kernel task storage unavailable)", u.Syscall)
+	return fmt.Sprintf("its entry into %s could not be recorded (kernel task storage unavailable, or the minimal object's record map full)", u.Syscall)
 }
 
 // markUnrecorded sets t.Unrecorded from the iterator's record, and drops

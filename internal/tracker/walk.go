@@ -51,12 +51,22 @@ func (m *Tracker) walk(all bool) ([]byte, time.Time, error) {
 		}
 		taken := time.Now()
 		buf := m.iterBuf[:0]
-		whole := true
+		whole, overflow := true, false
 		for _, mi := range iters {
 			if err := m.objs.WalkLast.Set(uint32(gen.StallmonWalkEndWALK_NONE)); err != nil {
 				return nil, time.Time{}, fmt.Errorf("resetting the walk's end: %w", err)
 			}
-			if buf, err = readIter(mi.it, buf); err != nil {
+			it, threaded, err := m.passIter(mi, all)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			if buf, err = readIter(it, buf); err != nil {
+				if threaded && overflowed(err) {
+					mi.overflowLeft = overflowHold
+					m.walkOverflows.Add(1)
+					overflow = true
+					break
+				}
 				return nil, time.Time{}, err
 			}
 			if !filtered {
@@ -74,6 +84,13 @@ func (m *Tracker) walk(all bool) ([]byte, time.Time, error) {
 			}
 		}
 		m.iterBuf = buf
+		if overflow {
+			// The pass is taken again whole (its quiet counts sum
+			// over it), that process walked per visit: a retry each
+			// process can cost once, not a cut-short walk.
+			attempt--
+			continue
+		}
 		if whole {
 			return buf, taken, nil
 		}

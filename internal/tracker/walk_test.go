@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/fdkind"
 	"github.com/stallmon/stallmon/internal/testutil/ctarget"
 	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 	"github.com/stallmon/stallmon/internal/tracker/gen"
@@ -23,7 +24,7 @@ const (
 // startChurn starts ctarget's churn, attaches to it (every thread listed:
 // no quiet set) and sends its reader into a read that hangs. It returns
 // the tracker, the reader's tid and when the churn of old threads ends.
-func startChurn(t *testing.T) (*Tracker, int, time.Time) {
+func startChurn(t *testing.T, opts Options) (*Tracker, int, time.Time) {
 	t.Helper()
 	old := churnOld
 	b, err := os.ReadFile("/proc/sys/kernel/threads-max")
@@ -41,7 +42,7 @@ func startChurn(t *testing.T) (*Tracker, int, time.Time) {
 	// Cleanups run last first: the held read is answered before the
 	// target is killed and waited for.
 	t.Cleanup(fs.Release)
-	m := attach(t, p.Cmd.Process.Pid)
+	m := attachWith(t, p.Cmd.Process.Pid, opts)
 	if _, err := io.WriteString(p.Stdin, "hang\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,30 @@ func startChurn(t *testing.T) (*Tracker, int, time.Time) {
 // A pass cut short is taken again; should every attempt be, the snapshot
 // fails, and the agent goes blind rather than judge a part of the process.
 func TestChurnNeverHidesStuckThread(t *testing.T) {
-	m, reader, end := startChurn(t)
+	for _, w := range walks {
+		t.Run(w.name, func(t *testing.T) { testChurnNeverHides(t, w.opts) })
+	}
+}
+
+// walks are the two ways a pass walks a process: per visit, and in one
+// visit of its leader where the kernel can (threads.go).
+var walks = []struct {
+	name string
+	opts Options
+}{
+	{"per-visit", Options{NoThreadWalk: true}},
+	{"thread-walk", Options{}},
+}
+
+// churnQuiet leaves out the churn's old threads, which wait in futex:
+// the rest fits one read, so the thread walk's passes are thread walks,
+// not overflows walked per visit.
+func churnQuiet(syscall string, _ ...fdkind.Kind) bool { return syscall == "futex" }
+
+func testChurnNeverHides(t *testing.T, opts Options) {
+	opts.Quiet = churnQuiet
+	m, reader, end := startChurn(t, opts)
+	requireWalk(t, m, opts)
 	start := time.Now()
 	var snaps, missed, failed int
 	for time.Now().Before(end) {
@@ -92,7 +116,7 @@ func TestChurnNeverHidesStuckThread(t *testing.T) {
 // has no false negatives. (Passes found cut short that still hold the
 // reader were cut after it, or had a tail that exited after its visit.)
 func TestPartialWalkIsDetected(t *testing.T) {
-	m, reader, end := startChurn(t)
+	m, reader, end := startChurn(t, Options{NoThreadWalk: true})
 	var passes, hidden, flagged, flaggedSeen int
 	for time.Now().Before(end) {
 		if err := m.startPass(true); err != nil {
@@ -105,7 +129,7 @@ func TestPartialWalkIsDetected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := readIter(iters[0].it, nil)
+		raw, err := readIter(iters[0].walkLink(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

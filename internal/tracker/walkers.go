@@ -43,9 +43,16 @@ type walkers struct {
 }
 
 type memberIt struct {
-	it     *link.Iter
-	pid    int    // the process it walks; 0 for every task of the host
-	listed uint64 // the listing that last named the process
+	// it walks the process per visit: made on first need where the
+	// thread walk serves it (threads.go).
+	it *link.Iter
+	// threads is its thread walk; nil where the kernel has none.
+	threads *link.Iter
+	// overflowLeft counts the passes left that walk it per visit
+	// since its thread walk overflowed.
+	overflowLeft int
+	pid          int    // the process it walks; 0 for every task of the host
+	listed       uint64 // the listing that last named the process
 	// held: the process's latest walk visited a thread of the scope, so
 	// it is walked again whether or not a listing names it.
 	held bool
@@ -93,10 +100,9 @@ func (m *Tracker) passIters() ([]*memberIt, bool, error) {
 			w.pass = append(w.pass, mi)
 			continue
 		}
-		m.guard.forget(mi.it)
 		delete(w.byPID, pid)
-		if err := mi.it.Close(); err != nil {
-			return nil, false, fmt.Errorf("closing the task iterator of process %d: %w", pid, err)
+		if err := mi.close(&m.guard); err != nil {
+			return nil, false, fmt.Errorf("closing the task iterators of process %d: %w", pid, err)
 		}
 	}
 	slices.SortFunc(w.pass, func(a, b *memberIt) int { return a.pid - b.pid })
@@ -109,17 +115,30 @@ func (m *Tracker) member(pid int) (*memberIt, error) {
 	if mi := w.byPID[pid]; mi != nil {
 		return mi, nil
 	}
-	it, err := bpfiter.Link(m.objs.Snapshot, pid, true)
-	if err != nil {
-		return nil, fmt.Errorf("attaching the task iterator of process %d: %w", pid, err)
+	mi := &memberIt{pid: pid}
+	var err error
+	if m.threadWalk {
+		mi.threads, err = m.threadLink(pid)
+	} else {
+		mi.it, err = m.visitLink(pid)
 	}
-	if err := m.guard.watch("task iterator", it, m.objs.Snapshot, "task"); err != nil {
-		it.Close()
+	if err != nil {
 		return nil, err
 	}
-	mi := &memberIt{it: it, pid: pid}
 	w.byPID[pid] = mi
 	return mi, nil
+}
+
+// close lets mi's iterators go.
+func (mi *memberIt) close(g *linkGuard) error {
+	var errs []error
+	for _, it := range []*link.Iter{mi.it, mi.threads} {
+		if it != nil {
+			g.forget(it)
+			errs = append(errs, it.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // seedFromHost walks every task once and enters each process with a
@@ -182,8 +201,7 @@ func (m *Tracker) hostIter(why string) (*memberIt, error) {
 func (w *walkers) closeMembers(g *linkGuard) error {
 	var errs []error
 	for pid, mi := range w.byPID {
-		g.forget(mi.it)
-		errs = append(errs, mi.it.Close())
+		errs = append(errs, mi.close(g))
 		delete(w.byPID, pid)
 	}
 	return errors.Join(errs...)

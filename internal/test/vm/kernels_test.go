@@ -124,8 +124,7 @@ func summaryLine(k *kernel, boot string, passed bool, r *vmResult) string {
 }
 
 // bootKernel builds k's modules, boots it once with every suite (a lane's
-// subset), then once per scenario boot (a refused kernel: once, for
-// refusedBoot), and returns its rows of the summary (with the scenarios'
+// subset), then once per scenario boot, and returns its rows of the summary (with the scenarios'
 // RESULT lines).
 func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) []string {
 	ctx := t.Context()
@@ -141,20 +140,6 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 	}
 	guestTests := slices.DeleteFunc(slices.Clone(ir.tests), func(b guestBinary) bool { return b.name != "guest" })
 
-	if k.source.refused {
-		// Its one test needs neither faultmod nor softdog, and faultmod
-		// would cost installing the kernel's own old compiler.
-		if len(guestTests) == 0 {
-			t.Fatal("VMTEST_PKGS has no ./internal/test/vm/guest/: the boot of a refused kernel needs it")
-		}
-		var r *vmResult
-		passed := t.Run(refusedBoot.name, func(t *testing.T) {
-			r = bootScenario(t, k, refusedBoot, initramfs{busybox: ir.busybox, tests: guestTests, stallmon: ir.stallmon}, cache, timeout, kvm)
-		})
-		report(refusedBoot.name, passed, r)
-		return rows
-	}
-
 	boot, run, scenarios := "suites", "", scenarioBoots
 	if sub := k.source.subset; sub != nil {
 		t.Logf("%s runs a subset: %s", k.source.name, sub.why)
@@ -165,13 +150,14 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 		t.Fatal(err)
 	}
 	ir.modules = kmods
-	ko, err := buildFaultmod(ctx, k, cache)
-	sw.lap("faultmod.ko, watchdog.ko, softdog.ko")
-	if err != nil {
+	if sub := k.source.subset; sub != nil && sub.noFaultmod != "" {
+		t.Logf("%s builds no faultmod.ko: %s", k.source.name, sub.noFaultmod)
+	} else if ko, err := buildFaultmod(ctx, k, cache); err != nil {
 		// The stallmon suites do not need it: boot anyway, and let the
 		// guest's faultmod tests fail for want of the device.
 		t.Errorf("%v", err)
 	} else {
+		sw.lap("faultmod.ko, watchdog.ko, softdog.ko")
 		ir.modules = append(ir.modules, ko)
 	}
 

@@ -16,9 +16,6 @@ type kernelSource struct {
 	// serves via in the system's configuration; empty means the system's
 	// configuration as it is.
 	suite, via string
-	// refused marks a line older than stallmon supports: its kernel
-	// boots once, for refusedBoot, instead of the suites and scenarios.
-	refused bool
 	// arch is the kernel's and the guest's architecture; nil is amd64.
 	arch *guestArch
 	// subset, when set, is what this line runs instead of every suite
@@ -33,6 +30,8 @@ type subset struct {
 	run       string         // their -test.run pattern
 	scenarios []scenarioBoot // the scenario boots it makes
 	why       string         // what the lane leaves out, and why, for the log
+	// noFaultmod, when set, says why the lane builds no test module.
+	noFaultmod string
 }
 
 // guestArch returns the line's architecture.
@@ -46,19 +45,24 @@ func (s kernelSource) guestArch() *guestArch {
 var kernelSources = []kernelSource{
 	{name: "bookworm"},
 	{name: "bookworm-backports", suite: "bookworm-backports", via: "bookworm"},
-	// Linux 5.10: stallmon needs 5.15 (BPF task storage in tracing
-	// programs, bpf_task_pt_regs), and must say so rather than half attach.
-	{name: "bullseye-security", suite: "bullseye-security", via: "bookworm-security", refused: true},
+	// Linux 5.10: the minimal BPF object (bullseyeSubset); the sampled
+	// tracker, which needs bpf_task_pt_regs, is refused (refusedBoot).
+	{name: "bullseye-security", suite: "bullseye-security", via: "bookworm-security", subset: bullseyeSubset},
 	// Debian's arm64 6.1, emulated (TCG): the subset proves the arm64
 	// object loads and judges (arm64Subset).
 	{name: "bookworm-arm64", suite: "bookworm-security", via: "bookworm-security", arch: arm64, subset: arm64Subset},
+	// Debian's arm64 5.10, emulated: the minimal object on arm64, whose
+	// JIT before 5.18 has no atomic but add (arm64MinimalSubset). From
+	// bullseye itself: the mirror's bullseye-security pool lacks the
+	// arm64 image its index names (404).
+	{name: "bullseye-arm64", suite: "bullseye", via: "bookworm", arch: arm64, subset: arm64MinimalSubset},
 }
 
 // hostSuite is the Debian release of the host, whose busybox the guests
 // of another architecture run.
 const hostSuite = "bookworm"
 
-const defaultKernels = "bookworm,bookworm-backports,bullseye-security,bookworm-arm64"
+const defaultKernels = "bookworm,bookworm-backports,bullseye-security,bookworm-arm64,bullseye-arm64"
 
 // kernel is one resolved and downloaded kernel.
 type kernel struct {

@@ -46,10 +46,10 @@ var scenarioBoots = []scenarioBoot{
 		resetMsg: "softdog: Initiating system reboot", resetWithin: fenceGrace + 10*time.Second},
 }
 
-// refusedBoot is the one boot of a kernel older than stallmon supports
-// (kernelSource.refused): attach must fail naming what is missing and
-// leave its target alone; doctor must find what that kernel has and has
-// not.
+// refusedBoot is the boot of a kernel that refuses the sampled tracker
+// (Linux 5.10, bullseyeSubset): attach --tracker=sampled must fail naming
+// what is missing and leave its target alone; doctor must find what that
+// kernel has and has not.
 var refusedBoot = scenarioBoot{name: "old-kernel", run: "^(TestOldKernelIsRefused|TestDoctorOnOldKernel|TestMemlockLiftedOnOldKernel)$"}
 
 // bootScenario boots k for one scenario and checks how the boot ended.

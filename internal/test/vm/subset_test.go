@@ -34,6 +34,44 @@ var arm64Subset = &subset{
 		" (aarch32 programs need an arm cross-compiler, not installed)",
 }
 
+// bullseyeSubset is what the Linux 5.10 lane runs: the kernel lacks what
+// the full BPF object needs (task storage in tracing programs, the
+// current task's BTF pointer, bpf_task_pt_regs, the ancestor cgroup
+// helper, atomics but add), so every attach here loads the minimal one.
+// The tracker's detection tests: a hung read found with its syscall and
+// fd, one hung since before attach named from the registers found at
+// the calibrated offset, fd kinds, the tid-keyed records freed at exit
+// and never taken for a reused tid's; work_waiting's own object (the
+// task_file iterator of internal/listenq) reading listen queues; stallmon itself killing a hung FUSE read and sparing a pipe
+// read; with faultmod.ko, a thread in D that SIGKILL cannot end reported
+// unkillable, and a syscall spinning on the CPU flagged, not killed. The
+// refusal boot proves the sampled tracker is refused naming
+// bpf_task_pt_regs, and doctor's verdicts.
+var bullseyeSubset = &subset{
+	pkgs: []string{"./internal/tracker/", "./internal/listenq/", "./internal/test/vm/guest/"},
+	run: "^(TestPlainTCPListenerQueue|TestUnixListenerQueue|TestOnlyListenersOfTargets|TestCloseLeaksNothing|TestHungSyscallReported|TestSyscallInFlightBeforeAttach|TestPipeWaitAndFastLoop" +
+		"|TestFDKindsFromKernel|TestThreadChurnLeavesNoStaleEntries|TestReusedTIDStartsClean" +
+		"|TestHungFUSEReadIsKilled|TestIoctlsExist|TestSleepDIgnoresSIGKILL|TestUnkillableIsReported" +
+		"|TestKernelSpinIsFlaggedOnCPU)$",
+	scenarios: []scenarioBoot{refusedBoot},
+	why: "the main boot runs the tracepoint tracker's detection tests (the sampled one is refused here; " +
+		"the cgroup walks' tests need 6.1's per-process iterator), the refusal boot checks that refusal and doctor",
+}
+
+// arm64MinimalSubset is the arm64 lane's main boot on Linux 5.10, where
+// the minimal object loads: it loads, attaches and leaves nothing, a hung
+// read is named with its fd, one hung before attach from the registers
+// at the measured offset, fds are classified, and stallmon kills a hung
+// FUSE read and spares a pipe read.
+var arm64MinimalSubset = &subset{
+	pkgs: []string{"./internal/tracker/", "./internal/test/vm/guest/"},
+	run: "^(TestCloseLeaksNothing|TestHungSyscallReported|TestSyscallInFlightBeforeAttach|TestFDKindsFromKernel" +
+		"|TestHungFUSEReadIsKilled)$",
+	why: "the main boot only, the tracepoint tracker's (the sampled one is refused on 5.10): the scenarios and " +
+		"the D-state tests run on arm64 6.1 and amd64 5.10",
+	noFaultmod: "5.10's headers take stdarg.h from the compiler, which the unpacked cross gcc-12 does not find",
+}
+
 // scenarioNamed returns the scenario boot of scenarioBoots called name.
 func scenarioNamed(name string) scenarioBoot {
 	i := slices.IndexFunc(scenarioBoots, func(sc scenarioBoot) bool { return sc.name == name })

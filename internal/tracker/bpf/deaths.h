@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+#include "build.h"
 #include "once.h"
 #include "regs.h"
 #include "taskstate.h"
@@ -59,6 +60,24 @@ struct {
 
 __u64 deaths_total = 0;
 
+// next_death takes the next index in deaths_total. The minimal object's
+// kernels have no atomic fetch-and-add (x86 before 5.12, arm64 before
+// 5.18), only a plain atomic add: two deaths at the same instant on two
+// CPUs may then take the same index, and one record overwrites the
+// other, while deaths_total still counts both. The agent reads the
+// missing record as a lost one (internal/tracker/deaths.go).
+static __always_inline __u64 next_death(void)
+{
+#ifdef STALLMON_MINIMAL
+	__u64 seq = READ_ONCE(deaths_total);
+
+	__sync_fetch_and_add(&deaths_total, 1);
+	return seq;
+#else
+	return __sync_fetch_and_add(&deaths_total, 1);
+#endif
+}
+
 // record_death notes a thread that exits with a syscall other than its
 // ABI's exit or exit_group in flight (see nr_exit). A thread a signal
 // killed (PF_SIGNALED) is not inside a syscall, whatever word or
@@ -71,9 +90,9 @@ static __always_inline void record_death(struct task_struct *task, __u64 word, _
 	__u32 nr = word & NR_MASK;
 	__u32 abi = (word >> ABI_SHIFT) & ((1 << ABI_BITS) - 1);
 
-	if (word == 0 || nr == nr_exit[abi] || nr == nr_exit_group[abi] || (task->flags & PF_SIGNALED))
+	if (word == 0 || nr == nr_exit[abi] || nr == nr_exit_group[abi] || (KREAD(task, flags) & PF_SIGNALED))
 		return;
-	__u64 seq = __sync_fetch_and_add(&deaths_total, 1);
+	__u64 seq = next_death();
 	__u32 slot = seq % DEATHS;
 	struct death *d = bpf_map_lookup_elem(&deaths, &slot);
 	if (!d)
@@ -99,7 +118,7 @@ static __always_inline void record_death(struct task_struct *task, __u64 word, _
 static __always_inline void record_death_regs(struct task_struct *task)
 {
 #if defined(__TARGET_ARCH_x86)
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct pt_regs *regs = task_regs(task);
 
 	if (!regs || !regs_in_syscall(regs))
 		return;

@@ -4,6 +4,7 @@ package bpf
 
 import (
 	"cmp"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ func TestHeadersCompileAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags := generateFlags(t, filepath.Join(genDir, "gen.go"))
+	builds := generateFlags(t, filepath.Join(genDir, "gen.go"))
 	headers, err := filepath.Glob("*.h")
 	if err != nil {
 		t.Fatal(err)
@@ -40,22 +41,24 @@ func TestHeadersCompileAlone(t *testing.T) {
 			continue // bpftool's dump, not ours
 		}
 		checked++
-		for _, arch := range []string{"x86", "arm64"} {
-			t.Run(h+"/"+arch, func(t *testing.T) {
-				t.Parallel()
-				src := filepath.Join(t.TempDir(), "alone.c")
-				include := "#include \"" + h + "\"\n"
-				if err := os.WriteFile(src, []byte(include+include), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				args := append([]string{"-target", "bpfel", "-D__TARGET_ARCH_" + arch}, flags...)
-				cmd := exec.Command(clang, append(args, "-c", src, "-o", os.DevNull)...)
-				// gen.go's -I is relative to the directory go generate runs in.
-				cmd.Dir = genDir
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Errorf("%s does not compile on its own for %s: %v\n%s", h, arch, err, out)
-				}
-			})
+		for i, flags := range builds {
+			for _, arch := range []string{"x86", "arm64"} {
+				t.Run(fmt.Sprintf("%s/%s/%d", h, arch, i), func(t *testing.T) {
+					t.Parallel()
+					src := filepath.Join(t.TempDir(), "alone.c")
+					include := "#include \"" + h + "\"\n"
+					if err := os.WriteFile(src, []byte(include+include), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					args := append([]string{"-target", "bpfel", "-D__TARGET_ARCH_" + arch}, flags...)
+					cmd := exec.Command(clang, append(args, "-c", src, "-o", os.DevNull)...)
+					// gen.go's -I is relative to the directory go generate runs in.
+					cmd.Dir = genDir
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Errorf("%s does not compile on its own for %s with %q: %v\n%s", h, arch, flags, err, out)
+					}
+				})
+			}
 		}
 	}
 	if checked == 0 {
@@ -63,14 +66,15 @@ func TestHeadersCompileAlone(t *testing.T) {
 	}
 }
 
-// generateFlags returns the C flags that gen.go's bpf2go line passes after
-// "--".
-func generateFlags(t *testing.T, genGo string) []string {
+// generateFlags returns the C flags that each of gen.go's bpf2go lines
+// passes after "--": one per object (the full one, the minimal one).
+func generateFlags(t *testing.T, genGo string) [][]string {
 	t.Helper()
 	b, err := os.ReadFile(genGo)
 	if err != nil {
 		t.Fatalf("reading the bpf2go line: %v", err)
 	}
+	var all [][]string
 	for line := range strings.Lines(string(b)) {
 		if !strings.HasPrefix(line, "//go:generate ") || !strings.Contains(line, "bpf2go") {
 			continue
@@ -79,8 +83,10 @@ func generateFlags(t *testing.T, genGo string) []string {
 		if !ok {
 			t.Fatalf("the bpf2go line in %s passes no C flags: %s", genGo, line)
 		}
-		return strings.Fields(cflags)
+		all = append(all, strings.Fields(cflags))
 	}
-	t.Fatalf("no bpf2go line in %s", genGo)
-	return nil
+	if len(all) == 0 {
+		t.Fatalf("no bpf2go line in %s", genGo)
+	}
+	return all
 }

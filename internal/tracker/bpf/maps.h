@@ -11,6 +11,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "build.h"
 #include "fdclass.h"
 #include "waitsite.h"
 
@@ -21,7 +22,32 @@ struct inflight {
 	__u64 word;
 	__u64 arg0;
 	struct fd_class closing;
+#ifdef STALLMON_MINIMAL
+	__u64 start_time; // task->start_time: a reused tid is not the thread that left it
+#endif
 };
+
+#ifdef STALLMON_MINIMAL
+
+// Task storage from tracing programs came in 5.13: the minimal object
+// keys a hash by tid instead, and thread_exit deletes each entry. An exit
+// it misses (a thread that left a watched cgroup before exiting) leaves
+// an entry behind whose tid a new thread may reuse: start_time tells them
+// apart. Preallocated, so that sys_enter never allocates; a full map
+// fails the update, which sends the thread down the unrecorded path
+// (unrecorded.h). Sized for the threads of one service on a big host: a
+// thread per CPU of 256 CPUs and every pool a Java or Go service grows
+// fit many times over; 3-4 MB of kernel memory.
+#define INFLIGHT_MAX 32768
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, INFLIGHT_MAX);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+#else
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -29,6 +55,8 @@ struct {
 	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
+
+#endif
 
 enum counter {
 	COUNTER_ENTER = 0,         // sys_enter seen for the target
@@ -54,6 +82,55 @@ static __always_inline void count(enum counter c)
 
 	if (v)
 		*v += 1;
+}
+
+// The in-flight record of task, or NULL if it has none. In the minimal
+// object an entry left by an earlier thread of the same tid is none.
+static __always_inline struct inflight *inflight_get(struct task_struct *task)
+{
+#ifdef STALLMON_MINIMAL
+	__u32 tid = KREAD(task, pid);
+	struct inflight *f = bpf_map_lookup_elem(&inflight, &tid);
+
+	if (f && f->start_time != KREAD(task, start_time))
+		return NULL;
+	return f;
+#else
+	return bpf_task_storage_get(&inflight, task, 0, 0);
+#endif
+}
+
+// inflight_create gives the current thread task a record; NULL if the
+// kernel refused it.
+static __always_inline struct inflight *inflight_create(struct task_struct *task)
+{
+#ifdef STALLMON_MINIMAL
+	__u32 tid = KREAD(task, pid);
+	struct inflight fresh = {.start_time = KREAD(task, start_time)};
+
+	// An entry of the same tid is an earlier thread's, whose exit went
+	// unseen (inflight_get found it stale): replaced, it is released.
+	if (bpf_map_lookup_elem(&inflight, &tid))
+		count(COUNTER_STORAGE_RELEASED);
+	if (bpf_map_update_elem(&inflight, &tid, &fresh, BPF_ANY))
+		return NULL;
+	return bpf_map_lookup_elem(&inflight, &tid);
+#else
+	return bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+#endif
+}
+
+// inflight_delete drops the exiting thread task's record: true if it had
+// one.
+static __always_inline bool inflight_delete(struct task_struct *task)
+{
+#ifdef STALLMON_MINIMAL
+	__u32 tid = KREAD(task, pid);
+
+	return bpf_map_delete_elem(&inflight, &tid) == 0;
+#else
+	return bpf_task_storage_delete(&inflight, task) == 0;
+#endif
 }
 
 // Last exit status (wait(2) encoding) of a thread of the target. The last

@@ -9,7 +9,58 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+#include "build.h"
+#include "once.h"
 #include "word.h"
+
+#ifdef STALLMON_MINIMAL
+
+// bpf_task_pt_regs came in 5.15. A task's saved user registers sit at a
+// fixed offset from its kernel stack's base (the top of the stack, less
+// any padding: x86's FRED or KASAN change the offset, not its being
+// fixed), which sys_enter measures once from the pointer its tracepoint
+// hands it (calibrate_regs). Until then task_regs has no answer; the
+// agent refuses to start the minimal tracker before it has one
+// (internal/tracker/regsoffset.go).
+__u64 regs_offset = 0;
+
+// A kernel stack is 16 KB (32 KB with KASAN, 64 KB on some arm64
+// configurations): an offset beyond this is no pt_regs of the stack.
+#define REGS_OFFSET_MAX (1 << 20)
+
+static __always_inline struct pt_regs *task_regs(struct task_struct *t)
+{
+	__u64 off = READ_ONCE(regs_offset);
+
+	if (!off)
+		return NULL;
+	__u64 stack = (__u64)BPF_CORE_READ(t, stack);
+	return stack ? (struct pt_regs *)(stack + off) : NULL;
+}
+
+// calibrate_regs measures regs_offset from any thread's sys_enter (ctx's
+// first argument is its pt_regs), once.
+static __always_inline void calibrate_regs(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (READ_ONCE(regs_offset))
+		return;
+	__u64 regs = ctx->args[0];
+	__u64 stack = (__u64)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), stack);
+
+	if (stack && regs > stack && regs - stack < REGS_OFFSET_MAX)
+		WRITE_ONCE(regs_offset, regs - stack);
+}
+
+// sys_enter's registers: its tracepoint's own argument.
+#define enter_regs(ctx, task) ((struct pt_regs *)(ctx)->args[0])
+
+#else
+
+#define task_regs(t) ((struct pt_regs *)bpf_task_pt_regs(t))
+#define calibrate_regs(ctx)
+#define enter_regs(ctx, task) task_regs(task)
+
+#endif
 
 // Saved user registers. A task's pt_regs hold what it entered the kernel
 // with: for a task inside a syscall, the syscall number and its arguments,
@@ -29,7 +80,7 @@
 // direct load, not a probe-read helper, on every syscall of the target.
 static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 {
-	if (t->thread_info.status & TS_COMPAT)
+	if (KREAD(t, thread_info.status) & TS_COMPAT)
 		return ABI_COMPAT;
 	if (nr & X32_SYSCALL_BIT)
 		return ABI_X32;
@@ -42,12 +93,12 @@ static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 // look like a small syscall number.
 static __always_inline long regs_nr(struct pt_regs *r)
 {
-	return r->orig_ax;
+	return KREAD(r, orig_ax);
 }
 
 static __always_inline bool regs_in_syscall(struct pt_regs *r)
 {
-	return (long)r->orig_ax >= 0 && (long)r->ax == -ENOSYS;
+	return (long)KREAD(r, orig_ax) >= 0 && (long)KREAD(r, ax) == -ENOSYS;
 }
 
 // regs_returned, where regs_in_syscall(r) holds: the syscall the registers
@@ -60,26 +111,26 @@ static __always_inline bool regs_returned(struct pt_regs *r)
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
 {
-	return abi == ABI_COMPAT ? (__u32)r->bx : r->di;
+	return abi == ABI_COMPAT ? (__u32)KREAD(r, bx) : KREAD(r, di);
 }
 
 static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 {
 	if (abi == ABI_COMPAT) {
-		a[0] = (__u32)r->bx;
-		a[1] = (__u32)r->cx;
-		a[2] = (__u32)r->dx;
-		a[3] = (__u32)r->si;
-		a[4] = (__u32)r->di;
-		a[5] = (__u32)r->bp;
+		a[0] = (__u32)KREAD(r, bx);
+		a[1] = (__u32)KREAD(r, cx);
+		a[2] = (__u32)KREAD(r, dx);
+		a[3] = (__u32)KREAD(r, si);
+		a[4] = (__u32)KREAD(r, di);
+		a[5] = (__u32)KREAD(r, bp);
 		return;
 	}
-	a[0] = r->di;
-	a[1] = r->si;
-	a[2] = r->dx;
-	a[3] = r->r10;
-	a[4] = r->r8;
-	a[5] = r->r9;
+	a[0] = KREAD(r, di);
+	a[1] = KREAD(r, si);
+	a[2] = KREAD(r, dx);
+	a[3] = KREAD(r, r10);
+	a[4] = KREAD(r, r8);
+	a[5] = KREAD(r, r9);
 }
 
 // probe_syscall is regs_in_syscall, regs_nr and task_abi for a task the
@@ -115,19 +166,28 @@ struct pt_regs___stallmon {
 
 static __always_inline __u32 regs_abi(struct pt_regs___stallmon *r)
 {
-	return (r->pstate & PSR_MODE32_BIT) ? ABI_COMPAT : ABI_NATIVE;
+	return (KREAD(r, pstate) & PSR_MODE32_BIT) ? ABI_COMPAT : ABI_NATIVE;
 }
 
 static __always_inline __u32 task_abi(struct task_struct *t, __u64 nr)
 {
-	return regs_abi((struct pt_regs___stallmon *)bpf_task_pt_regs(t));
+	struct pt_regs___stallmon *r = (struct pt_regs___stallmon *)task_regs(t);
+
+#ifdef STALLMON_MINIMAL
+	// Only the minimal object's task_regs fails, before calibration.
+	if (!r)
+		return ABI_NATIVE;
+#endif
+	return regs_abi(r);
 }
 
 // arm64's entry code stores NO_SYSCALL (-1) in syscallno for every
 // exception that is not a syscall.
 static __always_inline long regs_nr(struct pt_regs *r)
 {
-	return ((struct pt_regs___stallmon *)r)->syscallno;
+	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
+
+	return KREAD(ar, syscallno);
 }
 
 static __always_inline bool regs_in_syscall(struct pt_regs *r)
@@ -144,12 +204,13 @@ static __always_inline bool regs_returned(struct pt_regs *r)
 {
 	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
 
-	return ar->regs[0] != ar->orig_x0;
+	return KREAD(ar, regs[0]) != KREAD(ar, orig_x0);
 }
 
 static __always_inline __u64 regs_arg0(struct pt_regs *r, __u32 abi)
 {
-	__u64 v = ((struct pt_regs___stallmon *)r)->orig_x0;
+	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
+	__u64 v = KREAD(ar, orig_x0);
 
 	return abi == ABI_COMPAT ? (__u32)v : v;
 }
@@ -158,12 +219,12 @@ static __always_inline void regs_args(struct pt_regs *r, __u32 abi, __u64 a[6])
 {
 	struct pt_regs___stallmon *ar = (struct pt_regs___stallmon *)r;
 
-	a[0] = ar->orig_x0;
-	a[1] = ar->regs[1];
-	a[2] = ar->regs[2];
-	a[3] = ar->regs[3];
-	a[4] = ar->regs[4];
-	a[5] = ar->regs[5];
+	a[0] = KREAD(ar, orig_x0);
+	a[1] = KREAD(ar, regs[1]);
+	a[2] = KREAD(ar, regs[2]);
+	a[3] = KREAD(ar, regs[3]);
+	a[4] = KREAD(ar, regs[4]);
+	a[5] = KREAD(ar, regs[5]);
 	if (abi == ABI_COMPAT) {
 		for (int i = 0; i < 6; i++)
 			a[i] = (__u32)a[i];

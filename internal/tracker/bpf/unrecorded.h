@@ -16,6 +16,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "build.h"
 #include "once.h"
 #include "regs.h"
 
@@ -48,16 +49,17 @@ __u64 unrecorded_unmarked = 0;
 // ctx without a record.
 static __always_inline void mark_unrecorded(struct bpf_raw_tracepoint_args *ctx, struct task_struct *task)
 {
-	__u32 tid = task->pid;
+	__u32 tid = KREAD(task, pid);
 	__u64 now = bpf_ktime_get_ns();
 	__u64 word = word_at(task, ctx->args[1], now);
 	struct unrecorded *u = bpf_map_lookup_elem(&unrecorded, &tid);
+	__u64 start_time = KREAD(task, start_time);
 
-	if (u && u->start_time == task->start_time) {
+	if (u && u->start_time == start_time) {
 		WRITE_ONCE(u->word, word);
 		return;
 	}
-	struct unrecorded fresh = {.word = word, .since = now, .start_time = task->start_time};
+	struct unrecorded fresh = {.word = word, .since = now, .start_time = start_time};
 	if (u) {
 		// A thread that was lost and left the target without exiting
 		// through it: its tid now names this thread.
@@ -79,7 +81,7 @@ static __always_inline void clear_unrecorded(void)
 {
 	if (!READ_ONCE(unrecorded_threads))
 		return;
-	__u32 tid = bpf_get_current_task_btf()->pid;
+	__u32 tid = KREAD(current_task(), pid);
 	if (!bpf_map_lookup_elem(&unrecorded, &tid))
 		return;
 	if (bpf_map_delete_elem(&unrecorded, &tid) == 0)

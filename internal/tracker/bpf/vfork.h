@@ -102,7 +102,7 @@ static __always_inline void note_vfork_child(struct task_struct *task, struct th
 	// offset from its kernel stack (the top, on x86 and arm64). The
 	// helper gives the parent's as a pointer the verifier keeps to its
 	// own type; copied through the stack it is a plain number to add to.
-	struct pt_regs *pregs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct pt_regs *pregs = task_regs(task);
 	__u64 at = 0;
 	bpf_probe_read_kernel(&at, sizeof(at), &pregs);
 	__u64 pstack = (__u64)BPF_CORE_READ(task, stack);

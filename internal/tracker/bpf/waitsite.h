@@ -40,7 +40,18 @@ volatile const __u32 take_wait_sites = 1;
 // time (a reused tid is another key), emptied by thread_exit; should an
 // entry outlive its thread (it left a cgroup first), a full table only
 // means walking again.
+#ifdef STALLMON_MINIMAL
+// Linux 5.10 warns (WARN_ONCE "trace type BPF program uses run-time
+// allocation": a kernel splat, a panic where panic_on_warn is set) when a
+// tracing program uses a hash allocated at run time; it did at the
+// minimal object's first load in the 5.10 VM. So the minimal object
+// preallocates it, smaller, as a full table only costs walks.
+#define WAIT_CACHE_MAX 4096
+#define WAIT_CACHE_FLAGS 0
+#else
 #define WAIT_CACHE_MAX 16384
+#define WAIT_CACHE_FLAGS BPF_F_NO_PREALLOC
+#endif
 
 struct wait_key {
 	__u32 tid;
@@ -50,7 +61,7 @@ struct wait_key {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(map_flags, WAIT_CACHE_FLAGS);
 	__uint(max_entries, WAIT_CACHE_MAX);
 	__type(key, struct wait_key);
 	__type(value, struct wait_site);

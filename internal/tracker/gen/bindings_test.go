@@ -12,14 +12,16 @@ import (
 // the other's records wrongly. Apart from the build constraint and the
 // embedded object, the two files must be identical.
 func TestArchBindingsAgree(t *testing.T) {
-	x86 := bindings(t, "stallmon_x86_bpfel.go")
-	arm64 := bindings(t, "stallmon_arm64_bpfel.go")
-	if len(x86) != len(arm64) {
-		t.Errorf("x86 bindings have %d lines, arm64 %d", len(x86), len(arm64))
-	}
-	for i := range min(len(x86), len(arm64)) {
-		if x86[i] != arm64[i] {
-			t.Fatalf("x86 and arm64 bindings differ at line %d:\n  x86:   %s\n  arm64: %s", i+1, x86[i], arm64[i])
+	for _, stem := range []string{"stallmon", "stallmon_minimal"} {
+		x86 := bindings(t, stem+"_x86_bpfel.go")
+		arm64 := bindings(t, stem+"_arm64_bpfel.go")
+		if len(x86) != len(arm64) {
+			t.Errorf("%s: x86 bindings have %d lines, arm64 %d", stem, len(x86), len(arm64))
+		}
+		for i := range min(len(x86), len(arm64)) {
+			if x86[i] != arm64[i] {
+				t.Fatalf("%s: x86 and arm64 bindings differ at line %d:\n  x86:   %s\n  arm64: %s", stem, i+1, x86[i], arm64[i])
+			}
 		}
 	}
 }

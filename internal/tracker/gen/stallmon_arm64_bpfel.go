@@ -93,6 +93,12 @@ type StallmonLatencyHist struct {
 	Sum     uint64
 }
 
+type StallmonMemberLayout uint32
+
+const (
+	StallmonMemberLayoutMEMBERS_PER_WORD StallmonMemberLayout = 64
+)
+
 type StallmonNativeNrTable uint32
 
 const (
@@ -235,6 +241,7 @@ const (
 	StallmonMapInflight              = "inflight"
 	StallmonMapJoined                = "joined"
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
+	StallmonMapThreadScratch         = "thread_scratch"
 	StallmonMapTree                  = "tree"
 	StallmonMapUnrecorded            = "unrecorded"
 	StallmonMapVforkChildren         = "vfork_children"
@@ -242,6 +249,7 @@ const (
 	StallmonProgMemberFork           = "member_fork"
 	StallmonProgMemberMove           = "member_move"
 	StallmonProgSnapshot             = "snapshot"
+	StallmonProgSnapshotThreads      = "snapshot_threads"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
 	StallmonProgThreadExit           = "thread_exit"
@@ -272,6 +280,7 @@ const (
 	StallmonVarUnusedDeathRing       = "unused_death_ring"
 	StallmonVarUnusedFdArgsTable     = "unused_fd_args_table"
 	StallmonVarUnusedFdKind          = "unused_fd_kind"
+	StallmonVarUnusedMemberLayout    = "unused_member_layout"
 	StallmonVarUnusedNativeNrTable   = "unused_native_nr_table"
 	StallmonVarUnusedQuietSet        = "unused_quiet_set"
 	StallmonVarUnusedSignalFlagBits  = "unused_signal_flag_bits"
@@ -328,12 +337,13 @@ type StallmonSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type StallmonProgramSpecs struct {
-	MemberFork *ebpf.ProgramSpec `ebpf:"member_fork"`
-	MemberMove *ebpf.ProgramSpec `ebpf:"member_move"`
-	Snapshot   *ebpf.ProgramSpec `ebpf:"snapshot"`
-	SysEnter   *ebpf.ProgramSpec `ebpf:"sys_enter"`
-	SysExit    *ebpf.ProgramSpec `ebpf:"sys_exit"`
-	ThreadExit *ebpf.ProgramSpec `ebpf:"thread_exit"`
+	MemberFork      *ebpf.ProgramSpec `ebpf:"member_fork"`
+	MemberMove      *ebpf.ProgramSpec `ebpf:"member_move"`
+	Snapshot        *ebpf.ProgramSpec `ebpf:"snapshot"`
+	SnapshotThreads *ebpf.ProgramSpec `ebpf:"snapshot_threads"`
+	SysEnter        *ebpf.ProgramSpec `ebpf:"sys_enter"`
+	SysExit         *ebpf.ProgramSpec `ebpf:"sys_exit"`
+	ThreadExit      *ebpf.ProgramSpec `ebpf:"thread_exit"`
 }
 
 // StallmonMapSpecs contains maps before they are loaded into the kernel.
@@ -345,6 +355,7 @@ type StallmonMapSpecs struct {
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
 	Joined                *ebpf.MapSpec `ebpf:"joined"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
+	ThreadScratch         *ebpf.MapSpec `ebpf:"thread_scratch"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
 	Unrecorded            *ebpf.MapSpec `ebpf:"unrecorded"`
 	VforkChildren         *ebpf.MapSpec `ebpf:"vfork_children"`
@@ -382,6 +393,7 @@ type StallmonVariableSpecs struct {
 	UnusedDeathRing      *ebpf.VariableSpec `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.VariableSpec `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
+	UnusedMemberLayout   *ebpf.VariableSpec `ebpf:"unused_member_layout"`
 	UnusedNativeNrTable  *ebpf.VariableSpec `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.VariableSpec `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.VariableSpec `ebpf:"unused_signal_flag_bits"`
@@ -421,6 +433,7 @@ type StallmonMaps struct {
 	Inflight              *ebpf.Map `ebpf:"inflight"`
 	Joined                *ebpf.Map `ebpf:"joined"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
+	ThreadScratch         *ebpf.Map `ebpf:"thread_scratch"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
 	Unrecorded            *ebpf.Map `ebpf:"unrecorded"`
 	VforkChildren         *ebpf.Map `ebpf:"vfork_children"`
@@ -434,6 +447,7 @@ func (m *StallmonMaps) Close() error {
 		m.Inflight,
 		m.Joined,
 		m.SyscallLatencySeconds,
+		m.ThreadScratch,
 		m.Tree,
 		m.Unrecorded,
 		m.VforkChildren,
@@ -472,6 +486,7 @@ type StallmonVariables struct {
 	UnusedDeathRing      *ebpf.Variable `ebpf:"unused_death_ring"`
 	UnusedFdArgsTable    *ebpf.Variable `ebpf:"unused_fd_args_table"`
 	UnusedFdKind         *ebpf.Variable `ebpf:"unused_fd_kind"`
+	UnusedMemberLayout   *ebpf.Variable `ebpf:"unused_member_layout"`
 	UnusedNativeNrTable  *ebpf.Variable `ebpf:"unused_native_nr_table"`
 	UnusedQuietSet       *ebpf.Variable `ebpf:"unused_quiet_set"`
 	UnusedSignalFlagBits *ebpf.Variable `ebpf:"unused_signal_flag_bits"`
@@ -490,12 +505,13 @@ type StallmonVariables struct {
 //
 // It can be passed to LoadStallmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type StallmonPrograms struct {
-	MemberFork *ebpf.Program `ebpf:"member_fork"`
-	MemberMove *ebpf.Program `ebpf:"member_move"`
-	Snapshot   *ebpf.Program `ebpf:"snapshot"`
-	SysEnter   *ebpf.Program `ebpf:"sys_enter"`
-	SysExit    *ebpf.Program `ebpf:"sys_exit"`
-	ThreadExit *ebpf.Program `ebpf:"thread_exit"`
+	MemberFork      *ebpf.Program `ebpf:"member_fork"`
+	MemberMove      *ebpf.Program `ebpf:"member_move"`
+	Snapshot        *ebpf.Program `ebpf:"snapshot"`
+	SnapshotThreads *ebpf.Program `ebpf:"snapshot_threads"`
+	SysEnter        *ebpf.Program `ebpf:"sys_enter"`
+	SysExit         *ebpf.Program `ebpf:"sys_exit"`
+	ThreadExit      *ebpf.Program `ebpf:"thread_exit"`
 }
 
 func (p *StallmonPrograms) Close() error {
@@ -503,6 +519,7 @@ func (p *StallmonPrograms) Close() error {
 		p.MemberFork,
 		p.MemberMove,
 		p.Snapshot,
+		p.SnapshotThreads,
 		p.SysEnter,
 		p.SysExit,
 		p.ThreadExit,

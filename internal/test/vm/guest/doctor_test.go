@@ -44,25 +44,26 @@ func TestDoctorOnOldKernel(t *testing.T) {
 		"cgroup.kill":                                                 false,
 	}
 
+	// 5.10 lacks only what the minimal object replaces.
 	out, code := runDoctor(t, bin)
-	if code != 1 {
-		t.Errorf("stallmon doctor on Linux %s exited %d, want 1; output:\n%s", release, code, out)
+	if code != 0 {
+		t.Errorf("stallmon doctor on Linux %s exited %d, want 0; output:\n%s", release, code, out)
 	}
-	if err := inOrder(out, []string{"BPF task storage in tracing programs", "MISSING", "stallmon cannot run here: stallmon needs ",
-		"BPF task storage in tracing programs (Linux 5.13+)"}); err != nil {
+	if err := inOrder(out, []string{"BPF task storage in tracing programs", "missing, fallback: minimal BPF object",
+		"would load:", "the minimal BPF object, tracepoint tracker only", "stallmon can run here"}); err != nil {
 		t.Errorf("stallmon doctor on Linux %s: %v; output:\n%s", release, err, out)
 	}
 
 	js, code := runDoctor(t, bin, "--json")
-	if code != 1 {
-		t.Errorf("stallmon doctor --json exited %d, want 1", code)
+	if code != 0 {
+		t.Errorf("stallmon doctor --json exited %d, want 0", code)
 	}
 	var r doctor.Report
 	if err := json.Unmarshal([]byte(js), &r); err != nil {
 		t.Fatalf("stallmon doctor --json: %v; output:\n%s", err, js)
 	}
-	if r.CanRun || !r.BTF || r.Kernel != release {
-		t.Errorf("report says can_run=%v vmlinux_btf=%v kernel=%q, want false, true, %q", r.CanRun, r.BTF, r.Kernel, release)
+	if !r.CanRun || !r.BTF || r.Kernel != release {
+		t.Errorf("report says can_run=%v vmlinux_btf=%v kernel=%q, want true, true, %q", r.CanRun, r.BTF, r.Kernel, release)
 	}
 	seen := map[string]bool{}
 	for _, f := range r.Features {

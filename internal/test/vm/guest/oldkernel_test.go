@@ -19,13 +19,15 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/harness"
 )
 
-// Before 5.13 no kernel gives BPF task storage to tracing programs, which
-// stallmon cannot do without yet; attach names what is missing, as the
-// probes found it, never a version.
-const minMajor, minMinor = 5, 13
+// Before 5.15 no kernel has bpf_task_pt_regs, which the sampled tracker
+// cannot do without (the tracepoint tracker falls back to the minimal
+// object); attach names what is missing, as the probes found it, never a
+// version.
+const minMajor, minMinor = 5, 15
 
-// refusals are what attach must name on 5.10, in this order.
-var refusals = []string{"stallmon needs ", "BPF task storage in tracing programs (Linux 5.13+)", "bpf_task_pt_regs (Linux 5.15+)"}
+// refusals are what attach --tracker=sampled must name on 5.10, in this
+// order.
+var refusals = []string{"the sampled tracker", "needs bpf_task_pt_regs", "missing here: ", "bpf_task_pt_regs"}
 
 // On a kernel older than stallmon supports, attach fails at once with exit
 // status 1 and says why, instead of half attaching: no BPF program or map
@@ -48,7 +50,7 @@ func TestOldKernelIsRefused(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"attach", "--pid", strconv.Itoa(c.pid), "--log-format", "json",
+	cmd := exec.CommandContext(ctx, bin, append([]string{"attach", "--tracker", "sampled", "--pid", strconv.Itoa(c.pid), "--log-format", "json",
 		"--node-id", "vm", "--metrics-addr", ""}, cluster.GroupFlags()...)...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
