@@ -1,0 +1,181 @@
+package listenq
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Review (r-sockets): an urgent byte (MSG_OOB) takes a sequence number
+// that a read with MSG_OOB never copies past: copied_seq stays one short
+// of rcv_nxt for good, and epoll reports no EPOLLIN for it (tcp_poll adds
+// one to the target when copied_seq == urg_seq). A healthy, idle server
+// that has read everything, the urgent byte included, is reported with 1
+// byte queued and a mark that never moves: under by_socket: all, any
+// client can get it declared stalled (and killed) by sending one byte
+// with MSG_OOB (telnet's interrupt, for one).
+func TestReviewUrgentByteReadIsNoWork(t *testing.T) {
+	s := openScanner(t)
+	ln := plainTCPListener(t)
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	fd := fdOf(t, srv.(syscall.Conn))
+	write(t, client, make([]byte, 100))
+	cfd := fdOf(t, client.(syscall.Conn))
+	if err := unix.Sendto(cfd, []byte{'!'}, unix.MSG_OOB, nil); err != nil {
+		t.Fatal(err)
+	}
+	connectedAt(t, s, fd, 101)
+	read(t, srv, 100) // stops at the urgent mark
+	buf := make([]byte, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_OOB|unix.MSG_DONTWAIT)
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("urgent byte never read: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Everything the client sent has been read: nothing waits.
+	ls, err := s.Scan([]int{os.Getpid()}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.FD == fd {
+			t.Fatalf("WRONG KILL: every byte read (the urgent one with MSG_OOB), yet reported as unread work with a mark that cannot move: %+v", l)
+		}
+	}
+}
+
+// Review (r-sockets): a server that half-closes (shutdown(SHUT_WR)) and
+// then receives the peer's FIN goes FIN_WAIT2 -> TIME_WAIT, which leaves
+// the full socket the fd holds in TCP_CLOSE with the FIN's sequence
+// number unread. conn_tcp discounts an unread FIN only in CLOSE_WAIT,
+// LAST_ACK and CLOSING, so this closed connection is reported as one byte
+// of work waiting, against its own rule ("a close nobody has read yet is
+// no work waiting").
+func TestReviewUnreadFINAfterHalfCloseIsNoWork(t *testing.T) {
+	s := openScanner(t)
+	ln := plainTCPListener(t)
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	fd := fdOf(t, srv.(syscall.Conn))
+	if err := srv.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := tcpState(t, fd)
+		if st == 7 { // TCP_CLOSE
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %d, want TCP_CLOSE", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ls, err := s.Scan([]int{os.Getpid()}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.FD == fd {
+			t.Fatalf("WRONG KILL: a closed connection whose only unread item is the peer's FIN is reported as work waiting: %+v", l)
+		}
+	}
+}
+
+func tcpState(t *testing.T, fd int) uint8 {
+	t.Helper()
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State
+}
+
+// Review (r-sockets): conn_queue's mark is (oldest skb, newest skb,
+// qlen<<32|unread). A reader that keeps up one datagram behind a steady
+// writer of same-sized datagrams has one buffer queued at every scan; the
+// slab hands the freed skb straight back to the next send on the same
+// CPU, so the mark is the same although a datagram was read between the
+// two scans. The agent sees an unmoved mark and times a wait that is not
+// one: a healthy consumer is flagged once the budget passes.
+func TestReviewDatagramMarkMovesWithEveryRead(t *testing.T) {
+	s := openScanner(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set unix.CPUSet
+	set.Set(0)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	msg := make([]byte, 64)
+	buf := make([]byte, 64)
+	mark := func() Mark {
+		ls, err := s.Scan([]int{os.Getpid()}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if l.FD == fds[1] {
+				return l.Mark
+			}
+		}
+		t.Fatal("the reader's socket was not reported")
+		return Mark{}
+	}
+	if _, err := unix.Write(fds[0], msg); err != nil {
+		t.Fatal(err)
+	}
+	same, rounds := 0, 50
+	prev := mark()
+	for i := 0; i < rounds; i++ {
+		// One datagram read, one written: the queue holds one at each scan.
+		if _, err := unix.Read(fds[1], buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.Write(fds[0], msg); err != nil {
+			t.Fatal(err)
+		}
+		m := mark()
+		if m == prev {
+			same++
+		}
+		prev = m
+	}
+	if same > 0 {
+		t.Fatalf("WRONG KILL: in %d of %d rounds a datagram was read between two scans and the mark did not move (skb address reuse): a steady reader looks stuck", same, rounds)
+	}
+}
