@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stallmon/stallmon/internal/budget"
 	"github.com/stallmon/stallmon/internal/listenq"
 	"github.com/stallmon/stallmon/internal/tracker"
 )
@@ -36,4 +37,60 @@ func TestReviewSharedSocketReaderTracedNotKilled(t *testing.T) {
 			}
 		}
 	}
+}
+
+// movingSource is one listener whose mark the test moves.
+type movingSource struct {
+	mark  uint64
+	scans int
+}
+
+func (m *movingSource) Scan(pids []int, connected bool) ([]listenq.Listener, error) {
+	m.scans++
+	return []listenq.Listener{queued(3, m.mark)}, nil
+}
+
+// Review (r-sockets): poll() defers a kill seen at a late poll to the
+// next on-time poll, "so that our lateness is never blamed on the
+// target". But with budget/10 above the poll interval (the documented 10s
+// budget: a scan a second), the on-time poll does not scan again: it
+// repeats the judgement of the late poll's scan, taken while (or just
+// after) the agent and the service were starved together. The service
+// that catches up in the first 100 ms after the hiccup is killed on that
+// stale judgement.
+func TestReviewOnTimePollAfterLateOneJudgesAFreshScan(t *testing.T) {
+	table := mustTable(t, "default: {budget: 5s, kill_after: 120s}\nstates:\n  work_waiting: {budget: 10s, kill_after: 60s}\n")
+	src := &movingSource{mark: 1}
+	a := &Agent{cfg: Config{Table: table, PollInterval: 100 * time.Millisecond, Listeners: src}}
+	t0 := time.Unix(1000, 0)
+	if _, err := a.scanListeners(waitSnap(t0)); err != nil {
+		t.Fatal(err)
+	}
+	// The host stalls for 61 s (the agent and the service alike): the
+	// late poll's scan sees the queue unmoved for 61 s. poll() kills
+	// nothing at a late poll.
+	late := t0.Add(61 * time.Second)
+	if _, err := a.scanListeners(waitSnap(late)); err != nil {
+		t.Fatal(err)
+	}
+	// The service accepts at once; the next poll is on time.
+	src.mark = 2
+	got, err := a.scanListeners(waitSnap(late.Add(100 * time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range got {
+		if j.overKill() {
+			t.Fatalf("WRONG KILL: the first on-time poll after a late one kills on the late poll's scan (span %v, %d scans in all; the service has accepted since): the lateness is blamed on the target", j.span, src.scans)
+		}
+	}
+}
+
+func mustTable(t *testing.T, src string) *budget.Table {
+	t.Helper()
+	tb, err := budget.Parse([]byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
 }
