@@ -179,3 +179,52 @@ func TestReviewDatagramMarkMovesWithEveryRead(t *testing.T) {
 		t.Fatalf("WRONG KILL: in %d of %d rounds a datagram was read between two scans and the mark did not move (skb address reuse): a steady reader looks stuck", same, rounds)
 	}
 }
+
+// Review (r-sockets): a server that sets SO_RCVLOWAT to its frame size
+// is not woken (epoll, poll, a blocking read) until a whole frame has
+// arrived. A client that sends half a frame and pauses leaves those bytes
+// unread with copied_seq unmoved: the scan reports them as work waiting,
+// so under by_socket: all any client can get a healthy, idle service
+// killed by sending part of a message (kTLS receive keeps a partial TLS
+// record in the TCP queue the same way). The kernel itself does not call
+// the socket readable: neither should the scan.
+func TestReviewBelowRcvlowatIsNoWork(t *testing.T) {
+	s := openScanner(t)
+	ln := plainTCPListener(t)
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	fd := fdOf(t, srv.(syscall.Conn))
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 100); err != nil {
+		t.Fatal(err)
+	}
+	write(t, client, make([]byte, 10)) // a tenth of a frame
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if n, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err == nil && n == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 10 bytes never arrived")
+		}
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(pfd, 0); err != nil || n != 0 {
+		t.Fatalf("poll says readable (%d, %v): the premise does not hold", n, err)
+	}
+	ls, err := s.Scan([]int{os.Getpid()}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.FD == fd {
+			t.Fatalf("WRONG KILL: 10 bytes below SO_RCVLOWAT 100 (the kernel reports the socket not readable; the service waits for the rest of the frame) reported as work waiting: %+v", l)
+		}
+	}
+}
