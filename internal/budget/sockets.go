@@ -74,8 +74,8 @@ func (t *Table) socketKeys() string {
 }
 
 // parseSocketNames reads only's or skip's list.
-func parseSocketNames(n *yaml.Node, what string) ([]SocketName, error) {
-	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+func parseSocketNames(n *yaml.Node, what string, emptyOK bool) ([]SocketName, error) {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 && !emptyOK {
 		return nil, errAt(n.Line, "%s: want a list of ports and unix addresses, like [6379, /run/app.sock], got %s", what, describe(n))
 	}
 	names := make([]SocketName, 0, len(n.Content))
