@@ -89,8 +89,9 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 		// A process stopped, traced, frozen, dumping core or exiting
 		// accepts nothing by no fault of its own: its state's rule
 		// judges it (never a kill, for the first four, by default), and
-		// its wait starts anew once it runs again.
-		if l.Queued == 0 || inProcessState(snap, l.PID) {
+		// its wait starts anew once it runs again. Any holder of a
+		// shared socket may be its reader, so any such holder spares it.
+		if l.Queued == 0 || holderInProcessState(snap, l) {
 			if !l.Connected {
 				w.latest = append(w.latest, q)
 			}
@@ -121,11 +122,25 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 	return out
 }
 
-// inProcessState reports whether process pid is in a state that has a
-// process-wide rule of its own.
-func inProcessState(snap tracker.Snapshot, pid int) bool {
+// holderInProcessState reports whether a process holding l is in a
+// state that has a process-wide rule of its own. With holders left out
+// (more than listenq.MaxHolders) any such process of the scope counts:
+// it may be the reader, and sparing is the safe side.
+func holderInProcessState(snap tracker.Snapshot, l listenq.Listener) bool {
+	if l.MoreHolders {
+		return inProcessState(snap, func(int) bool { return true })
+	}
+	if len(l.Holders) == 0 {
+		return inProcessState(snap, func(pid int) bool { return pid == l.PID })
+	}
+	return inProcessState(snap, func(pid int) bool { return slices.Contains(l.Holders, pid) })
+}
+
+// inProcessState reports whether a process that holds (by holds) is in
+// a state that has a process-wide rule of its own.
+func inProcessState(snap tracker.Snapshot, holds func(pid int) bool) bool {
 	for _, t := range snap.Threads {
-		if t.PID != pid || t.Kernel || t.Zombie {
+		if t.Kernel || t.Zombie || !holds(t.PID) {
 			continue
 		}
 		if t.DumpingCore || t.Exiting {

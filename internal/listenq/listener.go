@@ -3,6 +3,7 @@ package listenq
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/stallmon/stallmon/internal/listenq/gen"
@@ -42,8 +43,14 @@ type Mark [3]uint64
 // one connected or datagram socket holding data the service has not read.
 type Listener struct {
 	// PID and FD are where it was found first; a socket shared by several
-	// processes (pre-forked workers) is reported once.
+	// processes (pre-forked workers, a fd passed by fork or SCM_RIGHTS)
+	// is reported once.
 	PID, FD int
+	// Holders are the processes found holding it, PID first, each once,
+	// at most MaxHolders; MoreHolders says some were left out. Any of
+	// them may be the one that reads it.
+	Holders     []int
+	MoreHolders bool
 	// Ino is the socket's inode number: it names the socket across scans.
 	Ino  uint64
 	Kind Kind
@@ -64,8 +71,23 @@ type Listener struct {
 	Connected bool
 }
 
+// MaxHolders bounds the processes kept per socket: a pre-forked server
+// can share a listener among thousands.
+const MaxHolders = 64
+
+// held notes that pid holds l too.
+func (l *Listener) held(pid int) {
+	switch {
+	case slices.Contains(l.Holders, pid):
+	case len(l.Holders) == MaxHolders:
+		l.MoreHolders = true
+	default:
+		l.Holders = append(l.Holders, pid)
+	}
+}
+
 func decode(r *gen.ListenqListenRec) Listener {
-	l := Listener{PID: int(r.Tgid), FD: int(r.Fd), Ino: r.Ino, Kind: Kind(r.Kind),
+	l := Listener{PID: int(r.Tgid), FD: int(r.Fd), Holders: []int{int(r.Tgid)}, Ino: r.Ino, Kind: Kind(r.Kind),
 		Queued: r.Queued, Limit: r.Limit, Mark: r.Mark, Connected: r.Connected != 0}
 	switch l.Kind {
 	case TCP, UDP:
