@@ -48,6 +48,12 @@ type queueWatch struct {
 	// judged: the polls between scans repeat that judgement.
 	scanned time.Time
 	stalled []judged
+	// polled is when the latest poll was taken; scannedLate says the
+	// latest scan was taken at a late poll, while the agent (and likely
+	// the service) was starved: no kill may rest on it, so the next poll
+	// scans afresh.
+	polled      time.Time
+	scannedLate bool
 }
 
 // scanEvery is how often the listeners are scanned under rule: at every
@@ -223,9 +229,16 @@ func (a *Agent) scanListeners(snap tracker.Snapshot) ([]judged, error) {
 		return nil, nil
 	}
 	w := &a.queues
+	// Late as poll() counts it: more than two intervals since the last.
+	late := !w.polled.IsZero() && snap.Taken.Sub(w.polled) > 2*a.cfg.PollInterval
+	w.polled = snap.Taken
 	// A poll comes up to a few ms early or late: a scan due within a
-	// tenth of a poll is taken now rather than a whole poll later.
-	if !w.scanned.IsZero() && snap.Taken.Sub(w.scanned) < scanEvery(rule, a.cfg.PollInterval)-a.cfg.PollInterval/10 {
+	// tenth of a poll is taken now rather than a whole poll later. A
+	// scan taken at a late poll is never reused: poll() kills nothing
+	// at a late poll so that our lateness is not blamed on the target,
+	// and the on-time poll after it must judge what the service has
+	// done since, not the starved scan.
+	if !w.scanned.IsZero() && !w.scannedLate && snap.Taken.Sub(w.scanned) < scanEvery(rule, a.cfg.PollInterval)-a.cfg.PollInterval/10 {
 		return w.stalled, nil
 	}
 	var pids []int
@@ -242,7 +255,7 @@ func (a *Agent) scanListeners(snap tracker.Snapshot) ([]judged, error) {
 		// Sockets the rule leaves out are neither judged nor shown.
 		ls = slices.DeleteFunc(ls, func(l listenq.Listener) bool { return !f.Judges(l.Port, l.Addr) })
 	}
-	w.scanned = snap.Taken
+	w.scanned, w.scannedLate = snap.Taken, late
 	w.stalled = w.over(ls, snap, rule)
 	return w.stalled, nil
 }
