@@ -14,8 +14,8 @@ import (
 )
 
 // ListenerSource reads the listening sockets of the watched processes
-// from the kernel (listenq.Scanner), with connected their connected and
-// datagram sockets holding unread data too. It must never block on them.
+// from the kernel (listenq.Scanner), with connected their connected TCP
+// sockets holding readable data too. It must never block on them.
 type ListenerSource interface {
 	Scan(pids []int, connected bool) ([]listenq.Listener, error)
 }

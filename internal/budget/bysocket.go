@@ -14,8 +14,8 @@ const (
 	// accepted. The default: a service that stops reading one client
 	// while it waits for another (back-pressure) is never judged.
 	Listeners BySocket = iota
-	// AllSockets: listeners, and connected and datagram sockets whose
-	// unread data waits with no read.
+	// AllSockets: listeners, and connected TCP sockets whose readable
+	// data waits with no read.
 	AllSockets
 )
 

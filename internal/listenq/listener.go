@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/stallmon/stallmon/internal/listenq/gen"
 )
@@ -13,12 +14,10 @@ import (
 type Kind uint8
 
 // The values are the BPF program's listen_kind. Listeners are TCP or Unix
-// (stream); connected sockets any of the four.
+// (stream); connected sockets TCP only.
 const (
-	TCP       Kind = 1
-	Unix      Kind = 2
-	UnixDgram Kind = 3
-	UDP       Kind = 4
+	TCP  Kind = 1
+	Unix Kind = 2
 )
 
 func (k Kind) String() string {
@@ -27,10 +26,6 @@ func (k Kind) String() string {
 		return "tcp"
 	case Unix:
 		return "unix"
-	case UnixDgram:
-		return "unix_dgram"
-	case UDP:
-		return "udp"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -40,7 +35,7 @@ func (k Kind) String() string {
 type Mark [3]uint64
 
 // Listener is one listening socket, as one scan saw it, or with Connected
-// one connected or datagram socket holding data the service has not read.
+// one connected TCP socket holding data the service can read and has not.
 type Listener struct {
 	// PID and FD are where it was found first; a socket shared by several
 	// processes (pre-forked workers, a fd passed by fork or SCM_RIGHTS)
@@ -57,15 +52,14 @@ type Listener struct {
 	// Addr is "127.0.0.1:6379", "[::1]:80", "/run/x.sock" or "@abstract"
 	// (a unix path truncated to 108 bytes; "" for an unbound one).
 	Addr string
-	// Port is the TCP or UDP port, 0 for unix.
+	// Port is the TCP port, 0 for unix.
 	Port int
 	// Queued is the connections in the accept queue; for a connected
-	// socket the bytes unread (TCP) or the buffers unread (unix stream:
-	// one a write; datagrams for unix_dgram and UDP).
+	// socket the bytes a read would return (not an urgent byte read out
+	// of line, nor the peer's FIN).
 	Queued uint32
 	// Limit is the queue's limit: listen's backlog capped by somaxconn;
-	// for a connected socket its receive buffer in bytes, or for
-	// unix_dgram the datagram count net.unix.max_dgram_qlen.
+	// for a connected socket its receive buffer in bytes.
 	Limit     uint32
 	Mark      Mark
 	Connected bool
@@ -90,7 +84,7 @@ func decode(r *gen.ListenqListenRec) Listener {
 	l := Listener{PID: int(r.Tgid), FD: int(r.Fd), Holders: []int{int(r.Tgid)}, Ino: r.Ino, Kind: Kind(r.Kind),
 		Queued: r.Queued, Limit: r.Limit, Mark: r.Mark, Connected: r.Connected != 0}
 	switch l.Kind {
-	case TCP, UDP:
+	case TCP:
 		// inet_sport is in network order; the record holds its bytes.
 		l.Port = int(r.Port>>8 | (r.Port&0xff)<<8)
 		var ip netip.Addr
@@ -100,13 +94,16 @@ func decode(r *gen.ListenqListenRec) Listener {
 			ip = netip.AddrFrom16(r.Addr)
 		}
 		l.Addr = netip.AddrPortFrom(ip, uint16(l.Port)).String()
-	case Unix, UnixDgram:
+	case Unix:
 		n := min(int(r.PathLen), len(r.Path))
 		p := r.Path[:n]
 		switch {
 		case n == 0:
 		case p[0] == 0:
-			l.Addr = "@" + string(p[1:])
+			// A program that binds with the whole sockaddr_un's length
+			// pads its abstract name with NULs: they are no part of the
+			// name an operator writes in skip or only.
+			l.Addr = "@" + strings.TrimRight(string(p[1:]), "\x00")
 		default:
 			if i := indexZero(p); i >= 0 {
 				p = p[:i]
@@ -129,7 +126,7 @@ func indexZero(b []byte) int {
 // PortLabel is the label metrics use for the listener: the TCP port, or
 // the unix address (never a pid: it changes with every restart).
 func (l Listener) PortLabel() string {
-	if l.Kind == TCP || l.Kind == UDP {
+	if l.Kind == TCP {
 		return strconv.Itoa(l.Port)
 	}
 	return l.Addr

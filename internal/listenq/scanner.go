@@ -51,8 +51,9 @@ func (s *Scanner) Close() error { return s.objs.Close() }
 func (s *Scanner) PidFiltered() bool { return s.filter }
 
 // Scan returns the listening sockets held by pids, each socket once; with
-// connected, also their connected and datagram sockets that hold unread
-// data (TCP, unix stream and datagram, UDP; not MPTCP).
+// connected, also their connected TCP sockets that hold data a read
+// would return (not MPTCP; not unix or UDP, which have no mark that moves
+// with every read).
 func (s *Scanner) Scan(pids []int, connected bool) ([]Listener, error) {
 	s.buf.Reset()
 	if connected != s.connected {

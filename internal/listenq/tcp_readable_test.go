@@ -11,15 +11,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Review (r-sockets): an urgent byte (MSG_OOB) takes a sequence number
-// that a read with MSG_OOB never copies past: copied_seq stays one short
-// of rcv_nxt for good, and epoll reports no EPOLLIN for it (tcp_poll adds
-// one to the target when copied_seq == urg_seq). A healthy, idle server
-// that has read everything, the urgent byte included, is reported with 1
-// byte queued and a mark that never moves: under by_socket: all, any
-// client can get it declared stalled (and killed) by sending one byte
-// with MSG_OOB (telnet's interrupt, for one).
-func TestReviewUrgentByteReadIsNoWork(t *testing.T) {
+// An urgent byte (MSG_OOB) takes a sequence number that normal reads
+// skip and a read with MSG_OOB never copies past: copied_seq stays one
+// short of rcv_nxt for good, and epoll reports no EPOLLIN for it (tcp_poll
+// adds one to the target when copied_seq == urg_seq). A healthy, idle
+// server that has read everything, the urgent byte included, must not be
+// reported, or any client could get it declared stalled (and killed)
+// under by_socket: all by sending one byte with MSG_OOB (telnet's
+// interrupt, for one). The urgent byte is not counted while it waits
+// either: SIOCINQ does not count it. (Found by the cold review.)
+func TestUrgentByteReadIsNoWork(t *testing.T) {
 	s := openScanner(t)
 	ln := plainTCPListener(t)
 	client, err := net.Dial("tcp4", ln.Addr().String())
@@ -38,7 +39,7 @@ func TestReviewUrgentByteReadIsNoWork(t *testing.T) {
 	if err := unix.Sendto(cfd, []byte{'!'}, unix.MSG_OOB, nil); err != nil {
 		t.Fatal(err)
 	}
-	connectedAt(t, s, fd, 101)
+	connectedAt(t, s, fd, 100)
 	read(t, srv, 100) // stops at the urgent mark
 	buf := make([]byte, 1)
 	deadline := time.Now().Add(5 * time.Second)
@@ -62,16 +63,18 @@ func TestReviewUrgentByteReadIsNoWork(t *testing.T) {
 			t.Fatalf("WRONG KILL: every byte read (the urgent one with MSG_OOB), yet reported as unread work with a mark that cannot move: %+v", l)
 		}
 	}
+	// Data after the urgent byte is work again, the urgent byte skipped.
+	write(t, client, make([]byte, 5))
+	connectedAt(t, s, fd, 5)
 }
 
-// Review (r-sockets): a server that half-closes (shutdown(SHUT_WR)) and
+// A server that half-closes (shutdown(SHUT_WR)) and
 // then receives the peer's FIN goes FIN_WAIT2 -> TIME_WAIT, which leaves
 // the full socket the fd holds in TCP_CLOSE with the FIN's sequence
-// number unread. conn_tcp discounts an unread FIN only in CLOSE_WAIT,
-// LAST_ACK and CLOSING, so this closed connection is reported as one byte
-// of work waiting, against its own rule ("a close nobody has read yet is
-// no work waiting").
-func TestReviewUnreadFINAfterHalfCloseIsNoWork(t *testing.T) {
+// number unread. A close nobody has read yet is no work waiting, whatever
+// the state the connection went on to. (Found by the cold review, when
+// only CLOSE_WAIT, LAST_ACK and CLOSING discounted the FIN.)
+func TestUnreadFINAfterHalfCloseIsNoWork(t *testing.T) {
 	s := openScanner(t)
 	ln := plainTCPListener(t)
 	client, err := net.Dial("tcp4", ln.Addr().String())
@@ -119,14 +122,14 @@ func tcpState(t *testing.T, fd int) uint8 {
 	return info.State
 }
 
-// Review (r-sockets): conn_queue's mark is (oldest skb, newest skb,
-// qlen<<32|unread). A reader that keeps up one datagram behind a steady
-// writer of same-sized datagrams has one buffer queued at every scan; the
-// slab hands the freed skb straight back to the next send on the same
-// CPU, so the mark is the same although a datagram was read between the
-// two scans. The agent sees an unmoved mark and times a wait that is not
-// one: a healthy consumer is flagged once the budget passes.
-func TestReviewDatagramMarkMovesWithEveryRead(t *testing.T) {
+// A reader that keeps up one message behind a steady writer of
+// same-sized messages has one message queued at every scan. On a unix
+// datagram socket the slab hands the freed buffer straight back to the
+// next send on the same CPU, so a mark made of the queue's buffers did not
+// move although a message was read between two scans (found by the cold
+// review: 50 of 50 rounds): such sockets are never reported. On TCP the
+// mark is copied_seq, which moves with every read.
+func TestMarkMovesWithEveryRead(t *testing.T) {
 	s := openScanner(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -135,60 +138,83 @@ func TestReviewDatagramMarkMovesWithEveryRead(t *testing.T) {
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		t.Fatal(err)
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	dgram, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	defer unix.Close(dgram[0])
+	defer unix.Close(dgram[1])
+	ln := plainTCPListener(t)
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	tcpFD := fdOf(t, srv.(syscall.Conn))
 	msg := make([]byte, 64)
 	buf := make([]byte, 64)
-	mark := func() Mark {
+	scan := func() (Mark, bool) {
 		ls, err := s.Scan([]int{os.Getpid()}, true)
 		if err != nil {
 			t.Fatal(err)
 		}
+		var m Mark
+		found := false
 		for _, l := range ls {
-			if l.FD == fds[1] {
-				return l.Mark
+			switch l.FD {
+			case dgram[1]:
+				t.Fatalf("a unix datagram socket was reported: %+v", l)
+			case tcpFD:
+				m, found = l.Mark, true
 			}
 		}
-		t.Fatal("the reader's socket was not reported")
-		return Mark{}
+		return m, found
 	}
-	if _, err := unix.Write(fds[0], msg); err != nil {
+	if _, err := unix.Write(dgram[0], msg); err != nil {
 		t.Fatal(err)
 	}
+	write(t, client, msg)
+	prev := connectedAt(t, s, tcpFD, 64).Mark
 	same, rounds := 0, 50
-	prev := mark()
-	for i := 0; i < rounds; i++ {
-		// One datagram read, one written: the queue holds one at each scan.
-		if _, err := unix.Read(fds[1], buf); err != nil {
+	for range rounds {
+		// One message read, one written: each queue holds one at each scan.
+		if _, err := unix.Read(dgram[1], buf); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := unix.Write(fds[0], msg); err != nil {
+		if _, err := unix.Write(dgram[0], msg); err != nil {
 			t.Fatal(err)
 		}
-		m := mark()
+		read(t, srv, 64)
+		write(t, client, msg)
+		m := connectedAt(t, s, tcpFD, 64).Mark
 		if m == prev {
 			same++
 		}
 		prev = m
+		if _, found := scan(); !found {
+			t.Fatal("the TCP reader's socket, one message behind, was not reported")
+		}
 	}
 	if same > 0 {
-		t.Fatalf("WRONG KILL: in %d of %d rounds a datagram was read between two scans and the mark did not move (skb address reuse): a steady reader looks stuck", same, rounds)
+		t.Fatalf("WRONG KILL: in %d of %d rounds a TCP message was read between two scans and the mark did not move", same, rounds)
 	}
 }
 
-// Review (r-sockets): a server that sets SO_RCVLOWAT to its frame size
+// A server that sets SO_RCVLOWAT to its frame size
 // is not woken (epoll, poll, a blocking read) until a whole frame has
 // arrived. A client that sends half a frame and pauses leaves those bytes
 // unread with copied_seq unmoved: the scan reports them as work waiting,
 // so under by_socket: all any client can get a healthy, idle service
 // killed by sending part of a message (kTLS receive keeps a partial TLS
 // record in the TCP queue the same way). The kernel itself does not call
-// the socket readable: neither should the scan.
-func TestReviewBelowRcvlowatIsNoWork(t *testing.T) {
+// the socket readable: neither should the scan. Once the whole frame is
+// there it is work waiting again. (Found by the cold review.)
+func TestBelowRcvlowatIsNoWork(t *testing.T) {
 	s := openScanner(t)
 	ln := plainTCPListener(t)
 	client, err := net.Dial("tcp4", ln.Addr().String())
@@ -227,4 +253,6 @@ func TestReviewBelowRcvlowatIsNoWork(t *testing.T) {
 			t.Fatalf("WRONG KILL: 10 bytes below SO_RCVLOWAT 100 (the kernel reports the socket not readable; the service waits for the rest of the frame) reported as work waiting: %+v", l)
 		}
 	}
+	write(t, client, make([]byte, 90)) // the rest of the frame
+	connectedAt(t, s, fd, 100)
 }
