@@ -14,8 +14,8 @@ import (
 )
 
 // ListenerSource reads the listening sockets of the watched processes
-// from the kernel (listenq.Scanner), with connected their connected and
-// datagram sockets holding unread data too. It must never block on them.
+// from the kernel (listenq.Scanner), with connected their connected TCP
+// sockets holding readable data too. It must never block on them.
 type ListenerSource interface {
 	Scan(pids []int, connected bool) ([]listenq.Listener, error)
 }
@@ -48,6 +48,12 @@ type queueWatch struct {
 	// judged: the polls between scans repeat that judgement.
 	scanned time.Time
 	stalled []judged
+	// polled is when the latest poll was taken; scannedLate says the
+	// latest scan was taken at a late poll, while the agent (and likely
+	// the service) was starved: no kill may rest on it, so the next poll
+	// scans afresh.
+	polled      time.Time
+	scannedLate bool
 }
 
 // scanEvery is how often the listeners are scanned under rule: at every
@@ -89,8 +95,9 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 		// A process stopped, traced, frozen, dumping core or exiting
 		// accepts nothing by no fault of its own: its state's rule
 		// judges it (never a kill, for the first four, by default), and
-		// its wait starts anew once it runs again.
-		if l.Queued == 0 || inProcessState(snap, l.PID) {
+		// its wait starts anew once it runs again. Any holder of a
+		// shared socket may be its reader, so any such holder spares it.
+		if l.Queued == 0 || holderInProcessState(snap, l) {
 			if !l.Connected {
 				w.latest = append(w.latest, q)
 			}
@@ -121,11 +128,25 @@ func (w *queueWatch) over(ls []listenq.Listener, snap tracker.Snapshot, rule bud
 	return out
 }
 
-// inProcessState reports whether process pid is in a state that has a
-// process-wide rule of its own.
-func inProcessState(snap tracker.Snapshot, pid int) bool {
+// holderInProcessState reports whether a process holding l is in a
+// state that has a process-wide rule of its own. With holders left out
+// (more than listenq.MaxHolders) any such process of the scope counts:
+// it may be the reader, and sparing is the safe side.
+func holderInProcessState(snap tracker.Snapshot, l listenq.Listener) bool {
+	if l.MoreHolders {
+		return inProcessState(snap, func(int) bool { return true })
+	}
+	if len(l.Holders) == 0 {
+		return inProcessState(snap, func(pid int) bool { return pid == l.PID })
+	}
+	return inProcessState(snap, func(pid int) bool { return slices.Contains(l.Holders, pid) })
+}
+
+// inProcessState reports whether a process that holds (by holds) is in
+// a state that has a process-wide rule of its own.
+func inProcessState(snap tracker.Snapshot, holds func(pid int) bool) bool {
 	for _, t := range snap.Threads {
-		if t.PID != pid || t.Kernel || t.Zombie {
+		if t.Kernel || t.Zombie || !holds(t.PID) {
 			continue
 		}
 		if t.DumpingCore || t.Exiting {
@@ -208,9 +229,16 @@ func (a *Agent) scanListeners(snap tracker.Snapshot) ([]judged, error) {
 		return nil, nil
 	}
 	w := &a.queues
+	// Late as poll() counts it: more than two intervals since the last.
+	late := !w.polled.IsZero() && snap.Taken.Sub(w.polled) > 2*a.cfg.PollInterval
+	w.polled = snap.Taken
 	// A poll comes up to a few ms early or late: a scan due within a
-	// tenth of a poll is taken now rather than a whole poll later.
-	if !w.scanned.IsZero() && snap.Taken.Sub(w.scanned) < scanEvery(rule, a.cfg.PollInterval)-a.cfg.PollInterval/10 {
+	// tenth of a poll is taken now rather than a whole poll later. A
+	// scan taken at a late poll is never reused: poll() kills nothing
+	// at a late poll so that our lateness is not blamed on the target,
+	// and the on-time poll after it must judge what the service has
+	// done since, not the starved scan.
+	if !w.scanned.IsZero() && !w.scannedLate && snap.Taken.Sub(w.scanned) < scanEvery(rule, a.cfg.PollInterval)-a.cfg.PollInterval/10 {
 		return w.stalled, nil
 	}
 	var pids []int
@@ -227,7 +255,7 @@ func (a *Agent) scanListeners(snap tracker.Snapshot) ([]judged, error) {
 		// Sockets the rule leaves out are neither judged nor shown.
 		ls = slices.DeleteFunc(ls, func(l listenq.Listener) bool { return !f.Judges(l.Port, l.Addr) })
 	}
-	w.scanned = snap.Taken
+	w.scanned, w.scannedLate = snap.Taken, late
 	w.stalled = w.over(ls, snap, rule)
 	return w.stalled, nil
 }

@@ -14,8 +14,8 @@ const (
 	// accepted. The default: a service that stops reading one client
 	// while it waits for another (back-pressure) is never judged.
 	Listeners BySocket = iota
-	// AllSockets: listeners, and connected and datagram sockets whose
-	// unread data waits with no read.
+	// AllSockets: listeners, and connected TCP sockets whose readable
+	// data waits with no read.
 	AllSockets
 )
 
@@ -38,8 +38,9 @@ func (t *Table) WorkWaitingFilter() SocketFilter { return t.socketFilter }
 
 // socketKeys are the keys only the work_waiting rule has.
 type socketKeys struct {
-	by     BySocket
-	filter SocketFilter
+	by        BySocket
+	filter    SocketFilter
+	filterSet bool
 }
 
 // takeSocketKeys removes by_socket, only and skip from the work_waiting
@@ -77,12 +78,15 @@ func takeSocketKeys(n *yaml.Node, what string) (*yaml.Node, socketKeys, error) {
 	if only != nil && skip != nil {
 		return nil, k, errAt(skip.Line, "%s: only and skip together: name the sockets to judge or those to leave out, not both", what)
 	}
+	// An empty skip is allowed: a drop-in writes it to drop the skip of
+	// the table it extends (an empty only would judge nothing).
+	k.filterSet = only != nil || skip != nil
 	var err error
 	if only != nil {
-		k.filter.Only, err = parseSocketNames(only, what+": only")
+		k.filter.Only, err = parseSocketNames(only, what+": only", false)
 	}
 	if skip != nil {
-		k.filter.Skip, err = parseSocketNames(skip, what+": skip")
+		k.filter.Skip, err = parseSocketNames(skip, what+": skip", true)
 	}
 	if err != nil {
 		return nil, k, err

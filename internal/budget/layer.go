@@ -150,7 +150,7 @@ func (t *Table) with(l *layer) (*Table, error) {
 		if err := keepsKill(nt.states[st], r, "state "+st.String(), l.src); err != nil {
 			return nil, err
 		}
-		nt.states[st] = r
+		nt.states[st] = keepsFilter(nt.states[st], r)
 	}
 	for _, name := range slices.Sorted(maps.Keys(l.entries)) {
 		m, err := merge(nt.entries[name], l.entries[name], name, l.src)
@@ -213,6 +213,19 @@ func keepsKill(old, r *ruleSpec, what string, src *source) error {
 		from = old.src.name
 	}
 	return inFile(errAt(r.line, "%s: the rule this replaces (from %s) has kill_after %s; write kill_after here too, or it would take the enclosing rule's", what, from, was), src)
+}
+
+// keepsFilter is r laid over old, keeping old's only or skip when r
+// writes neither: a drop-in that restates work_waiting to raise its
+// budget must not bring back the sockets the operator left out, which
+// could then be killed for. Writing `skip: []` drops the list on purpose.
+func keepsFilter(old, r *ruleSpec) *ruleSpec {
+	if old == nil || r.filterSet || !old.filterSet || r.unbounded {
+		return r
+	}
+	k := *r
+	k.socketFilter, k.filterSet = old.socketFilter, true
+	return &k
 }
 
 // setSource marks every rule of l as written in l's file.

@@ -192,7 +192,7 @@ func (l *layer) parseStates(n *yaml.Node) error {
 		if (keys.by != Listeners || !keys.filter.IsZero()) && e.own.unbounded {
 			return errAt(p.key.Line, "%s: by_socket, only and skip need a budget: an unbounded rule judges no socket", what)
 		}
-		e.own.bySocket, e.own.socketFilter = keys.by, keys.filter
+		e.own.bySocket, e.own.socketFilter, e.own.filterSet = keys.by, keys.filter, keys.filterSet
 		l.states[st] = e.own
 	}
 	return nil

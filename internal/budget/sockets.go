@@ -8,8 +8,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// SocketName names sockets in the work_waiting rule: by local port (TCP
-// or UDP, a listener and the connections accepted from it), or by unix
+// SocketName names sockets in the work_waiting rule: by local port (a TCP
+// listener and the connections accepted from it), or by unix
 // address (a path, or "@name" for an abstract one).
 type SocketName struct {
 	Port int    // 0 for a unix address
@@ -34,7 +34,7 @@ type SocketFilter struct {
 func (f SocketFilter) IsZero() bool { return len(f.Only) == 0 && len(f.Skip) == 0 }
 
 // Judges reports whether the rule judges a socket with local port port
-// (0 for unix) and unix address addr ("" for TCP and UDP).
+// (0 for unix) and unix address addr ("" for TCP).
 func (f SocketFilter) Judges(port int, addr string) bool {
 	match := func(ns []SocketName) bool {
 		for _, n := range ns {
@@ -74,8 +74,8 @@ func (t *Table) socketKeys() string {
 }
 
 // parseSocketNames reads only's or skip's list.
-func parseSocketNames(n *yaml.Node, what string) ([]SocketName, error) {
-	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+func parseSocketNames(n *yaml.Node, what string, emptyOK bool) ([]SocketName, error) {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 && !emptyOK {
 		return nil, errAt(n.Line, "%s: want a list of ports and unix addresses, like [6379, /run/app.sock], got %s", what, describe(n))
 	}
 	names := make([]SocketName, 0, len(n.Content))

@@ -42,6 +42,9 @@ type ruleSpec struct {
 	bySocket  BySocket      // work_waiting's by_socket; Listeners elsewhere
 	// socketFilter is work_waiting's only or skip; empty elsewhere.
 	socketFilter SocketFilter
+	// filterSet: the rule wrote only or skip (even empty), so it
+	// replaces the list of the rule it lays over instead of keeping it.
+	filterSet bool
 }
 
 // entry is a syscall's part of the table as written, or one fd kind's

@@ -3,7 +3,9 @@ package listenq
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/stallmon/stallmon/internal/listenq/gen"
 )
@@ -12,12 +14,10 @@ import (
 type Kind uint8
 
 // The values are the BPF program's listen_kind. Listeners are TCP or Unix
-// (stream); connected sockets any of the four.
+// (stream); connected sockets TCP only.
 const (
-	TCP       Kind = 1
-	Unix      Kind = 2
-	UnixDgram Kind = 3
-	UDP       Kind = 4
+	TCP  Kind = 1
+	Unix Kind = 2
 )
 
 func (k Kind) String() string {
@@ -26,10 +26,6 @@ func (k Kind) String() string {
 		return "tcp"
 	case Unix:
 		return "unix"
-	case UnixDgram:
-		return "unix_dgram"
-	case UDP:
-		return "udp"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -39,36 +35,56 @@ func (k Kind) String() string {
 type Mark [3]uint64
 
 // Listener is one listening socket, as one scan saw it, or with Connected
-// one connected or datagram socket holding data the service has not read.
+// one connected TCP socket holding data the service can read and has not.
 type Listener struct {
 	// PID and FD are where it was found first; a socket shared by several
-	// processes (pre-forked workers) is reported once.
+	// processes (pre-forked workers, a fd passed by fork or SCM_RIGHTS)
+	// is reported once.
 	PID, FD int
+	// Holders are the processes found holding it, PID first, each once,
+	// at most MaxHolders; MoreHolders says some were left out. Any of
+	// them may be the one that reads it.
+	Holders     []int
+	MoreHolders bool
 	// Ino is the socket's inode number: it names the socket across scans.
 	Ino  uint64
 	Kind Kind
 	// Addr is "127.0.0.1:6379", "[::1]:80", "/run/x.sock" or "@abstract"
 	// (a unix path truncated to 108 bytes; "" for an unbound one).
 	Addr string
-	// Port is the TCP or UDP port, 0 for unix.
+	// Port is the TCP port, 0 for unix.
 	Port int
 	// Queued is the connections in the accept queue; for a connected
-	// socket the bytes unread (TCP) or the buffers unread (unix stream:
-	// one a write; datagrams for unix_dgram and UDP).
+	// socket the bytes a read would return (not an urgent byte read out
+	// of line, nor the peer's FIN).
 	Queued uint32
 	// Limit is the queue's limit: listen's backlog capped by somaxconn;
-	// for a connected socket its receive buffer in bytes, or for
-	// unix_dgram the datagram count net.unix.max_dgram_qlen.
+	// for a connected socket its receive buffer in bytes.
 	Limit     uint32
 	Mark      Mark
 	Connected bool
 }
 
+// MaxHolders bounds the processes kept per socket: a pre-forked server
+// can share a listener among thousands.
+const MaxHolders = 64
+
+// held notes that pid holds l too.
+func (l *Listener) held(pid int) {
+	switch {
+	case slices.Contains(l.Holders, pid):
+	case len(l.Holders) == MaxHolders:
+		l.MoreHolders = true
+	default:
+		l.Holders = append(l.Holders, pid)
+	}
+}
+
 func decode(r *gen.ListenqListenRec) Listener {
-	l := Listener{PID: int(r.Tgid), FD: int(r.Fd), Ino: r.Ino, Kind: Kind(r.Kind),
+	l := Listener{PID: int(r.Tgid), FD: int(r.Fd), Holders: []int{int(r.Tgid)}, Ino: r.Ino, Kind: Kind(r.Kind),
 		Queued: r.Queued, Limit: r.Limit, Mark: r.Mark, Connected: r.Connected != 0}
 	switch l.Kind {
-	case TCP, UDP:
+	case TCP:
 		// inet_sport is in network order; the record holds its bytes.
 		l.Port = int(r.Port>>8 | (r.Port&0xff)<<8)
 		var ip netip.Addr
@@ -78,13 +94,16 @@ func decode(r *gen.ListenqListenRec) Listener {
 			ip = netip.AddrFrom16(r.Addr)
 		}
 		l.Addr = netip.AddrPortFrom(ip, uint16(l.Port)).String()
-	case Unix, UnixDgram:
+	case Unix:
 		n := min(int(r.PathLen), len(r.Path))
 		p := r.Path[:n]
 		switch {
 		case n == 0:
 		case p[0] == 0:
-			l.Addr = "@" + string(p[1:])
+			// A program that binds with the whole sockaddr_un's length
+			// pads its abstract name with NULs: they are no part of the
+			// name an operator writes in skip or only.
+			l.Addr = "@" + strings.TrimRight(string(p[1:]), "\x00")
 		default:
 			if i := indexZero(p); i >= 0 {
 				p = p[:i]
@@ -107,7 +126,7 @@ func indexZero(b []byte) int {
 // PortLabel is the label metrics use for the listener: the TCP port, or
 // the unix address (never a pid: it changes with every restart).
 func (l Listener) PortLabel() string {
-	if l.Kind == TCP || l.Kind == UDP {
+	if l.Kind == TCP {
 		return strconv.Itoa(l.Port)
 	}
 	return l.Addr

@@ -53,8 +53,9 @@ func (s *Scanner) Close() error { return s.objs.Close() }
 func (s *Scanner) PidFiltered() bool { return s.filter }
 
 // Scan returns the listening sockets held by pids, each socket once; with
-// connected, also their connected and datagram sockets that hold unread
-// data (TCP, unix stream and datagram, UDP; not MPTCP).
+// connected, also their connected TCP sockets that hold data a read
+// would return (not MPTCP; not unix or UDP, which have no mark that moves
+// with every read).
 func (s *Scanner) Scan(pids []int, connected bool) ([]Listener, error) {
 	s.buf.Reset()
 	if connected != s.connected {
@@ -95,17 +96,18 @@ func (s *Scanner) Scan(pids []int, connected bool) ([]Listener, error) {
 		return nil, fmt.Errorf("listener records: %d bytes is no whole number of %d-byte records", len(b), recSize)
 	}
 	var out []Listener
-	seen := map[uint64]bool{}
+	seen := map[uint64]int{} // inode -> index in out
 	for ; len(b) > 0; b = b[recSize:] {
 		// A copy of the kernel's bytes: the Go type has the C layout
 		// (structs.HostLayout), and reflection (binary.Decode) cost more
 		// than the walk itself at thousands of sockets.
 		var r gen.ListenqListenRec
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), recSize), b[:recSize])
-		if seen[r.Ino] {
+		if i, ok := seen[r.Ino]; ok {
+			out[i].held(int(r.Tgid))
 			continue
 		}
-		seen[r.Ino] = true
+		seen[r.Ino] = len(out)
 		out = append(out, decode(&r))
 	}
 	return out, nil

@@ -4,7 +4,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
@@ -123,6 +126,38 @@ func TestAbstractUnixListener(t *testing.T) {
 	}
 	defer ln.Close()
 	find(t, s, "@stallmon-listenq-test")
+}
+
+// An abstract name bound with the whole sockaddr_un's length, padded with
+// NULs (as C programs passing sizeof(struct sockaddr_un) do), is reported
+// without them, so that skip and only can name it.
+func TestAbstractUnixListenerPaddedWithNULs(t *testing.T) {
+	s := openScanner(t)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	name := "@stallmon-listenq-padded"
+	padded := name + strings.Repeat("\x00", 100-len(name))
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: padded}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 8); err != nil {
+		t.Fatal(err)
+	}
+	// /proc/net/unix prints an abstract name's NULs as '@': the kernel
+	// holds the padding, or the test proves nothing.
+	table, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(table), " "+name+"@@@") {
+		t.Fatalf("no %s padded with NULs in /proc/net/unix", name)
+	}
+	if l := find(t, s, name); l.Kind != Unix {
+		t.Fatalf("%+v, want a unix listener", l)
+	}
 }
 
 // Connected sockets, datagram sockets and other processes' listeners are

@@ -3,7 +3,7 @@
 // stallmon's view of a watched service's listening sockets: an iter/task_file
 // program that writes one record per listening TCP or unix stream socket
 // in the files of the processes in targets (and, when asked, per connected
-// or datagram socket holding unread data). It reads the kernel's own
+// TCP socket holding unread data). It reads the kernel's own
 // counters (the accept queue's length and limit) and a mark that moves
 // whenever the service accepts, so that userspace can tell connections
 // waiting for a service that does not accept from a service that accepts
@@ -22,16 +22,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
-#define SOCK_DGRAM 2
 #define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
 #define IPPROTO_MPTCP 262
 // TCP_LISTEN is also the state af_unix gives a listening socket.
 #define LISTEN_STATE 10
-// TCP states in which the peer's FIN has been received.
-#define TCP_CLOSE_WAIT 8
-#define TCP_LAST_ACK 9
-#define TCP_CLOSING 11
 
 enum listen_limits {
 	MAX_TARGETS = 4096,
@@ -42,14 +36,11 @@ enum listen_limits {
 enum listen_kind {
 	KIND_TCP = 1,
 	KIND_UNIX = 2,
-	KIND_UNIX_DGRAM = 3,
-	KIND_UDP = 4,
 };
 
 // listen_rec is one listening socket of one process, or with connected
-// set one connected or datagram socket with unread data: queued then
-// counts bytes (TCP) or buffers (unix, UDP), and the mark moves when the
-// service reads (see conn_tcp, conn_queue).
+// set one connected TCP socket with unread data: queued then counts its
+// readable bytes, and the mark moves when the service reads (conn_tcp).
 //
 // For a listener: ino is the socket's
 // inode number, the same for every process that shares the socket. The
@@ -86,8 +77,8 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
-// want_connected is set by userspace when the rule judges connected and
-// datagram sockets too (by_socket: all); listeners alone otherwise, so
+// want_connected is set by userspace when the rule judges connected TCP
+// sockets too (by_socket: all); listeners alone otherwise, so
 // that the default rule's scan reads no more than it needs.
 __u8 want_connected = 0;
 
@@ -151,24 +142,55 @@ static __always_inline void unix_mark(struct sock *sk, struct listen_rec *l)
 	unix_path(sk, l);
 }
 
-// conn_tcp fills l for a connected TCP socket: the bytes received and not
-// yet read, and copied_seq, the sequence number the service has read up
-// to, which moves with every read and never returns to a value within the
-// 4 GiB that follow. Returns 0 when nothing waits. The peer's FIN takes
-// one sequence number: a close nobody has read yet is no work waiting.
+// before is the kernel's before(): seq1 comes before seq2, modulo 2^32.
+static __always_inline bool before(__u32 seq1, __u32 seq2)
+{
+	return (__s32)(seq1 - seq2) < 0;
+}
+
+// conn_tcp fills l for a connected TCP socket: the bytes received that a
+// read would return, and copied_seq, the sequence number the service has
+// read up to, which moves with every read and never returns to a value
+// within the 4 GiB that follow. Returns 0 when nothing waits that the
+// kernel would call readable (tcp_inq and tcp_poll, the same in 6.1 and
+// 6.18): a sequence number that no read returns is no work waiting, nor
+// is data below SO_RCVLOWAT, which poll and epoll do not report.
 static __always_inline int conn_tcp(struct sock *sk, struct listen_rec *l)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
+		return 0;
 	__u32 copied = BPF_CORE_READ(tp, copied_seq);
-	__u32 queued = BPF_CORE_READ(tp, rcv_nxt) - copied;
-	switch (BPF_CORE_READ(sk, __sk_common.skc_state)) {
-	case TCP_CLOSE_WAIT:
-	case TCP_LAST_ACK:
-	case TCP_CLOSING:
-		if (queued)
+	__u32 rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
+	__u32 queued = rcv_nxt - copied;
+	if (!queued || queued > (1U << 31))
+		return 0;
+	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	// The peer's FIN takes one sequence number, whatever the state the
+	// connection went on to (CLOSE_WAIT, LAST_ACK, CLOSING, or CLOSE
+	// after a half-close): SOCK_DONE says it was received.
+	bool fin = flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE));
+	if (fin)
+		queued--;
+	// An urgent byte not delivered in line (no SO_OOBINLINE) takes one
+	// sequence number that normal reads skip, read with MSG_OOB or not:
+	// the byte at urg_seq, once copied_seq has reached it.
+	if (!(flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_URGINLINE))) &&
+	    BPF_CORE_READ(tp, urg_data)) {
+		__u32 urg = BPF_CORE_READ(tp, urg_seq);
+		if (!before(urg, copied) && before(urg, rcv_nxt) && queued)
 			queued--;
 	}
-	if (!queued || queued > (1U << 31))
+	if (!queued)
+		return 0;
+	// Below SO_RCVLOWAT poll does not call the socket readable (unless
+	// the peer closed: then the rest is readable), and the service waits
+	// for the rest of its frame. The kernel also calls it readable under
+	// memory pressure or a receive window below one segment; those are
+	// not counted, which can only miss a stall, never flag one.
+	int lowat = BPF_CORE_READ(sk, sk_rcvlowat);
+	if (!fin && lowat > 1 && queued < (__u32)lowat)
 		return 0;
 	l->kind = KIND_TCP;
 	l->queued = queued;
@@ -178,80 +200,19 @@ static __always_inline int conn_tcp(struct sock *sk, struct listen_rec *l)
 	return 1;
 }
 
-// conn_queue fills l from a socket's queue of buffers (unix stream and
-// datagram, UDP). There is no count of reads to take: the mark is the
-// oldest buffer, the newest, and the queue's length with the oldest's
-// unread bytes (a unix stream reader can take part of a buffer). A read
-// changes the oldest; a buffer freed and allocated again at the same
-// address only hides a read if the queue also has the same newest buffer,
-// length and unread bytes at the next scan.
-static __always_inline int conn_queue(struct sk_buff_head *q, struct sk_buff_head *reader,
-				      __u32 extra, struct listen_rec *l, bool stream)
-{
-	__u32 qlen = BPF_CORE_READ(q, qlen);
-	__u32 rlen = reader ? BPF_CORE_READ(reader, qlen) : 0;
-	if (!qlen && !rlen)
-		return 0;
-	// UDP moves its whole queue to a second, reader's queue when that is
-	// empty: its oldest buffer is there first.
-	struct sk_buff *head = rlen ? BPF_CORE_READ(reader, next) : BPF_CORE_READ(q, next);
-	struct sk_buff *tail = qlen ? BPF_CORE_READ(q, prev) : BPF_CORE_READ(reader, prev);
-	if (!head)
-		return 0;
-	__u32 unread = BPF_CORE_READ(head, len);
-	if (stream) {
-		__u32 consumed = 0;
-		void *cb = (void *)head + bpf_core_field_offset(struct sk_buff, cb);
-		bpf_probe_read_kernel(&consumed, sizeof(consumed),
-				      cb + bpf_core_field_offset(struct unix_skb_parms, consumed));
-		unread -= consumed;
-	}
-	l->queued = qlen + rlen;
-	l->limit = extra;
-	l->mark[0] = (__u64)head;
-	l->mark[1] = (__u64)tail;
-	l->mark[2] = (__u64)l->queued << 32 | unread;
-	return 1;
-}
-
 // connected_rec fills l for a socket that is not listening: 1 when it is
-// a kind judged here and holds unread data.
+// a connected TCP socket holding unread data. Unix stream, unix datagram
+// and UDP sockets keep no count of reads (their only marks, the queue's
+// buffers, repeat when a freed buffer's address is reused: a steady
+// reader one message behind looked stuck), so they are not judged.
 static __always_inline int connected_rec(struct sock *sk, struct listen_rec *l)
 {
-	__u16 type = BPF_CORE_READ(sk, sk_type);
 	l->connected = 1;
-	switch (l->family) {
-	case AF_INET:
-	case AF_INET6:
-		switch (BPF_CORE_READ(sk, sk_protocol)) {
-		case IPPROTO_TCP:
-			return type == SOCK_STREAM && conn_tcp(sk, l);
-		case IPPROTO_UDP:
-			if (type != SOCK_DGRAM)
-				return 0;
-			l->kind = KIND_UDP;
-			inet_local(sk, l);
-			struct sk_buff_head *reader = NULL;
-			if (bpf_core_field_exists(struct udp_sock, reader_queue))
-				reader = &((struct udp_sock *)sk)->reader_queue;
-			return conn_queue(&sk->sk_receive_queue, reader, BPF_CORE_READ(sk, sk_rcvbuf), l, false);
-		}
+	if (l->family != AF_INET && l->family != AF_INET6)
 		return 0;
-	case AF_UNIX:
-		switch (type) {
-		case SOCK_STREAM:
-			l->kind = KIND_UNIX;
-			unix_path(sk, l);
-			return conn_queue(&sk->sk_receive_queue, NULL, BPF_CORE_READ(sk, sk_rcvbuf), l, true);
-		case SOCK_DGRAM:
-			// A unix datagram socket's queue is bounded by count
-			// (net.unix.max_dgram_qlen), kept in sk_max_ack_backlog.
-			l->kind = KIND_UNIX_DGRAM;
-			unix_path(sk, l);
-			return conn_queue(&sk->sk_receive_queue, NULL, BPF_CORE_READ(sk, sk_max_ack_backlog), l, false);
-		}
-	}
-	return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return 0;
+	return conn_tcp(sk, l);
 }
 
 SEC("iter/task_file")
