@@ -1,0 +1,106 @@
+package cgroup_test
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stallmon/stallmon/internal/cgroup"
+	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
+)
+
+// Review (r-cgkill): the freeze path opens a pidfd for every member
+// before it signals any (killer.round), and returns at the first
+// pidfd_open error other than ESRCH. One member it cannot open (here:
+// EMFILE, the agent's fd limit below the member count; the same with a
+// member listed as 0 from outside stallmon's pid namespace, EINVAL) so
+// leaves every member unsignalled and the service running, thawed,
+// where cgroup.kill would have killed them all. Expected: every member
+// that can be signalled is, whatever one other member does.
+func TestReviewFreezeKillOneBadMemberSparesAll(t *testing.T) {
+	svc := cgrouptest.New(t)
+	var members []*proc
+	for range 40 {
+		members = append(members, startIn(t, svc, "sleep", "600"))
+	}
+	waitProcs(t, svc, len(members))
+
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(len(fds) + 12) // room for the kill's own files, not for 40 pidfds
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	kerr := svc.FreezeKill(3*time.Second, nil)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kill: %v", kerr)
+	alive := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for _, m := range members {
+		select {
+		case <-m.exited:
+		case <-time.After(time.Until(deadline)):
+		}
+		if m.cmd.Process.Signal(syscall.Signal(0)) == nil {
+			alive++
+		}
+	}
+	wantThawed(t, svc)
+	if alive > 0 {
+		t.Errorf("%d of %d members alive and thawed after the freeze-path kill (err %v): one pidfd_open failure spared them all", alive, len(members), kerr)
+	}
+}
+
+// Review (r-cgkill): a member of the cgroup outside stallmon's pid
+// namespace is listed as 0 in cgroup.procs; pidfd_open(0) is EINVAL and
+// the kill fails before signalling anyone, its own namespace's members
+// included. The helper below runs in a new pid namespace, starts a
+// member of its own into the cgroup (which also holds one from the
+// outer namespace) and kills the cgroup; its own member must die.
+func TestReviewFreezeKillFromChildPidNamespace(t *testing.T) {
+	svc := cgrouptest.New(t)
+	outer := startIn(t, svc, "sleep", "600")
+	waitProcs(t, svc, 1)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReviewFreezeKillPidNSHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "REVIEW_PIDNS_CGROUP="+svc.Path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, err := cmd.CombinedOutput()
+	t.Logf("helper in a new pid namespace:\n%s", out)
+	if err != nil {
+		t.Errorf("helper: %v: its own member survived the freeze-path kill", err)
+	}
+	_ = outer
+	wantThawed(t, svc)
+}
+
+func TestReviewFreezeKillPidNSHelper(t *testing.T) {
+	path := os.Getenv("REVIEW_PIDNS_CGROUP")
+	if path == "" {
+		t.Skip("helper of TestReviewFreezeKillFromChildPidNamespace")
+	}
+	svc, err := cgroup.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := startIn(t, svc, "sleep", "600")
+	pids, _, _ := svc.SubtreeProcs(nil, nil)
+	t.Logf("cgroup.procs as seen from this namespace: %v (mine %d)", pids, mine.cmd.Process.Pid)
+	kerr := svc.FreezeKill(3*time.Second, nil)
+	t.Logf("kill: %v", kerr)
+	if err := waitErr(mine.wait); !killed(err) {
+		t.Errorf("member of this namespace: %v, want killed by SIGKILL (kill returned %v)", err, kerr)
+	}
+}
