@@ -104,3 +104,33 @@ func TestReviewFreezeKillPidNSHelper(t *testing.T) {
 		t.Errorf("member of this namespace: %v, want killed by SIGKILL (kill returned %v)", err, kerr)
 	}
 }
+
+// Review (r-cgkill): a process that appears in the cgroup after a
+// round's first listing (a clone in flight when the freeze came: its
+// child is born into the frozen cgroup; emulated here by the
+// afterSignals hook, as TestFreezeKillCatchesLateJoiner does) is not
+// signalled in that round, and freezeKill thaws the cgroup before the
+// next round: the newcomer runs user code for up to the settle wait
+// (250 ms) and can fork or move itself out. Here it moves itself to a
+// sibling cgroup as soon as it runs; the kill then finds the cgroup
+// empty and returns nil while the newcomer lives on. Expected: no member
+// runs user code again once the kill has begun (re-list while frozen
+// until every member is signalled, thaw only then).
+func TestReviewFreezeKillNewcomerRunsThawed(t *testing.T) {
+	parent := cgrouptest.New(t)
+	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
+	startIn(t, svc, "sleep", "600")
+	escaper := startIn(t, outside, "sh", "-c", `while :; do echo $$ > `+outside.Path+`/cgroup.procs; done`)
+	err := svc.FreezeKill(3*time.Second, func(round int) {
+		if round == 1 {
+			if err := svc.Add(escaper.cmd.Process.Pid); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	t.Logf("kill: %v", err)
+	if err := waitErr(escaper.wait); !killed(err) {
+		pids, _ := outside.Procs()
+		t.Errorf("the process that joined during the kill: %v, want killed; it ran thawed and moved itself to %s (holds %v)", err, outside.Path, pids)
+	}
+}
