@@ -11,6 +11,7 @@ import (
 
 	"github.com/stallmon/stallmon/internal/cgroup"
 	"github.com/stallmon/stallmon/internal/testutil/cgrouptest"
+	"github.com/stallmon/stallmon/internal/testutil/fusehang"
 )
 
 // Review (r-cgkill): the freeze path opens a pidfd for every member
@@ -132,5 +133,44 @@ func TestReviewFreezeKillNewcomerRunsThawed(t *testing.T) {
 	if err := waitErr(escaper.wait); !killed(err) {
 		pids, _ := outside.Procs()
 		t.Errorf("the process that joined during the kill: %v, want killed; it ran thawed and moved itself to %s (holds %v)", err, outside.Path, pids)
+	}
+}
+
+// Review (r-cgkill): freezeKillLimits says the freeze path costs half a
+// second a round and one second in all, so that a node fencer's
+// watchdog (--watchdog-timeout, 1 s at the least, fed only between
+// polls) is not starved. The total is only checked after a whole round:
+// with a member that cannot freeze (FUSE read in D) and processes
+// joining, every round waits out both bounds, and the kill runs past
+// the total by up to a round. Here total is 1.1 s (a little over the
+// default) and the kill takes ~1.5 s.
+func TestReviewFreezeKillOverrunsItsTotal(t *testing.T) {
+	fusehang.Require(t)
+	fs := fusehang.Mount(t, fusehang.Options{})
+	parent := cgrouptest.New(t)
+	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
+	reader := startIn(t, svc, "cat", fs.File)
+	for end := time.Now().Add(10 * time.Second); fs.Stats().Pending == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the read never reached the FUSE server")
+		}
+	}
+	var joiners []*proc
+	for range 10 {
+		joiners = append(joiners, startIn(t, outside, "sleep", "600"))
+	}
+	const total = 1100 * time.Millisecond
+	start := time.Now()
+	err := svc.FreezeKill(total, func(round int) {
+		if err := svc.Add(joiners[round-1].cmd.Process.Pid); err != nil {
+			t.Error(err)
+		}
+	})
+	took := time.Since(start)
+	fs.Release()
+	waitErr(reader.wait)
+	t.Logf("kill: %v after %v", err, took)
+	if took > total+100*time.Millisecond {
+		t.Errorf("the freeze-path kill took %v, bounded at %v: a watchdog fed only between polls starves", took, total)
 	}
 }
