@@ -1,6 +1,7 @@
 package cgroup_test
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"syscall"
@@ -22,7 +23,7 @@ import (
 // leaves every member unsignalled and the service running, thawed,
 // where cgroup.kill would have killed them all. Expected: every member
 // that can be signalled is, whatever one other member does.
-func TestReviewFreezeKillOneBadMemberSparesAll(t *testing.T) {
+func TestFreezeKillSignalsAllPastTheFdLimit(t *testing.T) {
 	svc := cgrouptest.New(t)
 	var members []*proc
 	for range 40 {
@@ -44,6 +45,9 @@ func TestReviewFreezeKillOneBadMemberSparesAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	kerr := svc.FreezeKill(3*time.Second, nil)
+	if kerr != nil {
+		t.Errorf("kill: %v, want every member signalled", kerr)
+	}
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +75,11 @@ func TestReviewFreezeKillOneBadMemberSparesAll(t *testing.T) {
 // included. The helper below runs in a new pid namespace, starts a
 // member of its own into the cgroup (which also holds one from the
 // outer namespace) and kills the cgroup; its own member must die.
-func TestReviewFreezeKillFromChildPidNamespace(t *testing.T) {
+func TestFreezeKillFromChildPidNamespaceKillsItsOwn(t *testing.T) {
 	svc := cgrouptest.New(t)
 	outer := startIn(t, svc, "sleep", "600")
 	waitProcs(t, svc, 1)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReviewFreezeKillPidNSHelper$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFreezeKillPidNSHelper$", "-test.v")
 	cmd.Env = append(os.Environ(), "REVIEW_PIDNS_CGROUP="+svc.Path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 	out, err := cmd.CombinedOutput()
@@ -87,10 +91,10 @@ func TestReviewFreezeKillFromChildPidNamespace(t *testing.T) {
 	wantThawed(t, svc)
 }
 
-func TestReviewFreezeKillPidNSHelper(t *testing.T) {
+func TestFreezeKillPidNSHelper(t *testing.T) {
 	path := os.Getenv("REVIEW_PIDNS_CGROUP")
 	if path == "" {
-		t.Skip("helper of TestReviewFreezeKillFromChildPidNamespace")
+		t.Skip("helper of TestFreezeKillFromChildPidNamespaceKillsItsOwn")
 	}
 	svc, err := cgroup.Open(path)
 	if err != nil {
@@ -101,6 +105,9 @@ func TestReviewFreezeKillPidNSHelper(t *testing.T) {
 	t.Logf("cgroup.procs as seen from this namespace: %v (mine %d)", pids, mine.cmd.Process.Pid)
 	kerr := svc.FreezeKill(3*time.Second, nil)
 	t.Logf("kill: %v", kerr)
+	if !errors.Is(kerr, cgroup.ErrOutsidePidNamespace) {
+		t.Errorf("kill: %v, want it to name the member it cannot reach: %v", kerr, cgroup.ErrOutsidePidNamespace)
+	}
 	if err := waitErr(mine.wait); !killed(err) {
 		t.Errorf("member of this namespace: %v, want killed by SIGKILL (kill returned %v)", err, kerr)
 	}
@@ -117,7 +124,7 @@ func TestReviewFreezeKillPidNSHelper(t *testing.T) {
 // empty and returns nil while the newcomer lives on. Expected: no member
 // runs user code again once the kill has begun (re-list while frozen
 // until every member is signalled, thaw only then).
-func TestReviewFreezeKillNewcomerRunsThawed(t *testing.T) {
+func TestFreezeKillNewcomerNeverRunsThawed(t *testing.T) {
 	parent := cgrouptest.New(t)
 	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
 	startIn(t, svc, "sleep", "600")
@@ -144,7 +151,7 @@ func TestReviewFreezeKillNewcomerRunsThawed(t *testing.T) {
 // joining, every round waits out both bounds, and the kill runs past
 // the total by up to a round. Here total is 1.1 s (a little over the
 // default) and the kill takes ~1.5 s.
-func TestReviewFreezeKillOverrunsItsTotal(t *testing.T) {
+func TestFreezeKillKeepsItsTotal(t *testing.T) {
 	fusehang.Require(t)
 	fs := fusehang.Mount(t, fusehang.Options{})
 	parent := cgrouptest.New(t)
@@ -155,22 +162,31 @@ func TestReviewFreezeKillOverrunsItsTotal(t *testing.T) {
 			t.Fatal("the read never reached the FUSE server")
 		}
 	}
-	var joiners []*proc
-	for range 10 {
-		joiners = append(joiners, startIn(t, outside, "sleep", "600"))
-	}
 	const total = 1100 * time.Millisecond
+	join, _ := joinEveryRound(t, svc, outside)
 	start := time.Now()
-	err := svc.FreezeKill(total, func(round int) {
-		if err := svc.Add(joiners[round-1].cmd.Process.Pid); err != nil {
-			t.Error(err)
-		}
-	})
+	err := svc.FreezeKill(total, join)
 	took := time.Since(start)
 	fs.Release()
 	waitErr(reader.wait)
 	t.Logf("kill: %v after %v", err, took)
+	if !errors.Is(err, cgroup.ErrStillJoining) {
+		t.Errorf("kill: %v, want %v", err, cgroup.ErrStillJoining)
+	}
 	if took > total+100*time.Millisecond {
 		t.Errorf("the freeze-path kill took %v, bounded at %v: a watchdog fed only between polls starves", took, total)
 	}
+}
+
+// joinEveryRound returns a hook that moves a fresh process into svc
+// after every round's signals, as something outside that keeps moving
+// processes in would, and the last one it moved.
+func joinEveryRound(t *testing.T, svc, outside cgroup.Dir) (func(round int), func() *proc) {
+	var last *proc
+	return func(int) {
+		last = startIn(t, outside, "sleep", "600")
+		if err := svc.Add(last.cmd.Process.Pid); err != nil {
+			t.Error(err)
+		}
+	}, func() *proc { return last }
 }

@@ -102,26 +102,18 @@ func TestFreezeKillFailsThawed(t *testing.T) {
 	parent := cgrouptest.New(t)
 	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
 	startIn(t, svc, "sleep", "600")
-	var joiners []*proc
-	for range 50 {
-		joiners = append(joiners, startIn(t, outside, "sleep", "600"))
-	}
+	join, last := joinEveryRound(t, svc, outside)
 	rounds := 0
 	err := svc.FreezeKill(300*time.Millisecond, func(round int) {
 		rounds = round
-		if round > len(joiners) {
-			t.Fatalf("still killing at round %d, past its deadline", round)
-		}
-		if err := svc.Add(joiners[round-1].cmd.Process.Pid); err != nil {
-			t.Error(err)
-		}
+		join(round)
 	})
 	if !errors.Is(err, cgroup.ErrStillJoining) {
 		t.Fatalf("kill: %v, want %v", err, cgroup.ErrStillJoining)
 	}
 	t.Logf("gave up after %d rounds", rounds)
 	wantThawed(t, svc)
-	if err := joiners[rounds-1].cmd.Process.Signal(syscall.Signal(0)); err != nil {
+	if err := last().cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the last joiner: %v, want alive (joined after the last round)", err)
 	}
 }
