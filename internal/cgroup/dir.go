@@ -97,7 +97,10 @@ func Open(path string) (Dir, error) {
 // PID looked up, so none can be recycled under us. Without it (5.2-5.13)
 // it freezes the cgroup and kills each member through a pidfd (see
 // freezeKill), which takes up to a second. ErrNoKill means the
-// kernel has neither cgroup.kill nor cgroup.freeze.
+// kernel has neither cgroup.kill nor cgroup.freeze. A cgroup already
+// removed (empty, so nothing is left to kill) is an error that matches
+// fs.ErrNotExist, on either path: the caller knows whether its target
+// is gone, Kill cannot tell a removal from a wrong path.
 func (d Dir) Kill() error {
 	if forceFreezeKill.Load() {
 		err := d.freezeKill(defaultFreezeKillLimits)

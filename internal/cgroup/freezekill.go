@@ -38,6 +38,9 @@ type freezeKillLimits struct {
 	// afterSignals runs after each round's signals (tests make a
 	// process join there).
 	afterSignals func(round int)
+	// afterOpen runs between a batch's pidfd_opens and the listing that
+	// confirms them (tests take a member out there).
+	afterOpen func()
 }
 
 var defaultFreezeKillLimits = freezeKillLimits{frozen: 250 * time.Millisecond, total: time.Second}
@@ -106,7 +109,7 @@ func (d Dir) freezeKill(lim freezeKillLimits) (err error) {
 			err = errors.Join(err, fmt.Errorf("thawing the cgroup after killing it: %w", terr))
 		}
 	}()
-	k := killer{d: d, held: map[int]int{}, dropped: map[int]string{}, failed: map[int]error{}}
+	k := killer{d: d, afterOpen: lim.afterOpen, held: map[int]int{}, dropped: map[int]string{}, failed: map[int]error{}}
 	defer k.close()
 	if _, err := d.waitEvent("frozen", true, min(lim.frozen, time.Until(end))); err != nil {
 		return err
@@ -143,14 +146,15 @@ const fdReserve = 4
 // again can be told apart from a newcomer that reuses it: by a pidfd
 // it holds, or, once descriptors ran out, by the start time /proc gave.
 type killer struct {
-	d       Dir
-	held    map[int]int    // pid -> pidfd
-	dropped map[int]string // pid -> start time, its pidfd closed
-	failed  map[int]error  // pids no pidfd could reach
-	outside bool           // a member was listed as pid 0
-	pids    []int
-	todo    []int
-	buf     []byte
+	d         Dir
+	afterOpen func()
+	held      map[int]int    // pid -> pidfd
+	dropped   map[int]string // pid -> start time, its pidfd closed
+	failed    map[int]error  // pids no pidfd could reach
+	outside   bool           // a member was listed as pid 0
+	pids      []int
+	todo      []int
+	buf       []byte
 }
 
 // round signals every listed member not signalled yet, batch by batch.
@@ -230,6 +234,9 @@ func (k *killer) batch(todo []int) (int, error) {
 			unix.Close(fd)
 		}
 	}()
+	if k.afterOpen != nil {
+		k.afterOpen()
+	}
 	var err error
 	if k.pids, k.buf, err = k.d.SubtreeProcs(k.pids[:0], k.buf); err != nil {
 		return 0, fmt.Errorf("listing the cgroup to kill it: %w", err)
