@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stallmon/stallmon/internal/budget"
 	"github.com/stallmon/stallmon/internal/event"
 	"github.com/stallmon/stallmon/internal/nodefence"
@@ -70,6 +72,7 @@ type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	mon     *tracker.Tracker
+	kill    func(unix.Signal) error // mon.Kill; tests make it fail
 	judge   *judge
 	stalls  *stallSet
 	gate    *gate
@@ -117,6 +120,7 @@ func New(mon *tracker.Tracker, cfg Config) (*Agent, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		mon:    mon,
+		kill:   mon.Kill,
 		judge:  newJudge(cfg.Table),
 		stalls: newStallSet(),
 		// One missed poll is jitter; two means we cannot vouch any more.

@@ -23,12 +23,19 @@ import (
 func (a *Agent) fenceTarget(ctx context.Context, victim judged, expired Outcome) (Outcome, error) {
 	attrs := judgedAttrs(victim)
 	a.event(slog.LevelError, event.Kill, append(attrs, slog.String("signal", "SIGKILL"))...)
-	if err := a.mon.Kill(unix.SIGKILL); err != nil {
+	killErr := a.kill(unix.SIGKILL)
+	if killErr != nil {
 		select {
 		case <-a.mon.Done():
 			// It exited on its own just before the signal.
+			killErr = nil
 		default:
-			return TargetKilled, fmt.Errorf("fencing target: %w", err)
+			// A kill that failed (a member the freeze path could not
+			// reach, a cgroup gone read-only) is judged as an
+			// unkillable target: the grace, then the report and the
+			// node fence. Returning here would end attach, whose
+			// watchdog would be disarmed while the service still runs.
+			killErr = fmt.Errorf("fencing target: %w", killErr)
 		}
 	}
 
@@ -45,8 +52,9 @@ func (a *Agent) fenceTarget(ctx context.Context, victim judged, expired Outcome)
 
 	// A thread in uninterruptible sleep cannot die until the kernel returns
 	// from its syscall, which after an oops may be never. Say exactly where
-	// it is stuck; the heartbeat stays off.
-	a.reportUnkillable(ctx)
+	// it is stuck, and why the kill failed if it did; the heartbeat stays
+	// off.
+	a.reportUnkillable(ctx, killErr)
 	if nf := a.cfg.NodeFence; nf != nil {
 		a.log.Error(event.NodeFence, "pid", a.mon.PID(), "method", nf.String())
 		if err := nf.Fence(); err != nil {
@@ -91,13 +99,19 @@ func (a *Agent) waitExit(ctx context.Context, timeout <-chan time.Time) bool {
 // left when it has run out are reported without a diagnosis.
 const DiagnoseDeadline = 2 * time.Second
 
-func (a *Agent) reportUnkillable(ctx context.Context) {
+func (a *Agent) reportUnkillable(ctx context.Context, killErr error) {
+	var killAttrs []slog.Attr
+	if killErr != nil {
+		killAttrs = append(killAttrs, slog.String("kill_err", killErr.Error()))
+	}
 	snap, err := a.mon.SnapshotAll()
 	if err != nil {
-		a.log.Error(event.Unkillable, "pid", a.mon.PID(), "grace_seconds", a.cfg.KillGrace.Seconds(), "err", err)
+		a.event(slog.LevelError, event.Unkillable, append(killAttrs, slog.Int("pid", a.mon.PID()),
+			slog.Float64("grace_seconds", a.cfg.KillGrace.Seconds()), slog.String("err", err.Error()))...)
 		return
 	}
 	deadline := time.Now().Add(DiagnoseDeadline)
+	reported := 0
 	for _, t := range snap.Threads {
 		if t.State == tracker.StateDead {
 			// An exited thread (often the group leader, a zombie until
@@ -108,12 +122,19 @@ func (a *Agent) reportUnkillable(ctx context.Context) {
 		if left := time.Until(deadline); left > 0 && ctx.Err() == nil {
 			d = a.mon.DiagnoseWithin(t.TID, left)
 		}
-		a.event(slog.LevelError, event.Unkillable,
+		a.event(slog.LevelError, event.Unkillable, append([]slog.Attr{
 			slog.Int("pid", t.PID), slog.Int("tid", t.TID), slog.String("comm", t.Comm),
 			slog.String("syscall", t.Syscall), slog.String("state", t.State.String()),
 			slog.String("proc_state", d.State), slog.String("wchan", d.Wchan),
 			slog.String("stack", strings.ReplaceAll(d.Stack, "\n", " | ")),
 			slog.Float64("grace_seconds", a.cfg.KillGrace.Seconds()),
-			slog.Bool("diagnosis_timed_out", d.TimedOut))
+			slog.Bool("diagnosis_timed_out", d.TimedOut)}, killAttrs...)...)
+		reported++
+	}
+	if reported == 0 {
+		// Not one live thread seen, yet the target did not exit: still
+		// a target that outlived its kill, and it must be said.
+		a.event(slog.LevelError, event.Unkillable, append(killAttrs, slog.Int("pid", a.mon.PID()),
+			slog.Float64("grace_seconds", a.cfg.KillGrace.Seconds()))...)
 	}
 }

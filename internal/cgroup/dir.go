@@ -96,8 +96,11 @@ func Open(path string) (Dir, error) {
 // It writes cgroup.kill (Linux 5.14), which kills them all at once with no
 // PID looked up, so none can be recycled under us. Without it (5.2-5.13)
 // it freezes the cgroup and kills each member through a pidfd (see
-// freezeKill), which takes up to a few seconds. ErrNoKill means the
-// kernel has neither cgroup.kill nor cgroup.freeze.
+// freezeKill), which takes up to a second. ErrNoKill means the
+// kernel has neither cgroup.kill nor cgroup.freeze. A cgroup already
+// removed (empty, so nothing is left to kill) is an error that matches
+// fs.ErrNotExist, on either path: the caller knows whether its target
+// is gone, Kill cannot tell a removal from a wrong path.
 func (d Dir) Kill() error {
 	if forceFreezeKill.Load() {
 		err := d.freezeKill(defaultFreezeKillLimits)

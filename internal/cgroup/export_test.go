@@ -15,3 +15,11 @@ func (d Dir) FreezeKill(total time.Duration, afterSignals func(round int)) error
 	lim.total, lim.afterSignals = total, afterSignals
 	return d.freezeKill(lim)
 }
+
+// FreezeKillAfterOpen is the freeze path with afterOpen run between a
+// batch's pidfd_opens and the listing that confirms them.
+func (d Dir) FreezeKillAfterOpen(afterOpen func()) error {
+	lim := defaultFreezeKillLimits
+	lim.afterOpen = afterOpen
+	return d.freezeKill(lim)
+}

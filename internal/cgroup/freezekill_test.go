@@ -2,9 +2,12 @@ package cgroup_test
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,27 +105,79 @@ func TestFreezeKillFailsThawed(t *testing.T) {
 	parent := cgrouptest.New(t)
 	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
 	startIn(t, svc, "sleep", "600")
-	var joiners []*proc
-	for range 50 {
-		joiners = append(joiners, startIn(t, outside, "sleep", "600"))
-	}
+	join, last := joinEveryRound(t, svc, outside)
 	rounds := 0
 	err := svc.FreezeKill(300*time.Millisecond, func(round int) {
 		rounds = round
-		if round > len(joiners) {
-			t.Fatalf("still killing at round %d, past its deadline", round)
-		}
-		if err := svc.Add(joiners[round-1].cmd.Process.Pid); err != nil {
-			t.Error(err)
-		}
+		join(round)
 	})
 	if !errors.Is(err, cgroup.ErrStillJoining) {
 		t.Fatalf("kill: %v, want %v", err, cgroup.ErrStillJoining)
 	}
 	t.Logf("gave up after %d rounds", rounds)
 	wantThawed(t, svc)
-	if err := joiners[rounds-1].cmd.Process.Signal(syscall.Signal(0)); err != nil {
+	if err := last().cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the last joiner: %v, want alive (joined after the last round)", err)
+	}
+}
+
+// A pidfd is signalled only if its PID is listed again after it was
+// opened: a process that left the cgroup in between (as a PID reused by
+// a stranger would be: no longer a member) is spared, the member that
+// stayed is killed.
+func TestFreezeKillSignalsOnlyMembersListedAfterOpen(t *testing.T) {
+	parent := cgrouptest.New(t)
+	svc, outside := mkdir(t, parent, "svc"), mkdir(t, parent, "outside")
+	stays := startIn(t, svc, "sleep", "600")
+	// Exits 0 on SIGTERM: it dies of SIGKILL only if the kill sent one.
+	leaves := startIn(t, svc, "sh", "-c", `trap "exit 0" TERM; while :; do :; done`)
+	waitProcs(t, svc, 2)
+	waitCatches(t, leaves.cmd.Process.Pid, syscall.SIGTERM)
+	moved := false
+	err := svc.FreezeKillAfterOpen(func() {
+		if moved {
+			return
+		}
+		moved = true
+		if err := outside.Add(leaves.cmd.Process.Pid); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	if !moved {
+		t.Fatal("the kill never opened a pidfd")
+	}
+	if err := waitErr(stays.wait); !killed(err) {
+		t.Errorf("the member that stayed: %v, want killed by SIGKILL", err)
+	}
+	wantThawed(t, svc)
+	// A SIGKILL the kill sent would be what it dies of, before our
+	// SIGTERM's trap could exit 0.
+	if err := leaves.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("the process that left before the confirming listing: %v, want alive", err)
+	}
+	if err := waitErr(leaves.wait); err != nil {
+		t.Errorf("the process that left before the confirming listing: %v, want exit 0 on our SIGTERM, never the kill's SIGKILL", err)
+	}
+}
+
+// Killing a cgroup that was removed says so, as fs.ErrNotExist, with
+// cgroup.kill and on the freeze path alike.
+func TestKillRemovedCgroupIsNotExist(t *testing.T) {
+	parent := cgrouptest.New(t)
+	for _, force := range []bool{false, true} {
+		gone := mkdir(t, parent, fmt.Sprintf("gone-%v", force))
+		if err := os.Remove(gone.Path); err != nil {
+			t.Fatal(err)
+		}
+		if force {
+			cgroup.ForceFreezeKill(t)
+		}
+		if err := gone.Kill(); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("freeze path %v: kill of a removed cgroup: %v, want %v", force, err, fs.ErrNotExist)
+		}
 	}
 }
 
@@ -205,6 +260,26 @@ func startIn(t *testing.T, d cgroup.Dir, name string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// waitCatches waits until pid has a handler for sig (SigCgt in
+// /proc/PID/status).
+func waitCatches(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+				if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&(1<<(sig-1)) != 0 {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("%d never caught %v", pid, sig)
 }
 
 func mkdir(t *testing.T, parent cgroup.Dir, name string) cgroup.Dir {

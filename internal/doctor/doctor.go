@@ -114,18 +114,30 @@ func Check() (Report, error) {
 	if !has[tracker.FeatureMemcg] {
 		r.Variant = append(r.Variant, "RLIMIT_MEMLOCK is raised to unlimited before loading (no memcg accounting of BPF memory)")
 	}
-	switch {
-	case has[tracker.FeatureCgroupKill]:
-		r.Variant = append(r.Variant, "a cgroup's service is killed through cgroup.kill")
-	case unknown[tracker.FeatureCgroupKill]:
-		r.Variant = append(r.Variant, "a cgroup's service is killed through cgroup.kill if the kill finds it, else by freezing the cgroup and killing each member through a pidfd")
-	default:
-		r.Variant = append(r.Variant, "a cgroup's service is killed by freezing the cgroup and killing each member through a pidfd (no cgroup.kill)")
-	}
+	r.Variant = append(r.Variant, killVariant(has, unknown))
 	if !r.CapKill {
 		r.Variant = append(r.Variant, "kills through a pidfd reach only processes of stallmon's own user (no CAP_KILL)")
 	}
 	return r, nil
+}
+
+// killVariant says how a cgroup's service is killed on this kernel,
+// from cgroup.kill's and cgroup.freeze's probes: the freeze fallback is
+// only promised where cgroup.freeze is (or may be) there.
+func killVariant(has, unknown map[string]bool) string {
+	const freeze = "freezing the cgroup and killing each member through a pidfd"
+	switch {
+	case has[tracker.FeatureCgroupKill]:
+		return "a cgroup's service is killed through cgroup.kill"
+	case unknown[tracker.FeatureCgroupKill]:
+		return "a cgroup's service is killed through cgroup.kill if the kill finds it, else by " + freeze
+	case has[tracker.FeatureCgroupFreeze]:
+		return "a cgroup's service is killed by " + freeze + " (no cgroup.kill)"
+	case unknown[tracker.FeatureCgroupFreeze]:
+		return "a cgroup's service is killed by " + freeze + " if the kill finds cgroup.freeze (no cgroup.kill), else not at all: the kill fails and is judged as an unkillable target"
+	default:
+		return "a cgroup's service cannot be killed (neither cgroup.kill nor cgroup.freeze): the kill fails and is judged as an unkillable target"
+	}
 }
 
 // btfSource says where cilium/ebpf reads the kernel's BTF from: the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stallmon/stallmon/internal/tracker"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,6 +62,34 @@ func TestHasCapMatchesProcStatus(t *testing.T) {
 		}
 		if want := eff&(1<<c) != 0; got != want {
 			t.Errorf("hasCap(%d) = %v, CapEff %#x says %v", c, got, eff, want)
+		}
+	}
+}
+
+// doctor promises the freeze fallback only where cgroup.freeze is (or
+// may be) there, and says when a cgroup cannot be killed at all.
+func TestKillVariantFollowsTheProbes(t *testing.T) {
+	const kill, freeze = tracker.FeatureCgroupKill, tracker.FeatureCgroupFreeze
+	for _, c := range []struct {
+		has, unknown []string
+		want, not    string
+	}{
+		{has: []string{kill, freeze}, want: "through cgroup.kill", not: "freezing"},
+		{unknown: []string{kill}, has: []string{freeze}, want: "through cgroup.kill if the kill finds it, else by freezing"},
+		{has: []string{freeze}, want: "by freezing the cgroup and killing each member through a pidfd (no cgroup.kill)", not: "unkillable"},
+		{unknown: []string{freeze}, want: "if the kill finds cgroup.freeze", not: "through cgroup.kill"},
+		{want: "cannot be killed (neither cgroup.kill nor cgroup.freeze)", not: "by freezing"},
+	} {
+		has, unknown := map[string]bool{}, map[string]bool{}
+		for _, n := range c.has {
+			has[n] = true
+		}
+		for _, n := range c.unknown {
+			unknown[n] = true
+		}
+		got := killVariant(has, unknown)
+		if !strings.Contains(got, c.want) || (c.not != "" && strings.Contains(got, c.not)) {
+			t.Errorf("has %v, unknown %v: %q, want %q and not %q", c.has, c.unknown, got, c.want, c.not)
 		}
 	}
 }

@@ -60,7 +60,10 @@ type Probe struct {
 const (
 	FeatureIterFilter = "task iterators limited to one process"
 	FeatureCgroupKill = "cgroup.kill"
-	FeatureMemcg      = "memcg accounting of BPF memory"
+	// FeatureCgroupFreeze is what a cgroup is killed with when
+	// cgroup.kill is missing.
+	FeatureCgroupFreeze = "cgroup.freeze"
+	FeatureMemcg        = "memcg accounting of BPF memory"
 	// FeatureProbeRead is absent on a kernel locked down for
 	// confidentiality, which takes the helpers from tracing programs.
 	FeatureProbeRead = "bpf_probe_read_kernel in tracing programs (not locked down)"
@@ -113,9 +116,12 @@ func Features() []Feature {
 		{Name: FeatureIterFilter, Kernel: "6.1",
 			UsedBy: "the snapshot of a --pid or --tree target", probe: probeIterFilterAlone,
 			Fallback: "each poll walks every task of the host"},
+		{Name: FeatureCgroupFreeze, Kernel: "5.2",
+			UsedBy: "killing a cgroup without cgroup.kill (--cgroup, run, before Linux 5.14)", probe: probeCgroupFreeze,
+			Fallback: "none: without cgroup.kill either, a cgroup's kill fails and is judged as an unkillable target"},
 		{Name: FeatureCgroupKill, Kernel: "5.14",
 			UsedBy: "killing a whole cgroup at once (--cgroup, run)", probe: probeCgroupKill,
-			Fallback: "the cgroup is frozen (cgroup.freeze, 5.2), each member sent SIGKILL through a pidfd, and thawed"},
+			Fallback: "the cgroup is frozen (cgroup.freeze, 5.2), each member sent SIGKILL through a pidfd, and thawed once none is left unsignalled"},
 	}
 }
 

@@ -222,6 +222,15 @@ func probeIterFilterAlone(c *btf.Cache) error {
 // which never has one; on a host with no other cgroup, for the function
 // that writes it in the kernel's BTF.
 func probeCgroupKill(c *btf.Cache) error {
+	return probeCgroupFile(c, "cgroup.kill", "cgroup_kill_write")
+}
+
+// probeCgroupFreeze is probeCgroupKill for cgroup.freeze.
+func probeCgroupFreeze(c *btf.Cache) error {
+	return probeCgroupFile(c, "cgroup.freeze", "cgroup_freeze_write")
+}
+
+func probeCgroupFile(c *btf.Cache, file, fn string) error {
 	root, err := cgroup.Root()
 	if err != nil {
 		return err
@@ -242,11 +251,11 @@ func probeCgroupKill(c *btf.Cache) error {
 		}
 	}
 	if dir == "" {
-		return kernelHasFunc(c, "cgroup_kill_write")
+		return kernelHasFunc(c, fn)
 	}
-	_, err = os.Stat(filepath.Join(dir, "cgroup.kill"))
+	_, err = os.Stat(filepath.Join(dir, file))
 	if errors.Is(err, fs.ErrNotExist) {
-		return notSupported(fmt.Sprintf("%s has no cgroup.kill", dir))
+		return notSupported(fmt.Sprintf("%s has no %s", dir, file))
 	}
 	return err
 }
