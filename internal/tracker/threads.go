@@ -123,7 +123,7 @@ func (m *Tracker) threadLink(pid int) (*link.Iter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attaching the thread walk of process %d: %w", pid, err)
 	}
-	if err := m.guard.watch("thread walk", it, m.objs.SnapshotThreads, "task"); err != nil {
+	if err := m.guard.watch("task iterator", it, m.objs.SnapshotThreads, "task"); err != nil {
 		it.Close()
 		return nil, err
 	}
