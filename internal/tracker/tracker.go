@@ -158,6 +158,10 @@ func (m *Tracker) attach() error {
 	} else {
 		tps = append(tps, tracepoint{"sys_exit", m.objs.SysExit}, tracepoint{"sched_process_exit", m.objs.ThreadExit},
 			tracepoint{"sys_enter", m.objs.SysEnter})
+		if m.Object() == ObjectMinimal {
+			// Its records are keyed by tid: see thread_exec.
+			tps = append(tps, tracepoint{"sched_process_exec", m.objs.ThreadExec})
+		}
 	}
 	for _, tp := range tps {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})

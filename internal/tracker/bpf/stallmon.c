@@ -127,6 +127,27 @@ int thread_exit(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+// A thread other than the leader that execs takes the leader's tid
+// (de_thread), and no thread exits under its old tid again: the minimal
+// object's record of it, keyed by that tid, would stay in the hash for
+// good, one more each such exec, until the hash is full and every new
+// thread unrecorded. The exec drops it. Task storage (the full object)
+// goes with its task: the program does nothing there, and is attached
+// only with the minimal object.
+SEC("raw_tracepoint/sched_process_exec")
+int thread_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+#ifdef STALLMON_MINIMAL
+	__u32 old_tid = (__u32)ctx->args[1];
+
+	if (!is_target() || old_tid == KREAD(current_task(), pid))
+		return 0;
+	if (bpf_map_delete_elem(&inflight, &old_tid) == 0)
+		count(COUNTER_STORAGE_RELEASED);
+#endif
+	return 0;
+}
+
 // A member's children join the tree when they are forked, before they run
 // a single instruction; a process or thread forked into a watched cgroup
 // (inside it, or by clone3's CLONE_INTO_CGROUP) is noted as joined.

@@ -252,6 +252,7 @@ const (
 	StallmonProgSnapshotThreads      = "snapshot_threads"
 	StallmonProgSysEnter             = "sys_enter"
 	StallmonProgSysExit              = "sys_exit"
+	StallmonProgThreadExec           = "thread_exec"
 	StallmonProgThreadExit           = "thread_exit"
 	StallmonVarDeathsTotal           = "deaths_total"
 	StallmonVarExitStatus            = "exit_status"
@@ -343,6 +344,7 @@ type StallmonProgramSpecs struct {
 	SnapshotThreads *ebpf.ProgramSpec `ebpf:"snapshot_threads"`
 	SysEnter        *ebpf.ProgramSpec `ebpf:"sys_enter"`
 	SysExit         *ebpf.ProgramSpec `ebpf:"sys_exit"`
+	ThreadExec      *ebpf.ProgramSpec `ebpf:"thread_exec"`
 	ThreadExit      *ebpf.ProgramSpec `ebpf:"thread_exit"`
 }
 
@@ -511,6 +513,7 @@ type StallmonPrograms struct {
 	SnapshotThreads *ebpf.Program `ebpf:"snapshot_threads"`
 	SysEnter        *ebpf.Program `ebpf:"sys_enter"`
 	SysExit         *ebpf.Program `ebpf:"sys_exit"`
+	ThreadExec      *ebpf.Program `ebpf:"thread_exec"`
 	ThreadExit      *ebpf.Program `ebpf:"thread_exit"`
 }
 
@@ -522,6 +525,7 @@ func (p *StallmonPrograms) Close() error {
 		p.SnapshotThreads,
 		p.SysEnter,
 		p.SysExit,
+		p.ThreadExec,
 		p.ThreadExit,
 	)
 }

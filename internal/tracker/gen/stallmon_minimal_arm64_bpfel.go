@@ -165,6 +165,7 @@ const (
 	StallmonMinimalProgSnapshotThreads      = "snapshot_threads"
 	StallmonMinimalProgSysEnter             = "sys_enter"
 	StallmonMinimalProgSysExit              = "sys_exit"
+	StallmonMinimalProgThreadExec           = "thread_exec"
 	StallmonMinimalProgThreadExit           = "thread_exit"
 	StallmonMinimalVarDeathsTotal           = "deaths_total"
 	StallmonMinimalVarExitStatus            = "exit_status"
@@ -257,6 +258,7 @@ type StallmonMinimalProgramSpecs struct {
 	SnapshotThreads *ebpf.ProgramSpec `ebpf:"snapshot_threads"`
 	SysEnter        *ebpf.ProgramSpec `ebpf:"sys_enter"`
 	SysExit         *ebpf.ProgramSpec `ebpf:"sys_exit"`
+	ThreadExec      *ebpf.ProgramSpec `ebpf:"thread_exec"`
 	ThreadExit      *ebpf.ProgramSpec `ebpf:"thread_exit"`
 }
 
@@ -427,6 +429,7 @@ type StallmonMinimalPrograms struct {
 	SnapshotThreads *ebpf.Program `ebpf:"snapshot_threads"`
 	SysEnter        *ebpf.Program `ebpf:"sys_enter"`
 	SysExit         *ebpf.Program `ebpf:"sys_exit"`
+	ThreadExec      *ebpf.Program `ebpf:"thread_exec"`
 	ThreadExit      *ebpf.Program `ebpf:"thread_exit"`
 }
 
@@ -438,6 +441,7 @@ func (p *StallmonMinimalPrograms) Close() error {
 		p.SnapshotThreads,
 		p.SysEnter,
 		p.SysExit,
+		p.ThreadExec,
 		p.ThreadExit,
 	)
 }
