@@ -8,14 +8,14 @@ import (
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
-// Review (h-compat510): the minimal object's syscall programs filter by
+// the minimal object's syscall programs filter by
 // cgroup without bpf_get_current_ancestor_cgroup_id, reading the current
 // task's ancestor themselves (target.h current_in_target_cgroup; before
 // 6.0 through cgroup->ancestor_ids). The cgroup tests check the
 // iterator's filter only: this checks that a thread of a process one
 // level below the watched cgroup gets an in-flight record when it enters
 // a syscall after attach (Tracked, in read, not only "since attach").
-func TestReviewMinimalCgroupFilterRecordsDescendant(t *testing.T) {
+func TestMinimalCgroupFilterRecordsDescendant(t *testing.T) {
 	privtest.Require(t)
 	cg := cgrouptest.New(t)
 	child, err := cgroup.Mkdir(cg.Path, "child")
