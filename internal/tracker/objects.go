@@ -71,7 +71,9 @@ func (m *Tracker) load() error {
 			return err
 		}
 		if err := m.loadMinimal(); err != nil {
-			return err
+			// Name what the kernel lacks, as a probe-chosen load
+			// does, rather than a verifier's log.
+			return explainLoadFailure(err)
 		}
 		m.log.Info(event.BPFMinimalLoaded, "choice", string(choice), "missing", "")
 		return nil
@@ -92,7 +94,11 @@ func (m *Tracker) load() error {
 	if err := m.loadMinimal(); err != nil {
 		return fmt.Errorf("%w (the full object failed too: %w)", err, ferr)
 	}
-	m.log.Info(event.BPFMinimalLoaded, "choice", string(choice), "missing", strings.Join(missing, ", "))
+	// The full object's own error is kept: a probe that could not tell
+	// counts as missing, and the full object may have failed for
+	// another reason than the features the minimal one stands in for.
+	m.log.Info(event.BPFMinimalLoaded, "choice", string(choice), "missing", strings.Join(missing, ", "),
+		"full_object_err", firstLine(ferr))
 	return nil
 }
 
