@@ -42,6 +42,7 @@ func TestDoctorOnOldKernel(t *testing.T) {
 		"memcg accounting of BPF memory":                              false,
 		"task iterators limited to one process":                       false,
 		"cgroup.kill":                                                 false,
+		"cgroup.freeze":                                               true,
 	}
 
 	// 5.10 lacks only what the minimal object replaces.
