@@ -220,27 +220,3 @@ func TestThreadWalkNeverJudgedCutShort(t *testing.T) {
 		t.Errorf("%d snapshots (%d failed): %d thread walks judged cut short and taken again, though a thread walk cannot be cut short", snaps, failed, c.PartialWalks)
 	}
 }
-
-// TestChurnNeverHidesStuckThread's thread-walk case runs thread walks:
-// with no quiet set its 8,000 listed threads overflowed every one, and
-// the passes after each were per visit (churnQuiet).
-func TestChurnCaseRunsThreadWalks(t *testing.T) {
-	privtest.Require(t)
-	skipWithoutThreadWalk(t)
-	opts := Options{Quiet: churnQuiet}
-	m, _, end := startChurn(t, opts)
-	requireWalk(t, m, opts)
-	snaps := 0
-	for time.Now().Before(end) && snaps < 100 {
-		if _, err := m.Snapshot(); err == nil {
-			snaps++
-		}
-	}
-	c, err := m.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.WalkOverflows != 0 {
-		t.Errorf("%d snapshots of the churn case: %d thread walks overflowed, and the passes after each were per visit", snaps, c.WalkOverflows)
-	}
-}

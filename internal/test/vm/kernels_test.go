@@ -24,7 +24,7 @@ const (
 	defaultVMTimeout = 15 * time.Minute
 	// guestTestTimeout is each guest test binary's -test.timeout: a hung
 	// test then dumps its goroutines instead of running into the VM limit.
-	guestTestTimeout = "9m"
+	guestTestTimeout = "12m"
 )
 
 // TestKernels boots each selected Debian kernel with stallmon's test
