@@ -23,11 +23,7 @@ import (
 func TestMinimalStaleRecordOfReusedTidIgnored(t *testing.T) {
 	privtest.Require(t)
 	p := startWorkload(t)
-	m, err := Attach(Process(p.PID), nil, Options{BPFFeatures: MinimalFeatures})
-	if err != nil {
-		t.Fatalf("attaching the minimal object: %v", err)
-	}
-	defer m.Close()
+	m := attachWith(t, p.PID, Options{BPFFeatures: MinimalFeatures})
 	tid := fieldInt(t, do(t, p, "pipe-wait"), "tid")
 	defer do(t, p, "pipe-release")
 	read, _ := SyscallNr("read")
@@ -73,11 +69,7 @@ time.sleep(30)`
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	time.Sleep(300 * time.Millisecond) // python up, waiting on stdin
-	m, err := Attach(Process(cmd.Process.Pid), nil, Options{BPFFeatures: MinimalFeatures})
-	if err != nil {
-		t.Fatalf("attaching the minimal object: %v", err)
-	}
-	defer m.Close()
+	m := attachWith(t, cmd.Process.Pid, Options{BPFFeatures: MinimalFeatures})
 	fmt.Fprintln(in, "go")
 	deadline := time.Now().Add(5 * time.Second)
 	for {

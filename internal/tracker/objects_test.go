@@ -80,11 +80,7 @@ func embeddedObject(file string) (*ebpf.CollectionSpec, error) {
 func TestMinimalObjectLoadsOnRequest(t *testing.T) {
 	privtest.Require(t)
 	p := startWorkload(t)
-	m, err := Attach(Process(p.PID), nil, Options{BPFFeatures: MinimalFeatures})
-	if err != nil {
-		t.Fatalf("attaching the minimal object: %v", err)
-	}
-	defer m.Close()
+	m := attachWith(t, p.PID, Options{BPFFeatures: MinimalFeatures})
 	if got := m.Object(); got != ObjectMinimal {
 		t.Fatalf("Object() = %q, want %q", got, ObjectMinimal)
 	}
@@ -108,11 +104,7 @@ func TestMinimalObjectLoadsOnRequest(t *testing.T) {
 func TestMinimalFullRecordMapMakesThreadUnknown(t *testing.T) {
 	privtest.Require(t)
 	p := startWorkload(t)
-	m, err := Attach(Process(p.PID), nil, Options{BPFFeatures: MinimalFeatures})
-	if err != nil {
-		t.Fatalf("attaching the minimal object: %v", err)
-	}
-	defer m.Close()
+	m := attachWith(t, p.PID, Options{BPFFeatures: MinimalFeatures})
 	const noThread = 1 << 30 // above any pid_max
 	fill := func() {
 		for i := uint32(noThread); ; i++ {
