@@ -22,8 +22,8 @@ import (
 // that reads the thread list itself, instead of the iterator's walk,
 // which looks every thread up by pid and enters the program once per
 // thread. At 10,000 threads the per-visit walk costs about 1 us a thread
-// with cold caches, mostly misses on each thread's pid; the thread walk a
-// third of that (make bench's poll rows).
+// with cold caches, mostly misses on each thread's pid; the thread walk
+// measured a third of that (one loaded run, not yet a make bench row).
 //
 // Its output must fit the kernel's seq buffer (PAGE_SIZE << 3), about 97
 // records with 4 KiB pages, since it writes them all in one visit: a

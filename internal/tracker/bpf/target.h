@@ -86,6 +86,15 @@ static __always_inline void set_member(__u64 *w, __u32 tgid)
 #endif
 }
 
+static __always_inline void clear_member(__u64 *w, __u32 tgid)
+{
+#ifdef STALLMON_MINIMAL
+	WRITE_ONCE(((__u8 *)w)[tgid & 7], 0);
+#else
+	__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
+#endif
+}
+
 static __always_inline bool in_tree(__u32 tgid)
 {
 	__u64 *w = tree_word(tgid);
@@ -105,13 +114,8 @@ static __always_inline void tree_leave(__u32 tgid)
 {
 	__u64 *w = tree_word(tgid);
 
-	if (!w)
-		return;
-#ifdef STALLMON_MINIMAL
-	WRITE_ONCE(((__u8 *)w)[tgid & 7], 0);
-#else
-	__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
-#endif
+	if (w)
+		clear_member(w, tgid);
 }
 
 // Before 6.0 a cgroup kept its ancestors' ids rather than pointers.
