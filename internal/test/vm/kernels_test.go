@@ -8,8 +8,11 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,41 +54,131 @@ func TestKernels(t *testing.T) {
 
 	kvm := kvmUsable()
 	t.Logf("accelerator: %s", map[bool]string{true: "kvm", false: "tcg (no vmx/svm in /proc/cpuinfo)"}[kvm])
-	// What goes into the guests, built the first time an architecture's
-	// line needs it: an arm64 lane's cross-build counts in its own time.
+	// Everything a boot needs is made first, one lane after the other
+	// (they share the cache and the CPUs); then the lanes boot side by
+	// side, each its boots in turn.
 	guests := map[*guestArch]initramfs{}
-	var summary []string
-	for _, src := range sources {
-		lane := newStopwatch(t)
-		ir, ok := guests[src.guestArch()]
-		if !ok {
-			var err error
-			if ir, err = buildGuest(t, src, cache); err != nil {
-				t.Run(src.name, func(t *testing.T) { t.Fatal(err) })
-				summary = append(summary, fmt.Sprintf("%-42s FAIL  %v", src.name, err))
-				continue
+	lanes := make([]*lane, len(sources))
+	for i, src := range sources {
+		lanes[i] = prepareLane(t, src, guests, cache)
+		sw.lap("prepare " + src.name)
+	}
+	// The full suites' lanes are the longest: first, so that the short
+	// subsets fill in beside them.
+	order := slices.Clone(lanes)
+	slices.SortStableFunc(order, func(a, b *lane) int {
+		return cmp.Compare(boolInt(a.src.subset != nil), boolInt(b.src.subset != nil))
+	})
+	queue := make(chan *lane, len(order))
+	for _, l := range order {
+		queue <- l
+	}
+	close(queue)
+	n := parallelLanes(t, kvm)
+	t.Logf("booting %d lanes, %d at a time", len(lanes), n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for l := range queue {
+				l.boot(t, cache, timeout, kvm)
 			}
-			guests[src.guestArch()] = ir
-		}
-		k, err := resolveKernel(ctx, src, cache)
-		sw.lap("resolve and download " + src.name)
-		if err != nil {
-			t.Run(src.name, func(t *testing.T) { t.Fatal(err) })
-			summary = append(summary, fmt.Sprintf("%-42s FAIL  %v", src.name, err))
-			continue
-		}
-		var lines []string
-		t.Run(k.version, func(t *testing.T) {
-			lines = bootKernel(t, k, ir, cache, timeout, kvm)
 		})
-		sw.skip() // the subtest timed its own steps
-		if len(lines) == 0 {
-			lines = []string{fmt.Sprintf("%-42s %-15s FAIL  before any boot (see above)", k.version+" ("+k.source.name+")", "")}
-		}
-		summary = append(summary, lines...)
-		summary = append(summary, fmt.Sprintf("      %s: %.1fs in all (build, download, boots)", src.name, lane.total().Seconds()))
+	}
+	wg.Wait()
+	var summary []string
+	for _, l := range lanes {
+		summary = append(summary, l.rows...)
+		summary = append(summary, fmt.Sprintf("      %s: %.1fs in all (prepare %.1fs, boots %.1fs)",
+			l.src.name, (l.prep+l.boots).Seconds(), l.prep.Seconds(), l.boots.Seconds()))
 	}
 	t.Logf("summary, %.1fs in all:\n%s", sw.total().Seconds(), strings.Join(summary, "\n"))
+}
+
+// lane is one kernel line: what its boots need, then their summary rows.
+type lane struct {
+	src         kernelSource
+	k           *kernel
+	ir          initramfs
+	err         error // why the lane cannot boot
+	rows        []string
+	prep, boots time.Duration
+}
+
+// prepareLane builds and downloads what src's boots need: the guest of its
+// architecture (once, in guests), its kernel and modules, faultmod.
+func prepareLane(t *testing.T, src kernelSource, guests map[*guestArch]initramfs, cache string) *lane {
+	t.Helper()
+	start := time.Now()
+	l := &lane{src: src}
+	defer func() { l.prep = time.Since(start) }()
+	ir, ok := guests[src.guestArch()]
+	if !ok {
+		if ir, l.err = buildGuest(t, src, cache); l.err != nil {
+			return l
+		}
+		guests[src.guestArch()] = ir
+	}
+	ctx := t.Context()
+	if l.k, l.err = resolveKernel(ctx, src, cache); l.err != nil {
+		return l
+	}
+	if ir.modules, l.err = extractModules(ctx, l.k, cache); l.err != nil {
+		return l
+	}
+	if sub := src.subset; sub != nil && sub.noFaultmod != "" {
+		t.Logf("%s builds no faultmod.ko: %s", src.name, sub.noFaultmod)
+	} else if ko, err := buildFaultmod(ctx, l.k, cache); err != nil {
+		// The stallmon suites do not need it: boot anyway, and let the
+		// guest's faultmod tests fail for want of the device.
+		t.Errorf("%s: %v", src.name, err)
+	} else {
+		ir.modules = append(ir.modules, ko)
+	}
+	l.ir = ir
+	return l
+}
+
+// boot runs the lane's boots in a subtest named after its kernel.
+func (l *lane) boot(t *testing.T, cache string, timeout time.Duration, kvm bool) {
+	start := time.Now()
+	defer func() { l.boots = time.Since(start) }()
+	if l.err != nil {
+		t.Run(l.src.name, func(t *testing.T) { t.Fatal(l.err) })
+		l.rows = []string{fmt.Sprintf("%-42s FAIL  %v", l.src.name, l.err)}
+		return
+	}
+	t.Run(l.k.version, func(t *testing.T) {
+		l.rows = bootKernel(t, l.k, l.ir, cache, timeout, kvm)
+	})
+	if len(l.rows) == 0 {
+		l.rows = []string{fmt.Sprintf("%-42s %-15s FAIL  before any boot (see above)", l.k.version+" ("+l.src.name+")", "")}
+	}
+}
+
+// parallelLanes is how many lanes boot at once (VMTEST_PARALLEL, default
+// as many as the host has CPUs for): a TCG guest runs on one host thread
+// (thread=single), a KVM guest on one per vCPU.
+func parallelLanes(t *testing.T, kvm bool) int {
+	t.Helper()
+	if s := os.Getenv("VMTEST_PARALLEL"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("VMTEST_PARALLEL=%q: want a number of lanes, 1 or more", s)
+		}
+		return n
+	}
+	n := runtime.NumCPU()
+	if kvm {
+		n /= guestCPUs
+	}
+	return max(n, 1)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // buildGuest builds what the guests of src's architecture need besides
@@ -123,12 +216,10 @@ func summaryLine(k *kernel, boot string, passed bool, r *vmResult) string {
 	return line + fmt.Sprintf("  qemu=%-3d boot=%5.1fs run=%6.1fs  %s", r.qemuExit, r.boot.Seconds(), r.run.Seconds(), r.verdict())
 }
 
-// bootKernel builds k's modules, boots it once with every suite (a lane's
-// subset), then once per scenario boot, and returns its rows of the summary (with the scenarios'
+// bootKernel boots k once with every suite (a lane's subset), then once
+// per scenario boot, and returns its rows of the summary (with the scenarios'
 // RESULT lines).
 func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout time.Duration, kvm bool) []string {
-	ctx := t.Context()
-	sw := newStopwatch(t)
 	var rows []string
 	report := func(boot string, passed bool, r *vmResult) {
 		rows = append(rows, summaryLine(k, boot, passed, r))
@@ -145,22 +236,6 @@ func bootKernel(t *testing.T, k *kernel, ir initramfs, cache string, timeout tim
 		t.Logf("%s runs a subset: %s", k.source.name, sub.why)
 		boot, run, scenarios = "subset", sub.run, sub.scenarios
 	}
-	kmods, err := extractModules(ctx, k, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ir.modules = kmods
-	if sub := k.source.subset; sub != nil && sub.noFaultmod != "" {
-		t.Logf("%s builds no faultmod.ko: %s", k.source.name, sub.noFaultmod)
-	} else if ko, err := buildFaultmod(ctx, k, cache); err != nil {
-		// The stallmon suites do not need it: boot anyway, and let the
-		// guest's faultmod tests fail for want of the device.
-		t.Errorf("%v", err)
-	} else {
-		sw.lap("faultmod.ko, watchdog.ko, softdog.ko")
-		ir.modules = append(ir.modules, ko)
-	}
-
 	var r *vmResult
 	passed := t.Run(boot, func(t *testing.T) { r = bootSuites(t, k, ir, boot, run, cache, timeout, kvm) })
 	report(boot, passed, r)

@@ -48,13 +48,17 @@ type packageRun struct {
 	output   []string
 }
 
+// guestCPUs is each guest's vCPUs: two, so that a stuck thread and the
+// agent watching it do not share one.
+const guestCPUs = 2
+
 // The guest's verdict leaves as QEMU's exit code: (status << 1) | 1.
 const debugExitPort = "isa-debug-exit,iobase=0xf4,iosize=0x04"
 
 func (v vm) args() []string {
 	cmdline := append(append(v.arch.kernelArgs(), "quiet", "panic=-1"), v.cmdline...)
 	args := append(v.arch.machine(v.kvm),
-		"-m", "1024", "-smp", "2",
+		"-m", "1024", "-smp", strconv.Itoa(guestCPUs),
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", v.kernel, "-initrd", v.initrd,
 		"-append", strings.Join(cmdline, " "),
