@@ -12,7 +12,11 @@
 //	VMTEST_CMDLINE   extra kernel command line words (e.g. loglevel=7 for stack traces of a hang)
 //	VMTEST_TIMEOUT   limit per VM, boot included (default 15m)
 //	VMTEST_CACHE     where .debs, extracted kernels and logs live (default internal/test/vm/.cache)
+//	VMTEST_PARALLEL  how many kernel lanes boot at once (default: the host's CPUs, halved under KVM)
 //
+// What the boots need (test binaries, kernels, modules, faultmod) is
+// made first, one lane after the other; then the lanes boot side by side,
+// two at a time on the 2-CPU CI host: a TCG guest runs on one host thread.
 // Each kernel boots once with every suite, then once per scenario that
 // changes the guest for good (scenarios_test.go): an oops, and a node
 // fence by reboot and by watchdog, whose reset the host checks from the
