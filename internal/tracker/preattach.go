@@ -16,9 +16,12 @@ type preAttach struct {
 	args  [6]uint64
 	first time.Time
 	// What the sampled tracker checks to know the call is the same one:
-	// a thread that slept (voluntary) or ran in user space (utime) since
-	// may have returned and made the same call again.
-	voluntary, utime uint64
+	// a thread that slept (voluntary), ran in user space or made a read
+	// or write call (progress) since may have returned and made the same
+	// call again. User time is sampled by the tick: a loop of big reads,
+	// all but nanoseconds of it in the kernel, may go seconds without
+	// any, so user time alone would age it as one call.
+	voluntary, progress uint64
 }
 
 // fillUntracked shows a thread whose saved registers say it is inside a
@@ -37,12 +40,12 @@ func (m *Tracker) fillUntracked(t *Thread, rec gen.StallmonThreadRec, now time.T
 		// since the previous look, so no return to user space either.
 		// A tracepoint tracker sees the return of a call in flight
 		// since attach, so there the registers alone decide.
-		same = same && p.voluntary == rec.Voluntary && p.utime == rec.Utime
+		same = same && p.voluntary == rec.Voluntary && p.progress == rec.Progress
 	}
 	if !same {
 		p = preAttach{nr: nr, abi: abi, args: rec.Args, first: now}
 	}
-	p.voluntary, p.utime = rec.Voluntary, rec.Utime
+	p.voluntary, p.progress = rec.Voluntary, rec.Progress
 	m.preAttach[t.TID] = p
 	t.InSyscall = true
 	t.SinceAttach = true

@@ -159,7 +159,10 @@ struct thread_rec {
 	__u32 regs_abi;    // ABI_* of the syscall in the registers
 	__u32 has_storage; // 1 if the thread has storage
 	__u32 on_cpu;      // 1 if running on a CPU right now
-	__u64 utime;       // user time in ns: grows only when the thread runs in user space
+	// user time in ns plus read and write calls made (ioac.syscr + syscw,
+	// where CONFIG_TASK_XACCT has them): grows when the thread ran in user
+	// space, and with each read or write even if no tick saw its user time
+	__u64 progress;
 	__u8 comm[16];
 	__u64 unrecorded_word;  // see struct unrecorded; 0 if the thread's latest entry was recorded
 	__u64 unrecorded_since;

@@ -258,7 +258,9 @@ static __always_inline long visit_task(struct seq_file *seq, struct task_struct 
 	rec->on_cpu = task->on_cpu;
 	rec->voluntary = task->nvcsw;
 	rec->switches = rec->voluntary + task->nivcsw;
-	rec->utime = task->utime;
+	rec->progress = task->utime;
+	if (bpf_core_field_exists(task->ioac.syscr))
+		rec->progress += task->ioac.syscr + task->ioac.syscw;
 	if (f)
 		rec->closing = f->closing;
 	if (in_regs) {

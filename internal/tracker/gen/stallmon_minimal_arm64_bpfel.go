@@ -103,7 +103,7 @@ type StallmonMinimalThreadRec struct {
 	RegsAbi         uint32
 	HasStorage      uint32
 	OnCpu           uint32
-	Utime           uint64
+	Progress        uint64
 	Comm            [16]uint8
 	UnrecordedWord  uint64
 	UnrecordedSince uint64

@@ -171,7 +171,7 @@ type StallmonThreadRec struct {
 	RegsAbi         uint32
 	HasStorage      uint32
 	OnCpu           uint32
-	Utime           uint64
+	Progress        uint64
 	Comm            [16]uint8
 	UnrecordedWord  uint64
 	UnrecordedSince uint64
