@@ -42,6 +42,9 @@ type config struct {
 	redisRequests, aofRequests, nginxRequests int
 
 	pollCases []PollCase
+	// fallbackPollCases are the minimal part's poll-cost cases, each run
+	// with the full object and the minimal one.
+	fallbackPollCases []PollCase
 	// snapshotCases, each snapshots times per round (rounds), with and
 	// without wait sites.
 	snapshotCases []SnapshotCase
@@ -86,6 +89,7 @@ var full = config{
 		{Threads: goalCgroupThreads, Procs: goalCgroupProcs, Scope: ScopeCgroup},
 		{Threads: 100, Bounded: true}, {Threads: 1000, Bounded: true}, {Threads: 10000, Bounded: true},
 	},
+	fallbackPollCases: []PollCase{{Threads: 1000}, {Threads: 1000, Before: true}},
 	snapshotCases: []SnapshotCase{{100, false}, {100, true}, {10000, false}, {10000, true}},
 	snapshots:     200,
 	listenerCases: []int{100, 10000},
@@ -104,6 +108,7 @@ var smoke = config{
 	pollCases: []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200},
 		{Threads: 100, Host: 200, Scope: ScopeTree}, {Threads: 100, Host: 200, Scope: ScopeCgroup},
 		{Threads: 200, Procs: 4, Scope: ScopeCgroup}, {Threads: 100, Bounded: true}},
+	fallbackPollCases: []PollCase{{Threads: 100}},
 	snapshotCases: []SnapshotCase{{100, false}, {100, true}},
 	snapshots:     5,
 	listenerCases: []int{100},
@@ -160,6 +165,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	part("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
 	part("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
+	part("minimal", func(t *testing.T) { runMinimal(t, cfg, tab) })
 	if len(ran) < len(parts) {
 		cfg.parts = strings.Join(ran, ", ")
 	}
@@ -176,6 +182,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	}
 	tab.Goals = append(Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,
 		SoakStalls: soakStalls, Soak: cfg.soakCase()}), JudgeServices(tab, Trackers)...)
+	tab.Goals = append(tab.Goals, CompareFallback(tab, Trackers, cfg.fallbackPollCases)...)
 	return tab
 }
 
