@@ -89,7 +89,6 @@ var full = config{
 		{Threads: goalCgroupThreads, Procs: goalCgroupProcs, Scope: ScopeCgroup},
 		{Threads: 100, Bounded: true}, {Threads: 1000, Bounded: true}, {Threads: 10000, Bounded: true},
 	},
-	fallbackPollCases: []PollCase{{Threads: 1000}, {Threads: 1000, Before: true}},
 	snapshotCases: []SnapshotCase{{100, false}, {100, true}, {10000, false}, {10000, true}},
 	snapshots:     200,
 	listenerCases: []int{100, 10000},
@@ -98,6 +97,8 @@ var full = config{
 	latencyTrials: 30, budget: time.Second, pollInterval: 100 * time.Millisecond, heartbeatInterval: 500 * time.Millisecond,
 	soakThreads: 10000, soakBusy: 20, soakFor: time.Minute,
 	needTools: true,
+	// The figure: a poll at 1,000 threads, with each object.
+	fallbackPollCases: []PollCase{{Threads: 1000}, {Threads: 1000, Before: true}},
 }
 
 // smoke runs every kind of row with tiny counts, for make test.
@@ -108,7 +109,6 @@ var smoke = config{
 	pollCases: []PollCase{{Threads: 100}, {Threads: 100, Before: true}, {Threads: 100, Host: 200},
 		{Threads: 100, Host: 200, Scope: ScopeTree}, {Threads: 100, Host: 200, Scope: ScopeCgroup},
 		{Threads: 200, Procs: 4, Scope: ScopeCgroup}, {Threads: 100, Bounded: true}},
-	fallbackPollCases: []PollCase{{Threads: 100}},
 	snapshotCases: []SnapshotCase{{100, false}, {100, true}},
 	snapshots:     5,
 	listenerCases: []int{100},
@@ -116,6 +116,8 @@ var smoke = config{
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
 	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
 	selfBaseline: true,
+	// One case, the smallest: the smoke run's cost stays a few seconds.
+	fallbackPollCases: []PollCase{{Threads: 100}},
 }
 
 func (c config) settings(baseline *Build) string {
