@@ -22,10 +22,14 @@ func CompareFallback(t *Table, trackers []Tracker, pollCases []PollCase) []strin
 				out = append(out, what+": not measured in this run")
 				continue
 			}
+			// The sign over paired rounds says whether a difference
+			// outlasts the noise of a shared machine, which medians alone
+			// hide.
+			slower, rounds := slowerRounds(minimal.Samples, full.Samples)
 			out = append(out, fmt.Sprintf("%s: minimal object %+.0f ns/call over the empty-program floor (%+.0f over no tracker), "+
-				"full object %+.0f (%+.0f), in the same %d rounds",
+				"full object %+.0f (%+.0f); the minimal object slower in %d of %d interleaved rounds",
 				what, minimal.Figure()-floor.Figure(), minimal.Figure()-none.Figure(),
-				full.Figure()-floor.Figure(), full.Figure()-none.Figure(), len(minimal.Samples)))
+				full.Figure()-floor.Figure(), full.Figure()-none.Figure(), slower, rounds))
 		}
 		for _, pc := range pollCases {
 			full, minimal := pc, pc

@@ -9,16 +9,20 @@ func TestCompareFallback(t *testing.T) {
 	tr := Tracker{Name: "tracepoint", Minimal: true}
 	pc := PollCase{Threads: 1000}
 	tab := &Table{}
-	none := tab.Add(&Row{Key: FallbackKey(KeyNoTracker), Samples: []float64{100, 101}})
-	tab.Add(&Row{Key: FallbackKey(KeyFloor), Samples: []float64{150, 150}, Base: none})
+	none := tab.Add(&Row{Key: FallbackKey(KeyNoTracker), Samples: []float64{100, 101, 100}})
+	tab.Add(&Row{Key: FallbackKey(KeyFloor), Samples: []float64{150, 150, 150}, Base: none})
 	for _, scope := range []string{ScopeSelf, ScopeOther} {
-		full := tab.Add(&Row{Key: FallbackKey(GetppidKey(tr.Name, scope)), Samples: []float64{180, 180}, Base: none})
-		tab.Add(&Row{Key: MinimalGetppidKey(tr.Name, scope), Samples: []float64{230, 230}, Base: full})
+		full := tab.Add(&Row{Key: FallbackKey(GetppidKey(tr.Name, scope)), Samples: []float64{180, 180, 180}, Base: none})
+		minimal := []float64{230, 230, 230}
+		if scope == ScopeOther {
+			minimal = []float64{170, 190, 200} // faster in one round
+		}
+		tab.Add(&Row{Key: MinimalGetppidKey(tr.Name, scope), Samples: minimal, Base: full})
 	}
 	got := CompareFallback(tab, []Tracker{tr, {Name: "sampled"}}, []PollCase{pc})
 	want := []string{
-		"stallmon (tracepoint) on this process: minimal object +80 ns/call over the empty-program floor (+130 over no tracker), full object +30 (+80), in the same 2 rounds",
-		"stallmon (tracepoint) on another process: minimal object +80",
+		"stallmon (tracepoint) on this process: minimal object +80 ns/call over the empty-program floor (+130 over no tracker), full object +30 (+80); the minimal object slower in 3 of 3 interleaved rounds",
+		"stallmon (tracepoint) on another process: minimal object +40 ns/call over the empty-program floor (+90 over no tracker), full object +30 (+80); the minimal object slower in 2 of 3 interleaved rounds",
 		"stallmon (tracepoint), 1,000 threads (1 busy), made after attach: not measured in this run",
 	}
 	if len(got) != len(want) {
