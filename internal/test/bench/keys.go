@@ -25,6 +25,23 @@ const (
 // GetppidKey names a getppid row of a tracker in a scope.
 func GetppidKey(tracker, scope string) string { return "getppid/" + tracker + "/" + scope }
 
+// scopeLabel says a getppid scope in a row's case.
+func scopeLabel(scope string) string {
+	switch scope {
+	case ScopeOther:
+		return "another process"
+	case ScopeOtherTree:
+		return "another process's tree (--tree)"
+	case ScopeOtherCgroup:
+		return "another process's cgroup (--cgroup)"
+	case ScopeSelf:
+		return "this process"
+	case ScopeSelfHist:
+		return "this process, --latency-histogram"
+	}
+	return scope
+}
+
 // FallbackKey names a row of the minimal part (the fallback set beside
 // the full object, with baselines of its own) after the row of the other
 // parts that it repeats: both can be in one table.
