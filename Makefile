@@ -125,9 +125,11 @@ demo:
 # BENCH_BASELINE_PKG, from an export of REF that is removed afterwards.
 #
 # BENCH_PARTS selects parts of the run, a regular expression over their
-# names (getppid, services, poll, snapshot, latency, soak):
-# `make bench BENCH_PARTS=services` gives a table of the service rows alone,
-# the goals it has no rows for saying "not measured".
+# names (getppid, services, sendto, poll, snapshot, listeners, latency,
+# soak, minimal): `make bench BENCH_PARTS=services` gives a table of the
+# service rows alone, the goals it has no rows for saying "not measured";
+# BENCH_PARTS=minimal the fallback set's rows (docs/kernels.md, 2m06s to
+# 3m39s here on a busy machine).
 BENCH_BASELINE     ?=
 BENCH_BASELINE_PKG ?= ./cmd/stallmon
 BENCH_BASELINE_BIN := bin/stallmon-baseline

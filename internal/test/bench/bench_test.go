@@ -42,6 +42,9 @@ type config struct {
 	redisRequests, aofRequests, nginxRequests int
 
 	pollCases []PollCase
+	// fallbackPollCases are the minimal part's poll-cost cases, each run
+	// with the full object and the minimal one.
+	fallbackPollCases []PollCase
 	// snapshotCases, each snapshots times per round (rounds), with and
 	// without wait sites.
 	snapshotCases []SnapshotCase
@@ -94,6 +97,8 @@ var full = config{
 	latencyTrials: 30, budget: time.Second, pollInterval: 100 * time.Millisecond, heartbeatInterval: 500 * time.Millisecond,
 	soakThreads: 10000, soakBusy: 20, soakFor: time.Minute,
 	needTools: true,
+	// The figure: a poll at 1,000 threads, with each object.
+	fallbackPollCases: []PollCase{{Threads: 1000}, {Threads: 1000, Before: true}},
 }
 
 // smoke runs every kind of row with tiny counts, for make test.
@@ -111,6 +116,8 @@ var smoke = config{
 	latencyTrials: 3, budget: 300 * time.Millisecond, pollInterval: 50 * time.Millisecond, heartbeatInterval: 100 * time.Millisecond,
 	soakThreads: 200, soakBusy: 2, soakFor: time.Second, soakBudget: 300 * time.Millisecond,
 	selfBaseline: true,
+	// One case, the smallest: the smoke run's cost stays a few seconds.
+	fallbackPollCases: []PollCase{{Threads: 100}},
 }
 
 func (c config) settings(baseline *Build) string {
@@ -160,6 +167,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	part("latency", func(t *testing.T) { runLatency(t, cfg, tab) })
 	var soakStalls int
 	part("soak", func(t *testing.T) { soakStalls = runSoak(t, cfg, tab) })
+	part("minimal", func(t *testing.T) { runMinimal(t, cfg, tab) })
 	if len(ran) < len(parts) {
 		cfg.parts = strings.Join(ran, ", ")
 	}
@@ -176,6 +184,7 @@ func runAll(t *testing.T, cfg config) *Table {
 	}
 	tab.Goals = append(Judge(tab, GoalInput{Trackers: Trackers, FalseStalls: falseStalls, PollSeconds: pollSeconds,
 		SoakStalls: soakStalls, Soak: cfg.soakCase()}), JudgeServices(tab, Trackers)...)
+	tab.Goals = append(tab.Goals, CompareFallback(tab, Trackers, cfg.fallbackPollCases)...)
 	return tab
 }
 

@@ -86,22 +86,6 @@ func runGetppid(t *testing.T, cfg config, tab *Table) {
 	}
 }
 
-func scopeLabel(scope string) string {
-	switch scope {
-	case ScopeOther:
-		return "another process"
-	case ScopeOtherTree:
-		return "another process's tree (--tree)"
-	case ScopeOtherCgroup:
-		return "another process's cgroup (--cgroup)"
-	case ScopeSelf:
-		return "this process"
-	case ScopeSelfHist:
-		return "this process, --latency-histogram"
-	}
-	return scope
-}
-
 // timeGetppid runs c's calls in the loop process with c attached, and
 // returns the mean ns per call.
 func timeGetppid(loop *workload.Proc, c syscallCase) (_ float64, err error) {

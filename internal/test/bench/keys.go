@@ -25,6 +25,34 @@ const (
 // GetppidKey names a getppid row of a tracker in a scope.
 func GetppidKey(tracker, scope string) string { return "getppid/" + tracker + "/" + scope }
 
+// scopeLabel says a getppid scope in a row's case.
+func scopeLabel(scope string) string {
+	switch scope {
+	case ScopeOther:
+		return "another process"
+	case ScopeOtherTree:
+		return "another process's tree (--tree)"
+	case ScopeOtherCgroup:
+		return "another process's cgroup (--cgroup)"
+	case ScopeSelf:
+		return "this process"
+	case ScopeSelfHist:
+		return "this process, --latency-histogram"
+	}
+	return scope
+}
+
+// FallbackKey names a row of the minimal part (the fallback set beside
+// the full object, with baselines of its own) after the row of the other
+// parts that it repeats: both can be in one table.
+func FallbackKey(key string) string { return "fallback/" + key }
+
+// MinimalGetppidKey names the minimal part's getppid row of a tracker
+// with the minimal BPF object, in a scope.
+func MinimalGetppidKey(tracker, scope string) string {
+	return FallbackKey(GetppidKey(tracker+"/minimal", scope))
+}
+
 // Service-row measures.
 const (
 	ServiceCPU  = "cpu"  // the server's CPU time per request
@@ -79,6 +107,9 @@ type PollCase struct {
 	// such as a kernel stack, shows in). The agent runs with
 	// BoundedBudget so that none of them is over budget.
 	Bounded bool
+	// Minimal: the agent loads the minimal BPF object
+	// (--bpf-features=minimal), the fallback set of old kernels.
+	Minimal bool
 }
 
 // Processes is how many processes the target's threads are shared by.
@@ -100,10 +131,14 @@ const (
 
 // AgentArgs are the flags a case adds to `stallmon attach`.
 func (c PollCase) AgentArgs() []string {
-	if !c.Bounded {
-		return nil
+	var args []string
+	if c.Bounded {
+		args = append(args, "--budget", BoundedBudget, "--kill-after", boundedKillAfter)
 	}
-	return []string{"--budget", BoundedBudget, "--kill-after", boundedKillAfter}
+	if c.Minimal {
+		args = append(args, "--bpf-features=minimal")
+	}
+	return args
 }
 
 // Busy is how many of the target's threads make syscalls: one in a
@@ -132,6 +167,9 @@ func (c PollCase) String() string {
 	case ScopeCgroup:
 		s += ", watched with --cgroup"
 	}
+	if c.Minimal {
+		s += ", minimal BPF object"
+	}
 	return s
 }
 
@@ -155,6 +193,9 @@ func PollKey(tracker, measure string, c PollCase) string {
 	}
 	if c.Processes() > 1 {
 		k += fmt.Sprintf("/procs%d", c.Processes())
+	}
+	if c.Minimal {
+		k += "/minimal"
 	}
 	return k
 }

@@ -109,6 +109,9 @@ func measurePolls(t *testing.T, cfg config, tr Tracker, c *harness.Cluster, cg, 
 	args = append(args, pc.AgentArgs()...)
 	a := startAgentBin(t, stallmon, tr, c, fmt.Sprintf("bench-poll-%d", pids[0]), args...)
 	addr := metricsAddr(t, a)
+	if loaded := sawEvent(a, event.BPFMinimalLoaded); loaded != pc.Minimal {
+		t.Fatalf("%s: %s logged: %t, want %t: the row would measure the other BPF object", rows[0].Case, event.BPFMinimalLoaded, loaded, pc.Minimal)
+	}
 	if err := (cgroup.Dir{Path: cg}).Add(a.Cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +219,16 @@ func metricsAddr(t *testing.T, p *harness.Proc) string {
 	}
 	t.Fatalf("no %s event before %s", event.MetricsListening, event.Attached)
 	return ""
+}
+
+// sawEvent tells whether the agent logged msg before it attached.
+func sawEvent(p *harness.Proc, msg string) bool {
+	for _, ev := range p.Events.All() {
+		if ev["msg"] == msg {
+			return true
+		}
+	}
+	return false
 }
 
 // scrapeEvery spaces the scrapes of an agent's metrics: each costs the

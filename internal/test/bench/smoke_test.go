@@ -54,7 +54,15 @@ func TestBenchmarksSmoke(t *testing.T) {
 	// Per tracker: the watched process, the others, two poll cases, three
 	// scopes on a busy host, a cgroup of many processes, the soak, the
 	// latency and the services in two scopes; once: no false stall.
-	if want := 12*len(Trackers) + 1; len(tab.Goals) != want {
+	// And per tracker that runs the minimal object, the fallback set's
+	// comparisons: two getppid scopes and each poll case.
+	want := 12*len(Trackers) + 1
+	for _, tr := range Trackers {
+		if tr.Minimal {
+			want += 2 + len(smoke.fallbackPollCases)
+		}
+	}
+	if len(tab.Goals) != want {
 		t.Errorf("%d goals, want %d: %q", len(tab.Goals), want, tab.Goals)
 	}
 }
@@ -92,6 +100,22 @@ func expectedKeys(cfg config, baseline bool) []string {
 			keys = append(keys, LatencyKey(tr.Name, m, 50), LatencyKey(tr.Name, m, 99))
 		}
 		keys = append(keys, SoakKey(tr.Name, SoakRate), SoakKey(tr.Name, SoakFound))
+	}
+	keys = append(keys, FallbackKey(KeyNoTracker), FallbackKey(KeyFloor))
+	for _, tr := range Trackers {
+		if !tr.Minimal {
+			continue
+		}
+		for _, s := range []string{ScopeOther, ScopeSelf} {
+			keys = append(keys, FallbackKey(GetppidKey(tr.Name, s)), MinimalGetppidKey(tr.Name, s))
+		}
+		for _, pc := range cfg.fallbackPollCases {
+			minimal := pc
+			minimal.Minimal = true
+			for _, m := range []string{PollTime, PollCPU, PollRSS} {
+				keys = append(keys, FallbackKey(PollKey(tr.Name, m, pc)), FallbackKey(PollKey(tr.Name, m, minimal)))
+			}
+		}
 	}
 	for _, sc := range cfg.snapshotCases {
 		keys = append(keys, SnapshotKey(sc, false), SnapshotKey(sc, true))

@@ -22,12 +22,16 @@ type Tracker struct {
 	// runs a program at every syscall, no tracker at all for one that
 	// does not.
 	JudgedAgainst string
+	// Minimal: it runs with the minimal BPF object (--bpf-features=minimal)
+	// too, which the minimal part measures; the sampled tracker is
+	// refused with it, for lack of a sys_enter to find registers from.
+	Minimal bool
 }
 
 // Trackers are the trackers every tracker-dependent row runs, in order.
 // A tracker joins with one line.
 var Trackers = []Tracker{
-	{Name: "tracepoint", Histogram: true, JudgedAgainst: KeyFloor},
+	{Name: "tracepoint", Histogram: true, JudgedAgainst: KeyFloor, Minimal: true},
 	{Name: "sampled", Args: []string{"--tracker=sampled"}, Options: func(o *tracker.Options) { o.Kind = tracker.Sampled }, JudgedAgainst: KeyNoTracker},
 }
 
