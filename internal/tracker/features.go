@@ -64,6 +64,9 @@ const (
 	// cgroup.kill is missing.
 	FeatureCgroupFreeze = "cgroup.freeze"
 	FeatureMemcg        = "memcg accounting of BPF memory"
+	// FeaturePidfdNonblock is how the target is held: 5.9 has every BPF
+	// feature the minimal object needs, and lacks only this.
+	FeaturePidfdNonblock = "pidfd_open with PIDFD_NONBLOCK"
 	// FeatureProbeRead is absent on a kernel locked down for
 	// confidentiality, which takes the helpers from tracing programs.
 	FeatureProbeRead = "bpf_probe_read_kernel in tracing programs (not locked down)"
@@ -86,6 +89,8 @@ func Features() []Feature {
 				iterHelper(asm.FnProbeReadKernel), iterHelper(asm.FnProbeReadKernelStr))},
 		{Name: "bpf_get_task_stack in task iterators", Kernel: "5.9",
 			UsedBy: "the wait site of a sleeping thread", probe: iterHelper(asm.FnGetTaskStack)},
+		{Name: FeaturePidfdNonblock, Kernel: "5.10",
+			UsedBy: "holding and signalling a --pid or --tree target through a pidfd, never a bare PID", probe: probePidfdNonblock},
 		{Name: "bpf_get_current_task_btf in tracing programs", Kernel: "5.11",
 			UsedBy: "the syscall programs' reads of the current task",
 			probe:  rawTPHelpers(asm.FnGetCurrentTaskBtf), Minimal: true,

@@ -55,6 +55,10 @@ func TestRefusalNamesWhatIsMissing(t *testing.T) {
 		{name: "5.7's", absent: []string{regs, storage, filter, "BPF task storage maps"}, missing: true,
 			want: []string{"BPF task iterators (Linux 5.8+)", "bpf_get_task_stack in task iterators (Linux 5.9+)"}},
 		{name: "5.10's: the minimal object's", absent: []string{"BPF task storage maps", "bpf_task_pt_regs", filter}},
+		// 5.9 has every BPF feature the minimal object needs: what
+		// refuses it is the pidfd flag the target is opened with.
+		{name: "5.9's", absent: []string{FeaturePidfdNonblock, "BPF task storage maps", "bpf_task_pt_regs", filter}, missing: true,
+			want: []string{"stallmon needs pidfd_open with PIDFD_NONBLOCK (Linux 5.10+)"}},
 		{name: "a doubt fails closed", doubt: []string{regs},
 			want: []string{"probing the kernel for bpf_get_task_stack in task iterators: operation not permitted"}},
 		{name: "a doubt about a fallback is no refusal", doubt: []string{kill}},

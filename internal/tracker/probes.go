@@ -226,6 +226,20 @@ func probeCgroupKill(c *btf.Cache) error {
 }
 
 // probeCgroupFreeze is probeCgroupKill for cgroup.freeze.
+// probePidfdNonblock opens a pidfd to stallmon itself the way the target
+// is opened: a kernel without the flag (before 5.10) refuses it with
+// EINVAL, one without pidfd_open (before 5.3) with ENOSYS.
+func probePidfdNonblock(*btf.Cache) error {
+	fd, err := unix.PidfdOpen(os.Getpid(), unix.PIDFD_NONBLOCK)
+	switch {
+	case err == nil:
+		return unix.Close(fd)
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS):
+		return fmt.Errorf("pidfd_open(PIDFD_NONBLOCK): %w: %w", ebpf.ErrNotSupported, err)
+	}
+	return fmt.Errorf("pidfd_open(PIDFD_NONBLOCK): %w", err)
+}
+
 func probeCgroupFreeze(c *btf.Cache) error {
 	return probeCgroupFile(c, "cgroup.freeze", "cgroup_freeze_write")
 }

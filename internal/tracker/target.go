@@ -42,7 +42,10 @@ func openTarget(pid int) (*target, error) {
 			return nil, fmt.Errorf("%d is a thread of process %d, pass the process id: %w", pid, tgid, ErrNotProcess)
 		}
 		if errors.Is(err, unix.EINVAL) {
-			return nil, fmt.Errorf("opening pidfd for %d: %w", pid, err)
+			// A leader refused: the kernel may lack the flag (before
+			// 5.10, reached with --bpf-features=minimal, which skips
+			// the probes); name it rather than EINVAL.
+			return nil, explainLoadFailure(fmt.Errorf("opening pidfd for %d: %w", pid, err))
 		}
 		return nil, fmt.Errorf("process %d does not exist: %w", pid, ErrNoProcess)
 	case err != nil:

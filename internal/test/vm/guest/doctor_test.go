@@ -33,6 +33,7 @@ func TestDoctorOnOldKernel(t *testing.T) {
 		"BPF task iterators":                                          true,
 		"bpf_probe_read_kernel in tracing programs (not locked down)": true,
 		"bpf_get_task_stack in task iterators":                        true,
+		"pidfd_open with PIDFD_NONBLOCK":                              true,
 		"bpf_get_current_task_btf in tracing programs":                false,
 		"BPF task storage maps":                                       false,
 		"BPF atomic operations in the JIT":                            false,
