@@ -225,7 +225,6 @@ func probeCgroupKill(c *btf.Cache) error {
 	return probeCgroupFile(c, "cgroup.kill", "cgroup_kill_write")
 }
 
-// probeCgroupFreeze is probeCgroupKill for cgroup.freeze.
 // probePidfdNonblock opens a pidfd to stallmon itself the way the target
 // is opened: a kernel without the flag (before 5.10) refuses it with
 // EINVAL, one without pidfd_open (before 5.3) with ENOSYS.
@@ -240,6 +239,7 @@ func probePidfdNonblock(*btf.Cache) error {
 	return fmt.Errorf("pidfd_open(PIDFD_NONBLOCK): %w", err)
 }
 
+// probeCgroupFreeze is probeCgroupKill for cgroup.freeze.
 func probeCgroupFreeze(c *btf.Cache) error {
 	return probeCgroupFile(c, "cgroup.freeze", "cgroup_freeze_write")
 }

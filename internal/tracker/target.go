@@ -45,7 +45,12 @@ func openTarget(pid int) (*target, error) {
 			// A leader refused: the kernel may lack the flag (before
 			// 5.10, reached with --bpf-features=minimal, which skips
 			// the probes); name it rather than EINVAL.
-			return nil, explainLoadFailure(fmt.Errorf("opening pidfd for %d: %w", pid, err))
+			// Only a feature found missing replaces the error: a
+			// doubt, or a process reaped as it was opened, keeps it.
+			if ferr := checkFeatures(); errors.Is(ferr, ErrMissingFeature) {
+				return nil, ferr
+			}
+			return nil, fmt.Errorf("opening pidfd for %d: %w", pid, err)
 		}
 		return nil, fmt.Errorf("process %d does not exist: %w", pid, ErrNoProcess)
 	case err != nil:
