@@ -17,6 +17,7 @@
 #include <linux/poll.h>
 #include <linux/percpu.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/uaccess.h>
@@ -35,23 +36,30 @@ static DECLARE_WAIT_QUEUE_HEAD(release_wq);
 static atomic_t release_gen = ATOMIC_INIT(0);
 static atomic_t sleepers = ATOMIC_INIT(0);
 
-static long faultmod_sleep_d(void)
+/*
+ * Sleep in state (TASK_UNINTERRUPTIBLE or TASK_KILLABLE) until the next
+ * release; in TASK_KILLABLE a fatal signal ends the sleep with -EINTR.
+ */
+static long faultmod_sleep(unsigned int state)
 {
 	int gen = atomic_read(&release_gen);
+	long ret = 0;
 	DEFINE_WAIT(wait);
 
 	atomic_inc(&sleepers);
 	for (;;) {
-		/* Plain TASK_UNINTERRUPTIBLE, not TASK_KILLABLE: the point is a
-		 * task that SIGKILL cannot end. */
-		prepare_to_wait(&release_wq, &wait, TASK_UNINTERRUPTIBLE);
+		prepare_to_wait(&release_wq, &wait, state);
 		if (atomic_read(&release_gen) != gen)
 			break;
+		if (state == TASK_KILLABLE && fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
 		schedule();
 	}
 	finish_wait(&release_wq, &wait);
 	atomic_dec(&sleepers);
-	return 0;
+	return ret;
 }
 
 static long faultmod_spin(u32 __user *uarg)
@@ -219,7 +227,11 @@ static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 	case FAULTMOD_RELEASE_TASK_STORAGE:
 		return faultmod_release_task_storage(file->private_data);
 	case FAULTMOD_SLEEP_D:
-		return faultmod_sleep_d();
+		/* Plain TASK_UNINTERRUPTIBLE, not TASK_KILLABLE: the point is a
+		 * task that SIGKILL cannot end. */
+		return faultmod_sleep(TASK_UNINTERRUPTIBLE);
+	case FAULTMOD_SLEEP_KILLABLE:
+		return faultmod_sleep(TASK_KILLABLE);
 	case FAULTMOD_OOPS_MUTEX:
 		return faultmod_oops_mutex(arg);
 	case FAULTMOD_OOPS:
