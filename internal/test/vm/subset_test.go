@@ -48,14 +48,9 @@ var arm64Subset = &subset{
 // refusal boot proves the sampled tracker is refused naming
 // bpf_task_pt_regs, and doctor's verdicts.
 var bullseyeSubset = &subset{
-	pkgs: []string{"./internal/tracker/", "./internal/listenq/", "./internal/test/vm/guest/"},
-	run: "^(TestPlainTCPListenerQueue|TestUnixListenerQueue|TestOnlyListenersOfTargets|TestCloseLeaksNothing|TestHungSyscallReported|TestSyscallInFlightBeforeAttach|TestPipeWaitAndFastLoop" +
-		"|TestFDKindsFromKernel|TestThreadChurnLeavesNoStaleEntries|TestReusedTIDStartsClean" +
-		"|TestHungFUSEReadIsKilled|TestIoctlsExist|TestSleepDIgnoresSIGKILL|TestUnkillableIsReported" +
-		"|TestKernelSpinIsFlaggedOnCPU)$",
+	pkgs:      []string{"./internal/tracker/", "./internal/listenq/", "./heartbeat/", "./peer/", "./internal/test/vm/guest/"},
 	scenarios: []scenarioBoot{refusedBoot},
-	why: "the main boot runs the tracepoint tracker's detection tests (the sampled one is refused here; " +
-		"the cgroup walks' tests need 6.1's per-process iterator), the refusal boot checks that refusal and doctor",
+	why:       "every test of the guest suites; the refusal boot checks the sampled tracker's refusal and doctor",
 }
 
 // arm64MinimalSubset is the arm64 lane's main boot on Linux 5.10, where

@@ -36,11 +36,31 @@ static DECLARE_WAIT_QUEUE_HEAD(release_wq);
 static atomic_t release_gen = ATOMIC_INIT(0);
 static atomic_t sleepers = ATOMIC_INIT(0);
 
+static long faultmod_sleep_d(void)
+{
+	int gen = atomic_read(&release_gen);
+	DEFINE_WAIT(wait);
+
+	atomic_inc(&sleepers);
+	for (;;) {
+		/* Plain TASK_UNINTERRUPTIBLE, not TASK_KILLABLE: the point is a
+		 * task that SIGKILL cannot end. */
+		prepare_to_wait(&release_wq, &wait, TASK_UNINTERRUPTIBLE);
+		if (atomic_read(&release_gen) != gen)
+			break;
+		schedule();
+	}
+	finish_wait(&release_wq, &wait);
+	atomic_dec(&sleepers);
+	return 0;
+}
+
 /*
- * Sleep in state (TASK_UNINTERRUPTIBLE or TASK_KILLABLE) until the next
- * release; in TASK_KILLABLE a fatal signal ends the sleep with -EINTR.
+ * faultmod_sleep_d's twin in TASK_KILLABLE: a fatal signal ends it. Kept a
+ * function of its own, each called once, so that both stay inlined into
+ * faultmod_ioctl, the frame the tests look for in a hung thread's stack.
  */
-static long faultmod_sleep(unsigned int state)
+static long faultmod_sleep_killable(void)
 {
 	int gen = atomic_read(&release_gen);
 	long ret = 0;
@@ -48,10 +68,10 @@ static long faultmod_sleep(unsigned int state)
 
 	atomic_inc(&sleepers);
 	for (;;) {
-		prepare_to_wait(&release_wq, &wait, state);
+		prepare_to_wait(&release_wq, &wait, TASK_KILLABLE);
 		if (atomic_read(&release_gen) != gen)
 			break;
-		if (state == TASK_KILLABLE && fatal_signal_pending(current)) {
+		if (fatal_signal_pending(current)) {
 			ret = -EINTR;
 			break;
 		}
@@ -227,11 +247,9 @@ static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 	case FAULTMOD_RELEASE_TASK_STORAGE:
 		return faultmod_release_task_storage(file->private_data);
 	case FAULTMOD_SLEEP_D:
-		/* Plain TASK_UNINTERRUPTIBLE, not TASK_KILLABLE: the point is a
-		 * task that SIGKILL cannot end. */
-		return faultmod_sleep(TASK_UNINTERRUPTIBLE);
+		return faultmod_sleep_d();
 	case FAULTMOD_SLEEP_KILLABLE:
-		return faultmod_sleep(TASK_KILLABLE);
+		return faultmod_sleep_killable();
 	case FAULTMOD_OOPS_MUTEX:
 		return faultmod_oops_mutex(arg);
 	case FAULTMOD_OOPS:
