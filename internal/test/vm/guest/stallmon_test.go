@@ -210,7 +210,10 @@ func TestKernelSpinIsFlaggedOnCPU(t *testing.T) { kernelSpin(t) }
 
 // The sampled tracker sees the spin from the registers: preemption
 // points are involuntary switches, and no user time passes.
-func TestSampledKernelSpinIsFlaggedOnCPU(t *testing.T) { kernelSpin(t, "--tracker", "sampled") }
+func TestSampledKernelSpinIsFlaggedOnCPU(t *testing.T) {
+	requireSampled(t)
+	kernelSpin(t, "--tracker", "sampled")
+}
 
 func kernelSpin(t *testing.T, flags ...string) {
 	const budget, killAfter = 500 * time.Millisecond, 30 * time.Second
@@ -260,7 +263,10 @@ func TestUnkillableIsReported(t *testing.T) { unkillable(t, 0) }
 
 // The sampled tracker first sees the hang at the poll after it began:
 // one poll more to the last ALIVE.
-func TestSampledUnkillableIsReported(t *testing.T) { unkillable(t, poll, "--tracker", "sampled") }
+func TestSampledUnkillableIsReported(t *testing.T) {
+	requireSampled(t)
+	unkillable(t, poll, "--tracker", "sampled")
+}
 
 func unkillable(t *testing.T, late time.Duration, flags ...string) {
 	const budget, killAfter = 300 * time.Millisecond, time.Second
