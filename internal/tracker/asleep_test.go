@@ -83,6 +83,9 @@ func TestPageFaultAsleepIsListed(t *testing.T) {
 			{"fuse mmap", "touch-file", true},
 		} {
 			t.Run(fmt.Sprintf("%s/%s", kind, c.name), func(t *testing.T) {
+				if kind == Sampled {
+					requireSampled(t)
+				}
 				if c.fuse {
 					fusehang.Require(t)
 				} else {
@@ -135,6 +138,9 @@ func TestSeccompHeldSyscall(t *testing.T) {
 		}
 		for _, kind := range kinds {
 			t.Run(fmt.Sprintf("%s/%s", kind, abi.name), func(t *testing.T) {
+				if kind == Sampled {
+					requireSampled(t)
+				}
 				p := ctarget.Start(t, bin)
 				pid := p.Int(t, "pid")
 				sup := ctarget.TakeListener(t, pid, p.Int(t, "listener"))

@@ -61,7 +61,12 @@ func (a abi32) build(t *testing.T, name string) string {
 func each32(t *testing.T, f func(t *testing.T, a abi32, kind Kind)) {
 	for _, a := range abis32 {
 		for _, kind := range trackerKinds {
-			t.Run(a.name+"/"+string(kind), func(t *testing.T) { f(t, a, kind) })
+			t.Run(a.name+"/"+string(kind), func(t *testing.T) {
+				if kind == Sampled {
+					requireSampled(t)
+				}
+				f(t, a, kind)
+			})
 		}
 	}
 }
@@ -239,6 +244,9 @@ func TestSignalledThreadsAreNotDeaths(t *testing.T) {
 	for _, abi := range []string{"native", "ia32"} {
 		for _, kind := range trackerKinds {
 			t.Run(abi+"/"+string(kind), func(t *testing.T) {
+				if kind == Sampled {
+					requireSampled(t)
+				}
 				bin := builds[abi](t)
 				// The window is narrow but the loops hit it nearly every
 				// time; each trial costs seconds in make vmtest's guests.

@@ -31,6 +31,7 @@ func TestSampledExitHookRecordsDeathInsideSyscall(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("deaths of threads the tracker never saw enter are read from x86's registers only")
 	}
+	requireSampled(t)
 	m, err := Attach(Process(os.Getpid()), nil, Options{Kind: Sampled})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/stallmon/stallmon/internal/test/vm/guest"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 	"github.com/stallmon/stallmon/internal/tracker/gen"
 )
@@ -102,6 +104,8 @@ func TestRefusalNamesWhatIsMissing(t *testing.T) {
 // Every feature of the table is there on a kernel as new as the host's
 // (6.18), each probe answers, and the tracker would load. The first
 // probes of a process are timed: later ones are answered from caches.
+// In make vmtest's guests, which boot older kernels on purpose (5.10), a
+// feature may be absent where it has a fallback, and is listed.
 func TestHostHasEveryFeature(t *testing.T) {
 	privtest.Require(t)
 	featuresFound.Store(false) // an earlier attach of this process would have kept the verdict
@@ -113,10 +117,19 @@ func TestHostHasEveryFeature(t *testing.T) {
 	if !featuresFound.Load() {
 		t.Error("checkFeatures passed and did not keep the verdict: every attach would probe again")
 	}
+	inVM := os.Getenv(guest.InVMEnv) == "1"
+	var fallbacks []string
 	for _, p := range ProbeKernel(Features()) {
-		if !p.Present {
+		switch {
+		case p.Present:
+		case inVM && p.Err == nil && !p.Required():
+			fallbacks = append(fallbacks, p.Name)
+		default:
 			t.Errorf("%s (Linux %s+): not found on this kernel (probe error: %v)", p.Name, p.Kernel, p.Err)
 		}
+	}
+	if len(fallbacks) > 0 {
+		t.Logf("absent in this guest, with their fallbacks: %s", strings.Join(fallbacks, ", "))
 	}
 }
 

@@ -172,6 +172,10 @@ func TestOverwrittenEntryCounted(t *testing.T) {
 func TestComputingThreadNeverInSyscall(t *testing.T) {
 	p := startWorkload(t)
 	m := attach(t, p.PID)
+	if m.Object() == ObjectMinimal {
+		t.Skip("forges a record in task storage, which the minimal object, loaded where the probes find no task storage " +
+			"in tracing programs, does not keep: its tid-keyed records are TestMinimalStaleRecordOfReusedTidIgnored's")
+	}
 	tid := fieldInt(t, do(t, p, "compute"), "tid")
 	read, _ := SyscallNr("read")
 	writeWord(t, m, tid, read, time.Minute)

@@ -18,6 +18,7 @@ import (
 // one that never sleeps (getppid in a loop, through user space between).
 func TestSampledAgesOnlyCallsThatNeverReturn(t *testing.T) {
 	privtest.Require(t)
+	requireSampled(t)
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)

@@ -31,8 +31,14 @@ func TestLoadVerifiesObjectOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.closeObjects()
-	if n := objectLoads.Load() - before; n != 1 {
-		t.Errorf("load() loaded the object %d times, want once (object %s, thread walk loaded: %v)", n, m.Object(), m.threadLoaded)
+	// Where the kernel refuses the full object (5.10), the probe-chosen
+	// load tries it first, by design, then loads the minimal one.
+	want := int64(1)
+	if m.Object() == ObjectMinimal && defaultFeatures != MinimalFeatures {
+		want = 2
+	}
+	if n := objectLoads.Load() - before; n != want {
+		t.Errorf("load() loaded the object %d times, want %d (object %s, thread walk loaded: %v)", n, want, m.Object(), m.threadLoaded)
 	}
 	if m.threadLoaded != threadWalkHere(t) {
 		t.Errorf("thread walk loaded: %v, want %v (kernel >= 6.8: %v, object %s)", m.threadLoaded, threadWalkHere(t), threadWalkKernel(t), m.Object())

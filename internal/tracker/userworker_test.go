@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"errors"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cilium/ebpf"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
@@ -42,7 +44,9 @@ func TestMemlockProbeLeaksNoZeroLimitToChildren(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for !stop.Load() {
-			if err := probeMemcgAccounting(); err != nil {
+			// Absent accounting (5.10) is a verdict too: the limit was
+			// lowered all the same.
+			if err := probeMemcgAccounting(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
 				t.Errorf("probeMemcgAccounting: %v", err)
 				return
 			}

@@ -17,6 +17,7 @@
 #include <linux/poll.h>
 #include <linux/percpu.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/uaccess.h>
@@ -52,6 +53,33 @@ static long faultmod_sleep_d(void)
 	finish_wait(&release_wq, &wait);
 	atomic_dec(&sleepers);
 	return 0;
+}
+
+/*
+ * faultmod_sleep_d's twin in TASK_KILLABLE: a fatal signal ends it. Kept a
+ * function of its own, each called once, so that both stay inlined into
+ * faultmod_ioctl, the frame the tests look for in a hung thread's stack.
+ */
+static long faultmod_sleep_killable(void)
+{
+	int gen = atomic_read(&release_gen);
+	long ret = 0;
+	DEFINE_WAIT(wait);
+
+	atomic_inc(&sleepers);
+	for (;;) {
+		prepare_to_wait(&release_wq, &wait, TASK_KILLABLE);
+		if (atomic_read(&release_gen) != gen)
+			break;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		schedule();
+	}
+	finish_wait(&release_wq, &wait);
+	atomic_dec(&sleepers);
+	return ret;
 }
 
 static long faultmod_spin(u32 __user *uarg)
@@ -220,6 +248,8 @@ static long faultmod_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 		return faultmod_release_task_storage(file->private_data);
 	case FAULTMOD_SLEEP_D:
 		return faultmod_sleep_d();
+	case FAULTMOD_SLEEP_KILLABLE:
+		return faultmod_sleep_killable();
 	case FAULTMOD_OOPS_MUTEX:
 		return faultmod_oops_mutex(arg);
 	case FAULTMOD_OOPS:

@@ -29,6 +29,8 @@ const (
 	IoctlSpin      = iocWrite<<30 | 4<<16 | IocMagic<<8 | 4 // _IOW(.., 4, __u32)
 	IoctlRelease   = IocMagic<<8 | 5
 	IoctlOops      = IocMagic<<8 | 8
+	// IoctlSleepKillable is _IO(.., 9): FAULTMOD_SLEEP_KILLABLE.
+	IoctlSleepKillable = IocMagic<<8 | 9
 
 	IoctlHoldTaskStorage    = iocWrite<<30 | storageHoldSize<<16 | IocMagic<<8 | 6 // _IOW(.., 6, struct faultmod_storage_hold)
 	IoctlReleaseTaskStorage = IocMagic<<8 | 7
@@ -80,6 +82,14 @@ func (d *Device) Fd() uintptr { return d.f.Fd() }
 // thread shows state D and SIGKILL does not end it.
 func (d *Device) SleepD() error {
 	_, err := d.Ioctl(IoctlSleepD, 0)
+	return err
+}
+
+// SleepKillable sleeps in TASK_KILLABLE until some caller's Release: the
+// thread shows state D, and SIGKILL ends it (the call then never returns
+// to the caller, which dies).
+func (d *Device) SleepKillable() error {
+	_, err := d.Ioctl(IoctlSleepKillable, 0)
 	return err
 }
 
@@ -137,7 +147,7 @@ func (d *Device) Poll(timeoutMs int) (n int, err error) {
 	return n, nil
 }
 
-// Release ends every SleepD and Spin in progress and returns how many
+// Release ends every SleepD, SleepKillable and Spin in progress and returns how many
 // threads were in SleepD.
 func (d *Device) Release() (sleepers int, err error) {
 	n, err := d.Ioctl(IoctlRelease, 0)

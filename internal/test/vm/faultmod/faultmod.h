@@ -27,7 +27,8 @@
 #define FAULTMOD_LOCK _IO(FAULTMOD_IOC_MAGIC, 3)
 /* Stay on the CPU in the kernel for *(__u32 *)arg seconds, or until FAULTMOD_RELEASE. */
 #define FAULTMOD_SPIN _IOW(FAULTMOD_IOC_MAGIC, 4, __u32)
-/* End every FAULTMOD_SLEEP_D and FAULTMOD_SPIN in progress; returns how many slept. */
+/* End every FAULTMOD_SLEEP_D, FAULTMOD_SLEEP_KILLABLE and FAULTMOD_SPIN in progress;
+ * returns how many slept. */
 #define FAULTMOD_RELEASE _IO(FAULTMOD_IOC_MAGIC, 5)
 
 /*
@@ -37,6 +38,13 @@
  * than once (a 32-bit caller's, say).
  */
 #define FAULTMOD_OOPS _IO(FAULTMOD_IOC_MAGIC, 8)
+
+/*
+ * Sleep in TASK_KILLABLE (state D) until FAULTMOD_RELEASE or a fatal
+ * signal, which ends it with -EINTR: the D that SIGKILL does end, as
+ * a vfork parent's or a page-cache read's.
+ */
+#define FAULTMOD_SLEEP_KILLABLE _IO(FAULTMOD_IOC_MAGIC, 9)
 
 /* Longest FAULTMOD_SPIN accepted: a day is longer than any test waits. */
 #define FAULTMOD_SPIN_MAX_SECONDS 86400

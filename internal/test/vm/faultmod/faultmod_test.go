@@ -18,6 +18,7 @@ func TestConstantsMatchHeader(t *testing.T) {
 	for name, want := range map[string]uint64{
 		"FAULTMOD_IOC_MAGIC":        IocMagic,
 		"FAULTMOD_SLEEP_D":          IoctlSleepD,
+		"FAULTMOD_SLEEP_KILLABLE":   IoctlSleepKillable,
 		"FAULTMOD_OOPS_MUTEX":       IoctlOopsMutex,
 		"FAULTMOD_OOPS_CONFIRM":     OopsConfirm,
 		"FAULTMOD_OOPS":             IoctlOops,

@@ -60,6 +60,31 @@ func TestSleepDIgnoresSIGKILL(t *testing.T) {
 	}
 }
 
+// A thread in FAULTMOD_SLEEP_KILLABLE is in D inside ioctl(2) as one in
+// FAULTMOD_SLEEP_D is, but SIGKILL ends it: the D that stallmon's kill
+// does end (TestKillableSleepIsKilled).
+func TestSleepKillableEndsOnSIGKILL(t *testing.T) {
+	requireVM(t)
+	openDevice(t) // its cleanup releases a sleeper left behind by a failure
+	c := startChild(t, "sleep-killable")
+	c.enter(t)
+
+	stat := waitFor(t, c, 10*time.Second, func(s procStat) bool { return s.state == 'D' })
+	if want := syscallLine(c.fd, faultmod.IoctlSleepKillable); !strings.HasPrefix(stat.syscall, want) {
+		t.Fatalf("child in D with /proc/PID/syscall %q, want prefix %q", stat.syscall, want)
+	}
+	if err := unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	if !c.exitedWithin(t, 10*time.Second) {
+		t.Fatalf("SIGKILL did not end a child in FAULTMOD_SLEEP_KILLABLE within 10s; state %c", readStat(t, c.pid).state)
+	}
+	err := c.cmd.Wait()
+	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child ended with %v, want killed by SIGKILL", err)
+	}
+}
+
 // A thread in FAULTMOD_SPIN stays runnable in the kernel: state R, its
 // system time grows while its user time does not, and the ioctl returns
 // after the requested seconds.

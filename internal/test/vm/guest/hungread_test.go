@@ -24,7 +24,10 @@ import (
 func TestHungFUSEReadIsKilled(t *testing.T) { hungFUSERead(t) }
 
 // The sampled tracker, with no syscall program, judges and kills alike.
-func TestSampledHungFUSEReadIsKilled(t *testing.T) { hungFUSERead(t, "--tracker", "sampled") }
+func TestSampledHungFUSEReadIsKilled(t *testing.T) {
+	requireSampled(t)
+	hungFUSERead(t, "--tracker", "sampled")
+}
 
 func hungFUSERead(t *testing.T, flags ...string) {
 	requireVM(t)

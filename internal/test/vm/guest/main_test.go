@@ -72,6 +72,8 @@ func runChild(what string) int {
 	switch what {
 	case "sleep-d":
 		err = d.SleepD()
+	case "sleep-killable":
+		err = d.SleepKillable()
 	case "spin":
 		err = d.Spin(spinSeconds)
 	case "spin-long":

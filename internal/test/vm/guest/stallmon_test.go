@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,7 +210,10 @@ func TestKernelSpinIsFlaggedOnCPU(t *testing.T) { kernelSpin(t) }
 
 // The sampled tracker sees the spin from the registers: preemption
 // points are involuntary switches, and no user time passes.
-func TestSampledKernelSpinIsFlaggedOnCPU(t *testing.T) { kernelSpin(t, "--tracker", "sampled") }
+func TestSampledKernelSpinIsFlaggedOnCPU(t *testing.T) {
+	requireSampled(t)
+	kernelSpin(t, "--tracker", "sampled")
+}
 
 func kernelSpin(t *testing.T, flags ...string) {
 	const budget, killAfter = 500 * time.Millisecond, 30 * time.Second
@@ -259,7 +263,10 @@ func TestUnkillableIsReported(t *testing.T) { unkillable(t, 0) }
 
 // The sampled tracker first sees the hang at the poll after it began:
 // one poll more to the last ALIVE.
-func TestSampledUnkillableIsReported(t *testing.T) { unkillable(t, poll, "--tracker", "sampled") }
+func TestSampledUnkillableIsReported(t *testing.T) {
+	requireSampled(t)
+	unkillable(t, poll, "--tracker", "sampled")
+}
 
 func unkillable(t *testing.T, late time.Duration, flags ...string) {
 	const budget, killAfter = 300 * time.Millisecond, time.Second
@@ -290,6 +297,54 @@ func unkillable(t *testing.T, late time.Duration, flags ...string) {
 		trackerNote(flags), budget, killAfter, toLastAlive.Round(time.Millisecond), s.hookAt.Sub(hang).Round(time.Millisecond), s.unkillable["proc_state"], s.unkillable["stack"])
 	if bound := budget + poll + interval + late; toLastAlive > bound {
 		t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval(+%v) = %v", toLastAlive, late, bound)
+	}
+}
+
+// A thread asleep in D that SIGKILL does end (TASK_KILLABLE, as a vfork
+// parent or a page-cache read waits): stallmon reports it in its killable
+// state, stops the heartbeat within budget+poll+interval, and at
+// kill_after the kill ends it: the process is gone and stallmon exits 3,
+// with no unkillable report.
+func TestKillableSleepIsKilled(t *testing.T) {
+	const budget, killAfter = 300 * time.Millisecond, 2 * time.Second
+	n := startNode(t, "sleep-killable:busy", "--budget", budget.String(), "--kill-after", killAfter.String(), "--kill-grace", "1s")
+	hang := n.child.enter(t)
+	// The scenario is real before stallmon is judged on it: the main
+	// thread is in D inside the ioctl.
+	waitFor(t, n.child, 10*time.Second, func(s procStat) bool {
+		return s.state == 'D' && strings.HasPrefix(s.syscall, syscallLine(n.child.fd, faultmod.IoctlSleepKillable))
+	})
+
+	stall := n.agent.Events.Next("stall", 30*time.Second)
+	wantFields(t, stall, map[string]any{"tid": n.child.pid, "syscall": "ioctl", "fd": n.child.fd, "state": "killable"})
+	stalled := n.cluster.WaitPacket("STALLED", 30*time.Second, func(p heartbeat.Packet) bool { return p.State == heartbeat.StateStalled })
+	hookAt := n.waitHook("vm stalled")
+	kill := n.agent.Events.Next("kill", 30*time.Second)
+	if el, _ := kill["elapsed_seconds"].(float64); el < killAfter.Seconds() {
+		t.Errorf("killed at elapsed %vs, before kill_after %v", el, killAfter)
+	}
+	if code := n.agent.Wait(t, 30*time.Second); code != exitKilled {
+		t.Fatalf("stallmon attach exited %d, want %d (killed)", code, exitKilled)
+	}
+	wantFields(t, n.agent.Events.Next("target_exited", time.Second), map[string]any{"signal": 9})
+	for _, ev := range n.agent.Events.Rest() {
+		if ev["msg"] == "unkillable" {
+			t.Errorf("a killable sleeper reported unkillable: %v", ev)
+		}
+	}
+	if !n.child.exitedWithin(t, 10*time.Second) {
+		t.Fatalf("child alive 10s after stallmon's kill; state %c", readStat(t, n.child.pid).state)
+	}
+	err := n.child.cmd.Wait()
+	if ws, ok := n.child.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child ended with %v, want killed by SIGKILL", err)
+	}
+	toLastAlive := n.cluster.LastAliveBefore(stalled).Sub(hang)
+	t.Logf(ResultPrefix+"killable D: budget %v, kill_after %v: stalled at %.2fs in state %v, hang->last ALIVE %v, hang->peer hook %v, killed at %.2fs",
+		budget, killAfter, stall["elapsed_seconds"], stall["state"], toLastAlive.Round(time.Millisecond),
+		hookAt.Sub(hang).Round(time.Millisecond), kill["elapsed_seconds"])
+	if bound := budget + poll + interval; toLastAlive > bound {
+		t.Errorf("last ALIVE %v after the hang, want <= budget+poll+interval = %v", toLastAlive, bound)
 	}
 }
 

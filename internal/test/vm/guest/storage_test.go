@@ -20,6 +20,15 @@ import (
 	"github.com/stallmon/stallmon/internal/tracker"
 )
 
+// requireTaskStorage skips where the tracker keeps no task storage: the
+// minimal object's records are a tid-keyed hash, whose full map takes the
+// same unrecorded path (internal/tracker's
+// TestMinimalFullRecordMapMakesThreadUnknown).
+func requireTaskStorage(t *testing.T) {
+	t.Helper()
+	requireProbed(t, "BPF task storage in tracing programs", "holding the lock of the tracker's task storage")
+}
+
 // victimCPU is where the victim runs and where faultmod holds the kernel's
 // task storage lock; the guest has two CPUs, so the agent and the tests
 // keep the other.
@@ -86,6 +95,7 @@ func (v *victim) line(t *testing.T) {
 // mark at its next recorded entry. The failures stay counted.
 func TestUnrecordedEntryMakesThreadUnknown(t *testing.T) {
 	requireVM(t)
+	requireTaskStorage(t)
 	d := openDevice(t)
 	v := startVictim(t)
 	mon, err := tracker.Attach(tracker.Process(v.pid), nil, tracker.Options{})
@@ -138,6 +148,7 @@ func TestUnrecordedEntryMakesThreadUnknown(t *testing.T) {
 // resumes after the victim's next recorded syscall entry.
 func TestUnrecordedThreadStopsHeartbeat(t *testing.T) {
 	requireVM(t)
+	requireTaskStorage(t)
 	bin := os.Getenv("STALLMON_BIN")
 	if bin == "" {
 		t.Fatal("STALLMON_BIN is not set: the VM's /init sets it when the initramfs has /bin/stallmon")
@@ -202,6 +213,7 @@ func TestUnrecordedThreadStopsHeartbeat(t *testing.T) {
 // file: what a test that dies leaves behind is released by its close.
 func TestTaskStorageHoldIsBounded(t *testing.T) {
 	requireVM(t)
+	requireTaskStorage(t)
 	d := openDevice(t)
 	if err := d.HoldTaskStorage(4096); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("hold on CPU 4096: %v, want EINVAL", err)
