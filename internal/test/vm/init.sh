@@ -4,7 +4,7 @@
 # marker lines; on x86 the guest's verdict also leaves through the
 # isa-debug-exit port as QEMU's exit code (arm64's virt machine has none:
 # the harness takes the "done" line's after a clean power-off).
-# vmtest_timeout and vmtest_run come from the kernel command line, which
+# vmtest_timeout, vmtest_run and vmtest_skip come from the kernel command line, which
 # hands unknown name=value words to init as environment variables.
 
 /bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp
@@ -49,7 +49,7 @@ for dir in /tests/*/; do
 	echo "stallmon-vm: run $name"
 	(cd "$dir" && STALLMON_REQUIRE_PRIVILEGED=1 STALLMON_IN_VM=1 \
 		"./$name.test" -test.v -test.count=1 -test.timeout="${vmtest_timeout:-5m}" \
-		${vmtest_run:+-test.run="$vmtest_run"} 2>&1)
+		${vmtest_run:+-test.run="$vmtest_run"} ${vmtest_skip:+-test.skip="$vmtest_skip"} 2>&1)
 	rc=$?
 	echo
 	echo "stallmon-vm: exit $name rc=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"

@@ -28,6 +28,7 @@ type kernelSource struct {
 type subset struct {
 	pkgs      []string       // packages whose test binaries go into the guest
 	run       string         // their -test.run pattern
+	skip      string         // their -test.skip pattern (VMTEST_RUN drops it)
 	scenarios []scenarioBoot // the scenario boots it makes
 	why       string         // what the lane leaves out, and why, for the log
 	// noFaultmod, when set, says why the lane builds no test module.

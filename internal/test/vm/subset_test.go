@@ -50,9 +50,14 @@ var arm64Subset = &subset{
 // naming bpf_task_pt_regs, and doctor's verdicts. No scenario boot: the
 // oops and the fences are 6.1's and 6.12's.
 var bullseyeSubset = &subset{
-	pkgs:      strings.Fields(defaultPkgs),
+	pkgs: strings.Fields(defaultPkgs),
+	// The tracker's 32-bit group (82 s of TCG here) runs on 6.1 and
+	// 6.12 and in the host's minimal pass; TestIA32SyscallsNamed still
+	// reads ia32 and x32 numbers with the minimal object on 5.10. Two
+	// lanes boot side by side, and this one is the longest of its pair.
+	skip:      "^Test32Bit",
 	scenarios: []scenarioBoot{refusedBoot},
-	why:       "every test of the guest suites; the refusal boot checks the sampled tracker's refusal and doctor",
+	why:       "every test of the guest suites but the tracker's 32-bit group; the refusal boot checks the sampled tracker's refusal and doctor",
 }
 
 // arm64MinimalSubset is the arm64 lane's main boot on Linux 5.10, where
