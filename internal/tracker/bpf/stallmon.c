@@ -253,21 +253,22 @@ static __always_inline long visit_task(struct seq_file *seq, struct task_struct 
 	__u64 switches = 0;
 	if (copy && !asleep_by_design(rec->state))
 		copy = NULL;
-	if (copy) {
-		if (regs_seen_valid(copy, task)) {
-			rec->regs_nr = copy->nr;
-			rec->regs_abi = copy->abi;
-			if (is_quiet(rec, worker, false) == QUIET) {
-				regs_seen_reused++;
-				count_quiet(rec);
-				return 0;
-			}
-			rec->regs_nr = -1;
-			rec->regs_abi = 0;
+	if (copy && regs_seen_valid(copy, task)) {
+		rec->regs_nr = copy->nr;
+		rec->regs_abi = copy->abi;
+		if (is_quiet(rec, worker, false) == QUIET) {
+			regs_seen_reused++;
+			count_quiet(rec);
+			return 0;
 		}
-		if (!regs_seen_begin(copy, task, &switches))
-			copy = NULL;
+		// Read afresh (the fds, or a word the copy belies); the copy
+		// still holds, so it is not written again.
+		rec->regs_nr = -1;
+		rec->regs_abi = 0;
+		copy = NULL;
 	}
+	if (copy && !regs_seen_begin(copy, task, &switches))
+		copy = NULL;
 #endif
 	struct pt_regs *regs = task_regs(task);
 	bool in_regs = regs && regs_in_syscall(regs);
