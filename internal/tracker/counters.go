@@ -35,6 +35,10 @@ type Counters struct {
 	// buffer, taken again per visit.
 	ThreadWalk    bool
 	WalkOverflows uint64
+	// RegsReused counts threads the thread walk left out as quiet on a
+	// copy of their saved registers, made while they slept and still
+	// theirs: they had not run since (bpf/regsseen.h).
+	RegsReused uint64
 	// DiedInSyscall counts threads the kernel killed inside a syscall
 	// (see Death): any of them means the kernel oopsed on the target.
 	DiedInSyscall uint64
@@ -79,6 +83,9 @@ func (m *Tracker) Counters() (Counters, error) {
 	c.WalkOverflows = m.walkOverflows.Load()
 	if err := m.objs.WalkVisits.Get(&c.TasksVisited); err != nil {
 		return Counters{}, fmt.Errorf("reading the tasks visited: %w", err)
+	}
+	if err := m.objs.RegsSeenReused.Get(&c.RegsReused); err != nil {
+		return Counters{}, fmt.Errorf("reading the registers reused: %w", err)
 	}
 	if err := m.objs.DeathsTotal.Get(&c.DiedInSyscall); err != nil {
 		return Counters{}, fmt.Errorf("reading death count: %w", err)

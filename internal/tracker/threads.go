@@ -23,7 +23,9 @@ import (
 // which looks every thread up by pid and enters the program once per
 // thread. At 10,000 threads the per-visit walk costs about 1 us a thread
 // with cold caches, mostly misses on each thread's pid; the thread walk
-// measured a third of that (one loaded run, not yet a make bench row).
+// measured a third of that (one loaded run, not yet a make bench row),
+// and a quarter to a third less again once quiet threads that had not run
+// were left out on a copy of their registers (bpf/regsseen.h).
 //
 // Its output must fit the kernel's seq buffer (PAGE_SIZE << 3), about 97
 // records with 4 KiB pages, since it writes them all in one visit: a

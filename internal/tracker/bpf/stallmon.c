@@ -29,6 +29,7 @@
 #include "vfork.h"
 #include "waitsite.h"
 #include "threaditer.h"
+#include "regsseen.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -196,8 +197,11 @@ int member_move(struct bpf_raw_tracepoint_args *ctx)
 
 // visit_task writes the record of task, a thread the walk reached, unless
 // it is not the scope's or is quiet. Both walks share it: the kernel's
-// per-visit walk (snapshot) and the open-coded one (snapshot_threads).
-static __always_inline long visit_task(struct seq_file *seq, struct task_struct *task, struct thread_rec *rec)
+// per-visit walk (snapshot) and the open-coded one (snapshot_threads),
+// which alone keeps a copy of a sleeping thread's registers (seen, a
+// constant: regsseen.h).
+static __always_inline long visit_task(struct seq_file *seq, struct task_struct *task, struct thread_rec *rec,
+				       bool seen)
 {
 	// Each link walks one process where the kernel can filter by pid
 	// (>= 6.1): the target, or each process of a tree or cgroup in turn.
@@ -239,6 +243,33 @@ static __always_inline long visit_task(struct seq_file *seq, struct task_struct 
 	rec->regs_nr = -1;
 	rec->fds[0].fd = -1;
 	rec->fds[1].fd = -1;
+	bool worker = rec->flags & worker_flags;
+#ifndef STALLMON_MINIMAL
+	// A copy of the registers of a thread that has not run since it was
+	// made may leave the thread out, never list it.
+	// Every thread takes a slot, in the order of its thread list, which
+	// only exits reorder.
+	struct regs_seen *copy = seen && quiet_on ? regs_seen_slot(quiet_pass) : NULL;
+	__u64 switches = 0;
+	if (copy && !asleep_by_design(rec->state))
+		copy = NULL;
+	if (copy && regs_seen_valid(copy, task)) {
+		rec->regs_nr = copy->nr;
+		rec->regs_abi = copy->abi;
+		if (is_quiet(rec, worker, false) == QUIET) {
+			regs_seen_reused++;
+			count_quiet(rec);
+			return 0;
+		}
+		// Read afresh (the fds, or a word the copy belies); the copy
+		// still holds, so it is not written again.
+		rec->regs_nr = -1;
+		rec->regs_abi = 0;
+		copy = NULL;
+	}
+	if (copy && !regs_seen_begin(copy, task, &switches))
+		copy = NULL;
+#endif
 	struct pt_regs *regs = task_regs(task);
 	bool in_regs = regs && regs_in_syscall(regs);
 	// Without a word, a tracked thread's registers count only while their
@@ -249,7 +280,10 @@ static __always_inline long visit_task(struct seq_file *seq, struct task_struct 
 		rec->regs_nr = regs_nr(regs);
 		rec->regs_abi = task_abi(task, rec->regs_nr);
 	}
-	bool worker = rec->flags & worker_flags;
+#ifndef STALLMON_MINIMAL
+	if (copy)
+		regs_seen_fill(copy, task, switches, rec->regs_nr, rec->regs_abi);
+#endif
 	if (quiet_on && is_quiet(rec, worker, false) == QUIET) {
 		count_quiet(rec);
 		return 0;
@@ -299,7 +333,7 @@ int snapshot(struct bpf_iter__task *ctx)
 {
 	struct thread_rec rec = {};
 
-	visit_task(ctx->meta->seq, ctx->task, &rec);
+	visit_task(ctx->meta->seq, ctx->task, &rec, false);
 	return 0;
 }
 
@@ -315,7 +349,7 @@ __noinline long visit_thread(struct seq_file *seq __arg_trusted, struct task_str
 	if (!rec)
 		return 0;
 	__builtin_memset(rec, 0, sizeof(*rec));
-	return visit_task(seq, task, rec);
+	return visit_task(seq, task, rec, true);
 }
 
 // snapshot_threads walks, in one visit of its process's leader (a link

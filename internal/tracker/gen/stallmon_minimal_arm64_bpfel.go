@@ -71,6 +71,15 @@ type StallmonMinimalQuietCount struct {
 	Oldest  uint64
 }
 
+type StallmonMinimalRegsSeen struct {
+	_         structs.HostLayout
+	Task      uint64
+	StartTime uint64
+	Switches  uint64
+	Nr        int32
+	Abi       uint32
+}
+
 type StallmonMinimalThreadRec struct {
 	_         structs.HostLayout
 	Tid       uint32
@@ -153,6 +162,7 @@ const (
 	StallmonMinimalMapDeaths                = "deaths"
 	StallmonMinimalMapInflight              = "inflight"
 	StallmonMinimalMapJoined                = "joined"
+	StallmonMinimalMapRegsSeen              = "regs_seen"
 	StallmonMinimalMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonMinimalMapThreadScratch         = "thread_scratch"
 	StallmonMinimalMapTree                  = "tree"
@@ -184,6 +194,10 @@ const (
 	StallmonMinimalVarQuietThreads          = "quiet_threads"
 	StallmonMinimalVarQuietThreadsPass      = "quiet_threads_pass"
 	StallmonMinimalVarRegsOffset            = "regs_offset"
+	StallmonMinimalVarRegsSeenFence         = "regs_seen_fence"
+	StallmonMinimalVarRegsSeenNext          = "regs_seen_next"
+	StallmonMinimalVarRegsSeenPass          = "regs_seen_pass"
+	StallmonMinimalVarRegsSeenReused        = "regs_seen_reused"
 	StallmonMinimalVarTakeWaitSites         = "take_wait_sites"
 	StallmonMinimalVarTargetCgroup          = "target_cgroup"
 	StallmonMinimalVarTargetCgroupLevel     = "target_cgroup_level"
@@ -270,6 +284,7 @@ type StallmonMinimalMapSpecs struct {
 	Deaths                *ebpf.MapSpec `ebpf:"deaths"`
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
 	Joined                *ebpf.MapSpec `ebpf:"joined"`
+	RegsSeen              *ebpf.MapSpec `ebpf:"regs_seen"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 	ThreadScratch         *ebpf.MapSpec `ebpf:"thread_scratch"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
@@ -299,6 +314,10 @@ type StallmonMinimalVariableSpecs struct {
 	QuietThreads         *ebpf.VariableSpec `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
 	RegsOffset           *ebpf.VariableSpec `ebpf:"regs_offset"`
+	RegsSeenFence        *ebpf.VariableSpec `ebpf:"regs_seen_fence"`
+	RegsSeenNext         *ebpf.VariableSpec `ebpf:"regs_seen_next"`
+	RegsSeenPass         *ebpf.VariableSpec `ebpf:"regs_seen_pass"`
+	RegsSeenReused       *ebpf.VariableSpec `ebpf:"regs_seen_reused"`
 	TakeWaitSites        *ebpf.VariableSpec `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.VariableSpec `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
@@ -349,6 +368,7 @@ type StallmonMinimalMaps struct {
 	Deaths                *ebpf.Map `ebpf:"deaths"`
 	Inflight              *ebpf.Map `ebpf:"inflight"`
 	Joined                *ebpf.Map `ebpf:"joined"`
+	RegsSeen              *ebpf.Map `ebpf:"regs_seen"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 	ThreadScratch         *ebpf.Map `ebpf:"thread_scratch"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
@@ -363,6 +383,7 @@ func (m *StallmonMinimalMaps) Close() error {
 		m.Deaths,
 		m.Inflight,
 		m.Joined,
+		m.RegsSeen,
 		m.SyscallLatencySeconds,
 		m.ThreadScratch,
 		m.Tree,
@@ -393,6 +414,10 @@ type StallmonMinimalVariables struct {
 	QuietThreads         *ebpf.Variable `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.Variable `ebpf:"quiet_threads_pass"`
 	RegsOffset           *ebpf.Variable `ebpf:"regs_offset"`
+	RegsSeenFence        *ebpf.Variable `ebpf:"regs_seen_fence"`
+	RegsSeenNext         *ebpf.Variable `ebpf:"regs_seen_next"`
+	RegsSeenPass         *ebpf.Variable `ebpf:"regs_seen_pass"`
+	RegsSeenReused       *ebpf.Variable `ebpf:"regs_seen_reused"`
 	TakeWaitSites        *ebpf.Variable `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.Variable `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.Variable `ebpf:"target_cgroup_level"`

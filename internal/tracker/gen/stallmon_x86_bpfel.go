@@ -120,6 +120,15 @@ const (
 	StallmonQuietSetQUIET_NR     StallmonQuietSet = 512
 )
 
+type StallmonRegsSeen struct {
+	_         structs.HostLayout
+	Task      uint64
+	StartTime uint64
+	Switches  uint64
+	Nr        int32
+	Abi       uint32
+}
+
 type StallmonSignalFlagBits uint32
 
 const (
@@ -240,6 +249,7 @@ const (
 	StallmonMapDeaths                = "deaths"
 	StallmonMapInflight              = "inflight"
 	StallmonMapJoined                = "joined"
+	StallmonMapRegsSeen              = "regs_seen"
 	StallmonMapSyscallLatencySeconds = "syscall_latency_seconds"
 	StallmonMapThreadScratch         = "thread_scratch"
 	StallmonMapTree                  = "tree"
@@ -270,6 +280,10 @@ const (
 	StallmonVarQuietPass             = "quiet_pass"
 	StallmonVarQuietThreads          = "quiet_threads"
 	StallmonVarQuietThreadsPass      = "quiet_threads_pass"
+	StallmonVarRegsSeenFence         = "regs_seen_fence"
+	StallmonVarRegsSeenNext          = "regs_seen_next"
+	StallmonVarRegsSeenPass          = "regs_seen_pass"
+	StallmonVarRegsSeenReused        = "regs_seen_reused"
 	StallmonVarTakeWaitSites         = "take_wait_sites"
 	StallmonVarTargetCgroup          = "target_cgroup"
 	StallmonVarTargetCgroupLevel     = "target_cgroup_level"
@@ -356,6 +370,7 @@ type StallmonMapSpecs struct {
 	Deaths                *ebpf.MapSpec `ebpf:"deaths"`
 	Inflight              *ebpf.MapSpec `ebpf:"inflight"`
 	Joined                *ebpf.MapSpec `ebpf:"joined"`
+	RegsSeen              *ebpf.MapSpec `ebpf:"regs_seen"`
 	SyscallLatencySeconds *ebpf.MapSpec `ebpf:"syscall_latency_seconds"`
 	ThreadScratch         *ebpf.MapSpec `ebpf:"thread_scratch"`
 	Tree                  *ebpf.MapSpec `ebpf:"tree"`
@@ -384,6 +399,10 @@ type StallmonVariableSpecs struct {
 	QuietPass            *ebpf.VariableSpec `ebpf:"quiet_pass"`
 	QuietThreads         *ebpf.VariableSpec `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.VariableSpec `ebpf:"quiet_threads_pass"`
+	RegsSeenFence        *ebpf.VariableSpec `ebpf:"regs_seen_fence"`
+	RegsSeenNext         *ebpf.VariableSpec `ebpf:"regs_seen_next"`
+	RegsSeenPass         *ebpf.VariableSpec `ebpf:"regs_seen_pass"`
+	RegsSeenReused       *ebpf.VariableSpec `ebpf:"regs_seen_reused"`
 	TakeWaitSites        *ebpf.VariableSpec `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.VariableSpec `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.VariableSpec `ebpf:"target_cgroup_level"`
@@ -434,6 +453,7 @@ type StallmonMaps struct {
 	Deaths                *ebpf.Map `ebpf:"deaths"`
 	Inflight              *ebpf.Map `ebpf:"inflight"`
 	Joined                *ebpf.Map `ebpf:"joined"`
+	RegsSeen              *ebpf.Map `ebpf:"regs_seen"`
 	SyscallLatencySeconds *ebpf.Map `ebpf:"syscall_latency_seconds"`
 	ThreadScratch         *ebpf.Map `ebpf:"thread_scratch"`
 	Tree                  *ebpf.Map `ebpf:"tree"`
@@ -448,6 +468,7 @@ func (m *StallmonMaps) Close() error {
 		m.Deaths,
 		m.Inflight,
 		m.Joined,
+		m.RegsSeen,
 		m.SyscallLatencySeconds,
 		m.ThreadScratch,
 		m.Tree,
@@ -477,6 +498,10 @@ type StallmonVariables struct {
 	QuietPass            *ebpf.Variable `ebpf:"quiet_pass"`
 	QuietThreads         *ebpf.Variable `ebpf:"quiet_threads"`
 	QuietThreadsPass     *ebpf.Variable `ebpf:"quiet_threads_pass"`
+	RegsSeenFence        *ebpf.Variable `ebpf:"regs_seen_fence"`
+	RegsSeenNext         *ebpf.Variable `ebpf:"regs_seen_next"`
+	RegsSeenPass         *ebpf.Variable `ebpf:"regs_seen_pass"`
+	RegsSeenReused       *ebpf.Variable `ebpf:"regs_seen_reused"`
 	TakeWaitSites        *ebpf.Variable `ebpf:"take_wait_sites"`
 	TargetCgroup         *ebpf.Variable `ebpf:"target_cgroup"`
 	TargetCgroupLevel    *ebpf.Variable `ebpf:"target_cgroup_level"`
