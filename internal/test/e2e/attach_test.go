@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stallmon/stallmon/internal/testutil/harness"
 	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
@@ -56,17 +54,9 @@ func TestAttachReportsStall(t *testing.T) {
 	privtest.Require(t)
 	const budget, poll = 300 * time.Millisecond, 100 * time.Millisecond
 	p := startWorkload(t)
-	cmd := exec.Command(stallmonBin, "attach", "--pid", strconv.Itoa(p.PID),
+	agent := startStallmon(t, "attach", "--pid", strconv.Itoa(p.PID),
 		"--budget", budget.String(), "--poll-interval", poll.String(), "--log-format", "json", "--late-return", "resume")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	ev := harness.NewEventStream(t, out)
+	ev := agent.Events
 	ev.Next("attached", 10*time.Second)
 
 	r, err := p.Do("uffd-hang")
@@ -102,7 +92,7 @@ func TestAttachReportsStall(t *testing.T) {
 	if exited["exit_code"] != float64(5) {
 		t.Fatalf("target_exited = %v, want exit_code 5", exited)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("stallmon did not exit 0 after its target: %v", err)
+	if code := agent.Wait(t, 10*time.Second); code != exitOK {
+		t.Fatalf("stallmon exited %d after its target, want %d", code, exitOK)
 	}
 }

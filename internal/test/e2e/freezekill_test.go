@@ -55,8 +55,8 @@ func TestHungServiceKilledWithoutCgroupKill(t *testing.T) {
 		if err := sub.Add(hung.PID); err != nil {
 			t.Fatal(err)
 		}
-		agent := harness.Start(t, bin, withTracker([]string{"attach", "--cgroup", cg.Path, "--no-heartbeat", "--log-format", "json",
-			"--metrics-addr", "", "--budget", budget.String(), "--kill-after", killAfter.String(), "--poll-interval", "100ms"})...)
+		agent := startAgent(t, bin, []string{"attach", "--cgroup", cg.Path, "--no-heartbeat", "--log-format", "json",
+			"--metrics-addr", "", "--budget", budget.String(), "--kill-after", killAfter.String(), "--poll-interval", "100ms"}...)
 		agent.Events.Next("attached", 10*time.Second)
 		r, err := hung.Do("uffd-hang")
 		if err != nil {
@@ -83,9 +83,9 @@ func TestHungServiceKilledWithoutCgroupKill(t *testing.T) {
 		bgFile := filepath.Join(t.TempDir(), "bg")
 		// The service leaves a child in the background, then hangs in a
 		// read of the FUSE file: both must die.
-		agent := harness.Start(t, bin, withTracker([]string{"run", "--log-format", "json", "--metrics-addr", "", "--no-heartbeat",
+		agent := startAgent(t, bin, []string{"run", "--log-format", "json", "--metrics-addr", "", "--no-heartbeat",
 			"--node-id", "svc", "--budget", "300ms", "--kill-after", "1s", "--",
-			"sh", "-c", `sleep 600 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; exec cat "$2"`, "sh", bgFile, fs.File})...)
+			"sh", "-c", `sleep 600 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; exec cat "$2"`, "sh", bgFile, fs.File}...)
 		started := agent.Events.Next("service_started", 10*time.Second)
 		waitFile(t, bgFile, "the service's background child")
 		b, err := os.ReadFile(bgFile)

@@ -18,6 +18,13 @@ type EventStream struct {
 // NewEventStream decodes r until EOF; a line that is not one JSON object
 // fails the test.
 func NewEventStream(t testing.TB, r io.Reader) *EventStream {
+	return newEventStream(t, r, nil)
+}
+
+// newEventStream is NewEventStream with check run on every event as it is
+// decoded, whether or not the test ever waits for it; its error fails the
+// test.
+func newEventStream(t testing.TB, r io.Reader, check func(ev map[string]any) error) *EventStream {
 	es := &EventStream{t: t, ch: make(chan map[string]any, 1024)}
 	go func() {
 		defer close(es.ch)
@@ -28,6 +35,11 @@ func NewEventStream(t testing.TB, r io.Reader) *EventStream {
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				t.Errorf("event is not one JSON object per line: %q: %v", sc.Text(), err)
 				continue
+			}
+			if check != nil {
+				if err := check(ev); err != nil {
+					t.Errorf("event %v: %v", ev, err)
+				}
 			}
 			es.ch <- ev
 		}

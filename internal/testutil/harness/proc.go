@@ -20,7 +20,16 @@ type Proc struct {
 // the test fails.
 func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
-	return start(t, false, bin, args)
+	return start(t, false, nil, bin, args)
+}
+
+// StartChecked is Start with check run on every event the process logs,
+// as it is read, even one the test never waits for: a pass of the suite
+// with other flags asserts with it that the flags took effect. check's
+// error fails the test.
+func StartChecked(t testing.TB, check func(ev map[string]any) error, bin string, args ...string) *Proc {
+	t.Helper()
+	return start(t, false, check, bin, args)
 }
 
 // StartLogging is Start for a subcommand that writes its JSON log to
@@ -28,10 +37,10 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 // metrics_listening, come on Events too.
 func StartLogging(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
-	return start(t, true, bin, args)
+	return start(t, true, nil, bin, args)
 }
 
-func start(t testing.TB, logEvents bool, bin string, args []string) *Proc {
+func start(t testing.TB, logEvents bool, check func(map[string]any) error, bin string, args []string) *Proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
@@ -47,7 +56,7 @@ func start(t testing.TB, logEvents bool, bin string, args []string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	sp := &Proc{Cmd: cmd, Events: NewEventStream(t, out), done: make(chan struct{})}
+	sp := &Proc{Cmd: cmd, Events: newEventStream(t, out, check), done: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		sp.code = cmd.ProcessState.ExitCode()
