@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/stallmon/stallmon/internal/testutil/privtest"
 )
 
 // A thread that reads big buffers in a loop spends all but a few
@@ -19,7 +17,7 @@ import (
 // The sampled tracker must start each read anew, told apart by the
 // thread's count of read and write calls.
 func TestSampledTellsApartBigReadsWithoutUserTime(t *testing.T) {
-	privtest.Require(t)
+	requireSampled(t)
 	zero, err := os.Open("/dev/zero")
 	if err != nil {
 		t.Fatal(err)
