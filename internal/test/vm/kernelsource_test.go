@@ -26,9 +26,11 @@ type kernelSource struct {
 
 // subset is a lane's selection of the guest suites and scenario boots.
 type subset struct {
-	pkgs      []string       // packages whose test binaries go into the guest
-	run       string         // their -test.run pattern
-	skip      string         // their -test.skip pattern (VMTEST_RUN drops it)
+	pkgs []string // packages whose test binaries go into the guest
+	run  string   // their -test.run pattern
+	// skip is their -test.skip pattern beside other lanes: a lane
+	// booted alone runs everything, and VMTEST_RUN drops it.
+	skip      string
 	scenarios []scenarioBoot // the scenario boots it makes
 	why       string         // what the lane leaves out, and why, for the log
 	// noFaultmod, when set, says why the lane builds no test module.

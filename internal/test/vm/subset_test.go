@@ -54,10 +54,11 @@ var bullseyeSubset = &subset{
 	// The tracker's 32-bit group (82 s of TCG here) runs on 6.1 and
 	// 6.12 and in the host's minimal pass; TestIA32SyscallsNamed still
 	// reads ia32 and x32 numbers with the minimal object on 5.10. Two
-	// lanes boot side by side, and this one is the longest of its pair.
+	// lanes boot side by side, and this one is the longest of its pair;
+	// booted alone (VMTEST_KERNELS=bullseye-security) it runs them too.
 	skip:      "^Test32Bit",
 	scenarios: []scenarioBoot{refusedBoot},
-	why:       "every test of the guest suites but the tracker's 32-bit group; the refusal boot checks the sampled tracker's refusal and doctor",
+	why:       "every test of the guest suites (beside other lanes, but the tracker's 32-bit group); the refusal boot checks the sampled tracker's refusal and doctor",
 }
 
 // arm64MinimalSubset is the arm64 lane's main boot on Linux 5.10, where
