@@ -67,12 +67,19 @@ __u64 regs_seen_reused = 0;
 
 // order_loads keeps the loads before it before the loads after it, where
 // the CPU may reorder loads (arm64): a BPF atomic that fetches is fully
-// ordered. x86 never reorders loads with loads.
+// ordered, and it fetches only if its result is used: unused, clang
+// emits a plain atomic or, which the arm64 JIT makes relaxed (stset),
+// ordering nothing (TestRegsFenceFetchesOnArm64). x86 never reorders
+// loads with loads; the compiler must not either. The minimal object
+// never keeps a copy, and its arm64 kernels (5.10) have no fetching
+// atomics.
 static __always_inline void order_loads(void)
 {
-#if defined(__TARGET_ARCH_arm64)
-	__sync_fetch_and_add(&regs_seen_fence, 0);
+#if defined(__TARGET_ARCH_arm64) && !defined(STALLMON_MINIMAL)
+	__u32 old = __sync_fetch_and_add(&regs_seen_fence, 0);
+	barrier_var(old);
 #endif
+	asm volatile("" ::: "memory");
 }
 
 // switch_count moves each time t leaves a CPU (__schedule), before its
