@@ -154,8 +154,9 @@ demo:
 # names (getppid, services, sendto, poll, snapshot, listeners, latency,
 # soak, minimal): `make bench BENCH_PARTS=services` gives a table of the
 # service rows alone, the goals it has no rows for saying "not measured";
-# BENCH_PARTS=minimal the fallback set's rows (docs/kernels.md, 2m06s to
-# 3m39s here on a busy machine).
+# BENCH_PARTS=minimal the fallback set's rows (docs/kernels.md);
+# BENCH_PARTS='minimal|poll' took 6m14s on a quiet machine
+# (internal/test/bench/results-poll-minimal.md).
 BENCH_BASELINE     ?=
 BENCH_BASELINE_PKG ?= ./cmd/stallmon
 BENCH_BASELINE_BIN := bin/stallmon-baseline

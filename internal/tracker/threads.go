@@ -22,10 +22,10 @@ import (
 // that reads the thread list itself, instead of the iterator's walk,
 // which looks every thread up by pid and enters the program once per
 // thread. At 10,000 threads the per-visit walk costs about 1 us a thread
-// with cold caches, mostly misses on each thread's pid; the thread walk
-// measured a third of that (one loaded run, not yet a make bench row),
-// and a quarter to a third less again once quiet threads that had not run
-// were left out on a copy of their registers (bpf/regsseen.h).
+// with cold caches, mostly misses on each thread's pid; the thread walk,
+// with quiet threads that have not run left out on a copy of their
+// registers (bpf/regsseen.h), a poll of 3 to 5 ms (docs/benchmarks.md,
+// the poll rows since the thread walk).
 //
 // Its output must fit the kernel's seq buffer (PAGE_SIZE << 3), about 97
 // records with 4 KiB pages, since it writes them all in one visit: a

@@ -30,6 +30,11 @@ func TestBenchmarksDocQuotesServiceResults(t *testing.T) {
 	}
 }
 
+// And a run of the poll-cost and fallback rows, since the thread walk.
+func TestBenchmarksDocQuotesPollResults(t *testing.T) {
+	checkQuoted(t, "results-poll-minimal.md", "Settings (full run, parts: poll, minimal)")
+}
+
 // checkQuoted wants docs/benchmarks.md to quote the table in file (of
 // this directory) as make bench wrote it, between markers naming it, and
 // the table to be a full-size run's (settings) with every row measured.
