@@ -99,40 +99,16 @@ func Prebuild(dir string, p Program) (string, error) {
 	return path, os.Rename(filepath.Join(tmp, p.Name), path)
 }
 
-// NoneBuiltAhead reports whether PrebuiltEnv names a directory that holds
-// no program at all: the guest of an amd64 subset lane of make vmtest
-// booted alone (VMTEST_KERNELS=bullseye-security), whose initramfs
-// internal/test/vm's buildGuest fills with its packages' test binaries
-// only. Booted with the other amd64 lanes, it shares their guest, which
-// has every program of InVMs; a full lane that failed to build one fails
-// on the host.
-func NoneBuiltAhead() bool {
-	dir := os.Getenv(PrebuiltEnv)
-	if dir == "" {
-		return false
-	}
-	entries, err := os.ReadDir(dir)
-	return err == nil && len(entries) == 0
-}
-
-const noneBuiltAheadWhy = "this guest carries no C programs built ahead: an amd64 subset lane booted alone " +
-	"(make vmtest's amd64 lanes booted together share a guest that has them)"
-
 // Build compiles name.c with gcc and cflags into t.TempDir() and returns
 // the binary's path. Without gcc, or without the 32-bit libraries when
 // cflags hold -m32 or -mx32, it skips t (fails it when privtest.StrictEnv=1); a
 // program that does not compile fails t. Where PrebuiltEnv is set, it
-// returns the program built ahead there instead, and fails t if it is not,
-// unless none was (NoneBuiltAhead): then it skips t.
+// returns the program built ahead there instead, and fails t if it is not.
 func Build(t testing.TB, name string, cflags ...string) string {
 	t.Helper()
 	if dir := os.Getenv(PrebuiltEnv); dir != "" {
 		path := filepath.Join(dir, Program{name, cflags}.FileName())
 		if _, err := os.Stat(path); err != nil {
-			if NoneBuiltAhead() {
-				t.Skipf("ctarget: %s: %s", path, noneBuiltAheadWhy)
-				return ""
-			}
 			t.Fatalf("ctarget: %s was not built ahead (add it to ctarget.InVMs): %v", path, err)
 		}
 		return path
