@@ -74,9 +74,9 @@ const (
 	// the syscall from each thread's saved registers, and a thread that
 	// has neither slept, run in user space nor made a read or write call
 	// since the previous snapshot is taken to be in the same syscall
-	// since then. Entry times are known
-	// to within one poll; a syscall that wakes up inside itself (a retry
-	// loop) starts anew each time it does; no latency histogram.
+	// since then. Entry times are known to within one poll; a syscall
+	// that wakes up inside itself (a retry loop) starts anew each time it
+	// does; no latency histogram.
 	Sampled Kind = "sampled"
 )
 
